@@ -2,7 +2,6 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     // Docker and simulator tests start real processes and containers; a 2-core machine needs slack.
     testTimeout: 60_000,
     hookTimeout: 180_000,

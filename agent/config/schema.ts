@@ -1,0 +1,141 @@
+import { z } from "zod";
+
+/**
+ * The agent's one config file (`/etc/felhom-guest/agent.yaml`), as written by the operator. Keys are
+ * snake_case; unknown keys are errors (a typo must not silently fall back to a default). Secrets are never
+ * inline: only paths to 0600 files.
+ */
+
+const positiveSeconds = z.number().positive().max(86_400);
+
+const tlsSchema = z
+  .object({
+    /** SHA-256 of the node certificate, as `pvenode cert info` prints it (AB:CD:…). */
+    fingerprint: z
+      .string()
+      .regex(
+        /^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$/,
+        "must be 32 colon-separated hex bytes, as `pvenode cert info` prints",
+      ),
+    /** The cluster CA (`/etc/pve/pve-root-ca.pem`); the URL's host must be in the node certificate's SAN. */
+    ca_file: z.string().min(1),
+    /** Accept any certificate. Logged loudly on every start. */
+    insecure: z.literal(true),
+  })
+  .partial()
+  .strict()
+  .refine((t) => [t.fingerprint, t.ca_file, t.insecure].filter((v) => v !== undefined).length === 1, {
+    message: "set exactly one of fingerprint, ca_file or insecure",
+  });
+
+const retentionSchema = z
+  .object({
+    keep_last: z.number().int().min(0),
+    keep_hourly: z.number().int().min(0),
+    keep_daily: z.number().int().min(0),
+    keep_weekly: z.number().int().min(0),
+    keep_monthly: z.number().int().min(0),
+    keep_yearly: z.number().int().min(0),
+  })
+  .partial()
+  .strict()
+  .refine((r) => Object.values(r).some((v) => v !== undefined && v > 0), {
+    message:
+      "give at least one keep_* greater than 0 (all zero would mean keep everything; omit retention for that)",
+  });
+
+export const configSchema = z
+  .object({
+    pve: z
+      .object({
+        /** e.g. https://192.0.2.10:8006 — the node's API, reached from inside the guest. */
+        url: z.url({ protocol: /^https$/, error: "must be an https:// URL, e.g. https://192.0.2.10:8006" }),
+        /** The token id, `user@realm!tokenid`. */
+        token_id: z
+          .string()
+          .regex(
+            /^[^@\s!]+@[A-Za-z][A-Za-z0-9.\-_]+![A-Za-z][A-Za-z0-9.\-_]+$/,
+            "must look like agent-101@pve!backup",
+          ),
+        token_secret_file: z.string().min(1),
+        tls: tlsSchema,
+        /** Normally discovered from what the token can see; set only to cross-check. */
+        vmid: z.number().int().min(100).max(999_999_999).optional(),
+        request_timeout_seconds: positiveSeconds.default(30),
+      })
+      .strict(),
+    backup: z
+      .object({
+        storage: z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i, "must be a PVE storage id"),
+        mode: z.enum(["snapshot", "stop"]).default("snapshot"),
+        /**
+         * How long the stacks may stay quiesced waiting for the storage snapshot. When it passes, they are
+         * resumed anyway and the backup finishes crash-consistent (and says so).
+         */
+        max_downtime_seconds: positiveSeconds.default(300),
+        /** vzdump's `lockwait` in minutes: how long to queue behind another guest's backup while quiesced. */
+        lockwait_minutes: z.number().int().min(0).max(10).default(1),
+        /** When the node's vzdump lock is busy: attempts and the base delay between them (with jitter). */
+        busy_retry: z
+          .object({
+            attempts: z.number().int().min(1).max(20).default(4),
+            delay_seconds: positiveSeconds.default(300),
+          })
+          .strict()
+          .prefault({}),
+        retention: retentionSchema.optional(),
+        protected: z.boolean().default(false),
+      })
+      .strict(),
+    schedule: z
+      .object({
+        /** A node-cron expression (5 or 6 fields), in the guest's local time unless `timezone` is set. */
+        cron: z.string().min(1),
+        timezone: z.string().optional(),
+        /** A random delay added to each run, so thousands of guests do not hit one node at once. */
+        jitter_seconds: z
+          .number()
+          .int()
+          .min(0)
+          .max(6 * 3600)
+          .default(900),
+        /**
+         * A run whose time passed while the guest was off: `run` starts one backup soon after start (at most
+         * one, however many were missed), `skip` waits for the next slot.
+         */
+        missed: z.enum(["run", "skip"]).default("run"),
+      })
+      .strict()
+      .optional(),
+    hub: z
+      .object({
+        url: z.url({ protocol: /^wss?$/, error: "must be a wss:// URL (ws:// only to loopback)" }),
+        credential_file: z.string().min(1),
+        ca_file: z.string().min(1).optional(),
+        outbox: z
+          .object({
+            max_events: z.number().int().min(100).max(1_000_000).default(50_000),
+            max_bytes: z
+              .number()
+              .int()
+              .min(64 * 1024)
+              .max(1024 ** 3)
+              .default(32 * 1024 ** 2),
+          })
+          .strict()
+          .prefault({}),
+        status_interval_seconds: positiveSeconds.default(60),
+      })
+      .strict()
+      .optional(),
+    docker: z
+      .object({ socket: z.string().min(1).default("/var/run/docker.sock") })
+      .strict()
+      .prefault({}),
+    state_dir: z.string().min(1).default("/var/lib/felhom-guest"),
+    log_level: z.enum(["trace", "debug", "info", "warn", "error"]).default("info"),
+  })
+  .strict();
+
+export type AgentConfig = z.infer<typeof configSchema>;
+export type WrittenConfig = z.input<typeof configSchema>;
