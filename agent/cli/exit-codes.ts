@@ -1,0 +1,37 @@
+import { ConfigError } from "../config/load.ts";
+import { AgentError } from "../lib/errors.ts";
+
+/** The exit codes of product-brief §8 (sysexits-style where one exists). */
+export const ExitCode = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  /** EX_UNAVAILABLE: a required service (the Docker engine, for the sandbox) is not there. */
+  unavailable: 69,
+  /** EX_TEMPFAIL: busy (a backup is already running, the node's vzdump lock is held), try later. */
+  busy: 75,
+  /** EX_CONFIG */
+  config: 78,
+} as const;
+
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+export class UsageError extends AgentError {
+  constructor(message: string) {
+    super("usage", message, { hint: "see `felhom-guest --help`" });
+  }
+}
+
+/** Codes of AgentErrors that mean "busy, try again later" rather than "failed". */
+const BUSY_CODES = new Set(["backup_running", "vzdump_lock_busy", "guest_locked"]);
+
+export function exitCodeFor(err: unknown): ExitCodeValue {
+  if (err instanceof UsageError) return ExitCode.usage;
+  if (err instanceof ConfigError) return ExitCode.config;
+  if (err instanceof AgentError) {
+    if (BUSY_CODES.has(err.code)) return ExitCode.busy;
+    if (err.code === "docker_unreachable") return ExitCode.unavailable;
+    if (err.code.startsWith("secret_file")) return ExitCode.config;
+  }
+  return ExitCode.failed;
+}
