@@ -1,0 +1,50 @@
+import { describe, expect, it } from "vitest";
+import { BACKUP_ID_PATTERN, newBackupId } from "../../agent/backup/backup-id.ts";
+import { busyRetryDelayMs } from "../../agent/backup/busy-retry.ts";
+import { backupIdFromNotes, findArchive, notesTemplate } from "../../agent/backup/notes.ts";
+
+describe("backup ids and notes", () => {
+  const id = newBackupId(new Date("2026-11-27T07:30:05.123Z"));
+
+  it("makes time-sortable ids that fit a notes template", () => {
+    expect(id).toMatch(/^bk-20261127T073005Z-[0-9a-f]{6}$/);
+    expect(id).toMatch(BACKUP_ID_PATTERN);
+    expect(newBackupId()).not.toBe(newBackupId());
+  });
+
+  it("writes a one-line notes template with only PVE's variables and reads the id back", () => {
+    const template = notesTemplate(id);
+    expect(template).not.toMatch(/\n/);
+    expect([...template.matchAll(/\{\{(\w+)\}\}/g)].map((m) => m[1])).toEqual(["guestname", "vmid", "node"]);
+    const rendered = template
+      .replace("{{guestname}}", "web")
+      .replace("{{vmid}}", "101")
+      .replace("{{node}}", "pve1");
+    expect(backupIdFromNotes(rendered)).toBe(id);
+    expect(backupIdFromNotes("made by hand")).toBeUndefined();
+    expect(backupIdFromNotes(undefined)).toBeUndefined();
+  });
+
+  it("verifies the archive by id, owner and size", () => {
+    const notes = `felhom-backup=${id} web (CT 101 on pve1)`;
+    const good = {
+      volid: "bk:backup/vzdump-lxc-101-2026_11_27-07_30_05.tar.zst",
+      size: 1234,
+      notes,
+      vmid: 101,
+    };
+    expect(findArchive([good], id, 101)).toEqual({ ok: true, volume: good });
+    expect(findArchive([{ ...good, notes: "other" }], id, 101)).toMatchObject({ ok: false });
+    expect(findArchive([{ ...good, size: 0 }], id, 101)).toMatchObject({ ok: false, reason: /size 0/ });
+    expect(findArchive([{ ...good, vmid: 102 }], id, 101)).toMatchObject({ ok: false, reason: /vmid 102/ });
+  });
+});
+
+describe("busy retry", () => {
+  it("waits at least half the base and at most the exponential cap", () => {
+    expect(busyRetryDelayMs(1, 300, () => 0)).toBe(150_000);
+    expect(busyRetryDelayMs(1, 300, () => 1)).toBe(300_000);
+    expect(busyRetryDelayMs(3, 300, () => 1)).toBe(1_200_000);
+    expect(busyRetryDelayMs(3, 300, () => 0)).toBe(150_000);
+  });
+});
