@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import { confirmCandidate, pickCandidate } from "../../agent/identity/decide-identity.ts";
+
+const g101 = { vmid: 101, node: "pve1", type: "lxc" as const };
+const g102 = { vmid: 102, node: "pve2", type: "lxc" as const };
+const local = { hostname: "web", macs: ["bc:24:11:00:00:01"] };
+
+describe("identity decision", () => {
+  it("takes the only container the token sees", () => {
+    expect(pickCandidate([g101, { vmid: 900, node: "pve1", type: "qemu" }], undefined)).toEqual({
+      ok: true,
+      guest: g101,
+    });
+  });
+
+  it("is unverified when the token sees no container, and says re-enroll", () => {
+    const r = pickCandidate([], undefined);
+    expect(r).toMatchObject({ ok: false, identity: { state: "unverified", hint: /enroll/ } });
+  });
+
+  it("is unverified when the token sees several containers, unless the config names one", () => {
+    expect(pickCandidate([g101, g102], undefined)).toMatchObject({
+      ok: false,
+      identity: { reason: /sees 2 containers/ },
+    });
+    expect(pickCandidate([g101, g102], 102)).toEqual({ ok: true, guest: g102 });
+    expect(pickCandidate([g101], 102)).toMatchObject({
+      ok: false,
+      identity: { reason: /configured guest 102/ },
+    });
+  });
+
+  it("verifies a candidate whose hwaddr and hostname are ours", () => {
+    expect(confirmCandidate(g101, { hostname: "web", hwaddrs: ["bc:24:11:00:00:01"] }, local)).toEqual({
+      state: "verified",
+      vmid: 101,
+      node: "pve1",
+      hostname: "web",
+    });
+  });
+
+  it("refuses a candidate whose MAC is not ours, naming both", () => {
+    const r = confirmCandidate(g101, { hostname: "web", hwaddrs: ["bc:24:11:00:00:99"] }, local);
+    expect(r).toMatchObject({
+      state: "unverified",
+      vmid: 101,
+      reason: /bc:24:11:00:00:99.*bc:24:11:00:00:01/,
+    });
+  });
+
+  it("refuses a candidate with another hostname", () => {
+    const r = confirmCandidate(g101, { hostname: "db", hwaddrs: ["bc:24:11:00:00:01"] }, local);
+    expect(r).toMatchObject({ state: "unverified", reason: /"web" differs from CT 101's "db"/ });
+  });
+});
