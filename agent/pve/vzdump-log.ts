@@ -1,0 +1,130 @@
+/**
+ * Phases recognised in a vzdump task log (pve-manager:PVE/VZDump.pm, pve-container:src/PVE/VZDump/LXC.pm).
+ * `snapshot-created` is the one the backup flow waits for: services may resume once it is seen.
+ * `suspend-resumed` plays that role when PVE fell back from snapshot to suspend mode (the final sync is
+ * done and the guest thawed).
+ */
+export type VzdumpPhase =
+  | { phase: "waiting-for-global-lock" }
+  | { phase: "got-global-lock" }
+  | { phase: "global-lock-timeout"; text: string }
+  | { phase: "job-started"; command: string }
+  | { phase: "guest-started"; vmid: number }
+  | { phase: "backup-mode"; mode: string }
+  | { phase: "guest-stopping" }
+  | { phase: "suspend" }
+  | { phase: "suspend-resumed" }
+  | { phase: "snapshot-requested" }
+  /** `confirmedBy` says whether a later log line proved the snapshot step done, or the task ended first. */
+  | { phase: "snapshot-created"; confirmedBy: "next-line" | "task-ended" }
+  | { phase: "archive-started"; path: string }
+  | { phase: "bytes-written"; bytes: number }
+  | { phase: "archive-size"; text: string; approxBytes: number }
+  | { phase: "restarting" }
+  | { phase: "guest-online"; afterSeconds: number }
+  | { phase: "guest-finished"; vmid: number; duration: string }
+  | { phase: "guest-failed"; vmid: number; error: string }
+  | { phase: "job-failed"; error: string }
+  | { phase: "finished"; ok: boolean }
+  | { phase: "warning"; text: string }
+  | { phase: "task-end"; marker: string };
+
+// The copy in /var/log/vzdump carries a timestamp; the task log does not. Accept both.
+const TIMESTAMP_RE = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} /;
+const UNITS: Record<string, number> = { KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
+
+/**
+ * Feed it task-log lines in order; each call returns the phases that line completes. Pure and
+ * synchronous: the task follower owns the I/O. Call `end()` once the task has stopped.
+ */
+export class VzdumpLogRecogniser {
+  #snapshotPending = false;
+  #warnings = 0;
+
+  /** The number of `WARN:` lines, which is what PVE counts for `TASK WARNINGS: n`. */
+  get warnings(): number {
+    return this.#warnings;
+  }
+
+  feed(rawLine: string): VzdumpPhase[] {
+    const line = rawLine.replace(TIMESTAMP_RE, "");
+    const out: VzdumpPhase[] = [];
+    const failure = /^ERROR: Backup of VM (\d+) failed - (.*)$/.exec(line);
+    if (this.#snapshotPending) {
+      this.#snapshotPending = false;
+      // A failure right after the create step means there is no snapshot; the failure says so.
+      if (!failure) out.push({ phase: "snapshot-created", confirmedBy: "next-line" });
+    }
+    const phase = recogniseLine(line, failure);
+    if (phase) {
+      if (phase.phase === "warning") this.#warnings++;
+      if (phase.phase === "snapshot-requested") this.#snapshotPending = true;
+      out.push(phase);
+    }
+    return out;
+  }
+
+  /** The task has stopped: a pending snapshot step is over, whatever its outcome. */
+  end(): VzdumpPhase[] {
+    if (!this.#snapshotPending) return [];
+    this.#snapshotPending = false;
+    return [{ phase: "snapshot-created", confirmedBy: "task-ended" }];
+  }
+}
+
+type Rule = [RegExp, (m: RegExpExecArray) => VzdumpPhase];
+
+// Matched against the message after `INFO: `.
+const INFO_RULES: Rule[] = [
+  [/^trying to get global lock - waiting\.\.\.$/, () => ({ phase: "waiting-for-global-lock" })],
+  [/^got global lock$/, () => ({ phase: "got-global-lock" })],
+  [/^starting new backup job: (.*)$/, (m) => ({ phase: "job-started", command: m[1]! })],
+  [/^Starting Backup of VM (\d+) /, (m) => ({ phase: "guest-started", vmid: Number(m[1]) })],
+  [/^backup mode: (\S+)$/, (m) => ({ phase: "backup-mode", mode: m[1]! })],
+  [/^stopping virtual guest$/, () => ({ phase: "guest-stopping" })],
+  [/^trying 'suspend' mode instead$/, () => ({ phase: "suspend" })],
+  [/^resuming guest$/, () => ({ phase: "suspend-resumed" })],
+  [/^create storage snapshot 'vzdump'$/, () => ({ phase: "snapshot-requested" })],
+  [/^creating vzdump archive '(.*)'$/, (m) => ({ phase: "archive-started", path: m[1]! })],
+  [/^Total bytes written: (\d+)/, (m) => ({ phase: "bytes-written", bytes: Number(m[1]) })],
+  [
+    /^archive file size: ([\d.]+)(KB|MB|GB|TB)$/,
+    (m) => ({
+      phase: "archive-size",
+      text: `${m[1]}${m[2]}`,
+      approxBytes: Math.round(Number(m[1]) * UNITS[m[2]!]!),
+    }),
+  ],
+  [/^restarting vm$/, () => ({ phase: "restarting" })],
+  [
+    /^guest is online again after (\d+) seconds$/,
+    (m) => ({ phase: "guest-online", afterSeconds: Number(m[1]) }),
+  ],
+  [
+    /^Finished Backup of VM (\d+) \(([^)]*)\)$/,
+    (m) => ({ phase: "guest-finished", vmid: Number(m[1]), duration: m[2]! }),
+  ],
+  [/^Backup job finished successfully$/, () => ({ phase: "finished", ok: true })],
+  [/^Backup job finished with errors$/, () => ({ phase: "finished", ok: false })],
+];
+
+const OTHER_RULES: Rule[] = [
+  [/^WARN: (.*)$/, (m) => ({ phase: "warning", text: m[1]! })],
+  [/^TASK (.*)$/, (m) => ({ phase: "task-end", marker: m[1]! })],
+  [/^ERROR: Backup job failed - (.*)$/, (m) => ({ phase: "job-failed", error: m[1]! })],
+  [/^ERROR: (can't acquire lock '[^']*' - .*)$/, (m) => ({ phase: "global-lock-timeout", text: m[1]! })],
+];
+
+function firstMatch(rules: Rule[], text: string): VzdumpPhase | undefined {
+  for (const [re, make] of rules) {
+    const m = re.exec(text);
+    if (m) return make(m);
+  }
+  return undefined;
+}
+
+function recogniseLine(line: string, failure: RegExpExecArray | null): VzdumpPhase | undefined {
+  if (failure) return { phase: "guest-failed", vmid: Number(failure[1]), error: failure[2]! };
+  if (line.startsWith("INFO: ")) return firstMatch(INFO_RULES, line.slice(6));
+  return firstMatch(OTHER_RULES, line);
+}

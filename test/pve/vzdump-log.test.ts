@@ -1,0 +1,221 @@
+import { describe, expect, it } from "vitest";
+import { VzdumpLogRecogniser, type VzdumpPhase } from "../../agent/pve/vzdump-log.ts";
+
+/** Feeds every line and returns the phases in order, with the index of the line that completed each. */
+function run(lines: string[], ended = true): { phases: VzdumpPhase[]; at: number[]; warnings: number } {
+  const r = new VzdumpLogRecogniser();
+  const phases: VzdumpPhase[] = [];
+  const at: number[] = [];
+  lines.forEach((line, i) => {
+    for (const p of r.feed(line)) {
+      phases.push(p);
+      at.push(i);
+    }
+  });
+  if (ended) {
+    for (const p of r.end()) {
+      phases.push(p);
+      at.push(lines.length);
+    }
+  }
+  return { phases, at, warnings: r.warnings };
+}
+const names = (phases: VzdumpPhase[]) => phases.map((p) => p.phase);
+
+// pve-api-facts.md §4, snapshot mode, running CT, with the optional lines present.
+const SNAPSHOT_LOG = [
+  "INFO: starting new backup job: vzdump 100 --storage bk --mode snapshot --compress zstd --node pve1",
+  "INFO: Starting Backup of VM 100 (lxc)",
+  "INFO: Backup started at 2025-01-01 02:00:00",
+  "INFO: status = running",
+  "INFO: CT Name: myct",
+  "INFO: including mount point rootfs ('/') in backup",
+  "INFO: backup mode: snapshot",
+  "INFO: ionice priority: 7",
+  "INFO: create storage snapshot 'vzdump'",
+  '  Logical volume "snap_vm-100-disk-0_vzdump" created.',
+  "INFO: creating vzdump archive '/mnt/pve/bk/dump/vzdump-lxc-100-2025_01_01-02_00_00.tar.zst'",
+  "INFO: Total bytes written: 878131200 (838MiB, 82MiB/s)",
+  "INFO: archive file size: 245MB",
+  "INFO: adding notes to backup",
+  "INFO: prune older backups with retention: keep-daily=7, keep-last=3",
+  "INFO: pruned 1 backup(s) not covered by keep-retention policy",
+  "INFO: cleanup temporary 'vzdump' snapshot",
+  "INFO: Finished Backup of VM 100 (00:00:17)",
+  "INFO: Backup finished at 2025-01-01 02:00:17",
+  "INFO: Backup job finished successfully",
+  "TASK OK",
+];
+
+describe("pve vzdump log phase recogniser", () => {
+  it("recognises a snapshot-mode backup in order, with snapshot-created on the line after the create step", () => {
+    const { phases, at } = run(SNAPSHOT_LOG);
+    expect(names(phases)).toEqual([
+      "job-started",
+      "guest-started",
+      "backup-mode",
+      "snapshot-requested",
+      "snapshot-created",
+      "archive-started",
+      "bytes-written",
+      "archive-size",
+      "guest-finished",
+      "finished",
+      "task-end",
+    ]);
+    // The unprefixed storage-plugin line (index 9) is what proves the snapshot exists.
+    expect(at[names(phases).indexOf("snapshot-created")]).toBe(9);
+    expect(phases).toContainEqual({ phase: "snapshot-created", confirmedBy: "next-line" });
+    expect(phases).toContainEqual({
+      phase: "archive-started",
+      path: "/mnt/pve/bk/dump/vzdump-lxc-100-2025_01_01-02_00_00.tar.zst",
+    });
+    expect(phases).toContainEqual({ phase: "bytes-written", bytes: 878131200 });
+    expect(phases).toContainEqual({ phase: "archive-size", text: "245MB", approxBytes: 245 * 1024 * 1024 });
+    expect(phases).toContainEqual({ phase: "guest-finished", vmid: 100, duration: "00:00:17" });
+    expect(phases).toContainEqual({ phase: "finished", ok: true });
+  });
+
+  it("does not report the snapshot before a later line has appeared", () => {
+    const { phases } = run(SNAPSHOT_LOG.slice(0, 9), false);
+    expect(names(phases)).not.toContain("snapshot-created");
+  });
+
+  it("reports the snapshot step over when the task ends right after it", () => {
+    const { phases } = run(SNAPSHOT_LOG.slice(0, 9), true);
+    expect(phases.at(-1)).toEqual({ phase: "snapshot-created", confirmedBy: "task-ended" });
+  });
+
+  it("recognises a stop-mode backup: stopping, restarting and online again", () => {
+    const { phases } = run([
+      "INFO: starting new backup job: vzdump 100 --mode stop --storage bk",
+      "INFO: Starting Backup of VM 100 (lxc)",
+      "INFO: Backup started at 2025-01-01 02:00:00",
+      "INFO: status = running",
+      "INFO: backup mode: stop",
+      "INFO: ionice priority: 7",
+      "INFO: CT Name: myct",
+      "INFO: including mount point rootfs ('/') in backup",
+      "INFO: stopping virtual guest",
+      "INFO: creating vzdump archive '/mnt/pve/bk/dump/vzdump-lxc-100-2025_01_01-02_00_00.tar.zst'",
+      "INFO: Total bytes written: 1000 (1KiB, 1KiB/s)",
+      "INFO: archive file size: 1.50GB",
+      "INFO: restarting vm",
+      "INFO: guest is online again after 12 seconds",
+      "INFO: Finished Backup of VM 100 (00:01:02)",
+      "INFO: Backup finished at 2025-01-01 02:01:02",
+      "INFO: Backup job finished successfully",
+      "TASK OK",
+    ]);
+    expect(names(phases)).toEqual([
+      "job-started",
+      "guest-started",
+      "backup-mode",
+      "guest-stopping",
+      "archive-started",
+      "bytes-written",
+      "archive-size",
+      "restarting",
+      "guest-online",
+      "guest-finished",
+      "finished",
+      "task-end",
+    ]);
+    expect(phases).toContainEqual({ phase: "backup-mode", mode: "stop" });
+    expect(phases).toContainEqual({ phase: "guest-online", afterSeconds: 12 });
+    expect(phases).toContainEqual({
+      phase: "archive-size",
+      text: "1.50GB",
+      approxBytes: Math.round(1.5 * 1024 ** 3),
+    });
+  });
+
+  it("recognises a per-guest failure and does not claim a snapshot that failed", () => {
+    const { phases } = run([
+      "INFO: starting new backup job: vzdump 100 --storage bk",
+      "INFO: Starting Backup of VM 100 (lxc)",
+      "INFO: backup mode: snapshot",
+      "INFO: create storage snapshot 'vzdump'",
+      "ERROR: Backup of VM 100 failed - snapshot feature is not available",
+      "INFO: Failed at 2025-01-01 02:00:03",
+      "INFO: Backup job finished with errors",
+      "TASK ERROR: job errors",
+    ]);
+    expect(names(phases)).not.toContain("snapshot-created");
+    expect(phases).toContainEqual({
+      phase: "guest-failed",
+      vmid: 100,
+      error: "snapshot feature is not available",
+    });
+    expect(phases).toContainEqual({ phase: "finished", ok: false });
+    expect(phases.at(-1)).toEqual({ phase: "task-end", marker: "ERROR: job errors" });
+  });
+
+  it("recognises a fatal job error", () => {
+    const { phases } = run(["ERROR: Backup job failed - no such storage", "TASK ERROR: no such storage"]);
+    expect(phases[0]).toEqual({ phase: "job-failed", error: "no such storage" });
+  });
+
+  it("recognises waiting for the global lock, getting it, and timing out", () => {
+    expect(
+      names(
+        run([
+          "INFO: trying to get global lock - waiting...",
+          "INFO: got global lock",
+          "INFO: starting new backup job: vzdump 100 --storage bk",
+        ]).phases,
+      ),
+    ).toEqual(["waiting-for-global-lock", "got-global-lock", "job-started"]);
+    expect(
+      run([
+        "INFO: trying to get global lock - waiting...",
+        "ERROR: can't acquire lock '/var/run/vzdump.lock' - got timeout",
+      ]).phases[1],
+    ).toEqual({
+      phase: "global-lock-timeout",
+      text: "can't acquire lock '/var/run/vzdump.lock' - got timeout",
+    });
+  });
+
+  it("recognises the fallback to suspend mode and the thaw that ends it", () => {
+    const { phases } = run([
+      "INFO: backup mode: snapshot",
+      "INFO: mode failure - some volumes do not support snapshots",
+      "INFO: trying 'suspend' mode instead",
+      "INFO: backup mode: suspend",
+      "INFO: starting first sync /proc/123/root/ to /var/tmp/vzdumptmp123",
+      "INFO: first sync finished - transferred 1.2G in 10s",
+      "INFO: suspending guest",
+      "INFO: starting final sync /proc/123/root/ to /var/tmp/vzdumptmp123",
+      "INFO: resuming guest",
+      "INFO: creating vzdump archive '/mnt/pve/bk/dump/vzdump-lxc-100-2025_01_01-02_00_00.tar'",
+    ]);
+    expect(names(phases)).toEqual([
+      "backup-mode",
+      "suspend",
+      "backup-mode",
+      "suspend-resumed",
+      "archive-started",
+    ]);
+  });
+
+  it("counts WARN lines only, and accepts the timestamped copy of the log", () => {
+    const { phases, warnings } = run([
+      "WARN: some files changed during backup",
+      "2025-01-01 02:00:01 WARN: second",
+      "some plain perl warn text",
+      "2025-01-01 02:00:02 INFO: create storage snapshot 'vzdump'",
+      "2025-01-01 02:00:03 INFO: creating vzdump archive '/x.tar'",
+      "TASK WARNINGS: 2",
+    ]);
+    expect(warnings).toBe(2);
+    expect(names(phases)).toEqual([
+      "warning",
+      "warning",
+      "snapshot-requested",
+      "snapshot-created",
+      "archive-started",
+      "task-end",
+    ]);
+  });
+});
