@@ -1,0 +1,390 @@
+import type { DockerEngine, ExecResult } from "../docker/docker-engine.ts";
+import { errorMessage } from "../lib/errors.ts";
+import { type Logger, silentLogger } from "../log/logger.ts";
+import { HealthTimeoutError, HookFailedError, QuiesceFailedError, type StepFailure } from "./errors.ts";
+import type { JournalEntry, QuiesceJournal } from "./journal.ts";
+import { type PlannedContainer, type PlannedService, resumeLevels } from "./plan.ts";
+
+/**
+ * Carries out a journalled plan. `quiesce()` returns its own `resume()` (offen/docker-volume-backup's
+ * shape): the caller registers it in a `finally` before doing anything else, and resume undoes exactly
+ * what the journal says was done — never starting a container that was not running before.
+ */
+
+export type Engine = Pick<DockerEngine, "inspect" | "stop" | "start" | "pause" | "unpause" | "exec">;
+
+export interface QuiesceOptions {
+  /** The quiesce phase must end by then; later levels are skipped and everything is resumed. @default 300 s */
+  quiesceDeadlineMs?: number;
+  /** Dead man's switch: resume by itself this long after quiesce began, whatever the caller does. @default 900 s */
+  downtimeDeadlineMs?: number;
+  /** How long resume keeps retrying while the engine does not answer (dockerd restarting). @default 180 s */
+  reconnectBudgetMs?: number;
+  /** Captured hook output per run (the tail is kept). @default 64 KiB */
+  maxHookOutputBytes?: number;
+  logger?: Logger;
+}
+
+export interface HookRun {
+  project: string;
+  service: string;
+  container: string;
+  phase: "pre" | "post";
+  exitCode: number | null;
+  timedOut: boolean;
+  output: string;
+  truncated: boolean;
+  durationMs: number;
+}
+
+export interface ContainerRef {
+  project: string;
+  service: string;
+  container: string;
+}
+
+export interface ResumeReport {
+  backupId: string;
+  /** Who asked: the caller, the downtime deadline, an aborted quiesce, or a journal replayed at start. */
+  trigger: "caller" | "deadline" | "abort" | "journal";
+  /** Containers started or unpaused again. */
+  resumed: ContainerRef[];
+  failures: StepFailure[];
+  hooks: HookRun[];
+  /** Per "project/service": first container quiesced → last container resumed. */
+  downtimeMs: Record<string, number>;
+}
+
+export interface QuiesceHandle {
+  backupId: string;
+  quiesced: ContainerRef[];
+  /** Failures of services with on-error=continue; the quiesce went on. */
+  failures: StepFailure[];
+  hooks: HookRun[];
+  /** Per "project/service": how long Docker's stop took (the registry remembers it for warnings). */
+  stopDurationsMs: Record<string, number>;
+  /** Idempotent: a second call (or the deadline) returns the same report. */
+  resume(): Promise<ResumeReport>;
+}
+
+const DEFAULTS = {
+  quiesceDeadlineMs: 300_000,
+  downtimeDeadlineMs: 900_000,
+  reconnectBudgetMs: 180_000,
+  maxHookOutputBytes: 64 * 1024,
+};
+
+const HEALTH_POLL_MS = 250;
+const RECONNECT_POLL_MS = 500;
+
+export async function quiesce(
+  journal: QuiesceJournal,
+  engine: Engine,
+  options: QuiesceOptions = {},
+): Promise<QuiesceHandle> {
+  const opts = { ...DEFAULTS, ...options };
+  const log = options.logger ?? silentLogger();
+  const { plan, backupId } = journal.data;
+  const started = Date.now();
+  const hooks: HookRun[] = [];
+  const failures: StepFailure[] = [];
+  const stopDurationsMs: Record<string, number> = {};
+  const quiesced: ContainerRef[] = [];
+
+  // The undo exists before the first action: the dead man's switch is armed first.
+  let resuming: Promise<ResumeReport> | undefined;
+  const resume = (trigger: ResumeReport["trigger"]): Promise<ResumeReport> => {
+    clearTimeout(deadman);
+    resuming ??= resumeJournal(journal, engine, trigger, { ...opts, logger: log });
+    return resuming;
+  };
+  const deadman = setTimeout(() => {
+    log.warn({ backupId, afterMs: opts.downtimeDeadlineMs }, "downtime deadline reached; resuming stacks");
+    void resume("deadline");
+  }, opts.downtimeDeadlineMs);
+
+  let abort: string | undefined;
+  for (const level of plan.levels) {
+    const remaining = opts.quiesceDeadlineMs - (Date.now() - started);
+    if (remaining <= 0) {
+      abort = `quiesce deadline of ${opts.quiesceDeadlineMs} ms passed`;
+      break;
+    }
+    if (resuming) {
+      abort = "the downtime deadline fired during quiesce";
+      break;
+    }
+    const results = await Promise.allSettled(level.map((svc) => quiesceService(svc, remaining)));
+    results.forEach((r, i) => {
+      if (r.status === "rejected") {
+        // quiesceService records its own failures; a rejection here is a journal write or a bug.
+        const svc = level[i]!;
+        failures.push({
+          project: svc.project,
+          service: svc.service,
+          container: "-",
+          action: "inspect",
+          code: "internal",
+          message: errorMessage(r.reason),
+        });
+        abort ??= `quiesce of ${svc.project}/${svc.service} failed: ${errorMessage(r.reason)}`;
+      }
+    });
+    if (abort) break;
+  }
+
+  if (abort) {
+    log.error({ backupId, reason: abort, failures }, "quiesce aborted; resuming what was quiesced");
+    const report = await resume("abort");
+    throw new QuiesceFailedError(`quiesce of backup ${backupId} aborted: ${abort}`, failures, report);
+  }
+  log.info({ backupId, containers: quiesced.length, ms: Date.now() - started }, "stacks quiesced");
+  return { backupId, quiesced, failures, hooks, stopDurationsMs, resume: () => resume("caller") };
+
+  async function quiesceService(svc: PlannedService, remainingMs: number): Promise<void> {
+    await Promise.all(svc.containers.map((c) => quiesceContainer(svc, c, remainingMs)));
+  }
+
+  async function quiesceContainer(
+    svc: PlannedService,
+    c: PlannedContainer,
+    remainingMs: number,
+  ): Promise<void> {
+    const ref = { project: svc.project, service: svc.service, container: c.name };
+    const fail = (action: StepFailure["action"], err: unknown) => {
+      const code = (err as { code?: unknown }).code;
+      failures.push({
+        ...ref,
+        action,
+        code: typeof code === "string" ? code : "internal",
+        message: errorMessage(err),
+      });
+      if (svc.onError === "abort") abort ??= `${action} of ${c.name} failed: ${errorMessage(err)}`;
+    };
+    if (svc.pre) {
+      await journal.updateContainer(c.id, { pre: "started" });
+      try {
+        const run = await runHook(
+          engine,
+          svc,
+          c,
+          "pre",
+          Math.min(svc.timeoutMs, remainingMs),
+          opts.maxHookOutputBytes,
+        );
+        hooks.push(run);
+        await journal.updateContainer(c.id, { pre: "ok" });
+      } catch (err) {
+        if (err instanceof HookRunError) hooks.push(err.run);
+        await journal.updateContainer(c.id, { pre: "failed", error: errorMessage(err) });
+        fail("pre", err);
+        if (svc.onError === "abort") return;
+      }
+    }
+    // Another service of this level may have failed with on-error=abort: touch nothing more.
+    if (abort) return;
+    if (svc.strategy === "exec") {
+      await journal.updateContainer(c.id, { status: "quiesced", quiescedAt: new Date().toISOString() });
+      quiesced.push(ref);
+      return;
+    }
+    await journal.updateContainer(c.id, { status: "quiescing" });
+    const t0 = Date.now();
+    try {
+      if (svc.strategy === "stop") {
+        log.info(
+          { container: c.name, signal: svc.stopSignal ?? "SIGTERM", graceS: svc.stopGraceS },
+          "stopping",
+        );
+        await engine.stop(c.id, c.name, svc.stopGraceS);
+        const key = `${svc.project}/${svc.service}`;
+        stopDurationsMs[key] = Math.max(stopDurationsMs[key] ?? 0, Date.now() - t0);
+      } else {
+        log.info({ container: c.name }, "pausing");
+        await engine.pause(c.id, c.name);
+      }
+      await journal.updateContainer(c.id, { status: "quiesced", quiescedAt: new Date(t0).toISOString() });
+      quiesced.push(ref);
+    } catch (err) {
+      await journal.updateContainer(c.id, { status: "quiesce_failed", error: errorMessage(err) });
+      fail(svc.strategy, err);
+    }
+  }
+}
+
+/**
+ * Resumes everything the journal records as touched, dependencies first, level by level. Used by the
+ * handle and, after a crash, by resumeFromJournal. Never throws for a container: every failure is in
+ * the report, and every container is tried.
+ */
+export async function resumeJournal(
+  journal: QuiesceJournal,
+  engine: Engine,
+  trigger: ResumeReport["trigger"],
+  options: QuiesceOptions = {},
+): Promise<ResumeReport> {
+  const opts = { ...DEFAULTS, ...options };
+  const log = options.logger ?? silentLogger();
+  const { plan, backupId } = journal.data;
+  const report: ResumeReport = { backupId, trigger, resumed: [], failures: [], hooks: [], downtimeMs: {} };
+  const persist = (id: string, patch: Partial<JournalEntry>) =>
+    journal
+      .updateContainer(id, patch)
+      .catch((err) => log.error({ err: errorMessage(err) }, "journal write failed during resume"));
+
+  for (const level of resumeLevels(plan)) {
+    await Promise.allSettled(
+      level.map((svc) => Promise.all(svc.containers.map((c) => resumeContainer(svc, c)))),
+    );
+  }
+  for (const svc of plan.levels.flat()) {
+    const entries = svc.containers
+      .map((c) => journal.entry(c.id))
+      .filter((e): e is JournalEntry => e !== undefined);
+    const from = entries
+      .map((e) => e.quiescedAt)
+      .filter((t): t is string => t !== null)
+      .map(Date.parse);
+    const to = entries
+      .map((e) => e.resumedAt)
+      .filter((t): t is string => t !== null)
+      .map(Date.parse);
+    if (from.length > 0 && to.length > 0)
+      report.downtimeMs[`${svc.project}/${svc.service}`] = Math.max(...to) - Math.min(...from);
+  }
+  await journal
+    .finish()
+    .catch((err) => log.error({ err: errorMessage(err) }, "could not mark the journal finished"));
+  log.info(
+    { backupId, trigger, resumed: report.resumed.length, failures: report.failures.length },
+    "stacks resumed",
+  );
+  return report;
+
+  async function resumeContainer(svc: PlannedService, c: PlannedContainer): Promise<void> {
+    const entry = journal.entry(c.id);
+    if (!entry) return;
+    const ref = { project: svc.project, service: svc.service, container: c.name };
+    const fail = (action: StepFailure["action"], err: unknown) => {
+      const code = (err as { code?: unknown }).code;
+      report.failures.push({
+        ...ref,
+        action,
+        code: typeof code === "string" ? code : "internal",
+        message: errorMessage(err),
+      });
+    };
+    const touched = entry.status !== "pending" && entry.status !== "resumed";
+    if (touched && svc.strategy !== "exec") {
+      try {
+        const state = (await reconnecting(() => engine.inspect(c.id))).state;
+        let started = false;
+        if (state === "paused") {
+          await reconnecting(() => engine.unpause(c.id, c.name));
+        } else if (state !== "running" && state !== "restarting") {
+          await reconnecting(() => engine.start(c.id, c.name));
+          started = true;
+        }
+        if (started && svc.healthcheck) await waitHealthy(c, svc.timeoutMs);
+        report.resumed.push(ref);
+        await persist(c.id, { status: "resumed", resumedAt: new Date().toISOString(), error: null });
+      } catch (err) {
+        fail(
+          err instanceof HealthTimeoutError ? "health" : svc.strategy === "pause" ? "unpause" : "start",
+          err,
+        );
+        await persist(c.id, { status: "resume_failed", error: errorMessage(err) });
+        if (!(err instanceof HealthTimeoutError)) return;
+      }
+    } else if (touched) {
+      await persist(c.id, { status: "resumed", resumedAt: new Date().toISOString() });
+    }
+    // Post hooks always run for a container whose quiesce began, even when its pre hook or the backup failed.
+    const began = entry.status !== "pending" || entry.pre !== "none";
+    if (svc.post && began && entry.post === "none") {
+      try {
+        const run = await reconnecting(() =>
+          runHook(engine, svc, c, "post", svc.timeoutMs, opts.maxHookOutputBytes),
+        );
+        report.hooks.push(run);
+        await persist(c.id, { post: "ok" });
+      } catch (err) {
+        if (err instanceof HookRunError) report.hooks.push(err.run);
+        fail("post", err);
+        await persist(c.id, { post: "failed" });
+      }
+    }
+  }
+
+  async function waitHealthy(c: PlannedContainer, timeoutMs: number): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    let last: string | undefined;
+    for (;;) {
+      const info = await reconnecting(() => engine.inspect(c.id));
+      last = info.state === "running" ? info.health : info.state;
+      if (info.health === "healthy") return;
+      if (Date.now() >= until) throw new HealthTimeoutError(c.name, timeoutMs, last);
+      await sleep(HEALTH_POLL_MS);
+    }
+  }
+
+  /** The engine may be restarting (dockerd upgrade, crash): keep trying within the budget. */
+  async function reconnecting<T>(fn: () => Promise<T>): Promise<T> {
+    const until = Date.now() + opts.reconnectBudgetMs;
+    for (;;) {
+      try {
+        return await fn();
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== "docker_unreachable" || Date.now() >= until) throw err;
+        await sleep(RECONNECT_POLL_MS);
+      }
+    }
+  }
+}
+
+class HookRunError extends HookFailedError {
+  constructor(
+    readonly run: HookRun,
+    detail: string,
+  ) {
+    super(run.container, run.phase, detail);
+  }
+}
+
+async function runHook(
+  engine: Engine,
+  svc: PlannedService,
+  c: PlannedContainer,
+  phase: "pre" | "post",
+  timeoutMs: number,
+  maxOutputBytes: number,
+): Promise<HookRun> {
+  const argv = (phase === "pre" ? svc.pre : svc.post)!;
+  const t0 = Date.now();
+  const result: ExecResult = await engine.exec(c.id, c.name, argv, { timeoutMs, maxOutputBytes });
+  const run: HookRun = {
+    project: svc.project,
+    service: svc.service,
+    container: c.name,
+    phase,
+    exitCode: result.exitCode,
+    timedOut: result.timedOut,
+    output: result.output,
+    truncated: result.truncated,
+    durationMs: Date.now() - t0,
+  };
+  if (result.timedOut)
+    throw new HookRunError(run, `${JSON.stringify(argv)} did not finish within ${timeoutMs} ms`);
+  if (result.exitCode !== 0) {
+    const tail = result.output.trim().split("\n").slice(-3).join(" | ");
+    throw new HookRunError(
+      run,
+      `${JSON.stringify(argv)} exited with ${result.exitCode}${tail ? `: ${tail}` : ""}`,
+    );
+  }
+  return run;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,74 @@
+import { join } from "node:path";
+import type { DockerEngine } from "../docker/docker-engine.ts";
+import { type Logger, silentLogger } from "../log/logger.ts";
+import { discoverStacks } from "./discover-stacks.ts";
+import { PlanInvalidError } from "./errors.ts";
+import { type QuiesceHandle, type QuiesceOptions, quiesce } from "./executor.ts";
+import { QuiesceJournal } from "./journal.ts";
+import { buildPlan, type PlanOptions, type QuiescePlan } from "./plan.ts";
+import type { StackFacts } from "./stack-facts.ts";
+import { StackRegistry } from "./stack-registry.ts";
+import { type StackWarning, stackWarnings } from "./stack-warnings.ts";
+
+/**
+ * The entry points the backup flow uses: `prepareQuiesce` in preflight (no downtime, fails fast on bad
+ * labels), `quiesceStacks` right before the snapshot. File names inside the state dir live here only.
+ */
+
+export const journalPath = (stateDir: string): string => join(stateDir, "quiesce-journal.json");
+export const registryPath = (stateDir: string): string => join(stateDir, "stacks.json");
+
+export interface QuiesceDeps {
+  engine: DockerEngine;
+  stateDir: string;
+  logger?: Logger;
+}
+
+export interface PreparedQuiesce {
+  stacks: StackFacts[];
+  plan: QuiescePlan;
+  warnings: StackWarning[];
+}
+
+/**
+ * Discovers the stacks, records them in the registry, builds the plan and the warnings. Throws
+ * PlanInvalidError (code plan_invalid) naming every bad label before anything is touched.
+ */
+export async function prepareQuiesce(
+  deps: QuiesceDeps,
+  options: PlanOptions & { volumeSizes?: boolean } = {},
+): Promise<PreparedQuiesce> {
+  const stacks = await discoverStacks(deps.engine);
+  const registry = await StackRegistry.load(registryPath(deps.stateDir));
+  await registry.recordDiscovered(stacks);
+  const result = buildPlan(stacks, options);
+  if (!result.ok) throw new PlanInvalidError(result.issues);
+  const warnings = stackWarnings(stacks, {
+    observedStopMs: (p, s) => registry.observedStopMs(p, s),
+    ...(options.volumeSizes ? { volumeSizes: await deps.engine.volumeSizes() } : {}),
+  });
+  return { stacks, plan: result.plan, warnings };
+}
+
+/**
+ * Journals the plan (fsync'd) and quiesces. The returned handle's `resume()` must be awaited in a
+ * `finally`; the journal is returned so the backup flow can `update({ backup: {...} })` it. Throws
+ * QuiesceFailedError after resuming whatever it had quiesced when a step with on-error=abort failed.
+ */
+export async function quiesceStacks(
+  deps: QuiesceDeps,
+  run: { backupId: string; plan: QuiescePlan } & QuiesceOptions,
+): Promise<{ handle: QuiesceHandle; journal: QuiesceJournal }> {
+  const { backupId, plan, ...options } = run;
+  const logger = deps.logger ?? silentLogger();
+  const journal = await QuiesceJournal.create(journalPath(deps.stateDir), { backupId, plan });
+  const handle = await quiesce(journal, deps.engine, { logger, ...options });
+  try {
+    const registry = await StackRegistry.load(registryPath(deps.stateDir));
+    await registry.recordStopDurations(handle.stopDurationsMs);
+  } catch (err) {
+    // Losing a duration only weakens a warning; it must not turn a quiesced stack into a failed backup.
+    logger.warn({ err }, "could not record stop durations in the stack registry");
+  }
+  return { handle, journal };
+}
