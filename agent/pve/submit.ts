@@ -1,0 +1,151 @@
+import type { Logger } from "../log/logger.ts";
+import type { PveClient, VzdumpSubmission } from "./client.ts";
+import { PveNetworkError, PveServerError, PveTaskStartUnknownError } from "./errors.ts";
+import { sleep } from "./retry.ts";
+import type { TaskListItem } from "./schemas.ts";
+import type { VzdumpRequest } from "./vzdump-params.ts";
+
+/**
+ * The ambiguous-POST rule. A task-starting POST that failed after it may have reached PVE (a timeout, a
+ * dropped connection, a proxy 502/503/504) is never sent again blindly: that could start a second backup
+ * or snapshot. Instead the node's task list is searched for a task of the same type and guest, started
+ * by this very token since shortly before the POST, and that task is adopted.
+ */
+export interface RecoveryOptions {
+  logger: Logger;
+  now?: () => number;
+  /** How far the node's clock may lag the guest's when comparing start times. */
+  clockSkewSeconds?: number;
+  /** Task-list lookups before giving up (the POST may still be forking the worker). */
+  lookups?: number;
+  lookupWait?: (attempt: number) => Promise<void>;
+  /** UPIDs already known to the caller (earlier runs), never adopted. */
+  exclude?: ReadonlySet<string>;
+}
+
+export type Submitted<T> = T & { recovered: boolean };
+
+function isAmbiguous(err: unknown): boolean {
+  if (err instanceof PveNetworkError) return err.mayHaveReachedServer;
+  return err instanceof PveServerError && [502, 503, 504].includes(err.status);
+}
+
+function owner(item: TaskListItem): string {
+  return item.tokenid === undefined ? item.user : `${item.user}!${item.tokenid}`;
+}
+
+async function findOurTask(
+  client: PveClient,
+  node: string,
+  match: { type: string; vmid: number },
+  sentAtMs: number,
+  options: RecoveryOptions,
+): Promise<string | undefined> {
+  const since = Math.floor(sentAtMs / 1000) - (options.clockSkewSeconds ?? 60);
+  const lookups = options.lookups ?? 4;
+  const wait = options.lookupWait ?? ((attempt: number) => sleep(1000 * attempt));
+  for (let attempt = 1; attempt <= lookups; attempt++) {
+    try {
+      const tasks = await client.taskList(node, {
+        vmid: match.vmid,
+        typefilter: match.type,
+        userfilter: client.tokenId,
+        since,
+        source: "all",
+        limit: 50,
+      });
+      const ours = tasks
+        .filter(
+          (t) =>
+            t.type === match.type &&
+            t.id === String(match.vmid) &&
+            owner(t) === client.tokenId &&
+            t.starttime >= since &&
+            !options.exclude?.has(t.upid),
+        )
+        .sort((a, b) => b.starttime - a.starttime);
+      if (ours.length > 1) {
+        options.logger.warn(
+          { upids: ours.map((t) => t.upid) },
+          "several candidate tasks after an ambiguous POST; adopting the newest",
+        );
+      }
+      if (ours[0]) return ours[0].upid;
+    } catch (err) {
+      options.logger.warn(
+        { err: (err as Error).message, attempt },
+        "task list lookup after an ambiguous POST failed",
+      );
+    }
+    if (attempt < lookups) await wait(attempt);
+  }
+  return undefined;
+}
+
+async function submitWithRecovery<T extends { upid: string }>(
+  client: PveClient,
+  node: string,
+  match: { type: string; vmid: number },
+  what: string,
+  post: () => Promise<T | { kind: "not-local" }>,
+  options: RecoveryOptions,
+): Promise<Submitted<T> | { kind: "not-local" }> {
+  const sentAtMs = (options.now ?? Date.now)();
+  try {
+    const result = await post();
+    return "upid" in result ? { ...result, recovered: false } : result;
+  } catch (err) {
+    if (!isAmbiguous(err)) throw err;
+    options.logger.warn(
+      { err: (err as Error).message, node, ...match },
+      `${what} may have reached PVE; looking for the task instead of re-sending`,
+    );
+    const upid = await findOurTask(client, node, match, sentAtMs, options);
+    if (upid === undefined) throw new PveTaskStartUnknownError(what, err);
+    options.logger.info({ upid }, `adopted the ${what} task found in the node's task list`);
+    return { upid, recovered: true } as Submitted<T>;
+  }
+}
+
+/** POST vzdump, or adopt the task it started when the POST failed ambiguously. */
+export async function submitVzdump(
+  client: PveClient,
+  node: string,
+  request: VzdumpRequest,
+  options: RecoveryOptions & { headersTimeoutMs?: number },
+): Promise<Submitted<{ kind: "task"; upid: string }> | { kind: "not-local" }> {
+  return submitWithRecovery(
+    client,
+    node,
+    { type: "vzdump", vmid: request.vmid },
+    `vzdump of ${request.vmid}`,
+    (): Promise<VzdumpSubmission> =>
+      client.vzdump(node, request, { headersTimeoutMs: options.headersTimeoutMs }),
+    options,
+  );
+}
+
+/** POST a snapshot, or adopt the `vzsnapshot` task it started when the POST failed ambiguously. */
+export async function submitSnapshot(
+  client: PveClient,
+  node: string,
+  vmid: number,
+  name: string,
+  options: RecoveryOptions & { description?: string; headersTimeoutMs?: number },
+): Promise<Submitted<{ upid: string }>> {
+  const result = await submitWithRecovery(
+    client,
+    node,
+    { type: "vzsnapshot", vmid },
+    `snapshot ${name} of ${vmid}`,
+    async () => ({
+      upid: await client.createSnapshot(node, vmid, name, {
+        description: options.description,
+        headersTimeoutMs: options.headersTimeoutMs,
+      }),
+    }),
+    options,
+  );
+  if (!("upid" in result)) throw new Error("unreachable: a snapshot POST has no not-local answer");
+  return result;
+}
