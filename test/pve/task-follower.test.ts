@@ -1,0 +1,110 @@
+import { describe, expect, it } from "vitest";
+import { PveServerError } from "../../agent/pve/errors.ts";
+import { type FollowEvent, followTask, followTaskToEnd } from "../../agent/pve/task-follower.ts";
+
+const UPID = "UPID:pve1:0012AB34:0456CD78:66F1A2B3:vzdump:100:agent@pve!backup:";
+
+/**
+ * A scripted task for the follower's bookkeeping (line numbering, paging, placeholders, failure
+ * accounting). The real HTTP path is covered against the simulator in client.pve.test.ts.
+ */
+function scriptedTask(script: {
+  lines: string[];
+  stopAfterPolls: number;
+  failOn?: Set<number>;
+  pageSize?: number;
+}) {
+  let polls = 0;
+  let calls = 0;
+  const visible = () =>
+    Math.min(script.lines.length, Math.ceil((polls * script.lines.length) / script.stopAfterPolls));
+  return {
+    async taskStatus() {
+      calls++;
+      if (script.failOn?.has(calls)) throw new PveServerError("GET status", 500, "boom");
+      polls++;
+      const stopped = polls >= script.stopAfterPolls;
+      return {
+        upid: UPID,
+        node: "pve1",
+        pid: 1,
+        pstart: 1,
+        starttime: 1,
+        type: "vzdump",
+        id: "100",
+        user: "agent@pve",
+        status: stopped ? ("stopped" as const) : ("running" as const),
+        exitstatus: stopped ? "OK" : undefined,
+      };
+    },
+    async taskLog(_node: string, _upid: string, range: { start: number; limit: number }) {
+      calls++;
+      if (script.failOn?.has(calls)) throw new PveServerError("GET log", 502, "bad gateway");
+      const count = visible();
+      if (count === 0) return { lines: [{ n: 1, t: "no content" }], total: 1 };
+      const end = range.limit === 0 ? count : Math.min(count, range.start + range.limit);
+      const lines = script.lines.slice(range.start, end).map((t, i) => ({ n: range.start + i + 1, t }));
+      return { lines, total: count };
+    },
+  };
+}
+
+const noSleep = async () => {};
+
+describe("pve task follower bookkeeping", () => {
+  it("emits every line once, in order, through paging, placeholders and transient failures", async () => {
+    const lines = Array.from({ length: 23 }, (_, i) => `INFO: line ${i + 1}`);
+    lines.push("TASK OK");
+    const task = scriptedTask({ lines, stopAfterPolls: 6, failOn: new Set([3, 6, 7, 12]) });
+    const events: FollowEvent[] = [];
+    const result = await followTaskToEnd(task, "pve1", UPID, { sleep: noSleep, pageSize: 5 }, (e) =>
+      events.push(e),
+    );
+    const seen = events.filter((e) => e.type === "line").map((e) => (e.type === "line" ? e.text : ""));
+    expect(seen).toEqual(lines);
+    expect(result.lines).toEqual(lines);
+    expect(result.classified).toEqual({ kind: "ok" });
+    expect(events.filter((e) => e.type === "retry").length).toBe(4);
+    expect(events.at(-1)?.type).toBe("end");
+  });
+
+  it("gives up after the configured number of consecutive failures", async () => {
+    const task = scriptedTask({ lines: ["TASK OK"], stopAfterPolls: 1, failOn: new Set([1, 2, 3]) });
+    await expect(
+      followTaskToEnd(task, "pve1", UPID, { sleep: noSleep, maxConsecutiveFailures: 3 }),
+    ).rejects.toMatchObject({ code: "pve_server_error" });
+  });
+
+  it("stops at its deadline and when cancelled, without claiming the task ended", async () => {
+    let clock = 0;
+    const task = scriptedTask({ lines: ["INFO: a"], stopAfterPolls: 1_000 });
+    const tick = async (ms: number) => {
+      clock += ms;
+    };
+    await expect(
+      followTaskToEnd(task, "pve1", UPID, { sleep: tick, now: () => clock, deadlineMs: 10_000 }),
+    ).rejects.toMatchObject({ code: "pve_task_follow_deadline" });
+
+    const controller = new AbortController();
+    const it = followTask(task, "pve1", UPID, { signal: controller.signal, sleep: noSleep });
+    expect((await it.next()).value).toMatchObject({ type: "line", text: "INFO: a" });
+    controller.abort();
+    await expect(it.next()).rejects.toMatchObject({ code: "pve_aborted" });
+  });
+
+  it("backs off while the log is idle and returns to the fast interval when it moves", async () => {
+    const waits: number[] = [];
+    const lines = ["INFO: a", "INFO: b", "TASK OK"];
+    const task = scriptedTask({ lines, stopAfterPolls: 30 });
+    await followTaskToEnd(task, "pve1", UPID, {
+      sleep: async (ms) => {
+        waits.push(ms);
+      },
+      minIntervalMs: 100,
+      maxIntervalMs: 1_000,
+      backoff: 2,
+    });
+    expect(Math.max(...waits)).toBe(1_000);
+    expect(waits.filter((w) => w === 100).length).toBeGreaterThanOrEqual(2);
+  });
+});
