@@ -1,0 +1,16 @@
+export * from "./close-codes.ts";
+export * from "./error-codes.ts";
+export type { GuardFailure, RawFrame } from "./frame-guard.ts";
+export * from "./json-schema.ts";
+export * from "./limits.ts";
+export * from "./messages.ts";
+export * from "./parse.ts";
+export * from "./replies.ts";
+export * from "./schemas/commands.ts";
+export { backupMode, consistency, identityState, quiesceStrategy, snapshotName } from "./schemas/common.ts";
+export * from "./schemas/control.ts";
+export * from "./schemas/events.ts";
+export * from "./schemas/handshake.ts";
+export { identity as identitySchema, statusBody } from "./schemas/status.ts";
+export * from "./secrets.ts";
+export * from "./stringify.ts";

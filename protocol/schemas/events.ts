@@ -1,0 +1,173 @@
+import { z } from "zod";
+import {
+  backupMode,
+  consistency,
+  id,
+  identityState,
+  logLine,
+  logTail,
+  message,
+  openCode,
+  quiesceStrategy,
+  seq,
+  serviceName,
+  snapshotName,
+  stackName,
+  stackOutcome,
+  timestamp,
+  upid,
+  vmid,
+  volid,
+} from "./common.ts";
+import { statusBody } from "./status.ts";
+
+/**
+ * The steps of a backup (product brief §3), in snapshot-mode order. Stop mode runs lock … quiesce,
+ * submit, then the guest goes down; after the boot it reports follow, verify, resume, retention, report.
+ */
+export const BACKUP_PHASES = [
+  "lock",
+  "preflight",
+  "announce",
+  "journal",
+  "quiesce",
+  "marker",
+  "submit",
+  "snapshot-wait",
+  "resume",
+  "follow",
+  "verify",
+  "retention",
+  "report",
+] as const;
+export const backupPhase = z.enum(BACKUP_PHASES);
+
+const trigger = z.object({
+  source: z.enum(["schedule", "hub", "cli", "journal-replay"]),
+  /** The hub command id, when source is "hub". */
+  commandId: id.optional(),
+});
+
+const serviceDowntime = z.object({
+  project: stackName,
+  service: serviceName,
+  strategy: quiesceStrategy,
+  downtimeMs: z.int().min(0),
+});
+
+/** Why an operation failed: an agent error code (open set, informative) and a sentence. */
+const failure = { code: openCode, message };
+
+/** The closed set of event kinds; each entry is the event body without `kind`. */
+export const EVENTS = {
+  "backup.phase": z.object({ backupId: id, mode: backupMode, phase: backupPhase, trigger }),
+  "backup.progress": z.object({
+    backupId: id,
+    phase: backupPhase,
+    bytes: z.int().min(0).optional(),
+    totalBytes: z.int().min(0).optional(),
+    percent: z.number().min(0).max(100).optional(),
+    /** A line of the vzdump task log. */
+    line: logLine.optional(),
+  }),
+  "backup.completed": z.object({
+    backupId: id,
+    mode: backupMode,
+    upid,
+    volid,
+    sizeBytes: z.int().min(0),
+    totalMs: z.int().min(0),
+    downtime: z.array(serviceDowntime).max(1_024),
+    /** vzdump's `exitstatus`: "OK" or "WARNINGS: <n>". */
+    exitStatus: z.string().max(256),
+    warnings: z.array(logLine).max(100),
+    /** "app" when every service with a strategy other than none was quiesced; otherwise "crash". */
+    consistency,
+  }),
+  "backup.failed": z.object({
+    backupId: id,
+    mode: backupMode,
+    phase: backupPhase,
+    ...failure,
+    /** vzdump's `exitstatus` when the task stopped; null when it never ran or never stopped. */
+    exitStatus: z.string().max(1_000).nullable(),
+    upid: upid.nullable(),
+    logTail,
+    /** true when every stack this backup quiesced runs again (also when nothing was quiesced). */
+    stacksResumed: z.boolean(),
+  }),
+  "snapshot.created": z.object({
+    operationId: id,
+    name: snapshotName,
+    upid,
+    downtime: z.array(serviceDowntime).max(1_024),
+    consistency,
+  }),
+  "snapshot.deleted": z.object({ operationId: id, name: snapshotName, upid }),
+  "snapshot.failed": z.object({
+    operationId: id,
+    action: z.enum(["create", "delete"]),
+    name: snapshotName,
+    ...failure,
+    upid: upid.nullable(),
+    logTail,
+    stacksResumed: z.boolean(),
+  }),
+  "restore.detected": z.object({
+    /** The backup the copy was made from, when the marker names it. */
+    fromBackupId: id.nullable(),
+    takenAt: timestamp.nullable(),
+    /** The signals that decided it (open set: "marker", "mac-mismatch", "uptime", …). */
+    signals: z.array(openCode).max(32),
+    stacks: z.array(stackOutcome).max(256),
+  }),
+  "identity.warning": z.object({
+    state: identityState,
+    /** Open set: "mac-mismatch", "hostname-mismatch", "vmid-missing", "duplicate-mac", "token-scope", … */
+    signal: openCode,
+    message,
+    vmid: vmid.nullable(),
+  }),
+  blackout: z.object({
+    reason: z.enum(["stop-mode", "snapshot-freeze"]),
+    /** The agent will be unreachable for at most about this long, starting now. */
+    expectedSeconds: z.int().min(1).max(86_400),
+    /** The backup id or snapshot operation id that causes it. */
+    operationId: id,
+  }),
+  status: statusBody,
+  gap: z.object({
+    /** The first and last seq of the events that will never be sent; they count as received. */
+    fromSeq: seq,
+    toSeq: seq,
+    count: z.int().min(1),
+    /** Kinds of the lost events, as far as known (empty when the agent no longer has them). */
+    kinds: z.array(z.string().max(64)).max(32),
+    reason: z.enum(["outbox-overflow", "already-acked"]),
+  }),
+} as const;
+
+export type EventKind = keyof typeof EVENTS;
+export const EVENT_KINDS = Object.keys(EVENTS) as [EventKind, ...EventKind[]];
+
+type KindShape<K extends EventKind> = (typeof EVENTS)[K] extends z.ZodObject<infer S> ? S : never;
+type EventBodySchema = {
+  [K in EventKind]: z.ZodObject<z.util.Extend<KindShape<K>, { kind: z.ZodLiteral<K> }>>;
+}[EventKind];
+
+/** `{kind, …}` per kind; discriminated on `kind`. */
+export const eventBody = z.discriminatedUnion(
+  "kind",
+  EVENT_KINDS.map((kind) => EVENTS[kind].extend({ kind: z.literal(kind) })) as unknown as [
+    EventBodySchema,
+    ...EventBodySchema[],
+  ],
+);
+
+export const eventMessage = z.object({
+  type: z.literal("event"),
+  seq,
+  /** When the event happened (not when it was sent: events may be replayed after a reconnect). */
+  at: timestamp,
+  event: eventBody,
+});
