@@ -28,6 +28,8 @@ export interface ComposeRunOptions {
   maxOutputBytes?: number;
   /** Only these services (and what compose pulls in through depends_on). */
   services?: string[];
+  /** Extra environment for variable interpolation in the compose files (compose also reads the project's .env). */
+  env?: Record<string, string>;
 }
 
 export interface ComposeRunResult {
@@ -89,6 +91,7 @@ export async function composeUp(
       project.workingDir,
       options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT,
+      options.env,
     );
   } catch (err) {
     if (err instanceof RunError) {
@@ -118,11 +121,16 @@ function run(
   cwd: string,
   timeoutMs: number,
   maxOutputBytes: number,
+  env: Record<string, string> = {},
 ): Promise<ComposeRunResult> {
   const started = Date.now();
   return new Promise((resolvePromise, reject) => {
     const [cmd, ...args] = argv;
-    const child = spawn(cmd!, args, { cwd, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env } });
+    const child = spawn(cmd!, args, {
+      cwd,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env },
+    });
     const tail = new TailBuffer(maxOutputBytes);
     child.stdout.on("data", (c: Buffer) => tail.push(c));
     child.stderr.on("data", (c: Buffer) => tail.push(c));

@@ -73,11 +73,20 @@ export class DockerEngine {
     await this.call("engine", "ping", CALL_TIMEOUT_MS, () => this.docker.ping());
   }
 
-  /** Every container that carries a compose project label, running or not. */
-  async listComposeContainers(): Promise<ContainerSummary[]> {
-    const list = await this.call("engine", "list containers", CALL_TIMEOUT_MS, () =>
-      this.docker.listContainers({ all: true, filters: { label: ["com.docker.compose.project"] } }),
+  /** Every container that carries a compose project label (or one of `projects`), running or not. */
+  async listComposeContainers(projects?: string[]): Promise<ContainerSummary[]> {
+    const filters =
+      projects === undefined
+        ? [["com.docker.compose.project"]]
+        : projects.map((p) => [`com.docker.compose.project=${p}`]);
+    const lists = await Promise.all(
+      filters.map((label) =>
+        this.call("engine", "list containers", CALL_TIMEOUT_MS, () =>
+          this.docker.listContainers({ all: true, filters: { label } }),
+        ),
+      ),
     );
+    const list = lists.flat();
     return list.map((c) => ({
       id: c.Id,
       name: (c.Names[0] ?? c.Id).replace(/^\//, ""),

@@ -11,8 +11,10 @@ import { COMPOSE, groupStacks, isOneOff, type StackFacts, splitConfigFiles } fro
  */
 export async function discoverStacks(
   engine: Pick<DockerEngine, "listComposeContainers" | "inspect">,
+  /** Only these compose projects; all of them when undefined. */
+  projects?: string[],
 ): Promise<StackFacts[]> {
-  const summaries = (await engine.listComposeContainers()).filter((c) => !isOneOff(c.labels));
+  const summaries = (await engine.listComposeContainers(projects)).filter((c) => !isOneOff(c.labels));
   const details = await Promise.all(summaries.map((c) => inspectIfPresent(engine, c.id)));
   const containers = details.filter((d): d is ContainerDetails => d !== undefined);
 

@@ -36,9 +36,14 @@ export interface PreparedQuiesce {
  */
 export async function prepareQuiesce(
   deps: QuiesceDeps,
-  options: PlanOptions & { volumeSizes?: boolean } = {},
+  options: PlanOptions & {
+    /** Also check named volume sizes (the engine walks every volume). @default false */
+    volumeSizes?: boolean;
+    /** Only these compose projects. @default all */
+    projects?: string[];
+  } = {},
 ): Promise<PreparedQuiesce> {
-  const stacks = await discoverStacks(deps.engine);
+  const stacks = await discoverStacks(deps.engine, options.projects);
   const registry = await StackRegistry.load(registryPath(deps.stateDir));
   await registry.recordDiscovered(stacks);
   const result = buildPlan(stacks, options);
