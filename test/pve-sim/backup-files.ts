@@ -1,0 +1,76 @@
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import type { Storage } from "./cluster-model.ts";
+
+/** Backup archives on a directory storage, as pve-storage's Plugin.pm `$get_subdir_files` + `archive_info` see them. */
+export interface BackupFile {
+  volid: string;
+  file: string;
+  path: string;
+  format: string;
+  size: number;
+  ctime: number;
+  subtype: string;
+  vmid?: number;
+  notes?: string;
+  protected?: 1;
+  /** Standard `vzdump-<type>-<vmid>-YYYY_MM_DD-HH_MM_SS` name (only those are pruned). */
+  isStdName: boolean;
+}
+
+const EXT_RE = /\.(tgz|(tar|vma)(\.(gz|lzo|zst|bz2))?)$/;
+const STD_RE = /^vzdump-(openvz|lxc|qemu)-([1-9][0-9]{2,8})-(\d{4})_(\d\d)_(\d\d)-(\d\d)_(\d\d)_(\d\d)\./;
+const TYPED_RE = /^vzdump-(openvz|lxc|qemu)-([1-9][0-9]{2,8})-/;
+
+/** `vzdump-lxc-<vmid>-YYYY_MM_DD-HH_MM_SS` in node local time. */
+export function backupBaseName(vmid: number, at: Date): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  const ts = `${at.getFullYear()}_${p(at.getMonth() + 1)}_${p(at.getDate())}-${p(at.getHours())}_${p(at.getMinutes())}_${p(at.getSeconds())}`;
+  return `vzdump-lxc-${vmid}-${ts}`;
+}
+
+export function parseBackupVolid(volid: string): { storage: string; file: string } | undefined {
+  const m = /^([a-z][a-z0-9\-_.]*[a-z0-9]):backup\/([^/]+)$/i.exec(volid);
+  return m ? { storage: m[1] as string, file: m[2] as string } : undefined;
+}
+
+export async function listBackups(storage: Storage): Promise<BackupFile[]> {
+  const dir = join(storage.path, "dump");
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const out: BackupFile[] = [];
+  for (const file of names) {
+    const ext = EXT_RE.exec(file);
+    if (!ext) continue;
+    const path = join(dir, file);
+    const st = await stat(path).catch(() => undefined);
+    if (!st?.isFile()) continue;
+    const std = STD_RE.exec(file);
+    const typed = TYPED_RE.exec(file);
+    const item: BackupFile = {
+      volid: `${storage.id}:backup/${file}`,
+      file,
+      path,
+      format: ext[1] as string,
+      size: st.size,
+      ctime: std
+        ? Math.floor(
+            new Date(+std[3]!, +std[4]! - 1, +std[5]!, +std[6]!, +std[7]!, +std[8]!).getTime() / 1000,
+          )
+        : Math.floor(st.ctimeMs / 1000),
+      subtype: typed ? (typed[1] as string) : "unknown",
+      isStdName: std !== null,
+      ...(typed ? { vmid: Number(typed[2]) } : {}),
+    };
+    const notes = await readFile(`${path}.notes`, "utf8").catch(() => undefined);
+    if (notes !== undefined) item.notes = notes.split("\n")[0] as string;
+    if (
+      await stat(`${path}.protected`).then(
+        () => true,
+        () => false,
+      )
+    )
+      item.protected = 1;
+    out.push(item);
+  }
+  return out.sort((a, b) => a.volid.toLowerCase().localeCompare(b.volid.toLowerCase()));
+}

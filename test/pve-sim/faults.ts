@@ -1,0 +1,95 @@
+import type { Task, TaskFailure, TaskHang } from "./task-registry.ts";
+
+/** What a request rule matches: any request, a path substring, a RegExp, or a predicate. */
+export type RequestMatch = string | RegExp | ((method: string, path: string) => boolean) | undefined;
+
+interface Rule {
+  kind: "fail" | "hang" | "drop";
+  remaining: number;
+  status: number;
+  match: RequestMatch;
+}
+
+export type TaskMatch = string | { type?: string; id?: string; vmid?: number } | ((t: Task) => boolean);
+
+function matchesRequest(match: RequestMatch, method: string, path: string): boolean {
+  if (match === undefined) return true;
+  if (typeof match === "string") return path.includes(match);
+  if (match instanceof RegExp) return match.test(path);
+  return match(method, path);
+}
+
+function taskPredicate(m: TaskMatch): (t: Task) => boolean {
+  if (typeof m === "function") return m;
+  if (typeof m === "string") return (t) => t.upid === m;
+  return (t) =>
+    (m.type === undefined || t.type === m.type) &&
+    (m.id === undefined || t.id === m.id) &&
+    (m.vmid === undefined || t.id === String(m.vmid));
+}
+
+/**
+ * Fault injection. Request faults act before authentication, like a proxy or a dying pveproxy worker would;
+ * task faults act inside workers.
+ */
+export class Faults {
+  private rules: Rule[] = [];
+  private slowMs = 0;
+  private slowMatch: RequestMatch;
+
+  constructor(
+    private readonly hangs: TaskHang[],
+    private readonly failures: TaskFailure[],
+  ) {}
+
+  /** The next `n` matching requests get `status` (default 500) with an empty `{"data":null}` body. */
+  failNext(n: number, status = 500, match?: RequestMatch): void {
+    this.rules.push({ kind: "fail", remaining: n, status, match });
+  }
+
+  /** The next `n` matching requests are read and never answered (the socket stays open until close()). */
+  hangNext(n: number, match?: RequestMatch): void {
+    this.rules.push({ kind: "hang", remaining: n, status: 0, match });
+  }
+
+  /** The next `n` matching requests get a partial 200 response and then the socket is destroyed. */
+  dropConnections(n: number, match?: RequestMatch): void {
+    this.rules.push({ kind: "drop", remaining: n, status: 0, match });
+  }
+
+  /** Every matching response is delayed by `ms` until slow(0). */
+  slow(ms: number, match?: RequestMatch): void {
+    this.slowMs = ms;
+    this.slowMatch = match;
+  }
+
+  /** The next task matching `m` never stops (until DELETE kills it), optionally once a line matching `afterLine` is logged. */
+  hangTask(m: TaskMatch, opts: { afterLine?: RegExp } = {}): void {
+    this.hangs.push({ match: taskPredicate(m), ...(opts.afterLine ? { afterLine: opts.afterLine } : {}) });
+  }
+
+  /** The next task matching `m` fails with `message` (vzdump: per guest, after the snapshot, while archiving). */
+  failTask(m: TaskMatch, message: string): void {
+    this.failures.push({ match: taskPredicate(m), message });
+  }
+
+  /** Removes every pending request rule and the slowdown. */
+  clear(): void {
+    this.rules = [];
+    this.slowMs = 0;
+  }
+
+  /** @internal the rule that applies to this request, consumed. */
+  take(method: string, path: string): Rule | undefined {
+    const rule = this.rules.find((r) => r.remaining > 0 && matchesRequest(r.match, method, path));
+    if (!rule) return undefined;
+    rule.remaining--;
+    this.rules = this.rules.filter((r) => r.remaining > 0);
+    return rule;
+  }
+
+  /** @internal */
+  delayFor(method: string, path: string): number {
+    return this.slowMs > 0 && matchesRequest(this.slowMatch, method, path) ? this.slowMs : 0;
+  }
+}
