@@ -3,6 +3,7 @@ import type { PveClient, VzdumpSubmission } from "./client.ts";
 import { PveNetworkError, PveServerError, PveTaskStartUnknownError } from "./errors.ts";
 import { sleep } from "./retry.ts";
 import type { TaskListItem } from "./schemas.ts";
+import { splitTokenUser } from "./upid.ts";
 import type { VzdumpRequest } from "./vzdump-params.ts";
 
 /**
@@ -49,7 +50,9 @@ async function findOurTask(
       const tasks = await client.taskList(node, {
         vmid: match.vmid,
         typefilter: match.type,
-        userfilter: client.tokenId,
+        // The user part only: PVE matches it as a substring, and whether it compares the token id or the
+        // split user is not pinned down in pve-api-facts.md; the exact owner is checked below.
+        userfilter: splitTokenUser(client.tokenId).user,
         since,
         source: "all",
         limit: 50,

@@ -96,8 +96,8 @@ export class PveTransport {
         `tokenId must look like user@realm!tokenid, got ${JSON.stringify(connection.tokenId)}`,
       );
     }
-    const url = new URL(connection.baseUrl);
-    if (url.protocol !== "https:") {
+    const url = URL.canParse(connection.baseUrl) ? new URL(connection.baseUrl) : undefined;
+    if (url?.protocol !== "https:") {
       throw new PveConfigError(`baseUrl must be https://, got ${connection.baseUrl}`);
     }
     this.#host = url.host;
