@@ -14,6 +14,9 @@ import {
 } from "../../protocol/index.ts";
 
 const doc = readFileSync(new URL("../../protocol/PROTOCOL.md", import.meta.url), "utf8");
+/** A table row starting with these cells; tolerant of the column padding the formatter adds. */
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const row = (...cells: string[]) => new RegExp(`\\|\\s*${cells.map(escapeRegExp).join("\\s*\\|\\s*")}\\s*\\|`);
 const jsonBlocks = [...doc.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!);
 
 describe("PROTOCOL.md agrees with the schemas", () => {
@@ -24,28 +27,34 @@ describe("PROTOCOL.md agrees with the schemas", () => {
   });
 
   it.each(COMMAND_NAMES)("documents the command %s in the command table", (name) => {
-    expect(doc).toContain(`| \`${name}\` |`);
+    expect(doc).toMatch(row(`\`${name}\``));
   });
 
   it.each(EVENT_KINDS)("documents the event kind %s in the event table", (kind) => {
-    expect(doc).toContain(`| \`${kind}\` |`);
+    expect(doc).toMatch(row(`\`${kind}\``));
   });
 
   it.each(BACKUP_PHASES)("documents the backup phase %s", (phase) => {
-    expect(doc).toContain(`| \`${phase}\` |`);
+    expect(doc).toMatch(row(`\`${phase}\``));
   });
 
   it.each(Object.entries(CLOSE_CODES))(
     "lists the close code %s with its number and reconnect rule",
     (name, c) => {
-      expect(doc).toMatch(
-        new RegExp(`\\| \`${c.code}\` \\| ${name} \\| [^\\n]* \\| ${c.reconnect ? "yes" : "no"}`),
-      );
+      const line = doc.split("\n").find((l) => row(`\`${c.code}\``, name).test(l));
+      expect(line, `no table row for ${c.code}`).toBeDefined();
+      expect(
+        line!
+          .split("|")
+          .at(-2)!
+          .trim()
+          .startsWith(c.reconnect ? "yes" : "no"),
+      ).toBe(true);
     },
   );
 
   it.each(FRAME_ERROR_CODES)("lists the frame error code %s", (code) => {
-    expect(doc).toContain(`| \`${code}\` |`);
+    expect(doc).toMatch(row(`\`${code}\``));
   });
 
   it.each(COMMAND_ERROR_CODES)(
@@ -53,7 +62,7 @@ describe("PROTOCOL.md agrees with the schemas", () => {
     (code) => {
       const { retryable, details } = COMMAND_ERRORS[code];
       const keys = details.length === 0 ? "–" : details.map((d) => `\`${d}\``).join(", ");
-      expect(doc).toContain(`| \`${code}\` | ${retryable ? "yes" : "no"} | ${keys} |`);
+      expect(doc).toMatch(row(`\`${code}\``, retryable ? "yes" : "no", keys));
     },
   );
 
