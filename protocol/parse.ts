@@ -111,6 +111,7 @@ function labelOf(type: string, frame: Record<string, unknown>): string {
     const name = (frame.command as Record<string, unknown> | undefined)?.name;
     if (typeof name === "string") return `command "${name}"`;
   }
+  if (type === "result" && typeof frame.name === "string") return `result "${frame.name.slice(0, 64)}"`;
   if (type === "event") {
     const kind = (frame.event as Record<string, unknown> | undefined)?.kind;
     if (typeof kind === "string") return `event "${kind}"`;

@@ -164,10 +164,31 @@ export const eventBody = z.discriminatedUnion(
   ],
 );
 
-export const eventMessage = z.object({
-  type: z.literal("event"),
-  seq,
-  /** When the event happened (not when it was sent: events may be replayed after a reconnect). */
-  at: timestamp,
-  event: eventBody,
-});
+export const eventMessage = z
+  .object({
+    type: z.literal("event"),
+    seq,
+    /** When the event happened (not when it was sent: events may be replayed after a reconnect). */
+    at: timestamp,
+    event: eventBody,
+  })
+  .superRefine(({ seq, event }, ctx) => {
+    // Rules JSON Schema cannot state; PROTOCOL.md says them in words.
+    if (event.kind !== "gap") return;
+    if (event.fromSeq > event.toSeq) {
+      ctx.addIssue({ code: "custom", path: ["event", "toSeq"], message: "toSeq must be >= fromSeq" });
+    } else if (event.count > event.toSeq - event.fromSeq + 1) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["event", "count"],
+        message: "count must be <= toSeq - fromSeq + 1",
+      });
+    }
+    if (event.toSeq >= seq) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["event", "toSeq"],
+        message: "a gap covers only seqs below its own",
+      });
+    }
+  });

@@ -311,3 +311,38 @@ describe("replies to rejected frames", () => {
     }
   });
 });
+
+describe("gap rules JSON Schema cannot state", () => {
+  const gap = (fromSeq: number, toSeq: number, count: number, seq = 100) =>
+    JSON.stringify({
+      type: "event",
+      seq,
+      at: "2026-11-27T07:30:00Z",
+      event: { kind: "gap", fromSeq, toSeq, count, kinds: [], reason: "outbox-overflow" },
+    });
+
+  it.each([
+    ["a range that runs backwards", gap(20, 10, 1), "toSeq must be >= fromSeq"],
+    ["a count larger than the range", gap(10, 19, 11), "count must be <= toSeq - fromSeq + 1"],
+    ["a gap that covers its own seq", gap(10, 19, 5, 19), "a gap covers only seqs below its own"],
+  ])("rejects %s", (_, raw, says) => {
+    const result = parseMessage(raw);
+    expect(result).toMatchObject({
+      ok: false,
+      error: { code: "invalid_message", message: expect.stringContaining(says) },
+    });
+  });
+
+  it("accepts a gap whose count is smaller than its range (some events in it were sent)", () => {
+    expect(parseMessage(gap(10, 19, 4)).ok).toBe(true);
+  });
+});
+
+describe("input of a type the socket library never delivers", () => {
+  it.each([[42], [undefined], [null], [{ length: 3 }]])("rejects %j without throwing", (raw) => {
+    expect(parseMessage(raw as unknown as RawFrame)).toMatchObject({
+      ok: false,
+      error: { code: "binary_frame" },
+    });
+  });
+});
