@@ -16,7 +16,8 @@ import {
 const doc = readFileSync(new URL("../../protocol/PROTOCOL.md", import.meta.url), "utf8");
 /** A table row starting with these cells; tolerant of the column padding the formatter adds. */
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-const row = (...cells: string[]) => new RegExp(`\\|\\s*${cells.map(escapeRegExp).join("\\s*\\|\\s*")}\\s*\\|`);
+const row = (...cells: string[]) =>
+  new RegExp(`\\|\\s*${cells.map(escapeRegExp).join("\\s*\\|\\s*")}\\s*\\|`);
 const jsonBlocks = [...doc.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!);
 
 describe("PROTOCOL.md agrees with the schemas", () => {
