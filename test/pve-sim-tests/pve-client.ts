@@ -21,7 +21,9 @@ export function rawClient(sim: PveSimulator, authorization?: string) {
     path: string,
     params: Record<string, string | number> = {},
   ): Promise<RawResponse> => {
-    const form = new URLSearchParams(Object.entries(params).map(([k, v]) => [k, String(v)]));
+    const form = new URLSearchParams(
+      Object.entries(params).map(([k, v]): [string, string] => [k, String(v)]),
+    );
     const inBody = method === "POST" || method === "PUT";
     const url = `${sim.url}/api2/json${path}${!inBody && form.size ? `?${form}` : ""}`;
     const res = await fetch(url, {

@@ -1,6 +1,242 @@
+import { stat, statfs } from "node:fs/promises";
+import { join } from "node:path";
 import type { Route } from "./api-server.ts";
+import { type BackupFile, listBackups } from "./backup-files.ts";
+import type { Storage } from "./cluster-model.ts";
+import { dieError } from "./http-error.ts";
+import { type KeepOptions, markBackups, parseKeep } from "./prune.ts";
+import { stdProps } from "./schema.ts";
 import type { PveSimulator } from "./simulator.ts";
+import { TaskError } from "./task-registry.ts";
+import { removeArchive } from "./vzdump-task.ts";
 
-export function storageRoutes(_sim: PveSimulator): Route[] {
-  return [];
+const pruneProp = {
+  type: "string",
+  optional: true,
+  format: (v: string) => {
+    const k = parseKeep(v);
+    return typeof k === "string" ? k.replace(/^invalid format - /, "").replace(/\n$/, "") : undefined;
+  },
+} as const;
+
+/** Storage status, content (with per-volume visibility), volume deletion and pruning (pve-storage API2). */
+export function storageRoutes(sim: PveSimulator): Route[] {
+  const auditOrSpace = (user: string, raw: Record<string, string>) =>
+    sim.access.checkAny(user, `/storage/${raw.storage}`, ["Datastore.Audit", "Datastore.AllocateSpace"]);
+
+  /** Storage.pm `check_volume_access` for a backup volume. */
+  const canAccess = (user: string, s: Storage, b: BackupFile): boolean => {
+    if (user === "root@pam" || sim.access.has(user, `/storage/${s.id}`, "Datastore.Allocate")) return true;
+    if (b.vmid === undefined) return false;
+    return (
+      sim.access.has(user, `/storage/${s.id}`, "Datastore.AllocateSpace") &&
+      sim.access.has(user, `/vms/${b.vmid}`, "VM.Backup")
+    );
+  };
+
+  const keepFor = (s: Storage, param: unknown): KeepOptions => {
+    const raw = typeof param === "string" ? param : s.pruneBackups;
+    if (raw === undefined) throw new TaskError(`no prune-backups options configured for storage '${s.id}'`);
+    const keep = parseKeep(raw);
+    if (typeof keep === "string") throw new TaskError(keep);
+    return keep;
+  };
+
+  return [
+    {
+      method: "GET",
+      path: "/nodes/{node}/storage",
+      schema: {
+        node: stdProps.node,
+        content: { type: "string", optional: true },
+        storage: { ...stdProps.storage, optional: true },
+        enabled: { type: "boolean", optional: true },
+      },
+      handler: async ({ user, params }) => {
+        const node = String(params.node);
+        sim.assertNode(node);
+        const out: Record<string, unknown>[] = [];
+        for (const s of sim.storages.values()) {
+          if (s.nodes && !s.nodes.includes(node)) continue;
+          if (params.storage !== undefined && s.id !== params.storage) continue;
+          if (typeof params.content === "string" && !s.content.includes(params.content)) continue;
+          const path = `/storage/${s.id}`;
+          if (
+            !sim.access.has(user, path, "Datastore.Audit") &&
+            !sim.access.has(user, path, "Datastore.AllocateSpace")
+          )
+            continue;
+          out.push({
+            storage: s.id,
+            type: "dir",
+            ...(await usage(s)),
+            content: s.content.join(","),
+            active: 1,
+            enabled: 1,
+            shared: s.nodes ? 0 : 1,
+          });
+        }
+        return out;
+      },
+    },
+    {
+      method: "GET",
+      path: "/nodes/{node}/storage/{storage}/status",
+      schema: { node: stdProps.node, storage: stdProps.storage },
+      permission: auditOrSpace,
+      handler: async ({ params }) => {
+        const s = sim.storageOn(String(params.node), String(params.storage));
+        return {
+          type: "dir",
+          content: s.content.join(","),
+          ...(await usage(s)),
+          active: 1,
+          enabled: 1,
+          shared: s.nodes ? 0 : 1,
+        };
+      },
+    },
+    {
+      method: "GET",
+      path: "/nodes/{node}/storage/{storage}/content",
+      schema: {
+        node: stdProps.node,
+        storage: stdProps.storage,
+        content: { type: "string", optional: true },
+        vmid: { ...stdProps.vmid, optional: true },
+      },
+      permission: auditOrSpace,
+      handler: async ({ user, params }) => {
+        const s = sim.storageOn(String(params.node), String(params.storage));
+        if (params.content !== undefined && params.content !== "backup") return [];
+        const vmid = params.vmid === undefined ? undefined : Number(params.vmid);
+        return (await listBackups(s))
+          .filter((b) => vmid === undefined || b.file.includes(`-${vmid}-`))
+          .filter((b) => canAccess(user, s, b))
+          .map((b) => ({
+            volid: b.volid,
+            content: "backup",
+            format: b.format,
+            size: b.size,
+            ctime: b.ctime,
+            subtype: b.subtype,
+            ...(b.vmid !== undefined ? { vmid: b.vmid } : {}),
+            ...(b.notes !== undefined ? { notes: b.notes } : {}),
+            ...(b.protected ? { protected: 1 } : {}),
+          }));
+      },
+    },
+    {
+      method: "DELETE",
+      path: "/nodes/{node}/storage/{storage}/content/{volume}",
+      schema: {
+        node: stdProps.node,
+        storage: { ...stdProps.storage, optional: true },
+        volume: { type: "string" },
+        delay: { type: "integer", minimum: 1, maximum: 30, optional: true },
+      },
+      handler: async ({ user, params }) => {
+        const node = String(params.node);
+        const volume = String(params.volume);
+        const volid = volume.includes(":") ? volume : `${params.storage}:${volume}`;
+        const m = /^([^:]+):backup\/(.+)$/.exec(volid);
+        if (!m) throw dieError(`unable to parse volume ID '${volid}'`);
+        const s = sim.storageOn(node, m[1] as string);
+        const file = m[2] as string;
+        const owner = /^vzdump-(?:lxc|qemu|openvz)-([1-9][0-9]{2,8})-/.exec(file)?.[1];
+        if (owner) {
+          sim.access.check(user, `/storage/${s.id}`, ["Datastore.AllocateSpace"]);
+          sim.access.check(user, `/vms/${owner}`, ["VM.Backup"]);
+        } else sim.access.check(user, `/storage/${s.id}`, ["Datastore.Allocate"]);
+        const task = sim.taskRegistry.start(node, "imgdel", `${owner ?? ""}@${s.id}`, user, async (ctx) => {
+          const path = join(s.path, "dump", file);
+          const isProtected = await stat(`${path}.protected`).then(
+            () => true,
+            () => false,
+          );
+          if (isProtected)
+            throw new TaskError(`cannot remove protected volume 'backup/${file}' on '${s.id}'`);
+          await removeArchive(s, volid);
+          await ctx.log(`Removed volume '${volid}'`);
+        });
+        if (params.delay === undefined) return task.upid;
+        const finished = await Promise.race([
+          task.done.then(() => true),
+          new Promise<boolean>((r) => setTimeout(() => r(false), Number(params.delay) * 1000)),
+        ]);
+        if (!finished) return task.upid;
+        if (task.exitstatus !== "OK") throw dieError(task.exitstatus ?? "unexpected status");
+        return null;
+      },
+    },
+    {
+      method: "GET",
+      path: "/nodes/{node}/storage/{storage}/prunebackups",
+      schema: {
+        node: stdProps.node,
+        storage: stdProps.storage,
+        "prune-backups": pruneProp,
+        type: { type: "string", enum: ["qemu", "lxc"], optional: true },
+        vmid: { ...stdProps.vmid, optional: true },
+      },
+      permission: auditOrSpace,
+      handler: async ({ params }) => {
+        const s = sim.storageOn(String(params.node), String(params.storage));
+        if (!s.content.includes("backup")) throw dieError(`storage '${s.id}' does not support backups`);
+        let keep: KeepOptions;
+        try {
+          keep = keepFor(s, params["prune-backups"]);
+        } catch (e) {
+          throw dieError((e as Error).message);
+        }
+        return markBackups(await listBackups(s), keep, {
+          ...(params.vmid !== undefined ? { vmid: Number(params.vmid) } : {}),
+          ...(typeof params.type === "string" ? { type: params.type } : {}),
+        });
+      },
+    },
+    {
+      method: "DELETE",
+      path: "/nodes/{node}/storage/{storage}/prunebackups",
+      schema: {
+        node: stdProps.node,
+        storage: stdProps.storage,
+        "prune-backups": pruneProp,
+        type: { type: "string", enum: ["qemu", "lxc"], optional: true },
+        vmid: { ...stdProps.vmid, optional: true },
+      },
+      permission: (user, raw) => {
+        if (raw.vmid !== undefined) {
+          sim.access.check(user, `/storage/${raw.storage}`, ["Datastore.AllocateSpace"]);
+          sim.access.check(user, `/vms/${raw.vmid}`, ["VM.Backup"]);
+        } else sim.access.check(user, `/storage/${raw.storage}`, ["Datastore.Allocate"]);
+      },
+      handler: ({ user, params }) => {
+        const node = String(params.node);
+        const s = sim.storageOn(node, String(params.storage));
+        const vmid = params.vmid === undefined ? undefined : Number(params.vmid);
+        const id = vmid === undefined ? s.id : `${vmid}@${s.id}`;
+        return sim.taskRegistry.start(node, "prunebackups", id, user, async (ctx) => {
+          if (!s.content.includes("backup"))
+            throw new TaskError(`storage '${s.id}' does not support backups`);
+          const keep = keepFor(s, params["prune-backups"]);
+          const marked = markBackups(await listBackups(s), keep, {
+            ...(vmid !== undefined ? { vmid } : {}),
+            ...(typeof params.type === "string" ? { type: params.type } : {}),
+          });
+          for (const e of marked.filter((x) => x.mark === "remove")) {
+            await ctx.log(`removing backup '${e.volid}'`);
+            await removeArchive(s, e.volid);
+          }
+        }).upid;
+      },
+    },
+  ];
+}
+
+async function usage(s: Storage): Promise<{ total: number; used: number; avail: number }> {
+  const st = await statfs(s.path);
+  const total = st.blocks * st.bsize;
+  const avail = st.bavail * st.bsize;
+  return { total, used: total - st.bfree * st.bsize, avail };
 }

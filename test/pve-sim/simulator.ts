@@ -42,6 +42,12 @@ export interface PveSimulatorOptions {
   errorStyle?: "new" | "old";
   /** Milliseconds per `lockwait` minute; default 60000. Tests use e.g. 100 so lockwait=1 waits 0.1 s. */
   lockwaitScaleMs?: number;
+  /**
+   * Time between the task logging `create storage snapshot 'vzdump'` and the snapshot existing (PVE freezes,
+   * syncs and snapshots in that window; measured 20-50 ms). Default 30. Makes an agent that resumes on that line
+   * instead of the next one observably wrong.
+   */
+  snapshotDelayMs?: number;
   /** Size of the sparse btrfs image; default 4 GiB. */
   btrfsSizeBytes?: number;
   /** Skip btrfs and use plain copies (to test the fallback). */
@@ -124,6 +130,7 @@ export class PveSimulator {
       archiveBytesPerSecond: 110e6,
       errorStyle: "new",
       lockwaitScaleMs: 60_000,
+      snapshotDelayMs: 30,
       btrfsSizeBytes: 4 * 1024 ** 3,
       forceCopySnapshots: false,
       ninePstartDigits: false,

@@ -1,0 +1,373 @@
+import { mkdir, mkdtemp, rename, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { archiveSuffix, type Compression, writeArchive } from "./archive.ts";
+import { backupBaseName, listBackups } from "./backup-files.ts";
+import { hostnameOf, renderConfig, type Storage } from "./cluster-model.ts";
+import { PveHttpError } from "./http-error.ts";
+import { isKeepAll, type KeepOptions, keepToString, markBackups, parseKeep } from "./prune.ts";
+import type { PveSimulator, VzdumpRun } from "./simulator.ts";
+import { type TaskContext, TaskError, TaskExit, type TaskWorker } from "./task-registry.ts";
+
+/** A vzdump job after the POST-time checks (pve-manager VZDump.pm). */
+export interface VzdumpJob {
+  node: string;
+  /** Local and orphaned vmids, sorted. */
+  vmids: number[];
+  /** vmids on other nodes (logged as skipped). */
+  skiplist: number[];
+  all: boolean;
+  storageId: string;
+  mode: "snapshot" | "stop" | "suspend";
+  compression: Compression | "lzo";
+  zstdThreads: number;
+  ionice: number;
+  bwlimit?: number;
+  /** minutes */
+  lockwait: number;
+  notesTemplate?: string;
+  protected: boolean;
+  remove: boolean;
+  pruneBackups?: KeepOptions;
+  cmdline: string;
+  user: string;
+}
+
+const LOCKFILE = "/var/run/vzdump.lock";
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function localTimestamp(d = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/** VZDump.pm `format_size`. */
+export function formatSize(size: number): string {
+  const kb = size / 1024;
+  if (kb < 1024) return `${Math.floor(kb)}KB`;
+  const mb = size / 1024 ** 2;
+  if (mb < 1024) return `${Math.floor(mb)}MB`;
+  const gb = mb / 1024;
+  if (gb < 1024) return `${gb.toFixed(2)}GB`;
+  return `${(gb / 1024).toFixed(2)}TB`;
+}
+
+/** VZDump.pm `format_time`. */
+function formatTime(seconds: number): string {
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  return [h, m, s].map((n) => String(n).padStart(2, "0")).join(":");
+}
+
+/** The notes template with `\n`/`\\` escapes and {{vars}} expanded (VZDump.pm `$generate_notes`). */
+export function expandNotes(template: string, vars: Record<string, string>): string {
+  return template
+    .replace(/\\(.)/g, (_m, c: string) => (c === "n" ? "\n" : c))
+    .replace(/\{\{([^\s{}]+)\}\}/g, (m, v: string) => vars[v] ?? m);
+}
+
+export function vzdumpWorker(sim: PveSimulator, job: VzdumpJob): TaskWorker {
+  return async (ctx) => {
+    const storage = sim.storages.get(job.storageId);
+    if (!storage) throw new TaskError(`storage '${job.storageId}' does not exist`);
+    if (!storage.content.includes("backup"))
+      throw new TaskError(`storage '${job.storageId}' does not support backups`);
+    const lock = sim.nodeLock(job.node);
+    // getlock: flock with an alarm of lockwait minutes
+    if (!lock.tryAcquire(ctx.upid)) {
+      if (job.lockwait === 0) {
+        await ctx.log(`ERROR: can't acquire lock '${LOCKFILE}' (wait = 0)`);
+        throw new TaskError(`can't acquire lock '${LOCKFILE}' (wait = 0)`);
+      }
+      await ctx.log("INFO: trying to get global lock - waiting...");
+      const got = await lock.acquire(ctx.upid, job.lockwait * sim.opts.lockwaitScaleMs, ctx.signal);
+      if (!got) {
+        await ctx.log(
+          `ERROR: can't acquire lock '${LOCKFILE}' - ${ctx.signal.aborted ? "interrupted by signal" : "got timeout"}`,
+        );
+        throw new TaskExit(); // exit(-1): no TASK line, exitstatus "unexpected status"
+      }
+      await ctx.log("INFO: got global lock");
+    }
+    try {
+      await ctx.log(`INFO: starting new backup job: ${job.cmdline}`);
+      if (job.skiplist.length > 0) await ctx.log(`INFO: skip external VMs: ${job.skiplist.join(", ")}`);
+      const todo: number[] = [];
+      for (const vmid of job.vmids) {
+        const g = sim.guests.get(vmid);
+        if (g && g.node === job.node) {
+          if (!sim.access.has(job.user, `/vms/${vmid}`, "VM.Backup")) {
+            if (job.all) continue;
+            throw new TaskError(`403 Permission check failed (/vms/${vmid}, VM.Backup)`);
+          }
+        }
+        todo.push(vmid);
+      }
+      let errors = 0;
+      for (const vmid of todo) {
+        if (!(await backupGuest(sim, job, storage, vmid, ctx))) errors++;
+      }
+      if (errors) {
+        await ctx.log("INFO: Backup job finished with errors");
+        throw new TaskError("job errors");
+      }
+      await ctx.log("INFO: Backup job finished successfully");
+    } finally {
+      lock.release(ctx.upid);
+    }
+  };
+}
+
+/** exec_backup_task for one LXC guest; returns false when the guest failed (logged, job goes on). */
+async function backupGuest(
+  sim: PveSimulator,
+  job: VzdumpJob,
+  storage: Storage,
+  vmid: number,
+  ctx: TaskContext,
+): Promise<boolean> {
+  const fileLines: string[] = [];
+  const log = async (level: "INFO" | "ERROR" | "WARN", msg: string) => {
+    fileLines.push(`${localTimestamp()} ${level}: ${msg}`);
+    if (level === "WARN") await ctx.warn(msg);
+    else await ctx.log(`${level}: ${msg}`);
+  };
+  const g = sim.guests.get(vmid);
+  const started = Date.now();
+  const run: VzdumpRun = { upid: ctx.upid, vmid, mode: job.mode };
+  const cleanup: {
+    unlock?: boolean;
+    snapshotPath?: string;
+    restart?: boolean;
+    stoppedAt?: number;
+    tmp?: string;
+    configDir?: string;
+  } = {};
+  let basename: string | undefined;
+  let err: unknown;
+  try {
+    if (!g || g.node !== job.node) throw new Error(`unable to find VM '${vmid}'`);
+    sim.vzdumpRuns.push(run);
+    let backupTime = new Date();
+    // Archive names carry seconds: a second backup of the same guest in the same second waits for the next one.
+    while (
+      await exists(join(storage.path, "dump", `${backupBaseName(vmid, backupTime)}${archiveSuffixOf(job)}`))
+    ) {
+      await sleep(1000 - (Date.now() % 1000) + 5);
+      backupTime = new Date();
+    }
+    basename = backupBaseName(vmid, backupTime);
+    await log("INFO", `Starting Backup of VM ${vmid} (lxc)`);
+    await log("INFO", `Backup started at ${localTimestamp(backupTime)}`);
+    const running = g.running;
+    await log("INFO", `status = ${running ? "running" : "stopped"}`);
+    if (job.protected) {
+      const max =
+        storage.maxProtectedBackups ??
+        (sim.access.has(job.user, `/storage/${storage.id}`, "Datastore.Allocate") ? -1 : 5);
+      const count = (await listBackups(storage)).filter((b) => b.protected && b.vmid === vmid).length;
+      if (max >= 0 && count >= max)
+        throw new Error(
+          `The number of protected backups per guest is limited to ${max} on storage '${storage.id}'`,
+        );
+    }
+    if (g.lock) throw new Error(`CT is locked (${g.lock})`);
+    g.lock = "backup";
+    cleanup.unlock = true;
+    const mode = running ? job.mode : "stop";
+    run.mode = mode;
+    if (mode === "stop" && running && g.haManaged)
+      throw new Error(
+        "Cannot execute a backup with stop mode on a HA managed and enabled Service. Use snapshot mode or disable the Service.",
+      );
+    const prepare = async () => {
+      await log("INFO", `CT Name: ${hostnameOf(g)}`);
+      await log("INFO", "including mount point rootfs ('/') in backup");
+      if (g.snapshots.has("vzdump")) {
+        await log("INFO", "found old vzdump snapshot (force removal)");
+        await sim.volumes.remove((g.snapshots.get("vzdump") as { path: string }).path);
+        g.snapshots.delete("vzdump");
+      }
+    };
+    if (mode !== "stop") await prepare();
+    await log("INFO", `backup mode: ${mode}`);
+    if (job.bwlimit) await log("INFO", `bandwidth limit: ${job.bwlimit} KB/s`);
+    await log("INFO", `ionice priority: ${job.ionice}`);
+    let source = g.rootDir;
+    if (mode === "stop") {
+      await prepare();
+      if (running) {
+        await log("INFO", "stopping virtual guest");
+        cleanup.stoppedAt = Date.now();
+        run.guestStoppedAt = cleanup.stoppedAt;
+        cleanup.restart = true;
+        await sim.opts.onGuestStop?.(vmid, { kill: false });
+        g.running = false;
+      }
+    } else {
+      // snapshot (and suspend, which the simulator takes like snapshot: see README)
+      await log("INFO", "create storage snapshot 'vzdump'");
+      g.lock = "snapshot";
+      await sleep(sim.opts.snapshotDelayMs);
+      const path = sim.volumes.snapshotPath(`vzdump-${vmid}-${Date.now()}`);
+      const t0 = Date.now();
+      await sim.volumes.snapshot(g.rootDir, path, true);
+      run.snapshotTakenAt = Date.now();
+      run.snapshotDurationMs = run.snapshotTakenAt - t0;
+      run.snapshotMethod = sim.volumes.method;
+      cleanup.snapshotPath = path;
+      g.snapshots.set("vzdump", {
+        name: "vzdump",
+        description: "vzdump backup snapshot",
+        snaptime: Math.floor(Date.now() / 1000),
+        ...(g.parent ? { parent: g.parent } : {}),
+        path,
+        config: { ...g.config },
+      });
+      g.lock = "backup";
+      source = path;
+    }
+    const suffix = archiveSuffixOf(job);
+    const dumpdir = join(storage.path, "dump");
+    await mkdir(dumpdir, { recursive: true });
+    const target = join(dumpdir, `${basename}${suffix}`);
+    const tmp = target.replace(/\.[^.]+$/, ".dat");
+    cleanup.tmp = tmp;
+    await log("INFO", `creating vzdump archive '${target}'`);
+    if (job.compression === "lzo")
+      throw new Error("lzop is not available in the PVE simulator (use zstd or gzip)");
+    cleanup.configDir = await mkdtemp(join(tmpdir(), "vzdumptmp"));
+    await mkdir(join(cleanup.configDir, "etc", "vzdump"), { recursive: true });
+    await writeFile(join(cleanup.configDir, "etc", "vzdump", "pct.conf"), renderConfig(g.config));
+    run.archiveStartedAt = Date.now();
+    const injected = sim.taskRegistry.takeFailure(ctx.task);
+    const result = await writeArchive({
+      configDir: cleanup.configDir,
+      sourceDir: source,
+      target: tmp,
+      compression: job.compression,
+      zstdThreads: job.zstdThreads,
+      bytesPerSecond: sim.opts.archiveBytesPerSecond,
+      signal: ctx.signal,
+    });
+    if (ctx.signal.aborted) throw new Error("interrupted by signal");
+    if (injected) throw new Error(injected);
+    await log("INFO", result.totalsLine);
+    await rename(tmp, target);
+    delete cleanup.tmp;
+    run.archiveFinishedAt = Date.now();
+    run.archivePath = target;
+    run.bytesWritten = result.bytesWritten;
+    run.volid = `${storage.id}:backup/${basename}${suffix}`;
+    await log("INFO", `archive file size: ${formatSize((await stat(target)).size)}`);
+    if (job.notesTemplate) {
+      await log("INFO", "adding notes to backup");
+      const notes = expandNotes(job.notesTemplate, {
+        cluster: sim.opts.clusterName ?? "standalone node",
+        guestname: hostnameOf(g),
+        node: job.node,
+        vmid: String(vmid),
+      });
+      await writeFile(`${target}.notes`, notes);
+    }
+    if (job.protected) {
+      await log("INFO", "marking backup as protected");
+      await writeFile(`${target}.protected`, "");
+    }
+    if (job.remove) {
+      const keep =
+        job.pruneBackups ??
+        (storage.pruneBackups ? parseStorageKeep(storage.pruneBackups) : { "keep-all": 1 });
+      if (!isKeepAll(keep)) {
+        await log("INFO", `prune older backups with retention: ${keepToString(keep, ", ")}`);
+        const marked = markBackups(await listBackups(storage), keep, { vmid, type: "lxc" });
+        const removed = marked.filter((m) => m.mark === "remove");
+        for (const r of removed) {
+          await log("INFO", `removing backup '${r.volid}'`);
+          await removeArchive(storage, r.volid);
+        }
+        await log(
+          "INFO",
+          `pruned ${removed.length} backup(s)${removed.length > 0 ? " not covered by keep-retention policy" : ""}`,
+        );
+      }
+    }
+  } catch (e) {
+    err = e;
+  }
+  // clean-up, in VZDump.pm's order: unlock, plugin cleanup (snapshot), restart
+  if (g && cleanup.unlock) delete g.lock;
+  if (g && cleanup.snapshotPath) {
+    await logQuiet(ctx, fileLines, "INFO", "cleanup temporary 'vzdump' snapshot");
+    await sim.volumes.remove(cleanup.snapshotPath).catch(() => {});
+    g.snapshots.delete("vzdump");
+  }
+  if (g && cleanup.restart) {
+    await logQuiet(ctx, fileLines, "INFO", "restarting vm");
+    try {
+      await sim.opts.onGuestStart?.(vmid);
+      g.running = true;
+      g.startedAt = Date.now();
+      run.guestStartedAt = g.startedAt;
+      const delay = Math.floor((Date.now() - (cleanup.stoppedAt ?? Date.now())) / 1000);
+      await logQuiet(ctx, fileLines, "INFO", `guest is online again after ${delay} seconds`);
+    } catch (e) {
+      await logQuiet(ctx, fileLines, "", (e as Error).message); // a plain perl `warn`: no prefix, not counted
+    }
+  }
+  if (cleanup.tmp) await rm(cleanup.tmp, { force: true });
+  if (cleanup.configDir) await rm(cleanup.configDir, { recursive: true, force: true });
+  if (err) {
+    const msg = err instanceof PveHttpError ? `${err.status} ${err.message}` : (err as Error).message;
+    await logQuiet(ctx, fileLines, "ERROR", `Backup of VM ${vmid} failed - ${msg}`);
+    await logQuiet(ctx, fileLines, "INFO", `Failed at ${localTimestamp()}`);
+  } else {
+    await logQuiet(
+      ctx,
+      fileLines,
+      "INFO",
+      `Finished Backup of VM ${vmid} (${formatTime(Math.floor((Date.now() - started) / 1000))})`,
+    );
+    await logQuiet(ctx, fileLines, "INFO", `Backup finished at ${localTimestamp()}`);
+  }
+  if (basename)
+    await writeFile(join(storage.path, "dump", `${basename}.log`), `${fileLines.join("\n")}\n`).catch(
+      () => {},
+    );
+  return !err;
+}
+
+/** Logging during clean-up: an interrupt delivered here must not skip the rest of the clean-up. */
+async function logQuiet(ctx: TaskContext, fileLines: string[], level: string, msg: string): Promise<void> {
+  fileLines.push(level ? `${localTimestamp()} ${level}: ${msg}` : msg);
+  await ctx.log(level ? `${level}: ${msg}` : msg).catch(() => {});
+}
+
+function archiveSuffixOf(job: VzdumpJob): string {
+  return job.compression === "lzo" ? ".tar.lzo" : archiveSuffix(job.compression);
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+function parseStorageKeep(value: string): KeepOptions {
+  const keep = parseKeep(value);
+  return typeof keep === "string" ? {} : keep;
+}
+
+/** PVE::Storage::archive_remove: the archive and its side files. */
+export async function removeArchive(storage: Storage, volid: string): Promise<void> {
+  const file = volid.slice(`${storage.id}:backup/`.length);
+  const path = join(storage.path, "dump", file);
+  await rm(path, { force: true });
+  await rm(`${path}.notes`, { force: true });
+  await rm(`${path}.protected`, { force: true });
+  await rm(join(storage.path, "dump", `${file.replace(/\.(tgz|(tar|vma)(\.(gz|lzo|zst|bz2))?)$/, "")}.log`), {
+    force: true,
+  });
+}
