@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds dist/felhom-guest_<version>_all.deb: the compiled agent with its production dependencies, the
+# systemd unit and the example config. Runs on the guest's Debian (13, Node 20 from Debian).
+#
+#   bash packaging/build-deb.sh            # → dist/felhom-guest_<version>_all.deb
+#
+# The package depends on Debian's nodejs (>= 20.19); the agent has no native modules, so "all" is honest.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+version=$(node -p 'require("./package.json").version')
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+
+npm run build >/dev/null
+lib="$stage/usr/lib/felhom-guest"
+mkdir -p "$lib" "$stage/usr/bin" "$stage/lib/systemd/system" "$stage/etc/felhom-guest" "$stage/DEBIAN" \
+  "$stage/usr/share/doc/felhom-guest"
+cp -r dist/agent dist/protocol "$lib/"
+cp package.json package-lock.json "$lib/"
+# Production dependencies only, without install scripts (none is needed: no native addons are used).
+(cd "$lib" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null && rm package-lock.json)
+cat >"$stage/usr/bin/felhom-guest" <<'SH'
+#!/bin/sh
+exec /usr/bin/node /usr/lib/felhom-guest/agent/cli/main.js "$@"
+SH
+chmod 755 "$stage/usr/bin/felhom-guest"
+cp packaging/felhom-guest.service "$stage/lib/systemd/system/"
+cp packaging/agent.example.yaml "$stage/etc/felhom-guest/agent.yaml.example"
+cp README.md "$stage/usr/share/doc/felhom-guest/"
+cat >"$stage/DEBIAN/control" <<CTRL
+Package: felhom-guest
+Version: $version
+Architecture: all
+Maintainer: Felhom <ops@felhom.invalid>
+Depends: nodejs (>= 20.19)
+Recommends: docker.io | docker-ce
+Section: admin
+Priority: optional
+Description: app-consistent self-backups for a Proxmox LXC guest
+ Quiesces the guest's Docker compose stacks, vzdumps the guest through the
+ Proxmox API with a self-scoped token, resumes the stacks as soon as the
+ storage snapshot exists, and reports to the Felhom hub.
+CTRL
+printf '/etc/felhom-guest/agent.yaml.example\n' >"$stage/DEBIAN/conffiles"
+cp packaging/postinst "$stage/DEBIAN/postinst"
+chmod 755 "$stage/DEBIAN/postinst"
+mkdir -p dist
+dpkg-deb --root-owner-group --build "$stage" "dist/felhom-guest_${version}_all.deb" >/dev/null
+echo "dist/felhom-guest_${version}_all.deb"
