@@ -148,11 +148,12 @@ export class Outbox<E> {
   /**
    * Assigns the next seq, persists the event, and resolves with its seq once it is on disk. If the outbox
    * is full, older events are dropped (see `planOverflow`) and a gap event is queued in their place.
+   * `gap` marks the event as a gap declared by the caller, so a later overflow merges it, not loses it.
    */
-  append(event: E): Promise<number> {
+  append(event: E, gap?: GapInfo): Promise<number> {
     if (this.#closed) return Promise.reject(new AgentError("outbox_closed", "the hub outbox is closed"));
     const seq = this.#nextSeq();
-    const entry = this.#entry(seq, this.#opts.now().toISOString(), event, undefined);
+    const entry = this.#entry(seq, this.#opts.now().toISOString(), event, gap);
     this.#insert(entry, false);
     const seqs = [seq];
     const overflow = planOverflow(

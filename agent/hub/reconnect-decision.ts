@@ -10,7 +10,9 @@ export type LinkDrop =
   /** DNS, TCP, TLS, or any other transport failure before or after the upgrade. */
   | { kind: "network"; message: string }
   /** The agent gave up on a socket that stopped moving (upgrade, welcome, pong or ack deadline). */
-  | { kind: "stalled"; what: string };
+  | { kind: "stalled"; what: string }
+  /** Nothing was dialled: the credential or CA file could not be read, or there is no identity yet. */
+  | { kind: "local"; message: string };
 
 export type ReconnectDecision =
   | { action: "retry"; delayMs: number }
@@ -66,5 +68,7 @@ export function describeDrop(drop: LinkDrop): string {
       return `network error: ${drop.message}`;
     case "stalled":
       return `stalled: ${drop.what}`;
+    case "local":
+      return drop.message;
   }
 }

@@ -1,0 +1,393 @@
+import { randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { z } from "zod";
+import {
+  ACK_TIMEOUT_MS,
+  type Event,
+  eventBody,
+  FATAL_RECONNECT_DELAY_MS,
+  HANDSHAKE_TIMEOUT_MS,
+  type HelloMessage,
+  PROTOCOL_VERSION,
+  RESULT_RETENTION_MS,
+  type ResultMessage,
+  type statusBody,
+  type WelcomeMessage,
+} from "../../protocol/index.ts";
+import { AgentError, errorMessage } from "../lib/errors.ts";
+import { readSecretFile } from "../lib/secret.ts";
+import { type Logger, silentLogger } from "../log/logger.ts";
+import { type BackoffPolicy, DEFAULT_BACKOFF, type RetryWait } from "./backoff.ts";
+import { type CommandHandlers, CommandRunner, interruptedResult } from "./command-runner.ts";
+import { CommandStore } from "./command-store.ts";
+import { gapEvent, isDroppableFirst, kindOf } from "./event-policy.ts";
+import { type Heartbeat, HubSession } from "./hub-session.ts";
+import { checkHubUrl } from "./hub-url.ts";
+import { backoffAttempt, type LinkState, transition } from "./link-state.ts";
+import { Outbox } from "./outbox.ts";
+import { decideReconnect, describeDrop, type LinkDrop } from "./reconnect-decision.ts";
+
+export type StatusBody = z.infer<typeof statusBody>;
+/** What the daemon knows about itself; the link adds `outboxDepth` and `lastSeq`. */
+export type StatusPayload = Omit<StatusBody, "outboxDepth" | "lastSeq">;
+
+export interface HubTuning {
+  backoff: BackoffPolicy;
+  /** Nominal wait after the hub rejected the credential. @default 300_000 (5 min) */
+  authRejectedMs: number;
+  /** Nominal wait after a fatal close code. @default FATAL_RECONNECT_DELAY_MS (1 h) */
+  fatalMs: number;
+  /** How to wait between attempts. @default a cancellable timer */
+  retryWait: RetryWait | undefined;
+  random: () => number;
+  /** @default HANDSHAKE_TIMEOUT_MS */
+  handshakeTimeoutMs: number;
+  /** Overrides `welcome.heartbeat` (tests). @default the hub's choice */
+  heartbeat: Heartbeat | undefined;
+  /** @default 3 */
+  watchdogFactor: number;
+  /** @default ACK_TIMEOUT_MS */
+  ackTimeoutMs: number;
+  /** @default 1 MiB */
+  highWaterBytes: number;
+  /** How long `stop()` waits for running commands. @default 5_000 */
+  stopGraceMs: number;
+  /** Command results are kept this long or as the newest `minKeep`, up to `maxEntries`. */
+  commandRetention: { retentionMs: number; minKeep: number; maxEntries: number };
+}
+
+export interface HubClientOptions {
+  /** `wss://…`, or `ws://` to loopback only. */
+  url: string;
+  /** 0600 file holding the hub credential; read on every attempt, so a fixed file needs no restart. */
+  credentialFile: string;
+  /** PEM CA bundle to trust instead of the system CAs. */
+  caFile?: string;
+  /** The agent's state dir; the link keeps `hub-outbox/` and `hub-commands.json` in it. */
+  stateDir: string;
+  /** Stable agent id (kept in the state dir by the daemon). */
+  agentId: string;
+  agentVersion: string;
+  outbox: { maxEvents: number; maxBytes: number };
+  statusIntervalSeconds: number;
+  statusProvider: () => Promise<StatusPayload>;
+  handlers: CommandHandlers;
+  logger?: Logger;
+  tuning?: Partial<HubTuning>;
+}
+
+export const DEFAULT_TUNING: HubTuning = {
+  backoff: DEFAULT_BACKOFF,
+  authRejectedMs: 300_000,
+  fatalMs: FATAL_RECONNECT_DELAY_MS,
+  retryWait: undefined,
+  random: Math.random,
+  handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+  heartbeat: undefined,
+  watchdogFactor: 3,
+  ackTimeoutMs: ACK_TIMEOUT_MS,
+  highWaterBytes: 1024 * 1024,
+  stopGraceMs: 5_000,
+  commandRetention: { retentionMs: RESULT_RETENTION_MS, minKeep: 1_000, maxEntries: 10_000 },
+};
+
+export const OUTBOX_DIR = "hub-outbox";
+export const COMMANDS_FILE = "hub-commands.json";
+
+/**
+ * The agent's link to its hub: an outbound WebSocket that reconnects forever (backoff with full jitter;
+ * auth rejections and fatal close codes back off hard and are logged once), a durable outbox of events
+ * resent from the hub's last ack, idempotent commands dispatched to the injected handlers, app-level
+ * pings and a watchdog that rebuilds a socket that stopped moving. See agent/hub/README.md.
+ */
+export class HubClient {
+  readonly #o: HubClientOptions;
+  readonly #t: HubTuning;
+  readonly #url: URL;
+  readonly #log: Logger;
+  readonly #outbox: Outbox<Event>;
+  readonly #runner: CommandRunner;
+  readonly #runId = `run-${randomUUID()}`;
+  readonly #listeners = new Set<(state: LinkState) => void>();
+  #state: LinkState = { name: "idle" };
+  #session: HubSession | undefined;
+  #everWelcomed = false;
+  #quietDrop: "auth-rejected" | "fatal" | "local" | undefined;
+  #lastStatus: StatusPayload | undefined;
+  #statusTimer: NodeJS.Timeout | undefined;
+  #waitTimer: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
+
+  private constructor(
+    o: HubClientOptions,
+    t: HubTuning,
+    url: URL,
+    outbox: Outbox<Event>,
+    store: CommandStore<ResultMessage>,
+  ) {
+    this.#o = o;
+    this.#t = t;
+    this.#url = url;
+    this.#log = (o.logger ?? silentLogger()).child({ component: "hub" });
+    this.#outbox = outbox;
+    this.#runner = new CommandRunner(store, o.handlers, this.#log);
+  }
+
+  /** Checks the URL and opens the durable outbox and command store; does not dial yet. */
+  static async open(options: HubClientOptions): Promise<HubClient> {
+    const url = checkHubUrl(options.url);
+    const tuning = { ...DEFAULT_TUNING, ...options.tuning };
+    const outbox = await Outbox.open<Event>({
+      dir: join(options.stateDir, OUTBOX_DIR),
+      maxEvents: options.outbox.maxEvents,
+      maxBytes: options.outbox.maxBytes,
+      kindOf,
+      isDroppableFirst,
+      makeGap: (gap) => gapEvent(gap),
+    });
+    const store = await CommandStore.open<ResultMessage>({
+      path: join(options.stateDir, COMMANDS_FILE),
+      ...tuning.commandRetention,
+      interrupted: interruptedResult,
+    });
+    return new HubClient(options, tuning, url, outbox, store);
+  }
+
+  get state(): LinkState {
+    return this.#state;
+  }
+
+  /** Events persisted and not yet acknowledged. */
+  get outboxDepth(): number {
+    return this.#outbox.depth;
+  }
+
+  /** Called on every state change; returns the unsubscribe function. */
+  onStateChange(listener: (state: LinkState) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Starts dialling (and keeps the link up until `stop`). */
+  start(): void {
+    if (this.#state.name !== "idle") return;
+    this.#statusTimer = setInterval(() => void this.#sendStatus(), this.#o.statusIntervalSeconds * 1000);
+    void this.#dial();
+  }
+
+  /**
+   * Persists an event (validated first: an event the hub would reject is a bug in the caller) and sends
+   * it when connected. Resolves with its seq once it is on disk.
+   */
+  emit(event: Event): Promise<number> {
+    const parsed = eventBody.safeParse(event);
+    if (!parsed.success) {
+      return Promise.reject(
+        new AgentError(
+          "hub_event_invalid",
+          `event "${event.kind}" does not match the protocol: ${parsed.error.message}`,
+        ),
+      );
+    }
+    return this.#outbox.append(parsed.data as Event);
+  }
+
+  /**
+   * Tells the hub the agent will be unreachable for about `seconds` (before a stop-mode backup, around a
+   * snapshot freeze), so that it pauses its liveness alarm instead of raising it.
+   */
+  announceBlackout(
+    seconds: number,
+    reason: "stop-mode" | "snapshot-freeze",
+    operationId: string,
+  ): Promise<number> {
+    return this.emit({
+      kind: "blackout",
+      reason,
+      expectedSeconds: Math.min(86_400, Math.max(1, Math.ceil(seconds))),
+      operationId,
+    });
+  }
+
+  /** Closes the socket (1001), lets running commands settle briefly, and closes the durable files. */
+  async stop(): Promise<void> {
+    if (this.#isStopped()) return;
+    this.#setState(transition(this.#state, { type: "stop" }));
+    clearInterval(this.#statusTimer);
+    if (this.#waitTimer) {
+      clearTimeout(this.#waitTimer.timer);
+      this.#waitTimer.resolve();
+    }
+    this.#session?.close(1001, "agent stopping");
+    await this.#runner.stop(this.#t.stopGraceMs);
+    await this.#outbox.close();
+  }
+
+  /** A method, not a narrowed field read: the state changes across every await. */
+  #isStopped(): boolean {
+    return this.#state.name === "stopped";
+  }
+
+  #setState(state: LinkState): void {
+    this.#state = state;
+    for (const l of [...this.#listeners]) l(state);
+  }
+
+  async #dial(): Promise<void> {
+    if (this.#isStopped()) return;
+    this.#setState(transition(this.#state, { type: "dial" }));
+    let hello: HelloMessage;
+    let credential: Awaited<ReturnType<typeof readSecretFile>>;
+    let ca: Buffer | undefined;
+    try {
+      credential = await readSecretFile(this.#o.credentialFile, "hub credential");
+      ca = this.#o.caFile ? await readFile(this.#o.caFile) : undefined;
+      hello = await this.#hello();
+    } catch (err) {
+      return this.#onDrop({ kind: "local", message: errorMessage(err) });
+    }
+    if (this.#isStopped()) return;
+    try {
+      this.#session = new HubSession({
+        url: this.#url,
+        credential,
+        ca,
+        hello,
+        outbox: this.#outbox,
+        timing: this.#t,
+        log: this.#log,
+        hooks: {
+          opened: () => {
+            if (!this.#isStopped()) this.#setState(transition(this.#state, { type: "opened" }));
+          },
+          welcomed: (w) => this.#onWelcome(w),
+          command: (msg, send) => void this.#runner.handle(msg, send),
+          dropped: (drop) => void this.#onDrop(drop),
+        },
+      });
+    } catch (err) {
+      return this.#onDrop({ kind: "network", message: errorMessage(err) });
+    }
+  }
+
+  async #hello(): Promise<HelloMessage> {
+    try {
+      this.#lastStatus = await this.#o.statusProvider();
+    } catch (err) {
+      // Dial with the identity we knew; only the very first hello needs the provider to work.
+      if (!this.#lastStatus) throw err;
+      this.#log.warn(
+        { err: errorMessage(err) },
+        "status provider failed; the hello carries the last known identity",
+      );
+    }
+    return {
+      type: "hello",
+      protocolVersion: PROTOCOL_VERSION,
+      agent: { id: this.#o.agentId, version: this.#o.agentVersion },
+      identity: this.#lastStatus.identity,
+      capabilities: Object.keys(this.#o.handlers).sort(),
+      lastAckedSeq: this.#outbox.ackedSeq,
+      session: { runId: this.#runId, resume: this.#everWelcomed },
+    };
+  }
+
+  async #onWelcome(welcome: WelcomeMessage): Promise<void> {
+    const hubSeq = welcome.lastAckedSeq;
+    if (hubSeq > this.#outbox.lastSeq) {
+      this.#log.warn(
+        { hubSeq, lastSeq: this.#outbox.lastSeq },
+        "the hub has seen seqs this agent never assigned (a restored copy?); renumbering waiting events above them",
+      );
+      await this.#outbox.rebase(hubSeq);
+    } else if (hubSeq < this.#outbox.ackedSeq) {
+      const acked = this.#outbox.ackedSeq;
+      this.#log.warn({ hubSeq, acked }, "the hub lost events it had acknowledged; declaring them as a gap");
+      await this.#outbox.append(
+        gapEvent({ fromSeq: hubSeq + 1, toSeq: acked, count: acked - hubSeq, kinds: [] }, "already-acked"),
+        { fromSeq: hubSeq + 1, toSeq: acked, count: acked - hubSeq, kinds: [] },
+      );
+    }
+    this.#outbox.ack(hubSeq);
+    if (this.#isStopped()) return;
+    this.#setState(transition(this.#state, { type: "welcomed", at: Date.now() }));
+    if (this.#quietDrop)
+      this.#log.info(
+        { url: this.#url.origin },
+        `the hub accepts this agent again (after ${this.#quietDrop})`,
+      );
+    this.#quietDrop = undefined;
+    this.#everWelcomed = true;
+    this.#log.info(
+      { url: this.#url.origin, outboxDepth: this.#outbox.depth, hubSeq },
+      "connected to the hub",
+    );
+    void this.#sendStatus();
+  }
+
+  async #onDrop(drop: LinkDrop): Promise<void> {
+    this.#session = undefined;
+    if (this.#isStopped()) return;
+    const wasConnected = this.#state.name === "connected";
+    const waiting = transition(this.#state, { type: "dropped", drop });
+    if (waiting.name !== "waiting") return;
+    this.#setState(waiting);
+    const decision = decideReconnect(drop, backoffAttempt(waiting), this.#t, this.#t.random);
+    this.#logDrop(drop, decision.action, decision.delayMs, wasConnected, waiting.attempt);
+    await this.#wait(decision.delayMs);
+    await this.#dial();
+  }
+
+  /** Auth and fatal rejections are logged once per streak (then debug); a lost link once, retries at info. */
+  #logDrop(drop: LinkDrop, action: string, delayMs: number, wasConnected: boolean, attempt: number): void {
+    const fields = { url: this.#url.origin, drop: describeDrop(drop), retryInMs: delayMs, attempt };
+    if (action === "auth-rejected" || action === "fatal" || drop.kind === "local") {
+      const streak = action === "retry" ? "local" : (action as "auth-rejected" | "fatal");
+      if (this.#quietDrop === streak) {
+        this.#log.debug(fields, "hub link still rejected");
+        return;
+      }
+      this.#quietDrop = streak;
+      const message =
+        streak === "auth-rejected"
+          ? `the hub rejected this agent's credential; retrying every few minutes — fix ${this.#o.credentialFile} (no restart needed)`
+          : streak === "fatal"
+            ? "the hub closed the link with a code that retrying cannot fix soon; retrying in about an hour"
+            : "cannot dial the hub";
+      this.#log.error(fields, message);
+      return;
+    }
+    if (wasConnected) this.#log.warn(fields, "lost the hub link; reconnecting");
+    else this.#log.info(fields, "hub link attempt failed; retrying");
+  }
+
+  #wait(delayMs: number): Promise<void> {
+    if (this.#t.retryWait) return this.#t.retryWait(delayMs);
+    return new Promise((resolve) => {
+      this.#waitTimer = {
+        timer: setTimeout(() => {
+          this.#waitTimer = undefined;
+          resolve();
+        }, delayMs),
+        resolve,
+      };
+    });
+  }
+
+  /** A status heartbeat while connected; offline status history would tell the hub nothing the next one does not. */
+  async #sendStatus(): Promise<void> {
+    if (this.#state.name !== "connected") return;
+    try {
+      const status = await this.#o.statusProvider();
+      this.#lastStatus = status;
+      await this.emit({
+        kind: "status",
+        ...status,
+        outboxDepth: this.#outbox.depth,
+        lastSeq: this.#outbox.lastSeq,
+      });
+    } catch (err) {
+      this.#log.warn({ err: errorMessage(err) }, "cannot send the periodic status");
+    }
+  }
+}

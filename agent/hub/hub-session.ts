@@ -1,0 +1,326 @@
+import WebSocket from "ws";
+import {
+  type AgentToHubMessage,
+  type CommandMessage,
+  type ErrorMessage,
+  type Event,
+  type HelloMessage,
+  limitCloseReason,
+  parseHubToAgent,
+  type ResultMessage,
+  replyToRejectedFrame,
+  SUBPROTOCOL,
+  stringifyMessage,
+  TRANSPORT_MAX_PAYLOAD_BYTES,
+  type WelcomeMessage,
+} from "../../protocol/index.ts";
+import { errorMessage } from "../lib/errors.ts";
+import type { Secret } from "../lib/secret.ts";
+import type { Logger } from "../log/logger.ts";
+import { gapEvent } from "./event-policy.ts";
+import type { Outbox } from "./outbox.ts";
+import type { LinkDrop } from "./reconnect-decision.ts";
+
+export interface Heartbeat {
+  intervalMs: number;
+  timeoutMs: number;
+}
+
+export interface SessionTiming {
+  /** From dialling to `welcome`, covering TCP, TLS, the upgrade and the hello/welcome exchange. */
+  handshakeTimeoutMs: number;
+  /** Replaces `welcome.heartbeat` (tests; a production hub chooses it). */
+  heartbeat: Heartbeat | undefined;
+  /** No frame at all for this many ping intervals: the socket is dead even if TCP says otherwise. */
+  watchdogFactor: number;
+  /** Events outstanding and no ack for this long: the hub side is stuck. */
+  ackTimeoutMs: number;
+  /** Stop draining the outbox while the socket buffers more than this. */
+  highWaterBytes: number;
+}
+
+export interface SessionHooks {
+  opened(): void;
+  /** Runs before the session drains the outbox; may renumber or ack it. */
+  welcomed(welcome: WelcomeMessage): Promise<void>;
+  command(msg: CommandMessage, send: (result: ResultMessage) => void): void;
+  /** Called exactly once, when the session ends for any reason. */
+  dropped(drop: LinkDrop): void;
+}
+
+export interface SessionOptions {
+  url: URL;
+  credential: Secret;
+  ca: Buffer | undefined;
+  hello: HelloMessage;
+  outbox: Outbox<Event>;
+  timing: SessionTiming;
+  log: Logger;
+  hooks: SessionHooks;
+}
+
+/** Rejected frames logged at warn per session; the rest at debug, so a hostile hub cannot flood the log. */
+const LOUD_REJECTIONS = 5;
+
+/**
+ * One socket to the hub, from dialling to its end. Every frame out goes through `stringifyMessage`,
+ * every frame in through `parseHubToAgent`; a rejected frame gets the protocol's reply and the socket
+ * stays up. Whatever ends the socket — a close, a network error, an HTTP rejection of the upgrade, or
+ * one of the deadlines (handshake, pong, silence, ack) — is reported once through `hooks.dropped`, and a
+ * stalled socket is terminated rather than closed politely (it would not answer the close either).
+ */
+export class HubSession {
+  readonly #o: SessionOptions;
+  readonly #ws: WebSocket;
+  #ended = false;
+  #welcomed = false;
+  #ready = false;
+  #pumping = false;
+  #sentUpTo = 0;
+  #heartbeat: Heartbeat | undefined;
+  #lastFrameAt = Date.now();
+  #lastPingAt = 0;
+  #pendingPing: { id: string; sentAt: number } | undefined;
+  #pingCounter = 0;
+  #outstandingSince: number | undefined;
+  #rejected = 0;
+  #transportError: string | undefined;
+  #handshakeTimer: NodeJS.Timeout;
+  #tick: NodeJS.Timeout | undefined;
+  #unsubscribe: () => void;
+
+  constructor(options: SessionOptions) {
+    this.#o = options;
+    const ws = new WebSocket(options.url, SUBPROTOCOL, {
+      headers: { Authorization: `Bearer ${options.credential.reveal()}` },
+      ...(options.ca ? { ca: options.ca } : {}),
+      maxPayload: TRANSPORT_MAX_PAYLOAD_BYTES,
+      handshakeTimeout: options.timing.handshakeTimeoutMs,
+      perMessageDeflate: false,
+      followRedirects: false,
+    });
+    this.#ws = ws;
+    this.#handshakeTimer = setTimeout(
+      () => this.#stall(`no welcome within ${options.timing.handshakeTimeoutMs} ms of dialling`),
+      options.timing.handshakeTimeoutMs,
+    );
+    ws.on("unexpected-response", (req, res) => {
+      res.resume();
+      this.#end({ kind: "http-rejected", status: res.statusCode ?? 0 });
+      req.destroy();
+    });
+    ws.on("open", () => this.#onOpen());
+    ws.on("message", (data, isBinary) => this.#onMessage(data as Buffer | Buffer[] | ArrayBuffer, isBinary));
+    ws.on("error", (err) => {
+      this.#transportError = errorMessage(err);
+    });
+    ws.on("close", (code, reason) => {
+      if (code === 1006 && this.#transportError)
+        this.#end({ kind: "network", message: this.#transportError });
+      else this.#end({ kind: "closed", code, reason: reason.toString("utf8") });
+    });
+    this.#unsubscribe = options.outbox.onDurable(() => this.pump());
+  }
+
+  /** Validates and sends; false when the socket is not open (the caller's data is safe elsewhere). */
+  send(msg: AgentToHubMessage | ErrorMessage): boolean {
+    if (this.#ended || this.#ws.readyState !== WebSocket.OPEN) return false;
+    this.#ws.send(stringifyMessage(msg));
+    return true;
+  }
+
+  /** Ends the session from our side (agent stopping). */
+  close(code: number, reason: string): void {
+    if (this.#ended) return;
+    this.#end({ kind: "closed", code, reason });
+    this.#ws.close(code, limitCloseReason(reason));
+    // A hub that does not complete the close handshake must not keep the process alive.
+    setTimeout(() => this.#ws.terminate(), 1_000).unref();
+  }
+
+  /** Sends durable, unsent events in seq order until the socket's buffer is above the high-water mark. */
+  pump(): void {
+    if (!this.#ready || this.#pumping || this.#ended || this.#ws.readyState !== WebSocket.OPEN) return;
+    this.#pumping = true;
+    try {
+      for (const rec of this.#o.outbox.durableAfter(this.#sentUpTo)) {
+        if (this.#outstandingSince === undefined) this.#outstandingSince = Date.now();
+        const text = this.#encodeEvent(rec.seq, rec.at, rec.event);
+        this.#sentUpTo = rec.seq;
+        if (this.#ws.bufferedAmount + text.length >= this.#o.timing.highWaterBytes) {
+          // Continue when this frame has been handed to the kernel.
+          this.#ws.send(text, (err) => {
+            if (!err) this.pump();
+          });
+          return;
+        }
+        this.#ws.send(text);
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #encodeEvent(seq: number, at: string, event: Event): string {
+    try {
+      return stringifyMessage({ type: "event", seq, at, event });
+    } catch (err) {
+      // Stored by an older agent version under a schema that no longer accepts it: it can never be
+      // sent, so it is declared lost under its own seq instead of blocking everything behind it.
+      this.#o.log.error(
+        { seq, kind: event.kind, err: errorMessage(err) },
+        "a stored hub event is invalid; sending a gap instead",
+      );
+      return stringifyMessage({
+        type: "event",
+        seq,
+        at,
+        event: gapEvent({ fromSeq: seq, toSeq: seq, count: 1, kinds: [event.kind] }),
+      });
+    }
+  }
+
+  #onOpen(): void {
+    if (this.#ended) return;
+    this.#lastFrameAt = Date.now();
+    this.#o.hooks.opened();
+    try {
+      this.send(this.#o.hello);
+    } catch (err) {
+      this.#o.log.error({ err: errorMessage(err) }, "cannot encode hello");
+      this.#stall("hello could not be encoded");
+    }
+  }
+
+  #onMessage(data: Buffer | Buffer[] | ArrayBuffer, isBinary: boolean): void {
+    if (this.#ended) return;
+    this.#lastFrameAt = Date.now();
+    const parsed = parseHubToAgent(data, isBinary);
+    if (!parsed.ok) {
+      this.#rejected++;
+      const level = this.#rejected <= LOUD_REJECTIONS ? "warn" : "debug";
+      this.#o.log[level](
+        { code: parsed.error.code, error: parsed.error.message },
+        "rejected a frame from the hub",
+      );
+      const reply = replyToRejectedFrame(parsed.error);
+      if (reply) this.send(reply);
+      return;
+    }
+    const msg = parsed.message;
+    switch (msg.type) {
+      case "welcome":
+        if (this.#welcomed) {
+          this.#unexpected("welcome", "a second welcome on one socket");
+          return;
+        }
+        this.#welcomed = true;
+        clearTimeout(this.#handshakeTimer);
+        void this.#onWelcome(msg);
+        return;
+      case "ping":
+        this.send({ type: "pong", id: msg.id, at: new Date().toISOString() });
+        return;
+      case "pong":
+        if (this.#pendingPing?.id === msg.id) this.#pendingPing = undefined;
+        return;
+      case "error":
+        this.#o.log.warn(
+          { code: msg.code, error: msg.message, ref: msg.ref },
+          "the hub rejected a frame we sent",
+        );
+        return;
+      case "ack":
+        if (!this.#ready) {
+          this.#unexpected("ack", "an ack before welcome");
+          return;
+        }
+        this.#onAck(msg.seq);
+        return;
+      case "command":
+        if (!this.#ready) {
+          this.#unexpected("command", "a command before welcome", msg.id);
+          return;
+        }
+        this.#o.hooks.command(msg, (result) => {
+          this.send(result);
+        });
+        return;
+    }
+  }
+
+  #unexpected(type: string, what: string, id?: string): void {
+    this.send({
+      type: "error",
+      code: "unexpected_message",
+      message: `${what} is not allowed`,
+      ref: { type, ...(id === undefined ? {} : { id }) },
+    });
+  }
+
+  async #onWelcome(welcome: WelcomeMessage): Promise<void> {
+    try {
+      await this.#o.hooks.welcomed(welcome);
+    } catch (err) {
+      this.#o.log.error({ err: errorMessage(err) }, "cannot apply the hub's welcome");
+      this.#stall("welcome could not be applied");
+      return;
+    }
+    if (this.#ended) return;
+    this.#sentUpTo = welcome.lastAckedSeq;
+    this.#heartbeat = this.#o.timing.heartbeat ?? welcome.heartbeat;
+    this.#ready = true;
+    const hb = this.#heartbeat;
+    this.#tick = setInterval(
+      () => this.#onTick(),
+      Math.max(10, Math.floor(Math.min(hb.intervalMs, hb.timeoutMs) / 4)),
+    );
+    this.pump();
+  }
+
+  #onAck(seq: number): void {
+    this.#o.outbox.ack(seq);
+    this.#outstandingSince = this.#o.outbox.ackedSeq >= this.#sentUpTo ? undefined : Date.now();
+    this.pump();
+  }
+
+  /** The watchdog: any deadline missed tears the socket down, so the client reconnects. */
+  #onTick(): void {
+    const hb = this.#heartbeat!;
+    const now = Date.now();
+    if (this.#pendingPing && now - this.#pendingPing.sentAt > hb.timeoutMs) {
+      this.#stall(`no pong within ${hb.timeoutMs} ms`);
+      return;
+    }
+    const silence = this.#o.timing.watchdogFactor * hb.intervalMs;
+    if (now - this.#lastFrameAt > silence) {
+      this.#stall(`no frame from the hub for ${silence} ms`);
+      return;
+    }
+    if (this.#outstandingSince !== undefined && now - this.#outstandingSince > this.#o.timing.ackTimeoutMs) {
+      this.#stall(`events outstanding and no ack for ${this.#o.timing.ackTimeoutMs} ms`);
+      return;
+    }
+    if (!this.#pendingPing && now - this.#lastPingAt >= hb.intervalMs) {
+      const id = `p${++this.#pingCounter}`;
+      this.#lastPingAt = now;
+      if (this.send({ type: "ping", id, at: new Date(now).toISOString() }))
+        this.#pendingPing = { id, sentAt: now };
+    }
+  }
+
+  #stall(what: string): void {
+    if (this.#ended) return;
+    this.#end({ kind: "stalled", what });
+    this.#ws.terminate();
+  }
+
+  #end(drop: LinkDrop): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    clearTimeout(this.#handshakeTimer);
+    clearInterval(this.#tick);
+    this.#unsubscribe();
+    this.#o.hooks.dropped(drop);
+  }
+}

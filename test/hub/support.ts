@@ -1,0 +1,87 @@
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { HubClient, type HubClientOptions, type StatusPayload } from "../../agent/hub/hub-client.ts";
+import type { Event } from "../../protocol/index.ts";
+import { startTestHub, type TestHub, type TestHubOptions } from "./test-hub.ts";
+
+/** Disposers run in reverse order by `cleanup()` (call it from afterEach). */
+const leftovers: Array<() => Promise<unknown>> = [];
+
+export async function cleanup(): Promise<void> {
+  for (const dispose of leftovers.splice(0).reverse()) await dispose().catch(() => undefined);
+}
+
+export async function hubForTest(options: TestHubOptions = {}): Promise<TestHub> {
+  const hub = await startTestHub(options);
+  leftovers.push(() => hub.close());
+  return hub;
+}
+
+/** A state dir with a 0600 credential file. */
+export async function agentDir(
+  credential = "test-credential",
+): Promise<{ stateDir: string; credentialFile: string }> {
+  const stateDir = await mkdtemp(join(tmpdir(), "felhom-hub-"));
+  leftovers.push(() => rm(stateDir, { recursive: true, force: true }));
+  const credentialFile = join(stateDir, "hub.credential");
+  await writeFile(credentialFile, `${credential}\n`);
+  await chmod(credentialFile, 0o600);
+  return { stateDir, credentialFile };
+}
+
+export const AGENT_ID = "agent-under-test";
+
+export function statusPayload(): StatusPayload {
+  return {
+    identity: { state: "verified", vmid: 101, node: "pve1", hostname: "guest-101" },
+    agentVersion: "0.1.0-test",
+    uptimeSeconds: 1,
+    stacks: [],
+    lastBackup: null,
+    nextScheduledRun: null,
+    runningOperation: null,
+  };
+}
+
+/** Reconnect at once (tests are about behaviour, not about waiting). */
+export const FAST = {
+  backoff: { baseMs: 5, maxMs: 50 },
+  authRejectedMs: 300_000,
+  handshakeTimeoutMs: 2_000,
+} as const;
+
+export async function clientForTest(
+  hub: TestHub,
+  dir: { stateDir: string; credentialFile: string },
+  overrides: Partial<HubClientOptions> = {},
+): Promise<HubClient> {
+  const client = await HubClient.open({
+    url: hub.url,
+    credentialFile: dir.credentialFile,
+    stateDir: dir.stateDir,
+    agentId: AGENT_ID,
+    agentVersion: "0.1.0-test",
+    outbox: { maxEvents: 50_000, maxBytes: 32 * 1024 * 1024 },
+    statusIntervalSeconds: 3_600,
+    statusProvider: async () => statusPayload(),
+    handlers: {},
+    ...overrides,
+    tuning: { ...FAST, ...overrides.tuning },
+  });
+  leftovers.push(() => client.stop());
+  return client;
+}
+
+export function phase(backupId: string, phase: "quiesce" | "submit" | "resume" | "report"): Event {
+  return { kind: "backup.phase", backupId, mode: "snapshot", phase, trigger: { source: "schedule" } };
+}
+
+export function progress(backupId: string, percent: number): Event {
+  return { kind: "backup.progress", backupId, phase: "follow", percent };
+}
+
+/** Non-gap, non-status events the hub stored, as [seq, kind] in arrival order. */
+export function storedSeqs(hub: TestHub): number[] {
+  return hub.events.filter((e) => e.event.kind !== "status").map((e) => e.seq);
+}
