@@ -74,6 +74,8 @@ export function vzdumpWorker(sim: PveSimulator, job: VzdumpJob): TaskWorker {
     if (!storage.content.includes("backup"))
       throw new TaskError(`storage '${job.storageId}' does not support backups`);
     const lock = sim.nodeLock(job.node);
+    // the kernel drops the flock when the worker dies, even by SIGKILL
+    void ctx.task.done.then(() => lock.release(ctx.upid));
     // getlock: flock with an alarm of lockwait minutes
     if (!lock.tryAcquire(ctx.upid)) {
       if (job.lockwait === 0) {
@@ -294,7 +296,8 @@ async function backupGuest(
       }
     }
   } catch (e) {
-    err = e;
+    // SIGTERM from a task stop: whatever was running (tar, a hook) dies, vzdump reports the signal
+    err = ctx.signal.aborted ? new Error("interrupted by signal") : e;
   }
   // clean-up, in VZDump.pm's order: unlock, plugin cleanup (snapshot), restart
   if (g && cleanup.unlock) delete g.lock;
