@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -84,4 +85,65 @@ export function progress(backupId: string, percent: number): Event {
 /** Non-gap, non-status events the hub stored, as [seq, kind] in arrival order. */
 export function storedSeqs(hub: TestHub): number[] {
   return hub.events.filter((e) => e.event.kind !== "status").map((e) => e.seq);
+}
+
+export interface ChildAgent {
+  /** Every JSON line the child printed so far. */
+  lines: Array<Record<string, unknown>>;
+  waitForLine(
+    what: string,
+    match: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  pid: number;
+}
+
+/** Runs test/hub/agent-child.ts under tsx with `config`; killed in cleanup if still alive. */
+export function spawnChildAgent(config: Record<string, unknown>): ChildAgent {
+  const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "agent-child.ts")], {
+    env: { ...process.env, FELHOM_TEST_AGENT: JSON.stringify(config) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: Array<Record<string, unknown>> = [];
+  let stderr = "";
+  let buffer = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    buffer += chunk.toString("utf8");
+    for (let nl = buffer.indexOf("\n"); nl >= 0; nl = buffer.indexOf("\n")) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // not ours (a stray log line)
+      }
+    }
+  });
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString("utf8");
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const kill = async (signal: NodeJS.Signals = "SIGKILL") => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  leftovers.push(() => kill());
+  return {
+    lines,
+    pid: child.pid!,
+    kill,
+    async waitForLine(what, match, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = lines.find(match);
+        if (found) return found;
+        if (child.exitCode !== null)
+          throw new Error(`child agent exited (${child.exitCode}) before ${what}: ${stderr}`);
+        if (Date.now() > deadline)
+          throw new Error(`timed out waiting for the child agent: ${what}; stderr: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+  };
 }
