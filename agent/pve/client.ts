@@ -117,16 +117,16 @@ export class PveClient {
     return validate(upidSchema, env.data, `${method} ${path}`);
   }
 
-  version(signal?: AbortSignal) {
+  async version(signal?: AbortSignal) {
     return this.#get(versionSchema, "/version", undefined, signal);
   }
 
   /** The guests this token may see (VM.Audit): a self-scoped token sees only its own. */
-  clusterVms(signal?: AbortSignal) {
+  async clusterVms(signal?: AbortSignal) {
     return this.#get(clusterVmSchema.array(), "/cluster/resources", { type: "vm" }, signal);
   }
 
-  lxcStatus(node: string, vmid: number, signal?: AbortSignal) {
+  async lxcStatus(node: string, vmid: number, signal?: AbortSignal) {
     return this.#get(
       lxcStatusSchema,
       `/nodes/${seg(node)}/lxc/${vmidArg(vmid)}/status/current`,
@@ -168,7 +168,7 @@ export class PveClient {
     return { kind: "task", upid: validate(upidSchema, env.data, `POST ${path}`) };
   }
 
-  taskStatus(node: string, upid: string, signal?: AbortSignal) {
+  async taskStatus(node: string, upid: string, signal?: AbortSignal) {
     return this.#get(taskStatusSchema, `/nodes/${seg(node)}/tasks/${seg(upid)}/status`, undefined, signal);
   }
 
@@ -184,7 +184,7 @@ export class PveClient {
     return { lines: validate(taskLogSchema, env.data, `GET ${path}`), total: env.total };
   }
 
-  taskList(node: string, filter: TaskListFilter = {}, signal?: AbortSignal) {
+  async taskList(node: string, filter: TaskListFilter = {}, signal?: AbortSignal) {
     return this.#get(taskListItemSchema.array(), `/nodes/${seg(node)}/tasks`, { ...filter }, signal);
   }
 
@@ -193,7 +193,7 @@ export class PveClient {
     await this.#transport.call("DELETE", `/nodes/${seg(node)}/tasks/${seg(upid)}`);
   }
 
-  storageStatus(node: string, storage: string, signal?: AbortSignal) {
+  async storageStatus(node: string, storage: string, signal?: AbortSignal) {
     return this.#get(
       storageStatusSchema,
       `/nodes/${seg(node)}/storage/${storageArg(storage)}/status`,
@@ -203,7 +203,7 @@ export class PveClient {
   }
 
   /** Backup volumes of one guest. PVE silently drops volumes the token may not see. */
-  backups(node: string, storage: string, vmid: number, signal?: AbortSignal) {
+  async backups(node: string, storage: string, vmid: number, signal?: AbortSignal) {
     return this.#get(
       backupVolumeSchema.array(),
       `/nodes/${seg(node)}/storage/${storageArg(storage)}/content`,
@@ -226,7 +226,7 @@ export class PveClient {
   }
 
   /** Dry run. `vmid` is required here although PVE does not need it: the agent only looks at itself. */
-  pruneDryRun(node: string, storage: string, vmid: number, policy?: PrunePolicy, signal?: AbortSignal) {
+  async pruneDryRun(node: string, storage: string, vmid: number, policy?: PrunePolicy, signal?: AbortSignal) {
     return this.#get(
       pruneItemSchema.array(),
       `/nodes/${seg(node)}/storage/${storageArg(storage)}/prunebackups`,
@@ -239,7 +239,7 @@ export class PveClient {
    * Starts a `prunebackups` task. With `vmid` the role's Datastore.AllocateSpace + VM.Backup suffice;
    * without it PVE would need Datastore.Allocate and prune every guest, so `vmid` is mandatory.
    */
-  prune(node: string, storage: string, vmid: number, policy?: PrunePolicy): Promise<string> {
+  async prune(node: string, storage: string, vmid: number, policy?: PrunePolicy): Promise<string> {
     const query = {
       vmid: vmidArg(vmid),
       type: "lxc",
@@ -248,7 +248,7 @@ export class PveClient {
     return this.#task("DELETE", `/nodes/${seg(node)}/storage/${storageArg(storage)}/prunebackups`, { query });
   }
 
-  snapshots(node: string, vmid: number, signal?: AbortSignal) {
+  async snapshots(node: string, vmid: number, signal?: AbortSignal) {
     return this.#get(
       snapshotSchema.array(),
       `/nodes/${seg(node)}/lxc/${vmidArg(vmid)}/snapshot`,
@@ -258,7 +258,7 @@ export class PveClient {
   }
 
   /** Starts a `vzsnapshot` task. Prefer `submitSnapshot`, which recovers from an ambiguous failure. */
-  createSnapshot(
+  async createSnapshot(
     node: string,
     vmid: number,
     name: string,
@@ -273,7 +273,7 @@ export class PveClient {
     });
   }
 
-  deleteSnapshot(
+  async deleteSnapshot(
     node: string,
     vmid: number,
     name: string,
@@ -288,7 +288,7 @@ export class PveClient {
    * Starts a `vzrollback` task. Rollback KILLS a running CT first (lxc-stop --kill). Only for an
    * explicit, confirmed operator command; nothing in the agent calls it on its own.
    */
-  rollbackSnapshot(
+  async rollbackSnapshot(
     node: string,
     vmid: number,
     name: string,
@@ -306,11 +306,11 @@ export class PveClient {
   }
 
   /** The token's effective (privsep-intersected) privileges, for all paths or one. */
-  permissions(options: { path?: string; userid?: string } = {}, signal?: AbortSignal) {
+  async permissions(options: { path?: string; userid?: string } = {}, signal?: AbortSignal) {
     return this.#get(permissionsSchema, "/access/permissions", { ...options }, signal);
   }
 
-  certificates(node: string, signal?: AbortSignal) {
+  async certificates(node: string, signal?: AbortSignal) {
     return this.#get(certificateSchema.array(), `/nodes/${seg(node)}/certificates/info`, undefined, signal);
   }
 

@@ -10,7 +10,7 @@ import type { VzdumpRequest } from "./vzdump-params.ts";
  * The ambiguous-POST rule. A task-starting POST that failed after it may have reached PVE (a timeout, a
  * dropped connection, a proxy 502/503/504) is never sent again blindly: that could start a second backup
  * or snapshot. Instead the node's task list is searched for a task of the same type and guest, started
- * by this very token since shortly before the POST, and that task is adopted.
+ * by this very token, that was not listed right before the POST, and that task is adopted.
  */
 export interface RecoveryOptions {
   logger: Logger;
@@ -35,45 +35,54 @@ function owner(item: TaskListItem): string {
   return item.tokenid === undefined ? item.user : `${item.user}!${item.tokenid}`;
 }
 
-async function findOurTask(
+/** Tasks of `match` started by this very token since `since` (unix seconds, node clock). */
+async function listOurTasks(
   client: PveClient,
   node: string,
   match: { type: string; vmid: number },
-  sentAtMs: number,
+  since: number,
+): Promise<TaskListItem[]> {
+  const tasks = await client.taskList(node, {
+    vmid: match.vmid,
+    typefilter: match.type,
+    // The user part only: PVE matches it as a substring, and whether it compares the token id or the
+    // split user is not pinned down in pve-api-facts.md; the exact owner is checked below.
+    userfilter: splitTokenUser(client.tokenId).user,
+    since,
+    source: "all",
+    limit: 50,
+  });
+  return tasks.filter(
+    (t) =>
+      t.type === match.type &&
+      t.id === String(match.vmid) &&
+      owner(t) === client.tokenId &&
+      t.starttime >= since,
+  );
+}
+
+async function findNewTask(
+  client: PveClient,
+  node: string,
+  match: { type: string; vmid: number },
+  since: number,
+  known: ReadonlySet<string>,
   options: RecoveryOptions,
 ): Promise<string | undefined> {
-  const since = Math.floor(sentAtMs / 1000) - (options.clockSkewSeconds ?? 60);
   const lookups = options.lookups ?? 4;
   const wait = options.lookupWait ?? ((attempt: number) => sleep(1000 * attempt));
   for (let attempt = 1; attempt <= lookups; attempt++) {
     try {
-      const tasks = await client.taskList(node, {
-        vmid: match.vmid,
-        typefilter: match.type,
-        // The user part only: PVE matches it as a substring, and whether it compares the token id or the
-        // split user is not pinned down in pve-api-facts.md; the exact owner is checked below.
-        userfilter: splitTokenUser(client.tokenId).user,
-        since,
-        source: "all",
-        limit: 50,
-      });
-      const ours = tasks
-        .filter(
-          (t) =>
-            t.type === match.type &&
-            t.id === String(match.vmid) &&
-            owner(t) === client.tokenId &&
-            t.starttime >= since &&
-            !options.exclude?.has(t.upid),
-        )
+      const fresh = (await listOurTasks(client, node, match, since))
+        .filter((t) => !known.has(t.upid))
         .sort((a, b) => b.starttime - a.starttime);
-      if (ours.length > 1) {
+      if (fresh.length > 1) {
         options.logger.warn(
-          { upids: ours.map((t) => t.upid) },
-          "several candidate tasks after an ambiguous POST; adopting the newest",
+          { upids: fresh.map((t) => t.upid) },
+          "several new tasks after an ambiguous POST; adopting the newest",
         );
       }
-      if (ours[0]) return ours[0].upid;
+      if (fresh[0]) return fresh[0].upid;
     } catch (err) {
       options.logger.warn(
         { err: (err as Error).message, attempt },
@@ -85,15 +94,28 @@ async function findOurTask(
   return undefined;
 }
 
+/**
+ * Lists our matching tasks right before the POST, so that after an ambiguous failure only a task that
+ * was not there before can be adopted. The time window alone cannot tell: the node's clock may differ
+ * from the guest's, and an earlier task of ours may have started within the allowed skew.
+ */
 async function submitWithRecovery<T extends { upid: string }>(
   client: PveClient,
   node: string,
   match: { type: string; vmid: number },
   what: string,
   post: () => Promise<T | { kind: "not-local" }>,
+  adopt: (upid: string) => T,
   options: RecoveryOptions,
 ): Promise<Submitted<T> | { kind: "not-local" }> {
-  const sentAtMs = (options.now ?? Date.now)();
+  const since = Math.floor((options.now ?? Date.now)() / 1000) - (options.clockSkewSeconds ?? 60);
+  const known = new Set(options.exclude);
+  try {
+    for (const t of await listOurTasks(client, node, match, since)) known.add(t.upid);
+  } catch (err) {
+    // Not worth failing the backup over: recovery falls back to the time window and `exclude`.
+    options.logger.warn({ err: (err as Error).message }, "could not list existing tasks before the POST");
+  }
   try {
     const result = await post();
     return "upid" in result ? { ...result, recovered: false } : result;
@@ -103,10 +125,10 @@ async function submitWithRecovery<T extends { upid: string }>(
       { err: (err as Error).message, node, ...match },
       `${what} may have reached PVE; looking for the task instead of re-sending`,
     );
-    const upid = await findOurTask(client, node, match, sentAtMs, options);
+    const upid = await findNewTask(client, node, match, since, known, options);
     if (upid === undefined) throw new PveTaskStartUnknownError(what, err);
     options.logger.info({ upid }, `adopted the ${what} task found in the node's task list`);
-    return { upid, recovered: true } as Submitted<T>;
+    return { ...adopt(upid), recovered: true };
   }
 }
 
@@ -124,6 +146,7 @@ export async function submitVzdump(
     `vzdump of ${request.vmid}`,
     (): Promise<VzdumpSubmission> =>
       client.vzdump(node, request, { headersTimeoutMs: options.headersTimeoutMs }),
+    (upid) => ({ kind: "task" as const, upid }),
     options,
   );
 }
@@ -147,6 +170,7 @@ export async function submitSnapshot(
         headersTimeoutMs: options.headersTimeoutMs,
       }),
     }),
+    (upid) => ({ upid }),
     options,
   );
   if (!("upid" in result)) throw new Error("unreachable: a snapshot POST has no not-local answer");
