@@ -140,6 +140,8 @@ export class AccessModel {
   ): string {
     const user = this.users.get(userid);
     if (!user) throw new Error(`no such user '${userid}'`);
+    if (!/^[A-Za-z][A-Za-z0-9.\-_]+$/.test(tokenName))
+      throw new Error(`invalid token name '${tokenName}' (PVE: [A-Za-z][A-Za-z0-9.-_]+)`);
     user.tokens.set(tokenName, {
       privsep: opts.privsep ?? true,
       secret: opts.secret,
