@@ -1,0 +1,359 @@
+import type { EventOf } from "../../protocol/index.ts";
+import type { AgentConfig } from "../config/schema.ts";
+import type { DockerEngine } from "../docker/docker-engine.ts";
+import type { LocalFacts } from "../identity/decide-identity.ts";
+import { requireVerified, resolveIdentity, type VerifiedIdentity } from "../identity/identity-service.ts";
+import { AgentError, errorMessage } from "../lib/errors.ts";
+import type { Logger } from "../log/logger.ts";
+import type { PveClient } from "../pve/client.ts";
+import { isSuccess } from "../pve/exit-status.ts";
+import { submitVzdump } from "../pve/submit.ts";
+import { type FollowOptions, followTask, followTaskToEnd, type TaskResult } from "../pve/task-follower.ts";
+import type { QuiesceHandle, ResumeReport } from "../quiesce/executor.ts";
+import type { QuiesceJournal } from "../quiesce/journal.ts";
+import type { QuiescePlan } from "../quiesce/plan.ts";
+import { prepareQuiesce, quiesceStacks } from "../quiesce/quiesce-stacks.ts";
+import {
+  type BackupEvent,
+  type BackupMode,
+  type BackupOutcome,
+  type BackupPhase,
+  LogTail,
+  type Trigger,
+} from "./backup-types.ts";
+import { clearMarker, writeMarker } from "./marker.ts";
+import { findArchive, notesTemplate } from "./notes.ts";
+import { retentionPolicy } from "./retention.ts";
+
+/** What one backup run needs; every adapter is passed in (no service locator). */
+export interface BackupDeps {
+  pve: PveClient;
+  engine: DockerEngine;
+  stateDir: string;
+  backup: AgentConfig["backup"];
+  configuredVmid?: number | undefined;
+  localFacts: () => LocalFacts;
+  emit: (event: BackupEvent) => void;
+  log: Logger;
+  /** Test seam for poll speed only; production uses the follower's defaults. */
+  follow?: Pick<FollowOptions, "minIntervalMs" | "maxIntervalMs">;
+}
+
+export interface BackupRequest {
+  backupId: string;
+  mode: BackupMode;
+  trigger: Trigger;
+}
+
+/** The journal's `backup` section: what a restarted agent needs to finish the report (recover-at-start.ts). */
+export interface JournalBackupSection {
+  mode: BackupMode;
+  trigger: Trigger["source"];
+  startedAt: string;
+  node: string;
+  vmid: number;
+  storage: string;
+  phase: BackupPhase;
+  upid?: string;
+  /** Set when the stacks were resumed: "app" if after the snapshot existed, "crash" if before. */
+  consistency?: "app" | "crash";
+  reported?: boolean;
+}
+
+export class VzdumpLockBusyError extends AgentError {
+  constructor() {
+    super(
+      "vzdump_lock_busy",
+      "another backup holds the node's vzdump lock; gave up at once and resumed the stacks",
+      {
+        hint: "the agent retries later with jitter; move schedules apart if this happens often",
+      },
+    );
+  }
+}
+
+/** In stop mode the whole guest goes down: a frozen (paused) container makes no sense there, stop it cleanly. */
+export function planForMode(plan: QuiescePlan, mode: BackupMode): QuiescePlan {
+  if (mode === "snapshot") return plan;
+  return {
+    ...plan,
+    levels: plan.levels.map((level) =>
+      level.map((s) => (s.strategy === "pause" ? { ...s, strategy: "stop" } : s)),
+    ),
+  };
+}
+
+/**
+ * One backup, in the stages of product-brief §3. The undo of the quiesce (its `resume`) exists before
+ * the first container is touched and runs on every exit path; the journal holds what a restarted agent
+ * needs if this process dies anywhere in between.
+ */
+export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<BackupOutcome> {
+  const { pve, log, backup: cfg } = deps;
+  const { backupId, mode } = req;
+  const started = Date.now();
+  const tail = new LogTail(20);
+  let phase: BackupPhase = "lock";
+  let upid: string | null = null;
+  let task: TaskResult | undefined;
+  let handle: QuiesceHandle | undefined;
+  let journal: QuiesceJournal | undefined;
+  let resumed: Promise<ResumeReport> | undefined;
+  let consistency: "app" | "crash" = "app";
+  let identity: VerifiedIdentity | undefined;
+  let plan: QuiescePlan | undefined;
+
+  const enter = (next: BackupPhase) => {
+    phase = next;
+    deps.emit({ kind: "backup.phase", backupId, mode, phase: next, trigger: req.trigger });
+  };
+  const journalPatch = (patch: Partial<JournalBackupSection>) =>
+    journal
+      ?.update({ backup: { ...patch } })
+      .catch((err) => log.error({ err: errorMessage(err) }, "journal write failed"));
+
+  /** Resume once, for whatever reason comes first: the snapshot exists, the deadline, the task ended, an error. */
+  const startResume = (
+    why: "snapshot" | "deadline" | "task-ended" | "busy" | "error",
+  ): Promise<ResumeReport> | undefined => {
+    if (!handle) return undefined;
+    if (!resumed) {
+      if (why === "deadline") consistency = "crash";
+      log.info({ backupId, why }, "resuming stacks");
+      const h = handle;
+      resumed = (async () => {
+        enter("resume");
+        const report = await h.resume();
+        await journalPatch({ consistency });
+        // The live system is no longer "inside a backup"; a restored copy still finds the marker.
+        await clearMarker(deps.stateDir).catch((err) =>
+          log.warn({ err: errorMessage(err) }, "could not clear the marker"),
+        );
+        return report;
+      })();
+    }
+    return resumed;
+  };
+
+  let deadline: NodeJS.Timeout | undefined;
+  try {
+    enter("preflight");
+    identity = requireVerified(
+      await resolveIdentity(pve, { configuredVmid: deps.configuredVmid, local: deps.localFacts() }),
+    );
+    const { node, vmid } = identity;
+    const status = await pve.lxcStatus(node, vmid);
+    if (status.lock) {
+      throw new AgentError("guest_locked", `CT ${vmid} is locked (${status.lock}): PVE is busy with it`, {
+        hint: "wait for the running operation (another backup, snapshot or migration) to finish",
+      });
+    }
+    const storage = await pve.storageStatus(node, cfg.storage);
+    if (storage.active === false || storage.enabled === false) {
+      throw new AgentError("storage_unavailable", `backup storage ${cfg.storage} is not active on ${node}`, {
+        hint: "check the storage on the PVE host (mounted? enabled for this node?)",
+      });
+    }
+    const notes = notesTemplate(backupId);
+    const prepared = await prepareQuiesce({ engine: deps.engine, stateDir: deps.stateDir, logger: log });
+    for (const w of prepared.warnings) log.warn({ backupId, code: w.code }, w.message);
+    plan = planForMode(prepared.plan, mode);
+
+    enter("announce");
+    deps.emit({
+      kind: "blackout",
+      reason: mode === "stop" ? "stop-mode" : "snapshot-freeze",
+      expectedSeconds: cfg.max_downtime_seconds,
+      operationId: backupId,
+    });
+
+    enter("journal");
+    enter("quiesce");
+    const quiesced = await quiesceStacks(
+      { engine: deps.engine, stateDir: deps.stateDir, logger: log },
+      // The executor's own dead man's switch is the backstop should this process hang; the real
+      // downtime deadline is the timer below, which also records that the backup became crash-consistent.
+      { backupId, plan, downtimeDeadlineMs: (cfg.max_downtime_seconds + 60) * 1000 },
+    );
+    handle = quiesced.handle;
+    journal = quiesced.journal;
+    if (handle.failures.length > 0) consistency = "crash";
+    await journalPatch({
+      mode,
+      trigger: req.trigger.source,
+      startedAt: new Date(started).toISOString(),
+      node,
+      vmid,
+      storage: cfg.storage,
+      phase: "quiesce",
+    } satisfies JournalBackupSection);
+    if (mode === "snapshot") {
+      deadline = setTimeout(() => {
+        log.warn(
+          { backupId, seconds: cfg.max_downtime_seconds },
+          "downtime deadline passed before the snapshot; resuming, the backup will be crash-consistent",
+        );
+        void startResume("deadline");
+      }, cfg.max_downtime_seconds * 1000);
+    }
+
+    enter("marker");
+    await writeMarker(deps.stateDir, {
+      backupId,
+      mode,
+      takenAt: new Date().toISOString(),
+      vmid,
+      node,
+      hostname: identity.hostname,
+    });
+
+    enter("submit");
+    await journalPatch({ phase: "submit" });
+    const submitted = await submitVzdump(
+      pve,
+      node,
+      {
+        vmid,
+        storage: cfg.storage,
+        mode,
+        compress: "zstd",
+        lockwait: cfg.lockwait_minutes,
+        notesTemplate: notes,
+        ...(cfg.protected ? { protected: true } : {}),
+        // With our own retention, only it prunes, and only after the new archive is verified.
+        ...(cfg.retention ? { remove: false } : {}),
+      },
+      { logger: log },
+    );
+    if (submitted.kind === "not-local") {
+      throw new AgentError("guest_moved", `PVE says CT ${vmid} is not on node ${node}; nothing was started`, {
+        hint: "the guest was probably migrated just now; the next run re-discovers the node",
+      });
+    }
+    upid = submitted.upid;
+    await journalPatch({ upid, phase: mode === "snapshot" ? "snapshot-wait" : "follow" });
+
+    enter(mode === "snapshot" ? "snapshot-wait" : "follow");
+    let busy = false;
+    for await (const ev of followTask(pve, node, upid, { ...deps.follow })) {
+      if (ev.type === "line") {
+        tail.push(ev.text);
+        deps.emit({ kind: "backup.progress", backupId, phase, line: ev.text.slice(0, 1000) });
+      } else if (ev.type === "phase") {
+        const p = ev.phase;
+        if (p.phase === "waiting-for-global-lock" && !busy) {
+          // Never sit quiesced behind another guest's backup: stop our queued task and give the node back.
+          busy = true;
+          void startResume("busy");
+          await pve
+            .stopTask(node, upid)
+            .catch((err) => log.warn({ err: errorMessage(err) }, "could not stop the queued vzdump task"));
+        } else if (mode === "snapshot" && (p.phase === "snapshot-created" || p.phase === "suspend-resumed")) {
+          clearTimeout(deadline);
+          void startResume("snapshot");
+          enter("follow");
+        } else if (p.phase === "bytes-written") {
+          deps.emit({ kind: "backup.progress", backupId, phase, bytes: p.bytes });
+        }
+      } else if (ev.type === "end") {
+        task = ev.result;
+      }
+    }
+    clearTimeout(deadline);
+    if (busy) throw new VzdumpLockBusyError();
+    await startResume("task-ended");
+    if (!task) throw new AgentError("internal", "the task follower ended without a result");
+    await journalPatch({ phase: "verify" });
+    if (!isSuccess(task.classified)) {
+      throw new AgentError("vzdump_failed", `vzdump task ${upid} ended with: ${task.exitstatus}`, {
+        hint: "see the log tail; nothing was written to the storage that the agent will count as a backup",
+      });
+    }
+
+    enter("verify");
+    const listed = await pve.backups(node, cfg.storage, vmid);
+    const archive = findArchive(listed, backupId, vmid);
+    if (!archive.ok) {
+      throw new AgentError("archive_missing", `the task said ${task.exitstatus}, but ${archive.reason}`, {
+        hint: "the archive is not usable as a backup; check the storage on the PVE host",
+      });
+    }
+
+    const warnings = task.lines.filter((l) => l.startsWith("WARN:")).slice(0, 100);
+    const policy = retentionPolicy(cfg.retention);
+    if (policy) {
+      enter("retention");
+      await journalPatch({ phase: "retention" });
+      const pruneWarning = await prune(pve, node, cfg.storage, vmid, policy, deps.follow);
+      if (pruneWarning) warnings.push(pruneWarning);
+    }
+
+    enter("report");
+    const report = await resumed!;
+    await journalPatch({ phase: "report", reported: true });
+    return {
+      ok: true,
+      result: {
+        backupId,
+        mode,
+        upid,
+        volid: archive.volume.volid,
+        sizeBytes: archive.volume.size,
+        totalMs: Date.now() - started,
+        downtime: downtimeOf(report, plan!),
+        exitStatus: task.exitstatus,
+        warnings,
+        consistency,
+      },
+    };
+  } catch (err) {
+    clearTimeout(deadline);
+    startResume("error");
+    const report = resumed ? await resumed : undefined;
+    await journalPatch({ phase, reported: true });
+    log.error({ backupId, phase, err: errorMessage(err) }, "backup failed");
+    return {
+      ok: false,
+      failure: {
+        backupId,
+        mode,
+        phase,
+        code: err instanceof AgentError ? err.code : "internal",
+        message: errorMessage(err).slice(0, 2000),
+        exitStatus: task?.exitstatus ?? null,
+        upid,
+        logTail: tail.lines(),
+        stacksResumed: report ? report.failures.length === 0 : true,
+      },
+    };
+  }
+}
+
+function downtimeOf(report: ResumeReport, plan: QuiescePlan): EventOf<"backup.completed">["downtime"] {
+  return plan.levels.flat().flatMap((s) => {
+    const ms = report.downtimeMs[`${s.project}/${s.service}`];
+    return ms === undefined
+      ? []
+      : [{ project: s.project, service: s.service, strategy: s.strategy, downtimeMs: Math.round(ms) }];
+  });
+}
+
+/** Retention after a verified backup; a failure here is a warning on a good backup, not a failed one. */
+async function prune(
+  pve: PveClient,
+  node: string,
+  storage: string,
+  vmid: number,
+  policy: NonNullable<ReturnType<typeof retentionPolicy>>,
+  follow: BackupDeps["follow"],
+): Promise<string | undefined> {
+  try {
+    const upid = await pve.prune(node, storage, vmid, policy);
+    const result = await followTaskToEnd(pve, node, upid, { ...follow, recognisePhases: false });
+    return isSuccess(result.classified)
+      ? undefined
+      : `retention (prune) task ended with: ${result.exitstatus}`;
+  } catch (err) {
+    return `retention (prune) failed: ${errorMessage(err)}`.slice(0, 1000);
+  }
+}

@@ -1,0 +1,89 @@
+import { errorMessage } from "../lib/errors.ts";
+import { newBackupId } from "./backup-id.ts";
+import { acquireBackupLock } from "./backup-lock.ts";
+import { type BackupDeps, runBackup } from "./backup-run.ts";
+import type { BackupMode, BackupOutcome, Trigger } from "./backup-types.ts";
+import { busyRetryDelayMs } from "./busy-retry.ts";
+
+export type BackupTicket =
+  | { started: true; backupId: string; mode: BackupMode; done: Promise<BackupOutcome> }
+  /** A backup is already running (in this process or another): its id, not a second backup. */
+  | { started: false; backupId: string; mode: BackupMode; done: Promise<BackupOutcome> | undefined };
+
+export interface BackupServiceDeps extends BackupDeps {
+  /** Every finished backup, success or failure (the daemon sends it to the hub as backup.completed/failed). */
+  onOutcome?: (outcome: BackupOutcome, trigger: Trigger) => void;
+}
+
+/**
+ * The one door to backups for the CLI, the schedule and the hub: one at a time (a second request gets the
+ * running backup's id), and when the node's vzdump lock is busy, a bounded number of later attempts with
+ * jitter (only for requests that asked for it: the daemon's, not an operator waiting at a terminal).
+ */
+export class BackupService {
+  readonly #deps: BackupServiceDeps;
+  #running: { backupId: string; mode: BackupMode; done: Promise<BackupOutcome> } | undefined;
+  readonly #retries = new Set<NodeJS.Timeout>();
+
+  constructor(deps: BackupServiceDeps) {
+    this.#deps = deps;
+  }
+
+  running(): { backupId: string; mode: BackupMode } | undefined {
+    return this.#running && { backupId: this.#running.backupId, mode: this.#running.mode };
+  }
+
+  async request(
+    opts: { mode: BackupMode; trigger: Trigger; retryWhenBusy?: boolean },
+    attempt = 1,
+  ): Promise<BackupTicket> {
+    if (this.#running) return { started: false, ...this.#running };
+    const backupId = newBackupId();
+    const lock = await acquireBackupLock(this.#deps.stateDir, {
+      pid: process.pid,
+      backupId,
+      mode: opts.mode,
+    });
+    if (!lock.acquired)
+      return { started: false, backupId: lock.holder.backupId, mode: lock.holder.mode, done: undefined };
+    const done = (async () => {
+      try {
+        return await runBackup(this.#deps, { backupId, mode: opts.mode, trigger: opts.trigger });
+      } finally {
+        await lock.release();
+        this.#running = undefined;
+      }
+    })();
+    this.#running = { backupId, mode: opts.mode, done };
+    void done.then((outcome) => {
+      this.#deps.onOutcome?.(outcome, opts.trigger);
+      const attempts = this.#deps.backup.busy_retry.attempts;
+      if (
+        !outcome.ok &&
+        outcome.failure.code === "vzdump_lock_busy" &&
+        opts.retryWhenBusy &&
+        attempt < attempts
+      ) {
+        const delay = busyRetryDelayMs(attempt, this.#deps.backup.busy_retry.delay_seconds);
+        this.#deps.log.info(
+          { backupId, attempt, delayMs: delay },
+          "node's vzdump lock was busy; retrying later",
+        );
+        const timer = setTimeout(() => {
+          this.#retries.delete(timer);
+          this.request(opts, attempt + 1).catch((err) =>
+            this.#deps.log.error({ err: errorMessage(err) }, "backup retry failed to start"),
+          );
+        }, delay);
+        this.#retries.add(timer);
+      }
+    });
+    return { started: true, backupId, mode: opts.mode, done };
+  }
+
+  /** Cancels pending retries; a running backup finishes (its resume is already registered). */
+  stop(): void {
+    for (const t of this.#retries) clearTimeout(t);
+    this.#retries.clear();
+  }
+}

@@ -1,0 +1,161 @@
+import { randomBytes } from "node:crypto";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { BackupDeps } from "../../agent/backup/backup-run.ts";
+import type { BackupEvent } from "../../agent/backup/backup-types.ts";
+import type { AgentConfig } from "../../agent/config/schema.ts";
+import { DockerEngine } from "../../agent/docker/docker-engine.ts";
+import { readLocalFacts } from "../../agent/identity/identity-service.ts";
+import { readSecretFile } from "../../agent/lib/secret.ts";
+import { type Logger, silentLogger } from "../../agent/log/logger.ts";
+import { PveClient } from "../../agent/pve/client.ts";
+import { type SelfScopedGuest, selfScopedGuest } from "../pve-sim/fixtures.ts";
+import { startPveSimulator } from "../pve-sim/index.ts";
+import type { PveSimulator } from "../pve-sim/simulator.ts";
+import { compose, runningContainers, waitHealthy } from "./compose.ts";
+
+/**
+ * One guest, as real as this machine allows: the PVE simulator with a self-scoped token for a guest
+ * whose identity (hostname, MAC) is this machine's, the agent's state dir inside that guest's root
+ * (so the marker and the journal are inside every archive, as on a real guest), and a real compose stack
+ * (PostgreSQL + an app that depends on it) whose data lives inside the guest root too.
+ */
+export interface HarnessOptions {
+  vmid?: number;
+  /** felhom.quiesce label of the db service. @default "stop" */
+  dbStrategy?: "stop" | "pause" | "none" | "exec";
+  archiveBytesPerSecond?: number;
+  lockwaitScaleMs?: number;
+  backup?: Partial<AgentConfig["backup"]>;
+  log?: Logger;
+}
+
+export interface GuestHarness {
+  sim: PveSimulator;
+  self: SelfScopedGuest;
+  pve: PveClient;
+  engine: DockerEngine;
+  stateDir: string;
+  project: string;
+  stackDir: string;
+  network: string;
+  backupConfig: AgentConfig["backup"];
+  events: BackupEvent[];
+  deps(overrides?: Partial<BackupDeps>): BackupDeps;
+  /** Every container of the project that runs now (ids, sorted). */
+  running(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export function demoComposeFile(dbStrategy: string): string {
+  return `# The demo stack: PostgreSQL and an app that depends on it. Data lives beside this file, inside the guest root.
+version: "2.4"
+services:
+  db:
+    image: local/postgres:15
+    environment:
+      POSTGRES_PASSWORD: felhom
+    volumes:
+      - ./pgdata:/var/lib/postgresql/data
+    labels:
+      felhom.quiesce: "${dbStrategy}"
+    restart: unless-stopped
+  app:
+    image: local/busybox:1.35
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 2147483647 & wait"]
+    depends_on:
+      - db
+    restart: unless-stopped
+`;
+}
+
+export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHarness> {
+  const log = o.log ?? silentLogger();
+  const vmid = o.vmid ?? 101;
+  const local = readLocalFacts();
+  const sim = await startPveSimulator({
+    authFailureDelayMs: 50,
+    ...(o.archiveBytesPerSecond ? { archiveBytesPerSecond: o.archiveBytesPerSecond } : {}),
+    lockwaitScaleMs: o.lockwaitScaleMs ?? 2_000,
+  });
+  const secrets = await mkdtemp(join(tmpdir(), "felhom-secrets-"));
+  const project = `felhom-e2e-${randomBytes(3).toString("hex")}`;
+  let stackDir = "";
+  const cleanup = async () => {
+    if (stackDir) await compose(project, stackDir, "down", "--timeout", "5").catch(() => {});
+    await sim.close();
+    await rm(secrets, { recursive: true, force: true });
+  };
+  try {
+    const self = await selfScopedGuest(sim, {
+      vmid,
+      storage: "bk",
+      hostname: local.hostname,
+      hwaddr: local.macs[0]!,
+    });
+    const stateDir = join(self.guest.rootDir, "var/lib/felhom-guest");
+    await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    const secretFile = join(secrets, "pve-token.secret");
+    await writeFile(secretFile, self.secret);
+    await chmod(secretFile, 0o600);
+    const pve = new PveClient(
+      {
+        baseUrl: sim.url,
+        tokenId: self.tokenId,
+        secret: await readSecretFile(secretFile, "PVE token secret"),
+        tls: { fingerprint: sim.fingerprint },
+      },
+      log,
+    );
+    const engine = new DockerEngine();
+
+    stackDir = join(self.guest.rootDir, "srv/demo");
+    await mkdir(stackDir, { recursive: true });
+    await writeFile(join(stackDir, "docker-compose.yml"), demoComposeFile(o.dbStrategy ?? "stop"));
+    await compose(project, stackDir, "up", "-d");
+    await waitHealthy(`${project}_db_1`);
+
+    const backupConfig: AgentConfig["backup"] = {
+      storage: "bk",
+      mode: "snapshot",
+      max_downtime_seconds: 120,
+      lockwait_minutes: 1,
+      busy_retry: { attempts: 1, delay_seconds: 1 },
+      protected: false,
+      ...o.backup,
+    };
+    const events: BackupEvent[] = [];
+    return {
+      sim,
+      self,
+      pve,
+      engine,
+      stateDir,
+      project,
+      stackDir,
+      network: `${project}_default`,
+      backupConfig,
+      events,
+      deps: (overrides = {}) => ({
+        pve,
+        engine,
+        stateDir,
+        backup: backupConfig,
+        localFacts: readLocalFacts,
+        emit: (e) => events.push(e),
+        log,
+        follow: { minIntervalMs: 50, maxIntervalMs: 250 },
+        ...overrides,
+      }),
+      running: () => runningContainers(project),
+      close: async () => {
+        await pve.close();
+        await cleanup();
+      },
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
