@@ -21,7 +21,7 @@ export class VolumeStore {
   static async create(dir: string, opts: { sizeBytes: number; forceCopy?: boolean }): Promise<VolumeStore> {
     const base = join(dir, "guests");
     await mkdir(base, { recursive: true });
-    if (opts.forceCopy) return VolumeStore.fallback(base, "forced by the forceCopySnapshots option");
+    if (opts.forceCopy) return await VolumeStore.fallback(base, "forced by the forceCopySnapshots option");
     const image = join(dir, "guests.btrfs.img");
     let loop: string | undefined;
     try {
@@ -34,11 +34,12 @@ export class VolumeStore {
     } catch (err) {
       if (loop) await sh("losetup", ["-d", loop]).catch(() => {});
       await rm(image, { force: true });
-      return VolumeStore.fallback(base, (err as Error).message);
+      return await VolumeStore.fallback(base, (err as Error).message);
     }
   }
 
-  private static fallback(base: string, reason: string): VolumeStore {
+  private static async fallback(base: string, reason: string): Promise<VolumeStore> {
+    await mkdir(join(base, ".snapshots"), { recursive: true });
     console.warn(
       `[pve-sim] WARNING: btrfs unavailable (${reason}); guest snapshots are PLAIN COPIES, ` +
         "their duration grows with the data size. Downtime measurements are meaningless in this mode.",
