@@ -28,7 +28,8 @@ export interface ComposeFileDeps {
 export function dependsOnFromComposeFiles(texts: string[]): Map<string, string[]> {
   const deps = new Map<string, Set<string>>();
   for (const text of texts) {
-    const doc = parse(text) as unknown;
+    // Compose files lean on `<<: *anchor` merge keys, which YAML 1.2 leaves off by default.
+    const doc = parse(text, { merge: true }) as unknown;
     if (!isRecord(doc)) continue;
     const services = doc.services;
     if (!isRecord(services)) continue;

@@ -104,34 +104,40 @@ export async function quiesce(
   }, opts.downtimeDeadlineMs);
 
   let abort: string | undefined;
-  for (const level of plan.levels) {
-    const remaining = opts.quiesceDeadlineMs - (Date.now() - started);
-    if (remaining <= 0) {
-      abort = `quiesce deadline of ${opts.quiesceDeadlineMs} ms passed`;
-      break;
-    }
-    if (resuming) {
-      abort = "the downtime deadline fired during quiesce";
-      break;
-    }
-    const results = await Promise.allSettled(level.map((svc) => quiesceService(svc, remaining)));
-    results.forEach((r, i) => {
-      if (r.status === "rejected") {
-        // quiesceService records its own failures; a rejection here is a journal write or a bug.
-        const svc = level[i]!;
-        failures.push({
-          project: svc.project,
-          service: svc.service,
-          container: "-",
-          action: "inspect",
-          code: "internal",
-          message: errorMessage(r.reason),
-        });
-        abort ??= `quiesce of ${svc.project}/${svc.service} failed: ${errorMessage(r.reason)}`;
+  // Each service starts as soon as its dependents are quiesced: the level order, without waiting for the
+  // slowest service of a level.
+  const settled = await runGraph(
+    plan.levels.flat(),
+    (svc) => svc.dependents.map((d) => key(svc.project, d)),
+    async (svc) => {
+      if (abort) return;
+      if (resuming) {
+        abort = "the downtime deadline fired during quiesce";
+        return;
       }
-    });
-    if (abort) break;
-  }
+      const remaining = opts.quiesceDeadlineMs - (Date.now() - started);
+      if (remaining <= 0) {
+        abort = `quiesce deadline of ${opts.quiesceDeadlineMs} ms passed`;
+        return;
+      }
+      await quiesceService(svc, remaining);
+    },
+  );
+  settled.forEach((r, i) => {
+    if (r.status === "rejected") {
+      // quiesceService records its own step failures; a rejection here is a journal write or a bug.
+      const svc = plan.levels.flat()[i]!;
+      failures.push({
+        project: svc.project,
+        service: svc.service,
+        container: "-",
+        action: "inspect",
+        code: (r.reason as { code?: string }).code ?? "internal",
+        message: errorMessage(r.reason),
+      });
+      abort ??= `quiesce of ${svc.project}/${svc.service} failed: ${errorMessage(r.reason)}`;
+    }
+  });
 
   if (abort) {
     log.error({ backupId, reason: abort, failures }, "quiesce aborted; resuming what was quiesced");
@@ -213,7 +219,7 @@ export async function quiesce(
 }
 
 /**
- * Resumes everything the journal records as touched, dependencies first, level by level. Used by the
+ * Resumes everything the journal records as touched, dependencies first. Used by the
  * handle and, after a crash, by resumeFromJournal. Never throws for a container: every failure is in
  * the report, and every container is tried.
  */
@@ -232,11 +238,21 @@ export async function resumeJournal(
       .updateContainer(id, patch)
       .catch((err) => log.error({ err: errorMessage(err) }, "journal write failed during resume"));
 
-  for (const level of resumeLevels(plan)) {
-    await Promise.allSettled(
-      level.map((svc) => Promise.all(svc.containers.map((c) => resumeContainer(svc, c)))),
-    );
+  // A service resumes as soon as the services it depends on are back (the reverse of quiesce order).
+  const dependencies = new Map<string, string[]>();
+  for (const svc of plan.levels.flat()) {
+    for (const d of svc.dependents) {
+      const k = key(svc.project, d);
+      dependencies.set(k, [...(dependencies.get(k) ?? []), key(svc.project, svc.service)]);
+    }
   }
+  await runGraph(
+    resumeLevels(plan).flat(),
+    (svc) => dependencies.get(key(svc.project, svc.service)) ?? [],
+    async (svc) => {
+      await Promise.allSettled(svc.containers.map((c) => resumeContainer(svc, c)));
+    },
+  );
   for (const svc of plan.levels.flat()) {
     const entries = svc.containers
       .map((c) => journal.entry(c.id))
@@ -340,6 +356,30 @@ export async function resumeJournal(
       }
     }
   }
+}
+
+function key(project: string, service: string): string {
+  return `${project}/${service}`;
+}
+
+/**
+ * Runs `run` for each service once every service named by `waitsFor` has settled, whatever its outcome;
+ * unrelated services run in parallel. `services` must list each service after the ones it waits for
+ * (the plan's level order does), so every wait is on a promise that already exists.
+ */
+async function runGraph(
+  services: PlannedService[],
+  waitsFor: (svc: PlannedService) => string[],
+  run: (svc: PlannedService) => Promise<void>,
+): Promise<PromiseSettledResult<void>[]> {
+  const done = new Map<string, Promise<unknown>>();
+  const all = services.map((svc) => {
+    const before = waitsFor(svc).flatMap((k) => done.get(k) ?? []);
+    const p = Promise.allSettled(before).then(() => run(svc));
+    done.set(key(svc.project, svc.service), p);
+    return p;
+  });
+  return Promise.allSettled(all);
 }
 
 class HookRunError extends HookFailedError {

@@ -31,6 +31,12 @@ export const plannedServiceSchema = z.object({
   post: z.array(z.string()).nullable(),
   healthcheck: z.boolean(),
   dependsOn: z.array(z.string()),
+  /**
+   * Planned services of the same project that depend on this one, directly or through others (also
+   * through services left untouched): quiesced before it, resumed after it. The executor starts each
+   * service as soon as these allow instead of waiting for a whole level.
+   */
+  dependents: z.array(z.string()),
   /** Running containers of the service: the only ones quiesce touches. */
   containers: z.array(plannedContainerSchema),
   /** Containers that were not running: left alone, never started. */
@@ -67,6 +73,8 @@ export function buildPlan(stacks: StackFacts[], options: PlanOptions = {}): Plan
 
   for (const stack of stacks) {
     const depth = quiesceDepths(stack, issues);
+    const closure = transitiveDependents(stack);
+    const plannedHere: PlannedService[] = [];
     for (const svc of stack.services) {
       const first = svc.containers[0];
       if (!first) continue;
@@ -103,12 +111,18 @@ export function buildPlan(stacks: StackFacts[], options: PlanOptions = {}): Plan
         post: policy.post ?? null,
         healthcheck: first.hasHealthcheck,
         dependsOn: svc.dependsOn,
+        dependents: [],
         containers: svc.containers.filter((c) => c.state === "running").map(toRef),
         leftAlone: svc.containers.filter((c) => c.state !== "running").map(toRef),
       };
       const d = depth.get(svc.name) ?? 0;
       while (levels.length <= d) levels.push([]);
       levels[d]!.push(planned);
+      plannedHere.push(planned);
+    }
+    const plannedNames = new Set(plannedHere.map((p) => p.service));
+    for (const p of plannedHere) {
+      p.dependents = [...(closure.get(p.service) ?? [])].filter((n) => plannedNames.has(n)).sort();
     }
   }
   if (issues.length > 0) return { ok: false, issues };
@@ -122,6 +136,25 @@ export function resumeLevels(plan: QuiescePlan): PlannedService[][] {
 
 export function formatPlanIssues(issues: PlanIssue[]): string {
   return issues.map((i) => `${i.container}: ${i.label}: ${i.message}`).join("; ");
+}
+
+function transitiveDependents(stack: StackFacts): Map<string, Set<string>> {
+  const direct = new Map<string, string[]>();
+  for (const s of stack.services)
+    for (const d of s.dependsOn) direct.set(d, [...(direct.get(d) ?? []), s.name]);
+  const closure = new Map<string, Set<string>>();
+  for (const s of stack.services) {
+    const seen = new Set<string>();
+    const todo = [...(direct.get(s.name) ?? [])];
+    while (todo.length > 0) {
+      const n = todo.pop()!;
+      if (seen.has(n) || n === s.name) continue;
+      seen.add(n);
+      todo.push(...(direct.get(n) ?? []));
+    }
+    closure.set(s.name, seen);
+  }
+  return closure;
 }
 
 /**

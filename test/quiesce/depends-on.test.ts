@@ -45,6 +45,13 @@ services:
     expect(deps.get("app")?.sort()).toEqual(["cache", "db"]);
   });
 
+  it("follows YAML merge keys, as compose files use them for shared service settings", () => {
+    const deps = dependsOnFromComposeFiles([
+      "x-base: &base\n  depends_on: [db]\nservices:\n  db: {}\n  app:\n    <<: *base\n    image: app\n",
+    ]);
+    expect(deps.get("app")).toEqual(["db"]);
+  });
+
   it("returns no edges for a file without services", () => {
     expect(dependsOnFromComposeFiles(["version: '3'\n"]).size).toBe(0);
   });

@@ -51,6 +51,17 @@ describe("quiesce plan", () => {
     expect(plan.untouched).toEqual([{ project: "p", service: "app" }]);
   });
 
+  it("lists every planned service that must be quiesced first, also through an untouched service", () => {
+    const plan = planOf(
+      container("p", "db"),
+      container("p", "app", { dependsOn: "db:x:false", labels: { "felhom.quiesce": "none" } }),
+      container("p", "proxy", { dependsOn: "app:x:false" }),
+      container("p", "cron", { dependsOn: "db:x:false" }),
+    );
+    const byName = Object.fromEntries(plan.levels.flat().map((s) => [s.service, s.dependents]));
+    expect(byName).toEqual({ db: ["cron", "proxy"], proxy: [], cron: [] });
+  });
+
   it("merges the levels of independent projects", () => {
     const plan = planOf(
       container("a", "db"),
