@@ -21,7 +21,7 @@ import {
 import { parsePermissionFailure } from "../../agent/pve/permission-error.ts";
 import type { RetryPolicy } from "../../agent/pve/retry.ts";
 import { submitSnapshot, submitVzdump } from "../../agent/pve/submit.ts";
-import { type FollowEvent, followTaskToEnd } from "../../agent/pve/task-follower.ts";
+import { type FollowEvent, followTask, followTaskToEnd } from "../../agent/pve/task-follower.ts";
 import { type PveConnection, PveTransport } from "../../agent/pve/transport.ts";
 import { parseUpid } from "../../agent/pve/upid.ts";
 import type { VzdumpPhase } from "../../agent/pve/vzdump-log.ts";
@@ -381,6 +381,108 @@ describe("pve client against the PVE simulator", () => {
     await pve.stopTask(node, upid);
     const result = await followTaskToEnd(pve, node, upid, FAST_FOLLOW);
     expect(result.classified.kind).not.toBe("ok");
+  });
+
+  it("pve task status of a token task splits user and tokenid", async () => {
+    const upid = sim.tasks.list().find((t) => t.type === "vzdump" && t.id === String(VMID))!.upid;
+    const status = await pve.taskStatus(node, upid);
+    expect(status).toMatchObject({
+      user: `agent-${VMID}@pve`,
+      tokenid: "backup",
+      status: "stopped",
+      exitstatus: "OK",
+    });
+    const listed = await pve.taskList(node, { vmid: VMID, typefilter: "vzdump", source: "all" });
+    expect(listed.map((t) => t.upid)).toContain(upid);
+  });
+
+  it("pve vzdump waiting for another guest's backup: lock wait, then timeout as unexpected status", async () => {
+    const held = sim.holdGlobalVzdumpLock();
+    try {
+      const submitted = await pve.vzdump(node, { vmid: VMID, storage: STORAGE, lockwait: 1 });
+      if (submitted.kind !== "task") throw new Error("expected a task");
+      const phases: string[] = [];
+      const result = await followTaskToEnd(pve, node, submitted.upid, FAST_FOLLOW, (e) => {
+        if (e.type === "phase") phases.push(e.phase.phase);
+      });
+      expect(phases).toEqual(["waiting-for-global-lock", "global-lock-timeout"]);
+      expect(result.classified).toEqual({ kind: "unexpected" });
+    } finally {
+      held.release();
+    }
+  });
+
+  it("pve vzdump gets the global lock once the other backup ends, then completes", async () => {
+    const held = sim.holdGlobalVzdumpLock();
+    const submitted = await pve.vzdump(node, { vmid: VMID, storage: STORAGE, lockwait: 100, remove: false });
+    if (submitted.kind !== "task") throw new Error("expected a task");
+    const phases: string[] = [];
+    try {
+      const result = await followTaskToEnd(pve, node, submitted.upid, FAST_FOLLOW, (e) => {
+        if (e.type !== "phase") return;
+        phases.push(e.phase.phase);
+        if (e.phase.phase === "waiting-for-global-lock") held.release();
+      });
+      expect(result.classified.kind).toBe("ok");
+      expect(phases.slice(0, 3)).toEqual(["waiting-for-global-lock", "got-global-lock", "job-started"]);
+    } finally {
+      held.release();
+    }
+  });
+
+  it("pve guest lock during a backup: status shows lock backup and a snapshot task fails with CT is locked", async () => {
+    sim.faults.hangTask({ type: "vzdump", vmid: VMID }, { afterLine: /creating vzdump archive/ });
+    const submitted = await pve.vzdump(node, { vmid: VMID, storage: STORAGE, lockwait: 1, remove: false });
+    if (submitted.kind !== "task") throw new Error("expected a task");
+    const it = followTask(pve, node, submitted.upid, FAST_FOLLOW);
+    for await (const e of it) if (e.type === "phase" && e.phase.phase === "archive-started") break;
+    expect((await pve.lxcStatus(node, VMID)).lock).toBe("backup");
+    const snap = await pve.createSnapshot(node, VMID, "during-backup");
+    const snapResult = await followTaskToEnd(pve, node, snap, FAST_FOLLOW);
+    expect(snapResult.classified).toEqual({ kind: "error", text: "CT is locked (backup)" });
+    await pve.stopTask(node, submitted.upid);
+    const result = await followTaskToEnd(pve, node, submitted.upid, FAST_FOLLOW);
+    expect(result.classified.kind).not.toBe("ok");
+    // A killed vzdump may leave `lock: backup` behind (pve-api-facts §2); the operator's `pct unlock`:
+    sim.setGuestLock(VMID, undefined);
+  });
+
+  it("pve vzdump in stop mode reports stopping, restarting and online again", async () => {
+    const submitted = await pve.vzdump(node, {
+      vmid: VMID,
+      storage: STORAGE,
+      mode: "stop",
+      lockwait: 1,
+      remove: false,
+    });
+    if (submitted.kind !== "task") throw new Error("expected a task");
+    const phases: string[] = [];
+    const result = await followTaskToEnd(pve, node, submitted.upid, FAST_FOLLOW, (e) => {
+      if (e.type === "phase") phases.push(e.phase.phase);
+    });
+    expect(result.classified.kind).toBe("ok");
+    const order = [
+      "backup-mode",
+      "guest-stopping",
+      "archive-started",
+      "restarting",
+      "guest-online",
+      "finished",
+    ];
+    const positions = order.map((p) => phases.indexOf(p));
+    expect(positions.every((p) => p >= 0)).toBe(true);
+    expect([...positions].sort((a, b) => a - b)).toEqual(positions);
+    expect(phases).not.toContain("snapshot-created");
+  });
+
+  it("pve snapshot rollback runs as a vzrollback task", async () => {
+    const { upid } = await submitSnapshot(pve, node, VMID, "before-rollback", { logger });
+    expect((await followTaskToEnd(pve, node, upid, FAST_FOLLOW)).classified.kind).toBe("ok");
+    const rollback = await pve.rollbackSnapshot(node, VMID, "before-rollback", { start: true });
+    expect(parseUpid(rollback).type).toBe("vzrollback");
+    expect((await followTaskToEnd(pve, node, rollback, FAST_FOLLOW)).classified.kind).toBe("ok");
+    const done = await pve.deleteSnapshot(node, VMID, "before-rollback");
+    expect((await followTaskToEnd(pve, node, done, FAST_FOLLOW)).classified.kind).toBe("ok");
   });
 
   it("pve network failures say whether the request may have reached the server", async () => {
