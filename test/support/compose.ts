@@ -38,3 +38,11 @@ export async function waitHealthy(container: string, timeoutMs = 60_000): Promis
   }
   throw new Error(`container ${container} did not become healthy in ${timeoutMs} ms`);
 }
+
+/** A container's output, stdout and stderr together (PostgreSQL logs to stderr). */
+export async function containerLogs(container: string): Promise<string> {
+  const { stdout, stderr } = await run("/usr/bin/docker", ["logs", container], {
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return `${stdout}${stderr}`;
+}
