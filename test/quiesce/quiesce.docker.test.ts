@@ -245,6 +245,24 @@ describeDocker("quiesce on the real engine", () => {
     expect(kills).toEqual(["15", "9"]);
   });
 
+  it("resumes by itself when the downtime deadline passes before the caller resumes", async () => {
+    const s = await setup();
+    const deps = { engine, stateDir: s.stateDir };
+    const { plan } = await prepareQuiesce(deps, { projects: [s.project] });
+    const { handle } = await quiesceStacks(deps, { backupId: "b-deadline", plan, downtimeDeadlineMs: 8_000 });
+    await waitFor(
+      async () =>
+        (await s.containers()).size === 3 &&
+        [...(await s.containers()).values()].every((c) => c.state === "running"),
+      "the deadline to bring the stack back",
+      120_000,
+    );
+    const report = await handle.resume();
+    expect(report.trigger).toBe("deadline");
+    expect(services(report)).toEqual(["app", "db", "proxy"]);
+    expect((await QuiesceJournal.open(journalPath(s.stateDir)))?.finished).toBe(true);
+  });
+
   it("leaves a service that was stopped before the backup stopped", async () => {
     const s = await setup();
     s.compose("stop", "proxy");
