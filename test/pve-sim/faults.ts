@@ -70,7 +70,12 @@ export class Faults {
 
   /** The next task matching `m` fails with `message` (vzdump: per guest, after the snapshot, while archiving). */
   failTask(m: TaskMatch, message: string): void {
-    this.failures.push({ match: taskPredicate(m), message });
+    this.failures.push({ match: taskPredicate(m), message, kind: "fail" });
+  }
+
+  /** The next task matching `m` logs `WARN: <message>` (vzdump: while archiving) and ends `TASK WARNINGS: 1`. */
+  warnTask(m: TaskMatch, message: string): void {
+    this.failures.push({ match: taskPredicate(m), message, kind: "warn" });
   }
 
   /** Removes every pending request rule and the slowdown. */

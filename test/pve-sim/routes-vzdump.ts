@@ -82,6 +82,36 @@ function commandLine(raw: Record<string, string>): string {
 export function vzdumpRoutes(sim: PveSimulator): Route[] {
   return [
     {
+      method: "GET",
+      path: "/nodes/{node}/vzdump/defaults",
+      schema: { node: stdProps.node, storage: opt(stdProps.storage) },
+      permission: (user, raw) =>
+        sim.access.checkAny(user, `/storage/${raw.storage ?? "local"}`, [
+          "Datastore.Audit",
+          "Datastore.AllocateSpace",
+        ]),
+      handler: ({ user, params }) => {
+        const node = String(params.node);
+        sim.assertNode(node);
+        const defaults: Record<string, unknown> = {
+          mode: "snapshot",
+          compress: "0",
+          ionice: 7,
+          lockwait: 180,
+          stopwait: 10,
+          remove: 1,
+          stdexcludes: 1,
+          tmpdir: "/var/tmp",
+          ...(params.storage !== undefined ? { storage: params.storage } : {}),
+        };
+        const s = typeof params.storage === "string" ? sim.storages.get(params.storage) : undefined;
+        if (s?.pruneBackups) defaults["prune-backups"] = s.pruneBackups;
+        if (!sim.access.has(user, `/nodes/${node}`, "Sys.Audit"))
+          for (const k of ["mailto", "tmpdir", "dumpdir", "script", "ionice"]) delete defaults[k];
+        return defaults;
+      },
+    },
+    {
       method: "POST",
       path: "/nodes/{node}/vzdump",
       schema: VZDUMP_SCHEMA,

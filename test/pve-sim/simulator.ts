@@ -436,9 +436,13 @@ export class PveSimulator {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.taskRegistry.killAll();
+    // let killed tar/zstd children exit before their files and the mount go away
+    if (this.taskRegistry.killAll() > 0) await new Promise((r) => setTimeout(r, 200));
     await this.server?.close();
     await this.volumes?.close();
     if (this.ownsDataDir) await rm(this.dataDir, { recursive: true, force: true });
+    else
+      for (const p of ["guests.btrfs.img", "guests", "storage", "pve"])
+        await rm(join(this.dataDir, p), { recursive: true, force: true });
   }
 }

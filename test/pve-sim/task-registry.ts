@@ -54,6 +54,8 @@ export interface TaskHang {
 export interface TaskFailure {
   match: (t: Task) => boolean;
   message: string;
+  /** "fail": the step fails with the message; "warn": a `WARN:` line is logged and the task goes on. */
+  kind: "fail" | "warn";
 }
 
 interface Internal {
@@ -160,9 +162,9 @@ export class TaskRegistry {
     return task;
   }
 
-  /** The next failure injected for a task like this one, consumed. */
-  takeFailure(task: Task): string | undefined {
-    const i = this.failures.findIndex((f) => f.match(task));
+  /** The next injected failure (or warning) for a task like this one, consumed. */
+  takeFailure(task: Task, kind: TaskFailure["kind"]): string | undefined {
+    const i = this.failures.findIndex((f) => f.kind === kind && f.match(task));
     return i >= 0 ? this.failures.splice(i, 1)[0]?.message : undefined;
   }
 
@@ -186,9 +188,16 @@ export class TaskRegistry {
     void it.task.done.then(() => clearTimeout(timer));
   }
 
-  /** Ends every running task (simulator shutdown). */
-  killAll(): void {
-    for (const it of this.internal.values()) if (it.task.running) it.kill();
+  /** Ends every running task (simulator shutdown); returns how many were running. */
+  killAll(): number {
+    let n = 0;
+    for (const it of this.internal.values()) {
+      if (!it.task.running) continue;
+      n++;
+      it.abort.abort(); // child processes (tar, zstd) listen to this
+      it.kill();
+    }
+    return n;
   }
 
   static decode = decodeUpid;

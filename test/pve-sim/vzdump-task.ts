@@ -243,7 +243,8 @@ async function backupGuest(
     await mkdir(join(cleanup.configDir, "etc", "vzdump"), { recursive: true });
     await writeFile(join(cleanup.configDir, "etc", "vzdump", "pct.conf"), renderConfig(g.config));
     run.archiveStartedAt = Date.now();
-    const injected = sim.taskRegistry.takeFailure(ctx.task);
+    const injected = sim.taskRegistry.takeFailure(ctx.task, "fail");
+    const warning = sim.taskRegistry.takeFailure(ctx.task, "warn");
     const result = await writeArchive({
       configDir: cleanup.configDir,
       sourceDir: source,
@@ -255,6 +256,7 @@ async function backupGuest(
     });
     if (ctx.signal.aborted) throw new Error("interrupted by signal");
     if (injected) throw new Error(injected);
+    if (warning) await log("WARN", warning);
     await log("INFO", result.totalsLine);
     await rename(tmp, target);
     delete cleanup.tmp;
