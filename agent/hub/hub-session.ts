@@ -98,6 +98,8 @@ export class HubSession {
       handshakeTimeout: options.timing.handshakeTimeoutMs,
       perMessageDeflate: false,
       followRedirects: false,
+      // UTF-8 is checked by the protocol's parser, which answers with an error frame; ws would close 1007.
+      skipUTF8Validation: true,
     });
     this.#ws = ws;
     this.#handshakeTimer = setTimeout(
