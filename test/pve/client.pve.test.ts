@@ -149,7 +149,11 @@ describe("pve client against the PVE simulator", () => {
       user: `agent-${VMID}@pve`,
     });
     const events: FollowEvent[] = [];
-    const result = await followTaskToEnd(pve, node, submitted.upid, FAST_FOLLOW, (e) => events.push(e));
+    let snapshotSeenAt = Number.POSITIVE_INFINITY;
+    const result = await followTaskToEnd(pve, node, submitted.upid, FAST_FOLLOW, (e) => {
+      events.push(e);
+      if (e.type === "phase" && e.phase.phase === "snapshot-created") snapshotSeenAt = Date.now();
+    });
     expect(result.classified).toEqual({ kind: "ok" });
     expect(result.lines).toEqual(sim.tasks.get(submitted.upid)?.lines);
     const phases = events.flatMap((e) => (e.type === "phase" ? [e.phase.phase] : []));
@@ -164,12 +168,20 @@ describe("pve client against the PVE simulator", () => {
     const positions = order.map((p) => phases.indexOf(p as VzdumpPhase["phase"]));
     expect(positions.every((p) => p >= 0)).toBe(true);
     expect([...positions].sort((a, b) => a - b)).toEqual(positions);
-    // snapshot-created comes before the archive lines in the event stream, not only in the phase list.
-    const snapAt = events.findIndex((e) => e.type === "phase" && e.phase.phase === "snapshot-created");
-    const archiveLineAt = events.findIndex(
-      (e) => e.type === "line" && e.text.startsWith("INFO: creating vzdump archive"),
+    // The phase follows the first line after the create step, and comes before the archive phase.
+    const createAt = events.findIndex(
+      (e) => e.type === "line" && e.text === "INFO: create storage snapshot 'vzdump'",
     );
-    expect(snapAt).toBeLessThan(archiveLineAt + 2);
+    const snapAt = events.findIndex((e) => e.type === "phase" && e.phase.phase === "snapshot-created");
+    const nextLineAt = events.findIndex((e, i) => i > createAt && e.type === "line");
+    expect(snapAt).toBe(nextLineAt + 1);
+    expect(snapAt).toBeLessThan(
+      events.findIndex((e) => e.type === "phase" && e.phase.phase === "archive-started"),
+    );
+    // Causality, not speed: the simulator's snapshot existed before the follower reported it.
+    expect(sim.vzdumpRuns.find((r) => r.upid === submitted.upid)!.snapshotTakenAt!).toBeLessThanOrEqual(
+      snapshotSeenAt,
+    );
     expect(events.at(-1)?.type).toBe("end");
   });
 
@@ -508,6 +520,34 @@ describe("pve client against the PVE simulator", () => {
     );
   });
 
+  it("pve rare failures are typed too: an unexpected status, an unusable 200, a cancelled call, a follow deadline", async () => {
+    sim.faults.failNext(1, 404, "/version");
+    expect((await failure(pve.version())).code).toBe("pve_http_error");
+    sim.faults.failNext(1, 200, "/version");
+    expect((await failure(pve.version())).code).toBe("pve_bad_response");
+
+    sim.faults.slow(2000, "/version");
+    try {
+      expect((await failure(pve.version(AbortSignal.timeout(100)))).code).toBe("pve_aborted");
+    } finally {
+      sim.faults.slow(0);
+    }
+
+    sim.faults.hangTask({ type: "vzsnapshot", vmid: VMID });
+    const upid = await pve.createSnapshot(node, VMID, "deadline");
+    expect((await failure(followTaskToEnd(pve, node, upid, { ...FAST_FOLLOW, deadlineMs: 300 }))).code).toBe(
+      "pve_task_follow_deadline",
+    );
+    await pve.stopTask(node, upid);
+    await sim.tasks.wait(upid);
+
+    try {
+      client({ tokenId: "agent@pve" });
+    } catch (err) {
+      provoked.push(err);
+    }
+  });
+
   it("pve pinned fingerprint mismatch fails closed with nothing sent", async () => {
     const wrong = sim.fingerprint.replace(/^../, sim.fingerprint.startsWith("00") ? "11" : "00");
     const before = sim.requests.length;
@@ -634,6 +674,11 @@ describe("pve secret hygiene over the whole suite", () => {
       "pve_tls_untrusted",
       "pve_network_error",
       "pve_timeout",
+      "pve_http_error",
+      "pve_bad_response",
+      "pve_aborted",
+      "pve_task_follow_deadline",
+      "pve_config_invalid",
     ]) {
       expect(codes).toContain(code);
     }
