@@ -1,6 +1,7 @@
 import WebSocket from "ws";
 import {
   type AgentToHubMessage,
+  CloseCode,
   type CommandMessage,
   type ErrorMessage,
   type Event,
@@ -95,7 +96,8 @@ export class HubSession {
       headers: { Authorization: `Bearer ${options.credential.reveal()}` },
       ...(options.ca ? { ca: options.ca } : {}),
       maxPayload: TRANSPORT_MAX_PAYLOAD_BYTES,
-      handshakeTimeout: options.timing.handshakeTimeoutMs,
+      // A backstop only: our own handshake timer (which reports "stalled") fires first.
+      handshakeTimeout: options.timing.handshakeTimeoutMs + 1_000,
       perMessageDeflate: false,
       followRedirects: false,
       // UTF-8 is checked by the protocol's parser, which answers with an error frame; ws would close 1007.
@@ -314,7 +316,13 @@ export class HubSession {
   #stall(what: string): void {
     if (this.#ended) return;
     this.#end({ kind: "stalled", what });
-    this.#ws.terminate();
+    if (this.#ws.readyState !== WebSocket.OPEN) {
+      this.#ws.terminate();
+      return;
+    }
+    // Say why (a hub that still reads will log 4504), but do not wait for a peer that stopped answering.
+    this.#ws.close(CloseCode.PeerTimeout, limitCloseReason(what));
+    setTimeout(() => this.#ws.terminate(), 1_000).unref();
   }
 
   #end(drop: LinkDrop): void {

@@ -1,0 +1,72 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { HubClient } from "../../agent/hub/hub-client.ts";
+import type { LinkDrop } from "../../agent/hub/reconnect-decision.ts";
+import { agentDir, cleanup, clientForTest, hubForTest, phase } from "./support.ts";
+
+afterEach(cleanup);
+
+/** The drops the client went through, in order. */
+function recordDrops(client: HubClient): LinkDrop[] {
+  const drops: LinkDrop[] = [];
+  client.onStateChange((s) => {
+    if (s.name === "waiting") drops.push(s.lastDrop);
+  });
+  return drops;
+}
+
+const HEARTBEAT = { intervalMs: 100, timeoutMs: 200 };
+
+describe("the watchdog", () => {
+  it("gives up on a hub that accepts TCP but never answers the upgrade, and connects once the hub is back to normal", async () => {
+    const hub = await hubForTest();
+    hub.setMode("black-hole");
+    const client = await clientForTest(hub, await agentDir(), { tuning: { handshakeTimeoutMs: 300 } });
+    const drops = recordDrops(client);
+    client.start();
+    await hub.waitFor(
+      "three black-holed attempts",
+      () => hub.attempts.filter((a) => a.outcome === "black-holed").length >= 3,
+    );
+    expect(drops.length).toBeGreaterThanOrEqual(2);
+    expect(drops.every((d) => d.kind === "stalled" || d.kind === "network")).toBe(true);
+    expect(drops.some((d) => d.kind === "stalled")).toBe(true);
+
+    hub.setMode("normal");
+    const seq = await client.emit(phase("b-1", "quiesce"));
+    await hub.waitFor("the event after recovery", () => hub.events.some((e) => e.seq === seq));
+  });
+
+  it("tears down a socket whose hub stopped answering after the handshake, and delivers once the hub answers again", async () => {
+    const hub = await hubForTest();
+    const client = await clientForTest(hub, await agentDir(), {
+      tuning: { heartbeat: HEARTBEAT, watchdogFactor: 3 },
+    });
+    const drops = recordDrops(client);
+    client.start();
+    await hub.waitFor("a connection", () => hub.connections() === 1);
+    hub.setMode("silent");
+    const seq = await client.emit(phase("b-2", "submit"));
+    await hub.waitFor("two stalled sockets", () => drops.filter((d) => d.kind === "stalled").length >= 2);
+    expect(hub.events.some((e) => e.seq === seq)).toBe(false);
+
+    hub.setMode("normal");
+    await hub.waitFor("the event after recovery", () => hub.events.some((e) => e.seq === seq));
+    await hub.waitFor("the outbox to drain", () => client.outboxDepth === 0);
+  });
+
+  it("tears down a socket that answers pings but never acknowledges outstanding events", async () => {
+    const hub = await hubForTest();
+    const client = await clientForTest(hub, await agentDir(), {
+      tuning: { heartbeat: HEARTBEAT, ackTimeoutMs: 300 },
+    });
+    const drops = recordDrops(client);
+    client.start();
+    await hub.waitFor("a connection", () => hub.connections() === 1);
+    hub.setAcking(false);
+    await client.emit(phase("b-3", "resume"));
+    const stalled = await hub.waitFor("an ack stall", () => drops.find((d) => d.kind === "stalled"));
+    expect(stalled).toMatchObject({ kind: "stalled", what: expect.stringContaining("no ack") });
+    hub.setAcking(true);
+    await hub.waitFor("the outbox to drain", () => client.outboxDepth === 0);
+  });
+});
