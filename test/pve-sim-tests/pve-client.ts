@@ -5,6 +5,8 @@ export interface RawResponse {
   status: number;
   reason: string;
   connection: string | null;
+  /** Content-Encoding as sent (undici decompresses the body itself). */
+  encoding: string | null;
   text: string;
   // biome-ignore lint/suspicious/noExplicitAny: tests inspect arbitrary PVE JSON
   json: any;
@@ -46,6 +48,7 @@ export function rawClient(sim: PveSimulator, authorization?: string) {
       status: res.status,
       reason: res.statusText,
       connection: res.headers.get("connection"),
+      encoding: res.headers.get("content-encoding"),
       text,
       json,
     };

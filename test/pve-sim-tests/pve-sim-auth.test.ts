@@ -114,6 +114,17 @@ describe("pve sim: TLS, authentication and error shapes", () => {
     await c.close();
   });
 
+  it("gzips JSON bodies over 1 KiB for a client that accepts gzip, like pveproxy", async () => {
+    const root = sim.rootToken();
+    const c = rawClient(sim, `PVEAPIToken=${root.tokenId}=${root.secret}`);
+    const big = await c.get("/access/permissions");
+    expect(big.text.length).toBeGreaterThan(1024);
+    expect(big.encoding).toBe("gzip");
+    expect(big.json.data["/"]["Sys.Audit"]).toBe(1);
+    expect((await c.get("/version")).encoding).toBeNull();
+    await c.close();
+  });
+
   it("answers unknown methods with 501 and unknown parameters with 400 naming the key", async () => {
     const g = await selfScopedGuest(sim, { vmid: 103 });
     const c = rawClient(sim, g.authorization);

@@ -20,6 +20,7 @@ describe("pve sim: vzdump", () => {
       lockwaitScaleMs: 300,
       extraNodes: ["pve2"],
       onGuestStop: async (vmid, { kill }) => {
+        if (vmid === 141) throw new Error("container did not stop");
         stops.push({ vmid, kill });
       },
       onGuestStart: async (vmid) => {
@@ -341,6 +342,16 @@ describe("pve sim: vzdump", () => {
     const run = sim.vzdumpRuns.find((r) => r.upid === post.json.data);
     expect(run?.guestStoppedAt).toBeLessThanOrEqual(run?.archiveStartedAt as number);
     expect(await readTarZstMember(run?.archivePath as string, "./data")).toBe("live");
+
+    const stuck = await selfScopedGuest(sim, { vmid: 141 });
+    const c2 = rawClient(sim, stuck.authorization);
+    const post2 = await c2.post("/nodes/pve1/vzdump", { vmid: 141, storage: "bk", mode: "stop" });
+    expect((await c2.waitTask("pve1", post2.json.data)).exitstatus).toBe("job errors");
+    const log2 = await c2.taskLog("pve1", post2.json.data);
+    expect(log2).toContain("ERROR: Backup of VM 141 failed - container did not stop");
+    expect(log2).not.toContain("INFO: restarting vm");
+    expect(starts).not.toContain(141);
+    await c2.close();
     await c.close();
   });
 

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { Socket } from "node:net";
+import { gzipSync } from "node:zlib";
 import type { AccessModel } from "./access-model.ts";
 import type { Faults } from "./faults.ts";
 import { PveHttpError } from "./http-error.ts";
@@ -251,12 +252,17 @@ export class ApiServer {
     body: unknown,
   ): void {
     entry.status = status;
-    const text = JSON.stringify(body);
+    let payload = Buffer.from(JSON.stringify(body));
     res.statusCode = status;
     res.statusMessage = reasonPhrase(reason);
     res.setHeader("Content-Type", "application/json;charset=UTF-8");
-    res.setHeader("Content-Length", Buffer.byteLength(text));
+    // pveproxy compresses bodies over 1 KiB for clients that accept gzip
+    if (payload.length > 1024 && /\bgzip\b/.test(String(res.req.headers["accept-encoding"] ?? ""))) {
+      payload = gzipSync(payload);
+      res.setHeader("Content-Encoding", "gzip");
+    }
+    res.setHeader("Content-Length", payload.length);
     if (status >= 400) res.setHeader("Connection", "close");
-    res.end(text);
+    res.end(payload);
   }
 }

@@ -99,6 +99,29 @@ export function guestRoutes(sim: PveSimulator): Route[] {
     },
     {
       method: "GET",
+      path: "/nodes/{node}/lxc",
+      schema: { node: stdProps.node },
+      handler: ({ user, params }) => {
+        const node = String(params.node);
+        sim.assertNode(node);
+        return [...sim.guests.values()]
+          .filter((g) => g.node === node && sim.access.has(user, `/vms/${g.vmid}`, "VM.Audit"))
+          .sort((a, b) => a.vmid - b.vmid)
+          .map((g) => ({
+            vmid: g.vmid,
+            type: "lxc",
+            name: hostnameOf(g),
+            status: g.running ? "running" : "stopped",
+            uptime: uptimeOf(g),
+            cpus: Number(g.config.cores ?? 1),
+            ...vmStats(g),
+            ...(g.lock ? { lock: g.lock } : {}),
+            ...(g.config.tags ? { tags: g.config.tags } : {}),
+          }));
+      },
+    },
+    {
+      method: "GET",
       path: "/nodes/{node}/lxc/{vmid}/status/current",
       schema: { node: stdProps.node, vmid: stdProps.vmid },
       permission: audit,

@@ -201,11 +201,13 @@ async function backupGuest(
       await prepare();
       if (running) {
         await log("INFO", "stopping virtual guest");
-        cleanup.stoppedAt = Date.now();
-        run.guestStoppedAt = cleanup.stoppedAt;
-        cleanup.restart = true;
+        const stopAsked = Date.now();
+        // a throwing hook stands for `lxc-stop` failing (e.g. "container did not stop"): no restart is owed then
         await sim.opts.onGuestStop?.(vmid, { kill: false });
         g.running = false;
+        cleanup.stoppedAt = stopAsked;
+        run.guestStoppedAt = Date.now();
+        cleanup.restart = true;
       }
     } else {
       // snapshot (and suspend, which the simulator takes like snapshot: see README)
