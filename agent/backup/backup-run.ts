@@ -43,6 +43,12 @@ export interface BackupRequest {
   backupId: string;
   mode: BackupMode;
   trigger: Trigger;
+  /**
+   * The agent is shutting down. Snapshot mode: resume now and leave the task to the next start, which
+   * follows it and reports it. Stop mode after the POST: the guest itself is going down for the backup;
+   * touch nothing, the next boot resumes and reports.
+   */
+  signal?: AbortSignal;
 }
 
 /** The journal's `backup` section: what a restarted agent needs to finish the report (recover-at-start.ts). */
@@ -173,7 +179,12 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
       { engine: deps.engine, stateDir: deps.stateDir, logger: log },
       // The executor's own dead man's switch is the backstop should this process hang; the real
       // downtime deadline is the timer below, which also records that the backup became crash-consistent.
-      { backupId, plan, downtimeDeadlineMs: (cfg.max_downtime_seconds + 60) * 1000 },
+      // In stop mode the stacks stay down for the whole archive by design (the guest is off).
+      {
+        backupId,
+        plan,
+        downtimeDeadlineMs: (mode === "stop" ? 86_400 : cfg.max_downtime_seconds + 60) * 1000,
+      },
     );
     handle = quiesced.handle;
     journal = quiesced.journal;
@@ -207,6 +218,8 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
       hostname: identity.hostname,
     });
 
+    if (req.signal?.aborted)
+      throw new AgentError("interrupted", "the agent is shutting down; the backup was not submitted");
     enter("submit");
     await journalPatch({ phase: "submit" });
     const submitted = await submitVzdump(
@@ -235,7 +248,10 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
 
     enter(mode === "snapshot" ? "snapshot-wait" : "follow");
     let busy = false;
-    for await (const ev of followTask(pve, node, upid, { ...deps.follow })) {
+    for await (const ev of followTask(pve, node, upid, {
+      ...deps.follow,
+      ...(req.signal ? { signal: req.signal } : {}),
+    })) {
       if (ev.type === "line") {
         tail.push(ev.text);
         deps.emit({ kind: "backup.progress", backupId, phase, line: ev.text.slice(0, 1000) });
@@ -308,9 +324,11 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     };
   } catch (err) {
     clearTimeout(deadline);
-    startResume("error");
+    const shuttingDown = req.signal?.aborted === true;
+    if (!(shuttingDown && mode === "stop" && upid)) startResume("error");
     const report = resumed ? await resumed : undefined;
-    await journalPatch({ phase, reported: true });
+    // Interrupted by a shutdown after the POST, the task goes on in PVE: the next start reports it.
+    await journalPatch(shuttingDown && upid ? { phase } : { phase, reported: true });
     log.error({ backupId, phase, err: errorMessage(err) }, "backup failed");
     return {
       ok: false,
@@ -318,7 +336,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         backupId,
         mode,
         phase,
-        code: err instanceof AgentError ? err.code : "internal",
+        code: shuttingDown ? "interrupted" : err instanceof AgentError ? err.code : "internal",
         message: errorMessage(err).slice(0, 2000),
         exitStatus: task?.exitstatus ?? null,
         upid,
@@ -329,7 +347,8 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
   }
 }
 
-function downtimeOf(report: ResumeReport, plan: QuiescePlan): EventOf<"backup.completed">["downtime"] {
+/** Per planned service: first container quiesced → last resumed (what the resume report measured). */
+export function downtimeOf(report: ResumeReport, plan: QuiescePlan): EventOf<"backup.completed">["downtime"] {
   return plan.levels.flat().flatMap((s) => {
     const ms = report.downtimeMs[`${s.project}/${s.service}`];
     return ms === undefined

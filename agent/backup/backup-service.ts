@@ -34,7 +34,7 @@ export class BackupService {
   }
 
   async request(
-    opts: { mode: BackupMode; trigger: Trigger; retryWhenBusy?: boolean },
+    opts: { mode: BackupMode; trigger: Trigger; retryWhenBusy?: boolean; signal?: AbortSignal },
     attempt = 1,
   ): Promise<BackupTicket> {
     if (this.#running) return { started: false, ...this.#running };
@@ -48,7 +48,12 @@ export class BackupService {
       return { started: false, backupId: lock.holder.backupId, mode: lock.holder.mode, done: undefined };
     const done = (async () => {
       try {
-        return await runBackup(this.#deps, { backupId, mode: opts.mode, trigger: opts.trigger });
+        return await runBackup(this.#deps, {
+          backupId,
+          mode: opts.mode,
+          trigger: opts.trigger,
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        });
       } finally {
         await lock.release();
         this.#running = undefined;
@@ -79,6 +84,11 @@ export class BackupService {
       }
     });
     return { started: true, backupId, mode: opts.mode, done };
+  }
+
+  /** Resolves when no backup runs in this process (at once when none does). */
+  async settled(): Promise<void> {
+    await this.#running?.done;
   }
 
   /** Cancels pending retries; a running backup finishes (its resume is already registered). */

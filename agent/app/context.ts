@@ -1,0 +1,58 @@
+import type { BackupDeps } from "../backup/backup-run.ts";
+import type { AgentConfig } from "../config/schema.ts";
+import { DockerEngine } from "../docker/docker-engine.ts";
+import { readLocalFacts } from "../identity/identity-service.ts";
+import { readSecretFile } from "../lib/secret.ts";
+import type { Logger } from "../log/logger.ts";
+import { PveClient } from "../pve/client.ts";
+import type { PveTls } from "../pve/tls.ts";
+
+/** The adapters one process needs, built once from the config and passed explicitly (no service locator). */
+export interface AgentContext {
+  config: AgentConfig;
+  log: Logger;
+  pve: PveClient;
+  engine: DockerEngine;
+  backupDeps(emit: BackupDeps["emit"]): BackupDeps;
+  close(): Promise<void>;
+}
+
+function tlsOf(config: AgentConfig): PveTls {
+  const t = config.pve.tls;
+  if (t.fingerprint) return { fingerprint: t.fingerprint };
+  if (t.ca_file) return { caFile: t.ca_file };
+  return { insecure: true };
+}
+
+export async function createContext(config: AgentConfig, log: Logger): Promise<AgentContext> {
+  const secret = await readSecretFile(config.pve.token_secret_file, "PVE token secret");
+  const timeoutMs = config.pve.request_timeout_seconds * 1000;
+  const pve = new PveClient(
+    {
+      baseUrl: config.pve.url,
+      tokenId: config.pve.token_id,
+      secret,
+      tls: tlsOf(config),
+      timeouts: { headersMs: timeoutMs, bodyMs: timeoutMs },
+    },
+    log,
+  );
+  const engine = new DockerEngine({ socketPath: config.docker.socket });
+  return {
+    config,
+    log,
+    pve,
+    engine,
+    backupDeps: (emit) => ({
+      pve,
+      engine,
+      stateDir: config.state_dir,
+      backup: config.backup,
+      configuredVmid: config.pve.vmid,
+      localFacts: readLocalFacts,
+      emit,
+      log,
+    }),
+    close: () => pve.close(),
+  };
+}

@@ -1,0 +1,166 @@
+import { AgentError, errorMessage } from "../lib/errors.ts";
+import { isSuccess } from "../pve/exit-status.ts";
+import { followTaskToEnd, type TaskResult } from "../pve/task-follower.ts";
+import { VzdumpLogRecogniser } from "../pve/vzdump-log.ts";
+import type { ResumeReport } from "../quiesce/executor.ts";
+import { QuiesceJournal } from "../quiesce/journal.ts";
+import type { QuiescePlan } from "../quiesce/plan.ts";
+import { journalPath } from "../quiesce/quiesce-stacks.ts";
+import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
+import { type BackupDeps, downtimeOf, type JournalBackupSection } from "./backup-run.ts";
+import { type BackupOutcome, LogTail } from "./backup-types.ts";
+import { clearMarker } from "./marker.ts";
+import { findArchive } from "./notes.ts";
+
+export interface StartRecovery {
+  /** What resuming an unfinished quiesce did (undefined: nothing was left quiesced). */
+  resumed: ResumeReport | undefined;
+  /** The backup that was in flight when the agent stopped, finished and reported now. */
+  outcome: BackupOutcome | undefined;
+}
+
+/**
+ * At agent start, before anything else: an unfinished quiesce journal means the agent died (SIGKILL,
+ * power loss) or the guest went down for its own stop-mode backup while stacks were quiesced. First the
+ * stacks come back, at once: nothing is worth keeping them down. Then the backup that was in flight is
+ * followed to its end, verified and reported, so that no backup ever goes unreported and none is
+ * reported green that did not happen.
+ */
+export async function recoverAtStart(deps: BackupDeps): Promise<StartRecovery> {
+  const { log } = deps;
+  const path = journalPath(deps.stateDir);
+  const journal = await QuiesceJournal.open(path);
+  if (!journal) return { resumed: undefined, outcome: undefined };
+  const section = journal.data.backup as Partial<JournalBackupSection>;
+  const backupId = journal.data.backupId;
+
+  let resumed: ResumeReport | undefined;
+  if (!journal.finished) {
+    // Resumed now, the copy is app-consistent only if the snapshot already existed (or the task ended).
+    const consistency =
+      section.upid && section.node ? await snapshotTaken(deps, section.node, section.upid) : "crash";
+    section.consistency = consistency;
+    resumed = await resumeFromJournal(path, deps.engine, { logger: log });
+    const reopened = await QuiesceJournal.open(path);
+    await reopened?.update({ backup: { consistency } });
+    log.warn(
+      { backupId, resumed: resumed?.resumed.length, failures: resumed?.failures.length },
+      "resumed stacks left quiesced by an earlier run",
+    );
+  }
+  await clearMarker(deps.stateDir).catch((err) =>
+    log.warn({ err: errorMessage(err) }, "could not clear the marker"),
+  );
+
+  if (
+    section.reported ||
+    section.mode === undefined ||
+    section.node === undefined ||
+    section.vmid === undefined
+  ) {
+    return { resumed, outcome: undefined };
+  }
+  const outcome = await finishInFlight(
+    deps,
+    backupId,
+    section as JournalBackupSection,
+    journal.data.plan,
+    resumed,
+  );
+  const latest = await QuiesceJournal.open(path);
+  await latest?.update({ backup: { reported: true } });
+  return { resumed, outcome };
+}
+
+/** True once the task log shows the storage snapshot done (or the task over). One read, no waiting. */
+async function snapshotTaken(deps: BackupDeps, node: string, upid: string): Promise<"app" | "crash"> {
+  try {
+    const status = await deps.pve.taskStatus(node, upid);
+    if (status.status === "stopped") return "app";
+    const log = await deps.pve.taskLog(node, upid, { start: 0, limit: 0 });
+    const recogniser = new VzdumpLogRecogniser();
+    const seen = log.lines.flatMap((l) => recogniser.feed(l.t));
+    return seen.some((p) => p.phase === "snapshot-created" || p.phase === "suspend-resumed")
+      ? "app"
+      : "crash";
+  } catch (err) {
+    deps.log.warn(
+      { err: errorMessage(err) },
+      "could not read the task to judge consistency; assuming crash-consistent",
+    );
+    return "crash";
+  }
+}
+
+async function finishInFlight(
+  deps: BackupDeps,
+  backupId: string,
+  s: JournalBackupSection,
+  plan: QuiescePlan,
+  resumed: ResumeReport | undefined,
+): Promise<BackupOutcome> {
+  const tail = new LogTail(20);
+  const stacksResumed = resumed ? resumed.failures.length === 0 : true;
+  const fail = (code: string, message: string, task?: TaskResult): BackupOutcome => ({
+    ok: false,
+    failure: {
+      backupId,
+      mode: s.mode,
+      phase: s.phase,
+      code,
+      message: message.slice(0, 2000),
+      exitStatus: task?.exitstatus ?? null,
+      upid: s.upid ?? null,
+      logTail: tail.lines(),
+      stacksResumed,
+    },
+  });
+  if (!s.upid) {
+    // The agent stopped before PVE confirmed the POST. Whether it reached PVE is decided by the node's
+    // task list, never by re-sending.
+    const since = Math.floor(Date.parse(s.startedAt) / 1000) - 120;
+    const ours = await deps.pve
+      .taskList(s.node, { vmid: s.vmid, typefilter: "vzdump", since, source: "all" })
+      .then((tasks) =>
+        tasks.filter((t) => `${t.user}${t.tokenid ? `!${t.tokenid}` : ""}` === deps.pve.tokenId),
+      )
+      .catch(() => []);
+    if (ours.length === 0)
+      return fail(
+        "interrupted",
+        "the agent stopped before the backup was submitted to PVE; no task was started",
+      );
+    s.upid = ours.sort((a, b) => b.starttime - a.starttime)[0]!.upid;
+  }
+  let task: TaskResult;
+  try {
+    task = await followTaskToEnd(deps.pve, s.node, s.upid, { ...deps.follow }, (ev) => {
+      if (ev.type === "line") tail.push(ev.text);
+    });
+  } catch (err) {
+    return fail(
+      err instanceof AgentError ? err.code : "internal",
+      `could not follow task ${s.upid}: ${errorMessage(err)}`,
+    );
+  }
+  if (!isSuccess(task.classified))
+    return fail("vzdump_failed", `vzdump task ${s.upid} ended with: ${task.exitstatus}`, task);
+  const archive = findArchive(await deps.pve.backups(s.node, s.storage, s.vmid), backupId, s.vmid);
+  if (!archive.ok)
+    return fail("archive_missing", `the task said ${task.exitstatus}, but ${archive.reason}`, task);
+  return {
+    ok: true,
+    result: {
+      backupId,
+      mode: s.mode,
+      upid: s.upid,
+      volid: archive.volume.volid,
+      sizeBytes: archive.volume.size,
+      totalMs: Date.now() - Date.parse(s.startedAt),
+      downtime: resumed ? downtimeOf(resumed, plan) : [],
+      exitStatus: task.exitstatus,
+      warnings: task.lines.filter((l) => l.startsWith("WARN:")).slice(0, 100),
+      consistency: s.mode === "stop" ? "app" : (s.consistency ?? "crash"),
+    },
+  };
+}

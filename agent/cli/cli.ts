@@ -1,0 +1,93 @@
+import { parseArgs } from "node:util";
+import { DEFAULT_CONFIG_PATH, loadConfig } from "../config/load.ts";
+import { AgentError } from "../lib/errors.ts";
+import { createLogger } from "../log/logger.ts";
+import { AGENT_VERSION } from "../version.ts";
+import { type Command, commands } from "./commands/index.ts";
+import { ExitCode, exitCodeFor, UsageError } from "./exit-codes.ts";
+
+const USAGE = `felhom-guest ${AGENT_VERSION}: app-consistent self-backups of this Proxmox guest
+
+usage: felhom-guest [--config PATH] <command> [options]
+
+commands:
+${Object.entries(commands)
+  .map(([name, c]) => `  ${`${name} ${c.args}`.padEnd(44)} ${c.summary}`)
+  .join("\n")}
+
+global options:
+  --config PATH   the config file (default ${DEFAULT_CONFIG_PATH})
+  --help          this text; \`felhom-guest <command> --help\` for one command
+
+exit codes: 0 ok, 1 operation failed, 2 usage, 69 a required service is unavailable,
+            75 busy (a backup is running, the node's vzdump lock is held): try later, 78 configuration error
+`;
+
+function commandHelp(name: string, c: Command): string {
+  return `usage: felhom-guest [--config PATH] ${name} ${c.args}\n\n${c.summary}\n${c.help ? `\n${c.help}\n` : ""}`;
+}
+
+/** Index of the command word: the first argument that is neither an option nor --config's value. */
+function commandIndex(argv: string[]): number {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--config") i++;
+    else if (!argv[i]!.startsWith("-")) return i;
+  }
+  return -1;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const first = commandIndex(argv);
+  const global = parseArgs({
+    args: first === -1 ? argv : argv.slice(0, first),
+    options: { config: { type: "string" }, help: { type: "boolean" }, version: { type: "boolean" } },
+    strict: true,
+  }).values;
+  if (global.version) argv = ["version"];
+  const name = first === -1 ? undefined : argv[first];
+  if (!name || global.help) {
+    process.stdout.write(USAGE);
+    return name || global.help ? ExitCode.ok : ExitCode.usage;
+  }
+  const command = commands[name];
+  if (!command) throw new UsageError(`unknown command "${name}"`);
+  const rest = argv.slice(first + 1);
+  const parsed = parseArgs({
+    args: rest,
+    options: { ...command.options, help: { type: "boolean" } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (parsed.values.help) {
+    process.stdout.write(commandHelp(name, command));
+    return ExitCode.ok;
+  }
+  const configPath = global.config ?? DEFAULT_CONFIG_PATH;
+  return command.run({
+    values: parsed.values as Record<string, string | boolean | undefined>,
+    positionals: parsed.positionals,
+    configPath,
+    loadConfig: () => loadConfig(configPath),
+    // Commands other than `run` keep stdout for their own output; their log lines go to stderr.
+    logger: (level) => createLogger({ level, destination: process.stderr }),
+  });
+}
+
+export async function entry(): Promise<void> {
+  try {
+    process.exitCode = await main(process.argv.slice(2));
+  } catch (err) {
+    const code = exitCodeFor(err);
+    if (err instanceof AgentError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(
+        `felhom-guest: ${err instanceof AgentError ? err.describe() : (err as Error).message}\n`,
+      );
+      process.exitCode = err instanceof AgentError ? code : ExitCode.usage;
+    } else {
+      process.stderr.write(
+        `felhom-guest: unexpected error (a bug; please report it):\n${(err as Error).stack ?? err}\n`,
+      );
+      process.exitCode = ExitCode.failed;
+    }
+  }
+}

@@ -1,0 +1,54 @@
+import { createContext } from "../../app/context.ts";
+import { outcomeEvent } from "../../app/daemon.ts";
+import { BackupService } from "../../backup/backup-service.ts";
+import { recordLastBackup } from "../../backup/last-backup.ts";
+import { ExitCode, UsageError } from "../exit-codes.ts";
+import { describeOutcome, printBackupEvent, printJson } from "../output.ts";
+import type { Command } from "./command.ts";
+
+export const backupCommand: Command = {
+  args: "[--mode snapshot|stop] [--json]",
+  summary: "back this guest up now: quiesce the stacks, vzdump, resume at the snapshot, verify",
+  help: `--mode   snapshot (default from the config; stacks down for seconds) or stop (the whole guest,
+         this agent included, goes down until the archive is written; the next boot reports)
+--json   print only the result, as JSON (the same fields as the hub's backup.completed / backup.failed)
+
+Exit 0 when the archive is verified in the storage, 1 when the backup failed, 75 when another backup
+is running or the node's vzdump lock is busy.`,
+  options: { mode: { type: "string" }, json: { type: "boolean" } },
+  async run({ values, loadConfig, logger }) {
+    const config = await loadConfig();
+    const mode = (values.mode as string | undefined) ?? config.backup.mode;
+    if (mode !== "snapshot" && mode !== "stop")
+      throw new UsageError(`--mode must be snapshot or stop, not "${mode}"`);
+    const json = values.json === true;
+    const log = logger(json ? "error" : "warn");
+    const ctx = await createContext(config, log);
+    const shutdown = new AbortController();
+    const onSignal = () => shutdown.abort();
+    process.once("SIGTERM", onSignal);
+    process.once("SIGINT", onSignal);
+    try {
+      const service = new BackupService(ctx.backupDeps(json ? () => {} : printBackupEvent));
+      const ticket = await service.request({ mode, trigger: { source: "cli" }, signal: shutdown.signal });
+      if (!ticket.started) {
+        const message = `backup ${ticket.backupId} (${ticket.mode} mode) is already running; not starting another`;
+        if (json) printJson({ ok: false, running: ticket.backupId });
+        else process.stderr.write(`${message}\n`);
+        return ExitCode.busy;
+      }
+      const outcome = await ticket.done;
+      await recordLastBackup(config.state_dir, outcome);
+      if (json) printJson({ ok: outcome.ok, ...outcomeEvent(outcome) });
+      else process.stdout.write(`${describeOutcome(outcome)}\n`);
+      if (outcome.ok) return ExitCode.ok;
+      return outcome.failure.code === "vzdump_lock_busy" || outcome.failure.code === "guest_locked"
+        ? ExitCode.busy
+        : ExitCode.failed;
+    } finally {
+      process.off("SIGTERM", onSignal);
+      process.off("SIGINT", onSignal);
+      await ctx.close();
+    }
+  },
+};

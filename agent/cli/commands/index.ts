@@ -1,0 +1,18 @@
+import { backupCommand } from "./backup.ts";
+import { backupsCommand } from "./backups.ts";
+import type { Command } from "./command.ts";
+import { runCommand } from "./run.ts";
+import { stacksCommand } from "./stacks.ts";
+import { statusCommand } from "./status.ts";
+import { versionCommand } from "./version.ts";
+
+export type { Command };
+
+export const commands: Record<string, Command> = {
+  run: runCommand,
+  backup: backupCommand,
+  backups: backupsCommand,
+  status: statusCommand,
+  stacks: stacksCommand,
+  version: versionCommand,
+};

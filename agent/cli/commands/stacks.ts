@@ -1,0 +1,48 @@
+import { DockerEngine } from "../../docker/docker-engine.ts";
+import { prepareQuiesce } from "../../quiesce/quiesce-stacks.ts";
+import { ExitCode } from "../exit-codes.ts";
+import { printJson } from "../output.ts";
+import type { Command } from "./command.ts";
+
+export const stacksCommand: Command = {
+  args: "[--json]",
+  summary: "the compose stacks found on this guest, how each service would be quiesced, and warnings",
+  options: { json: { type: "boolean" } },
+  async run({ values, loadConfig, logger }) {
+    const config = await loadConfig();
+    const engine = new DockerEngine({ socketPath: config.docker.socket });
+    const prepared = await prepareQuiesce(
+      { engine, stateDir: config.state_dir, logger: logger("warn") },
+      { volumeSizes: true },
+    );
+    const plannedStrategy = new Map(
+      prepared.plan.levels.flat().map((s) => [`${s.project}/${s.service}`, s.strategy] as const),
+    );
+    const stacks = prepared.stacks.map((st) => ({
+      project: st.project,
+      workingDir: st.workingDir,
+      configFiles: st.configFiles,
+      services: st.services.map((s) => ({
+        name: s.name,
+        strategy: plannedStrategy.get(`${st.project}/${s.name}`) ?? "none",
+        dependsOn: s.dependsOn,
+        containers: s.containers.map((c) => ({ name: c.name, state: c.state })),
+      })),
+    }));
+    if (values.json) {
+      printJson({ stacks, warnings: prepared.warnings });
+      return ExitCode.ok;
+    }
+    for (const st of stacks) {
+      process.stdout.write(`${st.project}  (${st.workingDir})\n`);
+      for (const s of st.services) {
+        const states = s.containers.map((c) => c.state).join(",");
+        const deps = s.dependsOn.length ? `  depends on ${s.dependsOn.join(", ")}` : "";
+        process.stdout.write(`  ${s.name.padEnd(20)} ${s.strategy.padEnd(6)} ${states}${deps}\n`);
+      }
+    }
+    if (stacks.length === 0) process.stdout.write("no compose stacks found\n");
+    for (const w of prepared.warnings) process.stdout.write(`warning: ${w.message}\n`);
+    return ExitCode.ok;
+  },
+};

@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+import { entry } from "./cli.ts";
+
+await entry();

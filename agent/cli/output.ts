@@ -1,0 +1,41 @@
+import type { BackupEvent, BackupOutcome } from "../backup/backup-types.ts";
+
+/** Human output goes to stdout; with --json only the final JSON document does. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+const tty = process.stdout.isTTY === true;
+const dim = (s: string) => (tty ? `\x1b[2m${s}\x1b[22m` : s);
+const bold = (s: string) => (tty ? `\x1b[1m${s}\x1b[22m` : s);
+
+/** Live progress of a backup for a person: one line per phase, the task log dimmed beneath it. */
+export function printBackupEvent(e: BackupEvent): void {
+  if (e.kind === "backup.phase") process.stdout.write(`${bold(`▸ ${e.phase}`)}\n`);
+  else if (e.kind === "blackout")
+    process.stdout.write(dim(`  stacks may be unreachable for up to ${e.expectedSeconds} s (${e.reason})\n`));
+  else if (e.kind === "backup.progress" && e.line) process.stdout.write(dim(`  ${e.line}\n`));
+}
+
+export function describeOutcome(o: BackupOutcome): string {
+  if (o.ok) {
+    const r = o.result;
+    const down = r.downtime
+      .map((d) => `${d.project}/${d.service} ${(d.downtimeMs / 1000).toFixed(1)} s`)
+      .join(", ");
+    return [
+      `backup ${r.backupId} ${r.exitStatus === "OK" ? "completed" : `completed with ${r.exitStatus}`} (${r.consistency}-consistent)`,
+      `  archive  ${r.volid} (${(r.sizeBytes / 1024 / 1024).toFixed(1)} MiB)`,
+      `  total    ${(r.totalMs / 1000).toFixed(1)} s`,
+      `  downtime ${down || "none"}`,
+      ...r.warnings.map((w) => `  warning  ${w}`),
+    ].join("\n");
+  }
+  const f = o.failure;
+  return [
+    `backup ${f.backupId} FAILED in phase ${f.phase}: ${f.message}`,
+    `  stacks   ${f.stacksResumed ? "running again" : "NOT all resumed: check `felhom-guest stacks`"}`,
+    ...(f.exitStatus ? [`  task     ${f.upid} → ${f.exitStatus}`] : []),
+    ...f.logTail.slice(-5).map((l) => `  log      ${l}`),
+  ].join("\n");
+}
