@@ -53,6 +53,11 @@ export interface ResumeReport {
   hooks: HookRun[];
   /** Per "project/service": first container quiesced → last container resumed. */
   downtimeMs: Record<string, number>;
+  /**
+   * False when a container could not be started or unpaused again: the journal stays unfinished so that
+   * resumeFromJournal retries it at the next agent start.
+   */
+  finished: boolean;
 }
 
 export interface QuiesceHandle {
@@ -91,8 +96,11 @@ export async function quiesce(
   const stopDurationsMs: Record<string, number> = {};
   const quiesced: ContainerRef[] = [];
 
-  // The undo exists before the first action: the dead man's switch is armed first.
+  // The undo exists before the first action: the dead man's switch is armed first. While steps are still
+  // in flight it only stops further quiescing; resuming then would race a stop that has not returned yet.
   let resuming: Promise<ResumeReport> | undefined;
+  let quiescing = true;
+  let deadlineHit = false;
   const resume = (trigger: ResumeReport["trigger"]): Promise<ResumeReport> => {
     clearTimeout(deadman);
     resuming ??= resumeJournal(journal, engine, trigger, { ...opts, logger: log });
@@ -100,7 +108,12 @@ export async function quiesce(
   };
   const deadman = setTimeout(() => {
     log.warn({ backupId, afterMs: opts.downtimeDeadlineMs }, "downtime deadline reached; resuming stacks");
-    void resume("deadline");
+    deadlineHit = true;
+    if (!quiescing) {
+      resume("deadline").catch((err) =>
+        log.error({ err: errorMessage(err) }, "resume after the deadline failed"),
+      );
+    }
   }, opts.downtimeDeadlineMs);
 
   let abort: string | undefined;
@@ -111,8 +124,8 @@ export async function quiesce(
     (svc) => svc.dependents.map((d) => key(svc.project, d)),
     async (svc) => {
       if (abort) return;
-      if (resuming) {
-        abort = "the downtime deadline fired during quiesce";
+      if (deadlineHit) {
+        abort = `the downtime deadline of ${opts.downtimeDeadlineMs} ms passed during quiesce`;
         return;
       }
       const remaining = opts.quiesceDeadlineMs - (Date.now() - started);
@@ -139,9 +152,10 @@ export async function quiesce(
     }
   });
 
+  quiescing = false;
   if (abort) {
     log.error({ backupId, reason: abort, failures }, "quiesce aborted; resuming what was quiesced");
-    const report = await resume("abort");
+    const report = await resume(deadlineHit ? "deadline" : "abort");
     throw new QuiesceFailedError(`quiesce of backup ${backupId} aborted: ${abort}`, failures, report);
   }
   log.info({ backupId, containers: quiesced.length, ms: Date.now() - started }, "stacks quiesced");
@@ -232,7 +246,15 @@ export async function resumeJournal(
   const opts = { ...DEFAULTS, ...options };
   const log = options.logger ?? silentLogger();
   const { plan, backupId } = journal.data;
-  const report: ResumeReport = { backupId, trigger, resumed: [], failures: [], hooks: [], downtimeMs: {} };
+  const report: ResumeReport = {
+    backupId,
+    trigger,
+    resumed: [],
+    failures: [],
+    hooks: [],
+    downtimeMs: {},
+    finished: false,
+  };
   const persist = (id: string, patch: Partial<JournalEntry>) =>
     journal
       .updateContainer(id, patch)
@@ -268,9 +290,17 @@ export async function resumeJournal(
     if (from.length > 0 && to.length > 0)
       report.downtimeMs[`${svc.project}/${svc.service}`] = Math.max(...to) - Math.min(...from);
   }
-  await journal
-    .finish()
-    .catch((err) => log.error({ err: errorMessage(err) }, "could not mark the journal finished"));
+  // A container that could not be started again keeps the journal open, so the next agent start retries
+  // it (and no new backup starts meanwhile). A container removed meanwhile has nothing left to resume.
+  const leftDown = report.failures.filter(
+    (f) => (f.action === "start" || f.action === "unpause") && f.code !== "container_not_found",
+  );
+  report.finished = leftDown.length === 0;
+  if (report.finished) {
+    await journal
+      .finish()
+      .catch((err) => log.error({ err: errorMessage(err) }, "could not mark the journal finished"));
+  }
   log.info(
     { backupId, trigger, resumed: report.resumed.length, failures: report.failures.length },
     "stacks resumed",

@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { stringify } from "yaml";
@@ -13,6 +14,7 @@ import {
   quiesceStacks,
   registryPath,
 } from "../../agent/quiesce/quiesce-stacks.ts";
+import { resumeFromJournal } from "../../agent/quiesce/resume-from-journal.ts";
 import { StackRegistry } from "../../agent/quiesce/stack-registry.ts";
 import { describeDocker } from "../support/docker.ts";
 import {
@@ -47,6 +49,17 @@ async function quiesceAll(s: TestStack, backupId = "b-test") {
 
 async function stateOf(s: TestStack, service: string): Promise<string> {
   return (await s.containers()).get(`${s.project}_${service}_1`)!.state;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 const services = (r: { resumed: { service: string }[] }) => r.resumed.map((x) => x.service).sort();
@@ -261,6 +274,33 @@ describeDocker("quiesce on the real engine", () => {
     expect(report.trigger).toBe("deadline");
     expect(services(report)).toEqual(["app", "db", "proxy"]);
     expect((await QuiesceJournal.open(journalPath(s.stateDir)))?.finished).toBe(true);
+  });
+
+  it("keeps the journal open when a container cannot be started again, so a later resumeFromJournal brings it back", async () => {
+    const port = await freePort();
+    const s = await setup({ proxy: { ports: [`127.0.0.1:${port}:8080`] } });
+    const deps = { engine, stateDir: s.stateDir };
+    const { plan } = await prepareQuiesce(deps, { projects: [s.project] });
+    const { handle } = await quiesceStacks(deps, { backupId: "b-blocked", plan });
+    // Something else takes the proxy's published port while it is down, so its start fails.
+    const squatter = createServer();
+    await new Promise<void>((r) => squatter.listen(port, "127.0.0.1", r));
+    let report: ResumeReport;
+    try {
+      report = await handle.resume();
+    } finally {
+      await new Promise((r) => squatter.close(r));
+    }
+    expect(report.finished).toBe(false);
+    expect(report.failures).toEqual([
+      expect.objectContaining({ service: "proxy", action: "start", code: "docker_failed" }),
+    ]);
+    expect(services(report)).toEqual(["app", "db"]);
+    expect((await QuiesceJournal.open(journalPath(s.stateDir)))?.finished).toBe(false);
+
+    const retried = await resumeFromJournal(journalPath(s.stateDir), engine);
+    expect(retried?.finished).toBe(true);
+    expect(retried?.resumed.map((r) => r.service)).toEqual(["proxy"]);
   });
 
   it("leaves a service that was stopped before the backup stopped", async () => {
