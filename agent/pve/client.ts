@@ -126,6 +126,24 @@ export class PveClient {
     return this.#get(clusterVmSchema.array(), "/cluster/resources", { type: "vm" }, signal);
   }
 
+  /**
+   * The node the guest runs on now, asked afresh on every call (a guest can be migrated between
+   * backups); configuration never pins it.
+   */
+  async nodeOf(vmid: number, signal?: AbortSignal): Promise<string> {
+    const vm = (await this.clusterVms(signal)).find((v) => v.vmid === vmid && v.type === "lxc");
+    if (!vm) {
+      throw new AgentError(
+        "pve_guest_not_visible",
+        `the token cannot see container ${vmid} in /cluster/resources`,
+        {
+          hint: `grant VM.Audit on /vms/${vmid} to BOTH the user and the token, or check that the vmid still exists`,
+        },
+      );
+    }
+    return vm.node;
+  }
+
   async lxcStatus(node: string, vmid: number, signal?: AbortSignal) {
     return this.#get(
       lxcStatusSchema,

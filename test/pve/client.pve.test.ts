@@ -107,6 +107,17 @@ describe("pve client against the PVE simulator", () => {
     expect(version.release).toMatch(/^\d+\.\d+$/);
   });
 
+  it("pve node re-discovery follows a migrated guest and names a guest the token cannot see", async () => {
+    expect(await pve.nodeOf(VMID)).toBe(node);
+    sim.migrateGuest(VMID, "pve2");
+    try {
+      expect(await pve.nodeOf(VMID)).toBe("pve2");
+    } finally {
+      sim.migrateGuest(VMID, node);
+    }
+    expect((await failure(pve.nodeOf(OTHER_VMID))).code).toBe("pve_guest_not_visible");
+  });
+
   it("pve status and config: reads the guest's status and the net0 hwaddr the identity check compares", async () => {
     const status = await pve.lxcStatus(node, VMID);
     expect(status).toMatchObject({ vmid: VMID, status: "running" });
