@@ -99,15 +99,15 @@ async function findNewTask(
  * was not there before can be adopted. The time window alone cannot tell: the node's clock may differ
  * from the guest's, and an earlier task of ours may have started within the allowed skew.
  */
-async function submitWithRecovery<T extends { upid: string }>(
+async function submitWithRecovery<T>(
   client: PveClient,
   node: string,
   match: { type: string; vmid: number },
   what: string,
-  post: () => Promise<T | { kind: "not-local" }>,
+  post: () => Promise<T>,
   adopt: (upid: string) => T,
   options: RecoveryOptions,
-): Promise<Submitted<T> | { kind: "not-local" }> {
+): Promise<Submitted<T>> {
   const since = Math.floor((options.now ?? Date.now)() / 1000) - (options.clockSkewSeconds ?? 60);
   const known = new Set(options.exclude);
   try {
@@ -117,8 +117,7 @@ async function submitWithRecovery<T extends { upid: string }>(
     options.logger.warn({ err: (err as Error).message }, "could not list existing tasks before the POST");
   }
   try {
-    const result = await post();
-    return "upid" in result ? { ...result, recovered: false } : result;
+    return { ...(await post()), recovered: false };
   } catch (err) {
     if (!isAmbiguous(err)) throw err;
     options.logger.warn(
@@ -138,15 +137,14 @@ export async function submitVzdump(
   node: string,
   request: VzdumpRequest,
   options: RecoveryOptions & { headersTimeoutMs?: number },
-): Promise<Submitted<{ kind: "task"; upid: string }> | { kind: "not-local" }> {
-  return submitWithRecovery(
+): Promise<Submitted<VzdumpSubmission>> {
+  return submitWithRecovery<VzdumpSubmission>(
     client,
     node,
     { type: "vzdump", vmid: request.vmid },
     `vzdump of ${request.vmid}`,
-    (): Promise<VzdumpSubmission> =>
-      client.vzdump(node, request, { headersTimeoutMs: options.headersTimeoutMs }),
-    (upid) => ({ kind: "task" as const, upid }),
+    () => client.vzdump(node, request, { headersTimeoutMs: options.headersTimeoutMs }),
+    (upid) => ({ kind: "task", upid }),
     options,
   );
 }
@@ -159,7 +157,7 @@ export async function submitSnapshot(
   name: string,
   options: RecoveryOptions & { description?: string; headersTimeoutMs?: number },
 ): Promise<Submitted<{ upid: string }>> {
-  const result = await submitWithRecovery(
+  return submitWithRecovery(
     client,
     node,
     { type: "vzsnapshot", vmid },
@@ -173,6 +171,4 @@ export async function submitSnapshot(
     (upid) => ({ upid }),
     options,
   );
-  if (!("upid" in result)) throw new Error("unreachable: a snapshot POST has no not-local answer");
-  return result;
 }
