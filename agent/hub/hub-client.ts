@@ -116,6 +116,7 @@ export class HubClient {
   #quietDrop: "auth-rejected" | "fatal" | "local" | undefined;
   #lastStatus: StatusPayload | undefined;
   #statusTimer: NodeJS.Timeout | undefined;
+  #blackoutUntil = 0;
   #waitTimer: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
 
   private constructor(
@@ -194,13 +195,17 @@ export class HubClient {
 
   /**
    * Tells the hub the agent will be unreachable for about `seconds` (before a stop-mode backup, around a
-   * snapshot freeze), so that it pauses its liveness alarm instead of raising it.
+   * snapshot freeze), so that it pauses its liveness alarm instead of raising it. The link's own
+   * deadlines (pong, silence, ack) are suspended for as long.
    */
   announceBlackout(
     seconds: number,
     reason: "stop-mode" | "snapshot-freeze",
     operationId: string,
   ): Promise<number> {
+    // Our own liveness deadlines are suspended too: a frozen guest must not tear down a healthy socket.
+    this.#blackoutUntil = Math.max(this.#blackoutUntil, Date.now() + seconds * 1000);
+    this.#session?.setBlackout(this.#blackoutUntil);
     return this.emit({
       kind: "blackout",
       reason,
@@ -253,6 +258,7 @@ export class HubClient {
         credential,
         ca,
         hello,
+        blackoutUntil: this.#blackoutUntil,
         outbox: this.#outbox,
         timing: this.#t,
         log: this.#log,

@@ -7,6 +7,7 @@ import {
   type Event,
   type HelloMessage,
   limitCloseReason,
+  PROTOCOL_VERSION,
   parseHubToAgent,
   type ResultMessage,
   replyToRejectedFrame,
@@ -18,7 +19,6 @@ import {
 import { errorMessage } from "../lib/errors.ts";
 import type { Secret } from "../lib/secret.ts";
 import type { Logger } from "../log/logger.ts";
-import { gapEvent } from "./event-policy.ts";
 import type { Outbox } from "./outbox.ts";
 import type { LinkDrop } from "./reconnect-decision.ts";
 
@@ -58,6 +58,8 @@ export interface SessionOptions {
   timing: SessionTiming;
   log: Logger;
   hooks: SessionHooks;
+  /** Epoch ms until which the agent announced it may be unreachable (0: none). */
+  blackoutUntil: number;
 }
 
 /** Rejected frames logged at warn per session; the rest at debug, so a hostile hub cannot flood the log. */
@@ -80,13 +82,13 @@ export class HubSession {
   #sentUpTo = 0;
   #heartbeat: Heartbeat | undefined;
   #lastFrameAt = Date.now();
-  #lastPingAt = 0;
   #pendingPing: { id: string; sentAt: number } | undefined;
   #pingCounter = 0;
   #outstandingSince: number | undefined;
   #rejected = 0;
   #transportError: string | undefined;
   #handshakeTimer: NodeJS.Timeout;
+  #blackoutUntil: number;
   #tick: NodeJS.Timeout | undefined;
   #unsubscribe: () => void;
 
@@ -104,8 +106,13 @@ export class HubSession {
       skipUTF8Validation: true,
     });
     this.#ws = ws;
+    this.#blackoutUntil = options.blackoutUntil;
     this.#handshakeTimer = setTimeout(
-      () => this.#stall(`no welcome within ${options.timing.handshakeTimeoutMs} ms of dialling`),
+      () =>
+        this.#stall(
+          `no welcome within ${options.timing.handshakeTimeoutMs} ms of dialling`,
+          CloseCode.HandshakeTimeout,
+        ),
       options.timing.handshakeTimeoutMs,
     );
     ws.on("unexpected-response", (req, res) => {
@@ -135,11 +142,7 @@ export class HubSession {
 
   /** Ends the session from our side (agent stopping). */
   close(code: number, reason: string): void {
-    if (this.#ended) return;
-    this.#end({ kind: "closed", code, reason });
-    this.#ws.close(code, limitCloseReason(reason));
-    // A hub that does not complete the close handshake must not keep the process alive.
-    setTimeout(() => this.#ws.terminate(), 1_000).unref();
+    this.#closeWith(code, reason);
   }
 
   /** Sends durable, unsent events in seq order until the socket's buffer is above the high-water mark. */
@@ -151,6 +154,7 @@ export class HubSession {
         if (this.#outstandingSince === undefined) this.#outstandingSince = Date.now();
         const text = this.#encodeEvent(rec.seq, rec.at, rec.event);
         this.#sentUpTo = rec.seq;
+        if (text === undefined) continue;
         if (this.#ws.bufferedAmount + text.length >= this.#o.timing.highWaterBytes) {
           // Continue when this frame has been handed to the kernel.
           this.#ws.send(text, (err) => {
@@ -165,22 +169,18 @@ export class HubSession {
     }
   }
 
-  #encodeEvent(seq: number, at: string, event: Event): string {
+  #encodeEvent(seq: number, at: string, event: Event): string | undefined {
     try {
       return stringifyMessage({ type: "event", seq, at, event });
     } catch (err) {
       // Stored by an older agent version under a schema that no longer accepts it: it can never be
-      // sent, so it is declared lost under its own seq instead of blocking everything behind it.
+      // sent, so it is replaced by a gap instead of blocking everything behind it.
       this.#o.log.error(
         { seq, kind: event.kind, err: errorMessage(err) },
-        "a stored hub event is invalid; sending a gap instead",
+        "a stored hub event is invalid; declaring it lost with a gap",
       );
-      return stringifyMessage({
-        type: "event",
-        seq,
-        at,
-        event: gapEvent({ fromSeq: seq, toSeq: seq, count: 1, kinds: [event.kind] }),
-      });
+      this.#o.outbox.discard(seq);
+      return undefined;
     }
   }
 
@@ -214,6 +214,13 @@ export class HubSession {
     const msg = parsed.message;
     switch (msg.type) {
       case "welcome":
+        if (msg.protocolVersion !== PROTOCOL_VERSION) {
+          this.#closeWith(
+            CloseCode.UnsupportedProtocol,
+            `welcome for protocol version ${msg.protocolVersion}`,
+          );
+          return;
+        }
         if (this.#welcomed) {
           this.#unexpected("welcome", "a second welcome on one socket");
           return;
@@ -288,40 +295,60 @@ export class HubSession {
     this.pump();
   }
 
-  /** The watchdog: any deadline missed tears the socket down, so the client reconnects. */
+  /**
+   * Liveness (PROTOCOL.md, ping): after `intervalMs` without any frame, ping; no pong within `timeoutMs`
+   * means the peer is gone (4504). Independently, a socket with no frame at all for `watchdogFactor`
+   * intervals, or with events outstanding and no ack for `ackTimeoutMs`, is torn down — the backstops for
+   * the sockets that look alive to TCP and to a heartbeat timer that itself got stuck. During an
+   * announced blackout the deadlines are suspended and start counting again when it ends.
+   */
   #onTick(): void {
     const hb = this.#heartbeat!;
     const now = Date.now();
-    if (this.#pendingPing && now - this.#pendingPing.sentAt > hb.timeoutMs) {
+    if (now < this.#blackoutUntil) return;
+    const since = (t: number) => now - Math.max(t, this.#blackoutUntil);
+    if (this.#pendingPing && since(this.#pendingPing.sentAt) > hb.timeoutMs) {
       this.#stall(`no pong within ${hb.timeoutMs} ms`);
       return;
     }
     const silence = this.#o.timing.watchdogFactor * hb.intervalMs;
-    if (now - this.#lastFrameAt > silence) {
+    if (since(this.#lastFrameAt) > silence) {
       this.#stall(`no frame from the hub for ${silence} ms`);
       return;
     }
-    if (this.#outstandingSince !== undefined && now - this.#outstandingSince > this.#o.timing.ackTimeoutMs) {
+    if (this.#outstandingSince !== undefined && since(this.#outstandingSince) > this.#o.timing.ackTimeoutMs) {
       this.#stall(`events outstanding and no ack for ${this.#o.timing.ackTimeoutMs} ms`);
       return;
     }
-    if (!this.#pendingPing && now - this.#lastPingAt >= hb.intervalMs) {
+    if (!this.#pendingPing && since(this.#lastFrameAt) >= hb.intervalMs) {
       const id = `p${++this.#pingCounter}`;
-      this.#lastPingAt = now;
       if (this.send({ type: "ping", id, at: new Date(now).toISOString() }))
         this.#pendingPing = { id, sentAt: now };
     }
   }
 
-  #stall(what: string): void {
+  /** Suspends the liveness deadlines until `until` (epoch ms). */
+  setBlackout(until: number): void {
+    this.#blackoutUntil = Math.max(this.#blackoutUntil, until);
+  }
+
+  /** Ends the session with a close code of ours; a hub that does not complete the close cannot keep it. */
+  #closeWith(code: number, reason: string): void {
+    if (this.#ended) return;
+    this.#end({ kind: "closed", code, reason });
+    this.#ws.close(code, limitCloseReason(reason));
+    setTimeout(() => this.#ws.terminate(), 1_000).unref();
+  }
+
+  #stall(what: string, code: number = CloseCode.PeerTimeout): void {
     if (this.#ended) return;
     this.#end({ kind: "stalled", what });
     if (this.#ws.readyState !== WebSocket.OPEN) {
       this.#ws.terminate();
       return;
     }
-    // Say why (a hub that still reads will log 4504), but do not wait for a peer that stopped answering.
-    this.#ws.close(CloseCode.PeerTimeout, limitCloseReason(what));
+    // Say why (a hub that still reads logs the code), but do not wait for a peer that stopped answering.
+    this.#ws.close(code, limitCloseReason(what));
     setTimeout(() => this.#ws.terminate(), 1_000).unref();
   }
 

@@ -190,7 +190,9 @@ export class Outbox<E> {
    * in the background (a lost ack write only means a harmless resend).
    */
   ack(seq: number): void {
-    const upTo = Math.min(seq, this.#lastSeq);
+    // PROTOCOL.md: an ack below an earlier one, or above the highest seq ever assigned, is ignored.
+    if (seq > this.#lastSeq) return;
+    const upTo = seq;
     if (upTo <= this.#ackedSeq) return;
     this.#ackedSeq = upTo;
     for (const [s] of this.#entries) {
@@ -199,6 +201,22 @@ export class Outbox<E> {
     }
     this.#persistAck();
     if (this.#needsCompaction()) this.#scheduleFlush();
+  }
+
+  /**
+   * Removes a waiting event that can never be sent (it no longer passes the protocol's validation, e.g.
+   * stored by an older agent version) and queues a gap for it, so the hub's cumulative ack can move on.
+   */
+  discard(seq: number): void {
+    const entry = this.#entries.get(seq);
+    if (!entry || this.#closed) return;
+    this.#remove(seq);
+    this.#pendingLines.push(`${JSON.stringify({ d: [[seq, seq]] })}\n`);
+    const gap: GapInfo = entry.gap
+      ? { ...entry.gap, toSeq: seq }
+      : { fromSeq: seq, toSeq: seq, count: 1, kinds: [entry.kind] };
+    // The gap's own append schedules the write; its failure is retried like any append.
+    this.append(this.#opts.makeGap(gap), gap).catch(() => undefined);
   }
 
   /**

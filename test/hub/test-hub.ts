@@ -35,6 +35,8 @@ export interface TestHubOptions {
   credentials?: string[];
   /** How a wrong credential is refused: close 4401 after the upgrade, or HTTP 401 on it. @default "close" */
   authRejection?: "close" | "http";
+  /** Sent in `welcome` (a wrong one tests the agent's 4406). @default PROTOCOL_VERSION */
+  protocolVersion?: number;
   /** Sent in `welcome`. @default the protocol defaults */
   heartbeat?: { intervalMs: number; timeoutMs: number };
   /** Where to print what happens (the CLI passes console.log). */
@@ -107,6 +109,10 @@ export interface TestHub {
   /** Closes every agent socket with `code`, or kills it without a close frame when no code is given. */
   dropConnections(code?: number): void;
   setAcking(on: boolean): void;
+  /** The hub loses what it stored for an agent (its position goes back to `seq`, default 0). */
+  forgetAgent(agentId: string, seq?: number): void;
+  /** The hub claims to have stored everything up to `seq` for an agent (as for a restored copy's original). */
+  presetAgent(agentId: string, seq: number): void;
   setMode(mode: HubMode): void;
   /** Goes down (listener and sockets); state is kept for `restart`. */
   stop(): Promise<void>;
@@ -250,7 +256,7 @@ export async function startTestHub(options: TestHubOptions = {}): Promise<TestHu
       conn.agentId = agentId;
       send(conn, {
         type: "welcome",
-        protocolVersion: PROTOCOL_VERSION,
+        protocolVersion: options.protocolVersion ?? PROTOCOL_VERSION,
         lastAckedSeq: stateOf(agentId).acked,
         heartbeat,
         serverTime: new Date().toISOString(),
@@ -346,6 +352,18 @@ export async function startTestHub(options: TestHubOptions = {}): Promise<TestHu
         if (code === undefined) c.ws.terminate();
         else c.ws.close(code, "dropped by the test hub");
       }
+    },
+    forgetAgent(agentId, seq = 0) {
+      const s = stateOf(agentId);
+      for (const n of [...s.received]) if (n > seq) s.received.delete(n);
+      s.gaps = s.gaps.filter(([, b]) => b <= seq);
+      s.contiguous = Math.min(s.contiguous, seq);
+      s.acked = Math.min(s.acked, seq);
+    },
+    presetAgent(agentId, seq) {
+      const s = stateOf(agentId);
+      s.contiguous = Math.max(s.contiguous, seq);
+      s.acked = Math.max(s.acked, seq);
     },
     setAcking(on) {
       acking = on;

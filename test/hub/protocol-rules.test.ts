@@ -1,0 +1,118 @@
+import { appendFile, mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { OUTBOX_DIR } from "../../agent/hub/hub-client.ts";
+import { OUTBOX_LOG } from "../../agent/hub/outbox.ts";
+import type { LinkDrop } from "../../agent/hub/reconnect-decision.ts";
+import { CloseCode } from "../../protocol/index.ts";
+import { AGENT_ID, agentDir, cleanup, clientForTest, hubForTest, phase } from "./support.ts";
+
+afterEach(cleanup);
+
+describe("the link follows the protocol's rules", () => {
+  it("continues numbering above the hub's position when the hub has seen seqs this agent never assigned", async () => {
+    const hub = await hubForTest();
+    hub.presetAgent(AGENT_ID, 500);
+    const dir = await agentDir();
+    await hub.stop();
+    const client = await clientForTest(hub, dir);
+    client.start();
+    await client.emit(phase("b-copy", "quiesce"));
+    await client.emit(phase("b-copy", "submit"));
+    await hub.restart();
+    await hub.waitFor(
+      "both events",
+      () => hub.events.filter((e) => e.event.kind === "backup.phase").length === 2,
+    );
+    expect(hub.events.filter((e) => e.event.kind === "backup.phase").map((e) => e.seq)).toEqual([501, 502]);
+    expect(await client.emit(phase("b-copy", "resume"))).toBeGreaterThan(502);
+    expect(hub.duplicates).toBe(0);
+  });
+
+  it("declares a gap for events the hub acknowledged and then lost", async () => {
+    const hub = await hubForTest();
+    const client = await clientForTest(hub, await agentDir());
+    client.start();
+    for (let i = 0; i < 5; i++) await client.emit(phase("b-lost", "quiesce"));
+    await hub.waitFor("everything acked", () => client.outboxDepth === 0 && hub.lastAckedSeq(AGENT_ID) >= 6);
+    const acked = hub.lastAckedSeq(AGENT_ID);
+    hub.forgetAgent(AGENT_ID, 2);
+    hub.dropConnections();
+    const gap = await hub.waitFor("an already-acked gap", () =>
+      hub.events.find((e) => e.event.kind === "gap"),
+    );
+    expect(gap.event).toMatchObject({
+      kind: "gap",
+      fromSeq: 3,
+      toSeq: acked,
+      count: acked - 2,
+      reason: "already-acked",
+    });
+    await hub.waitFor("the hub's position to be whole again", () => hub.lastAckedSeq(AGENT_ID) >= gap.seq);
+  });
+
+  it("closes with 4406 when the welcome names a protocol version it did not offer, and waits long before retrying", async () => {
+    const hub = await hubForTest({ protocolVersion: 2 });
+    const client = await clientForTest(hub, await agentDir(), { tuning: { fatalMs: 3_600_000 } });
+    const drops: LinkDrop[] = [];
+    client.onStateChange((s) => {
+      if (s.name === "waiting") drops.push(s.lastDrop);
+    });
+    client.start();
+    await hub.waitFor("the drop", () => drops.length === 1);
+    expect(drops[0]).toMatchObject({ kind: "closed", code: CloseCode.UnsupportedProtocol });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(hub.attempts).toHaveLength(1);
+  });
+
+  it("replaces a stored event that no longer validates with a gap instead of blocking the queue", async () => {
+    const hub = await hubForTest();
+    const dir = await agentDir();
+    await mkdir(join(dir.stateDir, OUTBOX_DIR), { recursive: true });
+    const at = "2026-11-27T07:00:00.000Z";
+    const lines = [
+      { s: 1, t: at, e: phase("b-ok", "quiesce") },
+      {
+        s: 2,
+        t: at,
+        e: {
+          kind: "backup.phase",
+          backupId: "b-old",
+          mode: "snapshot",
+          phase: "no-such-phase",
+          trigger: { source: "cli" },
+        },
+      },
+      { s: 3, t: at, e: phase("b-ok", "submit") },
+    ];
+    await appendFile(
+      join(dir.stateDir, OUTBOX_DIR, OUTBOX_LOG),
+      lines.map((l) => `${JSON.stringify(l)}\n`).join(""),
+    );
+    const client = await clientForTest(hub, dir);
+    client.start();
+    const gap = await hub.waitFor("the gap", () => hub.events.find((e) => e.event.kind === "gap"));
+    expect(gap.event).toMatchObject({ fromSeq: 2, toSeq: 2, count: 1, kinds: ["backup.phase"] });
+    expect(hub.events.filter((e) => e.event.kind === "backup.phase").map((e) => e.seq)).toEqual([1, 3]);
+    await hub.waitFor("the outbox to drain", () => client.outboxDepth === 0);
+    expect(hub.invalidFromAgent).toEqual([]);
+  });
+
+  it("suspends its liveness deadlines during an announced blackout", async () => {
+    const hub = await hubForTest();
+    const client = await clientForTest(hub, await agentDir(), {
+      tuning: { heartbeat: { intervalMs: 50, timeoutMs: 50 }, watchdogFactor: 2 },
+    });
+    const drops: LinkDrop[] = [];
+    client.onStateChange((s) => {
+      if (s.name === "waiting") drops.push(s.lastDrop);
+    });
+    client.start();
+    await hub.waitFor("a connection", () => hub.connections() === 1);
+    await client.announceBlackout(1, "snapshot-freeze", "b-freeze");
+    hub.setMode("silent");
+    await new Promise((r) => setTimeout(r, 600));
+    expect(drops).toEqual([]);
+    await hub.waitFor("a stall once the blackout is over", () => drops.find((d) => d.kind === "stalled"));
+  });
+});
