@@ -151,7 +151,9 @@ export class PveResponseError extends PveError {
 export class PveAbortedError extends PveError {
   readonly retryable = false;
   constructor(request: string) {
-    super("pve_aborted", `${request}: cancelled`);
+    super("pve_aborted", `${request}: cancelled`, {
+      hint: "the agent cancelled the call itself (shutdown, or an operation deadline); PVE may still act on a request it received",
+    });
   }
 }
 

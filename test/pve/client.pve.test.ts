@@ -559,6 +559,14 @@ describe("pve client against the PVE simulator", () => {
     }
   });
 
+  it("pve pinned fingerprint is accepted in lower case and without colons", async () => {
+    const bare = sim.fingerprint.replaceAll(":", "").toLowerCase();
+    expect((await client({ tls: { fingerprint: bare } }).version()).release).toBeTruthy();
+    expect(() => client({ tls: { fingerprint: "AB:CD" } })).toThrow(
+      expect.objectContaining({ code: "pve_tls_fingerprint_invalid" }),
+    );
+  });
+
   it("pve pinned fingerprint mismatch fails closed with nothing sent", async () => {
     const wrong = sim.fingerprint.replace(/^../, sim.fingerprint.startsWith("00") ? "11" : "00");
     const before = sim.requests.length;
