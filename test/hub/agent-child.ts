@@ -20,6 +20,7 @@ interface ChildConfig {
   handlerDelayMs?: number;
   heartbeat?: { intervalMs: number; timeoutMs: number };
   maxEvents?: number;
+  statusIntervalSeconds?: number;
 }
 
 const config = JSON.parse(process.env.FELHOM_TEST_AGENT ?? "{}") as ChildConfig;
@@ -32,7 +33,7 @@ const client = await HubClient.open({
   agentId: config.agentId,
   agentVersion: "0.1.0-test",
   outbox: { maxEvents: config.maxEvents ?? 50_000, maxBytes: 64 * 1024 * 1024 },
-  statusIntervalSeconds: 3_600,
+  statusIntervalSeconds: config.statusIntervalSeconds ?? 3_600,
   statusProvider: async () => statusPayload(),
   handlers: {
     "backup.run": async (params, ctx) => {

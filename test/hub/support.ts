@@ -99,9 +99,13 @@ export interface ChildAgent {
   pid: number;
 }
 
-/** Runs test/hub/agent-child.ts under tsx with `config`; killed in cleanup if still alive. */
-export function spawnChildAgent(config: Record<string, unknown>): ChildAgent {
-  const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "agent-child.ts")], {
+/**
+ * Runs test/hub/agent-child.ts under tsx with `config` (or `script`, e.g. a compiled copy for the
+ * benchmark, under plain node); killed in cleanup if still alive.
+ */
+export function spawnChildAgent(config: Record<string, unknown>, script?: string): ChildAgent {
+  const args = script ? [script] : ["--import", "tsx", join(import.meta.dirname, "agent-child.ts")];
+  const child = spawn(process.execPath, args, {
     env: { ...process.env, FELHOM_TEST_AGENT: JSON.stringify(config) },
     stdio: ["ignore", "pipe", "pipe"],
   });
