@@ -49,6 +49,7 @@ export async function createContext(config: AgentConfig, log: Logger): Promise<A
       stateDir: config.state_dir,
       backup: config.backup,
       configuredVmid: config.pve.vmid,
+      projects: config.docker.projects,
       localFacts: readLocalFacts,
       emit,
       log,

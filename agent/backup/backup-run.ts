@@ -32,6 +32,8 @@ export interface BackupDeps {
   stateDir: string;
   backup: AgentConfig["backup"];
   configuredVmid?: number | undefined;
+  /** Only these compose projects (config docker.projects); undefined: every stack in the guest. */
+  projects?: string[] | undefined;
   localFacts: () => LocalFacts;
   emit: (event: BackupEvent) => void;
   log: Logger;
@@ -161,7 +163,10 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
       });
     }
     const notes = notesTemplate(backupId);
-    const prepared = await prepareQuiesce({ engine: deps.engine, stateDir: deps.stateDir, logger: log });
+    const prepared = await prepareQuiesce(
+      { engine: deps.engine, stateDir: deps.stateDir, logger: log },
+      deps.projects ? { projects: deps.projects } : {},
+    );
     for (const w of prepared.warnings) log.warn({ backupId, code: w.code }, w.message);
     plan = planForMode(prepared.plan, mode);
 

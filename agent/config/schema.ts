@@ -129,7 +129,11 @@ export const configSchema = z
       .strict()
       .optional(),
     docker: z
-      .object({ socket: z.string().min(1).default("/var/run/docker.sock") })
+      .object({
+        socket: z.string().min(1).default("/var/run/docker.sock"),
+        /** Quiesce only these compose projects; by default every stack in the guest (they all are in the archive). */
+        projects: z.array(z.string().min(1)).min(1).optional(),
+      })
       .strict()
       .prefault({}),
     state_dir: z.string().min(1).default("/var/lib/felhom-guest"),

@@ -6,7 +6,7 @@
  *
  *   npm start                      a backup with live progress, then the archive listing
  *   npm start -- --once --json     only the backup result as JSON on stdout; exit 0 on success
- *   npm start -- --mode stop       a stop-mode backup (the simulated guest goes down and comes back)
+ *   npm start -- --mode stop       a stop-mode backup (the stacks stay down until the archive is written)
  */
 import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -93,6 +93,8 @@ async function main(): Promise<number> {
         "backup:",
         "  storage: bk",
         "  retention: { keep_last: 3 }",
+        "docker:",
+        `  projects: [${h.project}]   # only the demo stack: other stacks on this machine are not the guest's`,
         `state_dir: ${h.stateDir}`,
         "",
       ].join("\n"),

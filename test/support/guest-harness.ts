@@ -83,7 +83,10 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
   const project = `felhom-e2e-${randomBytes(3).toString("hex")}`;
   let stackDir = "";
   const cleanup = async () => {
-    if (stackDir) await compose(project, stackDir, "down", "--timeout", "5").catch(() => {});
+    if (stackDir)
+      await compose(project, stackDir, "down", "--timeout", "5").catch((err) =>
+        console.error("compose down failed", err),
+      );
     await sim.close();
     await rm(secrets, { recursive: true, force: true });
   };
@@ -143,6 +146,8 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
         stateDir,
         backup: backupConfig,
         localFacts: readLocalFacts,
+        // Other tests' stacks may run on this engine; a real guest's agent quiesces all of its own.
+        projects: [project],
         emit: (e) => events.push(e),
         log,
         follow: { minIntervalMs: 50, maxIntervalMs: 250 },
