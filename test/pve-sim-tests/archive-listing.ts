@@ -29,6 +29,6 @@ export async function listTarZst(path: string): Promise<TarEntry[]> {
 
 /** The content of one member of a .tar.zst. */
 export async function readTarZstMember(path: string, member: string): Promise<string> {
-  const { stdout } = await run("bash", ["-c", 'zstd -q -d -c -- "$1" | tar -xOf - "$2"', "_", path, member]);
+  const { stdout } = await run("tar", ["--zstd", "-xOf", path, member]);
   return stdout;
 }

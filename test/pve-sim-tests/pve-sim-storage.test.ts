@@ -91,7 +91,19 @@ describe("pve sim: storage content, pruning and restore", () => {
     const plain = await oldBackup(110, "2026_02_01-02_00_00", { notes: "n" });
     const prot = await oldBackup(110, "2026_02_02-02_00_00", { protected: true });
     const c = rawClient(sim, self.authorization);
-    const del = await c.del(`/nodes/pve1/storage/bk/content/${encodeURIComponent(plain)}`);
+    const vol = `/nodes/pve1/storage/bk/content/${encodeURIComponent(plain)}`;
+    expect((await c.get(vol)).json.data).toMatchObject({ size: 1, format: "tar.zst", notes: "n" });
+    expect((await c.call("PUT", vol, { protected: 1, notes: "kept for audit" })).status).toBe(200);
+    expect((await c.get("/nodes/pve1/storage/bk/content", { vmid: 110 })).json.data[0]).toMatchObject({
+      protected: 1,
+      notes: "kept for audit",
+    });
+    await c.call("PUT", vol, { protected: 0 });
+    const foreign = await c.get(
+      `/nodes/pve1/storage/bk/content/${encodeURIComponent("bk:backup/vzdump-lxc-200-2026_01_01-03_00_00.tar.zst")}`,
+    );
+    expect(foreign.reason).toBe("Permission check failed (/vms/200, VM.Backup)");
+    const del = await c.del(vol);
     expect(del.json.data).toMatch(/:imgdel:110@bk:agent-110@pve!backup:$/);
     expect((await c.waitTask("pve1", del.json.data)).exitstatus).toBe("OK");
     expect((await sim.listBackups("bk")).map((b) => b.volid)).not.toContain(plain);

@@ -287,7 +287,7 @@ describe("pve sim: vzdump", () => {
 
   it("holds lock: backup during the backup: a snapshot POST then fails inside its task, and a locked CT fails vzdump per guest", async () => {
     const self = await selfScopedGuest(sim, { vmid: 130 });
-    await writeFile(join(self.guest.rootDir, "bulk.bin"), randomBytes(2_000_000));
+    await writeFile(join(self.guest.rootDir, "bulk.bin"), randomBytes(4_000_000)); // ~1 s of archiving at 4 MB/s
     const c = rawClient(sim, self.authorization);
     const post = await c.post("/nodes/pve1/vzdump", { vmid: 130, storage: "bk", compress: "zstd" });
     while (

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createWriteStream } from "node:fs";
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
@@ -135,37 +135,34 @@ export async function writeArchive(o: {
   return { totalsLine, bytesWritten };
 }
 
-/** `pct restore`'s extraction: numeric owners, modes, ACLs, xattrs. */
+/**
+ * `pct restore`'s extraction: numeric owners, modes, ACLs, xattrs. tar runs the decompressor itself: piping
+ * zstd into tar breaks when tar stops reading at the end-of-archive blocks before zstd has written its padding.
+ */
 export async function extractArchive(archive: string, targetDir: string): Promise<void> {
   const decomp = archive.endsWith(".zst")
-    ? ["zstd", "-q", "-d", "-c"]
-    : archive.endsWith(".gz")
-      ? ["gzip", "-d", "-c"]
-      : undefined;
+    ? ["--zstd"]
+    : archive.endsWith(".gz") || archive.endsWith(".tgz")
+      ? ["-z"]
+      : [];
   const tar = spawn(
     "tar",
-    ["xpf", "-", "--numeric-owner", "--acls", "--xattrs", "--xattrs-include=*", "-C", targetDir],
-    {
-      stdio: ["pipe", "ignore", "pipe"],
-    },
+    [
+      ...decomp,
+      "-xpf",
+      archive,
+      "--numeric-owner",
+      "--acls",
+      "--xattrs",
+      "--xattrs-include=*",
+      "-C",
+      targetDir,
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
   );
   let tarErr = "";
   tar.stderr?.on("data", (d: Buffer) => {
     tarErr += d.toString();
   });
-  const tarDone = waitExit(tar, "tar", () => tarErr);
-  if (!decomp) {
-    await Promise.all([pipeline(createReadStream(archive), tar.stdin as NodeJS.WritableStream), tarDone]);
-    return;
-  }
-  const d = spawn(decomp[0] as string, [...decomp.slice(1), archive], { stdio: ["ignore", "pipe", "pipe"] });
-  let dErr = "";
-  d.stderr?.on("data", (x: Buffer) => {
-    dErr += x.toString();
-  });
-  await Promise.all([
-    pipeline(d.stdout as NodeJS.ReadableStream, tar.stdin as NodeJS.WritableStream),
-    tarDone,
-    waitExit(d, decomp[0] as string, () => dErr),
-  ]);
+  await waitExit(tar, "tar", () => tarErr);
 }

@@ -1,4 +1,4 @@
-import { stat, statfs } from "node:fs/promises";
+import { readFile, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Route } from "./api-server.ts";
 import { type BackupFile, listBackups } from "./backup-files.ts";
@@ -32,6 +32,25 @@ export function storageRoutes(sim: PveSimulator): Route[] {
       sim.access.has(user, `/storage/${s.id}`, "Datastore.AllocateSpace") &&
       sim.access.has(user, `/vms/${b.vmid}`, "VM.Backup")
     );
+  };
+
+  /** The volume id from `volume` (full volid or `backup/<file>` with the URL storage) and its listing entry. */
+  const volumeFor = async (node: string, storage: unknown, volume: string) => {
+    const volid = volume.includes(":") ? volume : `${storage}:${volume}`;
+    const m = /^([^:]+):backup\/(.+)$/.exec(volid);
+    if (!m) throw dieError(`unable to parse volume ID '${volid}'`);
+    const s = sim.storageOn(node, m[1] as string);
+    const backup = (await listBackups(s)).find((b) => b.volid === volid);
+    if (!backup) throw dieError(`volume '${volid}' does not exist`);
+    return { s, backup };
+  };
+
+  /** check_volume_access raising: AllocateSpace + VM.Backup on the owner, otherwise Datastore.Allocate. */
+  const assertVolumeAccess = (user: string, s: Storage, owner: number | undefined) => {
+    if (user === "root@pam" || sim.access.has(user, `/storage/${s.id}`, "Datastore.Allocate")) return;
+    if (owner === undefined) return sim.access.check(user, `/storage/${s.id}`, ["Datastore.Allocate"]);
+    sim.access.check(user, `/storage/${s.id}`, ["Datastore.AllocateSpace"]);
+    sim.access.check(user, `/vms/${owner}`, ["VM.Backup"]);
   };
 
   const keepFor = (s: Storage, param: unknown): KeepOptions => {
@@ -124,6 +143,49 @@ export function storageRoutes(sim: PveSimulator): Route[] {
             ...(b.notes !== undefined ? { notes: b.notes } : {}),
             ...(b.protected ? { protected: 1 } : {}),
           }));
+      },
+    },
+    {
+      method: "GET",
+      path: "/nodes/{node}/storage/{storage}/content/{volume}",
+      schema: {
+        node: stdProps.node,
+        storage: { ...stdProps.storage, optional: true },
+        volume: { type: "string" },
+      },
+      handler: async ({ user, params }) => {
+        const { s, backup } = await volumeFor(String(params.node), params.storage, String(params.volume));
+        assertVolumeAccess(user, s, backup.vmid);
+        return {
+          path: backup.path,
+          size: backup.size,
+          used: backup.size,
+          format: backup.format,
+          ...(backup.notes !== undefined ? { notes: await readFile(`${backup.path}.notes`, "utf8") } : {}),
+          ...(backup.protected ? { protected: 1 } : {}),
+        };
+      },
+    },
+    {
+      method: "PUT",
+      path: "/nodes/{node}/storage/{storage}/content/{volume}",
+      schema: {
+        node: stdProps.node,
+        storage: { ...stdProps.storage, optional: true },
+        volume: { type: "string" },
+        notes: { type: "string", optional: true },
+        protected: { type: "boolean", optional: true },
+      },
+      handler: async ({ user, params }) => {
+        const { s, backup } = await volumeFor(String(params.node), params.storage, String(params.volume));
+        assertVolumeAccess(user, s, backup.vmid);
+        if (typeof params.notes === "string") {
+          if (params.notes === "") await rm(`${backup.path}.notes`, { force: true });
+          else await writeFile(`${backup.path}.notes`, params.notes);
+        }
+        if (params.protected === 1) await writeFile(`${backup.path}.protected`, "");
+        if (params.protected === 0) await rm(`${backup.path}.protected`, { force: true });
+        return null;
       },
     },
     {
