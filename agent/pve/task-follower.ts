@@ -43,6 +43,40 @@ export interface FollowOptions {
 
 type TaskReader = Pick<PveClient, "taskStatus" | "taskLog">;
 
+// Phases after which the services are no longer waiting on this task (resumable, or down anyway).
+const RELIEF = new Set<VzdumpPhase["phase"]>([
+  "snapshot-created",
+  "suspend-resumed",
+  "guest-stopping",
+  "guest-failed",
+  "job-failed",
+  "global-lock-timeout",
+]);
+
+/**
+ * A vzdump follower polls at the fast interval from the start until the services can resume (the
+ * quiesced window is the product's downtime), except while the job waits for another guest's backup to
+ * release the node lock, which can take minutes.
+ */
+class Urgency {
+  #relieved: boolean;
+  #waitingForLock = false;
+
+  constructor(vzdump: boolean) {
+    this.#relieved = !vzdump;
+  }
+
+  see(phase: VzdumpPhase): void {
+    if (phase.phase === "waiting-for-global-lock") this.#waitingForLock = true;
+    if (phase.phase === "got-global-lock") this.#waitingForLock = false;
+    if (RELIEF.has(phase.phase)) this.#relieved = true;
+  }
+
+  get urgent(): boolean {
+    return !this.#relieved && !this.#waitingForLock;
+  }
+}
+
 // PVE's dump_logfile answers an empty file with a fake first line (and a missing one likewise).
 function isPlaceholder(line: { n: number; t: string }, emitted: number): boolean {
   return (
@@ -52,8 +86,8 @@ function isPlaceholder(line: { n: number; t: string }, emitted: number): boolean
 
 /**
  * Follows a task to its end as an async iterator of `FollowEvent`s; the generator's return value is the
- * same `TaskResult` as the final `end` event. Polling is adaptive: `minIntervalMs` while new lines arrive,
- * backing off geometrically while the log is idle. Reads go through the transport's GET retries, and on
+ * same `TaskResult` as the final `end` event. Polling is adaptive: `minIntervalMs` while new lines arrive
+ * (and, for vzdump, until the services may resume), backing off geometrically while the log is idle. Reads go through the transport's GET retries, and on
  * top of that the follower rides out 5xx answers and dropped connections until
  * `maxConsecutiveFailures`. Authentication, permission and parameter errors end it at once.
  *
@@ -78,6 +112,7 @@ export async function* followTask(
   const deadline = options.deadlineMs === undefined ? Number.POSITIVE_INFINITY : now() + options.deadlineMs;
   const recogniser =
     (options.recognisePhases ?? parseUpid(upid).type === "vzdump") ? new VzdumpLogRecogniser() : undefined;
+  const urgency = new Urgency(recogniser !== undefined);
   const lines: string[] = [];
   let emitted = 0;
   let interval = minInterval;
@@ -100,7 +135,10 @@ export async function* followTask(
           lines.push(line.t);
           progressed = true;
           yield { type: "line", n: line.n, text: line.t };
-          for (const phase of recogniser?.feed(line.t) ?? []) yield { type: "phase", phase };
+          for (const phase of recogniser?.feed(line.t) ?? []) {
+            urgency.see(phase);
+            yield { type: "phase", phase };
+          }
         }
         const more = page.total !== undefined ? emitted < page.total : page.lines.length >= pageSize;
         if (fresh.length === 0 || !more) break;
@@ -120,7 +158,8 @@ export async function* followTask(
       if (failures >= maxFailures) throw err;
       yield { type: "retry", error: err, consecutiveFailures: failures };
     }
-    interval = progressed ? minInterval : Math.min(maxInterval, Math.round(interval * factor));
+    interval =
+      progressed || urgency.urgent ? minInterval : Math.min(maxInterval, Math.round(interval * factor));
     try {
       await sleep(Math.max(0, Math.min(interval, deadline - now())), signal);
     } catch {

@@ -3,6 +3,7 @@ import { PveServerError } from "../../agent/pve/errors.ts";
 import { type FollowEvent, followTask, followTaskToEnd } from "../../agent/pve/task-follower.ts";
 
 const UPID = "UPID:pve1:0012AB34:0456CD78:66F1A2B3:vzdump:100:agent@pve!backup:";
+const SNAPSHOT_UPID = "UPID:pve1:0012AB35:0456CD78:66F1A2B4:vzsnapshot:100:agent@pve!backup:";
 
 /**
  * A scripted task for the follower's bookkeeping (line numbering, paging, placeholders, failure
@@ -92,11 +93,11 @@ describe("pve task follower bookkeeping", () => {
     await expect(it.next()).rejects.toMatchObject({ code: "pve_aborted" });
   });
 
-  it("backs off while the log is idle and returns to the fast interval when it moves", async () => {
+  it("backs off while the log of a non-vzdump task is idle and returns to the fast interval when it moves", async () => {
     const waits: number[] = [];
     const lines = ["INFO: a", "INFO: b", "TASK OK"];
     const task = scriptedTask({ lines, stopAfterPolls: 30 });
-    await followTaskToEnd(task, "pve1", UPID, {
+    await followTaskToEnd(task, "pve1", SNAPSHOT_UPID, {
       sleep: async (ms) => {
         waits.push(ms);
       },
@@ -106,5 +107,87 @@ describe("pve task follower bookkeeping", () => {
     });
     expect(Math.max(...waits)).toBe(1_000);
     expect(waits.filter((w) => w === 100).length).toBeGreaterThanOrEqual(2);
+  });
+
+  /** Log lines that appear at given poll numbers; the task stops at `stopAt`. */
+  function stagedTask(stages: [number, string][], stopAt: number) {
+    let polls = 0;
+    const visible = () => stages.filter(([at]) => at <= polls).map(([, t]) => t);
+    return {
+      async taskStatus() {
+        polls++;
+        const stopped = polls >= stopAt;
+        return {
+          ...{
+            upid: UPID,
+            node: "pve1",
+            pid: 1,
+            pstart: 1,
+            starttime: 1,
+            type: "vzdump",
+            id: "100",
+            user: "agent@pve",
+          },
+          status: stopped ? ("stopped" as const) : ("running" as const),
+          exitstatus: stopped ? "OK" : undefined,
+        };
+      },
+      async taskLog(_n: string, _u: string, range: { start: number; limit: number }) {
+        const all = visible();
+        return {
+          lines: all.slice(range.start).map((t, i) => ({ n: range.start + i + 1, t })),
+          total: all.length,
+        };
+      },
+    };
+  }
+
+  async function waitsOf(task: ReturnType<typeof stagedTask>): Promise<number[]> {
+    const waits: number[] = [];
+    const record = async (ms: number) => {
+      waits.push(ms);
+    };
+    await followTaskToEnd(task, "pve1", UPID, {
+      sleep: record,
+      minIntervalMs: 100,
+      maxIntervalMs: 1_000,
+      backoff: 2,
+    });
+    return waits;
+  }
+
+  it("polls a vzdump task at the fast interval until the services may resume, then backs off", async () => {
+    const waits = await waitsOf(
+      stagedTask(
+        [
+          [1, "INFO: starting new backup job: vzdump 100 --storage bk"],
+          [1, "INFO: backup mode: snapshot"],
+          [3, "INFO: create storage snapshot 'vzdump'"],
+          [12, "INFO: creating vzdump archive '/x.tar'"],
+          [30, "TASK OK"],
+        ],
+        30,
+      ),
+    );
+    // Polls 1..11 wait the fast interval (nothing moved on polls 4..11, but the services are down).
+    expect(waits.slice(0, 11).every((w) => w === 100)).toBe(true);
+    expect(Math.max(...waits.slice(12))).toBe(1_000);
+  });
+
+  it("backs off while a vzdump job waits for another guest's backup to release the node lock", async () => {
+    const waits = await waitsOf(
+      stagedTask(
+        [
+          [1, "INFO: trying to get global lock - waiting..."],
+          [20, "INFO: got global lock"],
+          [20, "INFO: starting new backup job: vzdump 100 --storage bk"],
+          [30, "TASK OK"],
+        ],
+        30,
+      ),
+    );
+    expect(Math.max(...waits.slice(0, 19))).toBe(1_000);
+    // Once the lock is taken the job is urgent again until the snapshot (never, here): fast to the end.
+    expect(waits.slice(20).every((w) => w === 100)).toBe(true);
   });
 });
