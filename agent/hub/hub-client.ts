@@ -15,6 +15,7 @@ import {
   type statusBody,
   type WelcomeMessage,
 } from "../../protocol/index.ts";
+import type { AgentConfig } from "../config/schema.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import { readSecretFile } from "../lib/secret.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
@@ -91,6 +92,24 @@ export const DEFAULT_TUNING: HubTuning = {
   stopGraceMs: 5_000,
   commandRetention: { retentionMs: RESULT_RETENTION_MS, minKeep: 1_000, maxEntries: 10_000 },
 };
+
+/** The part of the options that comes straight from the config file's `hub` section. */
+export function hubOptionsFromConfig(
+  hub: NonNullable<AgentConfig["hub"]>,
+  stateDir: string,
+): Pick<
+  HubClientOptions,
+  "url" | "credentialFile" | "caFile" | "stateDir" | "outbox" | "statusIntervalSeconds"
+> {
+  return {
+    url: hub.url,
+    credentialFile: hub.credential_file,
+    ...(hub.ca_file === undefined ? {} : { caFile: hub.ca_file }),
+    stateDir,
+    outbox: { maxEvents: hub.outbox.max_events, maxBytes: hub.outbox.max_bytes },
+    statusIntervalSeconds: hub.status_interval_seconds,
+  };
+}
 
 export const OUTBOX_DIR = "hub-outbox";
 export const COMMANDS_FILE = "hub-commands.json";
