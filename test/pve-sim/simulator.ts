@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { rmSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -122,6 +123,11 @@ export class PveSimulator {
   private ownsDataDir = false;
   private server!: ApiServer;
   private closed = false;
+  /** A test process that exits without close() must not leave a mounted loop device behind. */
+  private readonly onExit = () => {
+    this.volumes?.closeSync();
+    if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });
+  };
 
   constructor(opts: PveSimulatorOptions) {
     this.opts = {
@@ -148,6 +154,7 @@ export class PveSimulator {
   /** @internal */
   async start(): Promise<void> {
     this.ownsDataDir = !this.opts.dataDir;
+    process.once("exit", this.onExit);
     this.dataDir = this.opts.dataDir ?? (await mkdtemp(join(tmpdir(), "pve-sim-")));
     await mkdir(this.dataDir, { recursive: true });
     const certDir = join(this.dataDir, "pve");
@@ -436,6 +443,7 @@ export class PveSimulator {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    process.removeListener("exit", this.onExit);
     // let killed tar/zstd children exit before their files and the mount go away
     if (this.taskRegistry.killAll() > 0) await new Promise((r) => setTimeout(r, 200));
     await this.server?.close();

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { sh } from "./exec.ts";
@@ -75,6 +76,20 @@ export class VolumeStore {
         rm(path, { recursive: true, force: true }),
       );
     else await rm(path, { recursive: true, force: true });
+  }
+
+  /** Last-resort clean-up from a process `exit` handler, where nothing async runs any more. */
+  closeSync(): void {
+    if (this.method !== "btrfs") return;
+    const quiet = (cmd: string, args: string[]) => {
+      try {
+        execFileSync(cmd, args, { stdio: "ignore" });
+      } catch {
+        /* best effort: the process is exiting */
+      }
+    };
+    quiet("umount", ["-l", this.base]);
+    if (this.loopDevice) quiet("losetup", ["-d", this.loopDevice]);
   }
 
   async close(): Promise<void> {
