@@ -104,6 +104,9 @@ describe("pve sim: TLS, authentication and error shapes", () => {
         "Datastore.Audit": 1,
       },
     });
+    const others = await c.get("/access/permissions", { userid: "root@pam" });
+    expect(others.status).toBe(403);
+    expect(others.reason).toBe("Permission check failed (/access, Sys.Audit)");
     const status = await c.get("/nodes/pve1/lxc/101/status/current");
     expect(status.json.data).toMatchObject({
       vmid: 101,

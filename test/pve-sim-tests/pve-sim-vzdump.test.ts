@@ -155,7 +155,7 @@ describe("pve sim: vzdump", () => {
     await c.close();
   });
 
-  it('answers "OK" and starts no task for a vmid that lives on another node', async () => {
+  it('answers "OK" and starts no task for a vmid on another node, and follows migration and destruction', async () => {
     const self = await selfScopedGuest(sim, { vmid: 120, node: "pve2" });
     const c = rawClient(sim, self.authorization);
     const before = sim.tasks.list().length;
@@ -163,6 +163,23 @@ describe("pve sim: vzdump", () => {
     expect(post.status).toBe(200);
     expect(post.json.data).toBe("OK");
     expect(sim.tasks.list().length).toBe(before);
+
+    // an operator migrates the guest to pve1: the old node no longer has its config, the new one backs it up
+    sim.migrateGuest(120, "pve1");
+    const resources = await c.get("/cluster/resources", { type: "vm" });
+    expect(resources.json.data).toEqual([expect.objectContaining({ id: "lxc/120", node: "pve1" })]);
+    const old = await c.get("/nodes/pve2/lxc/120/status/current");
+    expect(old.status).toBe(500);
+    expect(old.reason).toBe("Configuration file 'nodes/pve2/lxc/120.conf' does not exist");
+    expect((await c.post("/nodes/pve2/vzdump", { vmid: 120, storage: "bk" })).json.data).toBe("OK");
+
+    // and then destroys it: the vmid exists nowhere, the task fails inside
+    await sim.destroyGuest(120);
+    const gone = await c.post("/nodes/pve1/vzdump", { vmid: 120, storage: "bk" });
+    expect((await c.waitTask("pve1", gone.json.data)).exitstatus).toBe("job errors");
+    expect(await c.taskLog("pve1", gone.json.data)).toContain(
+      "ERROR: Backup of VM 120 failed - unable to find VM '120'",
+    );
     await c.close();
   });
 

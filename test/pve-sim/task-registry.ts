@@ -1,4 +1,4 @@
-import { decodeUpid, encodeUpid } from "./upid.ts";
+import { encodeUpid } from "./upid.ts";
 
 /**
  * Worker tasks as pvedaemon forks them: a UPID, a log whose last line is the `TASK ...` marker, and a status
@@ -199,6 +199,4 @@ export class TaskRegistry {
     }
     return n;
   }
-
-  static decode = decodeUpid;
 }
