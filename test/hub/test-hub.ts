@@ -7,6 +7,7 @@
  * CLI: `npx tsx test/hub/test-hub.ts --port 8765 --credential secret` prints every event it stores.
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { Socket } from "node:net";
 import { pathToFileURL } from "node:url";
 import { WebSocket, WebSocketServer } from "ws";
@@ -39,6 +40,8 @@ export interface TestHubOptions {
   protocolVersion?: number;
   /** Sent in `welcome`. @default the protocol defaults */
   heartbeat?: { intervalMs: number; timeoutMs: number };
+  /** Serve wss:// with this key and certificate (PEM). */
+  tls?: { key: string | Buffer; cert: string | Buffer };
   /** Where to print what happens (the CLI passes console.log). */
   log?: (line: string) => void;
 }
@@ -155,9 +158,10 @@ export async function startTestHub(options: TestHubOptions = {}): Promise<TestHu
     maxPayload: TRANSPORT_MAX_PAYLOAD_BYTES,
     handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
   });
-  const server: Server = createServer((_req, res) => {
+  const refuse = (_req: IncomingMessage, res: import("node:http").ServerResponse) => {
     res.writeHead(426).end();
-  });
+  };
+  const server: Server = options.tls ? createTlsServer(options.tls, refuse) : createServer(refuse);
   server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
     if (mode === "black-hole") {
       attempts.push({ at: Date.now(), outcome: "black-holed" });
@@ -311,7 +315,7 @@ export async function startTestHub(options: TestHubOptions = {}): Promise<TestHu
   const port = (server.address() as { port: number }).port;
 
   const hub: TestHub = {
-    url: `ws://127.0.0.1:${port}/agent`,
+    url: `${options.tls ? "wss" : "ws"}://127.0.0.1:${port}/agent`,
     port,
     events,
     get duplicates() {
