@@ -8,12 +8,12 @@
  *   npm start -- --once --json     only the backup result as JSON on stdout; exit 0 on success
  *   npm start -- --mode stop       a stop-mode backup (the stacks stay down until the archive is written)
  */
-import { spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { DockerEngine } from "../../agent/docker/docker-engine.ts";
+import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { docker } from "../support/compose.ts";
 import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
 
@@ -46,17 +46,8 @@ async function dockerReady(): Promise<string | undefined> {
   return undefined;
 }
 
-const cli = (configFile: string, ...args: string[]) =>
-  new Promise<number>((resolve) => {
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", "agent/cli/main.ts", "--config", configFile, ...args],
-      {
-        stdio: ["ignore", "inherit", "inherit"],
-      },
-    );
-    child.on("exit", (code) => resolve(code ?? 1));
-  });
+const cli = async (configFile: string, ...args: string[]) =>
+  (await exited(spawnAgent(configFile, args, "inherit"))) ?? 1;
 
 async function main(): Promise<number> {
   const problem = await dockerReady();
@@ -79,26 +70,7 @@ async function main(): Promise<number> {
   const secrets = await mkdtemp(join(tmpdir(), "felhom-sandbox-"));
   try {
     h = await startGuestHarness({ archiveBytesPerSecond: 110e6 });
-    const secretFile = join(secrets, "pve-token.secret");
-    await writeFile(secretFile, h.self.secret, { mode: 0o600 });
-    const configFile = join(secrets, "agent.yaml");
-    await writeFile(
-      configFile,
-      [
-        "pve:",
-        `  url: ${h.sim.url}`,
-        `  token_id: "${h.self.tokenId}"`,
-        `  token_secret_file: ${secretFile}`,
-        `  tls: { fingerprint: "${h.sim.fingerprint}" }`,
-        "backup:",
-        "  storage: bk",
-        "  retention: { keep_last: 3 }",
-        "docker:",
-        `  projects: [${h.project}]   # only the demo stack: other stacks on this machine are not the guest's`,
-        `state_dir: ${h.stateDir}`,
-        "",
-      ].join("\n"),
-    );
+    const configFile = await writeAgentConfig(h, secrets, ["  retention: { keep_last: 3 }"]);
     say(
       `PVE simulator at ${h.sim.url} (snapshots: ${h.sim.snapshotMethod}); guest CT ${h.self.guest.vmid}, token ${h.self.tokenId}`,
     );

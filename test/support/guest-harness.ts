@@ -10,9 +10,9 @@ import { readLocalFacts } from "../../agent/identity/identity-service.ts";
 import { readSecretFile } from "../../agent/lib/secret.ts";
 import { type Logger, silentLogger } from "../../agent/log/logger.ts";
 import { PveClient } from "../../agent/pve/client.ts";
-import { type SelfScopedGuest, selfScopedGuest } from "../pve-sim/fixtures.ts";
+import { type SelfScopedGuest, type SelfScopedVariant, selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
-import type { PveSimulator } from "../pve-sim/simulator.ts";
+import type { PveSimulator, PveSimulatorOptions } from "../pve-sim/simulator.ts";
 import { compose, runningContainers, waitHealthy } from "./compose.ts";
 
 /**
@@ -28,6 +28,11 @@ export interface HarnessOptions {
   archiveBytesPerSecond?: number;
   lockwaitScaleMs?: number;
   backup?: Partial<AgentConfig["backup"]>;
+  /** What the simulated host does when vzdump stop mode shuts the guest down and starts it again. */
+  onGuestStop?: PveSimulatorOptions["onGuestStop"];
+  onGuestStart?: PveSimulatorOptions["onGuestStart"];
+  /** The token's grants (see test/pve-sim/fixtures.ts). @default "production" */
+  variant?: SelfScopedVariant;
   log?: Logger;
 }
 
@@ -78,6 +83,8 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
     authFailureDelayMs: 50,
     ...(o.archiveBytesPerSecond ? { archiveBytesPerSecond: o.archiveBytesPerSecond } : {}),
     lockwaitScaleMs: o.lockwaitScaleMs ?? 2_000,
+    ...(o.onGuestStop ? { onGuestStop: o.onGuestStop } : {}),
+    ...(o.onGuestStart ? { onGuestStart: o.onGuestStart } : {}),
   });
   const secrets = await mkdtemp(join(tmpdir(), "felhom-secrets-"));
   const project = `felhom-e2e-${randomBytes(3).toString("hex")}`;
@@ -96,6 +103,7 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
       storage: "bk",
       hostname: local.hostname,
       hwaddr: local.macs[0]!,
+      variant: o.variant ?? "production",
     });
     const stateDir = join(self.guest.rootDir, "var/lib/felhom-guest");
     await mkdir(stateDir, { recursive: true, mode: 0o700 });

@@ -1,0 +1,96 @@
+import { afterEach, expect, it } from "vitest";
+import { newBackupId } from "../../agent/backup/backup-id.ts";
+import { runBackup } from "../../agent/backup/backup-run.ts";
+import { BackupService } from "../../agent/backup/backup-service.ts";
+import type { BackupOutcome } from "../../agent/backup/backup-types.ts";
+import { describeDocker } from "../support/docker.ts";
+import { type GuestHarness, type HarnessOptions, startGuestHarness } from "../support/guest-harness.ts";
+
+/** Faults on purpose (product-brief §2): whatever PVE does, the stacks come back and the report is true. */
+let h: GuestHarness | undefined;
+let before: string[] = [];
+afterEach(async () => {
+  // Nothing is left down: every container that ran before the test runs after it.
+  if (h) expect(await h.running()).toEqual(before);
+  await h?.close();
+  h = undefined;
+});
+
+async function harness(o: HarnessOptions = {}) {
+  h = await startGuestHarness({ archiveBytesPerSecond: 20e6, ...o });
+  before = await h.running();
+  return h;
+}
+
+const backup = (g: GuestHarness) =>
+  runBackup(g.deps(), { backupId: newBackupId(), mode: "snapshot", trigger: { source: "cli" } });
+
+describeDocker("backup faults (pve sim + real docker)", () => {
+  it("reports the task's 403 as a failure even though the vzdump POST returned 200 and a UPID", async () => {
+    const g = await harness({ variant: "missing-vm-backup" });
+    const outcome = await backup(g);
+    expect(outcome).toMatchObject({
+      ok: false,
+      failure: {
+        code: "vzdump_failed",
+        exitStatus: "403 Permission check failed (/vms/101, VM.Backup)",
+        stacksResumed: true,
+        upid: expect.stringMatching(/^UPID:pve1:/),
+      },
+    });
+    expect(g.sim.requests.some((r) => r.method === "POST" && r.path === "/nodes/pve1/vzdump" && r.status === 200)).toBe(true);
+  });
+
+  it("resumes the stacks at the downtime deadline when the snapshot never comes, and reports the task's real end", async () => {
+    const g = await harness({ backup: { max_downtime_seconds: 3 } });
+    g.sim.faults.hangTask({ type: "vzdump" }, { afterLine: /including mount point/ });
+    const done = backup(g);
+    // The stacks are back while the task still hangs.
+    await expect.poll(() => g.running(), { timeout: 30_000, interval: 250 }).toEqual(before);
+    const task = g.sim.tasks.list().find((t) => t.type === "vzdump")!;
+    expect(task.running).toBe(true);
+    expect(g.events.some((e) => e.kind === "backup.phase" && e.phase === "resume")).toBe(true);
+    await g.pve.stopTask("pve1", task.upid);
+    const outcome = await done;
+    expect(outcome).toMatchObject({ ok: false, failure: { code: "vzdump_failed", stacksResumed: true } });
+  });
+
+  it("rides out 5xx answers and dropped connections while following the task, and still verifies the archive", async () => {
+    const g = await harness();
+    g.sim.faults.failNext(3, 503, "/log");
+    g.sim.faults.dropConnections(2, "/status");
+    const outcome = await backup(g);
+    expect(outcome).toMatchObject({ ok: true, result: { exitStatus: "OK", consistency: "app" } });
+    const failed = g.sim.requests.filter((r) => r.status === 503 || r.status === -1);
+    expect(failed.length).toBe(5);
+  });
+
+  it("gives up at once when another guest holds the node's vzdump lock, resumes, and succeeds on a later retry", async () => {
+    const g = await harness();
+    const lock = g.sim.holdGlobalVzdumpLock();
+    const outcomes: BackupOutcome[] = [];
+    const service = new BackupService({
+      ...g.deps(),
+      backup: { ...g.backupConfig, busy_retry: { attempts: 2, delay_seconds: 2 } },
+      onOutcome: (o) => outcomes.push(o),
+    });
+    const first = await service.request({ mode: "snapshot", trigger: { source: "schedule" }, retryWhenBusy: true });
+    expect(first.started).toBe(true);
+    const failed = await first.done;
+    expect(failed).toMatchObject({ ok: false, failure: { code: "vzdump_lock_busy", stacksResumed: true } });
+    expect(await g.running()).toEqual(before);
+    lock.release();
+    await expect.poll(() => outcomes.length, { timeout: 60_000, interval: 250 }).toBe(2);
+    expect(outcomes[1]).toMatchObject({ ok: true, result: { exitStatus: "OK" } });
+    service.stop();
+  });
+
+  it("refuses a second backup while one runs and hands back the running backup's id", async () => {
+    const g = await harness();
+    const service = new BackupService(g.deps());
+    const first = await service.request({ mode: "snapshot", trigger: { source: "cli" } });
+    const second = await service.request({ mode: "snapshot", trigger: { source: "hub" } });
+    expect(second).toMatchObject({ started: false, backupId: first.backupId });
+    expect(await first.done).toMatchObject({ ok: true });
+  });
+});

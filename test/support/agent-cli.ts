@@ -1,0 +1,76 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { GuestHarness } from "./guest-harness.ts";
+
+/**
+ * The agent as an operator runs it: the real CLI in its own process, with a config file that points at
+ * the harness's simulator, token and guest.
+ */
+export async function writeAgentConfig(h: GuestHarness, dir: string, extra: string[] = []): Promise<string> {
+  const secretFile = join(dir, "pve-token.secret");
+  await writeFile(secretFile, h.self.secret, { mode: 0o600 });
+  const configFile = join(dir, "agent.yaml");
+  await writeFile(
+    configFile,
+    [
+      "pve:",
+      `  url: ${h.sim.url}`,
+      `  token_id: "${h.self.tokenId}"`,
+      `  token_secret_file: ${secretFile}`,
+      `  tls: { fingerprint: "${h.sim.fingerprint}" }`,
+      "backup:",
+      "  storage: bk",
+      ...extra,
+      "docker:",
+      `  projects: [${h.project}]   # only the demo stack: other stacks on this machine are not the guest's`,
+      `state_dir: ${h.stateDir}`,
+      "",
+    ].join("\n"),
+  );
+  return configFile;
+}
+
+const repoRoot = new URL("../../", import.meta.url).pathname;
+
+/** Starts `felhom-guest --config FILE ARGS…`; stdout is piped so a test can watch the progress. */
+export function spawnAgent(
+  configFile: string,
+  args: string[],
+  stdout: "pipe" | "inherit" = "pipe",
+): ChildProcess {
+  return spawn(process.execPath, ["--import", "tsx", "agent/cli/main.ts", "--config", configFile, ...args], {
+    cwd: repoRoot,
+    stdio: ["ignore", stdout, stdout === "inherit" ? "inherit" : "pipe"],
+  });
+}
+
+/** Resolves when a line of the child's stdout matches. */
+export function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs = 60_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffered = "";
+    const timer = setTimeout(
+      () => reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms:\n${buffered}`)),
+      timeoutMs,
+    );
+    const onData = (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const line = buffered.split("\n").find((l) => pattern.test(l));
+      if (line !== undefined) {
+        clearTimeout(timer);
+        child.stdout?.off("data", onData);
+        resolve(line);
+      }
+    };
+    child.stdout?.on("data", onData);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`agent exited (${code}) before a line matched ${pattern}:\n${buffered}`));
+    });
+  });
+}
+
+export function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+}
