@@ -77,6 +77,7 @@ export class HubSession {
   readonly #ws: WebSocket;
   #ended = false;
   #welcomed = false;
+  /** Set once the welcome is applied: only then is the outbox drained (commands and acks are taken as soon as it arrives). */
   #ready = false;
   #pumping = false;
   #sentUpTo = 0;
@@ -242,14 +243,14 @@ export class HubSession {
         );
         return;
       case "ack":
-        if (!this.#ready) {
+        if (!this.#welcomed) {
           this.#unexpected("ack", "an ack before welcome");
           return;
         }
         this.#onAck(msg.seq);
         return;
       case "command":
-        if (!this.#ready) {
+        if (!this.#welcomed) {
           this.#unexpected("command", "a command before welcome", msg.id);
           return;
         }

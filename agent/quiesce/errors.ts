@@ -53,7 +53,8 @@ export interface StepFailure {
   project: string;
   service: string;
   container: string;
-  action: "pre" | "stop" | "pause" | "start" | "unpause" | "health" | "post" | "inspect";
+  /** "journal": the step could not be recorded, so it was not taken. */
+  action: "pre" | "stop" | "pause" | "start" | "unpause" | "health" | "post" | "journal";
   code: string;
   message: string;
 }

@@ -144,7 +144,7 @@ export async function quiesce(
         project: svc.project,
         service: svc.service,
         container: "-",
-        action: "inspect",
+        action: "journal",
         code: (r.reason as { code?: string }).code ?? "internal",
         message: errorMessage(r.reason),
       });
@@ -217,8 +217,8 @@ export async function quiesce(
           "stopping",
         );
         await engine.stop(c.id, c.name, svc.stopGraceS);
-        const key = `${svc.project}/${svc.service}`;
-        stopDurationsMs[key] = Math.max(stopDurationsMs[key] ?? 0, Date.now() - t0);
+        const k = key(svc.project, svc.service);
+        stopDurationsMs[k] = Math.max(stopDurationsMs[k] ?? 0, Date.now() - t0);
       } else {
         log.info({ container: c.name }, "pausing");
         await engine.pause(c.id, c.name);
@@ -276,6 +276,8 @@ export async function resumeJournal(
     },
   );
   for (const svc of plan.levels.flat()) {
+    // An exec service never went down; its hook window is not downtime.
+    if (svc.strategy === "exec") continue;
     const entries = svc.containers
       .map((c) => journal.entry(c.id))
       .filter((e): e is JournalEntry => e !== undefined);

@@ -73,6 +73,10 @@ export async function startStack(override: string): Promise<TestStack> {
     async down() {
       try {
         compose("down", "-v", "--remove-orphans", "-t", "1");
+      } catch {
+        // compose can trip over an engine that is still settling (after the dockerd restart test); whatever
+        // it left behind is removed by label so that no test leaks a container.
+        await forceRemoveProject(project);
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
@@ -91,6 +95,14 @@ export async function startStack(override: string): Promise<TestStack> {
     throw err;
   }
   return stack;
+}
+
+async function forceRemoveProject(project: string): Promise<void> {
+  const label = [`com.docker.compose.project=${project}`];
+  const list = await docker.listContainers({ all: true, filters: { label } });
+  await Promise.allSettled(list.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
+  const nets = await docker.listNetworks({ filters: { label } });
+  await Promise.allSettled(nets.map((n) => docker.getNetwork(n.Id).remove()));
 }
 
 export async function waitFor(
