@@ -192,6 +192,12 @@ describe("pve sim: storage content, pruning and restore", () => {
     const thirdLog = await c.taskLog("pve1", third.json.data);
     expect(thirdLog).toContain("INFO: marking backup as protected");
     expect(thirdLog).toContain("INFO: pruned 0 backup(s)");
+    // remove=0 with a keep limit the guest already reaches: refused per guest
+    const full = await c.post("/nodes/pve1/vzdump", { vmid: 130, storage: "bk2", remove: 0 });
+    expect((await c.waitTask("pve1", full.json.data)).exitstatus).toBe("job errors");
+    expect(await c.taskLog("pve1", full.json.data)).toContain(
+      "ERROR: Backup of VM 130 failed - There is a max backup limit of 1 enforced by the target storage or the vzdump parameters. Either increase the limit or delete old backups.",
+    );
     const content = await c.get("/nodes/pve1/storage/bk2/content", { vmid: 130 });
     expect(content.json.data.map((b: { protected?: number }) => b.protected)).toEqual([undefined, 1]);
     await c.close();

@@ -96,6 +96,9 @@ describe("pve sim: vzdump", () => {
       "INFO: create storage snapshot 'vzdump'",
     ]);
     expect(log).toContain("INFO: cleanup temporary 'vzdump' snapshot");
+    // remove=1 by default: the schema default keep-all=1 applies when neither parameter nor storage sets retention
+    expect(log).toContain("INFO: prune older backups with retention: keep-all=1");
+    expect(log).toContain("INFO: pruned 0 backup(s)");
     expect(log.at(-1)).toBe("TASK OK");
     expect(log.find((l) => l.startsWith("INFO: Total bytes written: "))).toMatch(
       /^INFO: Total bytes written: \d+ \(.+, .+\/s\)$/,
@@ -372,7 +375,7 @@ describe("pve sim: vzdump", () => {
     await c.close();
   });
 
-  it("ends a task stopped through DELETE with 'interrupted by signal', cleans up the snapshot and the lock", async () => {
+  it("ends a task stopped through DELETE with 'interrupted by signal' for the guest and the job, cleaning up snapshot and lock", async () => {
     const self = await selfScopedGuest(sim, { vmid: 150 });
     await writeFile(join(self.guest.rootDir, "bulk.bin"), randomBytes(4_000_000));
     const c = rawClient(sim, self.authorization);
@@ -384,9 +387,13 @@ describe("pve sim: vzdump", () => {
     const del = await c.del(`/nodes/pve1/tasks/${encodeURIComponent(post.json.data)}`);
     expect(del.status).toBe(200);
     const done = await c.waitTask("pve1", post.json.data);
-    expect(done.exitstatus).toBe("job errors");
+    expect(done.exitstatus).toBe("interrupted by signal");
     const log = await c.taskLog("pve1", post.json.data);
     expect(log).toContain("ERROR: Backup of VM 150 failed - interrupted by signal");
+    expect(log.slice(-2)).toEqual([
+      "ERROR: Backup job failed - interrupted by signal",
+      "TASK ERROR: interrupted by signal",
+    ]);
     expect(log).toContain("INFO: cleanup temporary 'vzdump' snapshot");
     expect(sim.getGuest(150).lock).toBeUndefined();
     expect((await sim.listBackups("bk")).filter((b) => b.vmid === 150)).toEqual([]);

@@ -267,13 +267,12 @@ export function storageRoutes(sim: PveSimulator): Route[] {
         type: { type: "string", enum: ["qemu", "lxc"], optional: true },
         vmid: { ...stdProps.vmid, optional: true },
       },
-      permission: (user, raw) => {
-        if (raw.vmid !== undefined) {
-          sim.access.check(user, `/storage/${raw.storage}`, ["Datastore.AllocateSpace"]);
-          sim.access.check(user, `/vms/${raw.vmid}`, ["VM.Backup"]);
-        } else sim.access.check(user, `/storage/${raw.storage}`, ["Datastore.Allocate"]);
-      },
       handler: ({ user, params }) => {
+        // PruneBackups.pm checks inside the handler, after parameter validation
+        if (params.vmid !== undefined) {
+          sim.access.check(user, `/storage/${params.storage}`, ["Datastore.AllocateSpace"]);
+          sim.access.check(user, `/vms/${params.vmid}`, ["VM.Backup"]);
+        } else sim.access.check(user, `/storage/${params.storage}`, ["Datastore.Allocate"]);
         const node = String(params.node);
         const s = sim.storageOn(node, String(params.storage));
         const vmid = params.vmid === undefined ? undefined : Number(params.vmid);

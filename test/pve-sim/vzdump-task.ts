@@ -108,7 +108,13 @@ export function vzdumpWorker(sim: PveSimulator, job: VzdumpJob): TaskWorker {
       }
       let errors = 0;
       for (const vmid of todo) {
-        if (!(await backupGuest(sim, job, storage, vmid, ctx))) errors++;
+        const outcome = await backupGuest(sim, job, storage, vmid, ctx);
+        if (outcome === "interrupted") {
+          // exec_backup_task re-dies on a signal: the whole job fails with it
+          await ctx.log("ERROR: Backup job failed - interrupted by signal").catch(() => {});
+          throw new TaskError("interrupted by signal");
+        }
+        if (outcome === "error") errors++;
       }
       if (errors) {
         await ctx.log("INFO: Backup job finished with errors");
@@ -121,14 +127,14 @@ export function vzdumpWorker(sim: PveSimulator, job: VzdumpJob): TaskWorker {
   };
 }
 
-/** exec_backup_task for one LXC guest; returns false when the guest failed (logged, job goes on). */
+/** exec_backup_task for one LXC guest: "error" is logged and the job goes on; "interrupted" ends the job. */
 async function backupGuest(
   sim: PveSimulator,
   job: VzdumpJob,
   storage: Storage,
   vmid: number,
   ctx: TaskContext,
-): Promise<boolean> {
+): Promise<"ok" | "error" | "interrupted"> {
   const fileLines: string[] = [];
   const log = async (level: "INFO" | "ERROR" | "WARN", msg: string) => {
     fileLines.push(`${localTimestamp()} ${level}: ${msg}`);
@@ -151,6 +157,30 @@ async function backupGuest(
   try {
     if (!g || g.node !== job.node) throw new Error(`unable to find VM '${vmid}'`);
     sim.vzdumpRuns.push(run);
+    // exec_backup_task's checks before any log line: HA + stop mode, then the backup-count limits
+    if (job.mode === "stop" && g.haManaged)
+      throw new Error(
+        "Cannot execute a backup with stop mode on a HA managed and enabled Service. Use snapshot mode or disable the Service.",
+      );
+    const keep = retentionOf(job, storage);
+    const backupLimit = keep["keep-all"] ? 0 : Object.values(keep).reduce((a, b) => a + (b ?? 0), 0);
+    if ((backupLimit && !job.remove) || job.protected) {
+      const own = (await listBackups(storage)).filter((b) => b.vmid === vmid && b.subtype === "lxc");
+      const count = own.filter((b) => !b.protected).length;
+      if (job.protected) {
+        const max =
+          storage.maxProtectedBackups ??
+          (sim.access.has(job.user, `/storage/${storage.id}`, "Datastore.Allocate") ? -1 : 5);
+        if (max > -1 && own.length - count >= max)
+          throw new Error(
+            `The number of protected backups per guest is limited to ${max} on storage '${storage.id}'`,
+          );
+      } else if (count >= backupLimit) {
+        throw new Error(
+          `There is a max backup limit of ${backupLimit} enforced by the target storage or the vzdump parameters. Either increase the limit or delete old backups.`,
+        );
+      }
+    }
     let backupTime = new Date();
     // Archive names carry seconds: a second backup of the same guest in the same second waits for the next one.
     while (
@@ -164,25 +194,11 @@ async function backupGuest(
     await log("INFO", `Backup started at ${localTimestamp(backupTime)}`);
     const running = g.running;
     await log("INFO", `status = ${running ? "running" : "stopped"}`);
-    if (job.protected) {
-      const max =
-        storage.maxProtectedBackups ??
-        (sim.access.has(job.user, `/storage/${storage.id}`, "Datastore.Allocate") ? -1 : 5);
-      const count = (await listBackups(storage)).filter((b) => b.protected && b.vmid === vmid).length;
-      if (max >= 0 && count >= max)
-        throw new Error(
-          `The number of protected backups per guest is limited to ${max} on storage '${storage.id}'`,
-        );
-    }
     if (g.lock) throw new Error(`CT is locked (${g.lock})`);
     g.lock = "backup";
     cleanup.unlock = true;
     const mode = running ? job.mode : "stop";
     run.mode = mode;
-    if (mode === "stop" && running && g.haManaged)
-      throw new Error(
-        "Cannot execute a backup with stop mode on a HA managed and enabled Service. Use snapshot mode or disable the Service.",
-      );
     const prepare = async () => {
       await log("INFO", `CT Name: ${hostnameOf(g)}`);
       await log("INFO", "including mount point rootfs ('/') in backup");
@@ -282,22 +298,20 @@ async function backupGuest(
       await writeFile(`${target}.protected`, "");
     }
     if (job.remove) {
-      const keep =
-        job.pruneBackups ??
-        (storage.pruneBackups ? parseStorageKeep(storage.pruneBackups) : { "keep-all": 1 });
-      if (!isKeepAll(keep)) {
-        await log("INFO", `prune older backups with retention: ${keepToString(keep, ", ")}`);
-        const marked = markBackups(await listBackups(storage), keep, { vmid, type: "lxc" });
-        const removed = marked.filter((m) => m.mark === "remove");
-        for (const r of removed) {
-          await log("INFO", `removing backup '${r.volid}'`);
-          await removeArchive(storage, r.volid);
-        }
-        await log(
-          "INFO",
-          `pruned ${removed.length} backup(s)${removed.length > 0 ? " not covered by keep-retention policy" : ""}`,
-        );
+      await log("INFO", `prune older backups with retention: ${keepToString(keep, ", ")}`);
+      const removed = isKeepAll(keep)
+        ? []
+        : markBackups(await listBackups(storage), keep, { vmid, type: "lxc" }).filter(
+            (m) => m.mark === "remove",
+          );
+      for (const r of removed) {
+        await log("INFO", `removing backup '${r.volid}'`);
+        await removeArchive(storage, r.volid);
       }
+      await log(
+        "INFO",
+        `pruned ${removed.length} backup(s)${removed.length > 0 ? " not covered by keep-retention policy" : ""}`,
+      );
     }
   } catch (e) {
     // SIGTERM from a task stop: whatever was running (tar, a hook) dies, vzdump reports the signal
@@ -342,7 +356,8 @@ async function backupGuest(
     await writeFile(join(storage.path, "dump", `${basename}.log`), `${fileLines.join("\n")}\n`).catch(
       () => {},
     );
-  return !err;
+  if (!err) return "ok";
+  return ctx.signal.aborted ? "interrupted" : "error";
 }
 
 /** Logging during clean-up: an interrupt delivered here must not skip the rest of the clean-up. */
@@ -362,9 +377,11 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-function parseStorageKeep(value: string): KeepOptions {
-  const keep = parseKeep(value);
-  return typeof keep === "string" ? {} : keep;
+/** The `prune-backups` in effect: the parameter, else the storage's, else the schema default keep-all=1. */
+function retentionOf(job: VzdumpJob, storage: Storage): KeepOptions {
+  if (job.pruneBackups) return job.pruneBackups;
+  const keep = storage.pruneBackups === undefined ? undefined : parseKeep(storage.pruneBackups);
+  return keep === undefined || typeof keep === "string" ? { "keep-all": 1 } : keep;
 }
 
 /** PVE::Storage::archive_remove: the archive and its side files. */
