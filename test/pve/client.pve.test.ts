@@ -229,7 +229,9 @@ describe("pve client against the PVE simulator", () => {
     sim.setAcl({ path: `/vms/${VMID}`, role: "FelhomTrap", token: trap.tokenId });
     const trapClient = client({ tokenId: trap.tokenId, secret: new Secret(trap.secret) });
     expect(await trapClient.clusterVms()).toEqual([]);
+    const before = countRequests(sim, "GET", `/lxc/${VMID}/status/current`);
     const err = await failure(trapClient.lxcStatus(node, VMID));
+    expect(countRequests(sim, "GET", `/lxc/${VMID}/status/current`) - before).toBe(1);
     expect(err).toBeInstanceOf(PvePermissionError);
     expect((err as PvePermissionError).failure).toEqual({
       path: `/vms/${VMID}`,
@@ -251,7 +253,9 @@ describe("pve client against the PVE simulator", () => {
   });
 
   it("pve 400 carries PVE's per-parameter errors map", async () => {
+    const before = countRequests(sim, "GET", "not-a-upid");
     const err = await failure(pve.taskStatus(node, "UPID:not-a-upid"));
+    expect(countRequests(sim, "GET", "not-a-upid") - before).toBe(1);
     expect(err).toBeInstanceOf(PveParameterError);
     expect((err as PveParameterError).errors.upid).toMatch(/unable to parse worker upid/);
     expect(err.message).toContain("upid: unable to parse worker upid");
