@@ -69,10 +69,17 @@ export function expandNotes(template: string, vars: Record<string, string>): str
 
 export function vzdumpWorker(sim: PveSimulator, job: VzdumpJob): TaskWorker {
   return async (ctx) => {
+    // VZDump->new collects these and dies with all of them (newlines become spaces in the TASK line)
     const storage = sim.storages.get(job.storageId);
-    if (!storage) throw new TaskError(`storage '${job.storageId}' does not exist`);
+    const id = job.storageId;
+    if (!storage)
+      throw new TaskError(
+        `could not activate storage '${id}': storage '${id}' does not exist\ncould not get storage information for '${id}': storage '${id}' does not exist`,
+      );
     if (!storage.content.includes("backup"))
-      throw new TaskError(`storage '${job.storageId}' does not support backups`);
+      throw new TaskError(
+        `could not get storage information for '${id}': can't use storage '${id}' for backups - wrong content type`,
+      );
     const lock = sim.nodeLock(job.node);
     // the kernel drops the flock when the worker dies, even by SIGKILL
     void ctx.task.done.then(() => lock.release(ctx.upid));
@@ -297,7 +304,8 @@ async function backupGuest(
       await log("INFO", "marking backup as protected");
       await writeFile(`${target}.protected`, "");
     }
-    if (job.remove) {
+    // VZDump->new: "avoid triggering any remove code path if keep-all is set"
+    if (job.remove && !keep["keep-all"]) {
       await log("INFO", `prune older backups with retention: ${keepToString(keep, ", ")}`);
       const removed = isKeepAll(keep)
         ? []
@@ -331,7 +339,8 @@ async function backupGuest(
       g.running = true;
       g.startedAt = Date.now();
       run.guestStartedAt = g.startedAt;
-      const delay = Math.floor((Date.now() - (cleanup.stoppedAt ?? Date.now())) / 1000);
+      const seconds = Math.floor((Date.now() - (cleanup.stoppedAt ?? Date.now())) / 1000);
+      const delay = seconds < 1 ? "<1" : String(seconds); // $log_vm_online_again
       await logQuiet(ctx, fileLines, "INFO", `guest is online again after ${delay} seconds`);
     } catch (e) {
       await logQuiet(ctx, fileLines, "", (e as Error).message); // a plain perl `warn`: no prefix, not counted
