@@ -16,6 +16,7 @@ import {
 } from "../../agent/quiesce/quiesce-stacks.ts";
 import { resumeFromJournal } from "../../agent/quiesce/resume-from-journal.ts";
 import { StackRegistry } from "../../agent/quiesce/stack-registry.ts";
+import { stackWarnings } from "../../agent/quiesce/stack-warnings.ts";
 import { describeDocker } from "../support/docker.ts";
 import {
   docker,
@@ -32,8 +33,11 @@ const engine = new DockerEngine();
 let stack: TestStack | undefined;
 let runningBefore: string[] = [];
 
-async function setup(services: Record<string, Record<string, unknown>> = {}): Promise<TestStack> {
-  stack = await startStack(stringify({ version: "2.4", services }));
+async function setup(
+  services: Record<string, Record<string, unknown>> = {},
+  extra: Record<string, unknown> = {},
+): Promise<TestStack> {
+  stack = await startStack(stringify({ version: "2.4", services, ...extra }));
   runningBefore = [...(await stack.containers())].filter(([, c]) => c.state === "running").map(([n]) => n);
   return stack;
 }
@@ -100,6 +104,17 @@ describeDocker("quiesce on the real engine", () => {
     expect(plan.levels.map((l) => l.map((x) => x.service))).toEqual([["proxy"], ["app"], ["db"]]);
     const registry = await StackRegistry.load(registryPath(s.stateDir));
     expect(registry.stack(s.project)?.services.app?.dependsOn).toEqual(["db"]);
+  });
+
+  it("measures named volume sizes and warns about a large named volume", async () => {
+    const s = await setup({ app: { volumes: ["bulk:/bulk"] } }, { volumes: { bulk: {} } });
+    const app = (await s.containers()).get(`${s.project}_app_1`)!;
+    expect(await execIn(app.id, ["dd", "if=/dev/zero", "of=/bulk/blob", "bs=1048576", "count=3"])).toBe(0);
+    const sizes = await engine.volumeSizes();
+    expect(sizes.get(`${s.project}_bulk`)).toBeGreaterThanOrEqual(3 * 1024 * 1024);
+    const { stacks } = await prepareQuiesce({ engine, stateDir: s.stateDir }, { projects: [s.project] });
+    const warnings = stackWarnings(stacks, { volumeSizes: sizes, largeVolumeBytes: 1024 * 1024 });
+    expect(warnings.map((w) => `${w.code}:${w.service}`)).toEqual(["large_named_volume:app"]);
   });
 
   it("stops dependents first with each service's own stop signal and starts dependencies first, waiting for health", async () => {
