@@ -69,10 +69,6 @@ export class DockerEngine {
     this.docker = new Docker(options.socketPath === undefined ? {} : { socketPath: options.socketPath });
   }
 
-  async ping(): Promise<void> {
-    await this.call("engine", "ping", CALL_TIMEOUT_MS, () => this.docker.ping());
-  }
-
   /** Every container that carries a compose project label (or one of `projects`), running or not. */
   async listComposeContainers(projects?: string[]): Promise<ContainerSummary[]> {
     const filters =

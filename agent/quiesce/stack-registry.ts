@@ -102,9 +102,4 @@ export class StackRegistry {
     }
     if (changed) await writeJsonDurable(this.path, this.data);
   }
-
-  async forget(project: string): Promise<void> {
-    delete this.data.stacks[project];
-    await writeJsonDurable(this.path, this.data);
-  }
 }
