@@ -67,7 +67,8 @@ export interface Frame {
 /**
  * - normal: speaks the protocol.
  * - black-hole: accepts TCP and never answers the upgrade (new connections only).
- * - silent: completes the handshake, then ignores every frame (no acks, no pongs).
+ * - silent: completes the handshake, then answers nothing (no acks, no pongs); frames are kept and
+ *   handled when the mode returns to normal, as a stuck hub would.
  */
 export type HubMode = "normal" | "black-hole" | "silent";
 
@@ -84,6 +85,8 @@ interface Conn {
   ws: WebSocket;
   agentId: string | undefined;
   ackScheduled: boolean;
+  /** Frames that arrived while the hub was silent: a stuck hub handles them once it is unstuck. */
+  backlog: AgentToHubMessage[];
 }
 
 export interface TestHub {
@@ -228,7 +231,7 @@ export async function startTestHub(options: TestHubOptions = {}): Promise<TestHu
   }
 
   function accept(ws: WebSocket): void {
-    const conn: Conn = { ws, agentId: undefined, ackScheduled: false };
+    const conn: Conn = { ws, agentId: undefined, ackScheduled: false, backlog: [] };
     conns.add(conn);
     ws.on("close", () => conns.delete(conn));
     ws.on("error", () => undefined);
@@ -240,8 +243,8 @@ export async function startTestHub(options: TestHubOptions = {}): Promise<TestHu
         invalidFromAgent.push(text);
         return;
       }
-      if (mode === "silent" && conn.agentId) return;
-      onMessage(conn, parsed.message);
+      if (mode === "silent" && conn.agentId) conn.backlog.push(parsed.message);
+      else onMessage(conn, parsed.message);
     });
   }
 
@@ -375,7 +378,9 @@ export async function startTestHub(options: TestHubOptions = {}): Promise<TestHu
     },
     setMode(next) {
       mode = next;
-      if (next === "normal") for (const s of holes) s.destroy();
+      if (next !== "normal") return;
+      for (const s of holes) s.destroy();
+      for (const c of conns) for (const msg of c.backlog.splice(0)) onMessage(c, msg);
     },
     async stop() {
       for (const c of conns) c.ws.terminate();
