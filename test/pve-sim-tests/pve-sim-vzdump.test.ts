@@ -95,6 +95,9 @@ describe("pve sim: vzdump", () => {
       "INFO: ionice priority: 7",
       "INFO: create storage snapshot 'vzdump'",
     ]);
+    // the storage plugin's raw output follows the snapshot line unprefixed, as lvcreate's does on LVM-thin
+    expect(log[9]).toBe('  Logical volume "snap_vm-100-disk-0_vzdump" created.');
+    expect(log[10]).toMatch(/^INFO: creating vzdump archive '/);
     expect(log).toContain("INFO: cleanup temporary 'vzdump' snapshot");
     // no retention anywhere: the schema default keep-all=1 switches the whole prune step off
     expect(log.some((l) => l.includes("prune"))).toBe(false);

@@ -90,7 +90,7 @@ export function defaultGuestConfig(
     memory: 2048,
     net0: `name=eth0,bridge=vmbr0,hwaddr=${hwaddr},ip=dhcp,type=veth`,
     ostype: "debian",
-    rootfs: `local-btrfs:subvol-${vmid}-disk-0,size=8G`,
+    rootfs: `local-lvm:vm-${vmid}-disk-0,size=8G`,
     swap: 512,
     unprivileged: 1,
   };

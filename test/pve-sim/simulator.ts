@@ -49,6 +49,11 @@ export interface PveSimulatorOptions {
    * instead of the next one observably wrong.
    */
   snapshotDelayMs?: number;
+  /**
+   * Log the storage plugin's raw lvcreate/lvremove lines (unprefixed, as on LVM-thin) after the snapshot and its
+   * clean-up. Default true: log parsers must cope with them.
+   */
+  rawStorageOutput?: boolean;
   /** Size of the sparse btrfs image; default 4 GiB. */
   btrfsSizeBytes?: number;
   /** Skip btrfs and use plain copies (to test the fallback). */
@@ -137,6 +142,7 @@ export class PveSimulator {
       errorStyle: "new",
       lockwaitScaleMs: 60_000,
       snapshotDelayMs: 30,
+      rawStorageOutput: true,
       btrfsSizeBytes: 4 * 1024 ** 3,
       forceCopySnapshots: false,
       ninePstartDigits: false,
@@ -343,7 +349,7 @@ export class PveSimulator {
     await rm(confPath, { force: true });
     await rm(join(rootDir, "etc", "vzdump", "pct.fw"), { force: true });
     await rm(join(rootDir, "etc", "vzdump"), { recursive: false }).catch(() => {});
-    conf.rootfs = `local-btrfs:subvol-${newVmid}-disk-0,size=8G`;
+    conf.rootfs = `local-lvm:vm-${newVmid}-disk-0,size=8G`;
     const guest: Guest = {
       vmid: newVmid,
       node: opts.node ?? this.opts.node,

@@ -1,5 +1,4 @@
-import { mkdir, mkdtemp, rename, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { archiveSuffix, type Compression, writeArchive } from "./archive.ts";
 import { backupBaseName, listBackups } from "./backup-files.ts";
@@ -254,6 +253,9 @@ async function backupGuest(
       });
       g.lock = "backup";
       source = path;
+      // the storage plugin's own output, unprefixed, as lvcreate prints it on LVM-thin (the default install)
+      if (sim.opts.rawStorageOutput)
+        await ctx.log(`  Logical volume "snap_vm-${vmid}-disk-0_vzdump" created.`);
     }
     const suffix = archiveSuffixOf(job);
     const dumpdir = join(storage.path, "dump");
@@ -264,7 +266,8 @@ async function backupGuest(
     await log("INFO", `creating vzdump archive '${target}'`);
     if (job.compression === "lzo")
       throw new Error("lzop is not available in the PVE simulator (use zstd or gzip)");
-    cleanup.configDir = await mkdtemp(join(tmpdir(), "vzdumptmp"));
+    // vzdump's tmpdir on a POSIX dumpdir: <dumpdir>/<basename>.tmp, holding ./etc/vzdump/pct.conf for tar
+    cleanup.configDir = join(dumpdir, `${basename}.tmp`);
     await mkdir(join(cleanup.configDir, "etc", "vzdump"), { recursive: true });
     await writeFile(join(cleanup.configDir, "etc", "vzdump", "pct.conf"), renderConfig(g.config));
     run.archiveStartedAt = Date.now();
@@ -331,6 +334,13 @@ async function backupGuest(
     await logQuiet(ctx, fileLines, "INFO", "cleanup temporary 'vzdump' snapshot");
     await sim.volumes.remove(cleanup.snapshotPath).catch(() => {});
     g.snapshots.delete("vzdump");
+    if (sim.opts.rawStorageOutput)
+      await logQuiet(
+        ctx,
+        fileLines,
+        "",
+        `  Logical volume "snap_vm-${vmid}-disk-0_vzdump" successfully removed.`,
+      );
   }
   if (g && cleanup.restart) {
     await logQuiet(ctx, fileLines, "INFO", "restarting vm");
