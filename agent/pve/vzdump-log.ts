@@ -96,9 +96,10 @@ const INFO_RULES: Rule[] = [
     }),
   ],
   [/^restarting vm$/, () => ({ phase: "restarting" })],
+  // PVE prints "<1" for a restart that took less than a second ($log_vm_online_again); that reads as 0.
   [
-    /^guest is online again after (\d+) seconds$/,
-    (m) => ({ phase: "guest-online", afterSeconds: Number(m[1]) }),
+    /^guest is online again after (<1|\d+) seconds$/,
+    (m) => ({ phase: "guest-online", afterSeconds: m[1] === "<1" ? 0 : Number(m[1]) }),
   ],
   [
     /^Finished Backup of VM (\d+) \(([^)]*)\)$/,

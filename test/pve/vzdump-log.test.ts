@@ -130,6 +130,12 @@ describe("pve vzdump log phase recogniser", () => {
     });
   });
 
+  it("reads PVE's '<1 seconds' online-again quirk as zero seconds", () => {
+    expect(run(["INFO: guest is online again after <1 seconds"]).phases).toEqual([
+      { phase: "guest-online", afterSeconds: 0 },
+    ]);
+  });
+
   it("recognises a per-guest failure and does not claim a snapshot that failed", () => {
     const { phases } = run([
       "INFO: starting new backup job: vzdump 100 --storage bk",
