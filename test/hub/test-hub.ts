@@ -55,7 +55,7 @@ export interface StoredEvent {
 
 export interface Attempt {
   at: number;
-  outcome: "accepted" | "auth-rejected" | "black-holed" | "bad-subprotocol";
+  outcome: "accepted" | "auth-rejected" | "black-holed" | "bad-subprotocol" | "dropped-on-open";
 }
 
 export interface Frame {
@@ -69,8 +69,9 @@ export interface Frame {
  * - black-hole: accepts TCP and never answers the upgrade (new connections only).
  * - silent: completes the handshake, then answers nothing (no acks, no pongs); frames are kept and
  *   handled when the mode returns to normal, as a stuck hub would.
+ * - drop-on-open: completes the upgrade and closes at once (1011), before any welcome.
  */
-export type HubMode = "normal" | "black-hole" | "silent";
+export type HubMode = "normal" | "black-hole" | "silent" | "drop-on-open";
 
 interface AgentState {
   received: Set<number>;
@@ -190,6 +191,11 @@ export async function startTestHub(options: TestHubOptions = {}): Promise<TestHu
       if (!authorized) {
         attempts.push({ at: Date.now(), outcome: "auth-rejected" });
         ws.close(CloseCode.Unauthorized, "credential rejected");
+        return;
+      }
+      if (mode === "drop-on-open") {
+        attempts.push({ at: Date.now(), outcome: "dropped-on-open" });
+        ws.close(1011, "the test hub drops this socket");
         return;
       }
       attempts.push({ at: Date.now(), outcome: "accepted" });

@@ -70,3 +70,31 @@ describe("the watchdog", () => {
     await hub.waitFor("the outbox to drain", () => client.outboxDepth === 0);
   });
 });
+
+describe("the reconnect policy in the running client", () => {
+  it("keeps growing the backoff while sockets open but never get a welcome, and resets it after a welcome", async () => {
+    const hub = await hubForTest();
+    hub.setMode("drop-on-open");
+    const delays: number[] = [];
+    const client = await clientForTest(hub, await agentDir(), {
+      tuning: {
+        backoff: { baseMs: 5, maxMs: 50 },
+        random: () => 0.999,
+        retryWait: async (ms) => {
+          delays.push(ms);
+          await new Promise((r) => setTimeout(r, 1));
+        },
+      },
+    });
+    client.start();
+    await hub.waitFor("six dropped sockets", () => delays.length >= 6);
+    expect(delays.slice(0, 6)).toEqual([4, 9, 19, 39, 49, 49]);
+
+    hub.setMode("normal");
+    await hub.waitFor("a welcomed connection", () => client.state.name === "connected");
+    const before = delays.length;
+    hub.dropConnections();
+    await hub.waitFor("the next wait", () => delays.length > before);
+    expect(delays[before]).toBe(4);
+  });
+});
