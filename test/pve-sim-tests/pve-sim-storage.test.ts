@@ -217,6 +217,17 @@ describe("pve sim: storage content, pruning and restore", () => {
     await c.waitTask("pve1", post.json.data);
     const volid = sim.vzdumpRuns.find((r) => r.upid === post.json.data)?.volid as string;
 
+    const conf = await c.get("/nodes/pve1/vzdump/extractconfig", { volume: volid });
+    expect(conf.json.data).toContain("hostname: app1\n");
+    expect(conf.json.data).toContain("hwaddr=BC:24:11:AA:BB:CC");
+    const defaults = await c.get("/nodes/pve1/vzdump/defaults", { storage: "bk" });
+    expect(defaults.json.data).toMatchObject({
+      storage: "bk",
+      mode: "snapshot",
+      "prune-backups": "keep-all=1",
+    });
+    expect(defaults.json.data.ionice).toBeUndefined(); // hidden without Sys.Audit on the node
+
     const restored = await sim.restoreGuest(volid, 340);
     expect(restored.rootDir).not.toBe(rootDir);
     expect(sim.hostnameOf(restored)).toBe("app1");

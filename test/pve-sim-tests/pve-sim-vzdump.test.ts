@@ -283,9 +283,10 @@ describe("pve sim: vzdump", () => {
         "ERROR: can't acquire lock '/var/run/vzdump.lock' - got timeout",
       ]);
       const zero = await c.post("/nodes/pve1/vzdump", { vmid: 100, storage: "bk", lockwait: 0 });
-      expect((await c.waitTask("pve1", zero.json.data)).exitstatus).toBe(
-        "can't acquire lock '/var/run/vzdump.lock' (wait = 0)",
-      );
+      expect((await c.waitTask("pve1", zero.json.data)).exitstatus).toBe("unexpected status");
+      expect(await c.taskLog("pve1", zero.json.data)).toEqual([
+        "ERROR: can't acquire lock '/var/run/vzdump.lock' (wait = 0)",
+      ]);
 
       const waiting = await c.post("/nodes/pve1/vzdump", { vmid: 100, storage: "bk", lockwait: 10 });
       while (

@@ -166,3 +166,23 @@ export async function extractArchive(archive: string, targetDir: string): Promis
   });
   await waitExit(tar, "tar", () => tarErr);
 }
+
+/** One member of an archive as text (PVE::Storage::extract_vzdump_config for LXC). */
+export async function readArchiveMember(archive: string, member: string): Promise<string> {
+  const decomp = archive.endsWith(".zst")
+    ? ["--zstd"]
+    : archive.endsWith(".gz") || archive.endsWith(".tgz")
+      ? ["-z"]
+      : [];
+  const tar = spawn("tar", [...decomp, "-xOf", archive, member], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  tar.stdout?.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  tar.stderr?.on("data", (d: Buffer) => {
+    err += d.toString();
+  });
+  await waitExit(tar, "tar", () => err);
+  return out;
+}

@@ -1,13 +1,14 @@
 import { readFile, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Route } from "./api-server.ts";
-import { type BackupFile, listBackups } from "./backup-files.ts";
+import { listBackups, parseBackupVolid } from "./backup-files.ts";
 import type { Storage } from "./cluster-model.ts";
 import { dieError } from "./http-error.ts";
 import { type KeepOptions, markBackups, parseKeep } from "./prune.ts";
 import { stdProps } from "./schema.ts";
 import type { PveSimulator } from "./simulator.ts";
 import { TaskError } from "./task-registry.ts";
+import { assertBackupAccess, backupOwner, canAccessBackup, volidOf } from "./volume-access.ts";
 import { removeArchive } from "./vzdump-task.ts";
 
 const pruneProp = {
@@ -24,33 +25,15 @@ export function storageRoutes(sim: PveSimulator): Route[] {
   const auditOrSpace = (user: string, raw: Record<string, string>) =>
     sim.access.checkAny(user, `/storage/${raw.storage}`, ["Datastore.Audit", "Datastore.AllocateSpace"]);
 
-  /** Storage.pm `check_volume_access` for a backup volume. */
-  const canAccess = (user: string, s: Storage, b: BackupFile): boolean => {
-    if (user === "root@pam" || sim.access.has(user, `/storage/${s.id}`, "Datastore.Allocate")) return true;
-    if (b.vmid === undefined) return false;
-    return (
-      sim.access.has(user, `/storage/${s.id}`, "Datastore.AllocateSpace") &&
-      sim.access.has(user, `/vms/${b.vmid}`, "VM.Backup")
-    );
-  };
-
   /** The volume id from `volume` (full volid or `backup/<file>` with the URL storage) and its listing entry. */
   const volumeFor = async (node: string, storage: unknown, volume: string) => {
-    const volid = volume.includes(":") ? volume : `${storage}:${volume}`;
-    const m = /^([^:]+):backup\/(.+)$/.exec(volid);
-    if (!m) throw dieError(`unable to parse volume ID '${volid}'`);
-    const s = sim.storageOn(node, m[1] as string);
+    const volid = volidOf(volume, storage);
+    const parsed = parseBackupVolid(volid);
+    if (!parsed) throw dieError(`unable to parse volume ID '${volid}'`);
+    const s = sim.storageOn(node, parsed.storage);
     const backup = (await listBackups(s)).find((b) => b.volid === volid);
     if (!backup) throw dieError(`volume '${volid}' does not exist`);
     return { s, backup };
-  };
-
-  /** check_volume_access raising: AllocateSpace + VM.Backup on the owner, otherwise Datastore.Allocate. */
-  const assertVolumeAccess = (user: string, s: Storage, owner: number | undefined) => {
-    if (user === "root@pam" || sim.access.has(user, `/storage/${s.id}`, "Datastore.Allocate")) return;
-    if (owner === undefined) return sim.access.check(user, `/storage/${s.id}`, ["Datastore.Allocate"]);
-    sim.access.check(user, `/storage/${s.id}`, ["Datastore.AllocateSpace"]);
-    sim.access.check(user, `/vms/${owner}`, ["VM.Backup"]);
   };
 
   const keepFor = (s: Storage, param: unknown): KeepOptions => {
@@ -131,7 +114,7 @@ export function storageRoutes(sim: PveSimulator): Route[] {
         const vmid = params.vmid === undefined ? undefined : Number(params.vmid);
         return (await listBackups(s))
           .filter((b) => vmid === undefined || b.file.includes(`-${vmid}-`))
-          .filter((b) => canAccess(user, s, b))
+          .filter((b) => canAccessBackup(sim.access, user, s.id, b.vmid))
           .map((b) => ({
             volid: b.volid,
             content: "backup",
@@ -155,7 +138,7 @@ export function storageRoutes(sim: PveSimulator): Route[] {
       },
       handler: async ({ user, params }) => {
         const { s, backup } = await volumeFor(String(params.node), params.storage, String(params.volume));
-        assertVolumeAccess(user, s, backup.vmid);
+        assertBackupAccess(sim.access, user, s.id, backup.vmid);
         return {
           path: backup.path,
           size: backup.size,
@@ -178,7 +161,7 @@ export function storageRoutes(sim: PveSimulator): Route[] {
       },
       handler: async ({ user, params }) => {
         const { s, backup } = await volumeFor(String(params.node), params.storage, String(params.volume));
-        assertVolumeAccess(user, s, backup.vmid);
+        assertBackupAccess(sim.access, user, s.id, backup.vmid);
         if (typeof params.notes === "string") {
           if (params.notes === "") await rm(`${backup.path}.notes`, { force: true });
           else await writeFile(`${backup.path}.notes`, params.notes);
@@ -200,13 +183,14 @@ export function storageRoutes(sim: PveSimulator): Route[] {
       handler: async ({ user, params }) => {
         const node = String(params.node);
         const volume = String(params.volume);
-        const volid = volume.includes(":") ? volume : `${params.storage}:${volume}`;
-        const m = /^([^:]+):backup\/(.+)$/.exec(volid);
-        if (!m) throw dieError(`unable to parse volume ID '${volid}'`);
-        const s = sim.storageOn(node, m[1] as string);
-        const file = m[2] as string;
-        const owner = /^vzdump-(?:lxc|qemu|openvz)-([1-9][0-9]{2,8})-/.exec(file)?.[1];
-        if (owner) {
+        const volid = volidOf(volume, params.storage);
+        const parsed = parseBackupVolid(volid);
+        if (!parsed) throw dieError(`unable to parse volume ID '${volid}'`);
+        const s = sim.storageOn(node, parsed.storage);
+        const file = parsed.file;
+        const owner = backupOwner(file);
+        // Content.pm delete: an owned backup needs AllocateSpace + VM.Backup (Allocate alone does not do)
+        if (owner !== undefined) {
           sim.access.check(user, `/storage/${s.id}`, ["Datastore.AllocateSpace"]);
           sim.access.check(user, `/vms/${owner}`, ["VM.Backup"]);
         } else sim.access.check(user, `/storage/${s.id}`, ["Datastore.Allocate"]);

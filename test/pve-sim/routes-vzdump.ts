@@ -1,9 +1,13 @@
+import { join } from "node:path";
 import type { Route } from "./api-server.ts";
 import type { Compression } from "./archive.ts";
-import { paramError } from "./http-error.ts";
+import { readArchiveMember } from "./archive.ts";
+import { parseBackupVolid } from "./backup-files.ts";
+import { dieError, paramError } from "./http-error.ts";
 import { parseKeep } from "./prune.ts";
 import { formats, type ParamSchema, type PropSchema, stdProps } from "./schema.ts";
 import type { PveSimulator } from "./simulator.ts";
+import { assertBackupAccess, backupOwner } from "./volume-access.ts";
 import { vzdumpWorker } from "./vzdump-task.ts";
 
 const opt = (p: PropSchema): PropSchema => ({ ...p, optional: true });
@@ -85,14 +89,14 @@ export function vzdumpRoutes(sim: PveSimulator): Route[] {
       method: "GET",
       path: "/nodes/{node}/vzdump/defaults",
       schema: { node: stdProps.node, storage: opt(stdProps.storage) },
-      permission: (user, raw) =>
-        sim.access.checkAny(user, `/storage/${raw.storage ?? "local"}`, [
-          "Datastore.Audit",
-          "Datastore.AllocateSpace",
-        ]),
       handler: ({ user, params }) => {
+        // API2/VZDump.pm `defaults`: the check is inside the handler, on the storage or `local`
         const node = String(params.node);
         sim.assertNode(node);
+        const storageId = String(params.storage ?? "local");
+        sim.access.checkAny(user, `/storage/${storageId}`, ["Datastore.Audit", "Datastore.AllocateSpace"]);
+        const s = sim.storages.get(storageId);
+        if (!s) throw dieError(`storage '${storageId}' does not exist`);
         const defaults: Record<string, unknown> = {
           mode: "snapshot",
           compress: "0",
@@ -101,14 +105,27 @@ export function vzdumpRoutes(sim: PveSimulator): Route[] {
           stopwait: 10,
           remove: 1,
           stdexcludes: 1,
-          tmpdir: "/var/tmp",
-          ...(params.storage !== undefined ? { storage: params.storage } : {}),
+          "prune-backups": s.pruneBackups ?? "keep-all=1",
+          storage: storageId,
+          dumpdir: join(s.path, "dump"),
         };
-        const s = typeof params.storage === "string" ? sim.storages.get(params.storage) : undefined;
-        if (s?.pruneBackups) defaults["prune-backups"] = s.pruneBackups;
         if (!sim.access.has(user, `/nodes/${node}`, "Sys.Audit"))
           for (const k of ["mailto", "tmpdir", "dumpdir", "script", "ionice"]) delete defaults[k];
         return defaults;
+      },
+    },
+    {
+      method: "GET",
+      path: "/nodes/{node}/vzdump/extractconfig",
+      schema: { node: stdProps.node, volume: { type: "string" } },
+      handler: async ({ user, params }) => {
+        const node = String(params.node);
+        const volid = String(params.volume);
+        const parsed = parseBackupVolid(volid);
+        if (!parsed) throw dieError(`unable to parse volume ID '${volid}'`);
+        const s = sim.storageOn(node, parsed.storage);
+        assertBackupAccess(sim.access, user, s.id, backupOwner(parsed.file));
+        return readArchiveMember(join(s.path, "dump", parsed.file), "./etc/vzdump/pct.conf");
       },
     },
     {

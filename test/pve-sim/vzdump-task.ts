@@ -85,8 +85,9 @@ export function vzdumpWorker(sim: PveSimulator, job: VzdumpJob): TaskWorker {
     // getlock: flock with an alarm of lockwait minutes
     if (!lock.tryAcquire(ctx.upid)) {
       if (job.lockwait === 0) {
+        // getlock dies, the API worker catches it, mails and exit(-1)s: no TASK line
         await ctx.log(`ERROR: can't acquire lock '${LOCKFILE}' (wait = 0)`);
-        throw new TaskError(`can't acquire lock '${LOCKFILE}' (wait = 0)`);
+        throw new TaskExit();
       }
       await ctx.log("INFO: trying to get global lock - waiting...");
       const got = await lock.acquire(ctx.upid, job.lockwait * sim.opts.lockwaitScaleMs, ctx.signal);
