@@ -2,7 +2,7 @@ import { errorMessage } from "../lib/errors.ts";
 import { newBackupId } from "./backup-id.ts";
 import { acquireBackupLock } from "./backup-lock.ts";
 import { type BackupDeps, runBackup } from "./backup-run.ts";
-import type { BackupMode, BackupOutcome, Trigger } from "./backup-types.ts";
+import { type BackupMode, type BackupOutcome, isDeferred, type Trigger } from "./backup-types.ts";
 import { busyRetryDelayMs } from "./busy-retry.ts";
 
 export type BackupTicket =
@@ -61,7 +61,7 @@ export class BackupService {
     })();
     this.#running = { backupId, mode: opts.mode, done };
     void done.then((outcome) => {
-      this.#deps.onOutcome?.(outcome, opts.trigger);
+      if (!isDeferred(outcome)) this.#deps.onOutcome?.(outcome, opts.trigger);
       const attempts = this.#deps.backup.busy_retry.attempts;
       if (
         !outcome.ok &&

@@ -33,3 +33,11 @@ export class LogTail {
     return [...this.#lines];
   }
 }
+
+/**
+ * A backup interrupted by the agent's own shutdown after PVE had started the task: not a result yet.
+ * The journal keeps it, and the next start follows the task and reports the real outcome.
+ */
+export function isDeferred(o: BackupOutcome): boolean {
+  return !o.ok && o.failure.code === "interrupted" && o.failure.upid !== null;
+}

@@ -1,6 +1,7 @@
 import { createContext } from "../../app/context.ts";
 import { outcomeEvent } from "../../app/daemon.ts";
 import { BackupService } from "../../backup/backup-service.ts";
+import { isDeferred } from "../../backup/backup-types.ts";
 import { recordLastBackup } from "../../backup/last-backup.ts";
 import { ExitCode, UsageError } from "../exit-codes.ts";
 import { describeOutcome, printBackupEvent, printJson } from "../output.ts";
@@ -38,6 +39,12 @@ is running or the node's vzdump lock is busy.`,
         return ExitCode.busy;
       }
       const outcome = await ticket.done;
+      if (isDeferred(outcome)) {
+        process.stderr.write(
+          `backup ${ticket.backupId} interrupted by shutdown; the agent's next start follows task ${outcome.ok ? "" : outcome.failure.upid} and reports it\n`,
+        );
+        return ExitCode.failed;
+      }
       await recordLastBackup(config.state_dir, outcome);
       if (json) printJson({ ok: outcome.ok, ...outcomeEvent(outcome) });
       else process.stdout.write(`${describeOutcome(outcome)}\n`);

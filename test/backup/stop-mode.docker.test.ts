@@ -1,0 +1,74 @@
+import type { ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, expect, it } from "vitest";
+import { readLastBackup } from "../../agent/backup/last-backup.ts";
+import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
+import { docker } from "../support/compose.ts";
+import { describeDocker } from "../support/docker.ts";
+import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
+
+/**
+ * Stop mode across a simulated guest shutdown and boot: vzdump stops the guest (the agent gets SIGTERM,
+ * the engine stops every container), archives, starts it again (the agent starts as a daemon), and the
+ * booted agent follows its journalled task to the end, brings the stacks back and reports.
+ */
+let h: GuestHarness | undefined;
+let dir: string | undefined;
+const children: ChildProcess[] = [];
+afterEach(async () => {
+  for (const c of children.splice(0)) {
+    c.kill("SIGKILL");
+    await exited(c);
+  }
+  await h?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+  h = undefined;
+});
+
+describeDocker("backup, stop mode (pve sim + real docker)", () => {
+  it("survives its own guest's shutdown: after the boot it resumes the stacks, follows the task and reports it completed", {
+    timeout: 150_000,
+  }, async () => {
+    let agent: ChildProcess | undefined;
+    let configFile = "";
+    const timeline: string[] = [];
+    h = await startGuestHarness({
+      archiveBytesPerSecond: 20e6,
+      onGuestStop: async () => {
+        timeline.push("guest stopping");
+        agent?.kill("SIGTERM"); // systemd stops the agent as the guest shuts down
+        if (agent) timeline.push(`agent exited ${await exited(agent)}`);
+        // …and the shutdown stops the engine and every container with it.
+        for (const id of await h!.running()) await docker("stop", "-t", "10", id);
+      },
+      onGuestStart: async () => {
+        timeline.push("guest started");
+        const daemon = spawnAgent(configFile, ["run"]);
+        daemon.stdout?.resume();
+        daemon.stderr?.resume();
+        children.push(daemon);
+      },
+    });
+    dir = await mkdtemp(join(tmpdir(), "felhom-stop-"));
+    configFile = await writeAgentConfig(h, dir);
+    const before = await h.running();
+    agent = spawnAgent(configFile, ["backup", "--mode", "stop"]);
+    agent.stdout?.resume();
+    agent.stderr?.resume();
+    children.push(agent);
+
+    await expect.poll(() => readLastBackup(h!.stateDir), { timeout: 90_000, interval: 500 }).toBeDefined();
+    const last = (await readLastBackup(h.stateDir))!;
+    expect(last.outcome).toMatchObject({
+      ok: true,
+      result: { mode: "stop", exitStatus: "OK", consistency: "app" },
+    });
+    expect(timeline).toEqual(["guest stopping", "agent exited 1", "guest started"]);
+    await expect.poll(() => h!.running(), { timeout: 30_000, interval: 250 }).toEqual(before);
+    const run = h.sim.vzdumpRuns.at(-1)!;
+    expect(run.mode).toBe("stop");
+    expect(last.outcome.ok && last.outcome.result.volid).toBe(run.volid);
+  });
+});
