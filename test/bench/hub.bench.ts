@@ -5,7 +5,8 @@
  * process that only holds one WebSocket open to the same hub, measured side by side in the same window.
  *
  * The agent side runs in its own process, compiled with tsc (as it ships: plain node, no tsx loader), and
- * is measured from outside through /proc, so the figures are its own.
+ * is measured from outside through /proc, so the figures are its own. What the agent adds over the bare
+ * process at idle is mostly module code and the zod schemas of protocol/ (built at import).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -91,6 +92,8 @@ export default async function (report: BenchReport): Promise<void> {
     const agent = spawnChildAgent({ url: hub.url, ...dir, agentId: AGENT_ID, emit: EVENTS }, entry);
     const queued = await agent.waitForLine("10,000 durable events", (l) => l.emitted === EVENTS, 300_000);
     const lastSeq = queued.lastSeq as number;
+    // Separates the cost of holding the queue from the cost of draining it.
+    report({ metric: "queued_10k_rss", value: rssBytes(agent.pid) / MB, unit: "MiB", baseline: null });
     let peak = rssBytes(agent.pid);
     const sampler = setInterval(() => {
       peak = Math.max(peak, rssBytes(agent.pid));
