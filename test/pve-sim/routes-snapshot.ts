@@ -3,7 +3,7 @@ import { configDigest, type Guest } from "./cluster-model.ts";
 import { dieError } from "./http-error.ts";
 import { formats, stdProps } from "./schema.ts";
 import type { PveSimulator } from "./simulator.ts";
-import { TaskError } from "./task-registry.ts";
+import { type TaskContext, TaskError } from "./task-registry.ts";
 
 const snapname = { type: "string", format: formats.configId, maxLength: 40 } as const;
 
@@ -15,6 +15,10 @@ export function snapshotRoutes(sim: PveSimulator): Route[] {
       any
         ? sim.access.checkAny(user, `/vms/${raw.vmid}`, privs)
         : sim.access.check(user, `/vms/${raw.vmid}`, privs);
+  /** The storage plugin's unprefixed output, as lvcreate/lvremove print it on LVM-thin. */
+  const raw = async (ctx: TaskContext, line: string) => {
+    if (sim.opts.rawStorageOutput) await ctx.log(line);
+  };
   const checkLock = (g: Guest) => {
     if (g.lock) throw new TaskError(`CT is locked (${g.lock})`);
   };
@@ -61,7 +65,7 @@ export function snapshotRoutes(sim: PveSimulator): Route[] {
         if (name === "current" || name === "vzdump")
           throw dieError(`unable to use snapshot name '${name}' (reserved name)`);
         sim.assertNode(node);
-        return sim.taskRegistry.start(node, "vzsnapshot", String(vmid), user, async () => {
+        return sim.taskRegistry.start(node, "vzsnapshot", String(vmid), user, async (ctx) => {
           const g = sim.guestOn(node, vmid);
           checkLock(g);
           if (g.snapshots.has(name)) throw new TaskError(`snapshot name '${name}' already used`);
@@ -70,6 +74,7 @@ export function snapshotRoutes(sim: PveSimulator): Route[] {
           try {
             const path = sim.volumes.snapshotPath(`snap-${vmid}-${name}-${Date.now()}`);
             await sim.volumes.snapshot(g.rootDir, path, true);
+            await raw(ctx, `  Logical volume "snap_vm-${vmid}-disk-0_${name}" created.`);
             g.snapshots.set(name, {
               name,
               description: typeof params.description === "string" ? params.description : "",
@@ -100,12 +105,13 @@ export function snapshotRoutes(sim: PveSimulator): Route[] {
         const vmid = Number(params.vmid);
         const name = String(params.snapname);
         sim.assertNode(node);
-        return sim.taskRegistry.start(node, "vzdelsnapshot", String(vmid), user, async () => {
+        return sim.taskRegistry.start(node, "vzdelsnapshot", String(vmid), user, async (ctx) => {
           const g = sim.guestOn(node, vmid);
           const snap = g.snapshots.get(name);
           if (!snap) throw new TaskError(`snapshot '${name}' does not exist`);
           if (!params.force) checkLock(g);
           await sim.volumes.remove(snap.path);
+          await raw(ctx, `  Logical volume "snap_vm-${vmid}-disk-0_${name}" successfully removed.`);
           g.snapshots.delete(name);
           for (const s of g.snapshots.values()) {
             if (s.parent !== name) continue;
@@ -134,7 +140,7 @@ export function snapshotRoutes(sim: PveSimulator): Route[] {
         const vmid = Number(params.vmid);
         const name = String(params.snapname);
         sim.assertNode(node);
-        return sim.taskRegistry.start(node, "vzrollback", String(vmid), user, async () => {
+        return sim.taskRegistry.start(node, "vzrollback", String(vmid), user, async (ctx) => {
           const g = sim.guestOn(node, vmid);
           const snap = g.snapshots.get(name);
           if (!snap) throw new TaskError(`snapshot '${name}' does not exist`);
@@ -148,6 +154,8 @@ export function snapshotRoutes(sim: PveSimulator): Route[] {
           try {
             await sim.volumes.remove(g.rootDir);
             await sim.volumes.snapshot(snap.path, g.rootDir, false);
+            await raw(ctx, `  Logical volume "vm-${vmid}-disk-0" successfully removed.`);
+            await raw(ctx, `  Logical volume "vm-${vmid}-disk-0" created.`);
             g.config = { ...snap.config };
             g.parent = name;
           } finally {

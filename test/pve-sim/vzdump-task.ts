@@ -350,7 +350,8 @@ async function backupGuest(
       g.running = true;
       g.startedAt = Date.now();
       run.guestStartedAt = g.startedAt;
-      const seconds = Math.floor((Date.now() - (cleanup.stoppedAt ?? Date.now())) / 1000);
+      // time() - vmstoptime in whole epoch seconds, so a 10 ms stop across a second boundary reads "1"
+      const seconds = Math.floor(Date.now() / 1000) - Math.floor((cleanup.stoppedAt ?? Date.now()) / 1000);
       const delay = seconds < 1 ? "<1" : String(seconds); // $log_vm_online_again
       await logQuiet(ctx, fileLines, "INFO", `guest is online again after ${delay} seconds`);
     } catch (e) {
