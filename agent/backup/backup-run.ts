@@ -25,6 +25,12 @@ import { clearMarker, writeMarker } from "./marker.ts";
 import { findArchive, notesTemplate } from "./notes.ts";
 import { retentionPolicy } from "./retention.ts";
 
+/**
+ * A task still running after this long is not followed further: the backup is reported failed (the lock
+ * is released, the next schedule can run) while PVE goes on with whatever it is stuck on.
+ */
+const TASK_FOLLOW_LIMIT_MS = 12 * 3600 * 1000;
+
 /** What one backup run needs; every adapter is passed in (no service locator). */
 export interface BackupDeps {
   pve: PveClient;

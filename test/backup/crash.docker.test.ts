@@ -49,7 +49,10 @@ describeDocker("agent killed mid-backup (pve sim + real docker)", () => {
       // The kill raced the POST: then the task is adopted from the node's list and followed to its end.
       expect(recovery.outcome).toMatchObject({ ok: true });
     } else {
-      expect(recovery.outcome).toMatchObject({ ok: false, failure: { code: "interrupted", stacksResumed: true } });
+      expect(recovery.outcome).toMatchObject({
+        ok: false,
+        failure: { code: "interrupted", stacksResumed: true },
+      });
     }
   });
 
@@ -68,7 +71,10 @@ describeDocker("agent killed mid-backup (pve sim + real docker)", () => {
   it("killed while archiving, after the resume: nothing to resume, the next start reports the backup completed", async () => {
     const resumeFinished = (g: GuestHarness) =>
       expect
-        .poll(async () => (await QuiesceJournal.open(journalPath(g.stateDir)))?.finished, { timeout: 30_000, interval: 100 })
+        .poll(async () => (await QuiesceJournal.open(journalPath(g.stateDir)))?.finished, {
+          timeout: 30_000,
+          interval: 100,
+        })
         .toBe(true);
     const { recovery, g, killedAt } = await killAt(/▸ follow/, resumeFinished);
     expect(killedAt).toBeLessThan(g.sim.vzdumpRuns.at(-1)!.archiveFinishedAt!);

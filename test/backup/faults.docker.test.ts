@@ -38,18 +38,22 @@ describeDocker("backup faults (pve sim + real docker)", () => {
         upid: expect.stringMatching(/^UPID:pve1:/),
       },
     });
-    expect(g.sim.requests.some((r) => r.method === "POST" && r.path === "/nodes/pve1/vzdump" && r.status === 200)).toBe(true);
+    expect(
+      g.sim.requests.some((r) => r.method === "POST" && r.path === "/nodes/pve1/vzdump" && r.status === 200),
+    ).toBe(true);
   });
 
   it("resumes the stacks at the downtime deadline when the snapshot never comes, and reports the task's real end", async () => {
     const g = await harness({ backup: { max_downtime_seconds: 3 } });
     g.sim.faults.hangTask({ type: "vzdump" }, { afterLine: /including mount point/ });
     const done = backup(g);
-    // The stacks are back while the task still hangs.
+    // The resume starts at the deadline, and the stacks are back while the task still hangs.
+    const resumeStarted = () => g.events.some((e) => e.kind === "backup.phase" && e.phase === "resume");
+    await expect.poll(resumeStarted, { timeout: 30_000, interval: 100 }).toBe(true);
+    expect(g.events.some((e) => e.kind === "backup.phase" && e.phase === "follow")).toBe(false);
     await expect.poll(() => g.running(), { timeout: 30_000, interval: 250 }).toEqual(before);
     const task = g.sim.tasks.list().find((t) => t.type === "vzdump")!;
     expect(task.running).toBe(true);
-    expect(g.events.some((e) => e.kind === "backup.phase" && e.phase === "resume")).toBe(true);
     await g.pve.stopTask("pve1", task.upid);
     const outcome = await done;
     expect(outcome).toMatchObject({ ok: false, failure: { code: "vzdump_failed", stacksResumed: true } });
@@ -74,7 +78,11 @@ describeDocker("backup faults (pve sim + real docker)", () => {
       backup: { ...g.backupConfig, busy_retry: { attempts: 2, delay_seconds: 2 } },
       onOutcome: (o) => outcomes.push(o),
     });
-    const first = await service.request({ mode: "snapshot", trigger: { source: "schedule" }, retryWhenBusy: true });
+    const first = await service.request({
+      mode: "snapshot",
+      trigger: { source: "schedule" },
+      retryWhenBusy: true,
+    });
     expect(first.started).toBe(true);
     const failed = await first.done;
     expect(failed).toMatchObject({ ok: false, failure: { code: "vzdump_lock_busy", stacksResumed: true } });
