@@ -113,7 +113,9 @@ export class ApiServer {
     this.server = createServer({ key: opts.key, cert: opts.cert }, (req, res) => {
       void this.handle(req, res);
     });
-    this.server.keepAliveTimeout = 5000; // pveproxy's idle timeout
+    // pveproxy: 5 s idle timeout and at most 100 requests per keep-alive connection
+    this.server.keepAliveTimeout = 5000;
+    this.server.maxRequestsPerSocket = 100;
     this.server.on("secureConnection", (s: Socket) => {
       this.sockets.add(s);
       s.on("close", () => this.sockets.delete(s));
