@@ -55,6 +55,16 @@ describe("pve sim: permission computation (roles, ACL inheritance, privsep)", ()
     );
   });
 
+  it("gives a non-privsep root@pam token everything and a privsep one only what its own ACLs grant", () => {
+    const m = model();
+    const full = m.addToken("root@pam", "full", { secret: "s", privsep: false });
+    const sep = m.addToken("root@pam", "sep", { secret: "s" });
+    expect(m.has(full, "/vms/100", "VM.Backup")).toBe(true);
+    expect(m.permissions(sep, "/vms/100")).toEqual({});
+    m.setAcl({ path: "/vms/100", role: "Guest", token: sep });
+    expect(m.permissions(sep, "/vms/100")).toEqual({ "VM.Audit": 1, "VM.Backup": 1 });
+  });
+
   it("refuses tokens of disabled users, expired tokens and wrong secrets", () => {
     const m = model();
     const t = m.addToken("u@pve", "tok", { secret: "s3cr3t", expire: 2000 });

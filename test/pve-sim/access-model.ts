@@ -228,7 +228,8 @@ export class AccessModel {
     path = normalizePath(path);
     const tok = splitTokenId(principal);
     const userid = tok ? tok.userid : principal;
-    if (userid === "root@pam") return Object.fromEntries(ALL_PRIVS.map((p) => [p, 1 as const]));
+    // root@pam itself has everything; its privsep tokens are still limited to their own ACLs
+    if (principal === "root@pam") return Object.fromEntries(ALL_PRIVS.map((p) => [p, 1 as const]));
     const user = this.users.get(userid);
     if (!user?.enable) return {};
     let userPerms: Privs | undefined;
