@@ -1,3 +1,4 @@
+import { AgentError } from "../lib/errors.ts";
 import type { PveClient } from "./client.ts";
 import { PveAbortedError, PveError, PveTaskDeadlineError } from "./errors.ts";
 import { classifyExitStatus, type ExitClass } from "./exit-status.ts";
@@ -110,8 +111,15 @@ export async function* followTask(
   const now = options.now ?? Date.now;
   const signal = options.signal;
   const deadline = options.deadlineMs === undefined ? Number.POSITIVE_INFINITY : now() + options.deadlineMs;
+  const parsed = parseUpid(upid);
+  // A task's log lives on the node that ran it, even if the guest has moved since.
+  if (parsed.node !== node) {
+    throw new AgentError("pve_argument_invalid", `task ${upid} ran on ${parsed.node}, not on ${node}`, {
+      hint: "follow a task on the node named in its UPID",
+    });
+  }
   const recogniser =
-    (options.recognisePhases ?? parseUpid(upid).type === "vzdump") ? new VzdumpLogRecogniser() : undefined;
+    (options.recognisePhases ?? parsed.type === "vzdump") ? new VzdumpLogRecogniser() : undefined;
   const urgency = new Urgency(recogniser !== undefined);
   const lines: string[] = [];
   let emitted = 0;

@@ -69,6 +69,11 @@ describe("pve task follower bookkeeping", () => {
     expect(events.at(-1)?.type).toBe("end");
   });
 
+  it("refuses to follow a task on a node other than the one in its UPID", async () => {
+    const task = scriptedTask({ lines: ["TASK OK"], stopAfterPolls: 1 });
+    await expect(followTaskToEnd(task, "pve2", UPID)).rejects.toMatchObject({ code: "pve_argument_invalid" });
+  });
+
   it("gives up after the configured number of consecutive failures", async () => {
     const task = scriptedTask({ lines: ["TASK OK"], stopAfterPolls: 1, failOn: new Set([1, 2, 3]) });
     await expect(
