@@ -3,16 +3,20 @@ import { join } from "node:path";
 import { z } from "zod";
 
 /**
- * One backup at a time in the guest, across processes: the daemon (cron, hub) and an operator's
- * `felhom-guest backup` share the state dir. The lock file is created exclusively and names its holder;
- * a holder whose process is gone (killed, guest rebooted) is stale and is taken over.
+ * One backup or snapshot at a time in the guest, across processes: the daemon (cron, hub) and an
+ * operator's `felhom-guest backup` share the state dir (PVE would refuse the second anyway, with the
+ * guest's `lock: backup`, but only after the stacks were quiesced for nothing). The lock file is created
+ * exclusively and names its holder; a holder whose process is gone (killed, guest rebooted) is stale and
+ * is taken over.
  */
 const holderSchema = z.object({
   pid: z.number().int(),
+  /** The backup id, or the operation id of a snapshot. */
   backupId: z.string(),
   mode: z.enum(["snapshot", "stop"]),
+  kind: z.enum(["backup", "snapshot"]).default("backup"),
 });
-export type LockHolder = z.infer<typeof holderSchema>;
+export type LockHolder = z.input<typeof holderSchema>;
 
 export const lockPath = (stateDir: string): string => join(stateDir, "backup.lock");
 
@@ -25,7 +29,7 @@ function alive(pid: number): boolean {
   }
 }
 
-async function readHolder(path: string): Promise<LockHolder | undefined> {
+async function readHolder(path: string): Promise<z.infer<typeof holderSchema> | undefined> {
   try {
     const parsed = holderSchema.safeParse(JSON.parse(await readFile(path, "utf8")));
     return parsed.success ? parsed.data : undefined;
@@ -38,7 +42,9 @@ async function readHolder(path: string): Promise<LockHolder | undefined> {
 export async function acquireBackupLock(
   stateDir: string,
   me: LockHolder,
-): Promise<{ acquired: true; release: () => Promise<void> } | { acquired: false; holder: LockHolder }> {
+): Promise<
+  { acquired: true; release: () => Promise<void> } | { acquired: false; holder: z.infer<typeof holderSchema> }
+> {
   const path = lockPath(stateDir);
   for (let attempt = 0; attempt < 3; attempt++) {
     try {

@@ -2,6 +2,7 @@ import { backupCommand } from "./backup.ts";
 import { backupsCommand } from "./backups.ts";
 import type { Command } from "./command.ts";
 import { runCommand } from "./run.ts";
+import { snapshotCommand } from "./snapshot.ts";
 import { stacksCommand } from "./stacks.ts";
 import { statusCommand } from "./status.ts";
 import { versionCommand } from "./version.ts";
@@ -12,6 +13,7 @@ export const commands: Record<string, Command> = {
   run: runCommand,
   backup: backupCommand,
   backups: backupsCommand,
+  snapshot: snapshotCommand,
   status: statusCommand,
   stacks: stacksCommand,
   version: versionCommand,

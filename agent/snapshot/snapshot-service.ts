@@ -1,0 +1,213 @@
+import { randomBytes } from "node:crypto";
+import type { EventOf } from "../../protocol/index.ts";
+import { acquireBackupLock } from "../backup/backup-lock.ts";
+import { type BackupDeps, downtimeOf } from "../backup/backup-run.ts";
+import { LogTail } from "../backup/backup-types.ts";
+import { requireVerified, resolveIdentity, type VerifiedIdentity } from "../identity/identity-service.ts";
+import { AgentError, errorMessage } from "../lib/errors.ts";
+import { snapshotNameProblem } from "../pve/client.ts";
+import { isSuccess } from "../pve/exit-status.ts";
+import { submitSnapshot } from "../pve/submit.ts";
+import { followTaskToEnd } from "../pve/task-follower.ts";
+import type { QuiesceHandle, ResumeReport } from "../quiesce/executor.ts";
+import { prepareQuiesce, quiesceStacks } from "../quiesce/quiesce-stacks.ts";
+
+export type SnapshotDeps = Omit<BackupDeps, "emit" | "backup"> & {
+  backup: Pick<BackupDeps["backup"], "max_downtime_seconds">;
+};
+
+export type SnapshotOutcome =
+  | {
+      ok: true;
+      result: Omit<EventOf<"snapshot.created">, "kind"> | Omit<EventOf<"snapshot.deleted">, "kind">;
+    }
+  | { ok: false; failure: Omit<EventOf<"snapshot.failed">, "kind"> };
+
+export const newOperationId = (): string => `op-${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
+
+/** Snapshot names PVE accepts, minus the reserved ones; checked before anything is quiesced. */
+export function assertSnapshotName(name: string): void {
+  const problem = snapshotNameProblem(name);
+  if (problem)
+    throw new AgentError("invalid_params", `snapshot name "${name}": ${problem}`, {
+      hint: "e.g. before-upgrade",
+    });
+}
+
+async function verified(deps: SnapshotDeps): Promise<VerifiedIdentity> {
+  return requireVerified(
+    await resolveIdentity(deps.pve, { configuredVmid: deps.configuredVmid, local: deps.localFacts() }),
+  );
+}
+
+async function withLock<T>(deps: SnapshotDeps, operationId: string, fn: () => Promise<T>): Promise<T> {
+  const lock = await acquireBackupLock(deps.stateDir, {
+    pid: process.pid,
+    backupId: operationId,
+    mode: "snapshot",
+    kind: "snapshot",
+  });
+  if (!lock.acquired) {
+    throw new AgentError(
+      "backup_running",
+      `${lock.holder.kind} ${lock.holder.backupId} is running; not starting a snapshot`,
+      {
+        hint: "try again when it has finished",
+      },
+    );
+  }
+  try {
+    return await fn();
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * "Snapshot before an upgrade" (brief §4): the same quiesce as a backup, then PVE's snapshot task; the
+ * stacks resume when the task has ended (the storage snapshot is taken inside it, with the CT frozen).
+ */
+export async function createSnapshot(
+  deps: SnapshotDeps,
+  name: string,
+  description?: string,
+): Promise<SnapshotOutcome> {
+  assertSnapshotName(name);
+  const operationId = newOperationId();
+  const tail = new LogTail(20);
+  let upid: string | null = null;
+  let handle: QuiesceHandle | undefined;
+  let report: ResumeReport | undefined;
+  try {
+    return await withLock(deps, operationId, async () => {
+      const { node, vmid } = await verified(deps);
+      const prepared = await prepareQuiesce(
+        { engine: deps.engine, stateDir: deps.stateDir, logger: deps.log },
+        deps.projects ? { projects: deps.projects } : {},
+      );
+      const quiesced = await quiesceStacks(
+        { engine: deps.engine, stateDir: deps.stateDir, logger: deps.log },
+        {
+          backupId: operationId,
+          plan: prepared.plan,
+          downtimeDeadlineMs: deps.backup.max_downtime_seconds * 1000,
+        },
+      );
+      handle = quiesced.handle;
+      await quiesced.journal.update({ backup: { kind: "snapshot", name } });
+      try {
+        const submitted = await submitSnapshot(deps.pve, node, vmid, name, {
+          logger: deps.log,
+          ...(description === undefined ? {} : { description }),
+        });
+        upid = submitted.upid;
+        const task = await followTaskToEnd(
+          deps.pve,
+          node,
+          upid,
+          { ...deps.follow, recognisePhases: false },
+          (ev) => {
+            if (ev.type === "line") tail.push(ev.text);
+          },
+        );
+        report = await handle.resume();
+        if (!isSuccess(task.classified)) {
+          throw new AgentError("snapshot_failed", `snapshot task ${upid} ended with: ${task.exitstatus}`, {
+            hint: "see the log tail (a running backup holds the guest's lock; names must be unique)",
+          });
+        }
+        const consistency =
+          handle.failures.length === 0 && report.trigger === "caller" ? ("app" as const) : ("crash" as const);
+        return {
+          ok: true as const,
+          result: { operationId, name, upid, downtime: downtimeOf(report, prepared.plan), consistency },
+        };
+      } finally {
+        report ??= await handle.resume();
+      }
+    });
+  } catch (err) {
+    if (handle && !report) report = await handle.resume();
+    return {
+      ok: false,
+      failure: {
+        operationId,
+        action: "create",
+        name,
+        code: err instanceof AgentError ? err.code : "internal",
+        message: errorMessage(err).slice(0, 2000),
+        upid,
+        logTail: tail.lines(),
+        stacksResumed: report ? report.failures.length === 0 : true,
+      },
+    };
+  }
+}
+
+export async function deleteSnapshot(deps: SnapshotDeps, name: string): Promise<SnapshotOutcome> {
+  assertSnapshotName(name);
+  const operationId = newOperationId();
+  const tail = new LogTail(20);
+  let upid: string | null = null;
+  try {
+    return await withLock(deps, operationId, async () => {
+      const { node, vmid } = await verified(deps);
+      upid = await deps.pve.deleteSnapshot(node, vmid, name);
+      const task = await followTaskToEnd(
+        deps.pve,
+        node,
+        upid,
+        { ...deps.follow, recognisePhases: false },
+        (ev) => {
+          if (ev.type === "line") tail.push(ev.text);
+        },
+      );
+      if (!isSuccess(task.classified)) {
+        throw new AgentError(
+          "snapshot_failed",
+          `snapshot delete task ${upid} ended with: ${task.exitstatus}`,
+        );
+      }
+      return { ok: true as const, result: { operationId, name, upid } };
+    });
+  } catch (err) {
+    return {
+      ok: false,
+      failure: {
+        operationId,
+        action: "delete",
+        name,
+        code: err instanceof AgentError ? err.code : "internal",
+        message: errorMessage(err).slice(0, 2000),
+        upid,
+        logTail: tail.lines(),
+        stacksResumed: true,
+      },
+    };
+  }
+}
+
+export async function listSnapshots(deps: SnapshotDeps) {
+  const identity = await resolveIdentity(deps.pve, {
+    configuredVmid: deps.configuredVmid,
+    local: deps.localFacts(),
+  });
+  if (identity.vmid === undefined || identity.node === undefined) {
+    throw new AgentError(
+      "identity_unverified",
+      identity.state === "unverified" ? identity.reason : "no guest",
+    );
+  }
+  const list = await deps.pve.snapshots(identity.node, identity.vmid);
+  return list.filter((s) => s.name !== "current");
+}
+
+/**
+ * Rollback kills the running CT (PVE stops it with lxc-stop --kill, this agent included). Only ever on an
+ * operator's explicit, confirmed command: the CLI asks for --yes-kill-the-guest; nothing else calls it.
+ */
+export async function rollbackSnapshot(deps: SnapshotDeps, name: string): Promise<string> {
+  assertSnapshotName(name);
+  const { node, vmid } = await verified(deps);
+  return deps.pve.rollbackSnapshot(node, vmid, name, { start: true });
+}

@@ -1,0 +1,63 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, expect, it } from "vitest";
+import { createSnapshot, deleteSnapshot, listSnapshots } from "../../agent/snapshot/snapshot-service.ts";
+import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
+import { describeDocker } from "../support/docker.ts";
+import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
+
+let h: GuestHarness | undefined;
+let dir: string | undefined;
+afterEach(async () => {
+  await h?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+  h = undefined;
+  dir = undefined;
+});
+
+describeDocker("snapshots (pve sim + real docker)", () => {
+  it("creates a snapshot with the stacks quiesced, lists it, and deletes it", async () => {
+    h = await startGuestHarness();
+    const before = await h.running();
+    const created = await createSnapshot(h.deps(), "before-upgrade", "pg 15 → 16");
+    expect(created).toMatchObject({ ok: true, result: { name: "before-upgrade", consistency: "app" } });
+    expect(created.ok && "downtime" in created.result && created.result.downtime.length).toBe(2);
+    expect(await h.running()).toEqual(before);
+    expect((await listSnapshots(h.deps())).map((s) => s.name)).toEqual(["before-upgrade"]);
+    const task = h.sim.tasks.list().find((t) => t.type === "vzsnapshot")!;
+    expect(task.exitstatus).toBe("OK");
+    expect(await deleteSnapshot(h.deps(), "before-upgrade")).toMatchObject({ ok: true });
+    expect(await listSnapshots(h.deps())).toEqual([]);
+  });
+
+  it("refuses a reserved name before anything is quiesced or sent", async () => {
+    h = await startGuestHarness();
+    const requests = h.sim.requests.length;
+    await expect(createSnapshot(h.deps(), "vzdump")).rejects.toMatchObject({ code: "invalid_params" });
+    expect(h.sim.requests.length).toBe(requests);
+  });
+
+  it("reports a snapshot refused by PVE while a backup holds the guest's lock, with the stacks running", async () => {
+    h = await startGuestHarness();
+    const before = await h.running();
+    h.sim.setGuestLock(101, "backup");
+    const outcome = await createSnapshot(h.deps(), "during-backup");
+    expect(outcome).toMatchObject({
+      ok: false,
+      failure: { stacksResumed: true, message: expect.stringMatching(/locked \(backup\)/) },
+    });
+    expect(await h.running()).toEqual(before);
+    h.sim.setGuestLock(101, undefined);
+  });
+
+  it("rolls back only with the explicit confirmation: without it the CLI exits 2 and sends nothing", async () => {
+    h = await startGuestHarness();
+    dir = await mkdtemp(join(tmpdir(), "felhom-snap-"));
+    const config = await writeAgentConfig(h, dir);
+    const agent = spawnAgent(config, ["snapshot", "rollback", "before-upgrade"]);
+    agent.stdout?.resume();
+    expect(await exited(agent)).toBe(2);
+    expect(h.sim.requests.some((r) => r.path.includes("/rollback"))).toBe(false);
+  });
+});
