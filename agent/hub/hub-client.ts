@@ -334,7 +334,8 @@ export class HubClient {
       );
     }
     this.#outbox.ack(hubSeq);
-    if (this.#isStopped()) return;
+    // The socket may have dropped (or the client stopped) while the outbox was being renumbered.
+    if (this.#state.name !== "handshaking") return;
     this.#setState(transition(this.#state, { type: "welcomed", at: Date.now() }));
     if (this.#quietDrop)
       this.#log.info(

@@ -137,7 +137,15 @@ export class HubSession {
   /** Validates and sends; false when the socket is not open (the caller's data is safe elsewhere). */
   send(msg: AgentToHubMessage | ErrorMessage): boolean {
     if (this.#ended || this.#ws.readyState !== WebSocket.OPEN) return false;
-    this.#ws.send(stringifyMessage(msg));
+    let text: string;
+    try {
+      text = stringifyMessage(msg);
+    } catch (err) {
+      // Our bug, never the hub's input: the frame is not sent, and nothing is thrown into a socket callback.
+      this.#o.log.error({ type: msg.type, err: errorMessage(err) }, "refusing to send an invalid frame");
+      return false;
+    }
+    this.#ws.send(text);
     return true;
   }
 
@@ -189,12 +197,7 @@ export class HubSession {
     if (this.#ended) return;
     this.#lastFrameAt = Date.now();
     this.#o.hooks.opened();
-    try {
-      this.send(this.#o.hello);
-    } catch (err) {
-      this.#o.log.error({ err: errorMessage(err) }, "cannot encode hello");
-      this.#stall("hello could not be encoded");
-    }
+    if (!this.send(this.#o.hello)) this.#stall("hello could not be sent");
   }
 
   #onMessage(data: Buffer | Buffer[] | ArrayBuffer, isBinary: boolean): void {

@@ -109,6 +109,8 @@ export class Outbox<E> {
     const { lines, validBytes, torn } = await readLog(logPath);
     const fh = await open(logPath, "a+", 0o600);
     if (torn) await fh.truncate(validBytes);
+    // A log created just now must survive a power loss as a directory entry, not only as data.
+    await fsyncDir(opts.dir);
     let lastSeq = acked;
     const records = new Map<number, { s: number; t: string; e: unknown; g?: GapInfo; line: string }>();
     for (const { parsed, line } of lines) {
@@ -443,6 +445,15 @@ async function readLog(path: string): Promise<{
     }
   }
   return { lines, validBytes: Buffer.byteLength(text.slice(0, end)), torn: end < text.length };
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const dh = await open(dir, "r");
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
 }
 
 function toRanges(sorted: number[]): Array<[number, number]> {
