@@ -721,6 +721,25 @@ describe("pve secret hygiene over the whole suite", () => {
     }
   });
 
+  it("pve client objects and their configuration print without the secret", () => {
+    const connection = {
+      baseUrl: "https://127.0.0.1:8006",
+      tokenId: "agent@pve!backup",
+      secret: new Secret("s3cr3t-value"),
+      tls: { insecure: true as const },
+    };
+    const c = new PveClient(connection, createLogger({ level: "silent" }));
+    for (const form of [
+      inspect(c, { showHidden: true, depth: 10 }),
+      inspect(connection, { depth: 10 }),
+      JSON.stringify(connection),
+      String(connection.secret),
+    ]) {
+      expect(form).not.toContain("s3cr3t-value");
+    }
+    return c.close();
+  });
+
   it("pve suite never wrote the token secret to any log line", () => {
     expect(logLines.length).toBeGreaterThan(10);
     expect(secrets.length).toBe(2);
