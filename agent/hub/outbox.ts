@@ -106,11 +106,11 @@ export class Outbox<E> {
     await mkdir(opts.dir, { recursive: true, mode: 0o700 });
     const acked = (await readJsonFile(join(opts.dir, OUTBOX_ACKED), ackedSchema))?.ackedSeq ?? 0;
     const logPath = join(opts.dir, OUTBOX_LOG);
-    const { lines, validBytes, torn } = await readLog(logPath);
+    const { lines, validBytes, torn, exists } = await readLog(logPath);
+    // Created durably (directory entry included), so later appends only need the file's own fsync.
+    if (!exists) await writeFileDurable(logPath, "");
     const fh = await open(logPath, "a+", 0o600);
     if (torn) await fh.truncate(validBytes);
-    // A log created just now must survive a power loss as a directory entry, not only as data.
-    await fsyncDir(opts.dir);
     let lastSeq = acked;
     const records = new Map<number, { s: number; t: string; e: unknown; g?: GapInfo; line: string }>();
     for (const { parsed, line } of lines) {
@@ -425,12 +425,14 @@ async function readLog(path: string): Promise<{
   lines: Array<{ parsed: LogLine; line: string }>;
   validBytes: number;
   torn: boolean;
+  exists: boolean;
 }> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { lines: [], validBytes: 0, torn: false };
+    if ((err as NodeJS.ErrnoException).code === "ENOENT")
+      return { lines: [], validBytes: 0, torn: false, exists: false };
     throw err;
   }
   const end = text.lastIndexOf("\n") + 1;
@@ -444,16 +446,7 @@ async function readLog(path: string): Promise<{
       // middle means outside damage: skip it rather than refuse to start and report nothing at all.
     }
   }
-  return { lines, validBytes: Buffer.byteLength(text.slice(0, end)), torn: end < text.length };
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const dh = await open(dir, "r");
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
+  return { lines, validBytes: Buffer.byteLength(text.slice(0, end)), torn: end < text.length, exists: true };
 }
 
 function toRanges(sorted: number[]): Array<[number, number]> {
