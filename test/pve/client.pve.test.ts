@@ -502,6 +502,14 @@ describe("pve client against the PVE simulator", () => {
     expect(phases).not.toContain("snapshot-created");
   });
 
+  it("pve volume delete with delay waits for the task and answers null", async () => {
+    const newest = (await pve.backups(node, STORAGE, VMID)).sort(
+      (a, b) => (b.ctime ?? 0) - (a.ctime ?? 0),
+    )[0]!;
+    expect(await pve.deleteVolume(node, STORAGE, newest.volid, { delay: 5 })).toBeNull();
+    expect((await pve.backups(node, STORAGE, VMID)).map((b) => b.volid)).not.toContain(newest.volid);
+  });
+
   it("pve snapshot rollback runs as a vzrollback task", async () => {
     const { upid } = await submitSnapshot(pve, node, VMID, "before-rollback", { logger });
     expect((await followTaskToEnd(pve, node, upid, FAST_FOLLOW)).classified.kind).toBe("ok");
