@@ -41,6 +41,11 @@ describe("pve sim: vzdump", () => {
     await chmod(join(root, "srv", "before.txt"), 0o640);
     await writeFile(join(root, "srv", "bulk.bin"), randomBytes(3_000_000)); // ~0.75 s at 4 MB/s
     const c = rawClient(sim, self.authorization);
+    // hold the task right after it announces the archive, so the writes below happen while it is still running
+    const pause = sim.faults.pauseTask(
+      { type: "vzdump", vmid: 100 },
+      { afterLine: /^INFO: creating vzdump archive/ },
+    );
     const post = await c.post("/nodes/pve1/vzdump", {
       vmid: 100,
       storage: "bk",
@@ -69,6 +74,7 @@ describe("pve sim: vzdump", () => {
           await writeFile(join(root, "srv", "before.txt"), "changed after the snapshot");
           expect(sim.tasks.get(upid)?.running).toBe(true);
           wroteAfter = true;
+          pause.resume();
         }
       }
       await sleep(10);
@@ -310,18 +316,19 @@ describe("pve sim: vzdump", () => {
 
   it("holds lock: backup during the backup: a snapshot POST then fails inside its task, and a locked CT fails vzdump per guest", async () => {
     const self = await selfScopedGuest(sim, { vmid: 130 });
-    await writeFile(join(self.guest.rootDir, "bulk.bin"), randomBytes(4_000_000)); // ~1 s of archiving at 4 MB/s
     const c = rawClient(sim, self.authorization);
+    const pause = sim.faults.pauseTask(
+      { type: "vzdump", vmid: 130 },
+      { afterLine: /^INFO: creating vzdump archive/ },
+    );
     const post = await c.post("/nodes/pve1/vzdump", { vmid: 130, storage: "bk", compress: "zstd" });
-    while (
-      !(await c.taskLog("pve1", post.json.data)).some((l) => l.startsWith("INFO: creating vzdump archive"))
-    )
-      await sleep(10);
+    await pause.reached;
     const snap = await c.post("/nodes/pve1/lxc/130/snapshot", { snapname: "pre_upgrade" });
     expect(snap.status).toBe(200);
     expect((await c.waitTask("pve1", snap.json.data)).exitstatus).toBe("CT is locked (backup)");
     const list = await c.get("/nodes/pve1/lxc/130/snapshot");
     expect(list.json.data.map((s: { name: string }) => s.name)).toEqual(["vzdump", "current"]);
+    pause.resume();
     expect((await c.waitTask("pve1", post.json.data)).exitstatus).toBe("OK");
 
     sim.setGuestLock(130, "snapshot");

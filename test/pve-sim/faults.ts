@@ -68,6 +68,29 @@ export class Faults {
     this.hangs.push({ match: taskPredicate(m), ...(opts.afterLine ? { afterLine: opts.afterLine } : {}) });
   }
 
+  /**
+   * The next task matching `m` pauses (from the start, or right after a line matching `afterLine` is logged) until
+   * `resume()`; a stop request (DELETE) also ends the pause and is delivered as usual. `reached` resolves with the task
+   * once it is paused, so tests can act at an exact point, e.g. while the archive is being written.
+   */
+  pauseTask(m: TaskMatch, opts: { afterLine?: RegExp } = {}): { reached: Promise<Task>; resume: () => void } {
+    let resume: () => void = () => {};
+    const release = new Promise<void>((r) => {
+      resume = r;
+    });
+    let onReached: (t: Task) => void = () => {};
+    const reached = new Promise<Task>((r) => {
+      onReached = r;
+    });
+    this.hangs.push({
+      match: taskPredicate(m),
+      release,
+      onReached,
+      ...(opts.afterLine ? { afterLine: opts.afterLine } : {}),
+    });
+    return { reached, resume };
+  }
+
   /** The next task matching `m` fails with `message` (vzdump: per guest, after the snapshot, while archiving). */
   failTask(m: TaskMatch, message: string): void {
     this.failures.push({ match: taskPredicate(m), message, kind: "fail" });

@@ -49,6 +49,10 @@ export interface TaskHang {
   match: (t: Task) => boolean;
   /** Hang once a line matching this has been logged; immediately when unset. */
   afterLine?: RegExp;
+  /** A pause rather than a hang: the worker goes on once this resolves (or the task is stopped). */
+  release?: Promise<void>;
+  /** Called when the task reaches the hang or pause point. */
+  onReached?: (t: Task) => void;
 }
 
 export interface TaskFailure {
@@ -124,11 +128,24 @@ export class TaskRegistry {
     this.all.push(task);
     let warnings = 0;
     const never = new Promise<void>(() => {});
+    const stopped = new Promise<void>((r) =>
+      it.abort.signal.addEventListener("abort", () => r(), { once: true }),
+    );
+    /** Stops at the hang or pause point: forever for a hang, until release or a stop request for a pause. */
+    const reach = async (h: TaskHang): Promise<void> => {
+      delete it.hang;
+      h.onReached?.(task);
+      if (!h.release) {
+        it.hung = true;
+        return never;
+      }
+      await Promise.race([h.release, stopped]);
+    };
     const log = async (line: string): Promise<void> => {
       if (!task.running) return never; // killed: the worker is gone
       task.lines.push(...line.split("\n"));
-      if (it.hang && !it.hung && (!it.hang.afterLine || it.hang.afterLine.test(line))) it.hung = true;
       if (it.hung) return never;
+      if (it.hang?.afterLine?.test(line)) await reach(it.hang);
       if (it.abort.signal.aborted && !it.interruptDelivered) {
         it.interruptDelivered = true;
         throw new TaskInterrupted();
@@ -145,9 +162,8 @@ export class TaskRegistry {
       signal: it.abort.signal,
     };
     void (async () => {
-      if (it.hang && !it.hang.afterLine) it.hung = true;
-      if (it.hung) return;
       await new Promise((r) => setImmediate(r));
+      if (it.hang && !it.hang.afterLine) await reach(it.hang);
       try {
         await worker(ctx);
         if (!task.running) return;
