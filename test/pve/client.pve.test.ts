@@ -510,6 +510,26 @@ describe("pve client against the PVE simulator", () => {
     expect((await pve.backups(node, STORAGE, VMID)).map((b) => b.volid)).not.toContain(newest.volid);
   });
 
+  it("pve protected backup is listed as protected (PVE's integer 1) and its delete task fails", async () => {
+    const submitted = await pve.vzdump(node, {
+      vmid: VMID,
+      storage: STORAGE,
+      lockwait: 1,
+      protected: true,
+      remove: false,
+    });
+    if (submitted.kind !== "task") throw new Error("expected a task");
+    expect((await followTaskToEnd(pve, node, submitted.upid, FAST_FOLLOW)).classified.kind).toBe("ok");
+    const prot = (await pve.backups(node, STORAGE, VMID)).filter((b) => b.protected);
+    expect(prot.length).toBe(1);
+    const del = await pve.deleteVolume(node, STORAGE, prot[0]!.volid);
+    const result = await followTaskToEnd(pve, node, del!, FAST_FOLLOW);
+    expect(result.classified).toMatchObject({
+      kind: "error",
+      text: expect.stringContaining("cannot remove protected volume"),
+    });
+  });
+
   it("pve snapshot rollback runs as a vzrollback task", async () => {
     const { upid } = await submitSnapshot(pve, node, VMID, "before-rollback", { logger });
     expect((await followTaskToEnd(pve, node, upid, FAST_FOLLOW)).classified.kind).toBe("ok");
