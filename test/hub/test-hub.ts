@@ -34,7 +34,7 @@ export interface TestHubOptions {
   port?: number;
   /** Accepted bearer credentials. @default ["test-credential"] */
   credentials?: string[];
-  /** How a wrong credential is refused: close 4401 after the upgrade, or HTTP 401 on it. @default "close" */
+  /** How a wrong credential is refused: HTTP 401 on the upgrade (what PROTOCOL.md says a hub SHOULD do), or close 4401 after it. @default "http" */
   authRejection?: "close" | "http";
   /** Sent in `welcome` (a wrong one tests the agent's 4406). @default PROTOCOL_VERSION */
   protocolVersion?: number;
@@ -182,7 +182,7 @@ export async function startTestHub(options: TestHubOptions = {}): Promise<TestHu
     }
     const auth = req.headers.authorization ?? "";
     const authorized = auth.startsWith("Bearer ") && credentials.has(auth.slice(7));
-    if (!authorized && options.authRejection === "http") {
+    if (!authorized && (options.authRejection ?? "http") === "http") {
       attempts.push({ at: Date.now(), outcome: "auth-rejected" });
       socket.end("HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
       return;
