@@ -201,7 +201,7 @@ describe("pve client against the PVE simulator", () => {
     expect(backups.length).toBe(1);
     expect(backups[0]).toMatchObject({ vmid: VMID, format: "tar.zst", protected: false });
     expect(backups[0]!.size).toBeGreaterThan(0);
-    expect(backups[0]!.notes).toContain("felhom b-first");
+    expect(backups[0]!.notes).toBe(`felhom b-first ${sim.hostnameOf(sim.getGuest(VMID))}`);
   });
 
   it("pve vzdump POST succeeds with a UPID but the task fails with 403 on a guest the token may not back up", async () => {
