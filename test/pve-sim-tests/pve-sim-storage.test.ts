@@ -236,7 +236,7 @@ describe("pve sim: storage content, pruning and restore", () => {
     const st = await stat(join(restored.rootDir, "var", "lib", "app", "state.json"));
     expect([st.uid, st.gid, st.mode & 0o777]).toEqual([100999, 100998, 0o600]);
     expect(await readdir(join(restored.rootDir, "tmp"))).toEqual([]);
-    await expect(stat(join(restored.rootDir, "etc", "vzdump", "pct.conf"))).rejects.toThrow();
+    await expect(stat(join(restored.rootDir, "etc", "vzdump"))).rejects.toThrow(); // pct.conf/pct.fw consumed
 
     const rootView = await root.get("/nodes/pve1/lxc/340/config");
     expect(rootView.json.data).toMatchObject({

@@ -119,7 +119,7 @@ describe("pve sim: vzdump", () => {
     expect(archive).toMatch(/\/vzdump-lxc-100-\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d\.tar\.zst$/);
     const entries = await listTarZst(archive);
     const paths = entries.map((e) => e.path);
-    expect(paths[0]).toBe("./etc/vzdump/pct.conf");
+    expect(paths.slice(0, 2)).toEqual(["./etc/vzdump/pct.conf", "./etc/vzdump/pct.fw"]);
     expect(paths).toContain("./srv/before.txt");
     expect(paths).toContain("./srv/bulk.bin");
     expect(paths).not.toContain("./srv/after.txt");

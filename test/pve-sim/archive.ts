@@ -81,6 +81,7 @@ export async function writeArchive(o: {
     "--warning=no-xattr-write",
     `--directory=${o.configDir}`,
     "./etc/vzdump/pct.conf",
+    "./etc/vzdump/pct.fw",
     `--directory=${o.sourceDir}`,
     "--no-anchored",
     "--exclude=lost+found",
@@ -112,8 +113,10 @@ export async function writeArchive(o: {
     } else {
       const comp =
         o.compression === "zstd"
-          ? spawn("zstd", ["-q", `--threads=${o.zstdThreads}`, "-c"], { stdio: ["pipe", "pipe", "pipe"] })
-          : spawn("gzip", ["-c"], { stdio: ["pipe", "pipe", "pipe"] });
+          ? spawn("zstd", ["-q", "--rsyncable", `--threads=${o.zstdThreads}`, "-c"], {
+              stdio: ["pipe", "pipe", "pipe"],
+            })
+          : spawn("gzip", ["--rsyncable", "-c"], { stdio: ["pipe", "pipe", "pipe"] });
       let compErr = "";
       comp.stderr?.on("data", (d: Buffer) => {
         compErr += d.toString();

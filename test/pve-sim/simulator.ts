@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { rmSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, rmdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AccessModel } from "./access-model.ts";
@@ -348,7 +348,7 @@ export class PveSimulator {
     }
     await rm(confPath, { force: true });
     await rm(join(rootDir, "etc", "vzdump", "pct.fw"), { force: true });
-    await rm(join(rootDir, "etc", "vzdump"), { recursive: false }).catch(() => {});
+    await rmdir(join(rootDir, "etc", "vzdump")).catch(() => {}); // only when nothing else lives there
     conf.rootfs = `local-lvm:vm-${newVmid}-disk-0,size=8G`;
     const guest: Guest = {
       vmid: newVmid,

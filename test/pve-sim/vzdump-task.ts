@@ -271,6 +271,7 @@ async function backupGuest(
     cleanup.configDir = join(dumpdir, `${basename}.tmp`);
     await mkdir(join(cleanup.configDir, "etc", "vzdump"), { recursive: true });
     await writeFile(join(cleanup.configDir, "etc", "vzdump", "pct.conf"), renderConfig(g.config));
+    await writeFile(join(cleanup.configDir, "etc", "vzdump", "pct.fw"), ""); // no firewall config: an empty one
     run.archiveStartedAt = Date.now();
     const injected = sim.taskRegistry.takeFailure(ctx.task, "fail");
     const warning = sim.taskRegistry.takeFailure(ctx.task, "warn");
