@@ -1,11 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { rmSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, rmdir } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AccessModel } from "./access-model.ts";
 import { ApiServer, type RequestLogEntry, type Route } from "./api-server.ts";
-import { extractArchive } from "./archive.ts";
 import { listBackups, parseBackupVolid } from "./backup-files.ts";
 import {
   defaultGuestConfig,
@@ -18,6 +17,7 @@ import {
 import { Faults } from "./faults.ts";
 import { dieError } from "./http-error.ts";
 import { NodeLock } from "./node-lock.ts";
+import { restoreArchiveInto } from "./restore.ts";
 import { accessRoutes } from "./routes-access.ts";
 import { guestRoutes } from "./routes-guest.ts";
 import { snapshotRoutes } from "./routes-snapshot.ts";
@@ -335,20 +335,8 @@ export class PveSimulator {
     const storage = parsed && this.storages.get(parsed.storage);
     if (!parsed || !storage) throw new Error(`unable to parse volume ID '${volid}'`);
     if (this.guests.has(newVmid)) throw new Error(`CT ${newVmid} already exists`);
-    const archive = join(storage.path, "dump", parsed.file);
     const rootDir = await this.volumes.createRoot(`subvol-${newVmid}-disk-0`);
-    await extractArchive(archive, rootDir);
-    const confPath = join(rootDir, "etc", "vzdump", "pct.conf");
-    const conf: Record<string, string | number> = {};
-    const text = await readFile(confPath, "utf8");
-    for (const line of text.split("\n")) {
-      if (line.startsWith("[")) break; // snapshot sections are not restored
-      const m = /^(\w+):\s?(.*)$/.exec(line);
-      if (m && m[1] !== "lock" && m[1] !== "parent") conf[m[1] as string] = m[2] as string;
-    }
-    await rm(confPath, { force: true });
-    await rm(join(rootDir, "etc", "vzdump", "pct.fw"), { force: true });
-    await rmdir(join(rootDir, "etc", "vzdump")).catch(() => {}); // only when nothing else lives there
+    const conf = await restoreArchiveInto(join(storage.path, "dump", parsed.file), rootDir);
     conf.rootfs = `local-lvm:vm-${newVmid}-disk-0,size=8G`;
     const guest: Guest = {
       vmid: newVmid,
