@@ -387,6 +387,37 @@ describe("pve sim: vzdump", () => {
     await c.close();
   });
 
+  it("runs suspend mode as two syncs around a freeze and archives the synced copy", async () => {
+    const self = await selfScopedGuest(sim, { vmid: 145 });
+    await writeFile(join(self.guest.rootDir, "data"), "synced");
+    const c = rawClient(sim, self.authorization);
+    const post = await c.post("/nodes/pve1/vzdump", {
+      vmid: 145,
+      storage: "bk",
+      mode: "suspend",
+      compress: "zstd",
+    });
+    expect((await c.waitTask("pve1", post.json.data)).exitstatus).toBe("OK");
+    const log = await c.taskLog("pve1", post.json.data);
+    const from = log.indexOf("INFO: backup mode: suspend");
+    expect(log.slice(from, from + 10)).toEqual([
+      "INFO: backup mode: suspend",
+      "INFO: ionice priority: 7",
+      expect.stringMatching(/^INFO: CT Name: /),
+      "INFO: including mount point rootfs ('/') in backup",
+      expect.stringMatching(/^INFO: starting first sync \/proc\/\d+\/root\/ to /),
+      expect.stringMatching(/^INFO: first sync finished - transferred \d+ bytes in \d+s$/),
+      "INFO: suspending guest",
+      expect.stringMatching(/^INFO: starting final sync /),
+      expect.stringMatching(/^INFO: final sync finished - /),
+      "INFO: resuming guest",
+    ]);
+    expect(log[from + 10]).toMatch(/^INFO: guest is online again after (\d+|<1) seconds$/);
+    const run = sim.vzdumpRuns.find((r) => r.upid === post.json.data);
+    expect(await readTarZstMember(run?.archivePath as string, "./data")).toBe("synced");
+    await c.close();
+  });
+
   it("ends a task stopped through DELETE with 'interrupted by signal' for the guest and the job, cleaning up snapshot and lock", async () => {
     const self = await selfScopedGuest(sim, { vmid: 150 });
     await writeFile(join(self.guest.rootDir, "bulk.bin"), randomBytes(4_000_000));

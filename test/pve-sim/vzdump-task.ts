@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { archiveSuffix, type Compression, writeArchive } from "./archive.ts";
 import { backupBaseName, listBackups } from "./backup-files.ts";
 import { hostnameOf, renderConfig, type Storage } from "./cluster-model.ts";
+import { sh } from "./exec.ts";
 import { PveHttpError } from "./http-error.ts";
 import { isKeepAll, type KeepOptions, keepToString, markBackups, parseKeep } from "./prune.ts";
 import type { PveSimulator, VzdumpRun } from "./simulator.ts";
@@ -158,6 +159,7 @@ async function backupGuest(
     stoppedAt?: number;
     tmp?: string;
     configDir?: string;
+    suspendCopy?: string;
   } = {};
   let basename: string | undefined;
   let err: unknown;
@@ -209,13 +211,13 @@ async function backupGuest(
     const prepare = async () => {
       await log("INFO", `CT Name: ${hostnameOf(g)}`);
       await log("INFO", "including mount point rootfs ('/') in backup");
-      if (g.snapshots.has("vzdump")) {
+      if (mode === "snapshot" && g.snapshots.has("vzdump")) {
         await log("INFO", "found old vzdump snapshot (force removal)");
         await sim.volumes.remove((g.snapshots.get("vzdump") as { path: string }).path);
         g.snapshots.delete("vzdump");
       }
     };
-    if (mode !== "stop") await prepare();
+    if (mode === "snapshot") await prepare();
     await log("INFO", `backup mode: ${mode}`);
     if (job.bwlimit) await log("INFO", `bandwidth limit: ${job.bwlimit} KB/s`);
     await log("INFO", `ionice priority: ${job.ionice}`);
@@ -232,8 +234,32 @@ async function backupGuest(
         run.guestStoppedAt = Date.now();
         cleanup.restart = true;
       }
+    } else if (mode === "suspend") {
+      // rsync to a temp dir, freeze, rsync again, thaw; the "rsync" here is a writable btrfs snapshot of the root
+      await prepare();
+      const tmpRoot = sim.volumes.snapshotPath(`vzdumptmp-${vmid}-${Date.now()}`);
+      cleanup.suspendCopy = tmpRoot;
+      const sync = async (text: "first" | "final") => {
+        await log("INFO", `starting ${text} sync /proc/${10000 + vmid}/root/ to ${tmpRoot}`);
+        const t0 = Math.floor(Date.now() / 1000);
+        await sim.volumes.remove(tmpRoot).catch(() => {});
+        await sim.volumes.snapshot(g.rootDir, tmpRoot, false);
+        const bytes = (await sh("du", ["-sb", tmpRoot])).split("\t")[0];
+        await log(
+          "INFO",
+          `${text} sync finished - transferred ${bytes} bytes in ${Math.floor(Date.now() / 1000) - t0}s`,
+        );
+      };
+      await sync("first");
+      await log("INFO", "suspending guest");
+      const frozenAt = Date.now();
+      run.guestStoppedAt = frozenAt;
+      await sync("final");
+      await log("INFO", "resuming guest");
+      run.guestStartedAt = Date.now();
+      await log("INFO", `guest is online again after ${onlineAgainAfter(frozenAt)} seconds`);
+      source = tmpRoot;
     } else {
-      // snapshot (and suspend, which the simulator takes like snapshot: see README)
       await log("INFO", "create storage snapshot 'vzdump'");
       g.lock = "snapshot";
       await sleep(sim.opts.snapshotDelayMs);
@@ -351,14 +377,17 @@ async function backupGuest(
       g.running = true;
       g.startedAt = Date.now();
       run.guestStartedAt = g.startedAt;
-      // time() - vmstoptime in whole epoch seconds, so a 10 ms stop across a second boundary reads "1"
-      const seconds = Math.floor(Date.now() / 1000) - Math.floor((cleanup.stoppedAt ?? Date.now()) / 1000);
-      const delay = seconds < 1 ? "<1" : String(seconds); // $log_vm_online_again
-      await logQuiet(ctx, fileLines, "INFO", `guest is online again after ${delay} seconds`);
+      await logQuiet(
+        ctx,
+        fileLines,
+        "INFO",
+        `guest is online again after ${onlineAgainAfter(cleanup.stoppedAt ?? Date.now())} seconds`,
+      );
     } catch (e) {
       await logQuiet(ctx, fileLines, "", (e as Error).message); // a plain perl `warn`: no prefix, not counted
     }
   }
+  if (cleanup.suspendCopy) await sim.volumes.remove(cleanup.suspendCopy).catch(() => {});
   if (cleanup.tmp) await rm(cleanup.tmp, { force: true });
   if (cleanup.configDir) await rm(cleanup.configDir, { recursive: true, force: true });
   if (err) {
@@ -386,6 +415,12 @@ async function backupGuest(
 async function logQuiet(ctx: TaskContext, fileLines: string[], level: string, msg: string): Promise<void> {
   fileLines.push(level ? `${localTimestamp()} ${level}: ${msg}` : msg);
   await ctx.log(level ? `${level}: ${msg}` : msg).catch(() => {});
+}
+
+/** `$log_vm_online_again`: time() - vmstoptime in whole epoch seconds, "<1" within the same second. */
+function onlineAgainAfter(stoppedAt: number): string {
+  const seconds = Math.floor(Date.now() / 1000) - Math.floor(stoppedAt / 1000);
+  return seconds < 1 ? "<1" : String(seconds);
 }
 
 function archiveSuffixOf(job: VzdumpJob): string {
