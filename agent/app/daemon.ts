@@ -5,10 +5,14 @@ import type { BackupOutcome, Trigger } from "../backup/backup-types.ts";
 import { recordLastBackup } from "../backup/last-backup.ts";
 import { recoverAtStart } from "../backup/recover-at-start.ts";
 import type { AgentConfig } from "../config/schema.ts";
+import { HubClient, hubOptionsFromConfig } from "../hub/hub-client.ts";
 import { errorMessage } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { Scheduler } from "../schedule/scheduler.ts";
+import { AGENT_VERSION } from "../version.ts";
+import { agentId } from "./agent-id.ts";
 import { createContext } from "./context.ts";
+import { hubHandlers, statusProvider } from "./hub-handlers.ts";
 
 /** The event for a finished backup, as the hub receives it. */
 export function outcomeEvent(outcome: BackupOutcome): Event {
@@ -18,19 +22,23 @@ export function outcomeEvent(outcome: BackupOutcome): Event {
 }
 
 /**
- * `felhom-guest run`: recover whatever an earlier run left behind (stacks first), then serve the
- * schedule until SIGTERM. On SIGTERM a running snapshot-mode backup resumes its stacks before the
- * process exits; a stop-mode backup whose guest is going down leaves the rest to the next boot.
+ * `felhom-guest run`: open the hub link (events are durable from here on), recover whatever an earlier
+ * run left behind (stacks first), then serve the schedule and the hub's commands until SIGTERM. On
+ * SIGTERM a running snapshot-mode backup resumes its stacks before the process exits; a stop-mode backup
+ * whose guest is going down leaves the rest to the next boot.
  */
-export async function runDaemon(
-  config: AgentConfig,
-  log: Logger,
-  events: (e: Event) => void = () => {},
-): Promise<void> {
+export async function runDaemon(config: AgentConfig, log: Logger): Promise<void> {
   const ctx = await createContext(config, log);
+  let hub: HubClient | undefined;
   const emit = (e: Event) => {
-    events(e);
     if (e.kind === "backup.phase") log.info({ backupId: e.backupId, phase: e.phase }, "backup phase");
+    if (!hub) return;
+    const sent =
+      e.kind === "blackout" ? hub.announceBlackout(e.expectedSeconds, e.reason, e.operationId) : hub.emit(e);
+    // The outbox refused it (invalid) or the disk failed: log it, never let it break the backup.
+    sent.catch((err) =>
+      log.error({ kind: e.kind, err: errorMessage(err) }, "could not queue an event for the hub"),
+    );
   };
   const finished = (outcome: BackupOutcome, trigger: Trigger) => {
     emit(outcomeEvent(outcome));
@@ -44,9 +52,6 @@ export async function runDaemon(
   };
 
   const deps = ctx.backupDeps(emit);
-  const recovery = await recoverAtStart(deps);
-  if (recovery.outcome) finished(recovery.outcome, { source: "journal-replay" });
-
   const shutdown = new AbortController();
   const service = new BackupService({ ...deps, onOutcome: finished });
   const scheduler = config.schedule
@@ -67,8 +72,36 @@ export async function runDaemon(
         },
       })
     : undefined;
+
+  if (config.hub) {
+    const payload = statusProvider(ctx, service, () => scheduler?.nextRun() ?? null);
+    hub = await HubClient.open({
+      ...hubOptionsFromConfig(config.hub, config.state_dir),
+      agentId: await agentId(config.state_dir),
+      agentVersion: AGENT_VERSION,
+      statusProvider: payload,
+      handlers: hubHandlers({
+        ctx,
+        backups: service,
+        emit,
+        status: async () => ({
+          ...(await payload()),
+          outboxDepth: hub?.outboxDepth ?? 0,
+          lastSeq: hub?.lastSeq ?? 0,
+        }),
+      }),
+      logger: log,
+    });
+    hub.start();
+  }
+
+  const recovery = await recoverAtStart(deps);
+  if (recovery.outcome) finished(recovery.outcome, { source: "journal-replay" });
   await scheduler?.start();
-  log.info({ nextRun: scheduler?.nextRun()?.toISOString() ?? null }, "felhom-guest is running");
+  log.info(
+    { nextRun: scheduler?.nextRun()?.toISOString() ?? null, hub: config.hub?.url ?? null },
+    "felhom-guest is running",
+  );
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -85,5 +118,6 @@ export async function runDaemon(
   if (running)
     log.info({ backupId: running.backupId }, "waiting for the running backup to hand its stacks back");
   await service.settled();
+  await hub?.stop();
   await ctx.close();
 }

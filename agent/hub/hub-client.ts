@@ -182,6 +182,11 @@ export class HubClient {
     return this.#outbox.depth;
   }
 
+  /** The highest sequence number assigned so far (0 before the first event). */
+  get lastSeq(): number {
+    return this.#outbox.lastSeq;
+  }
+
   /** Called on every state change; returns the unsubscribe function. */
   onStateChange(listener: (state: LinkState) => void): () => void {
     this.#listeners.add(listener);

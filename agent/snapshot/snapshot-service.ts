@@ -16,11 +16,9 @@ export type SnapshotDeps = Omit<BackupDeps, "emit" | "backup"> & {
   backup: Pick<BackupDeps["backup"], "max_downtime_seconds">;
 };
 
-export type SnapshotOutcome =
-  | {
-      ok: true;
-      result: Omit<EventOf<"snapshot.created">, "kind"> | Omit<EventOf<"snapshot.deleted">, "kind">;
-    }
+/** Like a backup's outcome, in the shape of the hub's events (without `kind`). */
+export type SnapshotOutcome<K extends "snapshot.created" | "snapshot.deleted"> =
+  | { ok: true; result: Omit<EventOf<K>, "kind"> }
   | { ok: false; failure: Omit<EventOf<"snapshot.failed">, "kind"> };
 
 export const newOperationId = (): string => `op-${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
@@ -71,9 +69,9 @@ export async function createSnapshot(
   deps: SnapshotDeps,
   name: string,
   description?: string,
-): Promise<SnapshotOutcome> {
+  operationId = newOperationId(),
+): Promise<SnapshotOutcome<"snapshot.created">> {
   assertSnapshotName(name);
-  const operationId = newOperationId();
   const tail = new LogTail(20);
   let upid: string | null = null;
   let handle: QuiesceHandle | undefined;
@@ -144,9 +142,12 @@ export async function createSnapshot(
   }
 }
 
-export async function deleteSnapshot(deps: SnapshotDeps, name: string): Promise<SnapshotOutcome> {
+export async function deleteSnapshot(
+  deps: SnapshotDeps,
+  name: string,
+  operationId = newOperationId(),
+): Promise<SnapshotOutcome<"snapshot.deleted">> {
   assertSnapshotName(name);
-  const operationId = newOperationId();
   const tail = new LogTail(20);
   let upid: string | null = null;
   try {

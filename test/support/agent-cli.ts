@@ -7,9 +7,20 @@ import type { GuestHarness } from "./guest-harness.ts";
  * The agent as an operator runs it: the real CLI in its own process, with a config file that points at
  * the harness's simulator, token and guest.
  */
-export async function writeAgentConfig(h: GuestHarness, dir: string, extra: string[] = []): Promise<string> {
+export async function writeAgentConfig(
+  h: GuestHarness,
+  dir: string,
+  extra: string[] = [],
+  hub?: { url: string; credential: string },
+): Promise<string> {
   const secretFile = join(dir, "pve-token.secret");
   await writeFile(secretFile, h.self.secret, { mode: 0o600 });
+  const hubLines: string[] = [];
+  if (hub) {
+    const credentialFile = join(dir, "hub.credential");
+    await writeFile(credentialFile, hub.credential, { mode: 0o600 });
+    hubLines.push("hub:", `  url: ${hub.url}`, `  credential_file: ${credentialFile}`);
+  }
   const configFile = join(dir, "agent.yaml");
   await writeFile(
     configFile,
@@ -24,6 +35,7 @@ export async function writeAgentConfig(h: GuestHarness, dir: string, extra: stri
       ...extra,
       "docker:",
       `  projects: [${h.project}]   # only the demo stack: other stacks on this machine are not the guest's`,
+      ...hubLines,
       `state_dir: ${h.stateDir}`,
       "",
     ].join("\n"),

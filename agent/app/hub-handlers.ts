@@ -1,0 +1,171 @@
+import { hostname, uptime } from "node:os";
+import type { CommandResultData, Event } from "../../protocol/index.ts";
+import type { BackupService } from "../backup/backup-service.ts";
+import { readLastBackup } from "../backup/last-backup.ts";
+import { backupIdFromNotes } from "../backup/notes.ts";
+import type { CommandHandlers } from "../hub/command-runner.ts";
+import { CommandError } from "../hub/command-runner.ts";
+import type { StatusBody, StatusPayload } from "../hub/hub-client.ts";
+import type { Identity } from "../identity/decide-identity.ts";
+import { resolveIdentity } from "../identity/identity-service.ts";
+import { errorMessage } from "../lib/errors.ts";
+import { discoverStacks } from "../quiesce/discover-stacks.ts";
+import {
+  createSnapshot,
+  deleteSnapshot,
+  listSnapshots,
+  newOperationId,
+} from "../snapshot/snapshot-service.ts";
+import { AGENT_VERSION } from "../version.ts";
+import type { AgentContext } from "./context.ts";
+
+/**
+ * The hub's commands, dispatched to the same services the CLI uses. The set is closed by the protocol;
+ * nothing here runs anything the hub names. Long operations answer once started; their outcome comes
+ * as events.
+ */
+export function hubHandlers(o: {
+  ctx: AgentContext;
+  backups: BackupService;
+  emit: (e: Event) => void;
+  status: () => Promise<StatusBody>;
+}): CommandHandlers {
+  const { ctx, backups, emit } = o;
+  const deps = ctx.backupDeps(emit);
+  const verifiedOrRefuse = async () => {
+    const identity = await resolveIdentity(ctx.pve, {
+      configuredVmid: ctx.config.pve.vmid,
+      local: deps.localFacts(),
+    }).catch((err) => {
+      throw new CommandError("pve_unreachable", errorMessage(err));
+    });
+    if (identity.state !== "verified") {
+      throw new CommandError("identity_unverified", identity.reason, {
+        details: { identityState: identity.state },
+      });
+    }
+    return identity;
+  };
+  const exclusive = () => {
+    const running = backups.running();
+    if (running)
+      throw new CommandError("already_running", `backup ${running.backupId} is running`, {
+        details: { backupId: running.backupId },
+      });
+  };
+
+  return {
+    "backup.run": async ({ mode }, { id, signal }) => {
+      exclusive();
+      await verifiedOrRefuse();
+      const ticket = await backups.request({ mode, trigger: { source: "hub", commandId: id }, signal });
+      if (!ticket.started) {
+        throw new CommandError("already_running", `backup ${ticket.backupId} is running`, {
+          details: { backupId: ticket.backupId },
+        });
+      }
+      return { backupId: ticket.backupId, mode };
+    },
+    "status.get": () => o.status(),
+    "backups.list": async () => {
+      const identity = await verifiedOrRefuse();
+      const volumes = await ctx.pve.backups(identity.node, ctx.config.backup.storage, identity.vmid);
+      return {
+        storage: ctx.config.backup.storage,
+        backups: volumes.map((v) => ({
+          volid: v.volid,
+          sizeBytes: v.size,
+          createdAt: new Date((v.ctime ?? 0) * 1000).toISOString(),
+          notes: v.notes?.slice(0, 1000) ?? null,
+          backupId: backupIdFromNotes(v.notes) ?? null,
+          protected: v.protected,
+        })),
+      };
+    },
+    "snapshot.list": async () =>
+      ({
+        snapshots: (await listSnapshots(deps)).map((s) => ({
+          name: s.name,
+          description: (s.description ?? "").slice(0, 1000),
+          takenAt: s.snaptime ? new Date(s.snaptime * 1000).toISOString() : null,
+        })),
+      }) as CommandResultData<"snapshot.list">,
+    "snapshot.create": async ({ name, description }) => {
+      exclusive();
+      await verifiedOrRefuse();
+      const operationId = newOperationId();
+      void createSnapshot(deps, name, description, operationId).then((o) =>
+        emit(o.ok ? { kind: "snapshot.created", ...o.result } : { kind: "snapshot.failed", ...o.failure }),
+      );
+      return { operationId, name };
+    },
+    "snapshot.delete": async ({ name }) => {
+      exclusive();
+      await verifiedOrRefuse();
+      const operationId = newOperationId();
+      void deleteSnapshot(deps, name, operationId).then((o) =>
+        emit(o.ok ? { kind: "snapshot.deleted", ...o.result } : { kind: "snapshot.failed", ...o.failure }),
+      );
+      return { operationId, name };
+    },
+  };
+}
+
+const IDENTITY_STATE = { verified: "verified", unverified: "unverified" } as const;
+
+/** The periodic status and `status.get`: identity, stacks and their state, the last backup, what runs now. */
+export function statusProvider(
+  ctx: AgentContext,
+  backups: BackupService,
+  nextRun: () => Date | null,
+): () => Promise<StatusPayload> {
+  return async () => {
+    const identity: Identity = await resolveIdentity(ctx.pve, {
+      configuredVmid: ctx.config.pve.vmid,
+      local: ctx.backupDeps(() => {}).localFacts(),
+    }).catch((err) => ({ state: "unverified" as const, reason: errorMessage(err), hint: "" }));
+    const stacks = await discoverStacks(ctx.engine, ctx.config.docker.projects).catch(() => []);
+    const last = await readLastBackup(ctx.config.state_dir).catch(() => undefined);
+    const running = backups.running();
+    return {
+      identity: {
+        state: IDENTITY_STATE[identity.state],
+        vmid: identity.vmid ?? null,
+        node: identity.node ?? null,
+        hostname: hostname(),
+      },
+      agentVersion: AGENT_VERSION,
+      uptimeSeconds: Math.floor(uptime()),
+      stacks: stacks.slice(0, 256).map((st) => {
+        const states = st.services.flatMap((s) => s.containers.map((c) => c.state));
+        const running = states.filter((s) => s === "running").length;
+        return {
+          project: st.project,
+          state: running === states.length ? "running" : running === 0 ? "stopped" : "partial",
+          services: st.services.slice(0, 256).map((s) => ({
+            name: s.name,
+            state: s.containers[0]?.state ?? "missing",
+            quiesce:
+              (s.containers[0]?.labels["felhom.quiesce"] as "stop" | "pause" | "exec" | "none" | undefined) ??
+              "stop",
+          })),
+        };
+      }),
+      lastBackup: last
+        ? {
+            backupId: last.outcome.ok ? last.outcome.result.backupId : last.outcome.failure.backupId,
+            mode: last.outcome.ok ? last.outcome.result.mode : last.outcome.failure.mode,
+            ok: last.outcome.ok,
+            finishedAt: last.finishedAt,
+            volid: last.outcome.ok ? last.outcome.result.volid : null,
+            sizeBytes: last.outcome.ok ? last.outcome.result.sizeBytes : null,
+            downtimeMs: last.outcome.ok
+              ? Math.max(0, ...last.outcome.result.downtime.map((d) => d.downtimeMs))
+              : null,
+          }
+        : null,
+      nextScheduledRun: nextRun()?.toISOString() ?? null,
+      runningOperation: running ? { kind: "backup", id: running.backupId } : null,
+    } satisfies StatusPayload;
+  };
+}

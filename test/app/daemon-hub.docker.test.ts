@@ -1,0 +1,94 @@
+import type { ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, expect, it } from "vitest";
+import { startTestHub, type TestHub } from "../hub/test-hub.ts";
+import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
+import { describeDocker } from "../support/docker.ts";
+import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
+
+/** The daemon as systemd runs it, driven by the test hub over a real WebSocket. */
+let h: GuestHarness | undefined;
+let hub: TestHub | undefined;
+let daemon: ChildProcess | undefined;
+let dir: string | undefined;
+afterEach(async () => {
+  if (daemon) {
+    daemon.kill("SIGTERM");
+    await exited(daemon);
+  }
+  await hub?.close();
+  await h?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+  h = hub = daemon = dir = undefined;
+});
+
+describeDocker("the daemon and the hub (pve sim + real docker + test hub)", () => {
+  it("runs a backup on the hub's command, reports every phase and the result, and runs a repeated command id once", async () => {
+    h = await startGuestHarness({ archiveBytesPerSecond: 20e6 });
+    hub = await startTestHub({ credentials: ["hub-secret"] });
+    dir = await mkdtemp(join(tmpdir(), "felhom-daemon-"));
+    const config = await writeAgentConfig(h, dir, [], { url: hub.url, credential: "hub-secret" });
+    daemon = spawnAgent(config, ["run"]);
+    daemon.stdout?.resume();
+    await hub.waitFor(
+      "the agent's first status",
+      () => hub!.events.find((e) => e.event.kind === "status"),
+      30_000,
+    );
+    const status = await hub.sendCommand({ name: "status.get", params: {} });
+    expect(status).toMatchObject({
+      ok: true,
+      data: { identity: { state: "verified", vmid: 101, node: "pve1" } },
+    });
+
+    const result = await hub.sendCommand(
+      { name: "backup.run", params: { mode: "snapshot" } },
+      { id: "cmd-backup-1" },
+    );
+    expect(result).toMatchObject({
+      ok: true,
+      data: { mode: "snapshot", backupId: expect.stringMatching(/^bk-/) },
+    });
+    const backupId = (result as { data: { backupId: string } }).data.backupId;
+    const completed = await hub.waitFor(
+      "backup.completed",
+      () => hub!.events.find((e) => e.event.kind === "backup.completed" && e.event.backupId === backupId),
+      60_000,
+    );
+    expect(completed.event).toMatchObject({ exitStatus: "OK", consistency: "app" });
+    const phases = hub.events.flatMap((e) =>
+      e.event.kind === "backup.phase" && e.event.backupId === backupId ? [e.event.phase] : [],
+    );
+    expect(phases).toEqual([
+      "preflight",
+      "announce",
+      "journal",
+      "quiesce",
+      "marker",
+      "submit",
+      "snapshot-wait",
+      "resume",
+      "follow",
+      "verify",
+      "report",
+    ]);
+    expect(hub.events.some((e) => e.event.kind === "blackout")).toBe(true);
+    const phase = hub.events.find(
+      (e) => e.event.kind === "backup.phase" && e.event.backupId === backupId,
+    )!.event;
+    expect(phase).toMatchObject({ trigger: { source: "hub", commandId: "cmd-backup-1" } });
+
+    // The same command id again: the stored result, no second backup.
+    const again = await hub.sendCommand(
+      { name: "backup.run", params: { mode: "snapshot" } },
+      { id: "cmd-backup-1" },
+    );
+    expect(again).toEqual(result);
+    expect(h.sim.vzdumpRuns.length).toBe(1);
+    // Events carry consecutive sequence numbers: none missing, none out of order.
+    const seqs = hub.events.map((e) => e.seq);
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
+  });
+});
