@@ -387,6 +387,26 @@ describe("pve sim: vzdump", () => {
     await c.close();
   });
 
+  it("refuses stop mode for an HA-managed guest and a protected backup over the storage's limit, per guest", async () => {
+    await sim.addStorage({ id: "bk-limited", maxProtectedBackups: 1 });
+    const self = await selfScopedGuest(sim, { vmid: 146, storage: "bk-limited" });
+    self.guest.haManaged = true;
+    const c = rawClient(sim, self.authorization);
+    const ha = await c.post("/nodes/pve1/vzdump", { vmid: 146, storage: "bk-limited", mode: "stop" });
+    expect((await c.waitTask("pve1", ha.json.data)).exitstatus).toBe("job errors");
+    expect(await c.taskLog("pve1", ha.json.data)).toContain(
+      "ERROR: Backup of VM 146 failed - Cannot execute a backup with stop mode on a HA managed and enabled Service. Use snapshot mode or disable the Service.",
+    );
+    const first = await c.post("/nodes/pve1/vzdump", { vmid: 146, storage: "bk-limited", protected: 1 });
+    expect((await c.waitTask("pve1", first.json.data)).exitstatus).toBe("OK");
+    const second = await c.post("/nodes/pve1/vzdump", { vmid: 146, storage: "bk-limited", protected: 1 });
+    expect((await c.waitTask("pve1", second.json.data)).exitstatus).toBe("job errors");
+    expect(await c.taskLog("pve1", second.json.data)).toContain(
+      "ERROR: Backup of VM 146 failed - The number of protected backups per guest is limited to 1 on storage 'bk-limited'",
+    );
+    await c.close();
+  });
+
   it("runs suspend mode as two syncs around a freeze and archives the synced copy", async () => {
     const self = await selfScopedGuest(sim, { vmid: 145 });
     await writeFile(join(self.guest.rootDir, "data"), "synced");
