@@ -69,6 +69,11 @@ export class DockerEngine {
     this.docker = new Docker(options.socketPath === undefined ? {} : { socketPath: options.socketPath });
   }
 
+  /** Does the engine answer? (The sandbox and `doctor` ask before anything else.) */
+  async ping(): Promise<void> {
+    await this.call("engine", "ping", 10_000, () => this.docker.ping());
+  }
+
   /** Every container that carries a compose project label (or one of `projects`), running or not. */
   async listComposeContainers(projects?: string[]): Promise<ContainerSummary[]> {
     const filters =
