@@ -1,6 +1,7 @@
 import { backupCommand } from "./backup.ts";
 import { backupsCommand } from "./backups.ts";
 import type { Command } from "./command.ts";
+import { doctorCommand } from "./doctor.ts";
 import { runCommand } from "./run.ts";
 import { snapshotCommand } from "./snapshot.ts";
 import { stacksCommand } from "./stacks.ts";
@@ -16,5 +17,6 @@ export const commands: Record<string, Command> = {
   snapshot: snapshotCommand,
   status: statusCommand,
   stacks: stacksCommand,
+  doctor: doctorCommand,
   version: versionCommand,
 };

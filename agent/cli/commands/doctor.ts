@@ -1,0 +1,104 @@
+import { createContext } from "../../app/context.ts";
+import { detectCompose } from "../../docker/compose-cli.ts";
+import { assessPermissions, type Finding } from "../../doctor/assess-permissions.ts";
+import { readLocalFacts, resolveIdentity } from "../../identity/identity-service.ts";
+import { errorMessage } from "../../lib/errors.ts";
+import { ExitCode } from "../exit-codes.ts";
+import { printJson } from "../output.ts";
+import type { Command } from "./command.ts";
+
+const MARK = { ok: "ok  ", warn: "WARN", error: "FAIL" } as const;
+
+/** Without a vmid to check against: does the token hold VM.Audit on any guest at all? */
+function unscopedFinding(perms: Record<string, Record<string, number>>): Finding {
+  const guests = Object.entries(perms).filter(
+    ([path, privs]) => path.startsWith("/vms/") && privs["VM.Audit"] !== undefined,
+  );
+  if (guests.length > 0)
+    return { level: "ok", message: `the token may audit ${guests.map(([p]) => p).join(", ")}` };
+  return {
+    level: "error",
+    message: "the token may not see any guest (no VM.Audit on any /vms/<vmid>)",
+    hint: "if the FelhomGuest role is granted to the token only, PVE intersects it with the user's (empty) privileges: grant it to BOTH the user and the token",
+  };
+}
+
+export const doctorCommand: Command = {
+  args: "[--json]",
+  summary:
+    "check the config, the token's real permissions, TLS, identity, Docker and compose, and say what is wrong",
+  options: { json: { type: "boolean" } },
+  async run({ values, loadConfig, logger }) {
+    const findings: Finding[] = [];
+    const check = async (what: string, fn: () => Promise<Finding[] | string>) => {
+      try {
+        const r = await fn();
+        if (typeof r === "string") findings.push({ level: "ok", message: `${what}: ${r}` });
+        else findings.push(...r);
+      } catch (err) {
+        const hint = (err as { hint?: string }).hint;
+        findings.push({
+          level: "error",
+          message: `${what}: ${errorMessage(err)}`,
+          ...(hint ? { hint } : {}),
+        });
+      }
+    };
+    const config = await loadConfig(); // a bad config exits 78 with every problem named
+    findings.push({ level: "ok", message: "config: valid" });
+    const ctx = await createContext(config, logger("error")).catch((err) => {
+      findings.push({ level: "error", message: `PVE token secret: ${errorMessage(err)}` });
+      return undefined;
+    });
+    if (ctx) {
+      try {
+        await check("PVE API (TLS and token)", async () => {
+          const v = await ctx.pve.version();
+          return `reachable, Proxmox VE ${v.version}, token accepted`;
+        });
+        const identity = await resolveIdentity(ctx.pve, {
+          configuredVmid: config.pve.vmid,
+          local: readLocalFacts(),
+        }).catch(() => undefined);
+        if (identity?.state === "verified") {
+          findings.push({
+            level: "ok",
+            message: `identity: CT ${identity.vmid} on node ${identity.node}, MAC and hostname match`,
+          });
+        } else if (identity) {
+          findings.push({ level: "error", message: `identity: ${identity.reason}`, hint: identity.hint });
+        }
+        await check("permissions", async () => {
+          const perms = await ctx.pve.permissions();
+          const visible = (await ctx.pve.clusterVms()).length;
+          const vmid = identity?.vmid ?? config.pve.vmid;
+          if (vmid !== undefined) return assessPermissions(perms, vmid, config.backup.storage, visible);
+          return [unscopedFinding(perms)];
+        });
+        if (identity?.node !== undefined) {
+          await check(`backup storage ${config.backup.storage}`, async () => {
+            const s = await ctx.pve.storageStatus(identity.node!, config.backup.storage);
+            if (s.active === false) throw new Error("not active on this node");
+            return s.avail !== undefined ? `active, ${(s.avail / 1024 ** 3).toFixed(1)} GiB free` : "active";
+          });
+        }
+        await check("Docker engine", async () => {
+          await ctx.engine.ping();
+          return `answers on ${config.docker.socket}`;
+        });
+        await check("compose", async () => {
+          const tool = await detectCompose();
+          return `${tool.argv.join(" ")} ${tool.version} (${tool.kind})`;
+        });
+      } finally {
+        await ctx.close();
+      }
+    }
+    if (values.json) printJson(findings);
+    else {
+      for (const f of findings)
+        process.stdout.write(`${MARK[f.level]}  ${f.message}\n${f.hint ? `      → ${f.hint}\n` : ""}`);
+    }
+    return findings.some((f) => f.level === "error") ? ExitCode.failed : ExitCode.ok;
+  },
+};

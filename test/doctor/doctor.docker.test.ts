@@ -1,0 +1,49 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, expect, it } from "vitest";
+import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
+import { describeDocker } from "../support/docker.ts";
+import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
+
+let h: GuestHarness | undefined;
+let dir: string | undefined;
+afterEach(async () => {
+  await h?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+  h = dir = undefined;
+});
+
+async function doctor(variant: "production" | "token-only" | "over-privileged") {
+  h = await startGuestHarness({ variant });
+  dir = await mkdtemp(join(tmpdir(), "felhom-doctor-"));
+  const agent = spawnAgent(await writeAgentConfig(h, dir), ["doctor", "--json"]);
+  let out = "";
+  agent.stdout?.on("data", (d) => {
+    out += d;
+  });
+  const code = await exited(agent);
+  return { code, findings: JSON.parse(out) as { level: string; message: string; hint?: string }[] };
+}
+
+describeDocker("felhom-guest doctor (pve sim + real docker)", () => {
+  it("passes every check for the production token", async () => {
+    const { code, findings } = await doctor("production");
+    expect(findings.filter((f) => f.level !== "ok")).toEqual([]);
+    expect(findings.map((f) => f.message).join("\n")).toMatch(/identity: CT 101 on node pve1/);
+    expect(code).toBe(0);
+  });
+
+  it("explains the privilege-separation trap and exits 1", async () => {
+    const { code, findings } = await doctor("token-only");
+    expect(code).toBe(1);
+    expect(
+      findings.some((f) => f.level === "error" && /BOTH the user and the token/.test(f.hint ?? "")),
+    ).toBe(true);
+  });
+
+  it("warns about an over-privileged token", async () => {
+    const { findings } = await doctor("over-privileged");
+    expect(findings.some((f) => f.level === "warn" && /more than it needs/.test(f.message))).toBe(true);
+  });
+});
