@@ -260,6 +260,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     enter(mode === "snapshot" ? "snapshot-wait" : "follow");
     let busy = false;
     for await (const ev of followTask(pve, node, upid, {
+      deadlineMs: TASK_FOLLOW_LIMIT_MS,
       ...deps.follow,
       ...(req.signal ? { signal: req.signal } : {}),
     })) {

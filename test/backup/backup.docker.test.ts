@@ -1,5 +1,4 @@
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";

@@ -21,7 +21,8 @@ const SIZES_MB = [50, 500];
 const ROWS_PER_MB = 3_500;
 
 async function fill(h: GuestHarness, mb: number): Promise<void> {
-  const psql = (sql: string) => docker("exec", `${h.project}_db_1`, "psql", "-U", "postgres", "-qtA", "-c", sql);
+  const psql = (sql: string) =>
+    docker("exec", `${h.project}_db_1`, "psql", "-U", "postgres", "-qtA", "-c", sql);
   await psql("create table bulk(id int primary key, pad text)");
   const rows = mb * ROWS_PER_MB;
   for (let from = 1; from <= rows; from += 250_000) {
@@ -55,7 +56,12 @@ export default async function (report: BenchReport): Promise<void> {
       await fill(h, mb);
       for (const mode of ["snapshot", "stop"] as const) {
         const m = await measure(h, writer, mode);
-        report({ metric: `${mode} mode, ${mb} MB: downtime (baseline: total)`, value: m.downtimeMs, unit: "ms", baseline: m.totalMs });
+        report({
+          metric: `${mode} mode, ${mb} MB: downtime (baseline: total)`,
+          value: m.downtimeMs,
+          unit: "ms",
+          baseline: m.totalMs,
+        });
         report({ metric: `${mode} mode, ${mb} MB: total`, value: m.totalMs, unit: "ms" });
         if (mode === "snapshot") snapshotDowntime.set(mb, m.downtimeMs);
       }

@@ -62,7 +62,7 @@ export const statusCommand: Command = {
           : `${last.finishedAt} FAILED: ${last.outcome.failure.message}`
         : "none yet";
       process.stdout.write(
-        [
+        `${[
           `felhom-guest ${AGENT_VERSION}`,
           `identity      ${id}`,
           `last backup   ${lb}`,
@@ -70,7 +70,7 @@ export const statusCommand: Command = {
           ...(status.unfinishedQuiesce
             ? [`UNFINISHED    quiesce of ${status.unfinishedQuiesce}: the daemon resumes it at start`]
             : []),
-        ].join("\n") + "\n",
+        ].join("\n")}\n`,
       );
       return ExitCode.ok;
     } finally {
