@@ -126,19 +126,11 @@ export async function createSnapshot(
     });
   } catch (err) {
     if (handle && !report) report = await handle.resume();
-    return {
-      ok: false,
-      failure: {
-        operationId,
-        action: "create",
-        name,
-        code: err instanceof AgentError ? err.code : "internal",
-        message: errorMessage(err).slice(0, 2000),
-        upid,
-        logTail: tail.lines(),
-        stacksResumed: report ? report.failures.length === 0 : true,
-      },
-    };
+    return failed(
+      { operationId, action: "create", name, upid, tail },
+      err,
+      report ? report.failures.length === 0 : true,
+    );
   }
 }
 
@@ -172,20 +164,28 @@ export async function deleteSnapshot(
       return { ok: true as const, result: { operationId, name, upid } };
     });
   } catch (err) {
-    return {
-      ok: false,
-      failure: {
-        operationId,
-        action: "delete",
-        name,
-        code: err instanceof AgentError ? err.code : "internal",
-        message: errorMessage(err).slice(0, 2000),
-        upid,
-        logTail: tail.lines(),
-        stacksResumed: true,
-      },
-    };
+    return failed({ operationId, action: "delete", name, upid, tail }, err, true);
   }
+}
+
+function failed(
+  op: { operationId: string; action: "create" | "delete"; name: string; upid: string | null; tail: LogTail },
+  err: unknown,
+  stacksResumed: boolean,
+): { ok: false; failure: Omit<EventOf<"snapshot.failed">, "kind"> } {
+  return {
+    ok: false,
+    failure: {
+      operationId: op.operationId,
+      action: op.action,
+      name: op.name,
+      code: err instanceof AgentError ? err.code : "internal",
+      message: errorMessage(err).slice(0, 2000),
+      upid: op.upid,
+      logTail: op.tail.lines(),
+      stacksResumed,
+    },
+  };
 }
 
 export async function listSnapshots(deps: SnapshotDeps) {
