@@ -1,18 +1,26 @@
 import { join } from "node:path";
-import type { Event } from "../../protocol/index.ts";
+import type { CommandResultData, Event } from "../../protocol/index.ts";
+import type { BackupDeps } from "../backup/backup-run.ts";
 import { BackupService } from "../backup/backup-service.ts";
 import type { BackupOutcome, Trigger } from "../backup/backup-types.ts";
 import { recordLastBackup } from "../backup/last-backup.ts";
-import { recoverAtStart } from "../backup/recover-at-start.ts";
 import type { AgentConfig } from "../config/schema.ts";
+import type { CommandContext, CommandHandlers } from "../hub/command-runner.ts";
+import { CommandError } from "../hub/command-runner.ts";
 import { HubClient, hubOptionsFromConfig } from "../hub/hub-client.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { applyEnrollment, enrollGuest } from "../identity/enrollment.ts";
+import { AgentError, errorMessage } from "../lib/errors.ts";
+import { Secret } from "../lib/secret.ts";
 import type { Logger } from "../log/logger.ts";
+import { type IdentityGate, startUp } from "../restore/start-up.ts";
 import { Scheduler } from "../schedule/scheduler.ts";
 import { AGENT_VERSION } from "../version.ts";
 import { agentId } from "./agent-id.ts";
-import { createContext } from "./context.ts";
+import { type AgentContext, createContext } from "./context.ts";
 import { hubHandlers, statusProvider } from "./hub-handlers.ts";
+
+/** How often an agent that could not verify itself at start asks again. */
+const IDENTITY_RECHECK_MS = 60_000;
 
 /** The event for a finished backup, as the hub receives it. */
 export function outcomeEvent(outcome: BackupOutcome): Event {
@@ -21,17 +29,36 @@ export function outcomeEvent(outcome: BackupOutcome): Event {
     : { kind: "backup.failed", ...outcome.failure };
 }
 
+/** What one identity (config + token) runs: rebuilt when the guest is enrolled with a new token. */
+interface Runtime {
+  config: AgentConfig;
+  ctx: AgentContext;
+  deps: BackupDeps;
+  service: BackupService;
+  scheduler: Scheduler | undefined;
+  handlers: CommandHandlers;
+  status: ReturnType<typeof statusProvider>;
+}
+
 /**
- * `felhom-guest run`: open the hub link (events are durable from here on), recover whatever an earlier
- * run left behind (stacks first), then serve the schedule and the hub's commands until SIGTERM. On
- * SIGTERM a running snapshot-mode backup resumes its stacks before the process exits; a stop-mode backup
- * whose guest is going down leaves the rest to the next boot.
+ * `felhom-guest run`: open the hub link (events are durable from here on), decide who this system is
+ * (agent/restore: the original, possibly back from its own stop-mode backup, or a restored copy) and only
+ * then recover what an earlier run left behind, then serve the schedule and the hub's commands until
+ * SIGTERM. A restored copy brings its stacks up and never writes to PVE until it is enrolled; an agent
+ * that cannot verify itself keeps its schedule off and asks again every minute. On SIGTERM a running
+ * snapshot-mode backup resumes its stacks before the process exits; a stop-mode backup whose guest is
+ * going down leaves the rest to the next boot.
  */
-export async function runDaemon(config: AgentConfig, log: Logger): Promise<void> {
-  const ctx = await createContext(config, log);
+export async function runDaemon(installed: AgentConfig, log: Logger): Promise<void> {
   let hub: HubClient | undefined;
+  let gate: IdentityGate | undefined;
+  let recheck: NodeJS.Timeout | undefined;
+  let stopping = false;
+  let lastRow: string | undefined;
+  const shutdown = new AbortController();
   const emit = (e: Event) => {
     if (e.kind === "backup.phase") log.info({ backupId: e.backupId, phase: e.phase }, "backup phase");
+    if (e.kind === "restore.detected" || e.kind === "identity.warning") log.warn({ event: e }, e.kind);
     if (!hub) return;
     const sent =
       e.kind === "blackout" ? hub.announceBlackout(e.expectedSeconds, e.reason, e.operationId) : hub.emit(e);
@@ -40,7 +67,7 @@ export async function runDaemon(config: AgentConfig, log: Logger): Promise<void>
       log.error({ kind: e.kind, err: errorMessage(err) }, "could not queue an event for the hub"),
     );
   };
-  const finished = (outcome: BackupOutcome, trigger: Trigger) => {
+  const finished = (config: AgentConfig) => (outcome: BackupOutcome, trigger: Trigger) => {
     emit(outcomeEvent(outcome));
     log[outcome.ok ? "info" : "error"](
       { trigger: trigger.source, ...(outcome.ok ? outcome.result : outcome.failure) },
@@ -51,55 +78,127 @@ export async function runDaemon(config: AgentConfig, log: Logger): Promise<void>
     );
   };
 
-  const deps = ctx.backupDeps(emit);
-  const shutdown = new AbortController();
-  const service = new BackupService({ ...deps, onOutcome: finished });
-  const scheduler = config.schedule
-    ? new Scheduler({
-        config: config.schedule,
-        statePath: join(config.state_dir, "schedule.json"),
-        log,
-        onRun: async () => {
-          const ticket = await service.request({
-            mode: config.backup.mode,
-            trigger: { source: "schedule" },
-            retryWhenBusy: true,
-            signal: shutdown.signal,
-          });
-          if (!ticket.started)
-            log.info({ running: ticket.backupId }, "scheduled backup skipped: a backup is already running");
-          await ticket.done;
-        },
-      })
-    : undefined;
-
-  if (config.hub) {
-    const payload = statusProvider(ctx, service, () => scheduler?.nextRun() ?? null);
-    hub = await HubClient.open({
-      ...hubOptionsFromConfig(config.hub, config.state_dir),
-      agentId: await agentId(config.state_dir),
-      agentVersion: AGENT_VERSION,
-      statusProvider: payload,
-      handlers: hubHandlers({
-        ctx,
-        backups: service,
-        emit,
-        status: async () => ({
-          ...(await payload()),
-          outboxDepth: hub?.outboxDepth ?? 0,
-          lastSeq: hub?.lastSeq ?? 0,
-        }),
+  const build = async (config: AgentConfig): Promise<Runtime> => {
+    const ctx = await createContext(config, log);
+    const deps = ctx.backupDeps(emit);
+    const service = new BackupService({ ...deps, onOutcome: finished(config) });
+    const scheduler = config.schedule
+      ? new Scheduler({
+          config: config.schedule,
+          statePath: join(config.state_dir, "schedule.json"),
+          log,
+          onRun: async () => {
+            const ticket = await service.request({
+              mode: config.backup.mode,
+              trigger: { source: "schedule" },
+              retryWhenBusy: true,
+              signal: shutdown.signal,
+            });
+            if (!ticket.started)
+              log.info({ running: ticket.backupId }, "scheduled backup skipped: a backup is already running");
+            await ticket.done;
+          },
+        })
+      : undefined;
+    const status = statusProvider(
+      ctx,
+      service,
+      () => scheduler?.nextRun() ?? null,
+      () => gate,
+    );
+    const handlers = hubHandlers({
+      ctx,
+      backups: service,
+      emit,
+      status: async () => ({
+        ...(await status()),
+        outboxDepth: hub?.outboxDepth ?? 0,
+        lastSeq: hub?.lastSeq ?? 0,
       }),
+      gate: () => gate,
+      enroll,
+    });
+    return { config, ctx, deps, service, scheduler, handlers, status };
+  };
+
+  const settle = async (r: Runtime) => {
+    r.service.stop();
+    await r.scheduler?.stop();
+    await r.service.settled();
+    await r.ctx.close();
+  };
+
+  /** The start decision, and what it allows; re-run while the identity is unsure. */
+  const decide = async (r: Runtime) => {
+    clearTimeout(recheck);
+    const s = await startUp(r.deps, { configuredProjects: r.config.docker.projects });
+    gate = s.gate;
+    // A re-check that lands on the same row says nothing new to the hub.
+    if (s.decision.row !== lastRow) for (const e of s.events) emit(e);
+    lastRow = s.decision.row;
+    if (s.recovery?.outcome) finished(r.config)(s.recovery.outcome, { source: "journal-replay" });
+    if (s.verified) await r.scheduler?.start();
+    else if (s.decision.kind !== "restored-copy" && !stopping) {
+      recheck = setTimeout(() => {
+        decide(rt).catch((err) => log.error({ err: errorMessage(err) }, "identity re-check failed"));
+      }, IDENTITY_RECHECK_MS);
+    }
+  };
+
+  let rt = await build(await applyEnrollment(installed));
+
+  /** Hub `enroll`: verify the new token, persist it, then switch every adapter over to it. */
+  async function enroll(params: { vmid: number; tokenId: string; tokenSecret: string }) {
+    const running = rt.service.running();
+    if (running)
+      throw new CommandError("already_running", `backup ${running.backupId} is running`, {
+        details: { backupId: running.backupId },
+      });
+    let identity: Awaited<ReturnType<typeof enrollGuest>>;
+    try {
+      identity = await enrollGuest({
+        config: installed,
+        vmid: params.vmid,
+        tokenId: params.tokenId,
+        secret: new Secret(params.tokenSecret),
+        local: rt.deps.localFacts(),
+        log,
+      });
+    } catch (err) {
+      throw new CommandError("identity_unverified", errorMessage(err).slice(0, 2000), {
+        details: { identityState: gate?.state ?? "unverified" },
+      });
+    }
+    const old = rt;
+    await settle(old);
+    rt = await build(await applyEnrollment(installed));
+    await decide(rt);
+    return {
+      vmid: identity.vmid,
+      node: identity.node,
+      identityState: gate?.state ?? "verified",
+    } satisfies CommandResultData<"enroll">;
+  }
+
+  if (installed.hub) {
+    hub = await HubClient.open({
+      ...hubOptionsFromConfig(installed.hub, installed.state_dir),
+      agentId: await agentId(installed.state_dir),
+      agentVersion: AGENT_VERSION,
+      statusProvider: () => rt.status(),
+      handlers: delegate(() => rt.handlers),
       logger: log,
     });
     hub.start();
   }
 
-  const recovery = await recoverAtStart(deps);
-  if (recovery.outcome) finished(recovery.outcome, { source: "journal-replay" });
-  await scheduler?.start();
+  await decide(rt);
   log.info(
-    { nextRun: scheduler?.nextRun()?.toISOString() ?? null, hub: config.hub?.url ?? null },
+    {
+      nextRun: rt.scheduler?.nextRun()?.toISOString() ?? null,
+      hub: installed.hub?.url ?? null,
+      identity: gate?.state ?? "verified",
+    },
     "felhom-guest is running",
   );
 
@@ -112,12 +211,25 @@ export async function runDaemon(config: AgentConfig, log: Logger): Promise<void>
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
   });
-  service.stop();
-  await scheduler?.stop();
-  const running = service.running();
+  stopping = true;
+  clearTimeout(recheck);
+  const running = rt.service.running();
   if (running)
     log.info({ backupId: running.backupId }, "waiting for the running backup to hand its stacks back");
-  await service.settled();
+  await settle(rt);
   await hub?.stop();
-  await ctx.close();
+}
+
+/** Handlers that always reach the current runtime's (enrollment replaces it while the hub link stays). */
+function delegate(current: () => CommandHandlers): CommandHandlers {
+  const names = Object.keys(current()) as (keyof CommandHandlers)[];
+  const out: Record<string, (params: never, c: CommandContext) => Promise<unknown>> = {};
+  for (const name of names) {
+    out[name] = (params, c) => {
+      const handler = current()[name] as ((p: never, c: CommandContext) => Promise<unknown>) | undefined;
+      if (!handler) throw new AgentError("internal", `no handler for ${name}`);
+      return handler(params, c);
+    };
+  }
+  return out as CommandHandlers;
 }

@@ -1,5 +1,5 @@
 import { hostname, uptime } from "node:os";
-import type { CommandResultData, Event } from "../../protocol/index.ts";
+import type { CommandOf, CommandResultData, Event } from "../../protocol/index.ts";
 import type { BackupService } from "../backup/backup-service.ts";
 import { readLastBackup } from "../backup/last-backup.ts";
 import { backupIdFromNotes } from "../backup/notes.ts";
@@ -10,6 +10,8 @@ import type { Identity } from "../identity/decide-identity.ts";
 import { resolveIdentity } from "../identity/identity-service.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { discoverStacks } from "../quiesce/discover-stacks.ts";
+import { bringStacksUp } from "../restore/stacks-up.ts";
+import type { IdentityGate } from "../restore/start-up.ts";
 import {
   createSnapshot,
   deleteSnapshot,
@@ -29,10 +31,20 @@ export function hubHandlers(o: {
   backups: BackupService;
   emit: (e: Event) => void;
   status: () => Promise<StatusBody>;
+  /** The start-up decision's verdict (agent/restore): while set, every PVE write is refused. */
+  gate: () => IdentityGate | undefined;
+  /** Enrolls with the new token and switches the daemon over to it (daemon.ts). */
+  enroll: (params: CommandOf<"enroll">["params"]) => Promise<CommandResultData<"enroll">>;
 }): CommandHandlers {
   const { ctx, backups, emit } = o;
   const deps = ctx.backupDeps(emit);
   const verifiedOrRefuse = async () => {
+    const gate = o.gate();
+    if (gate) {
+      throw new CommandError("identity_unverified", `${gate.reason} (${gate.hint})`.slice(0, 2000), {
+        details: { identityState: gate.state },
+      });
+    }
     const identity = await resolveIdentity(ctx.pve, {
       configuredVmid: ctx.config.pve.vmid,
       local: deps.localFacts(),
@@ -108,30 +120,48 @@ export function hubHandlers(o: {
       );
       return { operationId, name };
     },
+    "stacks.up": async ({ projects }) => ({
+      stacks: await bringStacksUp(
+        {
+          engine: ctx.engine,
+          stateDir: ctx.config.state_dir,
+          log: ctx.log,
+          configuredProjects: ctx.config.docker.projects,
+        },
+        projects,
+      ),
+    }),
+    enroll: (params) => o.enroll(params),
   };
 }
-
-const IDENTITY_STATE = { verified: "verified", unverified: "unverified" } as const;
 
 /** The periodic status and `status.get`: identity, stacks and their state, the last backup, what runs now. */
 export function statusProvider(
   ctx: AgentContext,
   backups: BackupService,
   nextRun: () => Date | null,
+  gate: () => IdentityGate | undefined = () => undefined,
 ): () => Promise<StatusPayload> {
   return async () => {
-    const identity: Identity = await resolveIdentity(ctx.pve, {
+    const live: Identity = await resolveIdentity(ctx.pve, {
       configuredVmid: ctx.config.pve.vmid,
       local: ctx.backupDeps(() => {}).localFacts(),
-    }).catch((err) => ({ state: "unverified" as const, reason: errorMessage(err), hint: "" }));
+    }).catch((err) => ({
+      state: "unverified" as const,
+      signal: "vmid-missing" as const,
+      reason: errorMessage(err),
+      hint: "",
+    }));
+    // A restored copy may look verified to the live check (same MAC, hostname, token): the gate decides.
+    const state = gate()?.state ?? live.state;
     const stacks = await discoverStacks(ctx.engine, ctx.config.docker.projects).catch(() => []);
     const last = await readLastBackup(ctx.config.state_dir).catch(() => undefined);
     const running = backups.running();
     return {
       identity: {
-        state: IDENTITY_STATE[identity.state],
-        vmid: identity.vmid ?? null,
-        node: identity.node ?? null,
+        state,
+        vmid: gate() ? null : (live.vmid ?? null),
+        node: live.node ?? null,
         hostname: hostname(),
       },
       agentVersion: AGENT_VERSION,

@@ -1,11 +1,34 @@
+import { readFileSync } from "node:fs";
 import { hostname, networkInterfaces } from "node:os";
+import { z } from "zod";
 import { AgentError } from "../lib/errors.ts";
 import type { PveClient } from "../pve/client.ts";
 import { confirmCandidate, type Identity, type LocalFacts, pickCandidate } from "./decide-identity.ts";
 
 export type VerifiedIdentity = Extract<Identity, { state: "verified" }>;
 
-/** What this guest sees of itself: its hostname and the MACs of its non-loopback interfaces. */
+/**
+ * TEST SEAM, the only one: tests run several "guests" on one machine, so a child process standing for a
+ * restored copy gets its hostname, MACs or boot time (ms epoch; the uptime follows from it) from this
+ * variable (JSON, over what the OS says). Never set in production; the packaged unit does not pass it.
+ */
+const TEST_OVERRIDE_ENV = "FELHOM_TEST_LOCAL_FACTS";
+const overrideSchema = z
+  .object({ hostname: z.string(), macs: z.array(z.string()), bootedAtMs: z.number() })
+  .partial()
+  .strict();
+
+/** The guest's own uptime: lxcfs virtualises /proc/uptime per container, so this is the container's. */
+function readUptimeSeconds(): number | undefined {
+  try {
+    const first = Number.parseFloat(readFileSync("/proc/uptime", "utf8").split(" ")[0] ?? "");
+    return Number.isFinite(first) ? first : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What this guest sees of itself: hostname, the MACs of its non-loopback interfaces, its uptime. */
 export function readLocalFacts(): LocalFacts {
   const macs = new Set<string>();
   for (const addrs of Object.values(networkInterfaces())) {
@@ -13,15 +36,24 @@ export function readLocalFacts(): LocalFacts {
       if (!a.internal && a.mac !== "00:00:00:00:00:00") macs.add(a.mac.toLowerCase());
     }
   }
-  return { hostname: hostname(), macs: [...macs] };
+  const facts: LocalFacts = { hostname: hostname(), macs: [...macs], uptimeSeconds: readUptimeSeconds() };
+  const raw = process.env[TEST_OVERRIDE_ENV];
+  if (!raw) return facts;
+  const { bootedAtMs, ...rest } = overrideSchema.parse(JSON.parse(raw));
+  return {
+    ...facts,
+    ...rest,
+    ...(bootedAtMs !== undefined ? { uptimeSeconds: (Date.now() - bootedAtMs) / 1000 } : {}),
+  };
 }
 
 /**
  * Resolves the identity afresh: which guest the token sees and on which node (re-discovered on every
- * operation, because a guest can be migrated), confirmed by MAC and hostname.
+ * operation, because a guest can be migrated), confirmed by MAC and hostname, and by the candidate's
+ * run state against this system's (a restored copy keeps MAC and hostname).
  */
 export async function resolveIdentity(
-  pve: Pick<PveClient, "clusterVms" | "lxcConfig">,
+  pve: Pick<PveClient, "clusterVms" | "lxcConfig" | "lxcStatus">,
   options: { configuredVmid?: number | undefined; local: LocalFacts },
 ): Promise<Identity> {
   const visible = await pve.clusterVms();
@@ -30,18 +62,26 @@ export async function resolveIdentity(
     options.configuredVmid,
   );
   if (!picked.ok) return picked.identity;
-  const config = await pve.lxcConfig(picked.guest.node, picked.guest.vmid);
+  const { node, vmid } = picked.guest;
+  const [config, status] = await Promise.all([pve.lxcConfig(node, vmid), pve.lxcStatus(node, vmid)]);
   const hwaddrs = Object.values(config.nets)
     .map((n) => n.hwaddr?.toLowerCase())
     .filter((m): m is string => m !== undefined);
-  return confirmCandidate(picked.guest, { hostname: config.hostname, hwaddrs }, options.local);
+  return confirmCandidate(picked.guest, { hostname: config.hostname, hwaddrs }, options.local, {
+    running: status.status === "running",
+    uptimeSeconds: status.uptime,
+  });
 }
 
 export class IdentityUnverifiedError extends AgentError {
-  constructor(identity: Extract<Identity, { state: "unverified" }>) {
-    super("identity_unverified", `refusing to write to PVE: identity not verified: ${identity.reason}`, {
-      hint: identity.hint,
-    });
+  constructor(identity: Exclude<Identity, { state: "verified" }>) {
+    super(
+      "identity_unverified",
+      identity.state === "restored-copy"
+        ? `refusing to write to PVE: this guest is a restored copy: ${identity.reason}`
+        : `refusing to write to PVE: identity not verified: ${identity.reason}`,
+      { hint: identity.hint },
+    );
   }
 }
 

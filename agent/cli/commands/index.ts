@@ -2,6 +2,7 @@ import { backupCommand } from "./backup.ts";
 import { backupsCommand } from "./backups.ts";
 import type { Command } from "./command.ts";
 import { doctorCommand } from "./doctor.ts";
+import { enrollCommand } from "./enroll.ts";
 import { runCommand } from "./run.ts";
 import { snapshotCommand } from "./snapshot.ts";
 import { stacksCommand } from "./stacks.ts";
@@ -18,5 +19,6 @@ export const commands: Record<string, Command> = {
   status: statusCommand,
   stacks: stacksCommand,
   doctor: doctorCommand,
+  enroll: enrollCommand,
   version: versionCommand,
 };

@@ -1,0 +1,98 @@
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod";
+import { createContext } from "../app/context.ts";
+import type { AgentConfig } from "../config/schema.ts";
+import { AgentError } from "../lib/errors.ts";
+import type { Secret } from "../lib/secret.ts";
+import type { Logger } from "../log/logger.ts";
+import { clearRestoreRecord } from "../restore/restore-record.ts";
+import { readJsonFile, writeFileDurable, writeJsonDurable } from "../state/durable-file.ts";
+import type { LocalFacts } from "./decide-identity.ts";
+import { resolveIdentity, type VerifiedIdentity } from "./identity-service.ts";
+
+/**
+ * Enrollment gives a guest (typically a restored copy) its own token and vmid after installation. The
+ * operator's YAML stays as written; `<state_dir>/enrollment.json` names the token, its 0600 secret file
+ * and the vmid, and overrides `pve.token_id`, `pve.token_secret_file` and `pve.vmid` wherever the
+ * config is loaded. Remove the file (and restart) to fall back to the YAML.
+ */
+const enrollmentSchema = z.object({
+  vmid: z.number().int(),
+  tokenId: z.string(),
+  tokenSecretFile: z.string(),
+  enrolledAt: z.iso.datetime(),
+});
+export type Enrollment = z.infer<typeof enrollmentSchema>;
+
+export const enrollmentPath = (stateDir: string): string => join(stateDir, "enrollment.json");
+const secretPath = (stateDir: string): string => join(stateDir, "enrollment", "pve-token.secret");
+
+export const TOKEN_ID_PATTERN = /^[^@\s!]+@[A-Za-z][A-Za-z0-9.\-_]+![A-Za-z][A-Za-z0-9.\-_]+$/;
+
+/** The config with the enrollment applied (unchanged when the guest was never enrolled). */
+export async function applyEnrollment(config: AgentConfig): Promise<AgentConfig> {
+  const e = await readJsonFile(enrollmentPath(config.state_dir), enrollmentSchema);
+  if (!e) return config;
+  return {
+    ...config,
+    pve: { ...config.pve, token_id: e.tokenId, token_secret_file: e.tokenSecretFile, vmid: e.vmid },
+  };
+}
+
+/**
+ * Verifies the new token against PVE first — it must see `vmid`, whose MAC, hostname and run state are
+ * this guest's — and only then writes the secret (0600) and enrollment.json and forgets the "restored
+ * copy" record. A token that does not verify changes nothing: the old identity stays.
+ */
+export async function enrollGuest(o: {
+  config: AgentConfig;
+  vmid: number;
+  tokenId: string;
+  secret: Secret;
+  local: LocalFacts;
+  log: Logger;
+}): Promise<VerifiedIdentity> {
+  if (!TOKEN_ID_PATTERN.test(o.tokenId))
+    throw new AgentError("enroll_invalid", `token id ${JSON.stringify(o.tokenId)} is malformed`, {
+      hint: "give it as user@realm!tokenname, e.g. agent-201@pve!backup",
+    });
+  const stateDir = o.config.state_dir;
+  const final = secretPath(stateDir);
+  const candidate = `${final}.new`;
+  await writeFileDurable(candidate, `${o.secret.reveal()}\n`, 0o600);
+  try {
+    const ctx = await createContext(
+      {
+        ...o.config,
+        pve: { ...o.config.pve, token_id: o.tokenId, token_secret_file: candidate, vmid: o.vmid },
+      },
+      o.log,
+    );
+    let identity: Awaited<ReturnType<typeof resolveIdentity>>;
+    try {
+      identity = await resolveIdentity(ctx.pve, { configuredVmid: o.vmid, local: o.local });
+    } finally {
+      await ctx.close();
+    }
+    if (identity.state !== "verified") {
+      throw new AgentError(
+        "enroll_unverified",
+        `the new token does not verify as CT ${o.vmid}: ${identity.reason}`,
+        { hint: identity.hint },
+      );
+    }
+    await writeFileDurable(final, `${o.secret.reveal()}\n`, 0o600);
+    await writeJsonDurable(enrollmentPath(stateDir), {
+      vmid: o.vmid,
+      tokenId: o.tokenId,
+      tokenSecretFile: final,
+      enrolledAt: new Date().toISOString(),
+    } satisfies Enrollment);
+    await clearRestoreRecord(stateDir);
+    o.log.info({ vmid: identity.vmid, node: identity.node, tokenId: o.tokenId }, "enrolled");
+    return identity;
+  } finally {
+    await rm(candidate, { force: true });
+  }
+}

@@ -1,0 +1,36 @@
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod";
+import { readJsonFile, writeJsonDurable } from "../state/durable-file.ts";
+
+/**
+ * "This system is a restored copy of CT <originalVmid>, made from backup <id>": written by the first start
+ * that decides so (the marker and the journal it came with are consumed then), kept across restarts, and
+ * removed only by enrollment. It is what keeps a copy a copy after its first start.
+ */
+export const restoreRecordSchema = z.object({
+  detectedAt: z.iso.datetime(),
+  fromBackupId: z.string().nullable(),
+  takenAt: z.iso.datetime().nullable(),
+  originalVmid: z.number().int().nullable(),
+  /** The signals that decided it, as sent in `restore.detected`. */
+  signals: z.array(z.string()),
+  /** The original's task the archive was made by; never followed by the copy, kept for the operator. */
+  originalUpid: z.string().nullable(),
+});
+
+export type RestoreRecord = z.infer<typeof restoreRecordSchema>;
+
+export const restoreRecordPath = (stateDir: string): string => join(stateDir, "restored-copy.json");
+
+export function readRestoreRecord(stateDir: string): Promise<RestoreRecord | undefined> {
+  return readJsonFile(restoreRecordPath(stateDir), restoreRecordSchema);
+}
+
+export function writeRestoreRecord(stateDir: string, record: RestoreRecord): Promise<void> {
+  return writeJsonDurable(restoreRecordPath(stateDir), record);
+}
+
+export async function clearRestoreRecord(stateDir: string): Promise<void> {
+  await rm(restoreRecordPath(stateDir), { force: true });
+}

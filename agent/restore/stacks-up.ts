@@ -1,0 +1,140 @@
+import { access, readFile } from "node:fs/promises";
+import { isAbsolute, resolve } from "node:path";
+import type { EventOf } from "../../protocol/index.ts";
+import { type ComposeTool, composeUp, detectCompose } from "../docker/compose-cli.ts";
+import type { DockerEngine } from "../docker/docker-engine.ts";
+import { errorMessage } from "../lib/errors.ts";
+import type { Logger } from "../log/logger.ts";
+import { registryPath } from "../quiesce/quiesce-stacks.ts";
+import { isOneOff } from "../quiesce/stack-facts.ts";
+import { type RegisteredStack, StackRegistry } from "../quiesce/stack-registry.ts";
+import { stackResources, stackStartOrder } from "./stack-order.ts";
+
+export type StackOutcome = EventOf<"restore.detected">["stacks"][number];
+
+export interface StacksUpDeps {
+  engine: Pick<DockerEngine, "listComposeContainers" | "inspect">;
+  stateDir: string;
+  log: Logger;
+  /** config docker.projects: only these stacks are the agent's (undefined: every remembered one). */
+  configuredProjects?: string[] | undefined;
+  /** How long to wait for healthchecks after each `up -d`. @default 120 s */
+  healthTimeoutMs?: number;
+  composeTimeoutMs?: number;
+  /** Test seam for the tool; production detects it (v2 plugin first, v1 where that is what the guest has). */
+  compose?: ComposeTool;
+}
+
+/**
+ * `compose up -d` for every remembered stack (the registry in the state dir), stacks that others need
+ * first, each waited for until its healthchecks pass. A stack already running is left alone; one that
+ * fails does not stop the others. `only` limits it to named projects (the hub's `stacks.up`).
+ */
+export async function bringStacksUp(deps: StacksUpDeps, only?: string[]): Promise<StackOutcome[]> {
+  const registry = await StackRegistry.load(registryPath(deps.stateDir));
+  const known = registry.stacks.filter(
+    (s) => deps.configuredProjects === undefined || deps.configuredProjects.includes(s.project),
+  );
+  const outcomes: StackOutcome[] = [];
+  for (const name of only ?? []) {
+    if (!known.some((s) => s.project === name))
+      outcomes.push({ project: name, outcome: "skipped", message: "not a stack this agent remembers" });
+  }
+  const wanted = known.filter((s) => only === undefined || only.includes(s.project));
+  if (wanted.length === 0) return outcomes;
+
+  let tool: ComposeTool;
+  try {
+    tool = deps.compose ?? (await detectCompose());
+  } catch (err) {
+    return [
+      ...outcomes,
+      ...wanted.map((s) => ({ project: s.project, outcome: "failed" as const, message: errorMessage(err) })),
+    ];
+  }
+  const resources = await Promise.all(
+    wanted.map(async (s) => stackResources(s.project, await readTexts(filesOf(s)))),
+  );
+  const byName = new Map(wanted.map((s) => [s.project, s]));
+  for (const level of stackStartOrder(resources)) {
+    for (const project of level) {
+      const outcome = await upOne(deps, tool, byName.get(project)!);
+      deps.log[outcome.outcome === "failed" ? "error" : "info"](
+        { project, outcome: outcome.outcome, message: outcome.message },
+        "stack after restore",
+      );
+      outcomes.push(outcome);
+    }
+  }
+  return outcomes;
+}
+
+async function upOne(deps: StacksUpDeps, tool: ComposeTool, stack: RegisteredStack): Promise<StackOutcome> {
+  const { project } = stack;
+  try {
+    if (await allRunning(deps, stack)) return { project, outcome: "already-running" };
+    const files = filesOf(stack);
+    if (files.length === 0)
+      return { project, outcome: "failed", message: "the registry holds no compose file for it" };
+    for (const f of files) {
+      const missing = await access(f).then(
+        () => false,
+        () => true,
+      );
+      if (missing) return { project, outcome: "failed", message: `compose file ${f} does not exist` };
+    }
+    await composeUp(
+      tool,
+      { project, workingDir: stack.workingDir, configFiles: stack.configFiles },
+      { timeoutMs: deps.composeTimeoutMs ?? 300_000 },
+    );
+    const unhealthy = await waitHealthy(deps, project, deps.healthTimeoutMs ?? 120_000);
+    return unhealthy ? { project, outcome: "failed", message: unhealthy } : { project, outcome: "started" };
+  } catch (err) {
+    return { project, outcome: "failed", message: errorMessage(err).slice(0, 2000) };
+  }
+}
+
+async function allRunning(deps: StacksUpDeps, stack: RegisteredStack): Promise<boolean> {
+  const containers = (await deps.engine.listComposeContainers([stack.project])).filter(
+    (c) => !isOneOff(c.labels),
+  );
+  const services = Object.keys(stack.services);
+  return (
+    services.length > 0 &&
+    services.every((svc) =>
+      containers.some((c) => c.labels["com.docker.compose.service"] === svc && c.state === "running"),
+    )
+  );
+}
+
+/** undefined once every container with a healthcheck is healthy; otherwise what was still wrong at the deadline. */
+async function waitHealthy(
+  deps: StacksUpDeps,
+  project: string,
+  timeoutMs: number,
+): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const list = (await deps.engine.listComposeContainers([project])).filter((c) => !isOneOff(c.labels));
+    const details = await Promise.all(list.map((c) => deps.engine.inspect(c.id)));
+    // Only healthchecks are waited for: a one-shot service (migrations) may exit by design.
+    const waiting = details.filter((d) => d.hasHealthcheck && d.health !== "healthy");
+    if (waiting.length === 0) return undefined;
+    if (Date.now() >= deadline) {
+      return `not healthy after ${Math.round(timeoutMs / 1000)} s: ${waiting
+        .map((d) => `${d.name} (${d.health ?? d.state})`)
+        .join(", ")}`;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+function filesOf(stack: RegisteredStack): string[] {
+  return stack.configFiles.map((f) => (isAbsolute(f) ? f : resolve(stack.workingDir, f)));
+}
+
+async function readTexts(files: string[]): Promise<string[]> {
+  const texts = await Promise.all(files.map((f) => readFile(f, "utf8").catch(() => undefined)));
+  return texts.filter((t): t is string => t !== undefined);
+}

@@ -1,0 +1,172 @@
+import { rm } from "node:fs/promises";
+import type { Event } from "../../protocol/index.ts";
+import { lockPath } from "../backup/backup-lock.ts";
+import type { BackupDeps } from "../backup/backup-run.ts";
+import { clearMarker } from "../backup/marker.ts";
+import { recoverAtStart, type StartRecovery } from "../backup/recover-at-start.ts";
+import { errorMessage } from "../lib/errors.ts";
+import { journalPath } from "../quiesce/quiesce-stacks.ts";
+import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
+import { decideStart, type StartDecision } from "./decide-start.ts";
+import { restoreRecordPath, writeRestoreRecord } from "./restore-record.ts";
+import { bringStacksUp, type StackOutcome, type StacksUpDeps } from "./stacks-up.ts";
+import { gatherStartFacts } from "./start-facts.ts";
+
+export const RESET_NET_HINT =
+  "on the PVE host, give the copy its own MAC before it runs beside its original: pct set <new vmid> -net0 name=eth0,bridge=vmbr0,hwaddr=<new MAC>,ip=dhcp (omit hwaddr= to let PVE generate one)";
+
+/** While set, the daemon reports this identity state and refuses every PVE write, whatever PVE says. */
+export interface IdentityGate {
+  state: "unverified" | "restored-copy";
+  reason: string;
+  hint: string;
+}
+
+export interface StartUp {
+  decision: StartDecision;
+  gate: IdentityGate | undefined;
+  /** The journal replayed as the original's own (decision "own"). */
+  recovery: StartRecovery | undefined;
+  /** Stacks brought up after a restore. */
+  stacks: StackOutcome[] | undefined;
+  /** For the hub: restore.detected, identity.warning. */
+  events: Event[];
+  /** Schedules (and the retry of an in-flight backup) may run. */
+  verified: boolean;
+}
+
+/**
+ * The daemon's start, before the schedule and before anything that reports a backup: decide who this
+ * system is (decide-start.ts), then do what that row says. Only the row "own" replays the journal
+ * against PVE (follow the in-flight task, verify, report); a restored copy retires the original's
+ * journal and marker unreplayed and brings the remembered stacks up with compose instead.
+ */
+export async function startUp(
+  deps: BackupDeps,
+  stacks: Omit<StacksUpDeps, "engine" | "stateDir" | "log">,
+): Promise<StartUp> {
+  const { log, stateDir } = deps;
+  const facts = await gatherStartFacts(deps);
+  const decision = decideStart(facts);
+  log.info({ row: decision.row, kind: decision.kind }, "start-up identity decision");
+  const base = { recovery: undefined, stacks: undefined, events: [] as Event[] };
+  const up = () => bringStacksUp({ engine: deps.engine, stateDir, log, ...stacks });
+
+  switch (decision.kind) {
+    case "own": {
+      if (decision.clearRecord) await rm(restoreRecordPath(stateDir), { force: true });
+      const recovery = await recoverAtStart(deps);
+      return { ...base, decision, gate: undefined, recovery, verified: true };
+    }
+    case "restored-enrolled": {
+      const marker = facts.marker!;
+      await retireOriginalsBackup(deps, marker.backupId);
+      const outcomes = await up();
+      return {
+        ...base,
+        decision,
+        gate: undefined,
+        stacks: outcomes,
+        verified: true,
+        events: [
+          {
+            kind: "restore.detected",
+            fromBackupId: marker.backupId,
+            takenAt: marker.takenAt,
+            signals: decision.signals,
+            stacks: outcomes,
+          },
+        ],
+      };
+    }
+    case "restored-copy": {
+      const fromBackupId = facts.marker?.backupId ?? facts.record?.fromBackupId ?? null;
+      const gate: IdentityGate = {
+        state: "restored-copy",
+        reason: `restored copy of CT ${decision.originalVmid ?? "?"} (backup ${fromBackupId ?? "?"}): ${decision.reason}`,
+        hint: "enroll this copy with its own token and vmid (hub command enroll, or felhom-guest enroll); until then it never backs up or snapshots",
+      };
+      const events: Event[] = [];
+      if (decision.announce) {
+        const marker = facts.marker!;
+        // The record first: should this process die now, the next start still knows it is a copy.
+        await writeRestoreRecord(stateDir, {
+          detectedAt: new Date().toISOString(),
+          fromBackupId: marker.backupId,
+          takenAt: marker.takenAt,
+          originalVmid: marker.vmid,
+          signals: decision.signals,
+          originalUpid: facts.journal?.upid ?? null,
+        });
+        await retireOriginalsBackup(deps, marker.backupId);
+      }
+      const outcomes = await up();
+      if (decision.announce) {
+        events.push({
+          kind: "restore.detected",
+          fromBackupId: facts.marker!.backupId,
+          takenAt: facts.marker!.takenAt,
+          signals: decision.signals,
+          stacks: outcomes,
+        });
+      }
+      events.push({
+        kind: "identity.warning",
+        state: "restored-copy",
+        signal: "restored-copy",
+        message: `${gate.reason}. Backups and snapshots are off until it is enrolled.`.slice(0, 2000),
+        vmid: decision.originalVmid,
+      });
+      if (decision.signals.includes("duplicate-mac") && decision.originalExists) {
+        events.push({
+          kind: "identity.warning",
+          state: "restored-copy",
+          signal: "duplicate-mac",
+          message: `this copy has the MAC of CT ${decision.originalVmid}, which still exists: they collide on the bridge while both run. ${RESET_NET_HINT}`,
+          vmid: decision.originalVmid,
+        });
+      }
+      log.warn({ row: decision.row, signals: decision.signals }, gate.reason);
+      return { ...base, decision, gate, stacks: outcomes, events, verified: false };
+    }
+    case "unverified":
+    case "undecided": {
+      // Stacks are never left down, whoever this is; but nothing is followed or reported against PVE.
+      const resumed = await resumeFromJournal(journalPath(stateDir), deps.engine, { logger: log });
+      if (resumed)
+        log.warn({ resumed: resumed.resumed.length }, "resumed stacks left quiesced (PVE not consulted)");
+      return {
+        ...base,
+        decision,
+        gate: {
+          state: "unverified",
+          reason: decision.reason,
+          hint: "the agent checks again every minute; see `felhom-guest doctor`",
+        },
+        verified: false,
+        events: [
+          {
+            kind: "identity.warning",
+            state: "unverified",
+            signal: decision.kind === "unverified" ? decision.signal : "pve-unreachable",
+            message: decision.reason.slice(0, 2000),
+            vmid: null,
+          },
+        ],
+      };
+    }
+  }
+}
+
+/**
+ * The marker, the journal and the backup lock in a copy are the original's: its task, its container ids,
+ * its process. They are removed unreplayed (the record keeps what the operator may want to know).
+ */
+async function retireOriginalsBackup(deps: BackupDeps, backupId: string): Promise<void> {
+  deps.log.info({ backupId }, "retiring the original's marker and journal unreplayed");
+  await rm(journalPath(deps.stateDir), { force: true });
+  await rm(lockPath(deps.stateDir), { force: true });
+  await clearMarker(deps.stateDir).catch((err) =>
+    deps.log.warn({ err: errorMessage(err) }, "could not clear the marker"),
+  );
+}
