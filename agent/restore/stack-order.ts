@@ -20,6 +20,7 @@ export function stackResources(project: string, composeTexts: string[]): StackRe
   const creates = new Set<string>();
   const needs = new Set<string>();
   let usesDefault = false;
+  let declaresDefault = false;
   for (const text of composeTexts) {
     let doc: unknown;
     try {
@@ -37,6 +38,8 @@ export function stackResources(project: string, composeTexts: string[]): StackRe
       const section = doc[key];
       if (!isRecord(section)) continue;
       for (const [name, def] of Object.entries(section)) {
+        // A declared `default` network replaces the implicit <project>_default.
+        if (key === "networks" && name === "default") declaresDefault = true;
         const d = isRecord(def) ? def : {};
         const ext = d.external;
         const explicit = typeof d.name === "string" ? d.name : undefined;
@@ -49,7 +52,7 @@ export function stackResources(project: string, composeTexts: string[]): StackRe
       }
     }
   }
-  if (usesDefault) creates.add(`${project}_default`);
+  if (usesDefault && !declaresDefault) creates.add(`${project}_default`);
   return { project, creates: [...creates], needs: [...needs] };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { confirmCandidate, pickCandidate } from "../../agent/identity/decide-identity.ts";
+import { confirmCandidate, pickCandidate, UPTIME_TOLERANCE_S } from "../../agent/identity/decide-identity.ts";
 
 const g101 = { vmid: 101, node: "pve1", type: "lxc" as const };
 const g102 = { vmid: 102, node: "pve2", type: "lxc" as const };
@@ -51,5 +51,37 @@ describe("identity decision", () => {
   it("refuses a candidate with another hostname", () => {
     const r = confirmCandidate(g101, { hostname: "db", hwaddrs: ["bc:24:11:00:00:01"] }, local);
     expect(r).toMatchObject({ state: "unverified", reason: /"web" differs from CT 101's "db"/ });
+  });
+});
+
+describe("identity decision: the candidate's run state against this system's", () => {
+  const config = { hostname: "web", hwaddrs: ["bc:24:11:00:00:01"] };
+  const here = { ...local, uptimeSeconds: 30 };
+
+  it("verifies when PVE's uptime of the candidate is about this system's", () => {
+    expect(confirmCandidate(g101, config, here, { running: true, uptimeSeconds: 31 })).toMatchObject({
+      state: "verified",
+    });
+  });
+
+  it("refuses when the candidate has been up much longer than this system (a copy keeps MAC and hostname)", () => {
+    const r = confirmCandidate(g101, config, here, {
+      running: true,
+      uptimeSeconds: 30 + UPTIME_TOLERANCE_S + 1,
+    });
+    expect(r).toMatchObject({ state: "unverified", signal: "uptime", hint: /enroll/ });
+  });
+
+  it("refuses when PVE reports the candidate stopped while this system runs", () => {
+    expect(confirmCandidate(g101, config, here, { running: false, uptimeSeconds: 0 })).toMatchObject({
+      state: "unverified",
+      signal: "guest-stopped",
+    });
+  });
+
+  it("does not judge uptime when this system's own uptime is unknown", () => {
+    expect(confirmCandidate(g101, config, local, { running: true, uptimeSeconds: 99_999 })).toMatchObject({
+      state: "verified",
+    });
   });
 });
