@@ -6,6 +6,10 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 180_000,
     pool: "forks",
+    // In CI a JSON report as well, from which .ci/run prints the plain "N passed, N failed" closing line.
+    ...(process.env.FELHOM_TEST_REPORT
+      ? { reporters: ["default", "json"], outputFile: { json: process.env.FELHOM_TEST_REPORT } }
+      : {}),
     // Tests against the one shared Docker engine must not fight over it: files run one at a time
     // inside the "docker" project below, everything else in parallel.
     projects: [
