@@ -9,6 +9,7 @@ import type { PveClient } from "../pve/client.ts";
 import { isSuccess } from "../pve/exit-status.ts";
 import { submitVzdump } from "../pve/submit.ts";
 import { type FollowOptions, followTask, followTaskToEnd, type TaskResult } from "../pve/task-follower.ts";
+import { QuiesceFailedError } from "../quiesce/errors.ts";
 import type { QuiesceHandle, ResumeReport } from "../quiesce/executor.ts";
 import type { QuiesceJournal } from "../quiesce/journal.ts";
 import type { QuiescePlan } from "../quiesce/plan.ts";
@@ -195,20 +196,21 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         backupId,
         plan,
         downtimeDeadlineMs: (mode === "stop" ? 86_400 : cfg.max_downtime_seconds + 60) * 1000,
+        // Journalled with the plan, so that an agent killed mid-quiesce still reports this backup.
+        backup: {
+          mode,
+          trigger: req.trigger.source,
+          startedAt: new Date(started).toISOString(),
+          node,
+          vmid,
+          storage: cfg.storage,
+          phase: "quiesce",
+        } satisfies JournalBackupSection,
       },
     );
     handle = quiesced.handle;
     journal = quiesced.journal;
     if (handle.failures.length > 0) consistency = "crash";
-    await journalPatch({
-      mode,
-      trigger: req.trigger.source,
-      startedAt: new Date(started).toISOString(),
-      node,
-      vmid,
-      storage: cfg.storage,
-      phase: "quiesce",
-    } satisfies JournalBackupSection);
     if (mode === "snapshot") {
       deadline = setTimeout(() => {
         log.warn(
@@ -353,7 +355,11 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         exitStatus: task?.exitstatus ?? null,
         upid,
         logTail: tail.lines(),
-        stacksResumed: report ? report.failures.length === 0 : true,
+        stacksResumed: report
+          ? report.failures.length === 0
+          : err instanceof QuiesceFailedError
+            ? (err.resumeReport as ResumeReport).failures.length === 0
+            : true,
       },
     };
   }

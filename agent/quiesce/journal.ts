@@ -69,7 +69,7 @@ export class QuiesceJournal {
    */
   static async create(
     path: string,
-    init: { backupId: string; plan: QuiescePlan; now?: Date },
+    init: { backupId: string; plan: QuiescePlan; now?: Date; backup?: Record<string, unknown> },
   ): Promise<QuiesceJournal> {
     const existing = await readJsonFile(path, journalSchema);
     if (existing && existing.finishedAt === null) throw new JournalUnfinishedError(path, existing.backupId);
@@ -97,7 +97,7 @@ export class QuiesceJournal {
       finishedAt: null,
       plan: init.plan,
       containers,
-      backup: {},
+      backup: init.backup ?? {},
     });
     await journal.persist();
     return journal;

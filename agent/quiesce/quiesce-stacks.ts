@@ -62,11 +62,20 @@ export async function prepareQuiesce(
  */
 export async function quiesceStacks(
   deps: QuiesceDeps,
-  run: { backupId: string; plan: QuiescePlan } & QuiesceOptions,
+  run: {
+    backupId: string;
+    plan: QuiescePlan;
+    /** The caller's section, journalled with the plan before anything is touched. */
+    backup?: Record<string, unknown>;
+  } & QuiesceOptions,
 ): Promise<{ handle: QuiesceHandle; journal: QuiesceJournal }> {
-  const { backupId, plan, ...options } = run;
+  const { backupId, plan, backup, ...options } = run;
   const logger = deps.logger ?? silentLogger();
-  const journal = await QuiesceJournal.create(journalPath(deps.stateDir), { backupId, plan });
+  const journal = await QuiesceJournal.create(journalPath(deps.stateDir), {
+    backupId,
+    plan,
+    ...(backup ? { backup } : {}),
+  });
   const handle = await quiesce(journal, deps.engine, { logger, ...options });
   try {
     const registry = await StackRegistry.load(registryPath(deps.stateDir));
