@@ -19,6 +19,8 @@ cp -r dist/agent dist/protocol "$lib/"
 cp package.json package-lock.json "$lib/"
 # Production dependencies only, without install scripts (none is needed: no native addons are used).
 (cd "$lib" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null && rm package-lock.json)
+# Every megabyte is paid by thousands of guests: type declarations, source maps and docs do not run.
+find "$lib/node_modules" -type f \( -name '*.d.ts' -o -name '*.d.cts' -o -name '*.d.mts' -o -name '*.map' -o -name '*.md' \) -delete
 cat >"$stage/usr/bin/felhom-guest" <<'SH'
 #!/bin/sh
 exec /usr/bin/node /usr/lib/felhom-guest/agent/cli/main.js "$@"
