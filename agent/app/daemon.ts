@@ -165,8 +165,14 @@ export async function runDaemon(installed: AgentConfig, log: Logger): Promise<vo
         log,
       });
     } catch (err) {
-      throw new CommandError("identity_unverified", errorMessage(err).slice(0, 2000), {
-        details: { identityState: gate?.state ?? "unverified" },
+      const message = errorMessage(err).slice(0, 2000);
+      const code = err instanceof AgentError ? err.code : "internal";
+      if (code === "pve_authentication_failed") throw new CommandError("pve_auth", message);
+      if (code === "pve_network_error" || code === "pve_timeout" || code === "pve_server_error")
+        throw new CommandError("pve_unreachable", message);
+      // The new token does not verify as this guest: nothing was written, the old identity stays.
+      throw new CommandError("identity_unverified", message, {
+        details: { identityState: gate?.state ?? "verified" },
       });
     }
     const old = rt;

@@ -168,6 +168,20 @@ describeDocker("restore: a restored copy under the daemon (pve sim + real docker
     expect(byCopy.length).toBeGreaterThan(0);
     expect(byCopy.filter(isWrite)).toEqual([]);
 
+    // A token that is not the copy's own (the original's, for CT 201) is refused and changes nothing.
+    const wrong = await hub.sendCommand({
+      name: "enroll",
+      params: { vmid: 201, tokenId: h.self.tokenId, tokenSecret: h.self.secret },
+    });
+    expect(wrong).toMatchObject({
+      ok: false,
+      error: { code: "identity_unverified", message: expect.stringMatching(/does not verify as CT 201/) },
+    });
+    await expect(stat(enrollmentPath(copy.stateDir))).rejects.toThrow();
+    expect(await hub.sendCommand({ name: "status.get", params: {} })).toMatchObject({
+      data: { identity: { state: "restored-copy" } },
+    });
+
     // Enrollment: the hub gives the copy a token scoped to CT 201.
     const own = await selfScopedGuest(sim, { vmid: 201, tokenName: "backup" });
     const enrolled = await hub.sendCommand({
