@@ -12,6 +12,7 @@ import { Secret } from "../../agent/lib/secret.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
 import { PveClient } from "../../agent/pve/client.ts";
 import { type StartUp, startUp } from "../../agent/restore/start-up.ts";
+import { createSnapshot, deleteSnapshot, rollbackSnapshot } from "../../agent/snapshot/snapshot-service.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
 import type { PveSimulator } from "../pve-sim/simulator.ts";
@@ -46,7 +47,7 @@ afterEach(async () => {
   h = copy = sim = undefined;
 });
 
-async function backupAndRestore(g: GuestHarness, newVmid: number) {
+async function backupAndRestore(g: GuestHarness, newVmid: number, name?: string) {
   const backupId = newBackupId();
   const outcome = await runBackup(g.deps({ localFacts: guestFacts(g.sim, 101) }), {
     backupId,
@@ -56,7 +57,7 @@ async function backupAndRestore(g: GuestHarness, newVmid: number) {
   if (!outcome.ok) throw new Error(`backup failed: ${outcome.failure.message}`);
   const restored = await g.sim.restoreGuest(outcome.result.volid, newVmid);
   g.sim.setGuestRunning(newVmid, true);
-  return { backupId, restored, view: await viewFromCopy(g, restored.rootDir) };
+  return { backupId, restored, view: await viewFromCopy(g, restored.rootDir, name) };
 }
 
 describeDocker("restore: the start-up decision, row by row (pve sim + real docker)", () => {
@@ -244,6 +245,102 @@ describeDocker("restore: the start-up decision, row by row (pve sim + real docke
     expect(
       h.sim.requests.filter((r) => r.at >= started && isWrite(r) && r.tokenId === h!.self.tokenId),
     ).toEqual([]);
+  });
+
+  it("row copy-original-exists (same MAC, original up longer): every PVE write path refuses on the live check alone, without the start-up gate", {
+    timeout: 150_000,
+  }, async () => {
+    h = await startGuestHarness({ archiveBytesPerSecond: 50e6 });
+    h.sim.getGuest(101).startedAt = Date.now() - 3_600_000;
+    const { view } = await backupAndRestore(h, 201);
+    copy = view;
+    const copyDeps = h.deps({
+      stateDir: view.stateDir,
+      projects: [view.project],
+      localFacts: guestFacts(h.sim, 201),
+    });
+    const started = Date.now();
+
+    const s = await startUp(copyDeps, { configuredProjects: [view.project] });
+    expect(s.decision).toMatchObject({
+      row: "copy-original-exists",
+      signals: ["marker", "uptime", "duplicate-mac"],
+    });
+    // What `felhom-guest backup` / `snapshot` in the copy would run: no gate there, the live check refuses.
+    const backup = await runBackup(copyDeps, {
+      backupId: newBackupId(),
+      mode: "snapshot",
+      trigger: { source: "cli" },
+    });
+    expect(backup).toMatchObject({
+      ok: false,
+      failure: { code: "identity_unverified", message: /has been up for/ },
+    });
+    expect(await createSnapshot(copyDeps, "copy-snap")).toMatchObject({
+      ok: false,
+      failure: { code: "identity_unverified" },
+    });
+    expect(await deleteSnapshot(copyDeps, "anything")).toMatchObject({
+      ok: false,
+      failure: { code: "identity_unverified" },
+    });
+    await expect(rollbackSnapshot(copyDeps, "anything")).rejects.toMatchObject({
+      code: "identity_unverified",
+    });
+    const mine = h.sim.requests.filter((r) => r.tokenId === h!.self.tokenId && r.at >= started);
+    expect(mine.length).toBeGreaterThan(0);
+    expect(mine.filter(isWrite)).toEqual([]);
+    expect(h.sim.vzdumpRuns).toHaveLength(1); // the original's backup only
+  });
+
+  it("row copy-already-enrolled: a copy that starts with a token of its own vmid brings its stack up, reports the restore and backs itself up", {
+    timeout: 150_000,
+  }, async () => {
+    h = await startGuestHarness({ archiveBytesPerSecond: 50e6 });
+    const { backupId, view } = await backupAndRestore(h, 202, "enrolled");
+    copy = view;
+    const own = await selfScopedGuest(h.sim, { vmid: 202 });
+    const pve = new PveClient(
+      {
+        baseUrl: h.sim.url,
+        tokenId: own.tokenId,
+        secret: new Secret(own.secret),
+        tls: { fingerprint: h.sim.fingerprint },
+      },
+      silentLogger(),
+    );
+    try {
+      const copyDeps = h.deps({
+        pve,
+        stateDir: view.stateDir,
+        projects: [view.project],
+        localFacts: guestFacts(h.sim, 202),
+      });
+      const s = await startUp(copyDeps, { configuredProjects: [view.project] });
+      expect(s.decision).toMatchObject({
+        kind: "restored-enrolled",
+        row: "copy-already-enrolled",
+        originalVmid: 101,
+      });
+      expect(s.gate).toBeUndefined();
+      expect(s.events).toEqual([
+        {
+          kind: "restore.detected",
+          fromBackupId: backupId,
+          takenAt: expect.any(String),
+          signals: ["marker", "vmid-changed"],
+          stacks: [{ project: view.project, outcome: "started" }],
+        },
+      ]);
+      const backup = await runBackup(copyDeps, {
+        backupId: newBackupId(),
+        mode: "snapshot",
+        trigger: { source: "cli" },
+      });
+      expect(backup).toMatchObject({ ok: true, result: { volid: expect.stringMatching(/vzdump-lxc-202-/) } });
+    } finally {
+      await pve.close();
+    }
   });
 
   it("a guest migrated to another node keeps working: the node is re-discovered, the start is normal, the next backup runs there", {

@@ -30,9 +30,9 @@ export interface CopyView {
  * copy's root directory, and its project gets its own name so that compose in the copy cannot touch the
  * original's containers. Nothing else in the copy's state is changed.
  */
-export async function viewFromCopy(h: GuestHarness, rootDir: string): Promise<CopyView> {
+export async function viewFromCopy(h: GuestHarness, rootDir: string, name = "copy"): Promise<CopyView> {
   const stateDir = join(rootDir, "var/lib/felhom-guest");
-  const project = `${h.project}-copy`;
+  const project = `${h.project}-${name}`;
   const path = join(stateDir, "stacks.json");
   const data = JSON.parse((await readFile(path, "utf8")).split(h.self.guest.rootDir).join(rootDir)) as {
     stacks: Record<string, { project: string }>;
