@@ -64,8 +64,13 @@ export type StartDecision =
   /** PVE could not answer (or answered ambiguously) while it matters: local resume only, ask again later. */
   | { kind: "undecided"; row: TableRow; reason: string };
 
-/** Slack between the journalled task's end and the boot: a stop-mode task ends after it restarts the guest. */
-export const TASK_BOOT_SLACK_S = 60;
+/**
+ * A stop-mode task ends after it restarted the guest, so for the original the task's end is never before
+ * its boot. The slack only absorbs rounding: PVE's `endtime` is whole seconds, the boot time is now − the
+ * container's uptime, and a CT shares the host's clock. A copy booted within these seconds of the task's
+ * end (and within the uptime tolerance of its original's restart) is not caught here; see docs/restore.md.
+ */
+export const TASK_BOOT_SLACK_S = 5;
 
 const ORIGINAL_EXISTS_SIGNALS = new Set(["mac-mismatch", "hostname-mismatch", "guest-stopped", "uptime"]);
 

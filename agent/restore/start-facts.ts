@@ -30,8 +30,9 @@ export async function gatherStartFacts(
     message: errorMessage(err),
   }));
   const section = (journal?.data.backup ?? {}) as Partial<JournalBackupSection>;
+  // Only a verified identity with a marker can turn on the task's end (decide-start.ts row 5).
   const taskEndedAt =
-    marker && section.upid && section.node
+    marker && identity.state === "verified" && section.upid && section.node
       ? await taskEnd(deps, section.node, section.upid, section.vmid)
       : undefined;
   return {

@@ -5,12 +5,14 @@ import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
+import { markerPath } from "../../agent/backup/marker.ts";
 import { DockerEngine } from "../../agent/docker/docker-engine.ts";
 import { enrollmentPath } from "../../agent/identity/enrollment.ts";
 import { readLocalFacts, resolveIdentity } from "../../agent/identity/identity-service.ts";
 import { Secret } from "../../agent/lib/secret.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
 import { PveClient } from "../../agent/pve/client.ts";
+import { TASK_BOOT_SLACK_S } from "../../agent/restore/decide-start.ts";
 import { type StartUp, startUp } from "../../agent/restore/start-up.ts";
 import { createSnapshot, deleteSnapshot, rollbackSnapshot } from "../../agent/snapshot/snapshot-service.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
@@ -98,6 +100,68 @@ describeDocker("restore: the start-up decision, row by row (pve sim + real docke
       result: { backupId, mode: "stop", exitStatus: "OK" },
     });
     expect(await h.running()).toEqual(before);
+  });
+
+  it("row copy-task-ended-before-boot: a copy of a stop-mode archive, started soon after (same MAC, similar uptime), is told apart by the task having ended before it booted", {
+    timeout: 150_000,
+  }, async () => {
+    const shutdown = new AbortController();
+    let booted: Promise<StartUp> | undefined;
+    h = await startGuestHarness({
+      archiveBytesPerSecond: 50e6,
+      onGuestStop: async () => {
+        shutdown.abort();
+        for (const id of await h!.running()) await docker("stop", "-t", "10", id);
+      },
+      onGuestStart: async () => {
+        booted = startUp(h!.deps({ localFacts: guestFacts(h!.sim, 101) }), {
+          configuredProjects: [h!.project],
+        });
+      },
+    });
+    const backupId = newBackupId();
+    await runBackup(h.deps({ localFacts: guestFacts(h.sim, 101) }), {
+      backupId,
+      mode: "stop",
+      trigger: { source: "cli" },
+      signal: shutdown.signal,
+    });
+    await expect.poll(() => booted, { timeout: 60_000 }).toBeDefined();
+    const original = await booted!;
+    expect(original.recovery?.outcome).toMatchObject({ ok: true, result: { backupId } });
+    const volid = original.recovery!.outcome!.ok ? original.recovery!.outcome!.result.volid : "";
+    const task = h.sim.tasks.list().find((t) => t.type === "vzdump")!;
+    // The original followed its task to the end: it has ended by now. The operator restores and starts
+    // the copy a few seconds later.
+    expect(task.running).toBe(false);
+    await new Promise((r) => setTimeout(r, (TASK_BOOT_SLACK_S + 2) * 1000));
+    const restored = await h.sim.restoreGuest(volid, 201);
+    h.sim.setGuestRunning(201, true);
+    copy = await viewFromCopy(h, restored.rootDir);
+    const copyDeps = h.deps({
+      stateDir: copy.stateDir,
+      projects: [copy.project],
+      localFacts: guestFacts(h.sim, 201),
+    });
+    // The live check alone cannot tell: MAC and hostname match, and both booted moments apart.
+    expect(await resolveIdentity(h.pve, { local: copyDeps.localFacts() })).toMatchObject({
+      state: "verified",
+      vmid: 101,
+    });
+    const started = Date.now();
+    const s = await startUp(copyDeps, { configuredProjects: [copy.project] });
+    expect(s.decision).toMatchObject({
+      kind: "restored-copy",
+      row: "copy-task-ended-before-boot",
+      signals: ["marker", "task-ended-before-boot", "duplicate-mac"],
+    });
+    expect(s.stacks).toEqual([{ project: copy.project, outcome: "started" }]);
+    // It never touched the original's task beyond reading when it ended, and wrote nothing.
+    const mine = h.sim.requests.filter((r) => r.at >= started);
+    expect(mine.filter(isWrite)).toEqual([]);
+    expect(
+      mine.filter((r) => r.path.includes(encodeURIComponent(task.upid)) || r.path.includes(task.upid)),
+    ).toEqual([]);
   });
 
   it("row copy-original-gone: a copy started after its original was destroyed knows it, brings its stack up, and never writes to PVE", {
@@ -338,6 +402,52 @@ describeDocker("restore: the start-up decision, row by row (pve sim + real docke
         trigger: { source: "cli" },
       });
       expect(backup).toMatchObject({ ok: true, result: { volid: expect.stringMatching(/vzdump-lxc-202-/) } });
+    } finally {
+      await pve.close();
+    }
+  });
+
+  it("row marker-no-pve: with PVE unreachable a copy decides nothing, keeps the marker and follows no task; once PVE answers it knows it is a copy", {
+    timeout: 150_000,
+  }, async () => {
+    h = await startGuestHarness({ archiveBytesPerSecond: 50e6 });
+    h.sim.getGuest(101).startedAt = Date.now() - 3_600_000;
+    const { view } = await backupAndRestore(h, 201);
+    copy = view;
+    const pve = new PveClient(
+      {
+        baseUrl: h.sim.url,
+        tokenId: h.self.tokenId,
+        secret: new Secret(h.self.secret),
+        tls: { fingerprint: h.sim.fingerprint },
+        retry: { maxAttempts: 1, wait: async () => {} },
+      },
+      silentLogger(),
+    );
+    try {
+      const copyDeps = h.deps({
+        pve,
+        stateDir: view.stateDir,
+        projects: [view.project],
+        localFacts: guestFacts(h.sim, 201),
+      });
+      h.sim.faults.failNext(1, 503, "/cluster/resources");
+      const started = Date.now();
+      const s = await startUp(copyDeps, { configuredProjects: [view.project] });
+      expect(s.decision).toMatchObject({ kind: "undecided", row: "marker-no-pve" });
+      expect(s.gate).toMatchObject({ state: "unverified" });
+      expect(s.events).toEqual([
+        expect.objectContaining({ kind: "identity.warning", signal: "pve-unreachable" }),
+      ]);
+      await stat(markerPath(view.stateDir)); // kept for the next check
+      // Only the failed identity read: no task was read, followed or written.
+      expect(h.sim.requests.filter((r) => r.at >= started).map((r) => r.path)).toEqual([
+        "/cluster/resources",
+      ]);
+
+      const later = await startUp(copyDeps, { configuredProjects: [view.project] });
+      expect(later.decision).toMatchObject({ kind: "restored-copy", row: "copy-original-exists" });
+      expect(h.sim.requests.filter((r) => r.at >= started && isWrite(r))).toEqual([]);
     } finally {
       await pve.close();
     }
