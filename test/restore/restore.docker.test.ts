@@ -96,8 +96,13 @@ describeDocker("restore: a restored copy under the daemon (pve sim + real docker
     } finally {
       delete process.env.FELHOM_TEST_LOCAL_FACTS;
     }
-    daemon.stdout?.resume();
-    daemon.stderr?.resume();
+    let output = "";
+    daemon.stdout?.on("data", (c: Buffer) => {
+      output += c.toString();
+    });
+    daemon.stderr?.on("data", (c: Buffer) => {
+      output += c.toString();
+    });
 
     const detected = (await hub.waitFor(
       "restore.detected",
@@ -198,6 +203,8 @@ describeDocker("restore: a restored copy under the daemon (pve sim + real docker
     expect(await readFile(enrollment.tokenSecretFile, "utf8")).toBe(`${own.secret}\n`);
     await expect(stat(restoreRecordPath(copy.stateDir))).rejects.toThrow();
     expect(JSON.stringify(hub.events)).not.toContain(own.secret);
+    expect(output).toContain("enrolled");
+    expect(output).not.toContain(own.secret);
 
     const backup = await hub.sendCommand({ name: "backup.run", params: { mode: "snapshot" } });
     expect(backup).toMatchObject({ ok: true });
