@@ -62,7 +62,7 @@ export type StartDecision =
   /** Not a copy we can name, and not verified: stacks resumed locally only, nothing sent to PVE. */
   | { kind: "unverified"; row: TableRow; signal: string; reason: string }
   /** PVE could not answer (or answered ambiguously) while it matters: local resume only, ask again later. */
-  | { kind: "undecided"; row: TableRow; reason: string };
+  | { kind: "undecided"; row: TableRow; signal: "pve-unreachable" | "token-scope"; reason: string };
 
 /**
  * A stop-mode task ends after it restarted the guest, so for the original the task's end is never before
@@ -93,7 +93,8 @@ export function decideStart(f: StartFacts): StartDecision {
 
   if (!f.marker) {
     if (id.state === "verified") return { kind: "own", row: "normal", clearRecord: false };
-    if (id.state === "error") return { kind: "undecided", row: "no-pve", reason: id.message };
+    if (id.state === "error")
+      return { kind: "undecided", row: "no-pve", signal: "pve-unreachable", reason: id.message };
     if (id.state === "unverified")
       return { kind: "unverified", row: "unverified", signal: id.signal, reason: id.reason };
     return { kind: "unverified", row: "unverified", signal: "restored-copy", reason: id.reason };
@@ -114,7 +115,8 @@ export function decideStart(f: StartFacts): StartDecision {
     signals: ["marker", ...signals],
     reason,
   });
-  if (id.state === "error") return { kind: "undecided", row: "marker-no-pve", reason: id.message };
+  if (id.state === "error")
+    return { kind: "undecided", row: "marker-no-pve", signal: "pve-unreachable", reason: id.message };
   if (id.state === "verified") {
     if (id.vmid !== m.vmid) {
       return {
@@ -147,7 +149,7 @@ export function decideStart(f: StartFacts): StartDecision {
       return copy("copy-original-exists", signals, true, id.reason);
     }
     if (id.signal === "vmid-missing") return copy("copy-original-gone", [id.signal], false, id.reason);
-    return { kind: "undecided", row: "marker-token-scope", reason: id.reason };
+    return { kind: "undecided", row: "marker-token-scope", signal: "token-scope", reason: id.reason };
   }
   return copy("copy-original-exists", [], true, id.reason);
 }

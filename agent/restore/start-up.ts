@@ -148,7 +148,7 @@ export async function startUp(
           {
             kind: "identity.warning",
             state: "unverified",
-            signal: decision.kind === "unverified" ? decision.signal : "pve-unreachable",
+            signal: decision.signal,
             message: decision.reason.slice(0, 2000),
             vmid: null,
           },

@@ -174,7 +174,7 @@ describe("the start-up decision table", () => {
   it("row marker-token-scope: marker and a token that sees several guests is undecided", () => {
     expect(
       decideStart(facts({ marker: marker("snapshot"), identity: unverified("token-scope") })),
-    ).toMatchObject({ kind: "undecided", row: "marker-token-scope" });
+    ).toMatchObject({ kind: "undecided", row: "marker-token-scope", signal: "token-scope" });
   });
 
   it("row known-copy: a copy stays a copy on later starts (no marker any more), without announcing again", () => {
