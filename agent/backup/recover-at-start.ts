@@ -25,6 +25,10 @@ export interface StartRecovery {
  * stacks come back, at once: nothing is worth keeping them down. Then the backup that was in flight is
  * followed to its end, verified and reported, so that no backup ever goes unreported and none is
  * reported green that did not happen.
+ *
+ * Only for the journal's own guest: a restored copy boots with its original's journal, and following that
+ * task would report the original's backup as its own. The daemon calls this only after
+ * agent/restore/start-up.ts decided who this system is.
  */
 export async function recoverAtStart(deps: BackupDeps): Promise<StartRecovery> {
   const { log } = deps;

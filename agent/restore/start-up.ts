@@ -8,7 +8,7 @@ import { errorMessage } from "../lib/errors.ts";
 import { journalPath } from "../quiesce/quiesce-stacks.ts";
 import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
 import { decideStart, type StartDecision } from "./decide-start.ts";
-import { restoreRecordPath, writeRestoreRecord } from "./restore-record.ts";
+import { clearRestoreRecord, writeRestoreRecord } from "./restore-record.ts";
 import { bringStacksUp, type StackOutcome, type StacksUpDeps } from "./stacks-up.ts";
 import { gatherStartFacts } from "./start-facts.ts";
 
@@ -54,7 +54,7 @@ export async function startUp(
 
   switch (decision.kind) {
     case "own": {
-      if (decision.clearRecord) await rm(restoreRecordPath(stateDir), { force: true });
+      if (decision.clearRecord) await clearRestoreRecord(stateDir);
       const recovery = await recoverAtStart(deps);
       return { ...base, decision, gate: undefined, recovery, verified: true };
     }
