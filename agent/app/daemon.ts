@@ -22,6 +22,12 @@ import { hubHandlers, statusProvider } from "./hub-handlers.ts";
 /** How often an agent that could not verify itself at start asks again. */
 const IDENTITY_RECHECK_MS = 60_000;
 
+const STARTING: IdentityGate = {
+  state: "unverified",
+  reason: "the agent is still deciding who this system is (its original, or a restored copy)",
+  hint: "try again once the agent has started",
+};
+
 /** The event for a finished backup, as the hub receives it. */
 export function outcomeEvent(outcome: BackupOutcome): Event {
   return outcome.ok
@@ -131,6 +137,9 @@ export async function runDaemon(installed: AgentConfig, log: Logger): Promise<vo
   /** The start decision, and what it allows; re-run while the identity is unsure. */
   const decide = async (r: Runtime) => {
     clearTimeout(recheck);
+    // Until the decision is made (stacks may take minutes to come up) every PVE write is refused: a copy
+    // that the live check alone would verify as its original must not run a hub command meanwhile.
+    gate ??= STARTING;
     const s = await startUp(r.deps, { configuredProjects: r.config.docker.projects });
     gate = s.gate;
     // A re-check that lands on the same row says nothing new to the hub.
