@@ -1,8 +1,9 @@
 import { readFileSync } from "node:fs";
 import { hostname, networkInterfaces } from "node:os";
 import { z } from "zod";
-import { AgentError } from "../lib/errors.ts";
+import { AgentError, errorMessage } from "../lib/errors.ts";
 import type { PveClient } from "../pve/client.ts";
+import { PveHttpError, PvePermissionError, PveServerError } from "../pve/errors.ts";
 import { confirmCandidate, type Identity, type LocalFacts, pickCandidate } from "./decide-identity.ts";
 
 export type VerifiedIdentity = Extract<Identity, { state: "verified" }>;
@@ -63,7 +64,21 @@ export async function resolveIdentity(
   );
   if (!picked.ok) return picked.identity;
   const { node, vmid } = picked.guest;
-  const [config, status] = await Promise.all([pve.lxcConfig(node, vmid), pve.lxcStatus(node, vmid)]);
+  let config: Awaited<ReturnType<PveClient["lxcConfig"]>>;
+  let status: Awaited<ReturnType<PveClient["lxcStatus"]>>;
+  try {
+    [config, status] = await Promise.all([pve.lxcConfig(node, vmid), pve.lxcStatus(node, vmid)]);
+  } catch (err) {
+    if (!guestGone(err)) throw err;
+    return {
+      state: "unverified",
+      signal: "vmid-missing",
+      vmid,
+      node,
+      reason: `CT ${vmid} went away while it was being checked (${errorMessage(err)})`,
+      hint: "if this guest was restored from a backup, re-enroll it (felhom-guest enroll)",
+    };
+  }
   const hwaddrs = Object.values(config.nets)
     .map((n) => n.hwaddr?.toLowerCase())
     .filter((m): m is string => m !== undefined);
@@ -71,6 +86,16 @@ export async function resolveIdentity(
     running: status.status === "running",
     uptimeSeconds: status.uptime,
   });
+}
+
+/**
+ * The guest the token saw is gone by the next call: 403 (its ACL purged with it), 404, or PVE's
+ * "Configuration file '…/<vmid>.conf' does not exist" (a 500 from load_config).
+ */
+export function guestGone(err: unknown): boolean {
+  if (err instanceof PvePermissionError) return true;
+  if (err instanceof PveHttpError && err.status === 404) return true;
+  return err instanceof PveServerError && /Configuration file .* does not exist/.test(err.message);
 }
 
 export class IdentityUnverifiedError extends AgentError {

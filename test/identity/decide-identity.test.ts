@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { confirmCandidate, pickCandidate, UPTIME_TOLERANCE_S } from "../../agent/identity/decide-identity.ts";
+import { guestGone } from "../../agent/identity/identity-service.ts";
+import { PveHttpError, PvePermissionError, PveServerError } from "../../agent/pve/errors.ts";
 
 const g101 = { vmid: 101, node: "pve1", type: "lxc" as const };
 const g102 = { vmid: 102, node: "pve2", type: "lxc" as const };
@@ -83,5 +85,18 @@ describe("identity decision: the candidate's run state against this system's", (
     expect(confirmCandidate(g101, config, local, { running: true, uptimeSeconds: 99_999 })).toMatchObject({
       state: "verified",
     });
+  });
+});
+
+describe("a guest gone between two calls", () => {
+  it("counts 403, 404 and PVE's missing config file as gone, and nothing else", () => {
+    const req = "GET /nodes/pve1/lxc/101/config";
+    expect(guestGone(new PvePermissionError(req, "Permission check failed (/vms/101, VM.Audit)"))).toBe(true);
+    expect(guestGone(new PveHttpError(req, 404, "Not Found"))).toBe(true);
+    expect(
+      guestGone(new PveServerError(req, 500, "Configuration file 'nodes/pve1/lxc/101.conf' does not exist")),
+    ).toBe(true);
+    expect(guestGone(new PveServerError(req, 500, "got timeout"))).toBe(false);
+    expect(guestGone(new Error("x"))).toBe(false);
   });
 });
