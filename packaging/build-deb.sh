@@ -21,9 +21,12 @@ cp package.json package-lock.json "$lib/"
 (cd "$lib" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null && rm package-lock.json)
 # Every megabyte is paid by thousands of guests: type declarations, source maps and docs do not run.
 find "$lib/node_modules" -type f \( -name '*.d.ts' -o -name '*.d.cts' -o -name '*.d.mts' -o -name '*.map' -o -name '*.md' \) -delete
-cat >"$stage/usr/bin/felhom-guest" <<'SH'
+# V8 flags for a small resident set (packaging/node-flags: a 1 MiB young generation instead of 16 MiB, and
+# size over speed): the agent idles in thousands of small containers and is never CPU-bound.
+node_flags=$(cat packaging/node-flags)
+cat >"$stage/usr/bin/felhom-guest" <<SH
 #!/bin/sh
-exec /usr/bin/node /usr/lib/felhom-guest/agent/cli/main.js "$@"
+exec /usr/bin/node $node_flags /usr/lib/felhom-guest/agent/cli/main.js "\$@"
 SH
 chmod 755 "$stage/usr/bin/felhom-guest"
 cp packaging/felhom-guest.service "$stage/lib/systemd/system/"
