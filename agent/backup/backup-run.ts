@@ -133,7 +133,8 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
   ): Promise<ResumeReport> | undefined => {
     if (!handle) return undefined;
     if (!resumed) {
-      if (why === "deadline") consistency = "crash";
+      // Resumed before the storage snapshot existed: whatever PVE archives now is crash-consistent.
+      if (why !== "snapshot" && why !== "task-ended") consistency = "crash";
       log.info({ backupId, why }, "resuming stacks");
       const h = handle;
       resumed = (async () => {

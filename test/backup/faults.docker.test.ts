@@ -3,6 +3,8 @@ import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import { BackupService } from "../../agent/backup/backup-service.ts";
 import type { BackupOutcome } from "../../agent/backup/backup-types.ts";
+import { QuiesceJournal } from "../../agent/quiesce/journal.ts";
+import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, type HarnessOptions, startGuestHarness } from "../support/guest-harness.ts";
 
@@ -57,6 +59,9 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     await g.pve.stopTask("pve1", task.upid);
     const outcome = await done;
     expect(outcome).toMatchObject({ ok: false, failure: { code: "vzdump_failed", stacksResumed: true } });
+    // Had the task gone on, its archive would have been taken with the stacks running again.
+    const journal = await QuiesceJournal.open(journalPath(g.stateDir));
+    expect(journal?.data.backup.consistency).toBe("crash");
   });
 
   it("rides out 5xx answers and dropped connections while following the task, and still verifies the archive", async () => {
