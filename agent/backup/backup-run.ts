@@ -247,8 +247,10 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         lockwait: cfg.lockwait_minutes,
         notesTemplate: notes,
         ...(cfg.protected ? { protected: true } : {}),
-        // With our own retention, only it prunes, and only after the new archive is verified.
-        ...(cfg.retention ? { remove: false } : {}),
+        // `remove` stays at PVE's default: with remove=0 a storage that has a keep-limit refuses every
+        // backup of a guest already at that limit ("max backup limit of N enforced by the target
+        // storage"), which our own retention keeps it at. The storage's policy prunes inside the task,
+        // after the new archive is written; ours runs after it is verified.
       },
       { logger: log },
     );

@@ -58,4 +58,25 @@ describeDocker("backup, snapshot mode (pve sim + real docker)", () => {
       "report",
     ]);
   });
+
+  it("keeps backing up a guest at its storage's keep-limit, and applies its own retention after each verified backup", async () => {
+    h = await startGuestHarness({
+      storagePruneBackups: "keep-last=2",
+      backup: { retention: { keep_last: 2 } },
+    });
+    const volids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const outcome = await runBackup(h.deps(), {
+        backupId: newBackupId(),
+        mode: "snapshot",
+        trigger: { source: "cli" },
+      });
+      expect(outcome).toMatchObject({ ok: true });
+      if (outcome.ok) volids.push(outcome.result.volid);
+      // vzdump names archives by the second; keep them apart.
+      await new Promise((r) => setTimeout(r, 1100));
+    }
+    const listed = (await h.sim.listBackups("bk")).map((b) => b.volid).sort();
+    expect(listed).toEqual(volids.slice(1).sort());
+  });
 });

@@ -31,6 +31,8 @@ export interface HarnessOptions {
   /** What the simulated host does when vzdump stop mode shuts the guest down and starts it again. */
   onGuestStop?: PveSimulatorOptions["onGuestStop"];
   onGuestStart?: PveSimulatorOptions["onGuestStart"];
+  /** The backup storage's own `prune-backups` (storage.cfg), e.g. "keep-last=2". */
+  storagePruneBackups?: string;
   /** The token's grants (see test/pve-sim/fixtures.ts). @default "production" */
   variant?: SelfScopedVariant;
   log?: Logger;
@@ -104,6 +106,7 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
       hostname: local.hostname,
       hwaddr: local.macs[0]!,
       variant: o.variant ?? "production",
+      ...(o.storagePruneBackups ? { pruneBackups: o.storagePruneBackups } : {}),
     });
     const stateDir = join(self.guest.rootDir, "var/lib/felhom-guest");
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
