@@ -1,8 +1,11 @@
 import { createContext } from "../../app/context.ts";
+import { backupViaDaemon } from "../../app/control-socket.ts";
 import { outcomeEvent } from "../../app/daemon.ts";
 import { BackupService } from "../../backup/backup-service.ts";
-import { isDeferred } from "../../backup/backup-types.ts";
+import { type BackupMode, type BackupOutcome, isDeferred } from "../../backup/backup-types.ts";
 import { recordLastBackup } from "../../backup/last-backup.ts";
+import type { AgentConfig } from "../../config/schema.ts";
+import type { Logger } from "../../log/logger.ts";
 import { ExitCode, UsageError } from "../exit-codes.ts";
 import { describeOutcome, printBackupEvent, printJson } from "../output.ts";
 import type { Command } from "./command.ts";
@@ -14,6 +17,9 @@ export const backupCommand: Command = {
          this agent included, goes down until the archive is written; the next boot reports)
 --json   print only the result, as JSON (the same fields as the hub's backup.completed / backup.failed)
 
+When the daemon runs, it runs the backup (so that the hub sees it) and this command shows its progress;
+Ctrl-C then only stops watching. Without a daemon the backup runs in this process.
+
 Exit 0 when the archive is verified in the storage, 1 when the backup failed, 75 when another backup
 is running or the node's vzdump lock is busy.`,
   options: { mode: { type: "string" }, json: { type: "boolean" } },
@@ -23,39 +29,52 @@ is running or the node's vzdump lock is busy.`,
     if (mode !== "snapshot" && mode !== "stop")
       throw new UsageError(`--mode must be snapshot or stop, not "${mode}"`);
     const json = values.json === true;
-    const log = logger(json ? "error" : "warn");
-    const ctx = await createContext(config, log);
-    const shutdown = new AbortController();
-    const onSignal = () => shutdown.abort();
-    process.once("SIGTERM", onSignal);
-    process.once("SIGINT", onSignal);
-    try {
-      const service = new BackupService(ctx.backupDeps(json ? () => {} : printBackupEvent));
-      const ticket = await service.request({ mode, trigger: { source: "cli" }, signal: shutdown.signal });
-      if (!ticket.started) {
-        const message = `backup ${ticket.backupId} (${ticket.mode} mode) is already running; not starting another`;
-        if (json) printJson({ ok: false, running: ticket.backupId });
-        else process.stderr.write(`${message}\n`);
-        return ExitCode.busy;
-      }
-      const outcome = await ticket.done;
-      if (isDeferred(outcome)) {
-        process.stderr.write(
-          `backup ${ticket.backupId} interrupted by shutdown; the agent's next start follows task ${outcome.ok ? "" : outcome.failure.upid} and reports it\n`,
-        );
-        return ExitCode.failed;
-      }
-      await recordLastBackup(config.state_dir, outcome);
-      if (json) printJson({ ok: outcome.ok, ...outcomeEvent(outcome) });
-      else process.stdout.write(`${describeOutcome(outcome)}\n`);
-      if (outcome.ok) return ExitCode.ok;
-      return outcome.failure.code === "vzdump_lock_busy" || outcome.failure.code === "guest_locked"
-        ? ExitCode.busy
-        : ExitCode.failed;
-    } finally {
-      process.off("SIGTERM", onSignal);
-      process.off("SIGINT", onSignal);
-      await ctx.close();
-    }
+    const onEvent = json ? () => {} : printBackupEvent;
+    const delegated = await backupViaDaemon(config.state_dir, mode, onEvent);
+    if (delegated.kind === "busy") return busy(delegated.backupId, delegated.mode, json);
+    if (delegated.kind === "done") return finish(delegated.outcome, json);
+    return runHere(config, mode, json, logger(json ? "error" : "warn"));
   },
 };
+
+function busy(backupId: string, mode: BackupMode, json: boolean): number {
+  if (json) printJson({ ok: false, running: backupId });
+  else process.stderr.write(`backup ${backupId} (${mode} mode) is already running; not starting another\n`);
+  return ExitCode.busy;
+}
+
+function finish(outcome: BackupOutcome, json: boolean): number {
+  if (json) printJson({ ok: outcome.ok, ...outcomeEvent(outcome) });
+  else process.stdout.write(`${describeOutcome(outcome)}\n`);
+  if (outcome.ok) return ExitCode.ok;
+  return outcome.failure.code === "vzdump_lock_busy" || outcome.failure.code === "guest_locked"
+    ? ExitCode.busy
+    : ExitCode.failed;
+}
+
+/** No daemon: the backup runs in this process, with the same service and lock the daemon would use. */
+async function runHere(config: AgentConfig, mode: BackupMode, json: boolean, log: Logger): Promise<number> {
+  const ctx = await createContext(config, log);
+  const shutdown = new AbortController();
+  const onSignal = () => shutdown.abort();
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
+  try {
+    const service = new BackupService(ctx.backupDeps(json ? () => {} : printBackupEvent));
+    const ticket = await service.request({ mode, trigger: { source: "cli" }, signal: shutdown.signal });
+    if (!ticket.started) return busy(ticket.backupId, ticket.mode, json);
+    const outcome = await ticket.done;
+    if (isDeferred(outcome)) {
+      process.stderr.write(
+        `backup ${ticket.backupId} interrupted by shutdown; the agent's next start follows task ${outcome.ok ? "" : outcome.failure.upid} and reports it\n`,
+      );
+      return ExitCode.failed;
+    }
+    await recordLastBackup(config.state_dir, outcome);
+    return finish(outcome, json);
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+    await ctx.close();
+  }
+}

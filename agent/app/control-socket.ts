@@ -1,0 +1,157 @@
+import { chmod, rm } from "node:fs/promises";
+import { createConnection, createServer, type Socket } from "node:net";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { z } from "zod";
+import type { BackupEvent, BackupMode, BackupOutcome } from "../backup/backup-types.ts";
+import { errorMessage } from "../lib/errors.ts";
+import type { Logger } from "../log/logger.ts";
+
+/**
+ * The operator's CLI and the daemon on one guest: when the daemon runs, `felhom-guest backup` asks it
+ * (over a root-only unix socket in the state dir) instead of running the backup itself, so that the hub
+ * sees every backup — its phases, its result — whoever started it. Newline-delimited JSON, validated on
+ * both ends; one request per connection.
+ */
+export const controlSocketPath = (stateDir: string): string => join(stateDir, "control.sock");
+
+const request = z.object({ op: z.literal("backup"), mode: z.enum(["snapshot", "stop"]) });
+const reply = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("started"), backupId: z.string() }),
+  z.object({ type: z.literal("busy"), backupId: z.string(), mode: z.enum(["snapshot", "stop"]) }),
+  z.object({
+    type: z.literal("event"),
+    event: z.custom<BackupEvent>((v) => typeof v === "object" && v !== null),
+  }),
+  z.object({
+    type: z.literal("outcome"),
+    outcome: z.custom<BackupOutcome>((v) => typeof v === "object" && v !== null && "ok" in v),
+  }),
+  z.object({ type: z.literal("error"), message: z.string() }),
+]);
+type Reply = z.infer<typeof reply>;
+
+export interface ControlHandlers {
+  /** Starts a backup (or reports the running one), streaming its events to `onEvent`. */
+  backup(
+    mode: BackupMode,
+    onEvent: (e: BackupEvent) => void,
+  ): Promise<
+    | { started: true; backupId: string; done: Promise<BackupOutcome> }
+    | { started: false; backupId: string; mode: BackupMode }
+  >;
+}
+
+export async function serveControl(
+  stateDir: string,
+  handlers: ControlHandlers,
+  log: Logger,
+): Promise<{ close(): Promise<void> }> {
+  const path = controlSocketPath(stateDir);
+  await rm(path, { force: true }); // a socket left by a killed daemon
+  const server = createServer((socket) => void handle(socket));
+  const send = (socket: Socket, r: Reply) => {
+    if (!socket.destroyed) socket.write(`${JSON.stringify(r)}\n`);
+  };
+  async function handle(socket: Socket): Promise<void> {
+    socket.on("error", () => {}); // the CLI went away (Ctrl-C); the backup goes on regardless
+    const lines = createInterface({ input: socket });
+    for await (const line of lines) {
+      let json: unknown;
+      try {
+        json = JSON.parse(line);
+      } catch {
+        json = undefined;
+      }
+      const parsed = request.safeParse(json);
+      if (!parsed.success) {
+        send(socket, { type: "error", message: "not a control request" });
+        socket.end();
+        return;
+      }
+      try {
+        const ticket = await handlers.backup(parsed.data.mode, (event) =>
+          send(socket, { type: "event", event }),
+        );
+        if (!ticket.started) {
+          send(socket, { type: "busy", backupId: ticket.backupId, mode: ticket.mode });
+        } else {
+          send(socket, { type: "started", backupId: ticket.backupId });
+          send(socket, { type: "outcome", outcome: await ticket.done });
+        }
+      } catch (err) {
+        send(socket, { type: "error", message: errorMessage(err) });
+      }
+      socket.end();
+      return;
+    }
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(path, () => resolve());
+  });
+  await chmod(path, 0o600);
+  log.debug({ path }, "control socket listening");
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        void rm(path, { force: true });
+      }),
+  };
+}
+
+export type DelegatedBackup =
+  | { kind: "no-daemon" }
+  | { kind: "busy"; backupId: string; mode: BackupMode }
+  | { kind: "done"; backupId: string; outcome: BackupOutcome };
+
+/** Asks the daemon to run the backup; `no-daemon` when none listens (then the CLI runs it itself). */
+export function backupViaDaemon(
+  stateDir: string,
+  mode: BackupMode,
+  onEvent: (e: BackupEvent) => void,
+): Promise<DelegatedBackup> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(controlSocketPath(stateDir));
+    let backupId = "";
+    let settled = false;
+    const finish = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      fn();
+      socket.end();
+    };
+    socket.on("error", (err: NodeJS.ErrnoException) => {
+      if (!settled && backupId === "" && (err.code === "ENOENT" || err.code === "ECONNREFUSED"))
+        finish(() => resolve({ kind: "no-daemon" }));
+      else
+        finish(() =>
+          reject(new Error(`lost the daemon during backup ${backupId || "(not started)"}: ${err.message}`)),
+        );
+    });
+    socket.once("connect", () => socket.write(`${JSON.stringify({ op: "backup", mode })}\n`));
+    const lines = createInterface({ input: socket });
+    lines.on("error", () => {}); // the socket's own error handler above decides
+    lines.on("line", (line) => {
+      let json: unknown;
+      try {
+        json = JSON.parse(line);
+      } catch {
+        json = undefined;
+      }
+      const parsed = reply.safeParse(json);
+      if (!parsed.success)
+        return finish(() => reject(new Error("the daemon sent an unreadable control reply")));
+      const r = parsed.data;
+      if (r.type === "started") backupId = r.backupId;
+      else if (r.type === "event") onEvent(r.event);
+      else if (r.type === "busy") finish(() => resolve({ kind: "busy", backupId: r.backupId, mode: r.mode }));
+      else if (r.type === "outcome") finish(() => resolve({ kind: "done", backupId, outcome: r.outcome }));
+      else finish(() => reject(new Error(`the daemon refused: ${r.message}`)));
+    });
+    socket.once("close", () =>
+      finish(() => reject(new Error(`the daemon closed the control connection during backup ${backupId}`))),
+    );
+  });
+}

@@ -1,0 +1,103 @@
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { backupViaDaemon, controlSocketPath, serveControl } from "../../agent/app/control-socket.ts";
+import type { BackupEvent, BackupOutcome } from "../../agent/backup/backup-types.ts";
+import { silentLogger } from "../../agent/log/logger.ts";
+
+let dir: string;
+let close: (() => Promise<void>) | undefined;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "felhom-control-"));
+});
+afterEach(async () => {
+  await close?.();
+  close = undefined;
+  await rm(dir, { recursive: true, force: true });
+});
+
+const phase = (p: string): BackupEvent => ({
+  kind: "backup.phase",
+  backupId: "bk-1",
+  mode: "snapshot",
+  phase: p as "preflight",
+  trigger: { source: "cli" },
+});
+const outcome = {
+  ok: false,
+  failure: {
+    backupId: "bk-1",
+    mode: "snapshot",
+    phase: "preflight",
+    code: "x",
+    message: "m",
+    exitStatus: null,
+    upid: null,
+    logTail: [],
+    stacksResumed: true,
+  },
+} as BackupOutcome;
+
+describe("the CLI's control socket to the daemon", () => {
+  it("answers no-daemon when nothing listens, so the CLI runs the backup itself", async () => {
+    expect(await backupViaDaemon(dir, "snapshot", () => {})).toEqual({ kind: "no-daemon" });
+  });
+
+  it("streams the daemon's events for the backup and hands back its outcome; the socket is root-only", async () => {
+    ({ close } = await serveControl(
+      dir,
+      {
+        backup: async (_mode, onEvent) => {
+          onEvent(phase("preflight"));
+          return {
+            started: true,
+            backupId: "bk-1",
+            done: Promise.resolve().then(() => (onEvent(phase("report")), outcome)),
+          };
+        },
+      },
+      silentLogger(),
+    ));
+    expect((await stat(controlSocketPath(dir))).mode & 0o777).toBe(0o600);
+    const events: BackupEvent[] = [];
+    const r = await backupViaDaemon(dir, "snapshot", (e) => events.push(e));
+    expect(r).toEqual({ kind: "done", backupId: "bk-1", outcome });
+    expect(events.map((e) => (e.kind === "backup.phase" ? e.phase : e.kind))).toEqual([
+      "preflight",
+      "report",
+    ]);
+  });
+
+  it("reports the running backup instead of starting a second one", async () => {
+    ({ close } = await serveControl(
+      dir,
+      { backup: async () => ({ started: false, backupId: "bk-0", mode: "stop" }) },
+      silentLogger(),
+    ));
+    expect(await backupViaDaemon(dir, "snapshot", () => {})).toEqual({
+      kind: "busy",
+      backupId: "bk-0",
+      mode: "stop",
+    });
+  });
+
+  it("answers garbage with an error and keeps serving", async () => {
+    ({ close } = await serveControl(
+      dir,
+      { backup: async () => ({ started: false, backupId: "bk-0", mode: "stop" }) },
+      silentLogger(),
+    ));
+    const answer = await new Promise<string>((resolve) => {
+      const s = createConnection(controlSocketPath(dir), () => s.write("{not json\n"));
+      let got = "";
+      s.on("data", (d) => {
+        got += d;
+      });
+      s.on("close", () => resolve(got));
+    });
+    expect(JSON.parse(answer)).toEqual({ type: "error", message: "not a control request" });
+    expect(await backupViaDaemon(dir, "snapshot", () => {})).toMatchObject({ kind: "busy" });
+  });
+});
