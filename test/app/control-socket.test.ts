@@ -54,7 +54,10 @@ describe("the CLI's control socket to the daemon", () => {
           return {
             started: true,
             backupId: "bk-1",
-            done: Promise.resolve().then(() => (onEvent(phase("report")), outcome)),
+            done: Promise.resolve().then(() => {
+              onEvent(phase("report"));
+              return outcome;
+            }),
           };
         },
       },
