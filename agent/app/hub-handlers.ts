@@ -120,17 +120,21 @@ export function hubHandlers(o: {
       );
       return { operationId, name };
     },
-    "stacks.up": async ({ projects }) => ({
-      stacks: await bringStacksUp(
-        {
-          engine: ctx.engine,
-          stateDir: ctx.config.state_dir,
-          log: ctx.log,
-          configuredProjects: ctx.config.docker.projects,
-        },
-        projects,
-      ),
-    }),
+    // Never while a backup has stacks quiesced: `up -d` would start them in the middle of it.
+    "stacks.up": async ({ projects }) => {
+      exclusive();
+      return {
+        stacks: await bringStacksUp(
+          {
+            engine: ctx.engine,
+            stateDir: ctx.config.state_dir,
+            log: ctx.log,
+            configuredProjects: ctx.config.docker.projects,
+          },
+          projects,
+        ),
+      };
+    },
     enroll: (params) => o.enroll(params),
   };
 }
