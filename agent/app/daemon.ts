@@ -2,7 +2,7 @@ import { join } from "node:path";
 import type { CommandResultData, Event } from "../../protocol/index.ts";
 import type { BackupDeps } from "../backup/backup-run.ts";
 import { BackupService } from "../backup/backup-service.ts";
-import type { BackupOutcome, Trigger } from "../backup/backup-types.ts";
+import type { BackupEvent, BackupMode, BackupOutcome, Trigger } from "../backup/backup-types.ts";
 import { recordLastBackup } from "../backup/last-backup.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import type { CommandContext, CommandHandlers } from "../hub/command-runner.ts";
@@ -17,6 +17,7 @@ import { Scheduler } from "../schedule/scheduler.ts";
 import { AGENT_VERSION } from "../version.ts";
 import { agentId } from "./agent-id.ts";
 import { type AgentContext, createContext } from "./context.ts";
+import { serveControl } from "./control-socket.ts";
 import { hubHandlers, statusProvider } from "./hub-handlers.ts";
 
 /** How often an agent that could not verify itself at start asks again. */
@@ -62,7 +63,10 @@ export async function runDaemon(installed: AgentConfig, log: Logger): Promise<vo
   let stopping = false;
   let lastRow: string | undefined;
   const shutdown = new AbortController();
+  /** CLI backups relayed through the control socket watch the events of their backup here. */
+  const watchers = new Set<(e: Event) => void>();
   const emit = (e: Event) => {
+    for (const watch of watchers) watch(e);
     if (e.kind === "backup.phase") log.info({ backupId: e.backupId, phase: e.phase }, "backup phase");
     if (e.kind === "restore.detected" || e.kind === "identity.warning") log.warn({ event: e }, e.kind);
     if (!hub) return;
@@ -207,6 +211,40 @@ export async function runDaemon(installed: AgentConfig, log: Logger): Promise<vo
     hub.start();
   }
 
+  const control = await serveControl(installed.state_dir, { backup: relayBackup }, log);
+
+  /**
+   * `felhom-guest backup` while the daemon runs: the daemon runs it (the hub sees it) and streams its
+   * events back. The same gate as the hub's commands: no PVE write before the identity is settled.
+   */
+  async function relayBackup(mode: BackupMode, onEvent: (e: BackupEvent) => void) {
+    if (gate)
+      throw new AgentError("identity_unverified", `refusing to back up: ${gate.reason}`, { hint: gate.hint });
+    // The first events come before request() returns the id: hold them until it is known.
+    const early: BackupEvent[] = [];
+    let id: string | undefined;
+    const watch = (e: Event) => {
+      if (!isBackupEvent(e)) return;
+      if (id === undefined) early.push(e);
+      else if (operationOf(e) === id) onEvent(e);
+    };
+    watchers.add(watch);
+    const ticket = await rt.service
+      .request({ mode, trigger: { source: "cli" }, signal: shutdown.signal })
+      .catch((err) => {
+        watchers.delete(watch);
+        throw err;
+      });
+    if (!ticket.started) {
+      watchers.delete(watch);
+      return ticket;
+    }
+    id = ticket.backupId;
+    for (const e of early) if (operationOf(e) === id) onEvent(e);
+    void ticket.done.finally(() => watchers.delete(watch));
+    return ticket;
+  }
+
   await decide(rt);
   log.info(
     {
@@ -232,7 +270,16 @@ export async function runDaemon(installed: AgentConfig, log: Logger): Promise<vo
   if (running)
     log.info({ backupId: running.backupId }, "waiting for the running backup to hand its stacks back");
   await settle(rt);
+  await control.close();
   await hub?.stop();
+}
+
+function isBackupEvent(e: Event): e is BackupEvent {
+  return e.kind === "backup.phase" || e.kind === "backup.progress" || e.kind === "blackout";
+}
+
+function operationOf(e: BackupEvent): string {
+  return e.kind === "blackout" ? e.operationId : e.backupId;
 }
 
 /** Handlers that always reach the current runtime's (enrollment replaces it while the hub link stays). */

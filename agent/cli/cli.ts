@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "../config/load.ts";
+import { applyEnrollment } from "../identity/enrollment.ts";
 import { AgentError } from "../lib/errors.ts";
 import { createLogger } from "../log/logger.ts";
 import { AGENT_VERSION } from "../version.ts";
@@ -67,7 +68,8 @@ export async function main(argv: string[]): Promise<number> {
     values: parsed.values as Record<string, string | boolean | undefined>,
     positionals: parsed.positionals,
     configPath,
-    loadConfig: () => loadConfig(configPath),
+    // A re-enrolled copy's own token and vmid (state_dir/enrollment.json) override the installed YAML.
+    loadConfig: () => loadConfig(configPath).then(applyEnrollment),
     // Commands other than `run` keep stdout for their own output; their log lines go to stderr.
     logger: (level) => createLogger({ level, destination: process.stderr }),
   });

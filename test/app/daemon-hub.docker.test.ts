@@ -91,4 +91,39 @@ describeDocker("the daemon and the hub (pve sim + real docker + test hub)", () =
     const seqs = hub.events.map((e) => e.seq);
     expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
   });
+
+  it("runs an operator's `felhom-guest backup` inside the daemon, so the hub sees it, and shows its progress", async () => {
+    h = await startGuestHarness({ archiveBytesPerSecond: 20e6 });
+    hub = await startTestHub({ credentials: ["hub-secret"] });
+    dir = await mkdtemp(join(tmpdir(), "felhom-daemon-"));
+    const config = await writeAgentConfig(h, dir, [], { url: hub.url, credential: "hub-secret" });
+    daemon = spawnAgent(config, ["run"]);
+    daemon.stdout?.resume();
+    await hub.waitFor(
+      "the agent's first status",
+      () => hub!.events.find((e) => e.event.kind === "status"),
+      30_000,
+    );
+    const cli = spawnAgent(config, ["backup"]);
+    let out = "";
+    cli.stdout?.on("data", (d) => {
+      out += d;
+    });
+    expect(await exited(cli)).toBe(0);
+    expect(out).toMatch(
+      /▸ preflight[\s\S]*▸ snapshot-wait[\s\S]*▸ report[\s\S]*completed \(app-consistent\)/,
+    );
+    const completed = await hub.waitFor(
+      "backup.completed",
+      () => hub!.events.find((e) => e.event.kind === "backup.completed"),
+      30_000,
+    );
+    const backupId = completed.event.kind === "backup.completed" ? completed.event.backupId : "";
+    expect(out).toContain(backupId);
+    const first = hub.events.find(
+      (e) => e.event.kind === "backup.phase" && e.event.backupId === backupId,
+    )!.event;
+    expect(first).toMatchObject({ phase: "preflight", trigger: { source: "cli" } });
+    expect(h.sim.vzdumpRuns.length).toBe(1);
+  });
 });

@@ -3,6 +3,7 @@ import { detectCompose } from "../../docker/compose-cli.ts";
 import { assessPermissions, type Finding } from "../../doctor/assess-permissions.ts";
 import { readLocalFacts, resolveIdentity } from "../../identity/identity-service.ts";
 import { errorMessage } from "../../lib/errors.ts";
+import { readRestoreRecord } from "../../restore/restore-record.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
 import type { Command } from "./command.ts";
@@ -46,6 +47,14 @@ export const doctorCommand: Command = {
     };
     const config = await loadConfig(); // a bad config exits 78 with every problem named
     findings.push({ level: "ok", message: "config: valid" });
+    const copy = await readRestoreRecord(config.state_dir).catch(() => undefined);
+    if (copy) {
+      findings.push({
+        level: "error",
+        message: `this guest is a restored copy of CT ${copy.originalVmid ?? "?"} (backup ${copy.fromBackupId ?? "?"}, detected ${copy.detectedAt}): it makes no backups or snapshots`,
+        hint: "give it its own network identity and token, then: felhom-guest enroll --vmid N --token-id ID --token-secret-file FILE (docs/restore.md)",
+      });
+    }
     const ctx = await createContext(config, logger("error")).catch((err) => {
       findings.push({ level: "error", message: `PVE token secret: ${errorMessage(err)}` });
       return undefined;

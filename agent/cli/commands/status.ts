@@ -6,6 +6,7 @@ import { readLocalFacts, resolveIdentity } from "../../identity/identity-service
 import { errorMessage } from "../../lib/errors.ts";
 import { QuiesceJournal } from "../../quiesce/journal.ts";
 import { journalPath } from "../../quiesce/quiesce-stacks.ts";
+import { readRestoreRecord } from "../../restore/restore-record.ts";
 import { AGENT_VERSION } from "../../version.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
@@ -47,6 +48,7 @@ export const statusCommand: Command = {
         nextScheduledRun: nextRun,
         unfinishedQuiesce: journal && !journal.finished ? journal.data.backupId : null,
         marker: marker ?? null,
+        restoredCopy: (await readRestoreRecord(config.state_dir)) ?? null,
       };
       if (values.json) {
         printJson(status);
@@ -67,6 +69,11 @@ export const statusCommand: Command = {
           `identity      ${id}`,
           `last backup   ${lb}`,
           `next run      ${nextRun ?? "no schedule configured"}`,
+          ...(status.restoredCopy
+            ? [
+                `RESTORED COPY of CT ${status.restoredCopy.originalVmid ?? "?"} (backup ${status.restoredCopy.fromBackupId ?? "?"}): no backups until enrolled (docs/restore.md)`,
+              ]
+            : []),
           ...(status.unfinishedQuiesce
             ? [`UNFINISHED    quiesce of ${status.unfinishedQuiesce}: the daemon resumes it at start`]
             : []),
