@@ -31,6 +31,14 @@ const reply = z.discriminatedUnion("type", [
 ]);
 type Reply = z.infer<typeof reply>;
 
+function jsonOrUndefined(line: string): unknown {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+}
+
 export interface ControlHandlers {
   /** Starts a backup (or reports the running one), streaming its events to `onEvent`. */
   backup(
@@ -57,13 +65,7 @@ export async function serveControl(
     socket.on("error", () => {}); // the CLI went away (Ctrl-C); the backup goes on regardless
     const lines = createInterface({ input: socket });
     for await (const line of lines) {
-      let json: unknown;
-      try {
-        json = JSON.parse(line);
-      } catch {
-        json = undefined;
-      }
-      const parsed = request.safeParse(json);
+      const parsed = request.safeParse(jsonOrUndefined(line));
       if (!parsed.success) {
         send(socket, { type: "error", message: "not a control request" });
         socket.end();
@@ -134,13 +136,7 @@ export function backupViaDaemon(
     const lines = createInterface({ input: socket });
     lines.on("error", () => {}); // the socket's own error handler above decides
     lines.on("line", (line) => {
-      let json: unknown;
-      try {
-        json = JSON.parse(line);
-      } catch {
-        json = undefined;
-      }
-      const parsed = reply.safeParse(json);
+      const parsed = reply.safeParse(jsonOrUndefined(line));
       if (!parsed.success)
         return finish(() => reject(new Error("the daemon sent an unreadable control reply")));
       const r = parsed.data;

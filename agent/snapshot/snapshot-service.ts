@@ -99,15 +99,7 @@ export async function createSnapshot(
           ...(description === undefined ? {} : { description }),
         });
         upid = submitted.upid;
-        const task = await followTaskToEnd(
-          deps.pve,
-          node,
-          upid,
-          { ...deps.follow, recognisePhases: false },
-          (ev) => {
-            if (ev.type === "line") tail.push(ev.text);
-          },
-        );
+        const task = await followKeepingTail(deps, node, upid, tail);
         report = await handle.resume();
         if (!isSuccess(task.classified)) {
           throw new AgentError("snapshot_failed", `snapshot task ${upid} ended with: ${task.exitstatus}`, {
@@ -146,15 +138,7 @@ export async function deleteSnapshot(
     return await withLock(deps, operationId, async () => {
       const { node, vmid } = await verified(deps);
       upid = await deps.pve.deleteSnapshot(node, vmid, name);
-      const task = await followTaskToEnd(
-        deps.pve,
-        node,
-        upid,
-        { ...deps.follow, recognisePhases: false },
-        (ev) => {
-          if (ev.type === "line") tail.push(ev.text);
-        },
-      );
+      const task = await followKeepingTail(deps, node, upid, tail);
       if (!isSuccess(task.classified)) {
         throw new AgentError(
           "snapshot_failed",
@@ -166,6 +150,13 @@ export async function deleteSnapshot(
   } catch (err) {
     return failed({ operationId, action: "delete", name, upid, tail }, err, true);
   }
+}
+
+/** Follows a snapshot task to its end, keeping the last log lines for a failure report. */
+function followKeepingTail(deps: SnapshotDeps, node: string, upid: string, tail: LogTail) {
+  return followTaskToEnd(deps.pve, node, upid, { ...deps.follow, recognisePhases: false }, (ev) => {
+    if (ev.type === "line") tail.push(ev.text);
+  });
 }
 
 function failed(

@@ -24,26 +24,34 @@ afterEach(async () => {
   h = hub = daemon = dir = undefined;
 });
 
+/** A guest, the test hub, and `felhom-guest run` connected to both; resolves once the hub has its status. */
+async function startDaemonWithHub(): Promise<string> {
+  h = await startGuestHarness({ archiveBytesPerSecond: 20e6 });
+  hub = await startTestHub({ credentials: ["hub-secret"] });
+  dir = await mkdtemp(join(tmpdir(), "felhom-daemon-"));
+  const config = await writeAgentConfig(h, dir, [], { url: hub.url, credential: "hub-secret" });
+  daemon = spawnAgent(config, ["run"]);
+  daemon.stdout?.resume();
+  await hub.waitFor(
+    "the agent's first status",
+    () => hub!.events.find((e) => e.event.kind === "status"),
+    30_000,
+  );
+  return config;
+}
+
 describeDocker("the daemon and the hub (pve sim + real docker + test hub)", () => {
   it("runs a backup on the hub's command, reports every phase and the result, and runs a repeated command id once", async () => {
-    h = await startGuestHarness({ archiveBytesPerSecond: 20e6 });
-    hub = await startTestHub({ credentials: ["hub-secret"] });
-    dir = await mkdtemp(join(tmpdir(), "felhom-daemon-"));
-    const config = await writeAgentConfig(h, dir, [], { url: hub.url, credential: "hub-secret" });
-    daemon = spawnAgent(config, ["run"]);
-    daemon.stdout?.resume();
-    await hub.waitFor(
-      "the agent's first status",
-      () => hub!.events.find((e) => e.event.kind === "status"),
-      30_000,
-    );
-    const status = await hub.sendCommand({ name: "status.get", params: {} });
+    await startDaemonWithHub();
+    const link = hub!;
+    const guest = h!;
+    const status = await link.sendCommand({ name: "status.get", params: {} });
     expect(status).toMatchObject({
       ok: true,
       data: { identity: { state: "verified", vmid: 101, node: "pve1" } },
     });
 
-    const result = await hub.sendCommand(
+    const result = await link.sendCommand(
       { name: "backup.run", params: { mode: "snapshot" } },
       { id: "cmd-backup-1" },
     );
@@ -52,13 +60,13 @@ describeDocker("the daemon and the hub (pve sim + real docker + test hub)", () =
       data: { mode: "snapshot", backupId: expect.stringMatching(/^bk-/) },
     });
     const backupId = (result as { data: { backupId: string } }).data.backupId;
-    const completed = await hub.waitFor(
+    const completed = await link.waitFor(
       "backup.completed",
-      () => hub!.events.find((e) => e.event.kind === "backup.completed" && e.event.backupId === backupId),
+      () => link.events.find((e) => e.event.kind === "backup.completed" && e.event.backupId === backupId),
       60_000,
     );
     expect(completed.event).toMatchObject({ exitStatus: "OK", consistency: "app" });
-    const phases = hub.events.flatMap((e) =>
+    const phases = link.events.flatMap((e) =>
       e.event.kind === "backup.phase" && e.event.backupId === backupId ? [e.event.phase] : [],
     );
     expect(phases).toEqual([
@@ -74,36 +82,28 @@ describeDocker("the daemon and the hub (pve sim + real docker + test hub)", () =
       "verify",
       "report",
     ]);
-    expect(hub.events.some((e) => e.event.kind === "blackout")).toBe(true);
-    const phase = hub.events.find(
+    expect(link.events.some((e) => e.event.kind === "blackout")).toBe(true);
+    const phase = link.events.find(
       (e) => e.event.kind === "backup.phase" && e.event.backupId === backupId,
     )!.event;
     expect(phase).toMatchObject({ trigger: { source: "hub", commandId: "cmd-backup-1" } });
 
     // The same command id again: the stored result, no second backup.
-    const again = await hub.sendCommand(
+    const again = await link.sendCommand(
       { name: "backup.run", params: { mode: "snapshot" } },
       { id: "cmd-backup-1" },
     );
     expect(again).toEqual(result);
-    expect(h.sim.vzdumpRuns.length).toBe(1);
+    expect(guest.sim.vzdumpRuns.length).toBe(1);
     // Events carry consecutive sequence numbers: none missing, none out of order.
-    const seqs = hub.events.map((e) => e.seq);
+    const seqs = link.events.map((e) => e.seq);
     expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
   });
 
   it("runs an operator's `felhom-guest backup` inside the daemon, so the hub sees it, and shows its progress", async () => {
-    h = await startGuestHarness({ archiveBytesPerSecond: 20e6 });
-    hub = await startTestHub({ credentials: ["hub-secret"] });
-    dir = await mkdtemp(join(tmpdir(), "felhom-daemon-"));
-    const config = await writeAgentConfig(h, dir, [], { url: hub.url, credential: "hub-secret" });
-    daemon = spawnAgent(config, ["run"]);
-    daemon.stdout?.resume();
-    await hub.waitFor(
-      "the agent's first status",
-      () => hub!.events.find((e) => e.event.kind === "status"),
-      30_000,
-    );
+    const config = await startDaemonWithHub();
+    const link = hub!;
+    const guest = h!;
     const cli = spawnAgent(config, ["backup"]);
     let out = "";
     cli.stdout?.on("data", (d) => {
@@ -113,17 +113,17 @@ describeDocker("the daemon and the hub (pve sim + real docker + test hub)", () =
     expect(out).toMatch(
       /▸ preflight[\s\S]*▸ snapshot-wait[\s\S]*▸ report[\s\S]*completed \(app-consistent\)/,
     );
-    const completed = await hub.waitFor(
+    const completed = await link.waitFor(
       "backup.completed",
-      () => hub!.events.find((e) => e.event.kind === "backup.completed"),
+      () => link.events.find((e) => e.event.kind === "backup.completed"),
       30_000,
     );
     const backupId = completed.event.kind === "backup.completed" ? completed.event.backupId : "";
     expect(out).toContain(backupId);
-    const first = hub.events.find(
+    const first = link.events.find(
       (e) => e.event.kind === "backup.phase" && e.event.backupId === backupId,
     )!.event;
     expect(first).toMatchObject({ phase: "preflight", trigger: { source: "cli" } });
-    expect(h.sim.vzdumpRuns.length).toBe(1);
+    expect(guest.sim.vzdumpRuns.length).toBe(1);
   });
 });
