@@ -4,6 +4,8 @@ import type { BackupDeps } from "../backup/backup-run.ts";
 import { BackupService } from "../backup/backup-service.ts";
 import type { BackupEvent, BackupMode, BackupOutcome, Trigger } from "../backup/backup-types.ts";
 import { recordLastBackup } from "../backup/last-backup.ts";
+import { changedKeys, needsRestart } from "../config/diff.ts";
+import { ConfigError } from "../config/load.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import type { CommandContext, CommandHandlers } from "../hub/command-runner.ts";
 import { CommandError } from "../hub/command-runner.ts";
@@ -56,7 +58,12 @@ interface Runtime {
  * snapshot-mode backup resumes its stacks before the process exits; a stop-mode backup whose guest is
  * going down leaves the rest to the next boot.
  */
-export async function runDaemon(installed: AgentConfig, log: Logger): Promise<void> {
+export async function runDaemon(
+  installed: AgentConfig,
+  log: Logger,
+  /** Reads the config file again (with the enrollment applied), for config.reload and SIGHUP. */
+  readConfig: () => Promise<AgentConfig> = async () => installed,
+): Promise<void> {
   let hub: HubClient | undefined;
   let gate: IdentityGate | undefined;
   let recheck: NodeJS.Timeout | undefined;
@@ -127,6 +134,7 @@ export async function runDaemon(installed: AgentConfig, log: Logger): Promise<vo
       }),
       gate: () => gate,
       enroll,
+      reload,
     });
     return { config, ctx, deps, service, scheduler, handlers, status };
   };
@@ -199,6 +207,43 @@ export async function runDaemon(installed: AgentConfig, log: Logger): Promise<vo
     } satisfies CommandResultData<"enroll">;
   }
 
+  /**
+   * config.reload and SIGHUP: read the file again; an invalid file changes nothing (config_invalid, the
+   * running config stays). The hub link and the state dir need a restart; everything else (PVE, backup,
+   * schedule, Docker) is taken over by rebuilding the runtime, between backups.
+   */
+  async function reload(): Promise<CommandResultData<"config.reload">> {
+    let next: AgentConfig;
+    try {
+      next = await readConfig();
+    } catch (err) {
+      const key = err instanceof ConfigError ? (err.issues[0]?.key ?? "(file)") : "(file)";
+      throw new CommandError("config_invalid", errorMessage(err).slice(0, 2000), { details: { key } });
+    }
+    const changed = changedKeys(rt.config, next);
+    const restart = needsRestart(changed);
+    if (restart.length > 0) {
+      throw new CommandError(
+        "config_invalid",
+        `${restart.join(", ")} changed: that needs a restart (systemctl restart felhom-guest); nothing was applied`,
+        { details: { key: restart[0]! } },
+      );
+    }
+    if (changed.length === 0) return { changedKeys: [] };
+    const running = rt.service.running();
+    if (running) {
+      throw new CommandError("already_running", `backup ${running.backupId} is running; reload after it`, {
+        details: { backupId: running.backupId },
+      });
+    }
+    log.level = next.log_level;
+    await settle(rt);
+    rt = await build(next);
+    await decide(rt);
+    log.info({ changedKeys: changed }, "configuration reloaded");
+    return { changedKeys: changed.slice(0, 256) };
+  }
+
   if (installed.hub) {
     hub = await HubClient.open({
       ...hubOptionsFromConfig(installed.hub, installed.state_dir),
@@ -246,6 +291,13 @@ export async function runDaemon(installed: AgentConfig, log: Logger): Promise<vo
   }
 
   await decide(rt);
+  const onSighup = () => {
+    reload().then(
+      (r) => log.info({ changedKeys: r.changedKeys }, "SIGHUP: configuration reloaded"),
+      (err) => log.error({ err: errorMessage(err) }, "SIGHUP: configuration not reloaded"),
+    );
+  };
+  process.on("SIGHUP", onSighup);
   log.info(
     {
       nextRun: rt.scheduler?.nextRun()?.toISOString() ?? null,
@@ -264,6 +316,7 @@ export async function runDaemon(installed: AgentConfig, log: Logger): Promise<vo
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
   });
+  process.off("SIGHUP", onSighup);
   stopping = true;
   clearTimeout(recheck);
   const running = rt.service.running();

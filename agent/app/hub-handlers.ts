@@ -35,6 +35,7 @@ export function hubHandlers(o: {
   gate: () => IdentityGate | undefined;
   /** Enrolls with the new token and switches the daemon over to it (daemon.ts). */
   enroll: (params: CommandOf<"enroll">["params"]) => Promise<CommandResultData<"enroll">>;
+  reload: () => Promise<CommandResultData<"config.reload">>;
 }): CommandHandlers {
   const { ctx, backups, emit } = o;
   const deps = ctx.backupDeps(emit);
@@ -136,6 +137,7 @@ export function hubHandlers(o: {
       };
     },
     enroll: (params) => o.enroll(params),
+    "config.reload": () => o.reload(),
   };
 }
 

@@ -1,5 +1,5 @@
 import type { ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
@@ -125,5 +125,38 @@ describeDocker("the daemon and the hub (pve sim + real docker + test hub)", () =
     )!.event;
     expect(first).toMatchObject({ phase: "preflight", trigger: { source: "cli" } });
     expect(guest.sim.vzdumpRuns.length).toBe(1);
+  });
+
+  it("reloads its config on the hub's command; a broken file or a key that needs a restart changes nothing", async () => {
+    const config = await startDaemonWithHub();
+    const link = hub!;
+    const original = await readFile(config, "utf8");
+    await writeFile(config, original.replace("  storage: bk", "  storage: bk\n  max_downtime_seconds: 42"));
+    expect(await link.sendCommand({ name: "config.reload", params: {} })).toMatchObject({
+      ok: true,
+      data: { changedKeys: ["backup.max_downtime_seconds"] },
+    });
+    await writeFile(config, original.replace("  storage: bk", "  storage: bk\n  max_downtime_secnds: 42"));
+    expect(await link.sendCommand({ name: "config.reload", params: {} })).toMatchObject({
+      ok: false,
+      error: { code: "config_invalid", message: expect.stringMatching(/max_downtime_secnds: unknown key/) },
+    });
+    await writeFile(config, original.replace(/url: ws:\/\/127\.0\.0\.1:\d+/, "url: ws://127.0.0.1:1"));
+    expect(await link.sendCommand({ name: "config.reload", params: {} })).toMatchObject({
+      ok: false,
+      error: {
+        code: "config_invalid",
+        message: expect.stringMatching(/hub\.url changed: that needs a restart/),
+      },
+    });
+    // Still serving, with the reloaded value.
+    const backup = await link.sendCommand({ name: "backup.run", params: { mode: "snapshot" } });
+    expect(backup).toMatchObject({ ok: true });
+    const blackout = await link.waitFor(
+      "blackout",
+      () => link.events.find((e) => e.event.kind === "blackout"),
+      30_000,
+    );
+    expect(blackout.event).toMatchObject({ expectedSeconds: 42 });
   });
 });

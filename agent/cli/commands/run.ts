@@ -9,7 +9,7 @@ export const runCommand: Command = {
   options: {},
   async run({ loadConfig }) {
     const config = await loadConfig();
-    await runDaemon(config, createLogger({ level: config.log_level }));
+    await runDaemon(config, createLogger({ level: config.log_level }), loadConfig);
     return ExitCode.ok;
   },
 };
