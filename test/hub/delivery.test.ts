@@ -63,6 +63,9 @@ describe("event delivery across failures", () => {
     expect(phases).toEqual(["quiesce", "submit", "resume", "report"]);
     // The hub saw resends of what it stored but had not acked, and stored none of them twice.
     expect(hub.duplicates).toBeGreaterThan(0);
+    console.log(
+      `hub stopped mid-stream: ${emitted.length} events emitted, ${hub.events.length} stored (in order, none missing), ${hub.duplicates} resends deduplicated`,
+    );
     expect(hub.invalidFromAgent).toEqual([]);
   });
 
