@@ -19,7 +19,7 @@ let writer: PgWriter | undefined;
 const extra: string[] = [];
 afterEach(async () => {
   await writer?.stop();
-  for (const c of extra.splice(0)) await docker("rm", "-f", c).catch(() => {});
+  for (const c of extra.splice(0)) await docker("rm", "-f", "-v", c).catch(() => {});
   await h?.close();
   h = undefined;
   writer = undefined;

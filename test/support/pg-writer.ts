@@ -60,7 +60,8 @@ export class PgWriter {
   }
 
   async stop(): Promise<void> {
-    await docker("rm", "-f", this.container).catch(() => {});
+    // -v: the image declares a VOLUME; without it every run would leave an anonymous volume behind.
+    await docker("rm", "-f", "-v", this.container).catch(() => {});
   }
 }
 
