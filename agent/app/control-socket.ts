@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { z } from "zod";
 import type { BackupEvent, BackupMode, BackupOutcome } from "../backup/backup-types.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { AgentError, errorMessage } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 
 /**
@@ -103,6 +103,16 @@ export async function serveControl(
   };
 }
 
+function daemonGone(backupId: string, why: string): AgentError {
+  return new AgentError(
+    "daemon_gone",
+    `lost the daemon during backup ${backupId || "(not started)"} (${why})`,
+    {
+      hint: "the daemon finishes or reports the backup itself (a stop-mode backup takes the whole guest down, the agent reports after the boot): see felhom-guest status",
+    },
+  );
+}
+
 export type DelegatedBackup =
   | { kind: "no-daemon" }
   | { kind: "busy"; backupId: string; mode: BackupMode }
@@ -127,10 +137,7 @@ export function backupViaDaemon(
     socket.on("error", (err: NodeJS.ErrnoException) => {
       if (!settled && backupId === "" && (err.code === "ENOENT" || err.code === "ECONNREFUSED"))
         finish(() => resolve({ kind: "no-daemon" }));
-      else
-        finish(() =>
-          reject(new Error(`lost the daemon during backup ${backupId || "(not started)"}: ${err.message}`)),
-        );
+      else finish(() => reject(daemonGone(backupId, err.message)));
     });
     socket.once("connect", () => socket.write(`${JSON.stringify({ op: "backup", mode })}\n`));
     const lines = createInterface({ input: socket });
@@ -138,16 +145,20 @@ export function backupViaDaemon(
     lines.on("line", (line) => {
       const parsed = reply.safeParse(jsonOrUndefined(line));
       if (!parsed.success)
-        return finish(() => reject(new Error("the daemon sent an unreadable control reply")));
+        return finish(() =>
+          reject(
+            new AgentError("control_protocol", "the daemon sent an unreadable control reply", {
+              hint: "are the CLI and the daemon the same version? restart the daemon after an upgrade",
+            }),
+          ),
+        );
       const r = parsed.data;
       if (r.type === "started") backupId = r.backupId;
       else if (r.type === "event") onEvent(r.event);
       else if (r.type === "busy") finish(() => resolve({ kind: "busy", backupId: r.backupId, mode: r.mode }));
       else if (r.type === "outcome") finish(() => resolve({ kind: "done", backupId, outcome: r.outcome }));
-      else finish(() => reject(new Error(`the daemon refused: ${r.message}`)));
+      else finish(() => reject(new AgentError("daemon_refused", `the daemon refused: ${r.message}`)));
     });
-    socket.once("close", () =>
-      finish(() => reject(new Error(`the daemon closed the control connection during backup ${backupId}`))),
-    );
+    socket.once("close", () => finish(() => reject(daemonGone(backupId, "connection closed"))));
   });
 }
