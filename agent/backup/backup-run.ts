@@ -22,6 +22,7 @@ import {
   LogTail,
   type Trigger,
 } from "./backup-types.ts";
+import { stopModeBlackoutSeconds } from "./last-backup.ts";
 import { clearMarker, writeMarker } from "./marker.ts";
 import { findArchive, notesTemplate } from "./notes.ts";
 import { retentionPolicy } from "./retention.ts";
@@ -182,7 +183,8 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     deps.emit({
       kind: "blackout",
       reason: mode === "stop" ? "stop-mode" : "snapshot-freeze",
-      expectedSeconds: cfg.max_downtime_seconds,
+      expectedSeconds:
+        mode === "stop" ? await stopModeBlackoutSeconds(deps.stateDir) : cfg.max_downtime_seconds,
       operationId: backupId,
     });
 

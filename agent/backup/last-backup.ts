@@ -19,3 +19,14 @@ export function recordLastBackup(stateDir: string, outcome: BackupOutcome, now =
 export function readLastBackup(stateDir: string): Promise<LastBackup | undefined> {
   return readJsonFile(path(stateDir), lastBackupSchema);
 }
+
+/**
+ * How long a stop-mode backup keeps the whole guest (and this agent) away, for the hub's blackout notice:
+ * the last backup's total time with half again as margin plus two minutes for shutdown and boot, or half an
+ * hour when there is no earlier backup to go by.
+ */
+export async function stopModeBlackoutSeconds(stateDir: string): Promise<number> {
+  const last = await readLastBackup(stateDir).catch(() => undefined);
+  if (!last?.outcome.ok) return 1800;
+  return Math.min(86_400, Math.ceil((last.outcome.result.totalMs / 1000) * 1.5) + 120);
+}

@@ -1,6 +1,10 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { BACKUP_ID_PATTERN, newBackupId } from "../../agent/backup/backup-id.ts";
 import { busyRetryDelayMs } from "../../agent/backup/busy-retry.ts";
+import { recordLastBackup, stopModeBlackoutSeconds } from "../../agent/backup/last-backup.ts";
 import { backupIdFromNotes, findArchive, notesTemplate } from "../../agent/backup/notes.ts";
 
 describe("backup ids and notes", () => {
@@ -46,5 +50,32 @@ describe("busy retry", () => {
     expect(busyRetryDelayMs(1, 300, () => 1)).toBe(300_000);
     expect(busyRetryDelayMs(3, 300, () => 1)).toBe(1_200_000);
     expect(busyRetryDelayMs(3, 300, () => 0)).toBe(150_000);
+  });
+});
+
+describe("stop-mode blackout estimate", () => {
+  it("is half an hour without history, and the last backup's time with margin after one", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "felhom-blackout-"));
+    try {
+      expect(await stopModeBlackoutSeconds(dir)).toBe(1800);
+      await recordLastBackup(dir, {
+        ok: true,
+        result: {
+          backupId: "bk-20261127T073005Z-a1b2c3",
+          mode: "stop",
+          upid: "UPID:pve1:00000001:00000001:00000001:vzdump:101:a@pve!b:",
+          volid: "bk:backup/vzdump-lxc-101-2026_11_27-07_30_05.tar.zst",
+          sizeBytes: 1,
+          totalMs: 200_000,
+          downtime: [],
+          exitStatus: "OK",
+          warnings: [],
+          consistency: "app",
+        },
+      });
+      expect(await stopModeBlackoutSeconds(dir)).toBe(420);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
