@@ -1,15 +1,38 @@
 import { DockerEngine } from "../../docker/docker-engine.ts";
 import { prepareQuiesce } from "../../quiesce/quiesce-stacks.ts";
-import { ExitCode } from "../exit-codes.ts";
+import { bringStacksUp } from "../../restore/stacks-up.ts";
+import { ExitCode, UsageError } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
 import type { Command } from "./command.ts";
 
 export const stacksCommand: Command = {
-  args: "[--json]",
+  args: "[up [PROJECT…]] [--json]",
   summary: "the compose stacks found on this guest, how each service would be quiesced, and warnings",
+  help: `stacks            list the stacks (running or not), each service's strategy, and warnings
+stacks up [P…]    compose up -d for every remembered stack (or the named ones), in dependency order,
+                  waiting for healthchecks: what the agent does after a restore`,
   options: { json: { type: "boolean" } },
-  async run({ values, loadConfig, logger }) {
+  async run({ values, positionals, loadConfig, logger }) {
     const config = await loadConfig();
+    const [action, ...projects] = positionals;
+    if (action !== undefined && action !== "up")
+      throw new UsageError(`unknown stacks action "${action}"; see --help`);
+    if (action === "up") {
+      const outcomes = await bringStacksUp(
+        {
+          engine: new DockerEngine({ socketPath: config.docker.socket }),
+          stateDir: config.state_dir,
+          log: logger("warn"),
+          configuredProjects: config.docker.projects,
+        },
+        projects.length > 0 ? projects : undefined,
+      );
+      if (values.json) printJson(outcomes);
+      else
+        for (const o of outcomes)
+          process.stdout.write(`${o.project.padEnd(24)} ${o.outcome}${o.message ? `  ${o.message}` : ""}\n`);
+      return outcomes.some((o) => o.outcome === "failed") ? ExitCode.failed : ExitCode.ok;
+    }
     const engine = new DockerEngine({ socketPath: config.docker.socket });
     const prepared = await prepareQuiesce(
       { engine, stateDir: config.state_dir, logger: logger("warn") },

@@ -1,0 +1,48 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, expect, it } from "vitest";
+import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
+import { docker } from "../support/compose.ts";
+import { describeDocker } from "../support/docker.ts";
+import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
+
+let h: GuestHarness | undefined;
+let dir: string | undefined;
+afterEach(async () => {
+  await h?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+  h = dir = undefined;
+});
+
+async function cli(config: string, ...args: string[]) {
+  const agent = spawnAgent(config, args);
+  let out = "";
+  agent.stdout?.on("data", (d) => {
+    out += d;
+  });
+  return { code: await exited(agent), out };
+}
+
+describeDocker("felhom-guest stacks (real docker)", () => {
+  it("lists the stack with each service's strategy, and `stacks up` brings a stopped stack back", async () => {
+    h = await startGuestHarness();
+    dir = await mkdtemp(join(tmpdir(), "felhom-stacks-"));
+    const config = await writeAgentConfig(h, dir);
+    const before = await h.running();
+    const listed = await cli(config, "stacks", "--json");
+    expect(listed.code).toBe(0);
+    const { stacks } = JSON.parse(listed.out) as {
+      stacks: { project: string; services: { name: string; strategy: string }[] }[];
+    };
+    expect(stacks.map((s) => s.project)).toEqual([h.project]);
+    expect(stacks[0]!.services.map((s) => `${s.name}:${s.strategy}`).sort()).toEqual(["app:stop", "db:stop"]);
+
+    for (const id of before) await docker("stop", "-t", "5", id);
+    expect(await h.running()).toEqual([]);
+    const up = await cli(config, "stacks", "up", "--json");
+    expect(up.code).toBe(0);
+    expect(JSON.parse(up.out)).toEqual([{ project: h.project, outcome: "started" }]);
+    expect(await h.running()).toEqual(before);
+  });
+});
