@@ -38,7 +38,7 @@ async function dockerReady(): Promise<string | undefined> {
   try {
     await new DockerEngine().ping();
   } catch (err) {
-    return `no Docker engine answers on /var/run/docker.sock (${(err as Error).message})`;
+    return `no Docker engine answers on ${process.env.DOCKER_HOST ?? "/var/run/docker.sock"} (${(err as Error).message})`;
   }
   for (const image of IMAGES) {
     if (
