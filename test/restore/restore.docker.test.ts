@@ -115,7 +115,11 @@ describeDocker("restore: a restored copy under the daemon (pve sim + real docker
       stacks: [{ project: copy.project, outcome: "started" }],
     });
     expect(detected.signals).toEqual(expect.arrayContaining(["marker", "uptime", "duplicate-mac"]));
-    const warnings = hub.events.flatMap((e) => (e.event.kind === "identity.warning" ? [e.event] : []));
+    // The warnings are queued right after restore.detected and may arrive in a later frame.
+    const warningsNow = () =>
+      hub!.events.flatMap((e) => (e.event.kind === "identity.warning" ? [e.event] : []));
+    await hub.waitFor("both identity warnings", () => (warningsNow().length >= 2 ? true : undefined), 30_000);
+    const warnings = warningsNow();
     expect(warnings.map((w) => w.signal).sort()).toEqual(["duplicate-mac", "restored-copy"]);
     expect(warnings[0]).toMatchObject({ state: "restored-copy", vmid: 101 });
 
