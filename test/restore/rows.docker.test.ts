@@ -40,7 +40,7 @@ afterEach(async () => {
     await exited(c);
   }
   if (copy)
-    await compose(copy.project, copy.stackDir, "down", "--timeout", "5").catch((err) =>
+    await compose(copy.project, copy.stackDir, "down", "-v", "--timeout", "5").catch((err) =>
       console.error("compose down of the copy failed", err),
     );
   await h?.close();

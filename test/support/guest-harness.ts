@@ -93,7 +93,7 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
   let stackDir = "";
   const cleanup = async () => {
     if (stackDir)
-      await compose(project, stackDir, "down", "--timeout", "5").catch((err) =>
+      await compose(project, stackDir, "down", "-v", "--timeout", "5").catch((err) =>
         console.error("compose down failed", err),
       );
     await sim.close();
