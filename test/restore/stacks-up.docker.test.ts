@@ -17,7 +17,9 @@ const projects: { name: string; dir: string }[] = [];
 let root: string | undefined;
 afterEach(async () => {
   for (const p of projects.splice(0).reverse())
-    await compose(p.name, p.dir, "down", "-v", "--timeout", "5").catch((err) => console.error("down failed", err));
+    await compose(p.name, p.dir, "down", "-v", "--timeout", "5").catch((err) =>
+      console.error("down failed", err),
+    );
   if (root) await rm(root, { recursive: true, force: true });
   root = undefined;
 });
