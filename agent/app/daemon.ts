@@ -68,6 +68,8 @@ export async function runDaemon(
   let gate: IdentityGate | undefined;
   let recheck: NodeJS.Timeout | undefined;
   let stopping = false;
+  /** Set once the start-up decision is made; a reload before that is refused. */
+  let started = false;
   let lastRow: string | undefined;
   const shutdown = new AbortController();
   /** CLI backups relayed through the control socket watch the events of their backup here. */
@@ -213,6 +215,11 @@ export async function runDaemon(
    * schedule, Docker) is taken over by rebuilding the runtime, between backups.
    */
   async function reload(): Promise<CommandResultData<"config.reload">> {
+    if (!started) {
+      throw new CommandError("busy", "the agent is still starting; reload once it runs", {
+        details: { operation: "start-up", operationId: null },
+      });
+    }
     let next: AgentConfig;
     try {
       next = await readConfig();
@@ -290,7 +297,8 @@ export async function runDaemon(
     return ticket;
   }
 
-  await decide(rt);
+  // Installed before the start-up decision, which can take minutes (stacks coming up): SIGHUP's default
+  // action would kill the daemon. A reload during start-up is refused; the running config stays.
   const onSighup = () => {
     reload().then(
       (r) => log.info({ changedKeys: r.changedKeys }, "SIGHUP: configuration reloaded"),
@@ -298,6 +306,8 @@ export async function runDaemon(
     );
   };
   process.on("SIGHUP", onSighup);
+  await decide(rt);
+  started = true;
   log.info(
     {
       nextRun: rt.scheduler?.nextRun()?.toISOString() ?? null,

@@ -149,7 +149,17 @@ describeDocker("the daemon and the hub (pve sim + real docker + test hub)", () =
         message: expect.stringMatching(/hub\.url changed: that needs a restart/),
       },
     });
-    // Still serving, with the reloaded value.
+    // SIGHUP (systemctl reload) does the same; the reload runs in the background, so wait for its log line.
+    await writeFile(config, original.replace("  storage: bk", "  storage: bk\n  max_downtime_seconds: 43"));
+    const reloaded = new Promise<void>((resolve) =>
+      daemon!.stdout?.on(
+        "data",
+        (d: Buffer) => d.toString().includes("SIGHUP: configuration reloaded") && resolve(),
+      ),
+    );
+    daemon!.kill("SIGHUP");
+    await reloaded;
+    // Still serving, with the reloaded value (and not killed by the signal).
     const backup = await link.sendCommand({ name: "backup.run", params: { mode: "snapshot" } });
     expect(backup).toMatchObject({ ok: true });
     const blackout = await link.waitFor(
@@ -157,6 +167,6 @@ describeDocker("the daemon and the hub (pve sim + real docker + test hub)", () =
       () => link.events.find((e) => e.event.kind === "blackout"),
       30_000,
     );
-    expect(blackout.event).toMatchObject({ expectedSeconds: 42 });
+    expect(blackout.event).toMatchObject({ expectedSeconds: 43 });
   });
 });
