@@ -140,8 +140,10 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
       const h = handle;
       resumed = (async () => {
         enter("resume");
-        const report = await h.resume();
+        // Journalled before the first container moves: an agent killed after the resume must still know
+        // whether the snapshot was taken while the stacks were down.
         await journalPatch({ consistency });
+        const report = await h.resume();
         // The live system is no longer "inside a backup"; a restored copy still finds the marker.
         await clearMarker(deps.stateDir).catch((err) =>
           log.warn({ err: errorMessage(err) }, "could not clear the marker"),
