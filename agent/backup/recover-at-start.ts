@@ -1,5 +1,6 @@
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import { isSuccess } from "../pve/exit-status.ts";
+import { listOurTasks } from "../pve/submit.ts";
 import { followTaskToEnd, type TaskResult } from "../pve/task-follower.ts";
 import { VzdumpLogRecogniser } from "../pve/vzdump-log.ts";
 import type { ResumeReport } from "../quiesce/executor.ts";
@@ -123,12 +124,9 @@ async function finishInFlight(
     // The agent stopped before PVE confirmed the POST. Whether it reached PVE is decided by the node's
     // task list, never by re-sending.
     const since = Math.floor(Date.parse(s.startedAt) / 1000) - 120;
-    const ours = await deps.pve
-      .taskList(s.node, { vmid: s.vmid, typefilter: "vzdump", since, source: "all" })
-      .then((tasks) =>
-        tasks.filter((t) => `${t.user}${t.tokenid ? `!${t.tokenid}` : ""}` === deps.pve.tokenId),
-      )
-      .catch(() => []);
+    const ours = await listOurTasks(deps.pve, s.node, { type: "vzdump", vmid: s.vmid }, since).catch(
+      () => [],
+    );
     if (ours.length === 0)
       return fail(
         "interrupted",

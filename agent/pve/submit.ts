@@ -36,7 +36,7 @@ function owner(item: TaskListItem): string {
 }
 
 /** Tasks of `match` started by this very token since `since` (unix seconds, node clock). */
-async function listOurTasks(
+export async function listOurTasks(
   client: PveClient,
   node: string,
   match: { type: string; vmid: number },
