@@ -116,8 +116,6 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
   let journal: QuiesceJournal | undefined;
   let resumed: Promise<ResumeReport> | undefined;
   let consistency: "app" | "crash" = "app";
-  let identity: VerifiedIdentity | undefined;
-  let plan: QuiescePlan | undefined;
 
   const enter = (next: BackupPhase) => {
     phase = next;
@@ -157,29 +155,9 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
   let deadline: NodeJS.Timeout | undefined;
   try {
     enter("preflight");
-    identity = requireVerified(
-      await resolveIdentity(pve, { configuredVmid: deps.configuredVmid, local: deps.localFacts() }),
-    );
+    const { identity, plan } = await preflight(deps, req);
     const { node, vmid } = identity;
-    const status = await pve.lxcStatus(node, vmid);
-    if (status.lock) {
-      throw new AgentError("guest_locked", `CT ${vmid} is locked (${status.lock}): PVE is busy with it`, {
-        hint: "wait for the running operation (another backup, snapshot or migration) to finish",
-      });
-    }
-    const storage = await pve.storageStatus(node, cfg.storage);
-    if (storage.active === false || storage.enabled === false) {
-      throw new AgentError("storage_unavailable", `backup storage ${cfg.storage} is not active on ${node}`, {
-        hint: "check the storage on the PVE host (mounted? enabled for this node?)",
-      });
-    }
     const notes = notesTemplate(backupId);
-    const prepared = await prepareQuiesce(
-      { engine: deps.engine, stateDir: deps.stateDir, logger: log },
-      deps.projects ? { projects: deps.projects } : {},
-    );
-    for (const w of prepared.warnings) log.warn({ backupId, code: w.code }, w.message);
-    plan = planForMode(prepared.plan, mode);
 
     enter("announce");
     deps.emit({
@@ -308,13 +286,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     }
 
     enter("verify");
-    const listed = await pve.backups(node, cfg.storage, vmid);
-    const archive = findArchive(listed, backupId, vmid);
-    if (!archive.ok) {
-      throw new AgentError("archive_missing", `the task said ${task.exitstatus}, but ${archive.reason}`, {
-        hint: "the archive is not usable as a backup; check the storage on the PVE host",
-      });
-    }
+    const archive = await verifyArchive(pve, node, cfg.storage, vmid, backupId, task.exitstatus);
 
     const warnings = task.lines.filter((l) => l.startsWith("WARN:")).slice(0, 100);
     const policy = retentionPolicy(cfg.retention);
@@ -334,10 +306,10 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         backupId,
         mode,
         upid,
-        volid: archive.volume.volid,
-        sizeBytes: archive.volume.size,
+        volid: archive.volid,
+        sizeBytes: archive.size,
         totalMs: Date.now() - started,
-        downtime: downtimeOf(report, plan!),
+        downtime: downtimeOf(report, plan),
         exitStatus: task.exitstatus,
         warnings,
         consistency,
@@ -370,6 +342,58 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
       },
     };
   }
+}
+
+/**
+ * Everything that can fail without downtime, checked before the first container is touched: who we are
+ * (only a verified identity may write to PVE), that PVE is not busy with this guest, that the storage is
+ * usable, and a valid quiesce plan.
+ */
+async function preflight(
+  deps: BackupDeps,
+  { backupId, mode }: BackupRequest,
+): Promise<{ identity: VerifiedIdentity; plan: QuiescePlan }> {
+  const { pve, log, backup: cfg } = deps;
+  const identity = requireVerified(
+    await resolveIdentity(pve, { configuredVmid: deps.configuredVmid, local: deps.localFacts() }),
+  );
+  const { node, vmid } = identity;
+  const status = await pve.lxcStatus(node, vmid);
+  if (status.lock) {
+    throw new AgentError("guest_locked", `CT ${vmid} is locked (${status.lock}): PVE is busy with it`, {
+      hint: "wait for the running operation (another backup, snapshot or migration) to finish",
+    });
+  }
+  const storage = await pve.storageStatus(node, cfg.storage);
+  if (storage.active === false || storage.enabled === false) {
+    throw new AgentError("storage_unavailable", `backup storage ${cfg.storage} is not active on ${node}`, {
+      hint: "check the storage on the PVE host (mounted? enabled for this node?)",
+    });
+  }
+  const prepared = await prepareQuiesce(
+    { engine: deps.engine, stateDir: deps.stateDir, logger: log },
+    deps.projects ? { projects: deps.projects } : {},
+  );
+  for (const w of prepared.warnings) log.warn({ backupId, code: w.code }, w.message);
+  return { identity, plan: planForMode(prepared.plan, mode) };
+}
+
+/** A task's "OK" is not a backup: the archive carrying this backup id in its notes must be on the storage. */
+async function verifyArchive(
+  pve: PveClient,
+  node: string,
+  storage: string,
+  vmid: number,
+  backupId: string,
+  exitstatus: string,
+): Promise<{ volid: string; size: number }> {
+  const archive = findArchive(await pve.backups(node, storage, vmid), backupId, vmid);
+  if (!archive.ok) {
+    throw new AgentError("archive_missing", `the task said ${exitstatus}, but ${archive.reason}`, {
+      hint: "the archive is not usable as a backup; check the storage on the PVE host",
+    });
+  }
+  return { volid: archive.volume.volid, size: archive.volume.size };
 }
 
 /** Per planned service: first container quiesced → last resumed (what the resume report measured). */
