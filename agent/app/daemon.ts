@@ -21,6 +21,7 @@ import { agentId } from "./agent-id.ts";
 import { type AgentContext, createContext } from "./context.ts";
 import { serveControl } from "./control-socket.ts";
 import { hubHandlers, statusProvider } from "./hub-handlers.ts";
+import { refuseWhileBusy } from "./refuse-while-busy.ts";
 
 /** How often an agent that could not verify itself at start asks again. */
 const IDENTITY_RECHECK_MS = 60_000;
@@ -172,11 +173,13 @@ export async function runDaemon(
 
   /** Hub `enroll`: verify the new token, persist it, then switch every adapter over to it. */
   async function enroll(params: { vmid: number; tokenId: string; tokenSecret: string }) {
-    const running = rt.service.running();
-    if (running)
-      throw new CommandError("already_running", `backup ${running.backupId} is running`, {
-        details: { backupId: running.backupId },
+    // Before the start-up decision has run, its verdict would land after (and undo) this enrollment.
+    if (!started) {
+      throw new CommandError("busy", "the agent is still starting; enroll once it runs", {
+        details: { operation: "start-up", operationId: null },
       });
+    }
+    await refuseWhileBusy(rt.service, installed.state_dir, "enroll");
     let identity: Awaited<ReturnType<typeof enrollGuest>>;
     try {
       identity = await enrollGuest({
@@ -237,12 +240,7 @@ export async function runDaemon(
       );
     }
     if (changed.length === 0) return { changedKeys: [] };
-    const running = rt.service.running();
-    if (running) {
-      throw new CommandError("already_running", `backup ${running.backupId} is running; reload after it`, {
-        details: { backupId: running.backupId },
-      });
-    }
+    await refuseWhileBusy(rt.service, installed.state_dir, "reload");
     log.level = next.log_level;
     await settle(rt);
     rt = await build(next);

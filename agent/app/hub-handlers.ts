@@ -20,6 +20,7 @@ import {
 } from "../snapshot/snapshot-service.ts";
 import { AGENT_VERSION } from "../version.ts";
 import type { AgentContext } from "./context.ts";
+import { refuseWhileBusy } from "./refuse-while-busy.ts";
 
 /**
  * The hub's commands, dispatched to the same services the CLI uses. The set is closed by the protocol;
@@ -59,17 +60,9 @@ export function hubHandlers(o: {
     }
     return identity;
   };
-  const exclusive = () => {
-    const running = backups.running();
-    if (running)
-      throw new CommandError("already_running", `backup ${running.backupId} is running`, {
-        details: { backupId: running.backupId },
-      });
-  };
-
   return {
     "backup.run": async ({ mode }, { id, signal }) => {
-      exclusive();
+      await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
       await verifiedOrRefuse();
       const ticket = await backups.request({ mode, trigger: { source: "hub", commandId: id }, signal });
       if (!ticket.started) {
@@ -101,10 +94,11 @@ export function hubHandlers(o: {
           name: s.name,
           description: (s.description ?? "").slice(0, 1000),
           takenAt: s.snaptime ? new Date(s.snaptime * 1000).toISOString() : null,
+          parent: s.parent ?? null,
         })),
-      }) as CommandResultData<"snapshot.list">,
+      }) satisfies CommandResultData<"snapshot.list">,
     "snapshot.create": async ({ name, description }) => {
-      exclusive();
+      await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
       await verifiedOrRefuse();
       const operationId = newOperationId();
       void createSnapshot(deps, name, description, operationId).then((o) =>
@@ -113,7 +107,7 @@ export function hubHandlers(o: {
       return { operationId, name };
     },
     "snapshot.delete": async ({ name }) => {
-      exclusive();
+      await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
       await verifiedOrRefuse();
       const operationId = newOperationId();
       void deleteSnapshot(deps, name, operationId).then((o) =>
@@ -123,7 +117,7 @@ export function hubHandlers(o: {
     },
     // Never while a backup has stacks quiesced: `up -d` would start them in the middle of it.
     "stacks.up": async ({ projects }) => {
-      exclusive();
+      await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
       return {
         stacks: await bringStacksUp(
           {

@@ -1,4 +1,5 @@
-import { open, readFile, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { link, open, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 
@@ -38,6 +39,25 @@ async function readHolder(path: string): Promise<z.infer<typeof holderSchema> | 
   }
 }
 
+/**
+ * Locks this process holds now. A lock file naming our own pid is ours only if it is in here: after a
+ * reboot the daemon may get the pid its dead predecessor had, and that file is stale; but a snapshot the
+ * hub started in this daemon must still keep a backup of this same daemon out.
+ */
+const heldHere = new Set<string>();
+
+function live(path: string, holder: z.infer<typeof holderSchema> | undefined): boolean {
+  if (!holder) return false;
+  return holder.pid === process.pid ? heldHere.has(path) : alive(holder.pid);
+}
+
+/** Who holds the lock now (this process or another), or undefined when nobody does. */
+export async function lockHolder(stateDir: string): Promise<z.infer<typeof holderSchema> | undefined> {
+  const path = lockPath(stateDir);
+  const holder = await readHolder(path);
+  return live(path, holder) ? holder : undefined;
+}
+
 /** Takes the lock, or returns who holds it. The returned release is idempotent. */
 export async function acquireBackupLock(
   stateDir: string,
@@ -47,30 +67,40 @@ export async function acquireBackupLock(
 > {
   const path = lockPath(stateDir);
   for (let attempt = 0; attempt < 3; attempt++) {
+    // Written in full under a private name, then linked into place: link fails if the lock exists, and a
+    // reader never sees a half-written holder (which it would take for a dead one).
+    const draft = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`;
+    const fh = await open(draft, "wx", 0o600);
     try {
-      const fh = await open(path, "wx", 0o600);
-      try {
-        await fh.writeFile(JSON.stringify(me));
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      let released = false;
-      return {
-        acquired: true,
-        release: async () => {
-          if (released) return;
-          released = true;
-          await rm(path, { force: true });
-        },
-      };
+      await fh.writeFile(JSON.stringify(me));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await link(draft, path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       const holder = await readHolder(path);
-      if (holder && alive(holder.pid) && holder.pid !== process.pid) return { acquired: false, holder };
-      // Stale (holder gone, or unreadable because it died mid-write): remove and try again.
+      if (holder && live(path, holder)) return { acquired: false, holder };
+      // Stale: its holder is gone (killed, guest rebooted). Two processes taking over the same stale lock
+      // at the same instant could both win; PVE's guest lock still refuses the second vzdump.
       await rm(path, { force: true });
+      continue;
+    } finally {
+      await rm(draft, { force: true });
     }
+    heldHere.add(path);
+    let released = false;
+    return {
+      acquired: true,
+      release: async () => {
+        if (released) return;
+        released = true;
+        await rm(path, { force: true });
+        heldHere.delete(path);
+      },
+    };
   }
   throw new Error(`could not take the backup lock ${path}`);
 }

@@ -169,4 +169,66 @@ describeDocker("the daemon and the hub (pve sim + real docker + test hub)", () =
     );
     expect(blackout.event).toMatchObject({ expectedSeconds: 43 });
   });
+
+  it("keeps every exclusive command out while a hub snapshot runs, finishes it app-consistent, and lists it with its parent", async () => {
+    const config = await startDaemonWithHub();
+    const link = hub!;
+    const guest = h!;
+    const first = await link.sendCommand({ name: "snapshot.create", params: { name: "before-upgrade" } });
+    expect(first).toMatchObject({ ok: true, data: { name: "before-upgrade" } });
+    await link.waitFor(
+      "snapshot.created before-upgrade",
+      () => link.events.find((e) => e.event.kind === "snapshot.created"),
+      30_000,
+    );
+
+    const paused = guest.sim.faults.pauseTask({ type: "vzsnapshot" });
+    const second = await link.sendCommand({ name: "snapshot.create", params: { name: "after-upgrade" } });
+    expect(second).toMatchObject({ ok: true });
+    const operationId = (second as { data: { operationId: string } }).data.operationId;
+    await paused.reached;
+
+    // Stacks are quiesced now. A reload or an enroll would replace the PVE client the snapshot polls with;
+    // a backup or stacks.up would fight over the same containers.
+    const original = await readFile(config, "utf8");
+    await writeFile(config, original.replace("  storage: bk", "  storage: bk\n  max_downtime_seconds: 44"));
+    const busy = { ok: false, error: { code: "busy", details: { operation: "snapshot", operationId } } };
+    expect(await link.sendCommand({ name: "config.reload", params: {} })).toMatchObject(busy);
+    expect(
+      await link.sendCommand({
+        name: "enroll",
+        params: {
+          vmid: 101,
+          tokenId: "felhom@pve!other",
+          tokenSecret: "00000000-0000-0000-0000-000000000000",
+        },
+      }),
+    ).toMatchObject(busy);
+    expect(await link.sendCommand({ name: "backup.run", params: { mode: "snapshot" } })).toMatchObject(busy);
+    expect(await link.sendCommand({ name: "stacks.up", params: {} })).toMatchObject(busy);
+
+    paused.resume();
+    const created = await link.waitFor(
+      "snapshot.created after-upgrade",
+      () =>
+        link.events.find((e) => e.event.kind === "snapshot.created" && e.event.operationId === operationId),
+      30_000,
+    );
+    expect(created.event).toMatchObject({ name: "after-upgrade", consistency: "app" });
+    expect(guest.sim.vzdumpRuns.length).toBe(0);
+    expect(await link.sendCommand({ name: "snapshot.list", params: {} })).toMatchObject({
+      ok: true,
+      data: {
+        snapshots: [
+          { name: "before-upgrade", parent: null, takenAt: expect.any(String) },
+          { name: "after-upgrade", parent: "before-upgrade", takenAt: expect.any(String) },
+        ],
+      },
+    });
+    // Once it has ended, the reload goes through.
+    expect(await link.sendCommand({ name: "config.reload", params: {} })).toMatchObject({
+      ok: true,
+      data: { changedKeys: ["backup.max_downtime_seconds"] },
+    });
+  });
 });

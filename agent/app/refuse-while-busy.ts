@@ -1,0 +1,25 @@
+import { lockHolder } from "../backup/backup-lock.ts";
+import type { BackupService } from "../backup/backup-service.ts";
+import { CommandError } from "../hub/command-runner.ts";
+
+/**
+ * Exclusive hub commands (backup, snapshot, stacks.up, enroll, config.reload) are refused while a backup or a
+ * snapshot runs — in this daemon or in an operator's CLI process. The backup service knows only its own
+ * backups; the lock file also knows snapshots and other processes. Replacing the runtime under a running
+ * snapshot would close the PVE client it polls with and keep the stacks down until its deadline.
+ */
+export async function refuseWhileBusy(backups: BackupService, stateDir: string, what: string): Promise<void> {
+  const running = backups.running();
+  const holder = running
+    ? { kind: "backup" as const, backupId: running.backupId }
+    : await lockHolder(stateDir);
+  if (!holder) return;
+  if (holder.kind === "backup") {
+    throw new CommandError("already_running", `backup ${holder.backupId} is running; ${what} after it`, {
+      details: { backupId: holder.backupId },
+    });
+  }
+  throw new CommandError("busy", `snapshot operation ${holder.backupId} is running; ${what} after it`, {
+    details: { operation: "snapshot", operationId: holder.backupId },
+  });
+}

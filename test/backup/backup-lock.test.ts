@@ -1,0 +1,80 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { acquireBackupLock, lockHolder, lockPath } from "../../agent/backup/backup-lock.ts";
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "felhom-lock-"));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const backup = (backupId: string) => ({ pid: process.pid, backupId, mode: "snapshot" as const });
+
+describe("the backup lock", () => {
+  it("keeps a second operation of the same process out while the first holds it", async () => {
+    const first = await acquireBackupLock(dir, { ...backup("op-snap"), kind: "snapshot" });
+    expect(first.acquired).toBe(true);
+    const second = await acquireBackupLock(dir, backup("b-2"));
+    expect(second).toEqual({
+      acquired: false,
+      holder: { pid: process.pid, backupId: "op-snap", mode: "snapshot", kind: "snapshot" },
+    });
+    expect(await lockHolder(dir)).toMatchObject({ backupId: "op-snap", kind: "snapshot" });
+    if (first.acquired) await first.release();
+    expect(await lockHolder(dir)).toBeUndefined();
+    const third = await acquireBackupLock(dir, backup("b-3"));
+    expect(third.acquired).toBe(true);
+    if (third.acquired) await third.release();
+  });
+
+  it("takes over a lock file naming this process's pid that this process does not hold (a predecessor after a reboot)", async () => {
+    await writeFile(lockPath(dir), JSON.stringify(backup("b-before-reboot")), { mode: 0o600 });
+    expect(await lockHolder(dir)).toBeUndefined();
+    const lock = await acquireBackupLock(dir, backup("b-now"));
+    expect(lock.acquired).toBe(true);
+    expect(await lockHolder(dir)).toMatchObject({ backupId: "b-now" });
+    if (lock.acquired) await lock.release();
+  });
+
+  it("is refused while another live process holds it, and taken over once that process is gone", async () => {
+    const child = spawn("sleep", ["30"]);
+    try {
+      await writeFile(
+        lockPath(dir),
+        JSON.stringify({ pid: child.pid, backupId: "b-other", mode: "stop" }),
+        { mode: 0o600 },
+      );
+      const refused = await acquireBackupLock(dir, backup("b-mine"));
+      expect(refused).toMatchObject({ acquired: false, holder: { pid: child.pid, backupId: "b-other" } });
+    } finally {
+      child.kill("SIGKILL");
+      await new Promise((r) => child.once("exit", r));
+    }
+    const taken = await acquireBackupLock(dir, backup("b-mine"));
+    expect(taken.acquired).toBe(true);
+    if (taken.acquired) await taken.release();
+  });
+
+  it("writes the holder in full before the lock appears, 0600, and leaves no draft files behind", async () => {
+    const lock = await acquireBackupLock(dir, backup("b-1"));
+    expect(lock.acquired).toBe(true);
+    expect((await stat(lockPath(dir))).mode & 0o777).toBe(0o600);
+    expect(await readdir(dir)).toEqual(["backup.lock"]);
+    if (lock.acquired) await lock.release();
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("lets exactly one of many concurrent requests in this process win", async () => {
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => acquireBackupLock(dir, backup(`b-${i}`))),
+    );
+    const winners = results.filter((r) => r.acquired);
+    expect(winners).toHaveLength(1);
+    for (const w of winners) if (w.acquired) await w.release();
+  });
+});
