@@ -8,7 +8,9 @@ import { z } from "zod";
  * operator's `felhom-guest backup` share the state dir (PVE would refuse the second anyway, with the
  * guest's `lock: backup`, but only after the stacks were quiesced for nothing). The lock file is created
  * exclusively and names its holder; a holder whose process is gone (killed, guest rebooted) is stale and
- * is taken over.
+ * is taken over. The holder's start time is recorded with its pid: after a power loss the pid may belong
+ * to some other live process (dockerd, for ever), and a lock that outlived its holder would stop every
+ * backup without a word.
  */
 const holderSchema = z.object({
   pid: z.number().int(),
@@ -16,8 +18,10 @@ const holderSchema = z.object({
   backupId: z.string(),
   mode: z.enum(["snapshot", "stop"]),
   kind: z.enum(["backup", "snapshot"]).default("backup"),
+  /** The holder's start time (/proc/PID/stat field 22), set by acquireBackupLock. */
+  pidStart: z.string().optional(),
 });
-export type LockHolder = z.input<typeof holderSchema>;
+export type LockHolder = Omit<z.input<typeof holderSchema>, "pidStart">;
 
 export const lockPath = (stateDir: string): string => join(stateDir, "backup.lock");
 
@@ -27,6 +31,17 @@ function alive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** When the process started, in clock ticks since boot; undefined when it does not exist (or no /proc). */
+async function processStart(pid: number): Promise<string | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may contain spaces and parentheses: count from the last ")".
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
   }
 }
 
@@ -46,16 +61,18 @@ async function readHolder(path: string): Promise<z.infer<typeof holderSchema> | 
  */
 const heldHere = new Set<string>();
 
-function live(path: string, holder: z.infer<typeof holderSchema> | undefined): boolean {
+async function live(path: string, holder: z.infer<typeof holderSchema> | undefined): Promise<boolean> {
   if (!holder) return false;
-  return holder.pid === process.pid ? heldHere.has(path) : alive(holder.pid);
+  if (holder.pid === process.pid) return heldHere.has(path);
+  if (!alive(holder.pid)) return false;
+  return holder.pidStart === undefined || (await processStart(holder.pid)) === holder.pidStart;
 }
 
 /** Who holds the lock now (this process or another), or undefined when nobody does. */
 export async function lockHolder(stateDir: string): Promise<z.infer<typeof holderSchema> | undefined> {
   const path = lockPath(stateDir);
   const holder = await readHolder(path);
-  return live(path, holder) ? holder : undefined;
+  return (await live(path, holder)) ? holder : undefined;
 }
 
 /** Takes the lock, or returns who holds it. The returned release is idempotent. */
@@ -72,7 +89,7 @@ export async function acquireBackupLock(
     const draft = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`;
     const fh = await open(draft, "wx", 0o600);
     try {
-      await fh.writeFile(JSON.stringify(me));
+      await fh.writeFile(JSON.stringify({ ...me, pidStart: await processStart(me.pid) }));
       await fh.sync();
     } finally {
       await fh.close();
@@ -82,7 +99,7 @@ export async function acquireBackupLock(
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       const holder = await readHolder(path);
-      if (holder && live(path, holder)) return { acquired: false, holder };
+      if (holder && (await live(path, holder))) return { acquired: false, holder };
       // Stale: its holder is gone (killed, guest rebooted). Two processes taking over the same stale lock
       // at the same instant could both win; PVE's guest lock still refuses the second vzdump.
       await rm(path, { force: true });

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -22,7 +22,13 @@ describe("the backup lock", () => {
     const second = await acquireBackupLock(dir, backup("b-2"));
     expect(second).toEqual({
       acquired: false,
-      holder: { pid: process.pid, backupId: "op-snap", mode: "snapshot", kind: "snapshot" },
+      holder: {
+        pid: process.pid,
+        backupId: "op-snap",
+        mode: "snapshot",
+        kind: "snapshot",
+        pidStart: expect.stringMatching(/^\d+$/),
+      },
     });
     expect(await lockHolder(dir)).toMatchObject({ backupId: "op-snap", kind: "snapshot" });
     if (first.acquired) await first.release();
@@ -44,11 +50,9 @@ describe("the backup lock", () => {
   it("is refused while another live process holds it, and taken over once that process is gone", async () => {
     const child = spawn("sleep", ["30"]);
     try {
-      await writeFile(
-        lockPath(dir),
-        JSON.stringify({ pid: child.pid, backupId: "b-other", mode: "stop" }),
-        { mode: 0o600 },
-      );
+      await writeFile(lockPath(dir), JSON.stringify({ pid: child.pid, backupId: "b-other", mode: "stop" }), {
+        mode: 0o600,
+      });
       const refused = await acquireBackupLock(dir, backup("b-mine"));
       expect(refused).toMatchObject({ acquired: false, holder: { pid: child.pid, backupId: "b-other" } });
     } finally {
@@ -58,6 +62,32 @@ describe("the backup lock", () => {
     const taken = await acquireBackupLock(dir, backup("b-mine"));
     expect(taken.acquired).toBe(true);
     if (taken.acquired) await taken.release();
+  });
+
+  it("takes over a lock whose pid now belongs to another process (power loss, pid reused), and keeps one its holder still runs", async () => {
+    const child = spawn("sleep", ["30"]);
+    try {
+      const stat = await readFile(`/proc/${child.pid}/stat`, "utf8");
+      const started = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]!;
+      const write = (pidStart: string) =>
+        writeFile(
+          lockPath(dir),
+          JSON.stringify({ pid: child.pid, backupId: "b-other", mode: "snapshot", pidStart }),
+          { mode: 0o600 },
+        );
+      await write(started);
+      expect(await lockHolder(dir)).toMatchObject({ backupId: "b-other" });
+      expect((await acquireBackupLock(dir, backup("b-mine"))).acquired).toBe(false);
+      // Same pid, another start time: not the process that took the lock.
+      await write(String(Number(started) + 1));
+      expect(await lockHolder(dir)).toBeUndefined();
+      const taken = await acquireBackupLock(dir, backup("b-mine"));
+      expect(taken.acquired).toBe(true);
+      if (taken.acquired) await taken.release();
+    } finally {
+      child.kill("SIGKILL");
+      await new Promise((r) => child.once("exit", r));
+    }
   });
 
   it("writes the holder in full before the lock appears, 0600, and leaves no draft files behind", async () => {
