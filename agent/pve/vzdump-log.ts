@@ -24,6 +24,11 @@ export type VzdumpPhase =
   | { phase: "guest-online"; afterSeconds: number }
   | { phase: "guest-finished"; vmid: number; duration: string }
   | { phase: "guest-failed"; vmid: number; error: string }
+  /**
+   * Follows the `guest-failed` of the same line when the cause is the storage's max-protected-backups:
+   * this guest already has `limit` protected archives there, and no retention run can free a slot.
+   */
+  | { phase: "protected-limit"; vmid: number; limit: number; storage: string }
   | { phase: "job-failed"; error: string }
   | { phase: "finished"; ok: boolean }
   | { phase: "warning"; text: string }
@@ -31,6 +36,9 @@ export type VzdumpPhase =
 
 // The copy in /var/log/vzdump carries a timestamp; the task log does not. Accept both.
 const TIMESTAMP_RE = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} /;
+// VZDump.pm exec_backup_task, for protected=1 over the storage's max-protected-backups.
+const PROTECTED_LIMIT_RE =
+  /^The number of protected backups per guest is limited to (\d+) on storage '([^']*)'/;
 const UNITS: Record<string, number> = { KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
 
 /**
@@ -60,6 +68,15 @@ export class VzdumpLogRecogniser {
       if (phase.phase === "warning") this.#warnings++;
       if (phase.phase === "snapshot-requested") this.#snapshotPending = true;
       out.push(phase);
+    }
+    const limit = failure && PROTECTED_LIMIT_RE.exec(failure[2]!);
+    if (limit) {
+      out.push({
+        phase: "protected-limit",
+        vmid: Number(failure[1]),
+        limit: Number(limit[1]),
+        storage: limit[2]!,
+      });
     }
     return out;
   }
@@ -113,7 +130,12 @@ const OTHER_RULES: Rule[] = [
   [/^WARN: (.*)$/, (m) => ({ phase: "warning", text: m[1]! })],
   [/^TASK (.*)$/, (m) => ({ phase: "task-end", marker: m[1]! })],
   [/^ERROR: Backup job failed - (.*)$/, (m) => ({ phase: "job-failed", error: m[1]! })],
-  [/^ERROR: (can't acquire lock '[^']*' - .*)$/, (m) => ({ phase: "global-lock-timeout", text: m[1]! })],
+  // Waited `lockwait` minutes (" - got timeout"), or, with lockwait=0, refused at once without the
+  // "waiting..." line before it (" (wait = 0)", VZDump.pm getlock). Both mean another backup holds the node.
+  [
+    /^ERROR: (can't acquire lock '[^']*' (?:- .*|\(wait = \d+\)))$/,
+    (m) => ({ phase: "global-lock-timeout", text: m[1]! }),
+  ],
 ];
 
 function firstMatch(rules: Rule[], text: string): VzdumpPhase | undefined {

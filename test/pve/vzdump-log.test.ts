@@ -183,6 +183,30 @@ describe("pve vzdump log phase recogniser", () => {
     });
   });
 
+  it("recognises the immediate refusal of lockwait 0 as a global-lock timeout, with no waiting line before it", () => {
+    // pve-api-facts.md §9: with lockwait=0 getlock dies at once, so the busy node shows only this line.
+    const { phases } = run(["ERROR: can't acquire lock '/var/run/vzdump.lock' (wait = 0)"]);
+    expect(phases).toEqual([
+      { phase: "global-lock-timeout", text: "can't acquire lock '/var/run/vzdump.lock' (wait = 0)" },
+    ]);
+  });
+
+  it("recognises a guest failure over the storage's protected-backup limit, and no other failure as one", () => {
+    // pve-api-facts.md §1: protected=1 over max-protected-backups fails the guest inside the task.
+    const { phases } = run([
+      "ERROR: Backup of VM 146 failed - The number of protected backups per guest is limited to 5 on storage 'bk'",
+      "INFO: Failed at 2025-01-01 02:00:01",
+      "INFO: Backup job finished with errors",
+      "TASK ERROR: job errors",
+    ]);
+    expect(names(phases)).toEqual(["guest-failed", "protected-limit", "finished", "task-end"]);
+    expect(phases[1]).toEqual({ phase: "protected-limit", vmid: 146, limit: 5, storage: "bk" });
+    const other = run([
+      "ERROR: Backup of VM 100 failed - There is a max backup limit of 3 enforced by the target storage or the vzdump parameters. Either increase the limit or delete old backups.",
+    ]);
+    expect(names(other.phases)).toEqual(["guest-failed"]);
+  });
+
   it("recognises the fallback to suspend mode and the thaw that ends it", () => {
     const { phases } = run([
       "INFO: backup mode: snapshot",
