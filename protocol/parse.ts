@@ -61,7 +61,7 @@ function parseFor(
   try {
     value = JSON.parse(text);
   } catch (err) {
-    return fail("invalid_json", `the frame is not JSON: ${(err as Error).message}`);
+    return fail("invalid_json", describeJsonError(err, text));
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     return fail("not_an_object", `a frame must be a JSON object, got ${describe(value)}`);
@@ -91,6 +91,19 @@ function parseFor(
     return fail("invalid_message", describeIssues(labelOf(type, frame), parsed.error, frame), ref);
   }
   return { ok: true, message: parsed.data };
+}
+
+/**
+ * Says where a frame stopped being JSON, never what it contains: JSON.parse's messages quote the bad
+ * token and, on "Unexpected token", about ten characters around it — part of a secret in a malformed
+ * frame would reach the log and the error reply. Only a position Node states at the very end of its
+ * message (so not one quoted from the frame) and the frame's length are kept.
+ */
+function describeJsonError(err: unknown, text: string): string {
+  const message = err instanceof Error ? err.message : "";
+  const at = /at position (\d+)(?: \(line \d+ column \d+\))?$/.exec(message);
+  const position = at && Number(at[1]) <= text.length ? ` at position ${at[1]}` : "";
+  return `the frame is not JSON${position} (${text.length} characters)`;
 }
 
 function refOf(frame: Record<string, unknown>): FrameRef {

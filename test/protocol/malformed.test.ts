@@ -255,6 +255,46 @@ describe("malformed frames", () => {
   });
 });
 
+describe("frames that are not JSON", () => {
+  const secret = "d3adbeef-1234-5678-9abc-def012345678";
+  const frames = [
+    `{"type":"command","tokenSecret":${secret}}`,
+    `{"type":"command","tokenSecret":"${secret}"`,
+    `{"type":"command","tokenSecret":"${secret}\u0001"}`,
+    `{"type":"command","tokenSecret":"${secret}"} ${secret}`,
+    `{"type":"command","tokenSecret":"${secret}",}`,
+    `{"type":"command","tokenSecret":"${secret}\\q"}`,
+    `{"type":"command","tokenSecret":tru${secret}}`,
+    secret,
+    `'${secret}'`,
+  ];
+
+  it.each(frames)(
+    "are rejected without quoting any of the frame, so a secret in one never reaches a log: %s",
+    (frame) => {
+      const result = parseMessage(frame);
+      expect(result).toMatchObject({ ok: false, error: { code: "invalid_json" } });
+      if (result.ok) return;
+      const reply = JSON.stringify(replyToRejectedFrame(result.error));
+      for (const text of [result.error.message, reply]) {
+        expect(text).not.toContain("d3ad");
+        expect(text).not.toContain("tokenSecret");
+        expect(text).toContain(`(${frame.length} characters)`);
+      }
+    },
+  );
+
+  it("says where the frame stopped being JSON when the parser knows", () => {
+    const result = parseMessage(`{"tokenSecret":"${secret}\u0001"}`);
+    expect(result).toMatchObject({
+      ok: false,
+      error: {
+        message: `the frame is not JSON at position ${16 + secret.length} (${19 + secret.length} characters)`,
+      },
+    });
+  });
+});
+
 describe("replies to rejected frames", () => {
   const reject = (raw: string, parse = parseMessage) => {
     const result = parse(raw);
