@@ -116,6 +116,19 @@ export function pickCandidate(
 }
 
 /**
+ * Whether the CT config's `hostname` names this system. PVE writes only the part before the first dot to
+ * the guest's /etc/hostname (pve-container Setup/Base.pm `set_hostname`; the FQDN goes to /etc/hosts), so
+ * a CT configured as `web1.example.com` calls itself `web1`; an admin may also have set the full name
+ * inside. By design `web1.a.com` and a local `web1` match whatever the domain: the guest cannot see the
+ * domain PVE dropped. Nothing looser: case and any other prefix or suffix still count as different.
+ */
+export function hostnameMatches(configured: string, local: string): boolean {
+  if (configured === local) return true;
+  const dot = configured.indexOf(".");
+  return dot > 0 && configured.slice(0, dot) === local;
+}
+
+/**
  * Step 2: confirm the candidate with the MAC and the hostname, then with its run state: PVE saying the
  * candidate is stopped, or up for much longer than this system, means this system is not it — a
  * restored copy or a clone keeps MAC and hostname (`pct restore` preserves both), so only these tell.
@@ -137,7 +150,7 @@ export function confirmCandidate(
       hint: "this may be a copy of another guest: re-enroll it with its own token (felhom-guest enroll)",
     };
   }
-  if (config.hostname !== undefined && config.hostname !== local.hostname) {
+  if (config.hostname !== undefined && !hostnameMatches(config.hostname, local.hostname)) {
     return {
       state: "unverified",
       signal: "hostname-mismatch",

@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { confirmCandidate, pickCandidate, UPTIME_TOLERANCE_S } from "../../agent/identity/decide-identity.ts";
+import {
+  confirmCandidate,
+  hostnameMatches,
+  pickCandidate,
+  UPTIME_TOLERANCE_S,
+} from "../../agent/identity/decide-identity.ts";
 import { guestGone } from "../../agent/identity/identity-service.ts";
 import { PveHttpError, PvePermissionError, PveServerError } from "../../agent/pve/errors.ts";
 
@@ -53,6 +58,40 @@ describe("identity decision", () => {
   it("refuses a candidate with another hostname", () => {
     const r = confirmCandidate(g101, { hostname: "db", hwaddrs: ["bc:24:11:00:00:01"] }, local);
     expect(r).toMatchObject({ state: "unverified", reason: /"web" differs from CT 101's "db"/ });
+  });
+
+  it("verifies a candidate configured with a dotted name, which PVE writes to the guest's /etc/hostname cut at the first dot", () => {
+    const config = { hostname: "web.example.com", hwaddrs: ["bc:24:11:00:00:01"] };
+    expect(confirmCandidate(g101, config, local)).toEqual({
+      state: "verified",
+      vmid: 101,
+      node: "pve1",
+      hostname: "web",
+    });
+    // An admin may have set the full name inside the guest as well.
+    expect(confirmCandidate(g101, config, { ...local, hostname: "web.example.com" })).toMatchObject({
+      state: "verified",
+    });
+  });
+
+  it("still refuses a dotted config name whose first label is not this guest's hostname", () => {
+    const r = confirmCandidate(g101, { hostname: "web2.example.com", hwaddrs: ["bc:24:11:00:00:01"] }, local);
+    expect(r).toMatchObject({ state: "unverified", signal: "hostname-mismatch" });
+  });
+
+  it("matches hostnames exactly or by the config name's first label, and in no looser way", () => {
+    expect(hostnameMatches("web1", "web1")).toBe(true);
+    expect(hostnameMatches("web1.example.com", "web1")).toBe(true);
+    expect(hostnameMatches("web1.example.com", "web1.example.com")).toBe(true);
+    // The domain is not visible inside the guest, so any domain matches the same first label (by design).
+    expect(hostnameMatches("web1.a.com", "web1")).toBe(true);
+    expect(hostnameMatches("web1", "web2.example.com")).toBe(false);
+    expect(hostnameMatches("web2.example.com", "web1")).toBe(false);
+    expect(hostnameMatches("web1", "web1.example.com")).toBe(false);
+    expect(hostnameMatches("web1.example.com", "web1.example")).toBe(false);
+    expect(hostnameMatches("web1.example.com", "web")).toBe(false);
+    expect(hostnameMatches("Web1.example.com", "web1")).toBe(false);
+    expect(hostnameMatches(".example.com", "")).toBe(false);
   });
 });
 
