@@ -77,3 +77,20 @@ export function assessPermissions(
   }
   return findings;
 }
+
+/** Without a vmid to check against: does the token hold VM.Audit on any guest at all? */
+export function assessUnscopedPermissions(perms: Record<string, Record<string, number>>): Finding {
+  // A grant on `/` or `/vms` reaches the guests only if it propagates (the value is that flag).
+  const guests = Object.entries(perms).filter(([path, privs]) =>
+    path.startsWith("/vms/")
+      ? privs["VM.Audit"] !== undefined
+      : (path === "/" || path === "/vms") && privs["VM.Audit"] === 1,
+  );
+  if (guests.length > 0)
+    return { level: "ok", message: `the token may audit ${guests.map(([p]) => p).join(", ")}` };
+  return {
+    level: "error",
+    message: "the token may not see any guest (no VM.Audit on any /vms/<vmid>)",
+    hint: "if the FelhomGuest role is granted to the token only, PVE intersects it with the user's (empty) privileges: grant it to BOTH the user and the token",
+  };
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { assessPermissions } from "../../agent/doctor/assess-permissions.ts";
+import { assessPermissions, assessUnscopedPermissions } from "../../agent/doctor/assess-permissions.ts";
 
 const exact = {
   "/vms/101": { "VM.Audit": 1, "VM.Backup": 1, "VM.Snapshot": 1 },
@@ -30,5 +30,21 @@ describe("doctor: the token's permissions", () => {
     expect(findings.map((f) => f.level)).toEqual(["ok", "warn", "warn"]);
     expect(findings[1]!.message).toMatch(/VM.Allocate on \//);
     expect(findings[2]!.message).toMatch(/sees 3 guests/);
+  });
+});
+
+describe("doctor: the token's permissions when no vmid is known", () => {
+  it("accepts VM.Audit on a guest, or propagated from / or /vms", () => {
+    expect(assessUnscopedPermissions({ "/vms/101": { "VM.Audit": 0 } }).level).toBe("ok");
+    expect(assessUnscopedPermissions({ "/vms": { "VM.Audit": 1 } }).level).toBe("ok");
+    expect(assessUnscopedPermissions({ "/": { "VM.Audit": 1 } }).level).toBe("ok");
+  });
+
+  it("does not count VM.Audit on /vms that does not propagate down to any guest", () => {
+    const f = assessUnscopedPermissions({
+      "/vms": { "VM.Audit": 0 },
+      "/storage/bk": { "Datastore.Audit": 1 },
+    });
+    expect(f).toMatchObject({ level: "error", hint: /BOTH the user and the token/ });
   });
 });

@@ -14,7 +14,7 @@ afterEach(async () => {
   h = dir = undefined;
 });
 
-async function doctor(variant: "production" | "token-only" | "over-privileged") {
+async function doctor(variant: "production" | "token-only" | "over-privileged" | "parent-paths") {
   h = await startGuestHarness({ variant });
   dir = await mkdtemp(join(tmpdir(), "felhom-doctor-"));
   const agent = spawnAgent(await writeAgentConfig(h, dir), ["doctor", "--json"]);
@@ -42,8 +42,19 @@ describeDocker("felhom-guest doctor (pve sim + real docker)", () => {
     ).toBe(true);
   });
 
-  it("warns about an over-privileged token", async () => {
-    const { findings } = await doctor("over-privileged");
+  it("warns about an over-privileged token (Administrator on /) without reporting anything missing, and exits 0", async () => {
+    const { code, findings } = await doctor("over-privileged");
     expect(findings.some((f) => f.level === "warn" && /more than it needs/.test(f.message))).toBe(true);
+    expect(findings.filter((f) => f.level === "error")).toEqual([]);
+    expect(code).toBe(0);
+  });
+
+  it("accepts the role granted on /vms and /storage, which propagates to the guest and the storage", async () => {
+    const { code, findings } = await doctor("parent-paths");
+    expect(findings.filter((f) => f.level === "error")).toEqual([]);
+    expect(findings.map((f) => f.message)).toContain(
+      "the token holds every privilege it needs on /vms/101 and /storage/bk",
+    );
+    expect(code).toBe(0);
   });
 });

@@ -117,6 +117,41 @@ describe("pve sim: TLS, authentication and error shapes", () => {
     await c.close();
   });
 
+  it("resolves a grant on a parent path for a permissions query with path, which the listing without path does not name", async () => {
+    // pve-api-facts §7: the listing holds fixed paths and ACL paths only; `path` walks down from `/`.
+    const g = await selfScopedGuest(sim, { vmid: 160, storage: "bk-parent", variant: "parent-paths" });
+    const c = rawClient(sim, g.authorization);
+    const role = {
+      "VM.Audit": 1,
+      "VM.Snapshot": 1,
+      "VM.Backup": 1,
+      "Datastore.AllocateSpace": 1,
+      "Datastore.Audit": 1,
+    };
+    const listed = (await c.get("/access/permissions")).json.data;
+    // Paths other grants name are listed too (with what propagates to them), but nothing names these two.
+    expect(listed["/vms"]).toEqual(role);
+    expect(Object.keys(listed)).not.toContain("/vms/160");
+    expect(Object.keys(listed)).not.toContain("/storage/bk-parent");
+    expect((await c.get("/access/permissions", { path: "/vms/160" })).json.data).toEqual({
+      "/vms/160": role,
+    });
+    expect((await c.get("/access/permissions", { path: "/storage/bk-parent" })).json.data).toEqual({
+      "/storage/bk-parent": role,
+    });
+    const admin = await selfScopedGuest(sim, { vmid: 161, variant: "over-privileged", tokenName: "admin" });
+    const a = rawClient(sim, admin.authorization);
+    expect(Object.keys((await a.get("/access/permissions")).json.data)).not.toContain("/vms/161");
+    const onGuest = (await a.get("/access/permissions", { path: "/vms/161" })).json.data["/vms/161"];
+    expect(onGuest).toMatchObject({ "VM.Backup": 1, "VM.Allocate": 1 });
+    // A path nothing reaches is answered with an empty map, not left out.
+    expect((await c.get("/access/permissions", { path: "/pool/none" })).json.data).toEqual({
+      "/pool/none": {},
+    });
+    await c.close();
+    await a.close();
+  });
+
   it("gzips JSON bodies over 1 KiB for a client that accepts gzip, like pveproxy", async () => {
     const root = sim.rootToken();
     const c = rawClient(sim, `PVEAPIToken=${root.tokenId}=${root.secret}`);

@@ -18,7 +18,9 @@ export type SelfScopedVariant =
   /** like production but the role lacks VM.Backup: vzdump POST 200 + UPID, task ends 403 */
   | "missing-vm-backup"
   /** Administrator on / for user and token: can touch every guest (the agent must still only touch itself) */
-  | "over-privileged";
+  | "over-privileged"
+  /** the role on /vms and /storage (propagating) for user and token: nothing names /vms/<vmid> itself */
+  | "parent-paths";
 
 export interface SelfScopedGuest {
   tokenId: string;
@@ -81,6 +83,11 @@ export async function selfScopedGuest(
     role = "Administrator";
     sim.setAcl({ path: "/", role, user: userid });
     sim.setAcl({ path: "/", role, token: tokenId });
+  } else if (variant === "parent-paths") {
+    for (const path of ["/vms", "/storage"]) {
+      sim.setAcl({ path, role, user: userid });
+      sim.setAcl({ path, role, token: tokenId });
+    }
   } else {
     for (const path of [`/vms/${o.vmid}`, `/storage/${storageId}`]) {
       if (variant !== "token-only") sim.setAcl({ path, role, user: userid });

@@ -1,8 +1,14 @@
 import { createContext } from "../../app/context.ts";
 import { detectCompose } from "../../docker/compose-cli.ts";
-import { assessPermissions, type Finding } from "../../doctor/assess-permissions.ts";
+import {
+  assessPermissions,
+  assessUnscopedPermissions,
+  type Finding,
+} from "../../doctor/assess-permissions.ts";
 import { readLocalFacts, resolveIdentity } from "../../identity/identity-service.ts";
 import { errorMessage } from "../../lib/errors.ts";
+import type { PveClient } from "../../pve/client.ts";
+import type { Permissions } from "../../pve/schemas.ts";
 import { readRestoreRecord } from "../../restore/restore-record.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
@@ -10,18 +16,23 @@ import type { Command } from "./command.ts";
 
 const MARK = { ok: "ok  ", warn: "WARN", error: "FAIL" } as const;
 
-/** Without a vmid to check against: does the token hold VM.Audit on any guest at all? */
-function unscopedFinding(perms: Record<string, Record<string, number>>): Finding {
-  const guests = Object.entries(perms).filter(
-    ([path, privs]) => path.startsWith("/vms/") && privs["VM.Audit"] !== undefined,
-  );
-  if (guests.length > 0)
-    return { level: "ok", message: `the token may audit ${guests.map(([p]) => p).join(", ")}` };
-  return {
-    level: "error",
-    message: "the token may not see any guest (no VM.Audit on any /vms/<vmid>)",
-    hint: "if the FelhomGuest role is granted to the token only, PVE intersects it with the user's (empty) privileges: grant it to BOTH the user and the token",
-  };
+/**
+ * The token's effective privileges. Without `path`, PVE lists only its fixed paths and those named in the ACL
+ * tree (pve-api-facts §7), so a role granted on `/` or `/vms` has no `/vms/<id>` entry there; asked with
+ * `path`, PVE resolves what propagates down to it. The listing is still read for what the token holds
+ * elsewhere (the over-privilege warning); the two path answers take precedence over its entries.
+ */
+async function effectivePermissions(
+  pve: Pick<PveClient, "permissions">,
+  vmid: number | undefined,
+  storage: string,
+): Promise<Permissions> {
+  const [listed, guest, store] = await Promise.all([
+    pve.permissions(),
+    vmid !== undefined ? pve.permissions({ path: `/vms/${vmid}` }) : Promise.resolve({}),
+    pve.permissions({ path: `/storage/${storage}` }),
+  ]);
+  return { ...listed, ...guest, ...store };
 }
 
 export const doctorCommand: Command = {
@@ -78,11 +89,11 @@ export const doctorCommand: Command = {
           findings.push({ level: "error", message: `identity: ${identity.reason}`, hint: identity.hint });
         }
         await check("permissions", async () => {
-          const perms = await ctx.pve.permissions();
-          const visible = (await ctx.pve.clusterVms()).length;
           const vmid = identity?.vmid ?? config.pve.vmid;
+          const perms = await effectivePermissions(ctx.pve, vmid, config.backup.storage);
+          const visible = (await ctx.pve.clusterVms()).length;
           if (vmid !== undefined) return assessPermissions(perms, vmid, config.backup.storage, visible);
-          return [unscopedFinding(perms)];
+          return [assessUnscopedPermissions(perms)];
         });
         if (identity?.node !== undefined) {
           await check(`backup storage ${config.backup.storage}`, async () => {
