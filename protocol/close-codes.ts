@@ -5,11 +5,15 @@ import { MAX_CLOSE_REASON_BYTES } from "./limits.ts";
  * fatal ones: trying again cannot help until something changes on one side (credential, version, a bug).
  */
 export const CLOSE_CODES = {
-  /** The first frame was not a valid `hello`, a second `hello` came, or the hub saw traffic before it. */
+  /**
+   * The first frame was not a valid `hello`, a second `hello` came, or the hub saw traffic before it; from
+   * the agent: a `welcome` it refused (a position that leaves it no seqs). `reconnect` is about receiving
+   * it: after sending it, the agent reconnects with backoff.
+   */
   BadHandshake: {
     code: 4400,
     reconnect: false,
-    meaning: "handshake violated (no valid hello first, or a second hello)",
+    meaning: "handshake violated (no valid hello first, a second hello, or a refused welcome)",
   },
   /** The credential of the HTTP upgrade is missing, invalid or has expired during the session. */
   Unauthorized: { code: 4401, reconnect: false, meaning: "credential missing, invalid or expired" },

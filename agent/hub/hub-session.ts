@@ -19,7 +19,7 @@ import {
 import { errorMessage } from "../lib/errors.ts";
 import type { Secret } from "../lib/secret.ts";
 import type { Logger } from "../log/logger.ts";
-import type { Outbox } from "./outbox.ts";
+import { type Outbox, RebaseRefusedError } from "./outbox.ts";
 import type { LinkDrop } from "./reconnect-decision.ts";
 
 export interface Heartbeat {
@@ -277,6 +277,17 @@ export class HubSession {
     try {
       await this.#o.hooks.welcomed(welcome);
     } catch (err) {
+      if (err instanceof RebaseRefusedError) {
+        // The hub broke the handshake's contract (PROTOCOL.md, welcome): say so with 4400, keep every
+        // event queued as it is, and try again with backoff.
+        this.#o.log.error({ err: errorMessage(err) }, "refusing the hub's welcome");
+        this.#closeWith(
+          CloseCode.BadHandshake,
+          "welcome.lastAckedSeq leaves no room for event seqs",
+          "refused",
+        );
+        return;
+      }
       this.#o.log.error({ err: errorMessage(err) }, "cannot apply the hub's welcome");
       this.#stall("welcome could not be applied");
       return;
@@ -336,10 +347,13 @@ export class HubSession {
     this.#blackoutUntil = Math.max(this.#blackoutUntil, until);
   }
 
-  /** Ends the session with a close code of ours; a hub that does not complete the close cannot keep it. */
-  #closeWith(code: number, reason: string): void {
+  /**
+   * Ends the session with a close code of ours; a hub that does not complete the close cannot keep it.
+   * `refused` reports it as a refusal of the hub's frame (retried with backoff) rather than as that close.
+   */
+  #closeWith(code: number, reason: string, as: "closed" | "refused" = "closed"): void {
     if (this.#ended) return;
-    this.#end({ kind: "closed", code, reason });
+    this.#end(as === "refused" ? { kind: "refused", code, what: reason } : { kind: "closed", code, reason });
     this.#ws.close(code, limitCloseReason(reason));
     setTimeout(() => this.#ws.terminate(), 1_000).unref();
   }

@@ -44,9 +44,27 @@ type LogLine =
 
 const ackedSchema = z.object({ ackedSeq: z.int().min(0) });
 
+/**
+ * Seqs that must stay available below Number.MAX_SAFE_INTEGER after a rebase: past it, every new event
+ * would get the same seq. The protocol bounds the hub's positions by MAX_HUB_SEQ (2^48) for the same
+ * reason; this is the outbox's own guard, so a bad position never reaches the counter or acked.json.
+ */
+export const REBASE_HEADROOM = 2 ** 48;
+
 export const OUTBOX_LOG = "outbox.log";
 export const OUTBOX_ACKED = "acked.json";
 const WRITE_RETRY_MS = 1_000;
+
+/** The hub's position would leave the outbox (almost) no seqs to number events with. */
+export class RebaseRefusedError extends AgentError {
+  constructor(position: number) {
+    super(
+      "outbox_rebase_refused",
+      `the hub's position ${position} leaves fewer than 2^48 event seqs below ${Number.MAX_SAFE_INTEGER}; events stay queued with their seqs`,
+      { hint: "the hub's stored position for this agent is corrupt: reset it on the hub" },
+    );
+  }
+}
 
 /**
  * The durable queue of events for the hub (invariant 4: nothing reported is lost).
@@ -224,9 +242,12 @@ export class Outbox<E> {
   /**
    * The hub knows seqs this outbox never assigned (a restored copy of the guest runs with its original's
    * older state): renumber the waiting events above the hub's position so none is mistaken for a
-   * duplicate, and continue counting from there.
+   * duplicate, and continue counting from there. A position that would leave fewer than
+   * `REBASE_HEADROOM` seqs is refused (`RebaseRefusedError`) and changes nothing.
    */
   async rebase(hubAckedSeq: number): Promise<void> {
+    if (!Number.isSafeInteger(hubAckedSeq) || Number.MAX_SAFE_INTEGER - hubAckedSeq < REBASE_HEADROOM)
+      throw new RebaseRefusedError(hubAckedSeq);
     if (hubAckedSeq <= this.#lastSeq) return;
     await this.#drain();
     await this.#exclusive(async () => {

@@ -11,6 +11,11 @@ export type LinkDrop =
   | { kind: "network"; message: string }
   /** The agent gave up on a socket that stopped moving (upgrade, welcome, pong or ack deadline). */
   | { kind: "stalled"; what: string }
+  /**
+   * The agent closed the socket with `code` over a frame it must not act on (a welcome whose position
+   * would leave it no seqs). Retried with backoff: the hub may be fixed meanwhile, and each attempt is cheap.
+   */
+  | { kind: "refused"; code: number; what: string }
   /** Nothing was dialled: the credential or CA file could not be read, or there is no identity yet. */
   | { kind: "local"; message: string };
 
@@ -68,6 +73,8 @@ export function describeDrop(drop: LinkDrop): string {
       return `network error: ${drop.message}`;
     case "stalled":
       return `stalled: ${drop.what}`;
+    case "refused":
+      return `closed by the agent with ${drop.code}: ${drop.what}`;
     case "local":
       return drop.message;
   }

@@ -2,7 +2,13 @@ import { appendFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { OUTBOX_LOG, Outbox, type OutboxOptions } from "../../agent/hub/outbox.ts";
+import {
+  OUTBOX_LOG,
+  Outbox,
+  type OutboxOptions,
+  REBASE_HEADROOM,
+  RebaseRefusedError,
+} from "../../agent/hub/outbox.ts";
 import type { GapInfo } from "../../agent/hub/outbox-overflow.ts";
 
 type Ev = { kind: string; n?: number; gap?: GapInfo; pad?: string };
@@ -162,6 +168,27 @@ describe("the durable outbox", () => {
     const again = await openOutbox(dir);
     expect(all(again).map((r) => r.seq)).toEqual([41, 42]);
     expect(await again.append({ kind: "phase" })).toBe(43);
+  });
+
+  it("refuses a hub position that would leave fewer than 2^48 seqs, and keeps its events, counter and ack as they were", async () => {
+    const dir = await tempDir();
+    const o = await openOutbox(dir);
+    await o.append({ kind: "phase", n: 1 });
+    await o.append({ kind: "phase", n: 2 });
+    o.ack(1);
+    const limit = Number.MAX_SAFE_INTEGER - REBASE_HEADROOM;
+    for (const position of [limit + 1, Number.MAX_SAFE_INTEGER - 1, Number.MAX_SAFE_INTEGER, 2 ** 53, 1.5]) {
+      await expect(o.rebase(position)).rejects.toBeInstanceOf(RebaseRefusedError);
+    }
+    await expect(o.rebase(limit + 1)).rejects.toMatchObject({ code: "outbox_rebase_refused" });
+    expect(all(o).map((r) => [r.seq, r.event.n])).toEqual([[2, 2]]);
+    expect([o.lastSeq, o.ackedSeq]).toEqual([2, 1]);
+    expect(await o.append({ kind: "phase", n: 3 })).toBe(3);
+    await o.close();
+    const again = await openOutbox(dir);
+    expect([again.lastSeq, again.ackedSeq]).toEqual([3, 1]);
+    await again.rebase(limit);
+    expect(all(again).map((r) => r.seq)).toEqual([limit + 1, limit + 2]);
   });
 
   it("ignores a corrupt line in the middle instead of refusing to open", async () => {

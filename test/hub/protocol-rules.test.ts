@@ -4,8 +4,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { OUTBOX_DIR } from "../../agent/hub/hub-client.ts";
 import { OUTBOX_LOG } from "../../agent/hub/outbox.ts";
 import type { LinkDrop } from "../../agent/hub/reconnect-decision.ts";
-import { CloseCode } from "../../protocol/index.ts";
-import { AGENT_ID, agentDir, cleanup, clientForTest, hubForTest, phase } from "./support.ts";
+import { CloseCode, MAX_HUB_SEQ } from "../../protocol/index.ts";
+import { AGENT_ID, agentDir, cleanup, clientForTest, hubForTest, phase, storedSeqs } from "./support.ts";
 
 afterEach(cleanup);
 
@@ -27,6 +27,35 @@ describe("the link follows the protocol's rules", () => {
     expect(hub.events.filter((e) => e.event.kind === "backup.phase").map((e) => e.seq)).toEqual([501, 502]);
     expect(await client.emit(phase("b-copy", "resume"))).toBeGreaterThan(502);
     expect(hub.duplicates).toBe(0);
+  });
+
+  it("neither loses nor renumbers queued events when the hub's welcome names a position near 2^53, and delivers them once the hub is fixed", async () => {
+    const hub = await hubForTest();
+    hub.setWelcomeSeq(Number.MAX_SAFE_INTEGER - 1);
+    const client = await clientForTest(hub, await agentDir(), { tuning: { handshakeTimeoutMs: 300 } });
+    const drops: LinkDrop[] = [];
+    client.onStateChange((s) => {
+      if (s.name === "waiting") drops.push(s.lastDrop);
+    });
+    for (const p of ["quiesce", "submit", "resume"] as const) await client.emit(phase("b-far", p));
+    client.start();
+    await hub.waitFor("two refused welcomes", () => drops.length >= 2);
+    expect(hub.agentErrors[0]).toMatchObject({ code: "invalid_message", ref: { type: "welcome" } });
+    expect(drops[0]).toMatchObject({ kind: "stalled" });
+    expect([client.lastSeq, client.outboxDepth]).toEqual([3, 3]);
+    expect(hub.hellos.at(-1)?.lastAckedSeq).toBe(0);
+    expect(hub.events).toEqual([]);
+
+    hub.setWelcomeSeq(MAX_HUB_SEQ + 1);
+    const refusedSoFar = drops.length;
+    await hub.waitFor("a welcome just above MAX_HUB_SEQ refused too", () => drops.length >= refusedSoFar + 2);
+    expect([client.lastSeq, client.outboxDepth]).toEqual([3, 3]);
+
+    hub.setWelcomeSeq(undefined);
+    await hub.waitFor("the three events", () => storedSeqs(hub).length === 3);
+    expect(storedSeqs(hub)).toEqual([1, 2, 3]);
+    await hub.waitFor("the outbox to drain", () => client.outboxDepth === 0);
+    expect(await client.emit(phase("b-far", "report"))).toBeLessThan(10);
   });
 
   it("declares a gap for events the hub acknowledged and then lost", async () => {

@@ -121,6 +121,11 @@ export interface TestHub {
   /** The hub claims to have stored everything up to `seq` for an agent (as for a restored copy's original). */
   presetAgent(agentId: string, seq: number): void;
   setMode(mode: HubMode): void;
+  /**
+   * Later welcomes report `seq` as every agent's position, unvalidated (a hub whose stored position is
+   * corrupt); `undefined` goes back to the truth.
+   */
+  setWelcomeSeq(seq: number | undefined): void;
   /** Goes down (listener and sockets); state is kept for `restart`. */
   stop(): Promise<void>;
   /** Listens again on the same port. */
@@ -155,6 +160,7 @@ export async function startTestHub(options: TestHubOptions = {}): Promise<TestHu
   let duplicates = 0;
   let acking = true;
   let mode: HubMode = "normal";
+  let welcomeSeq: number | undefined;
   let closed = false;
 
   const wss = new WebSocketServer({
@@ -204,8 +210,11 @@ export async function startTestHub(options: TestHubOptions = {}): Promise<TestHu
   });
 
   function send(conn: Conn, msg: HubToAgentMessage): void {
+    sendText(conn, stringifyMessage(msg));
+  }
+
+  function sendText(conn: Conn, text: string): void {
     if (conn.ws.readyState !== WebSocket.OPEN) return;
-    const text = stringifyMessage(msg);
     frames.push({ at: Date.now(), direction: "out", text });
     conn.ws.send(text);
   }
@@ -267,13 +276,16 @@ export async function startTestHub(options: TestHubOptions = {}): Promise<TestHu
           other.ws.close(CloseCode.Replaced, "replaced by a newer connection");
       }
       conn.agentId = agentId;
-      send(conn, {
+      const welcome: HubToAgentMessage = {
         type: "welcome",
         protocolVersion: options.protocolVersion ?? PROTOCOL_VERSION,
-        lastAckedSeq: stateOf(agentId).acked,
+        lastAckedSeq: welcomeSeq ?? stateOf(agentId).acked,
         heartbeat,
         serverTime: new Date().toISOString(),
-      });
+      };
+      // A corrupt position would not pass stringifyMessage: it goes out as it is, as a broken hub's would.
+      if (welcomeSeq === undefined) send(conn, welcome);
+      else sendText(conn, JSON.stringify(welcome));
       return;
     }
     switch (msg.type) {
@@ -381,6 +393,9 @@ export async function startTestHub(options: TestHubOptions = {}): Promise<TestHu
     setAcking(on) {
       acking = on;
       if (on) for (const c of conns) scheduleAck(c);
+    },
+    setWelcomeSeq(seq) {
+      welcomeSeq = seq;
     },
     setMode(next) {
       mode = next;

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   type FrameErrorCode,
   MAX_FRAME_BYTES,
+  MAX_HUB_SEQ,
   MAX_NESTING_DEPTH,
   parseAgentToHub,
   parseHubToAgent,
@@ -140,6 +141,28 @@ const cases: Case[] = [
     says: ["seq", "got number -1"],
   },
   {
+    what: "a welcome position above MAX_HUB_SEQ",
+    raw: edit("welcome", (m) => {
+      m.lastAckedSeq = MAX_HUB_SEQ + 1;
+    }),
+    code: "invalid_message",
+    says: ['"welcome"', "lastAckedSeq", `${MAX_HUB_SEQ}`],
+  },
+  {
+    what: "a welcome position just below 2^53",
+    raw: edit("welcome", (m) => {
+      m.lastAckedSeq = Number.MAX_SAFE_INTEGER - 1;
+    }),
+    code: "invalid_message",
+    says: ["lastAckedSeq"],
+  },
+  {
+    what: "an ack above MAX_HUB_SEQ",
+    raw: `{"type":"ack","seq":${MAX_HUB_SEQ + 1}}`,
+    code: "invalid_message",
+    says: ['"ack"', "seq"],
+  },
+  {
     what: "a fractional ack",
     raw: '{"type":"ack","seq":1.5}',
     code: "invalid_message",
@@ -252,6 +275,19 @@ describe("malformed frames", () => {
       expect(result.ok).toBe(false);
       expect(JSON.stringify(result)).not.toContain("TOPSECRET");
     }
+  });
+});
+
+describe("the hub's positions", () => {
+  it("accept MAX_HUB_SEQ itself in a welcome and an ack", () => {
+    expect(
+      parseHubToAgent(
+        edit("welcome", (m) => {
+          m.lastAckedSeq = MAX_HUB_SEQ;
+        }),
+      ),
+    ).toMatchObject({ ok: true, message: { lastAckedSeq: MAX_HUB_SEQ } });
+    expect(parseHubToAgent(`{"type":"ack","seq":${MAX_HUB_SEQ}}`)).toMatchObject({ ok: true });
   });
 });
 

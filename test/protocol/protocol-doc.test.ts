@@ -8,6 +8,7 @@ import {
   COMMAND_NAMES,
   EVENT_KINDS,
   FRAME_ERROR_CODES,
+  MAX_HUB_SEQ,
   MESSAGE_TYPES,
   parseMessage,
   SUBPROTOCOL,
@@ -66,6 +67,13 @@ describe("PROTOCOL.md agrees with the schemas", () => {
       expect(doc).toMatch(row(`\`${code}\``, retryable ? "yes" : "no", keys));
     },
   );
+
+  it("states the bound of the hub's positions with its value", () => {
+    expect(MAX_HUB_SEQ).toBe(2 ** 48);
+    expect(doc).toContain(
+      `\`MAX_HUB_SEQ\` = 2^48 (${MAX_HUB_SEQ.toLocaleString("en-US").replaceAll(",", " ")})`,
+    );
+  });
 
   it("names the subprotocol", () => {
     expect(doc).toContain(`**\`${SUBPROTOCOL}\`**`);
