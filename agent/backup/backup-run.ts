@@ -9,11 +9,17 @@ import type { PveClient } from "../pve/client.ts";
 import { isSuccess } from "../pve/exit-status.ts";
 import { submitVzdump } from "../pve/submit.ts";
 import { type FollowOptions, followTask, followTaskToEnd, type TaskResult } from "../pve/task-follower.ts";
+import { quiesceConsistency } from "../quiesce/consistency.ts";
 import { QuiesceFailedError } from "../quiesce/errors.ts";
 import type { QuiesceHandle, ResumeReport } from "../quiesce/executor.ts";
-import type { QuiesceJournal } from "../quiesce/journal.ts";
+import { QuiesceJournal } from "../quiesce/journal.ts";
 import type { QuiescePlan } from "../quiesce/plan.ts";
-import { prepareQuiesce, quiesceStacks } from "../quiesce/quiesce-stacks.ts";
+import {
+  journalPath,
+  prepareQuiesce,
+  quiesceStacks,
+  retryLeftoverResume,
+} from "../quiesce/quiesce-stacks.ts";
 import {
   type BackupEvent,
   type BackupMode,
@@ -142,6 +148,12 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         // whether the snapshot was taken while the stacks were down.
         await journalPatch({ consistency });
         const report = await h.resume();
+        if (report.trigger !== "caller" && consistency === "app") {
+          // The executor's own dead man's switch resumed the stacks before this run asked: the snapshot
+          // that follows sees them running.
+          consistency = "crash";
+          await journalPatch({ consistency });
+        }
         // The live system is no longer "inside a backup"; a restored copy still finds the marker.
         await clearMarker(deps.stateDir).catch((err) =>
           log.warn({ err: errorMessage(err) }, "could not clear the marker"),
@@ -170,6 +182,8 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
 
     enter("journal");
     enter("quiesce");
+    // Downtime begins with the quiesce (a slow shutdown or pre hook counts), as does the executor's backstop.
+    const quiesceStarted = Date.now();
     const quiesced = await quiesceStacks(
       { engine: deps.engine, stateDir: deps.stateDir, logger: log },
       // The executor's own dead man's switch is the backstop should this process hang; the real
@@ -193,7 +207,9 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     );
     handle = quiesced.handle;
     journal = quiesced.journal;
-    if (handle.failures.length > 0) consistency = "crash";
+    consistency = quiesceConsistency(plan, handle);
+    // Journalled now: an agent killed later must not take this copy for app-consistent.
+    if (consistency === "crash") await journalPatch({ consistency });
     if (mode === "snapshot") {
       deadline = setTimeout(() => {
         log.warn(
@@ -201,7 +217,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
           "downtime deadline passed before the snapshot; resuming, the backup will be crash-consistent",
         );
         void startResume("deadline");
-      }, cfg.max_downtime_seconds * 1000);
+      }, Math.max(0, cfg.max_downtime_seconds * 1000 - (Date.now() - quiesceStarted)));
     }
 
     enter("marker");
@@ -299,6 +315,11 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
 
     enter("report");
     const report = await resumed!;
+    // The archive is good, but a stack is down: the hub must hear it (and the journal stays open, so the
+    // next backup or start retries the resume).
+    for (const f of report.failures) {
+      warnings.push(`not resumed: ${f.container} (${f.action}): ${f.message}`.slice(0, 1000));
+    }
     await journalPatch({ phase: "report", reported: true });
     return {
       ok: true,
@@ -317,9 +338,14 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     };
   } catch (err) {
     clearTimeout(deadline);
+    // A quiesce that aborted journalled this backup before it threw: mark it reported, or the next start
+    // would report it a second time.
+    if (!journal && err instanceof QuiesceFailedError) journal = await ownJournal(deps.stateDir, backupId);
     const shuttingDown = req.signal?.aborted === true;
     if (!(shuttingDown && mode === "stop" && upid)) startResume("error");
     const report = resumed ? await resumed : undefined;
+    const resumeReport =
+      report ?? (err instanceof QuiesceFailedError ? (err.resumeReport as ResumeReport) : undefined);
     // Interrupted by a shutdown after the POST, the task goes on in PVE: the next start reports it.
     await journalPatch(shuttingDown && upid ? { phase } : { phase, reported: true });
     log.error({ backupId, phase, err: errorMessage(err) }, "backup failed");
@@ -334,11 +360,8 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         exitStatus: task?.exitstatus ?? null,
         upid,
         logTail: tail.lines(),
-        stacksResumed: report
-          ? report.failures.length === 0
-          : err instanceof QuiesceFailedError
-            ? (err.resumeReport as ResumeReport).failures.length === 0
-            : true,
+        // A failed post hook is in the failures too, but leaves nothing down: `finished` is the alarm.
+        stacksResumed: resumeReport ? resumeReport.finished : !(await journalLeftOpen(deps.stateDir)),
       },
     };
   }
@@ -370,6 +393,7 @@ async function preflight(
       hint: "check the storage on the PVE host (mounted? enabled for this node?)",
     });
   }
+  await retryLeftoverResume({ engine: deps.engine, stateDir: deps.stateDir, logger: log });
   const prepared = await prepareQuiesce(
     { engine: deps.engine, stateDir: deps.stateDir, logger: log },
     deps.projects ? { projects: deps.projects } : {},
@@ -394,6 +418,17 @@ async function verifyArchive(
     });
   }
   return { volid: archive.volume.volid, size: archive.volume.size };
+}
+
+async function ownJournal(stateDir: string, backupId: string): Promise<QuiesceJournal | undefined> {
+  const j = await QuiesceJournal.open(journalPath(stateDir)).catch(() => undefined);
+  return j?.data.backupId === backupId ? j : undefined;
+}
+
+/** An unfinished journal means containers of some operation are still down. */
+async function journalLeftOpen(stateDir: string): Promise<boolean> {
+  const j = await QuiesceJournal.open(journalPath(stateDir)).catch(() => undefined);
+  return j !== undefined && !j.finished;
 }
 
 /** Per planned service: first container quiesced → last resumed (what the resume report measured). */

@@ -41,9 +41,13 @@ export async function recoverAtStart(deps: BackupDeps): Promise<StartRecovery> {
 
   let resumed: ResumeReport | undefined;
   if (!journal.finished) {
-    // Resumed now, the copy is app-consistent only if the snapshot already existed (or the task ended).
+    // Resumed now, the copy is app-consistent only if the snapshot already existed (or the task ended),
+    // and only if the run had not already journalled it as crash-consistent (a failed quiesce step, a bare
+    // freeze, a resume before the snapshot that this process died in the middle of).
     const consistency =
-      section.upid && section.node ? await snapshotTaken(deps, section.node, section.upid) : "crash";
+      section.consistency !== "crash" && section.upid && section.node
+        ? await snapshotTaken(deps, section.node, section.upid)
+        : "crash";
     section.consistency = consistency;
     resumed = await resumeFromJournal(path, deps.engine, { logger: log });
     const reopened = await QuiesceJournal.open(path);

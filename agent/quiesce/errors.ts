@@ -58,3 +58,20 @@ export interface StepFailure {
   code: string;
   message: string;
 }
+
+/** An earlier resume left containers down, and retrying it did not bring them back. */
+export class StacksDownError extends AgentError {
+  constructor(readonly resumeReport: { backupId: string; failures: StepFailure[] }) {
+    const down = resumeReport.failures
+      .filter((f) => f.action === "start" || f.action === "unpause")
+      .map((f) => `${f.container}: ${f.message}`)
+      .join("; ");
+    super(
+      "stacks_down",
+      `containers quiesced by ${resumeReport.backupId} could not be started again: ${down}`.slice(0, 2000),
+      {
+        hint: "find out why they do not start (docker start <name>, docker logs <name>); nothing new is quiesced until they run",
+      },
+    );
+  }
+}

@@ -2,10 +2,11 @@ import { join } from "node:path";
 import type { DockerEngine } from "../docker/docker-engine.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
 import { discoverStacks } from "./discover-stacks.ts";
-import { PlanInvalidError } from "./errors.ts";
+import { PlanInvalidError, StacksDownError } from "./errors.ts";
 import { type QuiesceHandle, type QuiesceOptions, quiesce } from "./executor.ts";
 import { QuiesceJournal } from "./journal.ts";
 import { buildPlan, type PlanOptions, type QuiescePlan } from "./plan.ts";
+import { resumeFromJournal } from "./resume-from-journal.ts";
 import type { StackFacts } from "./stack-facts.ts";
 import { StackRegistry } from "./stack-registry.ts";
 import { type StackWarning, stackWarnings } from "./stack-warnings.ts";
@@ -53,6 +54,18 @@ export async function prepareQuiesce(
     ...(options.volumeSizes ? { volumeSizes: await deps.engine.volumeSizes() } : {}),
   });
   return { stacks, plan: result.plan, warnings };
+}
+
+/**
+ * Only under the backup lock, before a new quiesce: an unfinished journal then is an earlier resume that
+ * failed (a container would not start). It is retried; while something stays down nothing new is
+ * quiesced (StacksDownError). Outside the lock the journal may belong to a running operation.
+ */
+export async function retryLeftoverResume(deps: QuiesceDeps): Promise<void> {
+  const leftover = await resumeFromJournal(journalPath(deps.stateDir), deps.engine, {
+    ...(deps.logger ? { logger: deps.logger } : {}),
+  });
+  if (leftover && !leftover.finished) throw new StacksDownError(leftover);
 }
 
 /**

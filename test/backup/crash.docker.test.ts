@@ -7,7 +7,7 @@ import { QuiesceJournal } from "../../agent/quiesce/journal.ts";
 import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
 import { exited, spawnAgent, waitForLine, writeAgentConfig } from "../support/agent-cli.ts";
 import { describeDocker } from "../support/docker.ts";
-import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
+import { type GuestHarness, type HarnessOptions, startGuestHarness } from "../support/guest-harness.ts";
 
 /**
  * The agent SIGKILLed at each phase of a snapshot-mode backup (the real CLI in its own process), then
@@ -23,8 +23,12 @@ afterEach(async () => {
   dir = undefined;
 });
 
-async function killAt(line: RegExp, thenWait?: (g: GuestHarness) => Promise<unknown>) {
-  h = await startGuestHarness({ archiveBytesPerSecond: 4e6 });
+async function killAt(
+  line: RegExp,
+  thenWait?: (g: GuestHarness) => Promise<unknown>,
+  options: HarnessOptions = {},
+) {
+  h = await startGuestHarness({ archiveBytesPerSecond: 4e6, ...options });
   dir = await mkdtemp(join(tmpdir(), "felhom-crash-"));
   const before = await h.running();
   const agent = spawnAgent(await writeAgentConfig(h, dir), ["backup"]);
@@ -66,6 +70,11 @@ describeDocker("agent killed mid-backup (pve sim + real docker)", () => {
   it("killed just after the storage snapshot: the next start finishes the resume and reports an app-consistent backup", async () => {
     const { recovery } = await killAt(/create storage snapshot 'vzdump'/);
     expect(recovery.outcome).toMatchObject({ ok: true, result: { consistency: "app" } });
+  });
+
+  it("killed just after the storage snapshot of a bare-paused database: the next start keeps the journalled crash-consistency", async () => {
+    const { recovery } = await killAt(/create storage snapshot 'vzdump'/, undefined, { dbStrategy: "pause" });
+    expect(recovery.outcome).toMatchObject({ ok: true, result: { consistency: "crash" } });
   });
 
   it("killed while archiving, after the resume: nothing to resume, the next start reports the backup completed", async () => {

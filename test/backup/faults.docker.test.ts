@@ -1,8 +1,10 @@
+import { createServer } from "node:net";
 import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import { BackupService } from "../../agent/backup/backup-service.ts";
 import type { BackupOutcome } from "../../agent/backup/backup-types.ts";
+import { recoverAtStart } from "../../agent/backup/recover-at-start.ts";
 import { QuiesceJournal } from "../../agent/quiesce/journal.ts";
 import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
 import { describeDocker } from "../support/docker.ts";
@@ -64,6 +66,67 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     expect(journal?.data.backup.consistency).toBe("crash");
   });
 
+  it("counts the downtime deadline from the start of the quiesce: a pre hook that uses it up makes the backup crash-consistent", async () => {
+    const g = await harness({
+      dbStrategy: "exec",
+      dbLabels: { "felhom.quiesce.pre": '["sleep", "3"]' },
+      backup: { max_downtime_seconds: 2 },
+    });
+    const outcome = await backup(g);
+    expect(outcome).toMatchObject({ ok: true, result: { exitStatus: "OK", consistency: "crash" } });
+    // Resumed at once after the quiesce, before the snapshot was even asked for.
+    const phases = g.events.flatMap((e) => (e.kind === "backup.phase" ? [e.phase] : []));
+    expect(phases.indexOf("resume")).toBeLessThan(phases.indexOf("snapshot-wait"));
+  });
+
+  it("reports a database that was only frozen (pause, no pre hook) as crash-consistent, and a frozen one flushed by its pre hook as app-consistent", async () => {
+    const bare = await harness({ dbStrategy: "pause" });
+    expect(await backup(bare)).toMatchObject({ ok: true, result: { consistency: "crash" } });
+    expect(await bare.running()).toEqual(before);
+    await bare.close();
+    const flushed = await harness({ dbStrategy: "pause", dbLabels: { "felhom.quiesce.pre": '["sync"]' } });
+    expect(await backup(flushed)).toMatchObject({ ok: true, result: { consistency: "app" } });
+  });
+
+  it("reports an aborted quiesce once: the next start has nothing left to report", async () => {
+    const g = await harness({ dbStrategy: "exec", dbLabels: { "felhom.quiesce.pre": '["false"]' } });
+    const outcome = await backup(g);
+    expect(outcome).toMatchObject({ ok: false, failure: { code: "quiesce_failed", stacksResumed: true } });
+    expect((await recoverAtStart(g.deps())).outcome).toBeUndefined();
+  });
+
+  it("reports a container that would not start again on a good backup, refuses the next backup while it stays down, and goes on once it runs", async () => {
+    const port = await freePort();
+    const g = await harness({ appPort: port });
+    const paused = g.sim.faults.pauseTask({ type: "vzdump" }, { afterLine: /including mount point/ });
+    const done = backup(g);
+    await paused.reached;
+    // The stacks are quiesced: something else takes the app's published port, so it cannot start again.
+    const squatter = createServer();
+    await new Promise<void>((r) => squatter.listen(port, "127.0.0.1", r));
+    try {
+      paused.resume();
+      const outcome = await done;
+      expect(outcome).toMatchObject({ ok: true, result: { exitStatus: "OK" } });
+      const warnings = outcome.ok ? outcome.result.warnings : [];
+      expect(warnings.some((w) => /^not resumed: \S*_app_1 \(start\)/.test(w))).toBe(true);
+      expect((await QuiesceJournal.open(journalPath(g.stateDir)))?.finished).toBe(false);
+
+      // The next backup tries the resume again first, and while the app stays down it quiesces nothing.
+      const vzdumps = g.sim.vzdumpRuns.length;
+      expect(await backup(g)).toMatchObject({
+        ok: false,
+        failure: { code: "stacks_down", stacksResumed: false },
+      });
+      expect(g.sim.vzdumpRuns.length).toBe(vzdumps);
+    } finally {
+      await new Promise((r) => squatter.close(r));
+    }
+    // Once the port is free again, the next backup finishes that resume first and runs.
+    expect(await backup(g)).toMatchObject({ ok: true, result: { consistency: "app" } });
+    expect((await QuiesceJournal.open(journalPath(g.stateDir)))?.finished).toBe(true);
+  });
+
   it("rides out 5xx answers and dropped connections while following the task, and still verifies the archive", async () => {
     const g = await harness();
     g.sim.faults.failNext(3, 503, "/log");
@@ -107,3 +170,11 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     expect(await first.done).toMatchObject({ ok: true });
   });
 });
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as { port: number };
+  await new Promise((r) => server.close(r));
+  return port;
+}

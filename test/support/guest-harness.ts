@@ -25,6 +25,10 @@ export interface HarnessOptions {
   vmid?: number;
   /** felhom.quiesce label of the db service. @default "stop" */
   dbStrategy?: "stop" | "pause" | "none" | "exec";
+  /** More felhom.quiesce.* labels of the db service, e.g. a pre hook. */
+  dbLabels?: Record<string, string>;
+  /** Publish the app on this loopback port (a test can then take the port and make its start fail). */
+  appPort?: number;
   archiveBytesPerSecond?: number;
   lockwaitScaleMs?: number;
   backup?: Partial<AgentConfig["backup"]>;
@@ -55,7 +59,14 @@ export interface GuestHarness {
   close(): Promise<void>;
 }
 
-export function demoComposeFile(dbStrategy: string): string {
+export function demoComposeFile(
+  dbStrategy: string,
+  dbLabels: Record<string, string> = {},
+  appPort?: number,
+): string {
+  const more = Object.entries(dbLabels)
+    .map(([k, v]) => `\n      ${k}: ${JSON.stringify(v)}`)
+    .join("");
   return `# The demo stack: PostgreSQL and an app that depends on it. Data lives beside this file, inside the guest root.
 version: "2.4"
 services:
@@ -66,13 +77,13 @@ services:
     volumes:
       - ./pgdata:/var/lib/postgresql/data
     labels:
-      felhom.quiesce: "${dbStrategy}"
+      felhom.quiesce: "${dbStrategy}"${more}
     restart: unless-stopped
   app:
     image: local/busybox:1.35
     command: ["sh", "-c", "trap 'exit 0' TERM; sleep 2147483647 & wait"]
     depends_on:
-      - db
+      - db${appPort ? `\n    ports:\n      - "127.0.0.1:${appPort}:8080"` : ""}
     restart: unless-stopped
 `;
 }
@@ -126,7 +137,10 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
 
     stackDir = join(self.guest.rootDir, "srv/demo");
     await mkdir(stackDir, { recursive: true });
-    await writeFile(join(stackDir, "docker-compose.yml"), demoComposeFile(o.dbStrategy ?? "stop"));
+    await writeFile(
+      join(stackDir, "docker-compose.yml"),
+      demoComposeFile(o.dbStrategy ?? "stop", o.dbLabels, o.appPort),
+    );
     await compose(project, stackDir, "up", "-d");
     await waitHealthy(`${project}_db_1`);
 
@@ -137,6 +151,7 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
       lockwait_minutes: 1,
       busy_retry: { attempts: 1, delay_seconds: 1 },
       protected: false,
+      max_protected_backups: 5,
       ...o.backup,
     };
     const events: BackupEvent[] = [];

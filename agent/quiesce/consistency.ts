@@ -1,0 +1,21 @@
+import type { QuiesceHandle } from "./executor.ts";
+import type { QuiescePlan } from "./plan.ts";
+
+/**
+ * What the quiesce itself makes of the copy, before any question of timing: "crash" when a step failed
+ * with on-error=continue, or when a container was only frozen (`pause` without a pre hook): the cgroup
+ * freezer stops the processes mid-work, and a database copied that way runs crash recovery when restored
+ * (consistency-facts.md, sequence C). A pause with a pre hook that succeeded (a flush) counts as app, like
+ * `exec`. `none` is the operator's statement that the service needs nothing, and is not counted.
+ */
+export function quiesceConsistency(
+  plan: QuiescePlan,
+  handle: Pick<QuiesceHandle, "failures" | "quiesced">,
+): "app" | "crash" {
+  if (handle.failures.length > 0) return "crash";
+  const frozen = new Set(handle.quiesced.map((q) => `${q.project}/${q.service}`));
+  const bareFreeze = plan.levels
+    .flat()
+    .some((s) => s.strategy === "pause" && !s.pre && frozen.has(`${s.project}/${s.service}`));
+  return bareFreeze ? "crash" : "app";
+}
