@@ -138,14 +138,25 @@ export async function runDaemon(
       gate: () => gate,
       enroll,
       reload,
+      background: { signal: shutdown.signal, track },
     });
     return { config, ctx, deps, service, scheduler, handlers, status };
   };
+
+  /** Hub snapshot operations still running (they resume their stacks at once on shutdown). */
+  const background = new Set<Promise<unknown>>();
+  function track(operation: Promise<unknown>) {
+    const p = operation
+      .catch((err) => log.error({ err: errorMessage(err) }, "background operation failed"))
+      .finally(() => background.delete(p));
+    background.add(p);
+  }
 
   const settle = async (r: Runtime) => {
     r.service.stop();
     await r.scheduler?.stop();
     await r.service.settled();
+    await Promise.allSettled([...background]);
     await r.ctx.close();
   };
 

@@ -37,6 +37,11 @@ export function hubHandlers(o: {
   /** Enrolls with the new token and switches the daemon over to it (daemon.ts). */
   enroll: (params: CommandOf<"enroll">["params"]) => Promise<CommandResultData<"enroll">>;
   reload: () => Promise<CommandResultData<"config.reload">>;
+  /**
+   * Snapshot operations outlive their command: `signal` is the daemon's shutdown (the snapshot then
+   * resumes its stacks at once), `track` lets the daemon wait for them before it exits or swaps runtimes.
+   */
+  background: { signal: AbortSignal; track: (operation: Promise<unknown>) => void };
 }): CommandHandlers {
   const { ctx, backups, emit } = o;
   const deps = ctx.backupDeps(emit);
@@ -101,8 +106,10 @@ export function hubHandlers(o: {
       await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
       await verifiedOrRefuse();
       const operationId = newOperationId();
-      void createSnapshot(deps, name, description, operationId).then((o) =>
-        emit(o.ok ? { kind: "snapshot.created", ...o.result } : { kind: "snapshot.failed", ...o.failure }),
+      o.background.track(
+        createSnapshot(deps, name, { description, operationId, signal: o.background.signal }).then((r) =>
+          emit(r.ok ? { kind: "snapshot.created", ...r.result } : { kind: "snapshot.failed", ...r.failure }),
+        ),
       );
       return { operationId, name };
     },
@@ -110,8 +117,10 @@ export function hubHandlers(o: {
       await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
       await verifiedOrRefuse();
       const operationId = newOperationId();
-      void deleteSnapshot(deps, name, operationId).then((o) =>
-        emit(o.ok ? { kind: "snapshot.deleted", ...o.result } : { kind: "snapshot.failed", ...o.failure }),
+      o.background.track(
+        deleteSnapshot(deps, name, operationId).then((r) =>
+          emit(r.ok ? { kind: "snapshot.deleted", ...r.result } : { kind: "snapshot.failed", ...r.failure }),
+        ),
       );
       return { operationId, name };
     },

@@ -9,8 +9,9 @@ import { snapshotNameProblem } from "../pve/client.ts";
 import { isSuccess } from "../pve/exit-status.ts";
 import { submitSnapshot } from "../pve/submit.ts";
 import { followTaskToEnd } from "../pve/task-follower.ts";
+import { quiesceConsistency } from "../quiesce/consistency.ts";
 import type { QuiesceHandle, ResumeReport } from "../quiesce/executor.ts";
-import { prepareQuiesce, quiesceStacks } from "../quiesce/quiesce-stacks.ts";
+import { prepareQuiesce, quiesceStacks, retryLeftoverResume } from "../quiesce/quiesce-stacks.ts";
 
 export type SnapshotDeps = Omit<BackupDeps, "emit" | "backup"> & {
   backup: Pick<BackupDeps["backup"], "max_downtime_seconds">;
@@ -68,9 +69,17 @@ async function withLock<T>(deps: SnapshotDeps, operationId: string, fn: () => Pr
 export async function createSnapshot(
   deps: SnapshotDeps,
   name: string,
-  description?: string,
-  operationId = newOperationId(),
+  opts: {
+    description?: string | undefined;
+    operationId?: string;
+    /**
+     * The process is stopping: resume the stacks now and report the snapshot interrupted (PVE's task
+     * may still finish; such a snapshot would be crash-consistent).
+     */
+    signal?: AbortSignal;
+  } = {},
 ): Promise<SnapshotOutcome<"snapshot.created">> {
+  const { description, operationId = newOperationId(), signal } = opts;
   assertSnapshotName(name);
   const tail = new LogTail(20);
   let upid: string | null = null;
@@ -79,6 +88,7 @@ export async function createSnapshot(
   try {
     return await withLock(deps, operationId, async () => {
       const { node, vmid } = await verified(deps);
+      await retryLeftoverResume({ engine: deps.engine, stateDir: deps.stateDir, logger: deps.log });
       const prepared = await prepareQuiesce(
         { engine: deps.engine, stateDir: deps.stateDir, logger: deps.log },
         deps.projects ? { projects: deps.projects } : {},
@@ -94,12 +104,14 @@ export async function createSnapshot(
       handle = quiesced.handle;
       await quiesced.journal.update({ backup: { kind: "snapshot", name } });
       try {
+        if (signal?.aborted)
+          throw new AgentError("interrupted", "the agent is stopping; nothing was submitted");
         const submitted = await submitSnapshot(deps.pve, node, vmid, name, {
           logger: deps.log,
           ...(description === undefined ? {} : { description }),
         });
         upid = submitted.upid;
-        const task = await followKeepingTail(deps, node, upid, tail);
+        const task = await followKeepingTail(deps, node, upid, tail, signal);
         report = await handle.resume();
         if (!isSuccess(task.classified)) {
           throw new AgentError("snapshot_failed", `snapshot task ${upid} ended with: ${task.exitstatus}`, {
@@ -107,7 +119,9 @@ export async function createSnapshot(
           });
         }
         const consistency =
-          handle.failures.length === 0 && report.trigger === "caller" ? ("app" as const) : ("crash" as const);
+          quiesceConsistency(prepared.plan, handle) === "app" && report.trigger === "caller"
+            ? ("app" as const)
+            : ("crash" as const);
         return {
           ok: true as const,
           result: { operationId, name, upid, downtime: downtimeOf(report, prepared.plan), consistency },
@@ -118,10 +132,17 @@ export async function createSnapshot(
     });
   } catch (err) {
     if (handle && !report) report = await handle.resume();
+    const interrupted = signal?.aborted === true;
     return failed(
       { operationId, action: "create", name, upid, tail },
-      err,
-      report ? report.failures.length === 0 : true,
+      interrupted
+        ? new AgentError(
+            "interrupted",
+            `the agent stopped while the snapshot was being taken; stacks resumed${upid ? `; PVE task ${upid} may still finish (crash-consistent)` : ""}`,
+          )
+        : err,
+      // A failed post hook is a failure too, but leaves nothing down: `finished` is the alarm.
+      report ? report.finished : true,
     );
   }
 }
@@ -153,10 +174,22 @@ export async function deleteSnapshot(
 }
 
 /** Follows a snapshot task to its end, keeping the last log lines for a failure report. */
-function followKeepingTail(deps: SnapshotDeps, node: string, upid: string, tail: LogTail) {
-  return followTaskToEnd(deps.pve, node, upid, { ...deps.follow, recognisePhases: false }, (ev) => {
-    if (ev.type === "line") tail.push(ev.text);
-  });
+function followKeepingTail(
+  deps: SnapshotDeps,
+  node: string,
+  upid: string,
+  tail: LogTail,
+  signal?: AbortSignal,
+) {
+  return followTaskToEnd(
+    deps.pve,
+    node,
+    upid,
+    { ...deps.follow, recognisePhases: false, ...(signal ? { signal } : {}) },
+    (ev) => {
+      if (ev.type === "line") tail.push(ev.text);
+    },
+  );
 }
 
 function failed(

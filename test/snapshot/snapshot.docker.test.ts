@@ -20,7 +20,7 @@ describeDocker("snapshots (pve sim + real docker)", () => {
   it("creates a snapshot with the stacks quiesced, lists it, and deletes it", async () => {
     h = await startGuestHarness();
     const before = await h.running();
-    const created = await createSnapshot(h.deps(), "before-upgrade", "pg 15 → 16");
+    const created = await createSnapshot(h.deps(), "before-upgrade", { description: "pg 15 → 16" });
     expect(created).toMatchObject({ ok: true, result: { name: "before-upgrade", consistency: "app" } });
     expect(created.ok && "downtime" in created.result && created.result.downtime.length).toBe(2);
     expect(await h.running()).toEqual(before);

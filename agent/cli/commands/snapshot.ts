@@ -34,6 +34,11 @@ Names: a letter, then letters, digits, - or _ (2-40 characters); "current" and "
     const config = await loadConfig();
     const ctx = await createContext(config, logger("warn"));
     const deps = ctx.backupDeps(() => {});
+    // Ctrl-C or a SIGTERM while the stacks are quiesced: resume them before exiting, never leave them down.
+    const shutdown = new AbortController();
+    const onSignal = () => shutdown.abort();
+    process.once("SIGTERM", onSignal);
+    process.once("SIGINT", onSignal);
     try {
       if (action === "list") {
         const list = await listSnapshots(deps);
@@ -54,7 +59,10 @@ Names: a letter, then letters, digits, - or _ (2-40 characters); "current" and "
       }
       const outcome =
         action === "create"
-          ? await createSnapshot(deps, name!, values.description as string | undefined)
+          ? await createSnapshot(deps, name!, {
+              description: values.description as string | undefined,
+              signal: shutdown.signal,
+            })
           : await deleteSnapshot(deps, name!);
       if (values.json) printJson(outcome);
       else if (outcome.ok)
@@ -65,6 +73,8 @@ Names: a letter, then letters, digits, - or _ (2-40 characters); "current" and "
       if (outcome.ok) return ExitCode.ok;
       return outcome.failure.code === "backup_running" ? ExitCode.busy : ExitCode.failed;
     } finally {
+      process.off("SIGTERM", onSignal);
+      process.off("SIGINT", onSignal);
       await ctx.close();
     }
   },

@@ -1,4 +1,6 @@
+import { lockHolder } from "../../backup/backup-lock.ts";
 import { DockerEngine } from "../../docker/docker-engine.ts";
+import { AgentError } from "../../lib/errors.ts";
 import { prepareQuiesce } from "../../quiesce/quiesce-stacks.ts";
 import { bringStacksUp } from "../../restore/stacks-up.ts";
 import { ExitCode, UsageError } from "../exit-codes.ts";
@@ -6,18 +8,29 @@ import { printJson } from "../output.ts";
 import type { Command } from "./command.ts";
 
 export const stacksCommand: Command = {
-  args: "[up [PROJECT…]] [--json]",
+  args: "[up [PROJECT…] [--force]] [--json]",
   summary: "the compose stacks found on this guest, how each service would be quiesced, and warnings",
   help: `stacks            list the stacks (running or not), each service's strategy, and warnings
 stacks up [P…]    compose up -d for every remembered stack (or the named ones), in dependency order,
-                  waiting for healthchecks: what the agent does after a restore`,
-  options: { json: { type: "boolean" } },
+                  waiting for healthchecks: what the agent does after a restore. Refused (exit 75)
+                  while a backup or snapshot runs: its stacks come back by themselves the moment the
+                  storage snapshot exists. --force brings them up anyway (that copy is then not
+                  app-consistent)`,
+  options: { json: { type: "boolean" }, force: { type: "boolean" } },
   async run({ values, positionals, loadConfig, logger }) {
     const config = await loadConfig();
     const [action, ...projects] = positionals;
     if (action !== undefined && action !== "up")
       throw new UsageError(`unknown stacks action "${action}"; see --help`);
     if (action === "up") {
+      const holder = await lockHolder(config.state_dir);
+      if (holder && values.force !== true) {
+        throw new AgentError(
+          "backup_running",
+          `${holder.kind} ${holder.backupId} is running with the stacks quiesced; it brings them back itself`,
+          { hint: "wait for it, or add --force to start them now (that copy is then crash-consistent)" },
+        );
+      }
       const outcomes = await bringStacksUp(
         {
           engine: new DockerEngine({ socketPath: config.docker.socket }),
