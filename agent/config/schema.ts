@@ -85,6 +85,12 @@ export const configSchema = z
           .prefault({}),
         retention: retentionSchema.optional(),
         protected: z.boolean().default(false),
+        /**
+         * The backup storage's `max-protected-backups` per guest as PVE applies it to this token: 5 when the
+         * storage does not set it (a role without Datastore.Allocate). Set it to the storage's value if the
+         * PVE admin raised it; with `protected`, a backup is refused before quiescing once this is reached.
+         */
+        max_protected_backups: z.number().int().min(1).default(5),
       })
       .strict(),
     schedule: z
