@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
@@ -14,10 +14,20 @@ afterEach(async () => {
   h = dir = undefined;
 });
 
-async function doctor(variant: "production" | "token-only" | "over-privileged" | "parent-paths") {
+async function doctor(
+  variant: "production" | "token-only" | "over-privileged" | "parent-paths",
+  o: { extraConfig?: string[]; protectedArchives?: number } = {},
+) {
   h = await startGuestHarness({ variant });
   dir = await mkdtemp(join(tmpdir(), "felhom-doctor-"));
-  const agent = spawnAgent(await writeAgentConfig(h, dir), ["doctor", "--json"]);
+  // Older protected backups of this guest, written straight into the storage as PVE would have left them.
+  const dump = join(h.sim.storages.get("bk")!.path, "dump");
+  for (let i = 0; i < (o.protectedArchives ?? 0); i++) {
+    const file = join(dump, `vzdump-lxc-101-2026_01_0${i + 1}-02_00_00.tar.zst`);
+    await writeFile(file, "x");
+    await writeFile(`${file}.protected`, "");
+  }
+  const agent = spawnAgent(await writeAgentConfig(h, dir, o.extraConfig), ["doctor", "--json"]);
   let out = "";
   agent.stdout?.on("data", (d) => {
     out += d;
@@ -56,5 +66,18 @@ describeDocker("felhom-guest doctor (pve sim + real docker)", () => {
       "the token holds every privilege it needs on /vms/101 and /storage/bk",
     );
     expect(code).toBe(0);
+  });
+
+  it("fails when backup.protected is set and the guest already has max_protected_backups protected archives", async () => {
+    const { code, findings } = await doctor("production", {
+      extraConfig: ["  protected: true", "  max_protected_backups: 3"],
+      protectedArchives: 3,
+    });
+    expect(findings.filter((f) => f.level === "error").map((f) => f.message)).toEqual([
+      expect.stringMatching(
+        /^protected backups: CT 101 already has 3 protected backups .* allows 3 per guest/,
+      ),
+    ]);
+    expect(code).toBe(1);
   });
 });

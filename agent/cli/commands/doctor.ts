@@ -5,6 +5,7 @@ import {
   assessUnscopedPermissions,
   type Finding,
 } from "../../doctor/assess-permissions.ts";
+import { assessProtectedBackups } from "../../doctor/assess-protected.ts";
 import { readLocalFacts, resolveIdentity } from "../../identity/identity-service.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import type { PveClient } from "../../pve/client.ts";
@@ -101,6 +102,13 @@ export const doctorCommand: Command = {
             if (s.active === false) throw new Error("not active on this node");
             return s.avail !== undefined ? `active, ${(s.avail / 1024 ** 3).toFixed(1)} GiB free` : "active";
           });
+          const vmid = identity.vmid;
+          if (config.backup.protected && vmid !== undefined) {
+            await check("protected backups", async () => {
+              const archives = await ctx.pve.backups(identity.node!, config.backup.storage, vmid);
+              return [assessProtectedBackups(archives, vmid, config.backup.max_protected_backups)];
+            });
+          }
         }
         await check("Docker engine", async () => {
           await ctx.engine.ping();
