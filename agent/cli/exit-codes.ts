@@ -25,13 +25,35 @@ export class UsageError extends AgentError {
 /** Codes of AgentErrors that mean "busy, try again later" rather than "failed". */
 const BUSY_CODES = new Set(["backup_running", "vzdump_lock_busy", "guest_locked"]);
 
+/**
+ * Codes of AgentErrors that only an edit of the config, or of a file it names, can fix (besides
+ * `ConfigError` and the `secret_file_*` codes): 78 keeps systemd from restarting the daemon into the same
+ * error every few seconds (packaging/felhom-guest.service, RestartPreventExitStatus=78).
+ */
+export const CONFIG_CODES: ReadonlySet<string> = new Set([
+  /** `schedule.cron`, checked by the scheduler rather than the schema. */
+  "config_invalid",
+  /** `hub.url` (the schema already refuses these; `HubClient.open` checks again). */
+  "hub_url_invalid",
+  "hub_url_insecure",
+  /** `hub.ca_file`. */
+  "hub_ca_unreadable",
+  /** `pve.url`, `pve.token_id` (`PveConfigError`). */
+  "pve_config_invalid",
+  /** `pve.tls.ca_file`, `pve.tls.fingerprint`. */
+  "pve_tls_ca_unreadable",
+  "pve_tls_fingerprint_invalid",
+  /** `backup.retention`. */
+  "pve_prune_policy_invalid",
+]);
+
 export function exitCodeFor(err: unknown): ExitCodeValue {
   if (err instanceof UsageError) return ExitCode.usage;
   if (err instanceof ConfigError) return ExitCode.config;
   if (err instanceof AgentError) {
     if (BUSY_CODES.has(err.code)) return ExitCode.busy;
     if (err.code === "docker_unreachable") return ExitCode.unavailable;
-    if (err.code.startsWith("secret_file")) return ExitCode.config;
+    if (err.code.startsWith("secret_file") || CONFIG_CODES.has(err.code)) return ExitCode.config;
   }
   return ExitCode.failed;
 }

@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { checkHubUrl } from "../hub/hub-url.ts";
+import { errorMessage } from "../lib/errors.ts";
 
 /**
  * The agent's one config file (`/etc/felhom-guest/agent.yaml`), as written by the operator. Keys are
@@ -115,7 +117,14 @@ export const configSchema = z
       .optional(),
     hub: z
       .object({
-        url: z.url({ protocol: /^wss?$/, error: "must be a wss:// URL (ws:// only to loopback)" }),
+        /** `wss://`, or `ws://` to loopback only: `checkHubUrl`, the check `HubClient.open` makes too. */
+        url: z.string().superRefine((url, ctx) => {
+          try {
+            checkHubUrl(url);
+          } catch (err) {
+            ctx.addIssue({ code: "custom", message: errorMessage(err) });
+          }
+        }),
         credential_file: z.string().min(1),
         ca_file: z.string().min(1).optional(),
         outbox: z

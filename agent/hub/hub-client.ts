@@ -61,9 +61,12 @@ export interface HubTuning {
 export interface HubClientOptions {
   /** `wss://…`, or `ws://` to loopback only. */
   url: string;
-  /** 0600 file holding the hub credential; read on every attempt, so a fixed file needs no restart. */
+  /**
+   * 0600 file holding the hub credential. `open` refuses a missing, empty or group/world-readable one;
+   * each attempt reads it again, so a credential changed later needs no restart.
+   */
   credentialFile: string;
-  /** PEM CA bundle to trust instead of the system CAs. */
+  /** PEM CA bundle to trust instead of the system CAs (read by `open` and on every attempt, like the credential). */
   caFile?: string;
   /** The agent's state dir; the link keeps `hub-outbox/` and `hub-commands.json` in it. */
   stateDir: string;
@@ -111,6 +114,17 @@ export function hubOptionsFromConfig(
   };
 }
 
+async function readHubCa(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (cause) {
+    throw new AgentError("hub_ca_unreadable", `cannot read the hub CA file ${path}`, {
+      hint: "point hub.ca_file at a readable PEM bundle of the CA that signed the hub's certificate",
+      cause,
+    });
+  }
+}
+
 export const OUTBOX_DIR = "hub-outbox";
 export const COMMANDS_FILE = "hub-commands.json";
 
@@ -153,9 +167,16 @@ export class HubClient {
     this.#runner = new CommandRunner(store, o.handlers, this.#log);
   }
 
-  /** Checks the URL and opens the durable outbox and command store; does not dial yet. */
+  /**
+   * Checks the URL, reads the credential and CA files once, and opens the durable outbox and command
+   * store; does not dial yet. A credential file others can read (or a missing one, or an unreadable CA)
+   * refuses the start here — `secret_file_*`, `hub_ca_unreadable`, exit 78 — rather than become a dial
+   * failure retried forever (product brief: secret files are 0600 "or the agent refuses to start").
+   */
   static async open(options: HubClientOptions): Promise<HubClient> {
     const url = checkHubUrl(options.url);
+    await readSecretFile(options.credentialFile, "hub credential");
+    if (options.caFile) await readHubCa(options.caFile);
     const tuning = { ...DEFAULT_TUNING, ...options.tuning };
     const outbox = await Outbox.open<Event>({
       dir: join(options.stateDir, OUTBOX_DIR),
@@ -270,7 +291,7 @@ export class HubClient {
     let ca: Buffer | undefined;
     try {
       credential = await readSecretFile(this.#o.credentialFile, "hub credential");
-      ca = this.#o.caFile ? await readFile(this.#o.caFile) : undefined;
+      ca = this.#o.caFile ? await readHubCa(this.#o.caFile) : undefined;
       hello = await this.#hello();
     } catch (err) {
       return this.#onDrop({ kind: "local", message: errorMessage(err) });

@@ -71,6 +71,30 @@ describe("config", () => {
     expect(found[0]!.key).toMatch(/^line \d+$/);
   });
 
+  const withHub = (url: string) =>
+    `${minimal}hub:\n  url: ${JSON.stringify(url)}\n  credential_file: /etc/felhom-guest/hub.credential\n`;
+
+  it.each([
+    "wss://hub.example.net/agent",
+    "ws://127.0.0.1:8765/agent",
+    "ws://127.9.9.9/agent",
+    "ws://localhost:8765/",
+    "ws://[::1]:8765/",
+  ])("accepts the hub URL %s (wss:// anywhere, ws:// to this machine)", (url) => {
+    expect(parseConfig(withHub(url)).hub?.url).toBe(url);
+  });
+
+  it.each([
+    ["ws://192.0.2.10:8765/agent", /plain ws:\/\/ to a host other than this machine/],
+    ["ws://hub.example.net/agent", /plain ws:\/\//],
+    ["ws://localhost.evil.example/", /plain ws:\/\//],
+    ["https://hub.example.net/", /must be wss:\/\//],
+    ["hub.example.net", /is not a URL/],
+  ])("rejects the hub URL %s under the key hub.url, as the hub link would at start", (url, problem) => {
+    const found = issues(withHub(url));
+    expect(found).toEqual([{ key: "hub.url", problem: expect.stringMatching(problem) }]);
+  });
+
   it("rejects a duplicated key instead of taking the last one", () => {
     expect(issues(`${minimal}backup:\n  storage: other\n`)[0]!.problem).toMatch(/unique/i);
   });

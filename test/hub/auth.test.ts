@@ -1,4 +1,5 @@
-import { writeFile } from "node:fs/promises";
+import { chmod, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { createLogger } from "../../agent/log/logger.ts";
@@ -51,5 +52,47 @@ describe.each(["close", "http"] as const)("a credential the hub rejects (by %s)"
     await hub.waitFor("the recovery log line", () =>
       lines.find((l) => l.msg.includes("accepts this agent again")),
     );
+  });
+});
+
+describe("the credential and CA files at start", () => {
+  it("refuse the start when the credential file is readable by group or others, before anything is dialled", async () => {
+    const hub = await hubForTest();
+    const dir = await agentDir();
+    await chmod(dir.credentialFile, 0o644);
+    await expect(clientForTest(hub, dir)).rejects.toMatchObject({
+      code: "secret_file_mode",
+      message: expect.stringContaining(dir.credentialFile),
+    });
+    await chmod(dir.credentialFile, 0o640);
+    await expect(clientForTest(hub, dir)).rejects.toMatchObject({ code: "secret_file_mode" });
+    expect(hub.attempts).toEqual([]);
+  });
+
+  it("refuse the start when the credential file is missing or the CA file cannot be read", async () => {
+    const hub = await hubForTest();
+    const dir = await agentDir();
+    await expect(
+      clientForTest(hub, dir, { caFile: join(dir.stateDir, "no-such-ca.pem") }),
+    ).rejects.toMatchObject({ code: "hub_ca_unreadable" });
+    await rm(dir.credentialFile);
+    await expect(clientForTest(hub, dir)).rejects.toMatchObject({ code: "secret_file_missing" });
+    expect(hub.attempts).toEqual([]);
+  });
+
+  it("still reads the credential on every attempt, so one that becomes readable by others later only fails the dial", async () => {
+    const hub = await hubForTest();
+    const dir = await agentDir();
+    const client = await clientForTest(hub, dir);
+    await chmod(dir.credentialFile, 0o644);
+    client.start();
+    await hub.waitFor("a failed local attempt", () =>
+      client.state.name === "waiting" && client.state.lastDrop.kind === "local"
+        ? client.state.lastDrop
+        : undefined,
+    );
+    expect(hub.attempts).toEqual([]);
+    await chmod(dir.credentialFile, 0o600);
+    await hub.waitFor("a connection once the mode is fixed", () => hub.connections() === 1);
   });
 });

@@ -1,0 +1,78 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+
+const root = new URL("../../", import.meta.url).pathname;
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+/**
+ * `felhom-guest run` with a config whose PVE and hub are never contacted: every case here must end before
+ * anything is dialled. A daemon that does not exit is killed after a while and reported as `null`.
+ */
+async function runDaemon(options: {
+  pveTls?: string;
+  hubUrl?: string;
+  hubCredentialMode?: number;
+}): Promise<{ code: number | null; stderr: string }> {
+  const dir = await mkdtemp(join(tmpdir(), "felhom-run-"));
+  dirs.push(dir);
+  const pveSecret = join(dir, "pve.secret");
+  await writeFile(pveSecret, "00000000-0000-0000-0000-000000000000\n", { mode: 0o600 });
+  const credential = join(dir, "hub.credential");
+  await writeFile(credential, "hub-secret\n", { mode: options.hubCredentialMode ?? 0o600 });
+  const config = join(dir, "agent.yaml");
+  await writeFile(
+    config,
+    [
+      "pve:",
+      "  url: https://127.0.0.1:1",
+      '  token_id: "agent-101@pve!backup"',
+      `  token_secret_file: ${pveSecret}`,
+      `  tls: ${options.pveTls ?? "{ insecure: true }"}`,
+      "backup:",
+      "  storage: bk",
+      "hub:",
+      `  url: ${options.hubUrl ?? "ws://127.0.0.1:1/agent"}`,
+      `  credential_file: ${credential}`,
+      `state_dir: ${join(dir, "state")}`,
+      "",
+    ].join("\n"),
+  );
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ["--import", "tsx", "agent/cli/main.ts", "--config", config, "run"],
+      { cwd: root, timeout: 20_000 },
+      (err, _stdout, stderr) => {
+        const code = err ? ((err as { code?: unknown }).code ?? null) : 0;
+        resolve({ code: typeof code === "number" ? code : null, stderr });
+      },
+    );
+  });
+}
+
+describe("felhom-guest run with a configuration only an edit can fix", { timeout: 60_000 }, () => {
+  it("exits 78 naming hub.url when the hub URL is plain ws:// to another host", async () => {
+    const r = await runDaemon({ hubUrl: "ws://192.0.2.10:8765/agent" });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/hub\.url: .*plain ws:\/\//);
+  });
+
+  it("exits 78 when pve.tls.ca_file cannot be read", async () => {
+    const r = await runDaemon({ pveTls: "{ ca_file: /nonexistent/pve-root-ca.pem }" });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain("/nonexistent/pve-root-ca.pem");
+  });
+
+  it("exits 78 before dialling when the hub credential file is readable by group or others", async () => {
+    const r = await runDaemon({ hubCredentialMode: 0o644 });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/hub credential file .* has mode 0644/);
+    expect(r.stderr).not.toContain("hub-secret");
+  });
+});
