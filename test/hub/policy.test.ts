@@ -68,6 +68,8 @@ describe("the reconnect decision", () => {
     [{ kind: "network", message: "ECONNREFUSED" }],
     [{ kind: "stalled", what: "no pong" }],
     [{ kind: "local", message: "credential file missing" }],
+    // The agent's own 4400 over a welcome it refused: the hub may be fixed soon, unlike a 4400 it receives.
+    [{ kind: "refused", code: 4400, what: "welcome.lastAckedSeq leaves no room for event seqs" }],
   ] as Array<[LinkDrop]>)("retries with backoff after %j", (drop) => {
     expect(decide(drop).action).toBe("retry");
   });
