@@ -231,4 +231,22 @@ describeDocker("the daemon and the hub (pve sim + real docker + test hub)", () =
       data: { changedKeys: ["backup.max_downtime_seconds"] },
     });
   });
+
+  it("on SIGTERM during a hub snapshot, resumes the stacks before it exits", async () => {
+    await startDaemonWithHub();
+    const link = hub!;
+    const guest = h!;
+    const before = await guest.running();
+    const paused = guest.sim.faults.pauseTask({ type: "vzsnapshot" });
+    expect(
+      await link.sendCommand({ name: "snapshot.create", params: { name: "before-upgrade" } }),
+    ).toMatchObject({ ok: true });
+    await paused.reached;
+    expect(await guest.running()).not.toEqual(before);
+    daemon!.kill("SIGTERM");
+    expect(await exited(daemon!)).toBe(0);
+    daemon = undefined;
+    expect(await guest.running()).toEqual(before);
+    paused.resume();
+  });
 });

@@ -1,7 +1,9 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
+import { lockPath } from "../../agent/backup/backup-lock.ts";
 import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { docker } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
@@ -44,5 +46,31 @@ describeDocker("felhom-guest stacks (real docker)", () => {
     expect(up.code).toBe(0);
     expect(JSON.parse(up.out)).toEqual([{ project: h.project, outcome: "started" }]);
     expect(await h.running()).toEqual(before);
+  });
+
+  it("refuses `stacks up` (exit 75) while a backup holds the lock with the stacks quiesced, and --force overrides", async () => {
+    h = await startGuestHarness();
+    dir = await mkdtemp(join(tmpdir(), "felhom-stacks-"));
+    const config = await writeAgentConfig(h, dir);
+    const before = await h.running();
+    expect((await cli(config, "stacks")).code).toBe(0); // the agent remembers the stacks it has seen
+    for (const id of before) await docker("stop", "-t", "5", id);
+    // Another process (an operator's `felhom-guest backup`) holds the lock.
+    const holder = spawn("sleep", ["60"]);
+    try {
+      await writeFile(
+        lockPath(h.stateDir),
+        JSON.stringify({ pid: holder.pid, backupId: "bk-running", mode: "snapshot" }),
+        { mode: 0o600 },
+      );
+      const refused = await cli(config, "stacks", "up");
+      expect(refused.code).toBe(75);
+      expect(await h.running()).toEqual([]);
+      const forced = await cli(config, "stacks", "up", "--force", "--json");
+      expect(forced.code).toBe(0);
+      expect(await h.running()).toEqual(before);
+    } finally {
+      holder.kill("SIGKILL");
+    }
   });
 });

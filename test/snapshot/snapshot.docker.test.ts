@@ -2,6 +2,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
+import { QuiesceJournal } from "../../agent/quiesce/journal.ts";
+import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
 import { createSnapshot, deleteSnapshot, listSnapshots } from "../../agent/snapshot/snapshot-service.ts";
 import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { describeDocker } from "../support/docker.ts";
@@ -49,6 +51,26 @@ describeDocker("snapshots (pve sim + real docker)", () => {
     });
     expect(await h.running()).toEqual(before);
     h.sim.setGuestLock(101, undefined);
+  });
+
+  it("resumes the stacks when the CLI is interrupted (Ctrl-C) while the snapshot is being taken, and says so", async () => {
+    h = await startGuestHarness();
+    dir = await mkdtemp(join(tmpdir(), "felhom-snap-"));
+    const before = await h.running();
+    const paused = h.sim.faults.pauseTask({ type: "vzsnapshot" });
+    const agent = spawnAgent(await writeAgentConfig(h, dir), ["snapshot", "create", "before-upgrade"]);
+    let out = "";
+    agent.stdout?.on("data", (d) => {
+      out += d;
+    });
+    await paused.reached; // quiesced and submitted
+    expect(await h.running()).not.toEqual(before);
+    agent.kill("SIGINT");
+    expect(await exited(agent)).toBe(1);
+    expect(out).toMatch(/FAILED: the agent stopped while the snapshot was being taken; stacks resumed/);
+    expect(await h.running()).toEqual(before);
+    expect((await QuiesceJournal.open(journalPath(h.stateDir)))?.finished).toBe(true);
+    paused.resume();
   });
 
   it("rolls back only with the explicit confirmation: without it the CLI exits 2 and sends nothing", async () => {
