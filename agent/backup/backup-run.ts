@@ -31,6 +31,7 @@ import {
 import { stopModeBlackoutSeconds } from "./last-backup.ts";
 import { clearMarker, writeMarker } from "./marker.ts";
 import { findArchive, notesTemplate } from "./notes.ts";
+import { protectedLimitProblem } from "./protected-limit.ts";
 import { retentionPolicy } from "./retention.ts";
 
 /**
@@ -38,6 +39,9 @@ import { retentionPolicy } from "./retention.ts";
  * is released, the next schedule can run) while PVE goes on with whatever it is stuck on.
  */
 const TASK_FOLLOW_LIMIT_MS = 12 * 3600 * 1000;
+
+const PROTECTED_LIMIT_HINT =
+  "unprotect or delete old protected backups, raise the storage's max-protected-backups together with backup.max_protected_backups, or set backup.protected: false";
 
 /** What one backup run needs; every adapter is passed in (no service locator). */
 export interface BackupDeps {
@@ -211,13 +215,16 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     // Journalled now: an agent killed later must not take this copy for app-consistent.
     if (consistency === "crash") await journalPatch({ consistency });
     if (mode === "snapshot") {
-      deadline = setTimeout(() => {
-        log.warn(
-          { backupId, seconds: cfg.max_downtime_seconds },
-          "downtime deadline passed before the snapshot; resuming, the backup will be crash-consistent",
-        );
-        void startResume("deadline");
-      }, Math.max(0, cfg.max_downtime_seconds * 1000 - (Date.now() - quiesceStarted)));
+      deadline = setTimeout(
+        () => {
+          log.warn(
+            { backupId, seconds: cfg.max_downtime_seconds },
+            "downtime deadline passed before the snapshot; resuming, the backup will be crash-consistent",
+          );
+          void startResume("deadline");
+        },
+        Math.max(0, cfg.max_downtime_seconds * 1000 - (Date.now() - quiesceStarted)),
+      );
     }
 
     enter("marker");
@@ -262,6 +269,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
 
     enter(mode === "snapshot" ? "snapshot-wait" : "follow");
     let busy = false;
+    let protectedLimit: { limit: number; storage: string } | undefined;
     for await (const ev of followTask(pve, node, upid, {
       deadlineMs: TASK_FOLLOW_LIMIT_MS,
       ...deps.follow,
@@ -272,13 +280,18 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         deps.emit({ kind: "backup.progress", backupId, phase, line: ev.text.slice(0, 1000) });
       } else if (ev.type === "phase") {
         const p = ev.phase;
-        if (p.phase === "waiting-for-global-lock" && !busy) {
+        if ((p.phase === "waiting-for-global-lock" || p.phase === "global-lock-timeout") && !busy) {
           // Never sit quiesced behind another guest's backup: stop our queued task and give the node back.
+          // With lockwait 0 PVE refused at once ("(wait = 0)"): that task is already ending.
           busy = true;
           void startResume("busy");
-          await pve
-            .stopTask(node, upid)
-            .catch((err) => log.warn({ err: errorMessage(err) }, "could not stop the queued vzdump task"));
+          if (p.phase === "waiting-for-global-lock") {
+            await pve
+              .stopTask(node, upid)
+              .catch((err) => log.warn({ err: errorMessage(err) }, "could not stop the queued vzdump task"));
+          }
+        } else if (p.phase === "protected-limit") {
+          protectedLimit = p;
         } else if (mode === "snapshot" && (p.phase === "snapshot-created" || p.phase === "suspend-resumed")) {
           clearTimeout(deadline);
           void startResume("snapshot");
@@ -295,6 +308,13 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     await startResume("task-ended");
     if (!task) throw new AgentError("internal", "the task follower ended without a result");
     await journalPatch({ phase: "verify" });
+    if (!isSuccess(task.classified) && protectedLimit) {
+      throw new AgentError(
+        "protected_limit_reached",
+        `PVE refused a protected backup: this guest already has ${protectedLimit.limit} protected backups on ${protectedLimit.storage}`,
+        { hint: PROTECTED_LIMIT_HINT },
+      );
+    }
     if (!isSuccess(task.classified)) {
       throw new AgentError("vzdump_failed", `vzdump task ${upid} ended with: ${task.exitstatus}`, {
         hint: "see the log tail; nothing was written to the storage that the agent will count as a backup",
@@ -392,6 +412,15 @@ async function preflight(
     throw new AgentError("storage_unavailable", `backup storage ${cfg.storage} is not active on ${node}`, {
       hint: "check the storage on the PVE host (mounted? enabled for this node?)",
     });
+  }
+  if (cfg.protected) {
+    // PVE would refuse it only after the stacks were quiesced, and retention never frees a protected slot.
+    const problem = protectedLimitProblem(
+      await pve.backups(node, cfg.storage, vmid),
+      vmid,
+      cfg.max_protected_backups,
+    );
+    if (problem) throw new AgentError("protected_limit_reached", problem, { hint: PROTECTED_LIMIT_HINT });
   }
   await retryLeftoverResume({ engine: deps.engine, stateDir: deps.stateDir, logger: log });
   const prepared = await prepareQuiesce(

@@ -161,6 +161,42 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     service.stop();
   });
 
+  it("with lockwait 0, PVE's immediate refusal on a busy node counts as busy too (resumed, retried later)", async () => {
+    const g = await harness({ backup: { lockwait_minutes: 0 } });
+    const lock = g.sim.holdGlobalVzdumpLock();
+    try {
+      expect(await backup(g)).toMatchObject({
+        ok: false,
+        failure: { code: "vzdump_lock_busy", stacksResumed: true },
+      });
+    } finally {
+      lock.release();
+    }
+  });
+
+  it("refuses a protected backup before quiescing once the guest has backup.max_protected_backups of them, and names PVE's refusal when the storage's limit is lower", async () => {
+    const g = await harness({ backup: { protected: true, max_protected_backups: 2 } });
+    g.sim.storages.get("bk")!.maxProtectedBackups = 1;
+    expect(await backup(g)).toMatchObject({ ok: true });
+    // The storage allows one: PVE refuses inside the task, and the failure says why.
+    expect(await backup(g)).toMatchObject({
+      ok: false,
+      failure: { code: "protected_limit_reached", stacksResumed: true },
+    });
+    // The config mirrors a limit of one: refused before anything is quiesced or sent.
+    const tight = { ...g.deps(), backup: { ...g.backupConfig, max_protected_backups: 1 } };
+    const vzdumps = g.sim.vzdumpRuns.length;
+    const stops = g.sim.requests.length;
+    expect(
+      await runBackup(tight, { backupId: newBackupId(), mode: "snapshot", trigger: { source: "cli" } }),
+    ).toMatchObject({
+      ok: false,
+      failure: { phase: "preflight", code: "protected_limit_reached", stacksResumed: true },
+    });
+    expect(g.sim.vzdumpRuns.length).toBe(vzdumps);
+    expect(g.sim.requests.slice(stops).every((r) => r.method === "GET")).toBe(true);
+  });
+
   it("refuses a second backup while one runs and hands back the running backup's id", async () => {
     const g = await harness();
     const service = new BackupService(g.deps());
