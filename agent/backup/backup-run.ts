@@ -338,7 +338,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     // The archive is good, but a stack is down: the hub must hear it (and the journal stays open, so the
     // next backup or start retries the resume).
     for (const f of report.failures) {
-      warnings.push(`not resumed: ${f.container} (${f.action}): ${f.message}`.slice(0, 1000));
+      warnings.push(`resume: ${f.action} of ${f.container} failed: ${f.message}`.slice(0, 1000));
     }
     await journalPatch({ phase: "report", reported: true });
     return {
@@ -354,6 +354,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         exitStatus: task.exitstatus,
         warnings,
         consistency,
+        stacksResumed: report.finished,
       },
     };
   } catch (err) {

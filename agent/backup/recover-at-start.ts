@@ -109,7 +109,8 @@ async function finishInFlight(
   resumed: ResumeReport | undefined,
 ): Promise<BackupOutcome> {
   const tail = new LogTail(20);
-  const stacksResumed = resumed ? resumed.failures.length === 0 : true;
+  // A failed post hook is among the failures too, but leaves nothing down: `finished` is the alarm.
+  const stacksResumed = resumed ? resumed.finished : true;
   const fail = (code: string, message: string, task?: TaskResult): BackupOutcome => ({
     ok: false,
     failure: {
@@ -167,6 +168,7 @@ async function finishInFlight(
       exitStatus: task.exitstatus,
       warnings: task.lines.filter((l) => l.startsWith("WARN:")).slice(0, 100),
       consistency: s.mode === "stop" ? "app" : (s.consistency ?? "crash"),
+      stacksResumed,
     },
   };
 }

@@ -28,6 +28,9 @@ export function describeOutcome(o: BackupOutcome): string {
       `  archive  ${r.volid} (${(r.sizeBytes / 1024 / 1024).toFixed(1)} MiB)`,
       `  total    ${(r.totalMs / 1000).toFixed(1)} s`,
       `  downtime ${down || "none"}`,
+      ...(r.stacksResumed
+        ? []
+        : ["  stacks   NOT all resumed: check `felhom-guest stacks` (see the warnings)"]),
       ...r.warnings.map((w) => `  warning  ${w}`),
     ].join("\n");
   }

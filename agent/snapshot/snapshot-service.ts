@@ -124,7 +124,14 @@ export async function createSnapshot(
             : ("crash" as const);
         return {
           ok: true as const,
-          result: { operationId, name, upid, downtime: downtimeOf(report, prepared.plan), consistency },
+          result: {
+            operationId,
+            name,
+            upid,
+            downtime: downtimeOf(report, prepared.plan),
+            consistency,
+            stacksResumed: report.finished,
+          },
         };
       } finally {
         report ??= await handle.resume();

@@ -81,8 +81,10 @@ export const EVENTS = {
     /** vzdump's `exitstatus`: "OK" or "WARNINGS: <n>". */
     exitStatus: z.string().max(256),
     warnings: z.array(logLine).max(100),
-    /** "app" when every service with a strategy other than none was quiesced; otherwise "crash". */
+    /** "app" when every service with a strategy other than none was stopped or flushed; otherwise "crash". */
     consistency,
+    /** false is an alarm even on a good archive: a container this backup quiesced did not start again. */
+    stacksResumed: z.boolean(),
   }),
   "backup.failed": z.object({
     backupId: id,
@@ -102,6 +104,8 @@ export const EVENTS = {
     upid,
     downtime: z.array(serviceDowntime).max(1_024),
     consistency,
+    /** As in backup.completed: false means a container did not start again. */
+    stacksResumed: z.boolean(),
   }),
   "snapshot.deleted": z.object({ operationId: id, name: snapshotName, upid }),
   "snapshot.failed": z.object({

@@ -25,7 +25,7 @@ describeDocker("backup, snapshot mode (pve sim + real docker)", () => {
     const outcome = await runBackup(h.deps(), { backupId, mode: "snapshot", trigger: { source: "cli" } });
     expect(outcome).toMatchObject({
       ok: true,
-      result: { backupId, mode: "snapshot", consistency: "app", exitStatus: "OK" },
+      result: { backupId, mode: "snapshot", consistency: "app", exitStatus: "OK", stacksResumed: true },
     });
     if (!outcome.ok) return;
     const run = h.sim.vzdumpRuns.at(-1)!;

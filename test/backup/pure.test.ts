@@ -71,6 +71,7 @@ describe("stop-mode blackout estimate", () => {
           exitStatus: "OK",
           warnings: [],
           consistency: "app",
+          stacksResumed: true,
         },
       });
       expect(await stopModeBlackoutSeconds(dir)).toBe(420);

@@ -121,6 +121,7 @@ export const events: { [K in EventKind]: EventOf<K> } = {
     exitStatus: "OK",
     warnings: [],
     consistency: "app",
+    stacksResumed: true,
   },
   "backup.failed": {
     kind: "backup.failed",
@@ -141,6 +142,7 @@ export const events: { [K in EventKind]: EventOf<K> } = {
     upid: snapUpid,
     downtime,
     consistency: "app",
+    stacksResumed: true,
   },
   "snapshot.deleted": {
     kind: "snapshot.deleted",

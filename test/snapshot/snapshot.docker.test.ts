@@ -23,7 +23,10 @@ describeDocker("snapshots (pve sim + real docker)", () => {
     h = await startGuestHarness();
     const before = await h.running();
     const created = await createSnapshot(h.deps(), "before-upgrade", { description: "pg 15 → 16" });
-    expect(created).toMatchObject({ ok: true, result: { name: "before-upgrade", consistency: "app" } });
+    expect(created).toMatchObject({
+      ok: true,
+      result: { name: "before-upgrade", consistency: "app", stacksResumed: true },
+    });
     expect(created.ok && "downtime" in created.result && created.result.downtime.length).toBe(2);
     expect(await h.running()).toEqual(before);
     expect((await listSnapshots(h.deps())).map((s) => s.name)).toEqual(["before-upgrade"]);
