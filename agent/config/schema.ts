@@ -1,12 +1,21 @@
 import { z } from "zod";
 import { checkHubUrl } from "../hub/hub-url.ts";
 import { errorMessage } from "../lib/errors.ts";
+import { validateCron, validateTimezone } from "../schedule/scheduler.ts";
 
 /**
  * The agent's one config file (`/etc/felhom-guest/agent.yaml`), as written by the operator. Keys are
  * snake_case; unknown keys are errors (a typo must not silently fall back to a default). Secrets are never
  * inline: only paths to 0600 files.
  */
+
+/** A zod refinement from a checker that returns the problem, or undefined when the value is fine. */
+function refineWith(check: (value: string) => string | undefined) {
+  return (value: string, ctx: z.RefinementCtx) => {
+    const problem = check(value);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  };
+}
 
 const positiveSeconds = z.number().positive().max(86_400);
 
@@ -97,9 +106,14 @@ export const configSchema = z
       .strict(),
     schedule: z
       .object({
-        /** A node-cron expression (5 or 6 fields), in the guest's local time unless `timezone` is set. */
-        cron: z.string().min(1),
-        timezone: z.string().optional(),
+        /**
+         * A 5-field cron expression (minute hour day-of-month month day-of-week; no seconds field), in the
+         * guest's local time unless `timezone` is set. Checked here with the scheduler's own validateCron,
+         * so `run` and `config.reload` refuse it (78 / config_invalid) before any runtime is torn down.
+         */
+        cron: z.string().superRefine(refineWith(validateCron)),
+        /** An IANA zone (Europe/Berlin). A misspelt one would only throw when the schedule starts. */
+        timezone: z.string().superRefine(refineWith(validateTimezone)).optional(),
         /** A random delay added to each run, so thousands of guests do not hit one node at once. */
         jitter_seconds: z
           .number()

@@ -29,6 +29,19 @@ export function validateCron(expression: string): string | undefined {
 }
 
 /**
+ * Checks a time zone the way the scheduler will use it: node-cron and the slot computation both format
+ * through Intl.DateTimeFormat, which throws RangeError for a zone it does not know.
+ */
+export function validateTimezone(timezone: string): string | undefined {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: timezone });
+    return undefined;
+  } catch {
+    return `unknown time zone "${timezone}"; use an IANA name such as Europe/Budapest or UTC`;
+  }
+}
+
+/**
  * Runs `onRun` on the configured cron schedule, each run delayed by a random jitter (node-cron's
  * maxRandomDelay) so that a fleet does not hit one node at once. Overlap is impossible twice over:
  * node-cron's noOverlap, and the backup service's own lock (a second request joins the running backup).
