@@ -1,0 +1,147 @@
+import { execFile } from "node:child_process";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
+import { writeJsonDurable } from "../../agent/state/durable-file.ts";
+
+const run = promisify(execFile);
+const root = new URL("../../", import.meta.url).pathname;
+const unit = "felhom-guest.service";
+
+/**
+ * The Debian package as `bash packaging/build-deb.sh` builds it: what it ships, and what its maintainer
+ * scripts do. The scripts run for real, against a scratch root ($DPKG_ROOT, which they honour) with
+ * systemctl and deb-systemd-invoke replaced by stubs that record their arguments.
+ */
+describe("the Debian package", () => {
+  let work: string;
+  let deb: string;
+  let files: string[];
+  let control: string;
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), "felhom-deb-"));
+    deb = (await run("bash", ["packaging/build-deb.sh", join(work, "out")], { cwd: root })).stdout.trim();
+    files = (await run("dpkg-deb", ["-c", deb], { maxBuffer: 64 * 1024 ** 2 })).stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => line.slice(line.indexOf("./") + 1));
+    control = join(work, "control");
+    await run("dpkg-deb", ["-e", deb, control]);
+  }, 300_000);
+  afterAll(() => rm(work, { recursive: true, force: true }));
+
+  it("ships the compiled agent without source maps, declarations or development scripts", () => {
+    expect(files).toContain("/usr/lib/felhom-guest/agent/cli/main.js");
+    expect(files).toContain("/usr/lib/felhom-guest/protocol/index.js");
+    expect(files).toContain("/usr/lib/felhom-guest/package.json");
+    expect(files).toContain("/lib/systemd/system/felhom-guest.service");
+    expect(files.filter((f) => /\.map$|\.d\.[cm]?ts$/.test(f))).toEqual([]);
+    const own = files.filter((f) => /^\/usr\/lib\/felhom-guest\/(agent|protocol)\//.test(f));
+    expect(own.filter((f) => f.includes("/scripts/") || /\.ts$/.test(f))).toEqual([]);
+  });
+
+  it("declares its installed size and ships executable maintainer scripts that parse", async () => {
+    const kib = Number((await run("dpkg-deb", ["-f", deb, "Installed-Size"])).stdout.trim());
+    expect(kib).toBeGreaterThan(1000);
+    expect((await readdir(control)).sort()).toEqual(["conffiles", "control", "postinst", "postrm", "prerm"]);
+    for (const script of ["postinst", "prerm", "postrm"]) {
+      expect((await stat(join(control, script))).mode & 0o777).toBe(0o755);
+      await run("sh", ["-n", join(control, script)]);
+    }
+  });
+
+  describe("maintainer scripts", () => {
+    let scratch: string;
+    let log: string;
+    const etc = () => join(scratch, "etc/felhom-guest");
+    const state = () => join(scratch, "var/lib/felhom-guest");
+
+    beforeEach(async () => {
+      scratch = await mkdtemp(join(work, "root-"));
+      await mkdir(join(scratch, "run/systemd/system"), { recursive: true });
+      const stubs = join(scratch, "stubs");
+      await mkdir(stubs);
+      log = join(scratch, "calls.log");
+      for (const name of ["systemctl", "deb-systemd-invoke"]) {
+        await writeFile(join(stubs, name), `#!/bin/sh\necho "${name} $*" >>"${log}"\n`);
+        await chmod(join(stubs, name), 0o755);
+      }
+    });
+
+    async function script(name: string, ...args: string[]) {
+      const env = { PATH: `${join(scratch, "stubs")}:/usr/sbin:/usr/bin:/sbin:/bin`, DPKG_ROOT: scratch };
+      return run("sh", ["-e", join(control, name), ...args], { env });
+    }
+    const calls = async () => (await readFile(log, "utf8").catch(() => "")).split("\n").filter(Boolean);
+
+    it("on a first install, creates root-only config and state directories and starts nothing", async () => {
+      const { stderr } = await script("postinst", "configure", "");
+      expect((await stat(etc())).mode & 0o777).toBe(0o700);
+      expect((await stat(state())).mode & 0o777).toBe(0o700);
+      expect(stderr).toMatch(/agent\.yaml\.example/);
+      expect(await calls()).toEqual(["systemctl daemon-reload"]);
+    });
+
+    it("on an upgrade, restarts the daemon if it runs, so the new code takes over", async () => {
+      await script("postinst", "configure", "0.0.9");
+      expect(await calls()).toEqual(["systemctl daemon-reload", `deb-systemd-invoke try-restart ${unit}`]);
+    });
+
+    it("touches no service when systemd does not run in the target root", async () => {
+      await rm(join(scratch, "run"), { recursive: true });
+      await script("postinst", "configure", "0.0.9");
+      await script("prerm", "remove");
+      expect(await calls()).toEqual([]);
+    });
+
+    it("stops and disables the daemon on remove, and leaves it running through an upgrade's unpack", async () => {
+      await script("prerm", "upgrade", "0.2.0");
+      expect(await calls()).toEqual([]);
+      await script("prerm", "remove");
+      expect(await calls()).toEqual([`deb-systemd-invoke stop ${unit}`, `systemctl disable --quiet ${unit}`]);
+    });
+
+    async function installed(finishedAt: string | null) {
+      await script("postinst", "configure", "");
+      await writeFile(join(etc(), "agent.yaml"), "pve: {}\n", { mode: 0o600 });
+      await writeFile(join(etc(), "pve-token.secret"), "secret\n", { mode: 0o600 });
+      await writeJsonDurable(journalPath(state()), {
+        version: 1,
+        backupId: "b1",
+        finishedAt,
+        containers: {},
+      });
+    }
+    const exists = (path: string) =>
+      stat(path).then(
+        () => true,
+        () => false,
+      );
+
+    it("keeps the config and the state (with its quiesce journal) on remove", async () => {
+      await installed(null);
+      await script("postrm", "remove");
+      expect(await exists(join(etc(), "agent.yaml"))).toBe(true);
+      expect(await exists(journalPath(state()))).toBe(true);
+    });
+
+    it("deletes the config, its secrets and the state on purge", async () => {
+      await installed("2026-11-27T10:00:00.000Z");
+      await script("postrm", "purge");
+      expect(await exists(etc())).toBe(false);
+      expect(await exists(state())).toBe(false);
+    });
+
+    it("keeps the state on purge while the quiesce journal is unfinished, and says what to do", async () => {
+      await installed(null);
+      const { stderr } = await script("postrm", "purge");
+      expect(await exists(etc())).toBe(false);
+      expect(await exists(journalPath(state()))).toBe(true);
+      expect(stderr).toMatch(/unfinished.*docker start/);
+    });
+  });
+});
