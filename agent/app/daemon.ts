@@ -73,6 +73,19 @@ export async function runDaemon(
   let started = false;
   let lastRow: string | undefined;
   const shutdown = new AbortController();
+  // Installed first and kept for the whole life of the daemon: SIGTERM during the start-up decision
+  // (stacks coming up) is taken as soon as it is made, and a second signal (Ctrl-C twice) must not kill
+  // the process by default while it is still resuming stacks.
+  const onStop = (signal: NodeJS.Signals) => {
+    if (shutdown.signal.aborted) {
+      log.warn({ signal }, "already stopping: resuming the stacks first");
+      return;
+    }
+    log.info({ signal }, "stopping");
+    shutdown.abort();
+  };
+  process.on("SIGTERM", onStop);
+  process.on("SIGINT", onStop);
   /** CLI backups relayed through the control socket watch the events of their backup here. */
   const watchers = new Set<(e: Event) => void>();
   const emit = (e: Event) => {
@@ -326,15 +339,9 @@ export async function runDaemon(
     "felhom-guest is running",
   );
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, "stopping");
-      shutdown.abort();
-      resolve();
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
-  });
+  if (!shutdown.signal.aborted) {
+    await new Promise<void>((resolve) => shutdown.signal.addEventListener("abort", () => resolve()));
+  }
   process.off("SIGHUP", onSighup);
   stopping = true;
   clearTimeout(recheck);

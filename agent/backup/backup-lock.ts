@@ -75,13 +75,26 @@ export async function lockHolder(stateDir: string): Promise<z.infer<typeof holde
   return (await live(path, holder)) ? holder : undefined;
 }
 
+type Acquired =
+  | { acquired: true; release: () => Promise<void> }
+  | { acquired: false; holder: z.infer<typeof holderSchema> };
+
+/**
+ * Acquisitions of this process, one after the other. The file alone cannot order them: a winner's link
+ * can land in the kernel before a loser's while the winner's completion reaches this thread after the
+ * loser has read the file and, seeing our own pid not yet held, taken it for stale (measured: about one
+ * round in a hundred with eight at once).
+ */
+let acquiring: Promise<unknown> = Promise.resolve();
+
 /** Takes the lock, or returns who holds it. The returned release is idempotent. */
-export async function acquireBackupLock(
-  stateDir: string,
-  me: LockHolder,
-): Promise<
-  { acquired: true; release: () => Promise<void> } | { acquired: false; holder: z.infer<typeof holderSchema> }
-> {
+export function acquireBackupLock(stateDir: string, me: LockHolder): Promise<Acquired> {
+  const attempt = acquiring.then(() => acquireNow(stateDir, me));
+  acquiring = attempt.catch(() => undefined);
+  return attempt;
+}
+
+async function acquireNow(stateDir: string, me: LockHolder): Promise<Acquired> {
   const path = lockPath(stateDir);
   for (let attempt = 0; attempt < 3; attempt++) {
     // Written in full under a private name, then linked into place: link fails if the lock exists, and a
@@ -96,6 +109,7 @@ export async function acquireBackupLock(
     }
     try {
       await link(draft, path);
+      heldHere.add(path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       const holder = await readHolder(path);
@@ -107,7 +121,6 @@ export async function acquireBackupLock(
     } finally {
       await rm(draft, { force: true });
     }
-    heldHere.add(path);
     let released = false;
     return {
       acquired: true,

@@ -15,6 +15,7 @@ import type { QuiesceHandle, ResumeReport } from "../quiesce/executor.ts";
 import { QuiesceJournal } from "../quiesce/journal.ts";
 import type { QuiescePlan } from "../quiesce/plan.ts";
 import {
+  journalLeftOpen,
   journalPath,
   prepareQuiesce,
   quiesceStacks,
@@ -337,9 +338,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     const report = await resumed!;
     // The archive is good, but a stack is down: the hub must hear it (and the journal stays open, so the
     // next backup or start retries the resume).
-    for (const f of report.failures) {
-      warnings.push(`resume: ${f.action} of ${f.container} failed: ${f.message}`.slice(0, 1000));
-    }
+    warnings.push(...resumeWarnings(report));
     await journalPatch({ phase: "report", reported: true });
     return {
       ok: true,
@@ -352,7 +351,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         totalMs: Date.now() - started,
         downtime: downtimeOf(report, plan),
         exitStatus: task.exitstatus,
-        warnings,
+        warnings: warnings.slice(0, 100),
         consistency,
         stacksResumed: report.finished,
       },
@@ -455,10 +454,11 @@ async function ownJournal(stateDir: string, backupId: string): Promise<QuiesceJo
   return j?.data.backupId === backupId ? j : undefined;
 }
 
-/** An unfinished journal means containers of some operation are still down. */
-async function journalLeftOpen(stateDir: string): Promise<boolean> {
-  const j = await QuiesceJournal.open(journalPath(stateDir)).catch(() => undefined);
-  return j !== undefined && !j.finished;
+/** A good archive can still leave a container down: each failed resume step, as a warning line. */
+export function resumeWarnings(report: Pick<ResumeReport, "failures">): string[] {
+  return report.failures.map((f) =>
+    `resume: ${f.action} of ${f.container} failed: ${f.message}`.slice(0, 1000),
+  );
 }
 
 /** Per planned service: first container quiesced → last resumed (what the resume report measured). */

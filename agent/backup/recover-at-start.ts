@@ -8,7 +8,8 @@ import { QuiesceJournal } from "../quiesce/journal.ts";
 import type { QuiescePlan } from "../quiesce/plan.ts";
 import { journalPath } from "../quiesce/quiesce-stacks.ts";
 import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
-import { type BackupDeps, downtimeOf, type JournalBackupSection } from "./backup-run.ts";
+import { startUntouched } from "../quiesce/start-untouched.ts";
+import { type BackupDeps, downtimeOf, type JournalBackupSection, resumeWarnings } from "./backup-run.ts";
 import { type BackupOutcome, LogTail } from "./backup-types.ts";
 import { clearMarker } from "./marker.ts";
 import { findArchive } from "./notes.ts";
@@ -50,6 +51,13 @@ export async function recoverAtStart(deps: BackupDeps): Promise<StartRecovery> {
         : "crash";
     section.consistency = consistency;
     resumed = await resumeFromJournal(path, deps.engine, { logger: log });
+    if (resumed && section.mode === "stop") {
+      // The whole guest went down, `none` services with it.
+      const untouched = await startUntouched(deps.engine, journal.data.plan);
+      resumed.resumed.push(...untouched.started);
+      resumed.failures.push(...untouched.failures);
+      if (untouched.failures.length > 0) resumed.finished = false;
+    }
     const reopened = await QuiesceJournal.open(path);
     await reopened?.update({ backup: { consistency } });
     log.warn(
@@ -166,7 +174,10 @@ async function finishInFlight(
       totalMs: Date.now() - Date.parse(s.startedAt),
       downtime: resumed ? downtimeOf(resumed, plan) : [],
       exitStatus: task.exitstatus,
-      warnings: task.lines.filter((l) => l.startsWith("WARN:")).slice(0, 100),
+      warnings: [
+        ...task.lines.filter((l) => l.startsWith("WARN:")),
+        ...(resumed ? resumeWarnings(resumed) : []),
+      ].slice(0, 100),
       consistency: s.mode === "stop" ? "app" : (s.consistency ?? "crash"),
       stacksResumed,
     },

@@ -345,7 +345,20 @@ export async function resumeJournal(
         if (!(err instanceof HealthTimeoutError)) return;
       }
     } else if (touched) {
-      await persist(c.id, { status: "resumed", resumedAt: new Date().toISOString() });
+      // An exec service kept running, unless the guest went down meanwhile (stop mode): its post hook
+      // needs it running again, and so does the stack.
+      try {
+        const state = (await reconnecting(() => engine.inspect(c.id))).state;
+        if (state !== "running" && state !== "restarting" && state !== "paused") {
+          await reconnecting(() => engine.start(c.id, c.name));
+          report.resumed.push(ref);
+        }
+        await persist(c.id, { status: "resumed", resumedAt: new Date().toISOString() });
+      } catch (err) {
+        fail("start", err);
+        await persist(c.id, { status: "resume_failed", error: errorMessage(err) });
+        return;
+      }
     }
     // Post hooks always run for a container whose quiesce began, even when its pre hook or the backup failed.
     const began = entry.status !== "pending" || entry.pre !== "none";

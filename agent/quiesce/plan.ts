@@ -46,8 +46,18 @@ export const plannedServiceSchema = z.object({
 export const quiescePlanSchema = z.object({
   /** Quiesce order: dependents first. Resume runs the levels in reverse. Each level runs in parallel. */
   levels: z.array(z.array(plannedServiceSchema)),
-  /** Services with strategy "none". */
-  untouched: z.array(z.object({ project: z.string(), service: z.string() })),
+  /**
+   * Services with strategy "none", with the containers that were running: a stop-mode backup takes the
+   * whole guest down, and they must come back after its boot like the rest (journals written before
+   * this field existed have none).
+   */
+  untouched: z.array(
+    z.object({
+      project: z.string(),
+      service: z.string(),
+      running: z.array(plannedContainerSchema).default([]),
+    }),
+  ),
 });
 
 export type PlannedContainer = z.infer<typeof plannedContainerSchema>;
@@ -90,15 +100,19 @@ export function buildPlan(stacks: StackFacts[], options: PlanOptions = {}): Plan
           });
         }
       }
-      if (policy.strategy === "none") {
-        untouched.push({ project: stack.project, service: svc.name });
-        continue;
-      }
       const toRef = (c: (typeof svc.containers)[number]): PlannedContainer => ({
         id: c.id,
         name: c.name,
         priorState: c.state,
       });
+      if (policy.strategy === "none") {
+        untouched.push({
+          project: stack.project,
+          service: svc.name,
+          running: svc.containers.filter((c) => c.state === "running").map(toRef),
+        });
+        continue;
+      }
       const planned: PlannedService = {
         project: stack.project,
         service: svc.name,

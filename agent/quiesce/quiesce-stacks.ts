@@ -19,6 +19,12 @@ import { type StackWarning, stackWarnings } from "./stack-warnings.ts";
 export const journalPath = (stateDir: string): string => join(stateDir, "quiesce-journal.json");
 export const registryPath = (stateDir: string): string => join(stateDir, "stacks.json");
 
+/** An unfinished journal means containers of some operation are (or may be) still down. */
+export async function journalLeftOpen(stateDir: string): Promise<boolean> {
+  const j = await QuiesceJournal.open(journalPath(stateDir)).catch(() => undefined);
+  return j !== undefined && !j.finished;
+}
+
 export interface QuiesceDeps {
   engine: DockerEngine;
   stateDir: string;

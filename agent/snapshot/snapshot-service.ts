@@ -10,8 +10,14 @@ import { isSuccess } from "../pve/exit-status.ts";
 import { submitSnapshot } from "../pve/submit.ts";
 import { followTaskToEnd } from "../pve/task-follower.ts";
 import { quiesceConsistency } from "../quiesce/consistency.ts";
+import { QuiesceFailedError } from "../quiesce/errors.ts";
 import type { QuiesceHandle, ResumeReport } from "../quiesce/executor.ts";
-import { prepareQuiesce, quiesceStacks, retryLeftoverResume } from "../quiesce/quiesce-stacks.ts";
+import {
+  journalLeftOpen,
+  prepareQuiesce,
+  quiesceStacks,
+  retryLeftoverResume,
+} from "../quiesce/quiesce-stacks.ts";
 
 export type SnapshotDeps = Omit<BackupDeps, "emit" | "backup"> & {
   backup: Pick<BackupDeps["backup"], "max_downtime_seconds">;
@@ -139,17 +145,20 @@ export async function createSnapshot(
     });
   } catch (err) {
     if (handle && !report) report = await handle.resume();
+    report ??= err instanceof QuiesceFailedError ? (err.resumeReport as ResumeReport) : undefined;
+    // A failed post hook is a failure too, but leaves nothing down: `finished` is the alarm. Nothing
+    // quiesced: whatever an earlier operation left down (stacks_down) is still down.
+    const stacksResumed = report ? report.finished : !(await journalLeftOpen(deps.stateDir));
     const interrupted = signal?.aborted === true;
     return failed(
       { operationId, action: "create", name, upid, tail },
       interrupted
         ? new AgentError(
             "interrupted",
-            `the agent stopped while the snapshot was being taken; stacks resumed${upid ? `; PVE task ${upid} may still finish (crash-consistent)` : ""}`,
+            `the agent stopped while the snapshot was being taken; ${stacksResumed ? "stacks resumed" : "NOT every container started again"}${upid ? `; PVE task ${upid} may still finish (crash-consistent)` : ""}`,
           )
         : err,
-      // A failed post hook is a failure too, but leaves nothing down: `finished` is the alarm.
-      report ? report.finished : true,
+      stacksResumed,
     );
   }
 }

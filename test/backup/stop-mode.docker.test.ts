@@ -28,47 +28,58 @@ afterEach(async () => {
 });
 
 describeDocker("backup, stop mode (pve sim + real docker)", () => {
-  it("survives its own guest's shutdown: after the boot it resumes the stacks, follows the task and reports it completed", {
-    timeout: 150_000,
-  }, async () => {
-    let agent: ChildProcess | undefined;
-    let configFile = "";
-    const timeline: string[] = [];
-    h = await startGuestHarness({
-      archiveBytesPerSecond: 20e6,
-      onGuestStop: async () => {
-        timeline.push("guest stopping");
-        agent?.kill("SIGTERM"); // systemd stops the agent as the guest shuts down
-        if (agent) timeline.push(`agent exited ${await exited(agent)}`);
-        // …and the shutdown stops the engine and every container with it.
-        for (const id of await h!.running()) await docker("stop", "-t", "10", id);
-      },
-      onGuestStart: async () => {
-        timeline.push("guest started");
-        const daemon = spawnAgent(configFile, ["run"]);
-        daemon.stdout?.resume();
-        daemon.stderr?.resume();
-        children.push(daemon);
-      },
-    });
-    dir = await mkdtemp(join(tmpdir(), "felhom-stop-"));
-    configFile = await writeAgentConfig(h, dir);
-    const before = await h.running();
-    agent = spawnAgent(configFile, ["backup", "--mode", "stop"]);
-    agent.stdout?.resume();
-    agent.stderr?.resume();
-    children.push(agent);
+  it.each<{ db: "stop" | "exec" | "none"; labels: Record<string, string> }>([
+    { db: "stop", labels: {} },
+    // Not quiesced by stopping, but the guest's shutdown stopped them too: they must come back as well.
+    { db: "exec", labels: { "felhom.quiesce.pre": '["sync"]' } },
+    { db: "none", labels: {} },
+  ])(
+    "survives its own guest's shutdown (db strategy $db): after the boot it resumes every container that ran, follows the task and reports it completed",
+    {
+      timeout: 150_000,
+    },
+    async ({ db, labels }) => {
+      let agent: ChildProcess | undefined;
+      let configFile = "";
+      const timeline: string[] = [];
+      h = await startGuestHarness({
+        dbStrategy: db,
+        dbLabels: labels,
+        archiveBytesPerSecond: 20e6,
+        onGuestStop: async () => {
+          timeline.push("guest stopping");
+          agent?.kill("SIGTERM"); // systemd stops the agent as the guest shuts down
+          if (agent) timeline.push(`agent exited ${await exited(agent)}`);
+          // …and the shutdown stops the engine and every container with it.
+          for (const id of await h!.running()) await docker("stop", "-t", "10", id);
+        },
+        onGuestStart: async () => {
+          timeline.push("guest started");
+          const daemon = spawnAgent(configFile, ["run"]);
+          daemon.stdout?.resume();
+          daemon.stderr?.resume();
+          children.push(daemon);
+        },
+      });
+      dir = await mkdtemp(join(tmpdir(), "felhom-stop-"));
+      configFile = await writeAgentConfig(h, dir);
+      const before = await h.running();
+      agent = spawnAgent(configFile, ["backup", "--mode", "stop"]);
+      agent.stdout?.resume();
+      agent.stderr?.resume();
+      children.push(agent);
 
-    await expect.poll(() => readLastBackup(h!.stateDir), { timeout: 90_000, interval: 500 }).toBeDefined();
-    const last = (await readLastBackup(h.stateDir))!;
-    expect(last.outcome).toMatchObject({
-      ok: true,
-      result: { mode: "stop", exitStatus: "OK", consistency: "app" },
-    });
-    expect(timeline).toEqual(["guest stopping", "agent exited 1", "guest started"]);
-    await expect.poll(() => h!.running(), { timeout: 30_000, interval: 250 }).toEqual(before);
-    const run = h.sim.vzdumpRuns.at(-1)!;
-    expect(run.mode).toBe("stop");
-    expect(last.outcome.ok && last.outcome.result.volid).toBe(run.volid);
-  });
+      await expect.poll(() => readLastBackup(h!.stateDir), { timeout: 90_000, interval: 500 }).toBeDefined();
+      const last = (await readLastBackup(h.stateDir))!;
+      expect(last.outcome).toMatchObject({
+        ok: true,
+        result: { mode: "stop", exitStatus: "OK", consistency: "app", stacksResumed: true },
+      });
+      expect(timeline).toEqual(["guest stopping", "agent exited 1", "guest started"]);
+      await expect.poll(() => h!.running(), { timeout: 30_000, interval: 250 }).toEqual(before);
+      const run = h.sim.vzdumpRuns.at(-1)!;
+      expect(run.mode).toBe("stop");
+      expect(last.outcome.ok && last.outcome.result.volid).toBe(run.volid);
+    },
+  );
 });

@@ -57,8 +57,8 @@ async function runHere(config: AgentConfig, mode: BackupMode, json: boolean, log
   const ctx = await createContext(config, log);
   const shutdown = new AbortController();
   const onSignal = () => shutdown.abort();
-  process.once("SIGTERM", onSignal);
-  process.once("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
   try {
     const service = new BackupService(ctx.backupDeps(json ? () => {} : printBackupEvent));
     const ticket = await service.request({ mode, trigger: { source: "cli" }, signal: shutdown.signal });

@@ -37,8 +37,8 @@ Names: a letter, then letters, digits, - or _ (2-40 characters); "current" and "
     // Ctrl-C or a SIGTERM while the stacks are quiesced: resume them before exiting, never leave them down.
     const shutdown = new AbortController();
     const onSignal = () => shutdown.abort();
-    process.once("SIGTERM", onSignal);
-    process.once("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
     try {
       if (action === "list") {
         const list = await listSnapshots(deps);
@@ -70,6 +70,11 @@ Names: a letter, then letters, digits, - or _ (2-40 characters); "current" and "
           `snapshot ${name} ${action === "create" ? "created" : "deleted"} (${outcome.result.upid})\n`,
         );
       else process.stdout.write(`snapshot ${action} ${name} FAILED: ${outcome.failure.message}\n`);
+      const down = outcome.ok
+        ? "stacksResumed" in outcome.result && !outcome.result.stacksResumed
+        : !outcome.failure.stacksResumed;
+      if (!values.json && down)
+        process.stdout.write("  stacks NOT all resumed: check `felhom-guest stacks` and the log\n");
       if (outcome.ok) return ExitCode.ok;
       return outcome.failure.code === "backup_running" ? ExitCode.busy : ExitCode.failed;
     } finally {
