@@ -50,10 +50,11 @@ export const RESULT_RETENTION_MS = 86_400_000;
 export const FATAL_RECONNECT_DELAY_MS = 3_600_000;
 
 /**
- * The highest cumulative position a hub may send (`welcome.lastAckedSeq`, `ack.seq`): 2^48. An agent
- * continues numbering above a welcome position it never reached (a restored copy), so a position near
- * 2^53 would leave it no seqs: past `Number.MAX_SAFE_INTEGER` every new event gets the same seq. 2^48
- * leaves 2^53 − 2^48 seqs of room after any such jump, and 2^48 events are ~9,000 years at 1,000 events/s.
- * The agent's own event seqs are bounded only by `Number.MAX_SAFE_INTEGER`.
+ * The highest welcome position an agent numbers on above (2^48). An agent continues numbering above a
+ * `welcome.lastAckedSeq` it never reached (a restored copy), so a position near 2^53 would leave it no
+ * seqs: past `Number.MAX_SAFE_INTEGER` every new event gets the same seq. 2^48 leaves 2^53 − 2^48 seqs of
+ * room after any such jump, and 2^48 events are ~9,000 years at 1,000 events/s. It is not a bound on the
+ * wire: positions at or below the agent's own last seq are fine up to `Number.MAX_SAFE_INTEGER` (an ack
+ * must be able to name every seq the agent assigned).
  */
 export const MAX_HUB_SEQ = 2 ** 48;

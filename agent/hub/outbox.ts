@@ -2,6 +2,7 @@ import type { FileHandle } from "node:fs/promises";
 import { mkdir, open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
+import { MAX_HUB_SEQ } from "../../protocol/index.ts";
 import { AgentError } from "../lib/errors.ts";
 import { readJsonFile, writeFileDurable, writeJsonDurable } from "../state/durable-file.ts";
 import { type GapInfo, type OverflowCandidate, planOverflow } from "./outbox-overflow.ts";
@@ -44,13 +45,6 @@ type LogLine =
 
 const ackedSchema = z.object({ ackedSeq: z.int().min(0) });
 
-/**
- * Seqs that must stay available below Number.MAX_SAFE_INTEGER after a rebase: past it, every new event
- * would get the same seq. The protocol bounds the hub's positions by MAX_HUB_SEQ (2^48) for the same
- * reason; this is the outbox's own guard, so a bad position never reaches the counter or acked.json.
- */
-export const REBASE_HEADROOM = 2 ** 48;
-
 export const OUTBOX_LOG = "outbox.log";
 export const OUTBOX_ACKED = "acked.json";
 const WRITE_RETRY_MS = 1_000;
@@ -60,7 +54,7 @@ export class RebaseRefusedError extends AgentError {
   constructor(position: number) {
     super(
       "outbox_rebase_refused",
-      `the hub's position ${position} leaves fewer than 2^48 event seqs below ${Number.MAX_SAFE_INTEGER}; events stay queued with their seqs`,
+      `the hub's position ${position} is above this agent's last seq and above MAX_HUB_SEQ (2^48): numbering on above it would run out of seqs; events stay queued with their seqs`,
       { hint: "the hub's stored position for this agent is corrupt: reset it on the hub" },
     );
   }
@@ -242,13 +236,13 @@ export class Outbox<E> {
   /**
    * The hub knows seqs this outbox never assigned (a restored copy of the guest runs with its original's
    * older state): renumber the waiting events above the hub's position so none is mistaken for a
-   * duplicate, and continue counting from there. A position that would leave fewer than
-   * `REBASE_HEADROOM` seqs is refused (`RebaseRefusedError`) and changes nothing.
+   * duplicate, and continue counting from there. A jump above `MAX_HUB_SEQ` (2^48) is refused
+   * (`RebaseRefusedError`) and changes nothing: near 2^53 every new event would get the same seq.
    */
   async rebase(hubAckedSeq: number): Promise<void> {
-    if (!Number.isSafeInteger(hubAckedSeq) || Number.MAX_SAFE_INTEGER - hubAckedSeq < REBASE_HEADROOM)
-      throw new RebaseRefusedError(hubAckedSeq);
     if (hubAckedSeq <= this.#lastSeq) return;
+    if (!Number.isSafeInteger(hubAckedSeq) || hubAckedSeq > MAX_HUB_SEQ)
+      throw new RebaseRefusedError(hubAckedSeq);
     await this.#drain();
     await this.#exclusive(async () => {
       // Pending appends (none after the drain, unless they raced it) are renumbered like the rest.

@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { MAX_HUB_SEQ } from "../limits.ts";
 
 /** Ids chosen by the sender (command ids, ping ids, backup ids): opaque, printable, bounded. */
 export const id = z
@@ -14,9 +13,6 @@ export const seq = z.int().min(1);
 
 /** A cumulative position: 0 means "nothing yet". */
 export const seqOrZero = z.int().min(0);
-
-/** A cumulative position the hub sends (`welcome.lastAckedSeq`, `ack.seq`): at most `MAX_HUB_SEQ` (see there why). */
-export const hubSeq = seqOrZero.max(MAX_HUB_SEQ);
 
 /** RFC 3339 timestamps; agents send UTC (`Z`), other hubs may send an offset. */
 export const timestamp = z.iso.datetime({ offset: true });

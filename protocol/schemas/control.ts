@@ -1,11 +1,11 @@
 import { z } from "zod";
 import { FRAME_ERROR_CODES } from "../error-codes.ts";
-import { hubSeq, id, message, seq, timestamp } from "./common.ts";
+import { id, message, seq, seqOrZero, timestamp } from "./common.ts";
 
 export const ackMessage = z.object({
   type: z.literal("ack"),
   /** Cumulative: every event with seq <= this is stored by the hub (or was declared lost by a gap). */
-  seq: hubSeq,
+  seq: seqOrZero,
 });
 
 export const pingMessage = z.object({ type: z.literal("ping"), id, at: timestamp });

@@ -5,7 +5,7 @@ import {
   PING_INTERVAL_BOUNDS_MS,
   PONG_TIMEOUT_BOUNDS_MS,
 } from "../limits.ts";
-import { hubSeq, id, seqOrZero, shortText, timestamp } from "./common.ts";
+import { id, seqOrZero, shortText, timestamp } from "./common.ts";
 import { identity } from "./status.ts";
 
 /** Capabilities are open strings (command names and feature flags) so that an agent can grow them. */
@@ -36,7 +36,7 @@ export const welcomeMessage = z.object({
   type: z.literal("welcome"),
   protocolVersion: z.int().min(1),
   /** Highest contiguous seq the hub has stored for this agent (0 if none): the agent resends above it. */
-  lastAckedSeq: hubSeq,
+  lastAckedSeq: seqOrZero,
   heartbeat: z
     .object({
       intervalMs: z.int().min(PING_INTERVAL_BOUNDS_MS.min).max(PING_INTERVAL_BOUNDS_MS.max),

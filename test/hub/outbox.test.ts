@@ -2,14 +2,9 @@ import { appendFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  OUTBOX_LOG,
-  Outbox,
-  type OutboxOptions,
-  REBASE_HEADROOM,
-  RebaseRefusedError,
-} from "../../agent/hub/outbox.ts";
+import { OUTBOX_LOG, Outbox, type OutboxOptions, RebaseRefusedError } from "../../agent/hub/outbox.ts";
 import type { GapInfo } from "../../agent/hub/outbox-overflow.ts";
+import { MAX_HUB_SEQ } from "../../protocol/index.ts";
 
 type Ev = { kind: string; n?: number; gap?: GapInfo; pad?: string };
 
@@ -170,14 +165,14 @@ describe("the durable outbox", () => {
     expect(await again.append({ kind: "phase" })).toBe(43);
   });
 
-  it("refuses a hub position that would leave fewer than 2^48 seqs, and keeps its events, counter and ack as they were", async () => {
+  it("refuses to number on above a hub position beyond MAX_HUB_SEQ, keeps its events, counter and ack as they were, and numbers on above the bound itself", async () => {
     const dir = await tempDir();
     const o = await openOutbox(dir);
     await o.append({ kind: "phase", n: 1 });
     await o.append({ kind: "phase", n: 2 });
     o.ack(1);
-    const limit = Number.MAX_SAFE_INTEGER - REBASE_HEADROOM;
-    for (const position of [limit + 1, Number.MAX_SAFE_INTEGER - 1, Number.MAX_SAFE_INTEGER, 2 ** 53, 1.5]) {
+    const limit = MAX_HUB_SEQ;
+    for (const position of [limit + 1, Number.MAX_SAFE_INTEGER - 1, Number.MAX_SAFE_INTEGER, 2 ** 53, 2.5]) {
       await expect(o.rebase(position)).rejects.toBeInstanceOf(RebaseRefusedError);
     }
     await expect(o.rebase(limit + 1)).rejects.toMatchObject({ code: "outbox_rebase_refused" });
@@ -189,6 +184,10 @@ describe("the durable outbox", () => {
     expect([again.lastSeq, again.ackedSeq]).toEqual([3, 1]);
     await again.rebase(limit);
     expect(all(again).map((r) => r.seq)).toEqual([limit + 1, limit + 2]);
+    // Numbering goes on above the bound; a later welcome at or below its own last seq is no jump at all.
+    expect(await again.append({ kind: "phase", n: 4 })).toBe(limit + 3);
+    await again.rebase(limit + 3);
+    expect(again.lastSeq).toBe(limit + 3);
   });
 
   it("ignores a corrupt line in the middle instead of refusing to open", async () => {
