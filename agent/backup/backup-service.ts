@@ -44,8 +44,13 @@ export class BackupService {
       backupId,
       mode: opts.mode,
     });
-    if (!lock.acquired)
+    if (!lock.acquired) {
+      // A scheduled backup that meets a snapshot (or a `stacks up`) is not done by it: try again later.
+      // One that meets another backup is: that one is the backup of this slot.
+      if (opts.retryWhenBusy && lock.holder.kind !== "backup")
+        this.#retryLater(opts, attempt, `${lock.holder.kind} ${lock.holder.backupId} is running`);
       return { started: false, backupId: lock.holder.backupId, mode: lock.holder.mode, done: undefined };
+    }
     const done = (async () => {
       try {
         return await runBackup(this.#deps, {
@@ -62,28 +67,27 @@ export class BackupService {
     this.#running = { backupId, mode: opts.mode, done };
     void done.then((outcome) => {
       if (!isDeferred(outcome)) this.#deps.onOutcome?.(outcome, opts.trigger);
-      const attempts = this.#deps.backup.busy_retry.attempts;
-      if (
-        !outcome.ok &&
-        outcome.failure.code === "vzdump_lock_busy" &&
-        opts.retryWhenBusy &&
-        attempt < attempts
-      ) {
-        const delay = busyRetryDelayMs(attempt, this.#deps.backup.busy_retry.delay_seconds);
-        this.#deps.log.info(
-          { backupId, attempt, delayMs: delay },
-          "node's vzdump lock was busy; retrying later",
-        );
-        const timer = setTimeout(() => {
-          this.#retries.delete(timer);
-          this.request(opts, attempt + 1).catch((err) =>
-            this.#deps.log.error({ err: errorMessage(err) }, "backup retry failed to start"),
-          );
-        }, delay);
-        this.#retries.add(timer);
-      }
+      if (!outcome.ok && outcome.failure.code === "vzdump_lock_busy" && opts.retryWhenBusy)
+        this.#retryLater(opts, attempt, "the node's vzdump lock was busy");
     });
     return { started: true, backupId, mode: opts.mode, done };
+  }
+
+  /** Within backup.busy_retry's attempts, with jitter; nothing when they are used up. */
+  #retryLater(opts: Parameters<BackupService["request"]>[0], attempt: number, why: string): void {
+    if (attempt >= this.#deps.backup.busy_retry.attempts) {
+      this.#deps.log.warn({ attempt, why }, "busy; no retry left for this backup");
+      return;
+    }
+    const delay = busyRetryDelayMs(attempt, this.#deps.backup.busy_retry.delay_seconds);
+    this.#deps.log.info({ attempt, delayMs: delay, why }, "busy; retrying the backup later");
+    const timer = setTimeout(() => {
+      this.#retries.delete(timer);
+      this.request(opts, attempt + 1).catch((err) =>
+        this.#deps.log.error({ err: errorMessage(err) }, "backup retry failed to start"),
+      );
+    }, delay);
+    this.#retries.add(timer);
   }
 
   /** Resolves when no backup runs in this process (at once when none does). */

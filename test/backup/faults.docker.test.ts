@@ -1,6 +1,7 @@
 import { createServer } from "node:net";
 import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
+import { acquireBackupLock } from "../../agent/backup/backup-lock.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import { BackupService } from "../../agent/backup/backup-service.ts";
 import type { BackupOutcome } from "../../agent/backup/backup-types.ts";
@@ -195,6 +196,33 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     });
     expect(g.sim.vzdumpRuns.length).toBe(vzdumps);
     expect(g.sim.requests.slice(stops).every((r) => r.method === "GET")).toBe(true);
+  });
+
+  it("runs a scheduled backup later when a snapshot holds the guest at its time", async () => {
+    const g = await harness();
+    const snapshot = await acquireBackupLock(g.stateDir, {
+      pid: process.pid,
+      backupId: "op-snapshot",
+      mode: "snapshot",
+      kind: "snapshot",
+    });
+    expect(snapshot.acquired).toBe(true);
+    const outcomes: BackupOutcome[] = [];
+    const service = new BackupService({
+      ...g.deps(),
+      backup: { ...g.backupConfig, busy_retry: { attempts: 3, delay_seconds: 2 } },
+      onOutcome: (o) => outcomes.push(o),
+    });
+    const first = await service.request({
+      mode: "snapshot",
+      trigger: { source: "schedule" },
+      retryWhenBusy: true,
+    });
+    expect(first).toMatchObject({ started: false, backupId: "op-snapshot" });
+    if (snapshot.acquired) await snapshot.release();
+    await expect.poll(() => outcomes.length, { timeout: 60_000, interval: 250 }).toBe(1);
+    expect(outcomes[0]).toMatchObject({ ok: true, result: { exitStatus: "OK" } });
+    service.stop();
   });
 
   it("refuses a second backup while one runs and hands back the running backup's id", async () => {

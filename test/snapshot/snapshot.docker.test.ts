@@ -56,7 +56,7 @@ describeDocker("snapshots (pve sim + real docker)", () => {
     h.sim.setGuestLock(101, undefined);
   });
 
-  it("resumes the stacks when the CLI is interrupted (Ctrl-C) while the snapshot is being taken, and says so", async () => {
+  it("resumes the stacks when the CLI is interrupted (Ctrl-C, twice) while the snapshot is being taken, and says so", async () => {
     h = await startGuestHarness();
     dir = await mkdtemp(join(tmpdir(), "felhom-snap-"));
     const before = await h.running();
@@ -68,6 +68,9 @@ describeDocker("snapshots (pve sim + real docker)", () => {
     });
     await paused.reached; // quiesced and submitted
     expect(await h.running()).not.toEqual(before);
+    // Twice, as an impatient operator does: the second must not kill it while it resumes.
+    agent.kill("SIGINT");
+    await new Promise((r) => setTimeout(r, 50));
     agent.kill("SIGINT");
     expect(await exited(agent)).toBe(1);
     expect(out).toMatch(/FAILED: the agent stopped while the snapshot was being taken; stacks resumed/);
