@@ -18,7 +18,12 @@ export const controlSocketPath = (stateDir: string): string => join(stateDir, "c
 const request = z.object({ op: z.literal("backup"), mode: z.enum(["snapshot", "stop"]) });
 const reply = z.discriminatedUnion("type", [
   z.object({ type: z.literal("started"), backupId: z.string() }),
-  z.object({ type: z.literal("busy"), backupId: z.string(), mode: z.enum(["snapshot", "stop"]) }),
+  z.object({
+    type: z.literal("busy"),
+    backupId: z.string(),
+    mode: z.enum(["snapshot", "stop"]),
+    kind: z.enum(["backup", "snapshot", "stacks-up"]).default("backup"),
+  }),
   z.object({
     type: z.literal("event"),
     event: z.custom<BackupEvent>((v) => typeof v === "object" && v !== null),
@@ -46,7 +51,7 @@ export interface ControlHandlers {
     onEvent: (e: BackupEvent) => void,
   ): Promise<
     | { started: true; backupId: string; done: Promise<BackupOutcome> }
-    | { started: false; backupId: string; mode: BackupMode }
+    | { started: false; backupId: string; mode: BackupMode; kind: "backup" | "snapshot" | "stacks-up" }
   >;
 }
 
@@ -76,7 +81,7 @@ export async function serveControl(
           send(socket, { type: "event", event }),
         );
         if (!ticket.started) {
-          send(socket, { type: "busy", backupId: ticket.backupId, mode: ticket.mode });
+          send(socket, { type: "busy", backupId: ticket.backupId, mode: ticket.mode, kind: ticket.kind });
         } else {
           send(socket, { type: "started", backupId: ticket.backupId });
           send(socket, { type: "outcome", outcome: await ticket.done });
@@ -115,7 +120,7 @@ function daemonGone(backupId: string, why: string): AgentError {
 
 export type DelegatedBackup =
   | { kind: "no-daemon" }
-  | { kind: "busy"; backupId: string; mode: BackupMode }
+  | { kind: "busy"; backupId: string; mode: BackupMode; holder: "backup" | "snapshot" | "stacks-up" }
   | { kind: "done"; backupId: string; outcome: BackupOutcome };
 
 /** Asks the daemon to run the backup; `no-daemon` when none listens (then the CLI runs it itself). */
@@ -155,7 +160,8 @@ export function backupViaDaemon(
       const r = parsed.data;
       if (r.type === "started") backupId = r.backupId;
       else if (r.type === "event") onEvent(r.event);
-      else if (r.type === "busy") finish(() => resolve({ kind: "busy", backupId: r.backupId, mode: r.mode }));
+      else if (r.type === "busy")
+        finish(() => resolve({ kind: "busy", backupId: r.backupId, mode: r.mode, holder: r.kind }));
       else if (r.type === "outcome") finish(() => resolve({ kind: "done", backupId, outcome: r.outcome }));
       else finish(() => reject(new AgentError("daemon_refused", `the daemon refused: ${r.message}`)));
     });

@@ -1,5 +1,6 @@
 import { hostname, uptime } from "node:os";
 import type { CommandOf, CommandResultData, Event } from "../../protocol/index.ts";
+import { withBackupLock } from "../backup/backup-lock.ts";
 import type { BackupService } from "../backup/backup-service.ts";
 import { readLastBackup } from "../backup/last-backup.ts";
 import { backupIdFromNotes } from "../backup/notes.ts";
@@ -125,10 +126,12 @@ export function hubHandlers(o: {
       return { operationId, name };
     },
     // Never while a backup has stacks quiesced: `up -d` would start them in the middle of it.
-    "stacks.up": async ({ projects }) => {
+    "stacks.up": async ({ projects }, { id }) => {
       await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
-      return {
-        stacks: await bringStacksUp(
+      // Held for the whole `up -d` (health waits included): a backup must not quiesce meanwhile.
+      const me = { pid: process.pid, backupId: id, mode: "snapshot", kind: "stacks-up" } as const;
+      const stacks = await withBackupLock(ctx.config.state_dir, me, "stacks up", () =>
+        bringStacksUp(
           {
             engine: ctx.engine,
             stateDir: ctx.config.state_dir,
@@ -137,7 +140,13 @@ export function hubHandlers(o: {
           },
           projects,
         ),
-      };
+      ).catch(async (err) => {
+        // Taken between the check and the lock: answer as the check would.
+        if ((err as { code?: unknown }).code === "backup_running")
+          await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
+        throw err;
+      });
+      return { stacks };
     },
     enroll: (params) => o.enroll(params),
     "config.reload": () => o.reload(),

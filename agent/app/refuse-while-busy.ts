@@ -19,7 +19,7 @@ export async function refuseWhileBusy(backups: BackupService, stateDir: string, 
       details: { backupId: holder.backupId },
     });
   }
-  throw new CommandError("busy", `snapshot operation ${holder.backupId} is running; ${what} after it`, {
-    details: { operation: "snapshot", operationId: holder.backupId },
+  throw new CommandError("busy", `${holder.kind} ${holder.backupId} is running; ${what} after it`, {
+    details: { operation: holder.kind, operationId: holder.backupId },
   });
 }

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { link, open, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
+import { AgentError } from "../lib/errors.ts";
 
 /**
  * One backup or snapshot at a time in the guest, across processes: the daemon (cron, hub) and an
@@ -17,7 +18,8 @@ const holderSchema = z.object({
   /** The backup id, or the operation id of a snapshot. */
   backupId: z.string(),
   mode: z.enum(["snapshot", "stop"]),
-  kind: z.enum(["backup", "snapshot"]).default("backup"),
+  /** stacks-up: an operator's `stacks up`, which must not start containers in the middle of a quiesce. */
+  kind: z.enum(["backup", "snapshot", "stacks-up"]).default("backup"),
   /** The holder's start time (/proc/PID/stat field 22), set by acquireBackupLock. */
   pidStart: z.string().optional(),
 });
@@ -86,6 +88,31 @@ type Acquired =
  * round in a hundred with eight at once).
  */
 let acquiring: Promise<unknown> = Promise.resolve();
+
+/**
+ * Runs `fn` holding the lock. When someone else holds it: AgentError `backup_running` naming the holder
+ * (the CLI exits 75, busy).
+ */
+export async function withBackupLock<T>(
+  stateDir: string,
+  me: LockHolder,
+  what: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const lock = await acquireBackupLock(stateDir, me);
+  if (!lock.acquired) {
+    throw new AgentError(
+      "backup_running",
+      `${lock.holder.kind} ${lock.holder.backupId} is running; not starting ${what}`,
+      { hint: "try again when it has finished" },
+    );
+  }
+  try {
+    return await fn();
+  } finally {
+    await lock.release();
+  }
+}
 
 /** Takes the lock, or returns who holds it. The returned release is idempotent. */
 export function acquireBackupLock(stateDir: string, me: LockHolder): Promise<Acquired> {

@@ -7,8 +7,17 @@ import { busyRetryDelayMs } from "./busy-retry.ts";
 
 export type BackupTicket =
   | { started: true; backupId: string; mode: BackupMode; done: Promise<BackupOutcome> }
-  /** A backup is already running (in this process or another): its id, not a second backup. */
-  | { started: false; backupId: string; mode: BackupMode; done: Promise<BackupOutcome> | undefined };
+  /**
+   * Something holds the guest (in this process or another): its id, not a second backup. `kind` says
+   * what: a backup (then that is the backup asked for), a snapshot or an operator's `stacks up`.
+   */
+  | {
+      started: false;
+      backupId: string;
+      mode: BackupMode;
+      kind: "backup" | "snapshot" | "stacks-up";
+      done: Promise<BackupOutcome> | undefined;
+    };
 
 export interface BackupServiceDeps extends BackupDeps {
   /** Every finished backup, success or failure (the daemon sends it to the hub as backup.completed/failed). */
@@ -37,7 +46,7 @@ export class BackupService {
     opts: { mode: BackupMode; trigger: Trigger; retryWhenBusy?: boolean; signal?: AbortSignal },
     attempt = 1,
   ): Promise<BackupTicket> {
-    if (this.#running) return { started: false, ...this.#running };
+    if (this.#running) return { started: false, kind: "backup", ...this.#running };
     const backupId = newBackupId();
     const lock = await acquireBackupLock(this.#deps.stateDir, {
       pid: process.pid,
@@ -49,7 +58,13 @@ export class BackupService {
       // One that meets another backup is: that one is the backup of this slot.
       if (opts.retryWhenBusy && lock.holder.kind !== "backup")
         this.#retryLater(opts, attempt, `${lock.holder.kind} ${lock.holder.backupId} is running`);
-      return { started: false, backupId: lock.holder.backupId, mode: lock.holder.mode, done: undefined };
+      return {
+        started: false,
+        backupId: lock.holder.backupId,
+        mode: lock.holder.mode,
+        kind: lock.holder.kind,
+        done: undefined,
+      };
     }
     const done = (async () => {
       try {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { EventOf } from "../../protocol/index.ts";
-import { acquireBackupLock } from "../backup/backup-lock.ts";
+import { withBackupLock } from "../backup/backup-lock.ts";
 import { type BackupDeps, downtimeOf } from "../backup/backup-run.ts";
 import { LogTail } from "../backup/backup-types.ts";
 import { requireVerified, resolveIdentity, type VerifiedIdentity } from "../identity/identity-service.ts";
@@ -45,27 +45,9 @@ async function verified(deps: SnapshotDeps): Promise<VerifiedIdentity> {
   );
 }
 
-async function withLock<T>(deps: SnapshotDeps, operationId: string, fn: () => Promise<T>): Promise<T> {
-  const lock = await acquireBackupLock(deps.stateDir, {
-    pid: process.pid,
-    backupId: operationId,
-    mode: "snapshot",
-    kind: "snapshot",
-  });
-  if (!lock.acquired) {
-    throw new AgentError(
-      "backup_running",
-      `${lock.holder.kind} ${lock.holder.backupId} is running; not starting a snapshot`,
-      {
-        hint: "try again when it has finished",
-      },
-    );
-  }
-  try {
-    return await fn();
-  } finally {
-    await lock.release();
-  }
+function withLock<T>(deps: SnapshotDeps, operationId: string, fn: () => Promise<T>): Promise<T> {
+  const me = { pid: process.pid, backupId: operationId, mode: "snapshot", kind: "snapshot" } as const;
+  return withBackupLock(deps.stateDir, me, "a snapshot", fn);
 }
 
 /**

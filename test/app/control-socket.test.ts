@@ -73,23 +73,24 @@ describe("the CLI's control socket to the daemon", () => {
     ]);
   });
 
-  it("reports the running backup instead of starting a second one", async () => {
+  it("reports the running backup (or snapshot) instead of starting a second one", async () => {
     ({ close } = await serveControl(
       dir,
-      { backup: async () => ({ started: false, backupId: "bk-0", mode: "stop" }) },
+      { backup: async () => ({ started: false, backupId: "op-1", mode: "snapshot", kind: "snapshot" }) },
       silentLogger(),
     ));
     expect(await backupViaDaemon(dir, "snapshot", () => {})).toEqual({
       kind: "busy",
-      backupId: "bk-0",
-      mode: "stop",
+      backupId: "op-1",
+      mode: "snapshot",
+      holder: "snapshot",
     });
   });
 
   it("answers garbage with an error and keeps serving", async () => {
     ({ close } = await serveControl(
       dir,
-      { backup: async () => ({ started: false, backupId: "bk-0", mode: "stop" }) },
+      { backup: async () => ({ started: false, backupId: "bk-0", mode: "stop", kind: "backup" }) },
       silentLogger(),
     ));
     const answer = await new Promise<string>((resolve) => {

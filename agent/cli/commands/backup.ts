@@ -31,15 +31,17 @@ is running or the node's vzdump lock is busy.`,
     const json = values.json === true;
     const onEvent = json ? () => {} : printBackupEvent;
     const delegated = await backupViaDaemon(config.state_dir, mode, onEvent);
-    if (delegated.kind === "busy") return busy(delegated.backupId, delegated.mode, json);
+    if (delegated.kind === "busy") return busy(delegated.backupId, delegated.mode, delegated.holder, json);
     if (delegated.kind === "done") return finish(delegated.outcome, json);
     return runHere(config, mode, json, logger(json ? "error" : "warn"));
   },
 };
 
-function busy(backupId: string, mode: BackupMode, json: boolean): number {
-  if (json) printJson({ ok: false, running: backupId });
-  else process.stderr.write(`backup ${backupId} (${mode} mode) is already running; not starting another\n`);
+function busy(backupId: string, mode: BackupMode, holder: string, json: boolean): number {
+  if (json) printJson({ ok: false, running: backupId, kind: holder });
+  else if (holder === "backup")
+    process.stderr.write(`backup ${backupId} (${mode} mode) is already running; not starting another\n`);
+  else process.stderr.write(`${holder} ${backupId} is running; try the backup again when it has finished\n`);
   return ExitCode.busy;
 }
 
@@ -62,7 +64,7 @@ async function runHere(config: AgentConfig, mode: BackupMode, json: boolean, log
   try {
     const service = new BackupService(ctx.backupDeps(json ? () => {} : printBackupEvent));
     const ticket = await service.request({ mode, trigger: { source: "cli" }, signal: shutdown.signal });
-    if (!ticket.started) return busy(ticket.backupId, ticket.mode, json);
+    if (!ticket.started) return busy(ticket.backupId, ticket.mode, ticket.kind, json);
     const outcome = await ticket.done;
     if (isDeferred(outcome)) {
       process.stderr.write(

@@ -1,6 +1,5 @@
-import { lockHolder } from "../../backup/backup-lock.ts";
+import { withBackupLock } from "../../backup/backup-lock.ts";
 import { DockerEngine } from "../../docker/docker-engine.ts";
-import { AgentError } from "../../lib/errors.ts";
 import { prepareQuiesce } from "../../quiesce/quiesce-stacks.ts";
 import { bringStacksUp } from "../../restore/stacks-up.ts";
 import { ExitCode, UsageError } from "../exit-codes.ts";
@@ -8,37 +7,38 @@ import { printJson } from "../output.ts";
 import type { Command } from "./command.ts";
 
 export const stacksCommand: Command = {
-  args: "[up [PROJECT…] [--force]] [--json]",
+  args: "[up [PROJECT…]] [--json]",
   summary: "the compose stacks found on this guest, how each service would be quiesced, and warnings",
   help: `stacks            list the stacks (running or not), each service's strategy, and warnings
 stacks up [P…]    compose up -d for every remembered stack (or the named ones), in dependency order,
                   waiting for healthchecks: what the agent does after a restore. Refused (exit 75)
-                  while a backup or snapshot runs: its stacks come back by themselves the moment the
-                  storage snapshot exists. --force brings them up anyway (that copy is then not
-                  app-consistent)`,
-  options: { json: { type: "boolean" }, force: { type: "boolean" } },
+                  while a backup or snapshot runs (it brings its stacks back by itself the moment the
+                  storage snapshot exists), and no backup starts while it runs. To start a container
+                  in the middle of a backup anyway, use docker start: that backup may then not be
+                  app-consistent`,
+  options: { json: { type: "boolean" } },
   async run({ values, positionals, loadConfig, logger }) {
     const config = await loadConfig();
     const [action, ...projects] = positionals;
     if (action !== undefined && action !== "up")
       throw new UsageError(`unknown stacks action "${action}"; see --help`);
     if (action === "up") {
-      const holder = await lockHolder(config.state_dir);
-      if (holder && values.force !== true) {
-        throw new AgentError(
-          "backup_running",
-          `${holder.kind} ${holder.backupId} is running with the stacks quiesced; it brings them back itself`,
-          { hint: "wait for it, or add --force to start them now (that copy is then crash-consistent)" },
-        );
-      }
-      const outcomes = await bringStacksUp(
-        {
-          engine: new DockerEngine({ socketPath: config.docker.socket }),
-          stateDir: config.state_dir,
-          log: logger("warn"),
-          configuredProjects: config.docker.projects,
-        },
-        projects.length > 0 ? projects : undefined,
+      const me = {
+        pid: process.pid,
+        backupId: `stacks-up-${process.pid}`,
+        mode: "snapshot",
+        kind: "stacks-up",
+      } as const;
+      const outcomes = await withBackupLock(config.state_dir, me, "stacks up", () =>
+        bringStacksUp(
+          {
+            engine: new DockerEngine({ socketPath: config.docker.socket }),
+            stateDir: config.state_dir,
+            log: logger("warn"),
+            configuredProjects: config.docker.projects,
+          },
+          projects.length > 0 ? projects : undefined,
+        ),
       );
       if (values.json) printJson(outcomes);
       else
