@@ -180,6 +180,8 @@ export async function runDaemon(
     // that the live check alone would verify as its original must not run a hub command meanwhile.
     gate ??= STARTING;
     const s = await startUp(r.deps, { configuredProjects: r.config.docker.projects });
+    // A re-check that was in flight while reload or enroll replaced the runtime: the new one has decided.
+    if (r !== rt) return;
     gate = s.gate;
     // A re-check that lands on the same row says nothing new to the hub.
     if (s.decision.row !== lastRow) for (const e of s.events) emit(e);
@@ -194,6 +196,26 @@ export async function runDaemon(
   };
 
   let rt = await build(await applyEnrollment(installed));
+
+  /**
+   * The new runtime is built before the old one is torn down: if building fails (a token file gone, a
+   * mode too loose) the running one stays, with its schedule, and the caller hears config_invalid.
+   */
+  async function swapRuntime(config: AgentConfig): Promise<void> {
+    let next: Runtime;
+    try {
+      next = await build(config);
+    } catch (err) {
+      throw new CommandError(
+        "config_invalid",
+        `the new configuration cannot be used: ${errorMessage(err)}; the running one stays`.slice(0, 2000),
+        { details: { key: "(runtime)" } },
+      );
+    }
+    await settle(rt);
+    rt = next;
+    await decide(rt);
+  }
 
   /** Hub `enroll`: verify the new token, persist it, then switch every adapter over to it. */
   async function enroll(params: { vmid: number; tokenId: string; tokenSecret: string }) {
@@ -225,10 +247,7 @@ export async function runDaemon(
         details: { identityState: gate?.state ?? "verified" },
       });
     }
-    const old = rt;
-    await settle(old);
-    rt = await build(await applyEnrollment(installed));
-    await decide(rt);
+    await swapRuntime(await applyEnrollment(installed));
     return {
       vmid: identity.vmid,
       node: identity.node,
@@ -265,10 +284,8 @@ export async function runDaemon(
     }
     if (changed.length === 0) return { changedKeys: [] };
     await refuseWhileBusy(rt.service, installed.state_dir, "reload");
+    await swapRuntime(next);
     log.level = next.log_level;
-    await settle(rt);
-    rt = await build(next);
-    await decide(rt);
     log.info({ changedKeys: changed }, "configuration reloaded");
     return { changedKeys: changed.slice(0, 256) };
   }

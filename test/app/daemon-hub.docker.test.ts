@@ -149,6 +149,14 @@ describeDocker("the daemon and the hub (pve sim + real docker + test hub)", () =
         message: expect.stringMatching(/hub\.url changed: that needs a restart/),
       },
     });
+    // A file that parses but cannot be used (its token file readable by others): the running runtime stays.
+    const loose = join(dir!, "loose-token");
+    await writeFile(loose, "00000000-0000-0000-0000-000000000000", { mode: 0o644 });
+    await writeFile(config, original.replace(/token_secret_file: .*/, `token_secret_file: ${loose}`));
+    expect(await link.sendCommand({ name: "config.reload", params: {} })).toMatchObject({
+      ok: false,
+      error: { code: "config_invalid", message: expect.stringMatching(/the running one stays/) },
+    });
     // SIGHUP (systemctl reload) does the same; the reload runs in the background, so wait for its log line.
     await writeFile(config, original.replace("  storage: bk", "  storage: bk\n  max_downtime_seconds: 43"));
     const reloaded = new Promise<void>((resolve) =>
