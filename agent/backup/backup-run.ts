@@ -21,6 +21,7 @@ import {
   quiesceStacks,
   retryLeftoverResume,
 } from "../quiesce/quiesce-stacks.ts";
+import { refuseAsRestoredCopy } from "../restore/restore-record.ts";
 import {
   type BackupEvent,
   type BackupMode,
@@ -397,6 +398,7 @@ async function preflight(
   { backupId, mode }: BackupRequest,
 ): Promise<{ identity: VerifiedIdentity; plan: QuiescePlan }> {
   const { pve, log, backup: cfg } = deps;
+  await refuseAsRestoredCopy(deps.stateDir);
   const identity = requireVerified(
     await resolveIdentity(pve, { configuredVmid: deps.configuredVmid, local: deps.localFacts() }),
   );

@@ -1,6 +1,7 @@
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
+import { AgentError } from "../lib/errors.ts";
 import { readJsonFile, writeJsonDurable } from "../state/durable-file.ts";
 
 /**
@@ -29,6 +30,23 @@ export function readRestoreRecord(stateDir: string): Promise<RestoreRecord | und
 
 export function writeRestoreRecord(stateDir: string, record: RestoreRecord): Promise<void> {
   return writeJsonDurable(restoreRecordPath(stateDir), record);
+}
+
+/**
+ * Every PVE write, not only the daemon's: the live check alone verifies a copy as its original in some
+ * rows (same MAC and hostname, the original stopped or restarted after it), and an operator's
+ * `felhom-guest snapshot rollback` run on the copy would then kill the original.
+ */
+export async function refuseAsRestoredCopy(stateDir: string): Promise<void> {
+  const record = await readRestoreRecord(stateDir);
+  if (!record) return;
+  throw new AgentError(
+    "identity_unverified",
+    `this system is a restored copy of CT ${record.originalVmid ?? "?"} (detected ${record.detectedAt}); it does not write to PVE with the original's token`,
+    {
+      hint: "give it its own token: felhom-guest enroll --vmid <new vmid> --token-id … --token-secret-file …",
+    },
+  );
 }
 
 export async function clearRestoreRecord(stateDir: string): Promise<void> {

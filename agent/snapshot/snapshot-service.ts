@@ -18,6 +18,7 @@ import {
   quiesceStacks,
   retryLeftoverResume,
 } from "../quiesce/quiesce-stacks.ts";
+import { refuseAsRestoredCopy } from "../restore/restore-record.ts";
 
 export type SnapshotDeps = Omit<BackupDeps, "emit" | "backup"> & {
   backup: Pick<BackupDeps["backup"], "max_downtime_seconds">;
@@ -40,6 +41,7 @@ export function assertSnapshotName(name: string): void {
 }
 
 async function verified(deps: SnapshotDeps): Promise<VerifiedIdentity> {
+  await refuseAsRestoredCopy(deps.stateDir);
   return requireVerified(
     await resolveIdentity(deps.pve, { configuredVmid: deps.configuredVmid, local: deps.localFacts() }),
   );
