@@ -186,6 +186,9 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
       operationId: backupId,
     });
 
+    // Stopping already: do not take the stacks down only to bring them back.
+    if (req.signal?.aborted)
+      throw new AgentError("interrupted", "the agent is shutting down; nothing was quiesced");
     enter("journal");
     enter("quiesce");
     // Downtime begins with the quiesce (a slow shutdown or pre hook counts), as does the executor's backstop.

@@ -83,6 +83,8 @@ export async function createSnapshot(
         { engine: deps.engine, stateDir: deps.stateDir, logger: deps.log },
         deps.projects ? { projects: deps.projects } : {},
       );
+      // Stopping already: do not take the stacks down only to bring them back.
+      if (signal?.aborted) throw new AgentError("interrupted", "the agent is stopping; nothing was quiesced");
       const quiesced = await quiesceStacks(
         { engine: deps.engine, stateDir: deps.stateDir, logger: deps.log },
         {
