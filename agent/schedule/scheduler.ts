@@ -1,9 +1,10 @@
-import cron, { type ScheduledTask } from "node-cron";
+import cron from "node-cron";
 import { z } from "zod";
 import { AgentError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { readJsonFile, writeJsonDurable } from "../state/durable-file.ts";
 import { findMissedSlot } from "./missed-slot.ts";
+import { nextSlot, scheduleSlots } from "./slots.ts";
 
 export interface ScheduleConfig {
   cron: string;
@@ -15,7 +16,12 @@ export interface ScheduleConfig {
 /** Why a scheduled backup starts: its slot, or the catch-up for a slot missed while the guest was off. */
 export type ScheduledRunReason = { kind: "slot"; slot: Date } | { kind: "missed"; slot: Date };
 
-const stateSchema = z.object({ last_slot: z.iso.datetime() });
+/**
+ * `last_slot`: every slot up to here is handled (ran, was skipped, or belonged to an earlier schedule).
+ * `pending`: a slot whose run was due but had not started (the jitter wait) when the agent stopped or the
+ * runtime was rebuilt; the next start runs it.
+ */
+const stateSchema = z.object({ last_slot: z.iso.datetime(), pending: z.iso.datetime().optional() });
 
 /** Checks a cron expression the way the scheduler will use it; the message names the bad field. */
 export function validateCron(expression: string): string | undefined {
@@ -42,21 +48,47 @@ export function validateTimezone(timezone: string): string | undefined {
 }
 
 /**
- * Runs `onRun` on the configured cron schedule, each run delayed by a random jitter (node-cron's
- * maxRandomDelay) so that a fleet does not hit one node at once. Overlap is impossible twice over:
- * node-cron's noOverlap, and the backup service's own lock (a second request joins the running backup).
+ * How late a slot may still run as a slot. A timer fires late when the event loop stalls or the wall clock
+ * steps over the slot (NTP, a resumed guest); node-cron's default of 1 s silently dropped that day's backup.
+ * Later than this it counts as missed and the `missed` policy decides, as after a restart.
+ */
+export const LATE_TOLERANCE_MS = 15 * 60_000;
+/** A slot run later than this after its minute is logged as late (with the slot time). */
+export const LATE_WARNING_MS = 5_000;
+const MINUTE = 60_000;
+/** nextRun() looks this far ahead; a rarer schedule reports no next run rather than stalling the loop. */
+const NEXT_RUN_HORIZON_DAYS = 62;
+
+/**
+ * Runs `onRun` on the configured cron schedule, each run delayed by a random jitter so that a fleet does not
+ * hit one node at once. Overlap is impossible twice over: a slot that comes while a run is still going is
+ * skipped, and the backup service's own lock (a second request joins the running backup).
  *
- * Missed-run policy: the time of the last slot is persisted; at start, if a slot passed since then while
- * the agent was not running (guest off, agent stopped), `missed: run` starts ONE catch-up run (after the
- * jitter), `missed: skip` just waits for the next slot. On the very first start nothing counts as missed.
+ * The clock is our own, not node-cron's runner: a timer at every minute boundary runs the newest slot in
+ * (previous tick, now] from scheduleSlots, so a late timer or a wall clock that stepped forward still runs
+ * the slot once (a backward step runs nothing twice: the tick cursor never goes back), and slots follow the
+ * daylight-saving rule documented there. node-cron remains the cron parser and matcher.
+ *
+ * Missed-run policy: the handled-through time and a pending slot are persisted; at a start with `catchUp`,
+ * if a slot passed since then while the agent was not running (guest off, agent stopped), `missed: run`
+ * starts ONE catch-up run (after the jitter), `missed: skip` just waits for the next slot. On the very
+ * first start nothing counts as missed.
  */
 export class Scheduler {
-  #task: ScheduledTask | undefined;
   readonly #config: ScheduleConfig;
   readonly #statePath: string;
   readonly #log: Logger;
   readonly #onRun: (reason: ScheduledRunReason) => Promise<void>;
-  #catchUp: NodeJS.Timeout | undefined;
+  #tick: NodeJS.Timeout | undefined;
+  #delayed: NodeJS.Timeout | undefined;
+  /** The live clock's position: slots up to here were looked at; it never goes back (a clock stepped back). */
+  #cursor = new Date(0);
+  /** Persisted as last_slot. */
+  #handled = new Date(0);
+  #pending: Date | undefined;
+  #busy = false;
+  #next: Date | undefined;
+  #saving: Promise<void> = Promise.resolve();
 
   constructor(options: {
     config: ScheduleConfig;
@@ -70,55 +102,125 @@ export class Scheduler {
         hint: 'e.g. "30 2 * * *" for 02:30 daily',
       });
     }
+    const zoneProblem = options.config.timezone ? validateTimezone(options.config.timezone) : undefined;
+    if (zoneProblem) throw new AgentError("config_invalid", `schedule.timezone: ${zoneProblem}`);
     this.#config = options.config;
     this.#statePath = options.statePath;
     this.#log = options.log;
     this.#onRun = options.onRun;
   }
 
-  async start(now = new Date()): Promise<void> {
-    const task = cron.createTask(this.#config.cron, (ctx) => this.#fire({ kind: "slot", slot: ctx.date }), {
-      name: "backup",
-      noOverlap: true,
-      maxRandomDelay: this.#config.jitter_seconds * 1000,
-      ...(this.#config.timezone ? { timezone: this.#config.timezone } : {}),
-    });
-    this.#task = task;
+  /**
+   * `catchUp` (default true) is for the daemon's start, when the agent may have been off: the missed-run
+   * policy applies to slots since the last handled one. A runtime rebuilt while the agent kept running
+   * (config.reload, enroll) passes false: nothing was missed, and a changed cron must not make its slots
+   * between the old schedule's last slot and now look missed (that was a fleet-wide backup on every cron
+   * change). Either way a slot that was due but still waiting out its jitter when the old one stopped runs.
+   */
+  async start(options: { catchUp?: boolean; now?: Date } = {}): Promise<void> {
+    const now = options.now ?? new Date();
+    const catchUp = options.catchUp ?? true;
+    this.#cursor = now;
+    this.#busy = false;
     const state = await readJsonFile(this.#statePath, stateSchema);
-    if (!state) {
-      await this.#remember(now);
+    const pending = state?.pending ? new Date(state.pending) : undefined;
+    const missed =
+      state && catchUp ? findMissedSlot(this.#config, new Date(state.last_slot), now) : undefined;
+    // Everything up to now is accounted for, so a later restart does not find these slots missed.
+    this.#handled = now;
+    this.#pending = undefined;
+    const overdue = missed ?? pending;
+    if (overdue && (!catchUp || this.#config.missed === "run")) {
+      this.#log.info(
+        { slot: overdue.toISOString() },
+        missed
+          ? "a scheduled backup was missed while the agent was not running; catching up once"
+          : "a scheduled backup was due when the schedule last stopped; running it",
+      );
+      this.#run({ kind: "missed", slot: overdue });
     } else {
-      const missed = findMissedSlot((d) => task.match(d), new Date(state.last_slot), now);
-      if (missed && this.#config.missed === "run") {
-        const delay = Math.floor(Math.random() * this.#config.jitter_seconds * 1000);
+      if (overdue) {
         this.#log.info(
-          { slot: missed.toISOString(), delayMs: delay },
-          "a scheduled backup was missed while the agent was not running; catching up once",
-        );
-        this.#catchUp = setTimeout(() => void this.#fire({ kind: "missed", slot: missed }), delay);
-      } else if (missed) {
-        this.#log.info(
-          { slot: missed.toISOString() },
+          { slot: overdue.toISOString() },
           "a scheduled backup was missed while the agent was not running; policy is skip",
         );
-        await this.#remember(now);
       }
+      this.#save();
     }
-    await task.start();
+    await this.#saving;
+    this.#arm();
   }
 
   nextRun(): Date | null {
-    return this.#task?.getNextRun() ?? null;
+    if (!this.#tick) return null;
+    const now = new Date();
+    if (!this.#next || this.#next <= now) this.#next = nextSlot(this.#config, now, NEXT_RUN_HORIZON_DAYS);
+    return this.#next ?? null;
   }
 
+  /** Stops the clock and a run still waiting out its jitter (that slot stays pending for the next start). */
   async stop(): Promise<void> {
-    clearTimeout(this.#catchUp);
-    await this.#task?.destroy();
-    this.#task = undefined;
+    clearTimeout(this.#tick);
+    clearTimeout(this.#delayed);
+    this.#tick = undefined;
+    this.#delayed = undefined;
+    await this.#saving;
+  }
+
+  #arm(): void {
+    this.#tick = setTimeout(() => this.#onTick(), MINUTE - (Date.now() % MINUTE));
+  }
+
+  #onTick(): void {
+    const now = new Date();
+    if (now > this.#cursor) {
+      const slot = scheduleSlots(this.#config, this.#cursor, now).at(-1);
+      this.#cursor = now;
+      if (slot) this.#due(slot, now.getTime() - slot.getTime());
+    }
+    this.#arm();
+  }
+
+  #due(slot: Date, lateMs: number): void {
+    const at = slot.toISOString();
+    if (lateMs <= LATE_TOLERANCE_MS) {
+      if (lateMs > LATE_WARNING_MS) this.#log.warn({ slot: at, lateMs }, "scheduled backup slot runs late");
+      this.#run({ kind: "slot", slot });
+    } else if (this.#config.missed === "run") {
+      this.#log.warn({ slot: at, lateMs }, "a scheduled backup slot passed unnoticed; catching up once");
+      this.#run({ kind: "missed", slot });
+    } else {
+      this.#log.warn({ slot: at, lateMs }, "a scheduled backup slot passed unnoticed; policy is skip");
+      this.#handle(slot);
+      this.#save();
+    }
+  }
+
+  /** Starts a run after the jitter, unless one is still going (the slot then counts as handled). */
+  #run(reason: ScheduledRunReason): void {
+    this.#handle(reason.slot);
+    if (this.#busy) {
+      this.#log.warn(
+        { slot: reason.slot.toISOString() },
+        "scheduled backup skipped: the previous one still runs",
+      );
+      this.#save();
+      return;
+    }
+    this.#busy = true;
+    this.#pending = reason.slot;
+    this.#save();
+    const delay = Math.floor(Math.random() * this.#config.jitter_seconds * 1000);
+    this.#delayed = setTimeout(() => {
+      this.#pending = undefined;
+      this.#save();
+      void this.#fire(reason).finally(() => {
+        this.#busy = false;
+      });
+    }, delay);
   }
 
   async #fire(reason: ScheduledRunReason): Promise<void> {
-    await this.#remember(reason.slot);
     try {
       await this.#onRun(reason);
     } catch (err) {
@@ -127,7 +229,18 @@ export class Scheduler {
     }
   }
 
-  #remember(slot: Date): Promise<void> {
-    return writeJsonDurable(this.#statePath, { last_slot: slot.toISOString() });
+  #handle(slot: Date): void {
+    if (slot > this.#handled) this.#handled = slot;
+  }
+
+  /** Persists the current state; writes are queued so that they land in order. */
+  #save(): void {
+    const state = {
+      last_slot: this.#handled.toISOString(),
+      ...(this.#pending ? { pending: this.#pending.toISOString() } : {}),
+    };
+    this.#saving = this.#saving
+      .then(() => writeJsonDurable(this.#statePath, state))
+      .catch((err) => this.#log.error({ err }, "could not record the schedule state"));
   }
 }

@@ -1,74 +1,187 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { silentLogger } from "../../agent/log/logger.ts";
-import { type ScheduledRunReason, Scheduler } from "../../agent/schedule/scheduler.ts";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { createLogger } from "../../agent/log/logger.ts";
+import { type ScheduleConfig, type ScheduledRunReason, Scheduler } from "../../agent/schedule/scheduler.ts";
 
 let dir: string;
 let scheduler: Scheduler | undefined;
+let runs: ScheduledRunReason[];
+let logs: { level: number; msg: string; slot?: string }[];
+
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "felhom-sched-"));
+  runs = [];
+  logs = [];
 });
 afterEach(async () => {
   await scheduler?.stop();
   scheduler = undefined;
+  vi.useRealTimers();
+  vi.restoreAllMocks();
   await rm(dir, { recursive: true, force: true });
 });
 
-function start(missed: "run" | "skip", runs: ScheduledRunReason[], now: Date) {
+const statePath = () => join(dir, "schedule.json");
+
+/** A scheduler on vitest's fake clock, starting at `now`. */
+function make(config: Partial<ScheduleConfig>, now: string) {
+  // Only the clock and timers: setImmediate stays real so file I/O can settle between steps.
+  vi.useFakeTimers({ now: new Date(now), toFake: ["setTimeout", "clearTimeout", "Date"] });
   scheduler = new Scheduler({
-    config: { cron: "30 2 * * *", timezone: "UTC", jitter_seconds: 0, missed },
-    statePath: join(dir, "schedule.json"),
-    log: silentLogger(),
+    config: { cron: "30 2 * * *", timezone: "UTC", jitter_seconds: 0, missed: "run", ...config },
+    statePath: statePath(),
+    log: createLogger({
+      level: "info",
+      destination: { write: (line: string) => logs.push(JSON.parse(line)) },
+    }),
     onRun: async (r) => {
       runs.push(r);
     },
   });
-  return scheduler.start(now);
+  return scheduler;
 }
 
-const lastSlot = (iso: string) =>
-  writeFile(join(dir, "schedule.json"), JSON.stringify({ last_slot: new Date(iso).toISOString() }));
+/** Lets the fake clock run, with real file I/O (the state file) settling in between. */
+async function advance(ms: number) {
+  const step = 30_000;
+  for (let done = 0; done < ms; done += step) {
+    await vi.advanceTimersByTimeAsync(Math.min(step, ms - done));
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+const writeState = (state: object) => writeFile(statePath(), JSON.stringify(state));
+/** The state file once the scheduler has stopped (stop waits for its queued writes). */
+const readState = async () => {
+  await scheduler?.stop();
+  return JSON.parse(await readFile(statePath(), "utf8"));
+};
+const warnings = () => logs.filter((l) => l.level === 40);
 
 describe("scheduler", () => {
   it("catches up once for a slot missed while the guest was off, when the policy is run", async () => {
-    await lastSlot("2026-11-20T02:30:00Z");
-    const runs: ScheduledRunReason[] = [];
-    await start("run", runs, new Date("2026-11-27T09:00:00Z"));
-    await expect.poll(() => runs.length).toBe(1);
-    expect(runs[0]).toEqual({ kind: "missed", slot: new Date("2026-11-27T02:30:00Z") });
-    const state = JSON.parse(await readFile(join(dir, "schedule.json"), "utf8"));
-    expect(state.last_slot).toBe("2026-11-27T02:30:00.000Z");
+    await writeState({ last_slot: "2026-11-20T02:30:00.000Z" });
+    await make({}, "2026-11-27T09:00:00Z").start();
+    await advance(60_000);
+    expect(runs).toEqual([{ kind: "missed", slot: new Date("2026-11-27T02:30:00Z") }]);
+    expect((await readState()).last_slot).toBe("2026-11-27T09:00:00.000Z");
   });
 
   it("does not run a missed slot when the policy is skip, and records that it was seen", async () => {
-    await lastSlot("2026-11-20T02:30:00Z");
-    const runs: ScheduledRunReason[] = [];
-    await start("skip", runs, new Date("2026-11-27T09:00:00Z"));
-    await new Promise((r) => setTimeout(r, 50));
+    await writeState({ last_slot: "2026-11-20T02:30:00.000Z" });
+    await make({ missed: "skip" }, "2026-11-27T09:00:00Z").start();
+    await advance(60_000);
     expect(runs).toEqual([]);
-    const state = JSON.parse(await readFile(join(dir, "schedule.json"), "utf8"));
-    expect(state.last_slot).toBe("2026-11-27T09:00:00.000Z");
+    expect((await readState()).last_slot).toBe("2026-11-27T09:00:00.000Z");
   });
 
-  it("treats the first start ever as nothing missed", async () => {
-    const runs: ScheduledRunReason[] = [];
-    await start("run", runs, new Date("2026-11-27T09:00:00Z"));
-    await new Promise((r) => setTimeout(r, 50));
+  it("treats the first start ever as nothing missed and names the next slot", async () => {
+    const s = make({}, "2026-11-27T09:00:00Z");
+    await s.start();
+    await advance(60_000);
     expect(runs).toEqual([]);
-    expect(scheduler?.nextRun()?.getUTCHours()).toBe(2);
+    expect(s.nextRun()).toEqual(new Date("2026-11-28T02:30:00Z"));
   });
 
-  it("refuses a cron expression with a seconds field, naming the key", () => {
-    expect(
-      () =>
-        new Scheduler({
-          config: { cron: "0 30 2 * * *", jitter_seconds: 0, missed: "run" },
-          statePath: join(dir, "s.json"),
-          log: silentLogger(),
-          onRun: async () => {},
-        }),
-    ).toThrow(/schedule\.cron: must have 5 fields/);
+  it("runs the slot at its minute", async () => {
+    await make({}, "2026-11-27T02:29:10Z").start();
+    await advance(60_000);
+    expect(runs).toEqual([{ kind: "slot", slot: new Date("2026-11-27T02:30:00Z") }]);
+    expect(warnings()).toEqual([]);
+  });
+
+  it("still runs a slot whose timer fires late (the clock stepped over it), once, with a warning naming the slot", async () => {
+    await make({}, "2026-11-27T02:29:30Z").start();
+    // The wall clock jumps 40 s while the timer for 02:30:00 waits: it fires at 02:30:40.
+    vi.setSystemTime(new Date("2026-11-27T02:30:10Z"));
+    await advance(5 * 60_000);
+    expect(runs).toEqual([{ kind: "slot", slot: new Date("2026-11-27T02:30:00Z") }]);
+    expect(warnings()).toEqual([
+      expect.objectContaining({ msg: "scheduled backup slot runs late", slot: "2026-11-27T02:30:00.000Z" }),
+    ]);
+  });
+
+  it("runs a slot that fired 2 s late (node-cron's 1 s tolerance dropped it)", async () => {
+    await make({}, "2026-11-27T02:29:30Z").start();
+    vi.setSystemTime(new Date("2026-11-27T02:29:32Z"));
+    await advance(5 * 60_000);
+    expect(runs).toEqual([{ kind: "slot", slot: new Date("2026-11-27T02:30:00Z") }]);
+  });
+
+  it("treats a slot later than the tolerance as missed: caught up once under run, skipped under skip", async () => {
+    await make({}, "2026-11-27T02:29:30Z").start();
+    vi.setSystemTime(new Date("2026-11-27T03:29:30Z"));
+    await advance(5 * 60_000);
+    expect(runs).toEqual([{ kind: "missed", slot: new Date("2026-11-27T02:30:00Z") }]);
+    await scheduler?.stop();
+
+    runs = [];
+    await make({ missed: "skip" }, "2026-11-28T02:29:30Z").start();
+    vi.setSystemTime(new Date("2026-11-28T03:29:30Z"));
+    await advance(5 * 60_000);
+    expect(runs).toEqual([]);
+    expect((await readState()).last_slot).toBe("2026-11-28T02:30:00.000Z");
+  });
+
+  it("runs nothing twice when the wall clock steps back over a slot that already ran", async () => {
+    await make({}, "2026-11-27T02:29:30Z").start();
+    await advance(60_000);
+    vi.setSystemTime(new Date("2026-11-27T02:28:00Z"));
+    await advance(5 * 60_000);
+    expect(runs).toHaveLength(1);
+  });
+
+  it("does not catch up when a reload changes the cron (catchUp false), nor at the next restart", async () => {
+    // 02:30 ran under the old cron; at 10:00 the cron becomes 03:30.
+    await writeState({ last_slot: "2026-11-27T02:30:00.000Z" });
+    await make({ cron: "30 3 * * *" }, "2026-11-27T10:00:00Z").start({ catchUp: false });
+    await advance(60_000);
+    expect(runs).toEqual([]);
+    await scheduler?.stop();
+
+    await make({ cron: "30 3 * * *" }, "2026-11-27T11:00:00Z").start();
+    await advance(60_000);
+    expect(runs).toEqual([]);
+  });
+
+  it("runs a slot that was still waiting out its jitter when the runtime was rebuilt, once", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(0.5);
+    await make({ jitter_seconds: 600 }, "2026-11-27T02:29:30Z").start();
+    await advance(60_000);
+    expect(runs).toEqual([]);
+    expect((await readState()).pending).toBe("2026-11-27T02:30:00.000Z");
+
+    await make({ jitter_seconds: 600 }, "2026-11-27T02:31:00Z").start({ catchUp: false });
+    await advance(10 * 60_000);
+    expect(runs).toEqual([{ kind: "missed", slot: new Date("2026-11-27T02:30:00Z") }]);
+    expect((await readState()).pending).toBeUndefined();
+  });
+
+  it("runs the spring-forward day's 02:30 Europe/Berlin once at 03:00 local", async () => {
+    await make({ timezone: "Europe/Berlin" }, "2026-03-29T00:50:00Z").start();
+    await advance(24 * 3600_000);
+    expect(runs).toEqual([
+      { kind: "slot", slot: new Date("2026-03-29T01:00:00Z") },
+      { kind: "slot", slot: new Date("2026-03-30T00:30:00Z") },
+    ]);
+  });
+
+  it("runs the fall-back day's 02:30 Europe/Berlin once, not at both 02:30s", async () => {
+    await make({ timezone: "Europe/Berlin" }, "2026-10-25T00:20:00Z").start();
+    await advance(3 * 3600_000);
+    expect(runs).toEqual([{ kind: "slot", slot: new Date("2026-10-25T00:30:00Z") }]);
+  });
+
+  it("refuses a cron expression with a seconds field and an unknown time zone, naming the key", () => {
+    const build = (config: ScheduleConfig) =>
+      new Scheduler({ config, statePath: statePath(), log: createLogger(), onRun: async () => {} });
+    expect(() => build({ cron: "0 30 2 * * *", jitter_seconds: 0, missed: "run" })).toThrow(
+      /schedule\.cron: must have 5 fields/,
+    );
+    expect(() =>
+      build({ cron: "30 2 * * *", timezone: "Europe/Budpest", jitter_seconds: 0, missed: "run" }),
+    ).toThrow(/schedule\.timezone: unknown time zone/);
   });
 });

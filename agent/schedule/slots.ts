@@ -1,0 +1,103 @@
+import cron from "node-cron";
+
+/** What decides when a backup is due: a 5-field cron expression, read in `timezone` (or the guest's zone). */
+export interface SlotSpec {
+  cron: string;
+  timezone?: string | undefined;
+}
+
+const MINUTE = 60_000;
+/** More than any daylight-saving shift (1 h in Europe, 30 min on Lord Howe, 2 h historically). */
+const SHIFT_WINDOW_MINUTES = 180;
+
+/**
+ * Vixie cron's distinction: a job with `*` in its minute or hour field runs on the clock as it is (twice in
+ * a repeated hour, not in a skipped one); every other job is a fixed time of day.
+ */
+export function isFixedTime(expression: string): boolean {
+  const [minute = "", hour = ""] = expression.trim().split(/\s+/);
+  return !minute.includes("*") && !hour.includes("*");
+}
+
+/**
+ * The slots of a schedule in (from, to], oldest first, as whole minutes. Pure apart from reading the zone
+ * database.
+ *
+ * A fixed time of day runs at the first instant the local clock reaches it, which is Debian's (vixie) cron
+ * rule for daylight-saving changes: when the clock jumps forward over it (02:30 on the spring-forward day
+ * in Europe/Berlin) it runs once at the first minute after the jump (03:00 local); when the clock repeats
+ * an hour (the fall-back day) it runs the first time only. node-cron's own matcher has neither: it matches
+ * no minute on the spring-forward day and both 02:30s on the fall-back day.
+ */
+export function scheduleSlots(spec: SlotSpec, from: Date, to: Date): Date[] {
+  // A matcher in UTC applied to wall-clock minutes (local time read as if it were UTC): that is the cron
+  // expression in local time without any daylight-saving shift, so skipped local times can be asked about.
+  const wallMatcher = cron.createTask(spec.cron, () => {}, { timezone: "UTC" });
+  try {
+    const matchesWall = (wall: number) => wallMatcher.match(new Date(wall * MINUTE));
+    const format = wallFormatter(spec.timezone);
+    const fixed = isFixedTime(spec.cron);
+    const first = Math.floor(from.getTime() / MINUTE) + 1;
+    const last = Math.floor(to.getTime() / MINUTE);
+    // The latest wall minute the clock has shown: a fixed time at or below it has had its run.
+    let shown = Number.NEGATIVE_INFINITY;
+    for (let m = first - SHIFT_WINDOW_MINUTES; m < first; m++) shown = Math.max(shown, wallMinute(format, m));
+    const slots: Date[] = [];
+    for (let m = first; m <= last; m++) {
+      const wall = wallMinute(format, m);
+      if (fixed) {
+        for (let w = Math.max(shown + 1, wall - SHIFT_WINDOW_MINUTES); w <= wall; w++) {
+          if (matchesWall(w)) {
+            slots.push(new Date(m * MINUTE));
+            break;
+          }
+        }
+      } else if (matchesWall(wall)) {
+        slots.push(new Date(m * MINUTE));
+      }
+      shown = Math.max(shown, wall);
+    }
+    return slots;
+  } finally {
+    void wallMatcher.destroy();
+  }
+}
+
+/** The first slot after `after`, looking up to `horizonDays` ahead (one day at a time, so a daily schedule is cheap). */
+export function nextSlot(spec: SlotSpec, after: Date, horizonDays = 31): Date | undefined {
+  for (let day = 0; day < horizonDays; day++) {
+    const from = new Date(after.getTime() + day * 24 * 3600_000);
+    const [slot] = scheduleSlots(spec, from, new Date(from.getTime() + 24 * 3600_000));
+    if (slot) return slot;
+  }
+  return undefined;
+}
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+function wallFormatter(timezone: string | undefined): Intl.DateTimeFormat {
+  const key = timezone ?? "";
+  let format = formatters.get(key);
+  if (!format) {
+    format = new Intl.DateTimeFormat("en-US", {
+      ...(timezone ? { timeZone: timezone } : {}),
+      year: "numeric",
+      month: "numeric",
+      day: "numeric",
+      hour: "numeric",
+      minute: "numeric",
+      hourCycle: "h23",
+    });
+    formatters.set(key, format);
+  }
+  return format;
+}
+
+/** The local wall-clock time at minute `m` (minutes since the epoch), as minutes since the epoch read as UTC. */
+function wallMinute(format: Intl.DateTimeFormat, m: number): number {
+  const p: Record<string, number> = {};
+  for (const part of format.formatToParts(m * MINUTE)) {
+    if (part.type !== "literal") p[part.type] = Number(part.value);
+  }
+  return Date.UTC(p.year!, p.month! - 1, p.day!, p.hour!, p.minute!) / MINUTE;
+}
