@@ -4,7 +4,7 @@ import { AgentError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { readJsonFile, writeJsonDurable } from "../state/durable-file.ts";
 import { findMissedSlot } from "./missed-slot.ts";
-import { nextSlot, scheduleSlots } from "./slots.ts";
+import { nextSlot } from "./slots.ts";
 
 export interface ScheduleConfig {
   cron: string;
@@ -13,13 +13,16 @@ export interface ScheduleConfig {
   missed: "run" | "skip";
 }
 
-/** Why a scheduled backup starts: its slot, or the catch-up for a slot missed while the guest was off. */
+/**
+ * Why a scheduled backup starts: its slot (possibly up to LATE_TOLERANCE_MS late), or the one catch-up for a
+ * slot missed while the guest was off, passed unnoticed for longer, or was left pending by a reload.
+ */
 export type ScheduledRunReason = { kind: "slot"; slot: Date } | { kind: "missed"; slot: Date };
 
 /**
  * `last_slot`: every slot up to here is handled (ran, was skipped, or belonged to an earlier schedule).
  * `pending`: a slot whose run was due but had not started (the jitter wait) when the agent stopped or the
- * runtime was rebuilt; the next start runs it.
+ * runtime was rebuilt; a start without catch-up (reload) runs it, a daemon start treats it as missed.
  */
 const stateSchema = z.object({ last_slot: z.iso.datetime(), pending: z.iso.datetime().optional() });
 
@@ -35,8 +38,8 @@ export function validateCron(expression: string): string | undefined {
 }
 
 /**
- * Checks a time zone the way the scheduler will use it: node-cron and the slot computation both format
- * through Intl.DateTimeFormat, which throws RangeError for a zone it does not know.
+ * Checks a time zone the way the scheduler will use it: the slot computation formats through
+ * Intl.DateTimeFormat, which throws RangeError for a zone it does not know (node-cron did so only in start()).
  */
 export function validateTimezone(timezone: string): string | undefined {
   try {
@@ -65,7 +68,7 @@ const NEXT_RUN_HORIZON_DAYS = 62;
  * skipped, and the backup service's own lock (a second request joins the running backup).
  *
  * The clock is our own, not node-cron's runner: a timer at every minute boundary runs the newest slot in
- * (previous tick, now] from scheduleSlots, so a late timer or a wall clock that stepped forward still runs
+ * (previous tick, now] by scheduleSlots' rule, so a late timer or a wall clock that stepped forward still runs
  * the slot once (a backward step runs nothing twice: the tick cursor never goes back), and slots follow the
  * daylight-saving rule documented there. node-cron remains the cron parser and matcher.
  *
@@ -174,7 +177,8 @@ export class Scheduler {
   #onTick(): void {
     const now = new Date();
     if (now > this.#cursor) {
-      const slot = scheduleSlots(this.#config, this.#cursor, now).at(-1);
+      // The same bounded scan as at start: a guest resumed after weeks asks about a month, not the gap.
+      const slot = findMissedSlot(this.#config, this.#cursor, now);
       this.#cursor = now;
       if (slot) this.#due(slot, now.getTime() - slot.getTime());
     }
