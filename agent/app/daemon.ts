@@ -174,7 +174,8 @@ export async function runDaemon(
   };
 
   /** The start decision, and what it allows; re-run while the identity is unsure. */
-  const decide = async (r: Runtime) => {
+  /** `catchUp`: run a slot missed while the agent was stopped; never after a reload (the cron may have changed). */
+  const decide = async (r: Runtime, opts: { catchUp: boolean } = { catchUp: true }) => {
     clearTimeout(recheck);
     // Until the decision is made (stacks may take minutes to come up) every PVE write is refused: a copy
     // that the live check alone would verify as its original must not run a hub command meanwhile.
@@ -187,10 +188,10 @@ export async function runDaemon(
     if (s.decision.row !== lastRow) for (const e of s.events) emit(e);
     lastRow = s.decision.row;
     if (s.recovery?.outcome) finished(r.config)(s.recovery.outcome, { source: "journal-replay" });
-    if (s.verified) await r.scheduler?.start();
+    if (s.verified) await r.scheduler?.start({ catchUp: opts.catchUp });
     else if (s.decision.kind !== "restored-copy" && !stopping) {
       recheck = setTimeout(() => {
-        decide(rt).catch((err) => log.error({ err: errorMessage(err) }, "identity re-check failed"));
+        decide(rt, opts).catch((err) => log.error({ err: errorMessage(err) }, "identity re-check failed"));
       }, IDENTITY_RECHECK_MS);
     }
   };
@@ -201,7 +202,7 @@ export async function runDaemon(
    * The new runtime is built before the old one is torn down: if building fails (a token file gone, a
    * mode too loose) the running one stays, with its schedule, and the caller hears config_invalid.
    */
-  async function swapRuntime(config: AgentConfig): Promise<void> {
+  async function swapRuntime(config: AgentConfig, opts: { catchUp: boolean }): Promise<void> {
     let next: Runtime;
     try {
       next = await build(config);
@@ -214,7 +215,7 @@ export async function runDaemon(
     }
     await settle(rt);
     rt = next;
-    await decide(rt);
+    await decide(rt, opts);
   }
 
   /** Hub `enroll`: verify the new token, persist it, then switch every adapter over to it. */
@@ -247,7 +248,7 @@ export async function runDaemon(
         details: { identityState: gate?.state ?? "verified" },
       });
     }
-    await swapRuntime(await applyEnrollment(installed));
+    await swapRuntime(await applyEnrollment(installed), { catchUp: true });
     return {
       vmid: identity.vmid,
       node: identity.node,
@@ -284,7 +285,7 @@ export async function runDaemon(
     }
     if (changed.length === 0) return { changedKeys: [] };
     await refuseWhileBusy(rt.service, installed.state_dir, "reload");
-    await swapRuntime(next);
+    await swapRuntime(next, { catchUp: false });
     log.level = next.log_level;
     log.info({ changedKeys: changed }, "configuration reloaded");
     return { changedKeys: changed.slice(0, 256) };
