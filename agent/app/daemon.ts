@@ -180,14 +180,15 @@ export async function runDaemon(
     // Until the decision is made (stacks may take minutes to come up) every PVE write is refused: a copy
     // that the live check alone would verify as its original must not run a hub command meanwhile.
     gate ??= STARTING;
-    const s = await startUp(r.deps, { configuredProjects: r.config.docker.projects });
-    // A re-check that was in flight while reload or enroll replaced the runtime: the new one has decided.
-    if (r !== rt) return;
-    gate = s.gate;
-    // A re-check that lands on the same row says nothing new to the hub.
+    const s = await startUp(r.deps, { configuredProjects: r.config.docker.projects }, shutdown.signal);
+    // What it did (a restore announced, a backup finished) is reported whatever happens next; a re-check
+    // that lands on the same row says nothing new.
     if (s.decision.row !== lastRow) for (const e of s.events) emit(e);
     lastRow = s.decision.row;
     if (s.recovery?.outcome) finished(r.config)(s.recovery.outcome, { source: "journal-replay" });
+    // A re-check that was in flight while reload or enroll replaced the runtime: the new one has decided.
+    if (r !== rt) return;
+    gate = s.gate;
     if (s.verified) await r.scheduler?.start({ catchUp: opts.catchUp });
     else if (s.decision.kind !== "restored-copy" && !stopping) {
       recheck = setTimeout(() => {
@@ -285,7 +286,10 @@ export async function runDaemon(
     }
     if (changed.length === 0) return { changedKeys: [] };
     await refuseWhileBusy(rt.service, installed.state_dir, "reload");
-    await swapRuntime(next, { catchUp: false });
+    // A changed cron must not make the new schedule's earlier slots look missed; an unchanged one catches
+    // up as usual (slots passed while the identity was unverified, the seconds of the swap).
+    const slotsMoved = changed.some((k) => ["schedule", "schedule.cron", "schedule.timezone"].includes(k));
+    await swapRuntime(next, { catchUp: !slotsMoved });
     log.level = next.log_level;
     log.info({ changedKeys: changed }, "configuration reloaded");
     return { changedKeys: changed.slice(0, 256) };

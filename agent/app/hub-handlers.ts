@@ -72,6 +72,12 @@ export function hubHandlers(o: {
       await verifiedOrRefuse();
       const ticket = await backups.request({ mode, trigger: { source: "hub", commandId: id }, signal });
       if (!ticket.started) {
+        // A snapshot or stacks up took the guest between the check above and the request.
+        if (ticket.kind !== "backup") {
+          throw new CommandError("busy", `${ticket.kind} ${ticket.backupId} is running; try again after it`, {
+            details: { operation: ticket.kind, operationId: ticket.backupId },
+          });
+        }
         throw new CommandError("already_running", `backup ${ticket.backupId} is running`, {
           details: { backupId: ticket.backupId },
         });
@@ -119,7 +125,7 @@ export function hubHandlers(o: {
       await verifiedOrRefuse();
       const operationId = newOperationId();
       o.background.track(
-        deleteSnapshot(deps, name, operationId).then((r) =>
+        deleteSnapshot(deps, name, { operationId, signal: o.background.signal }).then((r) =>
           emit(r.ok ? { kind: "snapshot.deleted", ...r.result } : { kind: "snapshot.failed", ...r.failure }),
         ),
       );

@@ -100,17 +100,6 @@ export class VzdumpLockBusyError extends AgentError {
   }
 }
 
-/** In stop mode the whole guest goes down: a frozen (paused) container makes no sense there, stop it cleanly. */
-export function planForMode(plan: QuiescePlan, mode: BackupMode): QuiescePlan {
-  if (mode === "snapshot") return plan;
-  return {
-    ...plan,
-    levels: plan.levels.map((level) =>
-      level.map((s) => (s.strategy === "pause" ? { ...s, strategy: "stop" } : s)),
-    ),
-  };
-}
-
 /**
  * One backup, in the stages of product-brief §3. The undo of the quiesce (its `resume`) exists before
  * the first container is touched and runs on every exit path; the journal holds what a restarted agent
@@ -430,10 +419,10 @@ async function preflight(
   await retryLeftoverResume({ engine: deps.engine, stateDir: deps.stateDir, logger: log });
   const prepared = await prepareQuiesce(
     { engine: deps.engine, stateDir: deps.stateDir, logger: log },
-    deps.projects ? { projects: deps.projects } : {},
+    { guestGoesDown: mode === "stop", ...(deps.projects ? { projects: deps.projects } : {}) },
   );
   for (const w of prepared.warnings) log.warn({ backupId, code: w.code }, w.message);
-  return { identity, plan: planForMode(prepared.plan, mode) };
+  return { identity, plan: prepared.plan };
 }
 
 /** A task's "OK" is not a backup: the archive carrying this backup id in its notes must be on the storage. */

@@ -8,7 +8,6 @@ import { QuiesceJournal } from "../quiesce/journal.ts";
 import type { QuiescePlan } from "../quiesce/plan.ts";
 import { journalPath } from "../quiesce/quiesce-stacks.ts";
 import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
-import { startUntouched } from "../quiesce/start-untouched.ts";
 import { type BackupDeps, downtimeOf, type JournalBackupSection, resumeWarnings } from "./backup-run.ts";
 import { type BackupOutcome, LogTail } from "./backup-types.ts";
 import { clearMarker } from "./marker.ts";
@@ -32,7 +31,11 @@ export interface StartRecovery {
  * task would report the original's backup as its own. The daemon calls this only after
  * agent/restore/start-up.ts decided who this system is.
  */
-export async function recoverAtStart(deps: BackupDeps): Promise<StartRecovery> {
+export async function recoverAtStart(
+  deps: BackupDeps,
+  /** The daemon is stopping: the stacks are resumed first anyway; following the task is left to the next start. */
+  signal?: AbortSignal,
+): Promise<StartRecovery> {
   const { log } = deps;
   const path = journalPath(deps.stateDir);
   const journal = await QuiesceJournal.open(path);
@@ -51,13 +54,6 @@ export async function recoverAtStart(deps: BackupDeps): Promise<StartRecovery> {
         : "crash";
     section.consistency = consistency;
     resumed = await resumeFromJournal(path, deps.engine, { logger: log });
-    if (resumed && section.mode === "stop") {
-      // The whole guest went down, `none` services with it.
-      const untouched = await startUntouched(deps.engine, journal.data.plan);
-      resumed.resumed.push(...untouched.started);
-      resumed.failures.push(...untouched.failures);
-      if (untouched.failures.length > 0) resumed.finished = false;
-    }
     const reopened = await QuiesceJournal.open(path);
     await reopened?.update({ backup: { consistency } });
     log.warn(
@@ -83,7 +79,10 @@ export async function recoverAtStart(deps: BackupDeps): Promise<StartRecovery> {
     section as JournalBackupSection,
     journal.data.plan,
     resumed,
+    signal,
   );
+  // Interrupted by a shutdown: not reported, so the next start follows and reports it.
+  if (!outcome) return { resumed, outcome: undefined };
   const latest = await QuiesceJournal.open(path);
   await latest?.update({ backup: { reported: true } });
   return { resumed, outcome };
@@ -115,7 +114,8 @@ async function finishInFlight(
   s: JournalBackupSection,
   plan: QuiescePlan,
   resumed: ResumeReport | undefined,
-): Promise<BackupOutcome> {
+  signal: AbortSignal | undefined,
+): Promise<BackupOutcome | undefined> {
   const tail = new LogTail(20);
   // A failed post hook is among the failures too, but leaves nothing down: `finished` is the alarm.
   const stacksResumed = resumed ? resumed.finished : true;
@@ -149,10 +149,17 @@ async function finishInFlight(
   }
   let task: TaskResult;
   try {
-    task = await followTaskToEnd(deps.pve, s.node, s.upid, { ...deps.follow }, (ev) => {
-      if (ev.type === "line") tail.push(ev.text);
-    });
+    task = await followTaskToEnd(
+      deps.pve,
+      s.node,
+      s.upid,
+      { ...deps.follow, ...(signal ? { signal } : {}) },
+      (ev) => {
+        if (ev.type === "line") tail.push(ev.text);
+      },
+    );
   } catch (err) {
+    if (signal?.aborted) return undefined;
     return fail(
       err instanceof AgentError ? err.code : "internal",
       `could not follow task ${s.upid}: ${errorMessage(err)}`,

@@ -46,18 +46,8 @@ export const plannedServiceSchema = z.object({
 export const quiescePlanSchema = z.object({
   /** Quiesce order: dependents first. Resume runs the levels in reverse. Each level runs in parallel. */
   levels: z.array(z.array(plannedServiceSchema)),
-  /**
-   * Services with strategy "none", with the containers that were running: a stop-mode backup takes the
-   * whole guest down, and they must come back after its boot like the rest (journals written before
-   * this field existed have none).
-   */
-  untouched: z.array(
-    z.object({
-      project: z.string(),
-      service: z.string(),
-      running: z.array(plannedContainerSchema).default([]),
-    }),
-  ),
+  /** Services with strategy "none". */
+  untouched: z.array(z.object({ project: z.string(), service: z.string() })),
 });
 
 export type PlannedContainer = z.infer<typeof plannedContainerSchema>;
@@ -67,6 +57,13 @@ export type QuiescePlan = z.infer<typeof quiescePlanSchema>;
 export interface PlanOptions {
   /** Hook and health-wait bound for services without felhom.quiesce.timeout. @default 60 s */
   defaultTimeoutS?: number;
+  /**
+   * A stop-mode backup: the whole guest goes down. A frozen (paused) container makes no sense there, so
+   * `pause` becomes `stop`; and `none` is not "untouched" any more (the shutdown stops it too), so it is
+   * planned like `exec` without hooks: journalled, left running until the shutdown, started again after
+   * the boot if it does not come back by itself.
+   */
+  guestGoesDown?: boolean;
 }
 
 export type PlanIssue = LabelIssue;
@@ -105,18 +102,21 @@ export function buildPlan(stacks: StackFacts[], options: PlanOptions = {}): Plan
         name: c.name,
         priorState: c.state,
       });
-      if (policy.strategy === "none") {
-        untouched.push({
-          project: stack.project,
-          service: svc.name,
-          running: svc.containers.filter((c) => c.state === "running").map(toRef),
-        });
+      const strategy = !options.guestGoesDown
+        ? policy.strategy
+        : policy.strategy === "pause"
+          ? "stop"
+          : policy.strategy === "none"
+            ? "exec"
+            : policy.strategy;
+      if (strategy === "none") {
+        untouched.push({ project: stack.project, service: svc.name });
         continue;
       }
       const planned: PlannedService = {
         project: stack.project,
         service: svc.name,
-        strategy: policy.strategy,
+        strategy,
         onError: policy.onError,
         timeoutMs: Math.round((policy.timeoutS ?? defaultTimeoutS) * 1000),
         stopGraceS: first.stopTimeoutS ?? DOCKER_DEFAULT_GRACE_S,

@@ -1,6 +1,6 @@
 import { rm } from "node:fs/promises";
 import type { Event } from "../../protocol/index.ts";
-import { lockPath } from "../backup/backup-lock.ts";
+import { lockHolder, lockPath } from "../backup/backup-lock.ts";
 import type { BackupDeps } from "../backup/backup-run.ts";
 import { clearMarker } from "../backup/marker.ts";
 import { recoverAtStart, type StartRecovery } from "../backup/recover-at-start.ts";
@@ -44,8 +44,20 @@ export interface StartUp {
 export async function startUp(
   deps: BackupDeps,
   stacks: Omit<StacksUpDeps, "engine" | "stateDir" | "log">,
+  /** The daemon is stopping: an in-flight backup is left for the next start to follow and report. */
+  signal?: AbortSignal,
 ): Promise<StartUp> {
   const { log, stateDir } = deps;
+  // A live holder of the backup lock (an operator's `felhom-guest snapshot create` while the daemon
+  // restarts or reloads) owns the journal and the marker: resuming its stacks now would take its snapshot
+  // with them running. Decide who we are, but leave its journal to it.
+  const holder = await lockHolder(stateDir);
+  if (holder) {
+    log.info(
+      { holder: holder.backupId, kind: holder.kind },
+      "the backup lock is held: journal left to its holder",
+    );
+  }
   const facts = await gatherStartFacts(deps);
   const decision = decideStart(facts);
   log.info({ row: decision.row, kind: decision.kind }, "start-up identity decision");
@@ -55,7 +67,7 @@ export async function startUp(
   switch (decision.kind) {
     case "own": {
       if (decision.clearRecord) await clearRestoreRecord(stateDir);
-      const recovery = await recoverAtStart(deps);
+      const recovery = holder ? undefined : await recoverAtStart(deps, signal);
       return { ...base, decision, gate: undefined, recovery, verified: true };
     }
     case "restored-enrolled": {
@@ -132,7 +144,9 @@ export async function startUp(
     case "unverified":
     case "undecided": {
       // Stacks are never left down, whoever this is; but nothing is followed or reported against PVE.
-      const resumed = await resumeFromJournal(journalPath(stateDir), deps.engine, { logger: log });
+      const resumed = holder
+        ? undefined
+        : await resumeFromJournal(journalPath(stateDir), deps.engine, { logger: log });
       if (resumed)
         log.warn({ resumed: resumed.resumed.length }, "resumed stacks left quiesced (PVE not consulted)");
       return {

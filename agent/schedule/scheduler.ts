@@ -91,6 +91,8 @@ export class Scheduler {
   #pending: Date | undefined;
   #busy = false;
   #next: Date | undefined;
+  /** When #next must be computed again: its time, or an hour after a search that found nothing. */
+  #nextUntil = 0;
   #saving: Promise<void> = Promise.resolve();
 
   constructor(options: {
@@ -129,8 +131,10 @@ export class Scheduler {
     const pending = state?.pending ? new Date(state.pending) : undefined;
     const missed =
       state && catchUp ? findMissedSlot(this.#config, new Date(state.last_slot), now) : undefined;
-    // Everything up to now is accounted for, so a later restart does not find these slots missed.
-    this.#handled = now;
+    // Everything up to now is accounted for, so a later restart does not find these slots missed. Never
+    // backwards: after the clock stepped back, a slot already handled would otherwise run again.
+    const last = state ? new Date(state.last_slot) : undefined;
+    this.#handled = last && last > now ? last : now;
     this.#pending = undefined;
     const overdue = missed ?? pending;
     if (overdue && (!catchUp || this.#config.missed === "run")) {
@@ -157,7 +161,12 @@ export class Scheduler {
   nextRun(): Date | null {
     if (!this.#tick) return null;
     const now = new Date();
-    if (!this.#next || this.#next <= now) this.#next = nextSlot(this.#config, now, NEXT_RUN_HORIZON_DAYS);
+    // The search walks minutes (up to ~1 s for a slot two months out): at most once per slot, or per hour
+    // when nothing is in reach.
+    if (now.getTime() >= this.#nextUntil) {
+      this.#next = nextSlot(this.#config, now, NEXT_RUN_HORIZON_DAYS);
+      this.#nextUntil = this.#next ? this.#next.getTime() : now.getTime() + 3_600_000;
+    }
     return this.#next ?? null;
   }
 
@@ -180,7 +189,8 @@ export class Scheduler {
       // The same bounded scan as at start: a guest resumed after weeks asks about a month, not the gap.
       const slot = findMissedSlot(this.#config, this.#cursor, now);
       this.#cursor = now;
-      if (slot) this.#due(slot, now.getTime() - slot.getTime());
+      // A slot already handled (the clock stepped back since) never runs twice.
+      if (slot && slot > this.#handled) this.#due(slot, now.getTime() - slot.getTime());
     }
     this.#arm();
   }

@@ -152,8 +152,13 @@ export async function createSnapshot(
 export async function deleteSnapshot(
   deps: SnapshotDeps,
   name: string,
-  operationId = newOperationId(),
+  opts: {
+    operationId?: string;
+    /** Stop following (the lock is released; PVE's task goes on): nothing is down, nothing to undo. */
+    signal?: AbortSignal;
+  } = {},
 ): Promise<SnapshotOutcome<"snapshot.deleted">> {
+  const { operationId = newOperationId(), signal } = opts;
   assertSnapshotName(name);
   const tail = new LogTail(20);
   let upid: string | null = null;
@@ -161,7 +166,7 @@ export async function deleteSnapshot(
     return await withLock(deps, operationId, async () => {
       const { node, vmid } = await verified(deps);
       upid = await deps.pve.deleteSnapshot(node, vmid, name);
-      const task = await followKeepingTail(deps, node, upid, tail);
+      const task = await followKeepingTail(deps, node, upid, tail, signal);
       if (!isSuccess(task.classified)) {
         throw new AgentError(
           "snapshot_failed",
@@ -171,7 +176,17 @@ export async function deleteSnapshot(
       return { ok: true as const, result: { operationId, name, upid } };
     });
   } catch (err) {
-    return failed({ operationId, action: "delete", name, upid, tail }, err, true);
+    const interrupted = signal?.aborted === true;
+    return failed(
+      { operationId, action: "delete", name, upid, tail },
+      interrupted
+        ? new AgentError(
+            "interrupted",
+            `stopped following the delete${upid ? `; PVE task ${upid} may still finish` : ""}`,
+          )
+        : err,
+      true,
+    );
   }
 }
 

@@ -51,6 +51,25 @@ describe("quiesce plan", () => {
     expect(plan.untouched).toEqual([{ project: "p", service: "app" }]);
   });
 
+  it("plans for a guest that goes down (stop mode): pause becomes stop, none is journalled like exec without hooks, in order", () => {
+    const result = buildPlan(
+      stacksOf(
+        container("p", "db", { labels: { "felhom.quiesce": "pause" } }),
+        container("p", "app", { dependsOn: "db:x:false", labels: { "felhom.quiesce": "none" } }),
+        container("p", "proxy", { dependsOn: "app:x:false" }),
+      ),
+      { guestGoesDown: true },
+    );
+    if (!result.ok) throw new Error(JSON.stringify(result.issues));
+    const { plan } = result;
+    expect(names(plan.levels)).toEqual([["proxy"], ["app"], ["db"]]);
+    const byName = new Map(plan.levels.flat().map((s) => [s.service, s]));
+    expect(byName.get("db")).toMatchObject({ strategy: "stop" });
+    expect(byName.get("app")).toMatchObject({ strategy: "exec", pre: null, post: null });
+    expect(byName.get("app")!.containers).toHaveLength(1);
+    expect(plan.untouched).toEqual([]);
+  });
+
   it("lists every planned service that must be quiesced first, also through an untouched service", () => {
     const plan = planOf(
       container("p", "db"),

@@ -77,6 +77,15 @@ describe("scheduler", () => {
     expect((await readState()).last_slot).toBe("2026-11-27T09:00:00.000Z");
   });
 
+  it("does not run a slot again after a restart with the clock stepped back past it", async () => {
+    // Handled up to 02:31; the agent restarts with the clock at 02:20 the same night.
+    await writeState({ last_slot: "2026-11-27T02:31:00.000Z" });
+    await make({}, "2026-11-27T02:20:00Z").start();
+    await advance(20 * 60_000);
+    expect(runs).toEqual([]);
+    expect((await readState()).last_slot).toBe("2026-11-27T02:31:00.000Z");
+  });
+
   it("treats the first start ever as nothing missed and names the next slot", async () => {
     const s = make({}, "2026-11-27T09:00:00Z");
     await s.start();

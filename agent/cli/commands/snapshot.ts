@@ -63,7 +63,7 @@ Names: a letter, then letters, digits, - or _ (2-40 characters); "current" and "
               description: values.description as string | undefined,
               signal: shutdown.signal,
             })
-          : await deleteSnapshot(deps, name!);
+          : await deleteSnapshot(deps, name!, { signal: shutdown.signal });
       if (values.json) printJson(outcome);
       else if (outcome.ok)
         process.stdout.write(
