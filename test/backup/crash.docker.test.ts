@@ -77,6 +77,36 @@ describeDocker("agent killed mid-backup (pve sim + real docker)", () => {
     expect(recovery.outcome).toMatchObject({ ok: true, result: { consistency: "crash" } });
   });
 
+  it("a daemon stopped while its start-up follows the in-flight task exits at once, and the task is reported by the next start", async () => {
+    h = await startGuestHarness({ archiveBytesPerSecond: 4e6 });
+    dir = await mkdtemp(join(tmpdir(), "felhom-crash-"));
+    const before = await h.running();
+    const config = await writeAgentConfig(h, dir);
+    h.sim.faults.hangTask({ type: "vzdump" }, { afterLine: /create storage snapshot 'vzdump'/ });
+    const agent = spawnAgent(config, ["backup"]);
+    await waitForLine(agent, /▸ snapshot-wait/);
+    agent.kill("SIGKILL");
+    await exited(agent);
+    // systemd starts the daemon; its start-up resumes the stacks and follows the hung task…
+    const daemon = spawnAgent(config, ["run"]);
+    daemon.stderr?.resume();
+    await waitForLine(daemon, /resumed stacks left quiesced by an earlier run/);
+    expect(await h.running()).toEqual(before);
+    // …and `systemctl stop` must not wait for that task.
+    daemon.kill("SIGTERM");
+    expect(await exited(daemon)).toBe(0);
+    const journal = await QuiesceJournal.open(journalPath(h.stateDir));
+    expect(journal?.data.backup.reported).not.toBe(true);
+    const task = h.sim.tasks.list().find((t) => t.type === "vzdump")!;
+    await h.pve.stopTask("pve1", task.upid);
+    await h.sim.tasks.wait(task.upid);
+    const recovery = await recoverAtStart(h.deps());
+    expect(recovery.outcome).toMatchObject({
+      ok: false,
+      failure: { code: "vzdump_failed", upid: task.upid },
+    });
+  });
+
   it("killed while archiving, after the resume: nothing to resume, the next start reports the backup completed", async () => {
     const resumeFinished = (g: GuestHarness) =>
       expect

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { QuiesceJournal } from "../../agent/quiesce/journal.ts";
 import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
+import { startUp } from "../../agent/restore/start-up.ts";
 import { createSnapshot, deleteSnapshot, listSnapshots } from "../../agent/snapshot/snapshot-service.ts";
 import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { describeDocker } from "../support/docker.ts";
@@ -77,6 +78,30 @@ describeDocker("snapshots (pve sim + real docker)", () => {
     expect(await h.running()).toEqual(before);
     expect((await QuiesceJournal.open(journalPath(h.stateDir)))?.finished).toBe(true);
     paused.resume();
+  });
+
+  it("leaves a running CLI snapshot's quiesced stacks alone when the daemon starts meanwhile (the lock holder owns the journal)", async () => {
+    h = await startGuestHarness();
+    dir = await mkdtemp(join(tmpdir(), "felhom-snap-"));
+    const before = await h.running();
+    const paused = h.sim.faults.pauseTask({ type: "vzsnapshot" });
+    const agent = spawnAgent(await writeAgentConfig(h, dir), ["snapshot", "create", "before-upgrade"]);
+    let out = "";
+    agent.stdout?.on("data", (d) => {
+      out += d;
+    });
+    await paused.reached;
+    const down = await h.running();
+    expect(down).not.toEqual(before);
+    // The daemon's start-up decision, as after `systemctl restart` while the operator's snapshot runs.
+    const s = await startUp(h.deps(), { configuredProjects: [h.project] });
+    expect(s.decision.kind).toBe("own");
+    expect(s.recovery).toBeUndefined();
+    expect(await h.running()).toEqual(down);
+    paused.resume();
+    expect(await exited(agent)).toBe(0);
+    expect(out).toMatch(/snapshot before-upgrade created/);
+    expect(await h.running()).toEqual(before);
   });
 
   it("rolls back only with the explicit confirmation: without it the CLI exits 2 and sends nothing", async () => {
