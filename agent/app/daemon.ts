@@ -175,21 +175,33 @@ export async function runDaemon(
 
   /** The start decision, and what it allows; re-run while the identity is unsure. */
   /** `catchUp`: run a slot missed while the agent was stopped; never after a reload (the cron may have changed). */
-  const decide = async (r: Runtime, opts: { catchUp: boolean } = { catchUp: true }) => {
+  /** decide() calls in flight: reload and enroll wait for them (two recoveries must not share a journal). */
+  let deciding = 0;
+  const decide = async (r: Runtime, opts: { catchUp: boolean; rebuilt?: boolean } = { catchUp: true }) => {
+    deciding++;
+    try {
+      await decideNow(r, opts);
+    } finally {
+      deciding--;
+    }
+  };
+  const decideNow = async (r: Runtime, opts: { catchUp: boolean; rebuilt?: boolean }) => {
     clearTimeout(recheck);
     // Until the decision is made (stacks may take minutes to come up) every PVE write is refused: a copy
     // that the live check alone would verify as its original must not run a hub command meanwhile.
     gate ??= STARTING;
     const s = await startUp(r.deps, { configuredProjects: r.config.docker.projects }, shutdown.signal);
-    // What it did (a restore announced, a backup finished) is reported whatever happens next; a re-check
-    // that lands on the same row says nothing new.
+    // What it did (a restore announced) is reported whatever happens next; a re-check that lands on the
+    // same row says nothing new.
     if (s.decision.row !== lastRow) for (const e of s.events) emit(e);
     lastRow = s.decision.row;
-    if (s.recovery?.outcome) finished(r.config)(s.recovery.outcome, { source: "journal-replay" });
-    // A re-check that was in flight while reload or enroll replaced the runtime: the new one has decided.
+    // A runtime replaced meanwhile (not expected: reload and enroll wait for decide) was torn down under
+    // its recovery; its outcome may be an artefact of that, and the new runtime reports the backup.
     if (r !== rt) return;
+    if (s.recovery?.outcome) finished(r.config)(s.recovery.outcome, { source: "journal-replay" });
     gate = s.gate;
-    if (s.verified) await r.scheduler?.start({ catchUp: opts.catchUp });
+    // A rebuilt runtime (reload, enroll) runs the slot the old one left waiting out its jitter.
+    if (s.verified) await r.scheduler?.start({ catchUp: opts.catchUp, runPending: opts.rebuilt === true });
     else if (s.decision.kind !== "restored-copy" && !stopping) {
       recheck = setTimeout(() => {
         decide(rt, opts).catch((err) => log.error({ err: errorMessage(err) }, "identity re-check failed"));
@@ -198,6 +210,14 @@ export async function runDaemon(
   };
 
   let rt = await build(await applyEnrollment(installed));
+
+  function refuseWhileDeciding(): void {
+    if (deciding > 0) {
+      throw new CommandError("busy", "an identity check is running; try again in a moment", {
+        details: { operation: "start-up", operationId: null },
+      });
+    }
+  }
 
   /**
    * The new runtime is built before the old one is torn down: if building fails (a token file gone, a
@@ -216,7 +236,7 @@ export async function runDaemon(
     }
     await settle(rt);
     rt = next;
-    await decide(rt, opts);
+    await decide(rt, { ...opts, rebuilt: true });
   }
 
   /** Hub `enroll`: verify the new token, persist it, then switch every adapter over to it. */
@@ -227,6 +247,7 @@ export async function runDaemon(
         details: { operation: "start-up", operationId: null },
       });
     }
+    refuseWhileDeciding();
     await refuseWhileBusy(rt.service, installed.state_dir, "enroll");
     let identity: Awaited<ReturnType<typeof enrollGuest>>;
     try {
@@ -285,6 +306,7 @@ export async function runDaemon(
       );
     }
     if (changed.length === 0) return { changedKeys: [] };
+    refuseWhileDeciding();
     await refuseWhileBusy(rt.service, installed.state_dir, "reload");
     // A changed cron must not make the new schedule's earlier slots look missed; an unchanged one catches
     // up as usual (slots passed while the identity was unverified, the seconds of the swap).

@@ -48,17 +48,18 @@ export async function startUp(
   signal?: AbortSignal,
 ): Promise<StartUp> {
   const { log, stateDir } = deps;
-  // A live holder of the backup lock (an operator's `felhom-guest snapshot create` while the daemon
-  // restarts or reloads) owns the journal and the marker: resuming its stacks now would take its snapshot
-  // with them running. Decide who we are, but leave its journal to it.
-  const holder = await lockHolder(stateDir);
+  const facts = await gatherStartFacts(deps);
+  // A live process whose operation the journal is (an operator's `felhom-guest snapshot create` while the
+  // daemon restarts) owns it and the marker: resuming its stacks now would take its snapshot with them
+  // running. Decide who we are, but leave its journal to it. Any other journal is recovered as usual.
+  const lock = await lockHolder(stateDir);
+  const holder = lock && facts.journal?.backupId === lock.backupId ? lock : undefined;
   if (holder) {
     log.info(
       { holder: holder.backupId, kind: holder.kind },
-      "the backup lock is held: journal left to its holder",
+      "the journal's operation is still running: left to it",
     );
   }
-  const facts = await gatherStartFacts(deps);
   const decision = decideStart(facts);
   log.info({ row: decision.row, kind: decision.kind }, "start-up identity decision");
   const base = { recovery: undefined, stacks: undefined, events: [] as Event[] };

@@ -120,9 +120,11 @@ export class Scheduler {
    * policy applies to slots since the last handled one. A runtime rebuilt while the agent kept running
    * (config.reload, enroll) passes false: nothing was missed, and a changed cron must not make its slots
    * between the old schedule's last slot and now look missed (that was a fleet-wide backup on every cron
-   * change). Either way a slot that was due but still waiting out its jitter when the old one stopped runs.
+   * change). `runPending` (reload, enroll: the agent kept running) runs a slot that was still waiting out
+   * its jitter when the old scheduler stopped, whatever the missed policy; at a daemon start it counts as
+   * missed. Defaults to `!catchUp`.
    */
-  async start(options: { catchUp?: boolean; now?: Date } = {}): Promise<void> {
+  async start(options: { catchUp?: boolean; runPending?: boolean; now?: Date } = {}): Promise<void> {
     const now = options.now ?? new Date();
     const catchUp = options.catchUp ?? true;
     this.#cursor = now;
@@ -137,7 +139,9 @@ export class Scheduler {
     this.#handled = last && last > now ? last : now;
     this.#pending = undefined;
     const overdue = missed ?? pending;
-    if (overdue && (!catchUp || this.#config.missed === "run")) {
+    const runPending = options.runPending ?? !catchUp;
+    const runIt = missed ? this.#config.missed === "run" : runPending || this.#config.missed === "run";
+    if (overdue && runIt) {
       this.#log.info(
         { slot: overdue.toISOString() },
         missed

@@ -2,9 +2,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
+import { acquireBackupLock } from "../../agent/backup/backup-lock.ts";
 import { recoverAtStart } from "../../agent/backup/recover-at-start.ts";
 import { QuiesceJournal } from "../../agent/quiesce/journal.ts";
 import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
+import { startUp } from "../../agent/restore/start-up.ts";
 import { exited, spawnAgent, waitForLine, writeAgentConfig } from "../support/agent-cli.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, type HarnessOptions, startGuestHarness } from "../support/guest-harness.ts";
@@ -75,6 +77,34 @@ describeDocker("agent killed mid-backup (pve sim + real docker)", () => {
   it("killed just after the storage snapshot of a bare-paused database: the next start keeps the journalled crash-consistency", async () => {
     const { recovery } = await killAt(/create storage snapshot 'vzdump'/, undefined, { dbStrategy: "pause" });
     expect(recovery.outcome).toMatchObject({ ok: true, result: { consistency: "crash" } });
+  });
+
+  it("killed after the snapshot while an operator's stacks up holds the lock: the start-up still recovers and reports that backup (the journal is not the holder's)", async () => {
+    h = await startGuestHarness({ archiveBytesPerSecond: 4e6 });
+    dir = await mkdtemp(join(tmpdir(), "felhom-crash-"));
+    const before = await h.running();
+    const agent = spawnAgent(await writeAgentConfig(h, dir), ["backup"]);
+    await waitForLine(agent, /create storage snapshot 'vzdump'/);
+    agent.kill("SIGKILL");
+    await exited(agent);
+    const vzdump = h.sim.tasks.list().find((t) => t.type === "vzdump")!;
+    await h.sim.tasks.wait(vzdump.upid);
+    const lock = await acquireBackupLock(h.stateDir, {
+      pid: process.pid,
+      backupId: "stacks-up-1",
+      mode: "snapshot",
+      kind: "stacks-up",
+    });
+    try {
+      const s = await startUp(h.deps(), { configuredProjects: [h.project] });
+      expect(s.recovery?.outcome).toMatchObject({
+        ok: true,
+        result: { upid: vzdump.upid, consistency: "app" },
+      });
+      expect(await h.running()).toEqual(before);
+    } finally {
+      if (lock.acquired) await lock.release();
+    }
   });
 
   it("a daemon stopped while its start-up follows the in-flight task exits at once, and the task is reported by the next start", async () => {

@@ -168,6 +168,20 @@ describe("scheduler", () => {
     expect((await readState()).pending).toBeUndefined();
   });
 
+  it("runs a jittered slot after a reload that kept the cron, also when the missed policy is skip; a restart skips it", async () => {
+    await writeState({ last_slot: "2026-11-27T02:30:00.000Z", pending: "2026-11-27T02:30:00.000Z" });
+    await make({ missed: "skip" }, "2026-11-27T02:35:00Z").start({ catchUp: true, runPending: true });
+    await advance(60_000);
+    expect(runs).toEqual([{ kind: "missed", slot: new Date("2026-11-27T02:30:00Z") }]);
+    await scheduler?.stop();
+
+    runs = [];
+    await writeState({ last_slot: "2026-11-27T02:30:00.000Z", pending: "2026-11-27T02:30:00.000Z" });
+    await make({ missed: "skip" }, "2026-11-27T02:35:00Z").start();
+    await advance(60_000);
+    expect(runs).toEqual([]);
+  });
+
   it("runs the spring-forward day's 02:30 Europe/Berlin once at 03:00 local", async () => {
     await make({ timezone: "Europe/Berlin" }, "2026-03-29T00:50:00Z").start();
     await advance(24 * 3600_000);
