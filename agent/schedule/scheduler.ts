@@ -90,8 +90,8 @@ export class Scheduler {
   #handled = new Date(0);
   #pending: Date | undefined;
   #busy = false;
+  /** The first slot after the tick cursor; no scan happens before #nextUntil (its time, or an hour on). */
   #next: Date | undefined;
-  /** When #next must be computed again: its time, or an hour after a search that found nothing. */
   #nextUntil = 0;
   #saving: Promise<void> = Promise.resolve();
 
@@ -159,19 +159,24 @@ export class Scheduler {
       this.#save();
     }
     await this.#saving;
+    this.#findNext(this.#cursor);
     this.#arm();
   }
 
+  /** The tick's next slot while it lies ahead; between its time and the tick that runs it, null. */
   nextRun(): Date | null {
-    if (!this.#tick) return null;
-    const now = new Date();
-    // The search walks minutes (up to ~1 s for a slot two months out): at most once per slot, or per hour
-    // when nothing is in reach.
-    if (now.getTime() >= this.#nextUntil) {
-      this.#next = nextSlot(this.#config, now, NEXT_RUN_HORIZON_DAYS);
-      this.#nextUntil = this.#next ? this.#next.getTime() : now.getTime() + 3_600_000;
-    }
-    return this.#next ?? null;
+    if (!this.#tick || !this.#next || this.#next.getTime() <= Date.now()) return null;
+    return this.#next;
+  }
+
+  /**
+   * The first slot after `from`. The search walks minutes through the zone database (~60 ms for a daily
+   * slot, ~1 s two months out, and garbage the idle daemon's RSS shows), so it runs once per slot, or once
+   * an hour when nothing is in reach, never on every tick.
+   */
+  #findNext(from: Date): void {
+    this.#next = nextSlot(this.#config, from, NEXT_RUN_HORIZON_DAYS);
+    this.#nextUntil = this.#next ? this.#next.getTime() : from.getTime() + 3_600_000;
   }
 
   /** Stops the clock and a run still waiting out its jitter (that slot stays pending for the next start). */
@@ -189,13 +194,15 @@ export class Scheduler {
 
   #onTick(): void {
     const now = new Date();
-    if (now > this.#cursor) {
+    // Nothing can be due before the next slot found from an earlier tick: no scan until then.
+    if (now > this.#cursor && now.getTime() >= this.#nextUntil) {
       // The same bounded scan as at start: a guest resumed after weeks asks about a month, not the gap.
       const slot = findMissedSlot(this.#config, this.#cursor, now);
-      this.#cursor = now;
       // A slot already handled (the clock stepped back since) never runs twice.
       if (slot && slot > this.#handled) this.#due(slot, now.getTime() - slot.getTime());
+      this.#findNext(now);
     }
+    if (now > this.#cursor) this.#cursor = now;
     this.#arm();
   }
 
