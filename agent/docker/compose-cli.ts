@@ -126,19 +126,29 @@ function run(
   const started = Date.now();
   return new Promise((resolvePromise, reject) => {
     const [cmd, ...args] = argv;
+    // Its own process group: on timeout the whole tree goes (`docker compose` runs a plugin process that
+    // would otherwise keep the pipes, and this promise, open).
     const child = spawn(cmd!, args, {
       cwd,
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, ...env },
+      detached: true,
     });
+    const killTree = (signal: NodeJS.Signals) => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, signal);
+      } catch {
+        // Already gone.
+      }
+    };
     const tail = new TailBuffer(maxOutputBytes);
     child.stdout.on("data", (c: Buffer) => tail.push(c));
     child.stderr.on("data", (c: Buffer) => tail.push(c));
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill("SIGTERM");
-      setTimeout(() => child.kill("SIGKILL"), 5_000).unref();
+      killTree("SIGTERM");
+      setTimeout(() => killTree("SIGKILL"), 5_000).unref();
     }, timeoutMs);
     child.on("error", (err) => {
       clearTimeout(timer);

@@ -22,8 +22,10 @@ export interface ComposeFileDeps {
 }
 
 /**
- * `depends_on` (list or map form) and `links` (compose v1 starts linked services first too) of every
- * service, merged over several `-f` files the way compose merges overrides: the union of the edges.
+ * `depends_on` (list or map form), `links`, `volumes_from` and `network_mode`/`ipc`/`pid: service:<name>`
+ * of every service (compose v1 orders by all of them, as v2 does in its label: a VPN sidecar's app must
+ * not start before the sidecar whose network it joins), merged over several `-f` files the way compose
+ * merges overrides: the union of the edges.
  */
 export function dependsOnFromComposeFiles(texts: string[]): Map<string, string[]> {
   const deps = new Map<string, Set<string>>();
@@ -39,6 +41,12 @@ export function dependsOnFromComposeFiles(texts: string[]): Map<string, string[]
       if (!isRecord(svc)) continue;
       for (const d of namesOf(svc.depends_on)) set.add(d);
       for (const l of namesOf(svc.links)) set.add(l.split(":")[0]!);
+      // `volumes_from: [svc, "svc:ro", "container:name"]`: only services count.
+      for (const v of namesOf(svc.volumes_from)) if (!v.startsWith("container:")) set.add(v.split(":")[0]!);
+      for (const key of ["network_mode", "ipc", "pid"] as const) {
+        const mode = svc[key];
+        if (typeof mode === "string" && mode.startsWith("service:")) set.add(mode.slice("service:".length));
+      }
     }
   }
   return new Map([...deps].map(([k, v]) => [k, [...v]]));

@@ -153,6 +153,8 @@ export async function quiesce(
   });
 
   quiescing = false;
+  // The deadline passed while the last step was still in flight: no later service saw it, so it is seen here.
+  if (deadlineHit) abort ??= `the downtime deadline of ${opts.downtimeDeadlineMs} ms passed during quiesce`;
   if (abort) {
     log.error({ backupId, reason: abort, failures }, "quiesce aborted; resuming what was quiesced");
     const report = await resume(deadlineHit ? "deadline" : "abort");

@@ -19,10 +19,17 @@ import { type StackWarning, stackWarnings } from "./stack-warnings.ts";
 export const journalPath = (stateDir: string): string => join(stateDir, "quiesce-journal.json");
 export const registryPath = (stateDir: string): string => join(stateDir, "stacks.json");
 
-/** An unfinished journal means containers of some operation are (or may be) still down. */
+/**
+ * An unfinished journal means containers of some operation are (or may be) still down; so does one that
+ * cannot be read (it may list stopped containers).
+ */
 export async function journalLeftOpen(stateDir: string): Promise<boolean> {
-  const j = await QuiesceJournal.open(journalPath(stateDir)).catch(() => undefined);
-  return j !== undefined && !j.finished;
+  try {
+    const j = await QuiesceJournal.open(journalPath(stateDir));
+    return j !== undefined && !j.finished;
+  } catch {
+    return true;
+  }
 }
 
 export interface QuiesceDeps {

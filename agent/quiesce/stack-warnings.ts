@@ -31,7 +31,8 @@ export interface WarningFacts {
   graceShareLimit?: number;
 }
 
-const DATABASE_IMAGE = /(^|\/)(postgres|postgis|timescaledb|mysql|mariadb|mongo|mongodb)([:@-]|$)/i;
+const DATABASE_IMAGE =
+  /(^|\/)(postgres|postgresql|postgis|timescaledb|mysql|mariadb|mongo|mongodb)([:@-]|$)/i;
 const DOCKER_DEFAULT_GRACE_S = 10;
 
 export function stackWarnings(stacks: StackFacts[], facts: WarningFacts = {}): StackWarning[] {

@@ -1,5 +1,8 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { composeUpArgv } from "../../agent/docker/compose-cli.ts";
+import { composeUp, composeUpArgv } from "../../agent/docker/compose-cli.ts";
 
 const v2 = { kind: "v2" as const, argv: ["docker", "compose"], version: "2.29.1" };
 const v1 = { kind: "v1" as const, argv: ["docker-compose"], version: "1.29.2" };
@@ -35,5 +38,25 @@ describe("compose up argv", () => {
     expect(() => composeUpArgv(v2, { project: "p", workingDir: "/w", configFiles: [] }, ["--build"])).toThrow(
       /invalid compose service name/,
     );
+  });
+});
+
+describe("compose up timeout", () => {
+  // The test's own timeout is the guard: without the group kill the call lasts as long as the child (120 s).
+  it("ends a tool whose child keeps the output open: the whole process group goes at the timeout", {
+    timeout: 20_000,
+  }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), "felhom-compose-"));
+    try {
+      // Like `docker compose` whose plugin outlives the front end and holds its pipes.
+      const tool = join(dir, "fake-compose");
+      await writeFile(tool, "#!/bin/sh\nsleep 120 &\nsleep 120\n", { mode: 0o755 });
+      const fake = { kind: "v1" as const, argv: [tool], version: "1.29.2" };
+      await expect(
+        composeUp(fake, { project: "p", workingDir: dir, configFiles: [] }, { timeoutMs: 300 }),
+      ).rejects.toMatchObject({ message: expect.stringMatching(/did not finish within 300 ms/) });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

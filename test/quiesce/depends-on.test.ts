@@ -37,6 +37,28 @@ services:
     expect(Object.fromEntries(deps)).toEqual({ db: [], app: ["db"], proxy: ["app", "cache"], cache: [] });
   });
 
+  it("reads the implicit edges compose v1 orders by too: network_mode, ipc and pid of a service, volumes_from", () => {
+    const deps = dependsOnFromComposeFiles([
+      `
+services:
+  vpn: { image: wireguard }
+  app: { image: app, network_mode: "service:vpn" }
+  sidecar: { image: s, ipc: "service:app", pid: "service:vpn" }
+  data: { image: busybox }
+  backup: { image: b, volumes_from: ["data:ro", "container:elsewhere"] }
+  host: { image: h, network_mode: host }
+`,
+    ]);
+    expect(Object.fromEntries(deps)).toEqual({
+      vpn: [],
+      app: ["vpn"],
+      sidecar: ["app", "vpn"],
+      data: [],
+      backup: ["data"],
+      host: [],
+    });
+  });
+
   it("merges edges over several -f files the way compose merges overrides", () => {
     const deps = dependsOnFromComposeFiles([
       "services:\n  app:\n    depends_on: [db]\n  db: {}\n",

@@ -56,6 +56,22 @@ beforeEach(async () => {
 afterEach(() => rm(dir, { recursive: true, force: true }));
 
 describe("downtime deadline during quiesce", () => {
+  it("resumes when the deadline passes during the last stop of all, which no later service would notice", async () => {
+    const containers = [container("p", "db")];
+    const result = buildPlan(stacksOf(...containers));
+    if (!result.ok) throw new Error("plan");
+    const engine = new HeldStopEngine(containers);
+    const journal = await QuiesceJournal.create(join(dir, "j.json"), { backupId: "b0", plan: result.plan });
+    const quiescing = quiesce(journal, engine, { downtimeDeadlineMs: 50 });
+    await new Promise((r) => setTimeout(r, 200));
+    engine.releaseStop();
+    const err = (await quiescing.catch((e: unknown) => e)) as QuiesceFailedError;
+    expect(err.code).toBe("quiesce_failed");
+    expect((err.resumeReport as ResumeReport).trigger).toBe("deadline");
+    expect(engine.states.get(containers[0]!.id)).toBe("running");
+    expect(journal.finished).toBe(true);
+  });
+
   it("waits for an in-flight stop, touches nothing further, and then resumes what was stopped", async () => {
     const containers = [container("p", "db"), container("p", "app", { dependsOn: "db:x:false" })];
     const result = buildPlan(stacksOf(...containers));

@@ -63,9 +63,10 @@ describe("stack warnings", () => {
       const w = stackWarnings(
         stacksOf(
           container("p", "db", { image: "postgres:16-alpine", labels: { "felhom.quiesce": strategy } }),
+          container("p", "db2", { image: "bitnami/postgresql:16", labels: { "felhom.quiesce": strategy } }),
         ),
       );
-      expect(codes(w)).toEqual(["crash_consistent_database:db"]);
+      expect(codes(w)).toEqual(["crash_consistent_database:db", "crash_consistent_database:db2"]);
     },
   );
 
