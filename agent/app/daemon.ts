@@ -173,10 +173,13 @@ export async function runDaemon(
     await r.ctx.close();
   };
 
-  /** The start decision, and what it allows; re-run while the identity is unsure. */
-  /** `catchUp`: run a slot missed while the agent was stopped; never after a reload (the cron may have changed). */
   /** decide() calls in flight: reload and enroll wait for them (two recoveries must not share a journal). */
   let deciding = 0;
+  /**
+   * The start decision, and what it allows; re-run while the identity is unsure. `catchUp`: run a slot
+   * missed while the agent was stopped (not after a reload that moved the slots); `rebuilt`: a reload or
+   * enroll replaced the runtime.
+   */
   const decide = async (r: Runtime, opts: { catchUp: boolean; rebuilt?: boolean } = { catchUp: true }) => {
     deciding++;
     try {
@@ -211,6 +214,15 @@ export async function runDaemon(
 
   let rt = await build(await applyEnrollment(installed));
 
+  /** Reload and enroll before the first start-up decision has run would race it (refuseWhileDeciding: later ones). */
+  function refuseBeforeStarted(what: string): void {
+    if (!started) {
+      throw new CommandError("busy", `the agent is still starting; ${what} once it runs`, {
+        details: { operation: "start-up", operationId: null },
+      });
+    }
+  }
+
   function refuseWhileDeciding(): void {
     if (deciding > 0) {
       throw new CommandError("busy", "an identity check is running; try again in a moment", {
@@ -242,11 +254,7 @@ export async function runDaemon(
   /** Hub `enroll`: verify the new token, persist it, then switch every adapter over to it. */
   async function enroll(params: { vmid: number; tokenId: string; tokenSecret: string }) {
     // Before the start-up decision has run, its verdict would land after (and undo) this enrollment.
-    if (!started) {
-      throw new CommandError("busy", "the agent is still starting; enroll once it runs", {
-        details: { operation: "start-up", operationId: null },
-      });
-    }
+    refuseBeforeStarted("enroll");
     refuseWhileDeciding();
     await refuseWhileBusy(rt.service, installed.state_dir, "enroll");
     let identity: Awaited<ReturnType<typeof enrollGuest>>;
@@ -284,11 +292,7 @@ export async function runDaemon(
    * schedule, Docker) is taken over by rebuilding the runtime, between backups.
    */
   async function reload(): Promise<CommandResultData<"config.reload">> {
-    if (!started) {
-      throw new CommandError("busy", "the agent is still starting; reload once it runs", {
-        details: { operation: "start-up", operationId: null },
-      });
-    }
+    refuseBeforeStarted("reload");
     let next: AgentConfig;
     try {
       next = await readConfig();

@@ -1,6 +1,6 @@
 import { hostname, uptime } from "node:os";
 import type { CommandOf, CommandResultData, Event } from "../../protocol/index.ts";
-import { withBackupLock } from "../backup/backup-lock.ts";
+import { BackupLockBusyError, withBackupLock } from "../backup/backup-lock.ts";
 import type { BackupService } from "../backup/backup-service.ts";
 import { readLastBackup } from "../backup/last-backup.ts";
 import { backupIdFromNotes } from "../backup/notes.ts";
@@ -21,7 +21,7 @@ import {
 } from "../snapshot/snapshot-service.ts";
 import { AGENT_VERSION } from "../version.ts";
 import type { AgentContext } from "./context.ts";
-import { refuseWhileBusy } from "./refuse-while-busy.ts";
+import { busyError, refuseWhileBusy } from "./refuse-while-busy.ts";
 
 /**
  * The hub's commands, dispatched to the same services the CLI uses. The set is closed by the protocol;
@@ -71,17 +71,8 @@ export function hubHandlers(o: {
       await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
       await verifiedOrRefuse();
       const ticket = await backups.request({ mode, trigger: { source: "hub", commandId: id }, signal });
-      if (!ticket.started) {
-        // A snapshot or stacks up took the guest between the check above and the request.
-        if (ticket.kind !== "backup") {
-          throw new CommandError("busy", `${ticket.kind} ${ticket.backupId} is running; try again after it`, {
-            details: { operation: ticket.kind, operationId: ticket.backupId },
-          });
-        }
-        throw new CommandError("already_running", `backup ${ticket.backupId} is running`, {
-          details: { backupId: ticket.backupId },
-        });
-      }
+      // Something took the guest between the check above and the request.
+      if (!ticket.started) throw busyError(ticket, "try again");
       return { backupId: ticket.backupId, mode };
     },
     "status.get": () => o.status(),
@@ -146,11 +137,9 @@ export function hubHandlers(o: {
           },
           projects,
         ),
-      ).catch(async (err) => {
+      ).catch((err) => {
         // Taken between the check and the lock: answer as the check would.
-        if ((err as { code?: unknown }).code === "backup_running")
-          await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
-        throw err;
+        throw err instanceof BackupLockBusyError ? busyError(err.holder, "try again") : err;
       });
       return { stacks };
     },

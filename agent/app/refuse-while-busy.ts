@@ -13,13 +13,23 @@ export async function refuseWhileBusy(backups: BackupService, stateDir: string, 
   const holder = running
     ? { kind: "backup" as const, backupId: running.backupId }
     : await lockHolder(stateDir);
-  if (!holder) return;
+  if (holder) throw busyError(holder, what);
+}
+
+/**
+ * What holds the guest, as the hub's answer: another backup is `already_running` (follow that one); a
+ * snapshot or a `stacks up` is `busy` (retry).
+ */
+export function busyError(
+  holder: { kind: "backup" | "snapshot" | "stacks-up"; backupId: string },
+  what: string,
+): CommandError {
   if (holder.kind === "backup") {
-    throw new CommandError("already_running", `backup ${holder.backupId} is running; ${what} after it`, {
+    return new CommandError("already_running", `backup ${holder.backupId} is running; ${what} after it`, {
       details: { backupId: holder.backupId },
     });
   }
-  throw new CommandError("busy", `${holder.kind} ${holder.backupId} is running; ${what} after it`, {
+  return new CommandError("busy", `${holder.kind} ${holder.backupId} is running; ${what} after it`, {
     details: { operation: holder.kind, operationId: holder.backupId },
   });
 }

@@ -89,10 +89,19 @@ type Acquired =
  */
 let acquiring: Promise<unknown> = Promise.resolve();
 
-/**
- * Runs `fn` holding the lock. When someone else holds it: AgentError `backup_running` naming the holder
- * (the CLI exits 75, busy).
- */
+/** The lock is held by someone else; `holder` says who (the CLI exits 75, busy). */
+export class BackupLockBusyError extends AgentError {
+  constructor(
+    readonly holder: z.infer<typeof holderSchema>,
+    what: string,
+  ) {
+    super("backup_running", `${holder.kind} ${holder.backupId} is running; not starting ${what}`, {
+      hint: "try again when it has finished",
+    });
+  }
+}
+
+/** Runs `fn` holding the lock; BackupLockBusyError when someone else holds it. */
 export async function withBackupLock<T>(
   stateDir: string,
   me: LockHolder,
@@ -100,13 +109,7 @@ export async function withBackupLock<T>(
   fn: () => Promise<T>,
 ): Promise<T> {
   const lock = await acquireBackupLock(stateDir, me);
-  if (!lock.acquired) {
-    throw new AgentError(
-      "backup_running",
-      `${lock.holder.kind} ${lock.holder.backupId} is running; not starting ${what}`,
-      { hint: "try again when it has finished" },
-    );
-  }
+  if (!lock.acquired) throw new BackupLockBusyError(lock.holder, what);
   try {
     return await fn();
   } finally {

@@ -390,10 +390,7 @@ async function preflight(
   { backupId, mode }: BackupRequest,
 ): Promise<{ identity: VerifiedIdentity; plan: QuiescePlan }> {
   const { pve, log, backup: cfg } = deps;
-  await refuseAsRestoredCopy(deps.stateDir);
-  const identity = requireVerified(
-    await resolveIdentity(pve, { configuredVmid: deps.configuredVmid, local: deps.localFacts() }),
-  );
+  const identity = await verifiedSelf(deps);
   const { node, vmid } = identity;
   const status = await pve.lxcStatus(node, vmid);
   if (status.lock) {
@@ -423,6 +420,19 @@ async function preflight(
   );
   for (const w of prepared.warnings) log.warn({ backupId, code: w.code }, w.message);
   return { identity, plan: prepared.plan };
+}
+
+/**
+ * Who this guest is, for a PVE write (backup, snapshot): verified by PVE, and not a restored copy that has
+ * not been enrolled (which the live check alone can verify as its original).
+ */
+export async function verifiedSelf(
+  deps: Pick<BackupDeps, "pve" | "stateDir" | "configuredVmid" | "localFacts">,
+): Promise<VerifiedIdentity> {
+  await refuseAsRestoredCopy(deps.stateDir);
+  return requireVerified(
+    await resolveIdentity(deps.pve, { configuredVmid: deps.configuredVmid, local: deps.localFacts() }),
+  );
 }
 
 /** A task's "OK" is not a backup: the archive carrying this backup id in its notes must be on the storage. */

@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import type { EventOf } from "../../protocol/index.ts";
 import { withBackupLock } from "../backup/backup-lock.ts";
-import { type BackupDeps, downtimeOf } from "../backup/backup-run.ts";
+import { type BackupDeps, downtimeOf, verifiedSelf } from "../backup/backup-run.ts";
 import { LogTail } from "../backup/backup-types.ts";
-import { requireVerified, resolveIdentity, type VerifiedIdentity } from "../identity/identity-service.ts";
+import { resolveIdentity } from "../identity/identity-service.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import { snapshotNameProblem } from "../pve/client.ts";
 import { isSuccess } from "../pve/exit-status.ts";
@@ -18,7 +18,6 @@ import {
   quiesceStacks,
   retryLeftoverResume,
 } from "../quiesce/quiesce-stacks.ts";
-import { refuseAsRestoredCopy } from "../restore/restore-record.ts";
 
 export type SnapshotDeps = Omit<BackupDeps, "emit" | "backup"> & {
   backup: Pick<BackupDeps["backup"], "max_downtime_seconds">;
@@ -38,13 +37,6 @@ export function assertSnapshotName(name: string): void {
     throw new AgentError("invalid_params", `snapshot name "${name}": ${problem}`, {
       hint: "e.g. before-upgrade",
     });
-}
-
-async function verified(deps: SnapshotDeps): Promise<VerifiedIdentity> {
-  await refuseAsRestoredCopy(deps.stateDir);
-  return requireVerified(
-    await resolveIdentity(deps.pve, { configuredVmid: deps.configuredVmid, local: deps.localFacts() }),
-  );
 }
 
 function withLock<T>(deps: SnapshotDeps, operationId: string, fn: () => Promise<T>): Promise<T> {
@@ -77,7 +69,7 @@ export async function createSnapshot(
   let report: ResumeReport | undefined;
   try {
     return await withLock(deps, operationId, async () => {
-      const { node, vmid } = await verified(deps);
+      const { node, vmid } = await verifiedSelf(deps);
       await retryLeftoverResume({ engine: deps.engine, stateDir: deps.stateDir, logger: deps.log });
       const prepared = await prepareQuiesce(
         { engine: deps.engine, stateDir: deps.stateDir, logger: deps.log },
@@ -164,7 +156,7 @@ export async function deleteSnapshot(
   let upid: string | null = null;
   try {
     return await withLock(deps, operationId, async () => {
-      const { node, vmid } = await verified(deps);
+      const { node, vmid } = await verifiedSelf(deps);
       upid = await deps.pve.deleteSnapshot(node, vmid, name);
       const task = await followKeepingTail(deps, node, upid, tail, signal);
       if (!isSuccess(task.classified)) {
@@ -250,6 +242,6 @@ export async function listSnapshots(deps: SnapshotDeps) {
  */
 export async function rollbackSnapshot(deps: SnapshotDeps, name: string): Promise<string> {
   assertSnapshotName(name);
-  const { node, vmid } = await verified(deps);
+  const { node, vmid } = await verifiedSelf(deps);
   return deps.pve.rollbackSnapshot(node, vmid, name, { start: true });
 }
