@@ -1,26 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
-import { ConfigError, parseConfig } from "../../agent/config/load.ts";
-
-const minimal = `
-pve:
-  url: https://127.0.0.1:8006
-  token_id: agent-101@pve!backup
-  token_secret_file: /etc/felhom-guest/pve.secret
-  tls: { insecure: true }
-backup:
-  storage: backup
-`;
-
-function issues(text: string) {
-  try {
-    parseConfig(text, "agent.yaml");
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).issues;
-  }
-  throw new Error("expected the config to be rejected");
-}
+import { parseConfig } from "../../agent/config/load.ts";
+import { configIssues, minimalConfig } from "./support.ts";
 
 describe("config", () => {
   it("accepts the shipped example config", async () => {
@@ -31,7 +12,7 @@ describe("config", () => {
   });
 
   it("fills defaults for everything optional", () => {
-    const config = parseConfig(minimal);
+    const config = parseConfig(minimalConfig);
     expect(config.backup.mode).toBe("snapshot");
     expect(config.backup.max_downtime_seconds).toBe(300);
     expect(config.backup.busy_retry).toEqual({ attempts: 4, delay_seconds: 300 });
@@ -41,38 +22,42 @@ describe("config", () => {
   });
 
   it("names an unknown key with its full path, so a typo never falls back to a default silently", () => {
-    expect(issues(`${minimal}  max_downtime_secnds: 10\n`)).toEqual([
+    expect(configIssues(`${minimalConfig}  max_downtime_secnds: 10\n`)).toEqual([
       { key: "backup.max_downtime_secnds", problem: "unknown key" },
     ]);
   });
 
   it("names the key and the problem for a wrong type and a missing key", () => {
-    const found = issues(minimal.replace("storage: backup", "mode: fast"));
+    const found = configIssues(minimalConfig.replace("storage: backup", "mode: fast"));
     expect(found.map((i) => i.key).sort()).toEqual(["backup.mode", "backup.storage"]);
     expect(found.find((i) => i.key === "backup.mode")?.problem).toMatch(/snapshot.*stop/);
   });
 
   it("refuses an inline secret and a plain http PVE URL", () => {
-    const found = issues(minimal.replace("https://", "http://").replace("token_secret_file", "token_secret"));
+    const found = configIssues(
+      minimalConfig.replace("https://", "http://").replace("token_secret_file", "token_secret"),
+    );
     expect(found.map((i) => i.key)).toEqual(
       expect.arrayContaining(["pve.url", "pve.token_secret", "pve.token_secret_file"]),
     );
   });
 
   it("requires exactly one TLS trust choice", () => {
-    const found = issues(minimal.replace("{ insecure: true }", "{ insecure: true, ca_file: /x.pem }"));
+    const found = configIssues(
+      minimalConfig.replace("{ insecure: true }", "{ insecure: true, ca_file: /x.pem }"),
+    );
     expect(found).toEqual([
       { key: "pve.tls", problem: "set exactly one of fingerprint, ca_file or insecure" },
     ]);
   });
 
   it("reports YAML syntax errors with the line", () => {
-    const found = issues("pve: [unclosed\n");
+    const found = configIssues("pve: [unclosed\n");
     expect(found[0]!.key).toMatch(/^line \d+$/);
   });
 
   const withHub = (url: string) =>
-    `${minimal}hub:\n  url: ${JSON.stringify(url)}\n  credential_file: /etc/felhom-guest/hub.credential\n`;
+    `${minimalConfig}hub:\n  url: ${JSON.stringify(url)}\n  credential_file: /etc/felhom-guest/hub.credential\n`;
 
   it.each([
     "wss://hub.example.net/agent",
@@ -91,11 +76,11 @@ describe("config", () => {
     ["https://hub.example.net/", /must be wss:\/\//],
     ["hub.example.net", /is not a URL/],
   ])("rejects the hub URL %s under the key hub.url, as the hub link would at start", (url, problem) => {
-    const found = issues(withHub(url));
+    const found = configIssues(withHub(url));
     expect(found).toEqual([{ key: "hub.url", problem: expect.stringMatching(problem) }]);
   });
 
   it("rejects a duplicated key instead of taking the last one", () => {
-    expect(issues(`${minimal}backup:\n  storage: other\n`)[0]!.problem).toMatch(/unique/i);
+    expect(configIssues(`${minimalConfig}backup:\n  storage: other\n`)[0]!.problem).toMatch(/unique/i);
   });
 });

@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveIdentity } from "../../agent/identity/identity-service.ts";
-import { Secret } from "../../agent/lib/secret.ts";
-import { silentLogger } from "../../agent/log/logger.ts";
-import { PveClient } from "../../agent/pve/client.ts";
+import type { PveClient } from "../../agent/pve/client.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
 import type { PveSimulator } from "../pve-sim/simulator.ts";
+import { simClient } from "../support/sim-client.ts";
 
 /**
  * The simulator holds the CT config (hostname `web1.example.com`); what the guest sees of itself is
@@ -19,15 +18,7 @@ describe("pve identity of a CT configured with a dotted hostname, against the PV
   beforeAll(async () => {
     sim = await startPveSimulator({ authFailureDelayMs: 50 });
     const self = await selfScopedGuest(sim, { vmid: 101, hostname: "web1.example.com", hwaddr });
-    pve = new PveClient(
-      {
-        baseUrl: sim.url,
-        tokenId: self.tokenId,
-        secret: new Secret(self.secret),
-        tls: { fingerprint: sim.fingerprint },
-      },
-      silentLogger(),
-    );
+    pve = simClient(sim, self);
   });
 
   afterAll(async () => {

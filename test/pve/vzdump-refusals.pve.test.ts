@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Secret } from "../../agent/lib/secret.ts";
-import { silentLogger } from "../../agent/log/logger.ts";
-import { PveClient, type VzdumpSubmission } from "../../agent/pve/client.ts";
+import type { PveClient, VzdumpSubmission } from "../../agent/pve/client.ts";
 import { type FollowEvent, followTaskToEnd } from "../../agent/pve/task-follower.ts";
 import type { VzdumpPhase } from "../../agent/pve/vzdump-log.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
 import type { PveSimulator } from "../pve-sim/simulator.ts";
+import { simClient } from "../support/sim-client.ts";
 
 /** The client's vzdump, followed to its end: the phases the backup flow would see for two refusals. */
 describe("pve vzdump refusals as the task follower sees them, against the PVE simulator", () => {
@@ -17,15 +16,7 @@ describe("pve vzdump refusals as the task follower sees them, against the PVE si
     sim = await startPveSimulator({ authFailureDelayMs: 50 });
     await sim.addStorage({ id: "bk", maxProtectedBackups: 1 });
     const self = await selfScopedGuest(sim, { vmid: 101, storage: "bk" });
-    pve = new PveClient(
-      {
-        baseUrl: sim.url,
-        tokenId: self.tokenId,
-        secret: new Secret(self.secret),
-        tls: { fingerprint: sim.fingerprint },
-      },
-      silentLogger(),
-    );
+    pve = simClient(sim, self);
   });
 
   afterAll(async () => {

@@ -7,9 +7,6 @@ import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import { markerPath } from "../../agent/backup/marker.ts";
 import { enrollmentPath } from "../../agent/identity/enrollment.ts";
-import { Secret } from "../../agent/lib/secret.ts";
-import { silentLogger } from "../../agent/log/logger.ts";
-import { PveClient } from "../../agent/pve/client.ts";
 import { restoreRecordPath } from "../../agent/restore/restore-record.ts";
 import type { Event } from "../../protocol/index.ts";
 import { startTestHub, type TestHub } from "../hub/test-hub.ts";
@@ -18,6 +15,7 @@ import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { compose, docker, runningContainers, waitHealthy } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
+import { simClient } from "../support/sim-client.ts";
 import { type CopyView, guestFacts, isWrite, touches, viewFromCopy } from "./support.ts";
 
 /**
@@ -152,15 +150,7 @@ describeDocker("restore: a restored copy under the daemon (pve sim + real docker
     // Meanwhile the original backs itself up as before (with a second token of its own, so that the
     // request log tells its calls from the copy's).
     const second = await selfScopedGuest(sim, { vmid: 101, tokenName: "second" });
-    const origPve = new PveClient(
-      {
-        baseUrl: sim.url,
-        tokenId: second.tokenId,
-        secret: new Secret(second.secret),
-        tls: { fingerprint: sim.fingerprint },
-      },
-      silentLogger(),
-    );
+    const origPve = simClient(sim, second);
     try {
       const again = await runBackup(h.deps({ pve: origPve, localFacts: guestFacts(sim, 101) }), {
         backupId: newBackupId(),

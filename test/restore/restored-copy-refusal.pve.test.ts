@@ -5,14 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BackupDeps, runBackup } from "../../agent/backup/backup-run.ts";
 import { parseConfig } from "../../agent/config/load.ts";
 import { DockerEngine } from "../../agent/docker/docker-engine.ts";
-import { Secret } from "../../agent/lib/secret.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
-import { PveClient } from "../../agent/pve/client.ts";
+import type { PveClient } from "../../agent/pve/client.ts";
 import { writeRestoreRecord } from "../../agent/restore/restore-record.ts";
 import { createSnapshot, deleteSnapshot, rollbackSnapshot } from "../../agent/snapshot/snapshot-service.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
 import type { PveSimulator } from "../pve-sim/simulator.ts";
+import { simClient } from "../support/sim-client.ts";
 
 /**
  * A restored copy whose live check verifies it as its original (same MAC and hostname: rows 5 and 11 of
@@ -29,15 +29,7 @@ describe("a restored copy with the original's token, against the PVE simulator",
   beforeAll(async () => {
     sim = await startPveSimulator({ authFailureDelayMs: 50 });
     const self = await selfScopedGuest(sim, { vmid: 101, hostname: "web1", hwaddr });
-    pve = new PveClient(
-      {
-        baseUrl: sim.url,
-        tokenId: self.tokenId,
-        secret: new Secret(self.secret),
-        tls: { fingerprint: sim.fingerprint },
-      },
-      silentLogger(),
-    );
+    pve = simClient(sim, self);
     stateDir = await mkdtemp(join(tmpdir(), "felhom-copy-"));
     await writeRestoreRecord(stateDir, {
       detectedAt: new Date().toISOString(),

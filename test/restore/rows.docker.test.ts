@@ -9,9 +9,7 @@ import { markerPath } from "../../agent/backup/marker.ts";
 import { DockerEngine } from "../../agent/docker/docker-engine.ts";
 import { enrollmentPath } from "../../agent/identity/enrollment.ts";
 import { readLocalFacts, resolveIdentity } from "../../agent/identity/identity-service.ts";
-import { Secret } from "../../agent/lib/secret.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
-import { PveClient } from "../../agent/pve/client.ts";
 import { TASK_BOOT_SLACK_S } from "../../agent/restore/decide-start.ts";
 import { type StartUp, startUp } from "../../agent/restore/start-up.ts";
 import { createSnapshot, deleteSnapshot, rollbackSnapshot } from "../../agent/snapshot/snapshot-service.ts";
@@ -22,6 +20,7 @@ import { exited, spawnAgent, waitForLine, writeAgentConfig } from "../support/ag
 import { compose, docker, runningContainers } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
+import { simClient } from "../support/sim-client.ts";
 import { type CopyView, guestFacts, isWrite, viewFromCopy } from "./support.ts";
 
 /**
@@ -364,15 +363,7 @@ describeDocker("restore: the start-up decision, row by row (pve sim + real docke
     const { backupId, view } = await backupAndRestore(h, 202, "enrolled");
     copy = view;
     const own = await selfScopedGuest(h.sim, { vmid: 202 });
-    const pve = new PveClient(
-      {
-        baseUrl: h.sim.url,
-        tokenId: own.tokenId,
-        secret: new Secret(own.secret),
-        tls: { fingerprint: h.sim.fingerprint },
-      },
-      silentLogger(),
-    );
+    const pve = simClient(h.sim, own);
     try {
       const copyDeps = h.deps({
         pve,
@@ -414,16 +405,7 @@ describeDocker("restore: the start-up decision, row by row (pve sim + real docke
     h.sim.getGuest(101).startedAt = Date.now() - 3_600_000;
     const { view } = await backupAndRestore(h, 201);
     copy = view;
-    const pve = new PveClient(
-      {
-        baseUrl: h.sim.url,
-        tokenId: h.self.tokenId,
-        secret: new Secret(h.self.secret),
-        tls: { fingerprint: h.sim.fingerprint },
-        retry: { maxAttempts: 1, wait: async () => {} },
-      },
-      silentLogger(),
-    );
+    const pve = simClient(h.sim, h.self, { retry: { maxAttempts: 1, wait: async () => {} } });
     try {
       const copyDeps = h.deps({
         pve,
@@ -465,15 +447,7 @@ describeDocker("restore: the start-up decision, row by row (pve sim + real docke
     const self = await selfScopedGuest(sim, { vmid: 101, hostname: local.hostname, hwaddr: local.macs[0]! });
     const stateDir = join(self.guest.rootDir, "var/lib/felhom-guest");
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
-    const pve = new PveClient(
-      {
-        baseUrl: sim.url,
-        tokenId: self.tokenId,
-        secret: new Secret(self.secret),
-        tls: { fingerprint: sim.fingerprint },
-      },
-      silentLogger(),
-    );
+    const pve = simClient(sim, self);
     const s = sim;
     try {
       const deps = {
