@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { startTestHub, type TestHub } from "../hub/test-hub.ts";
-import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
+import { capturedStdout, exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
 
@@ -105,11 +105,9 @@ describeDocker("the daemon and the hub (pve sim + real docker + test hub)", () =
     const link = hub!;
     const guest = h!;
     const cli = spawnAgent(config, ["backup"]);
-    let out = "";
-    cli.stdout?.on("data", (d) => {
-      out += d;
-    });
+    const output = capturedStdout(cli);
     expect(await exited(cli)).toBe(0);
+    const out = output();
     expect(out).toMatch(
       /▸ preflight[\s\S]*▸ snapshot-wait[\s\S]*▸ report[\s\S]*completed \(app-consistent\)/,
     );

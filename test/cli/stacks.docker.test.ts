@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { lockPath } from "../../agent/backup/backup-lock.ts";
-import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
+import { capturedStdout, exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { docker } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
@@ -19,11 +19,8 @@ afterEach(async () => {
 
 async function cli(config: string, ...args: string[]) {
   const agent = spawnAgent(config, args);
-  let out = "";
-  agent.stdout?.on("data", (d) => {
-    out += d;
-  });
-  return { code: await exited(agent), out };
+  const out = capturedStdout(agent);
+  return { code: await exited(agent), out: out() };
 }
 
 describeDocker("felhom-guest stacks (real docker)", () => {

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
-import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
+import { capturedStdout, exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
 
@@ -28,12 +28,9 @@ async function doctor(
     await writeFile(`${file}.protected`, "");
   }
   const agent = spawnAgent(await writeAgentConfig(h, dir, o.extraConfig), ["doctor", "--json"]);
-  let out = "";
-  agent.stdout?.on("data", (d) => {
-    out += d;
-  });
+  const out = capturedStdout(agent);
   const code = await exited(agent);
-  return { code, findings: JSON.parse(out) as { level: string; message: string; hint?: string }[] };
+  return { code, findings: JSON.parse(out()) as { level: string; message: string; hint?: string }[] };
 }
 
 describeDocker("felhom-guest doctor (pve sim + real docker)", () => {

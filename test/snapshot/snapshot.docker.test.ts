@@ -6,7 +6,7 @@ import { QuiesceJournal } from "../../agent/quiesce/journal.ts";
 import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
 import { startUp } from "../../agent/restore/start-up.ts";
 import { createSnapshot, deleteSnapshot, listSnapshots } from "../../agent/snapshot/snapshot-service.ts";
-import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
+import { capturedStdout, exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
 
@@ -18,6 +18,16 @@ afterEach(async () => {
   h = undefined;
   dir = undefined;
 });
+
+/** `felhom-guest snapshot create` in its own process, held by PVE once it has quiesced the stacks and submitted. */
+async function cliSnapshotHeldByPve(g: GuestHarness) {
+  dir = await mkdtemp(join(tmpdir(), "felhom-snap-"));
+  const paused = g.sim.faults.pauseTask({ type: "vzsnapshot" });
+  const agent = spawnAgent(await writeAgentConfig(g, dir), ["snapshot", "create", "before-upgrade"]);
+  const out = capturedStdout(agent);
+  await paused.reached;
+  return { paused, agent, out };
+}
 
 describeDocker("snapshots (pve sim + real docker)", () => {
   it("creates a snapshot with the stacks quiesced, lists it, and deletes it", async () => {
@@ -59,22 +69,15 @@ describeDocker("snapshots (pve sim + real docker)", () => {
 
   it("resumes the stacks when the CLI is interrupted (Ctrl-C, twice) while the snapshot is being taken, and says so", async () => {
     h = await startGuestHarness();
-    dir = await mkdtemp(join(tmpdir(), "felhom-snap-"));
     const before = await h.running();
-    const paused = h.sim.faults.pauseTask({ type: "vzsnapshot" });
-    const agent = spawnAgent(await writeAgentConfig(h, dir), ["snapshot", "create", "before-upgrade"]);
-    let out = "";
-    agent.stdout?.on("data", (d) => {
-      out += d;
-    });
-    await paused.reached; // quiesced and submitted
+    const { paused, agent, out } = await cliSnapshotHeldByPve(h);
     expect(await h.running()).not.toEqual(before);
     // Twice, as an impatient operator does: the second must not kill it while it resumes.
     agent.kill("SIGINT");
     await new Promise((r) => setTimeout(r, 50));
     agent.kill("SIGINT");
     expect(await exited(agent)).toBe(1);
-    expect(out).toMatch(/FAILED: the agent stopped while the snapshot was being taken; stacks resumed/);
+    expect(out()).toMatch(/FAILED: the agent stopped while the snapshot was being taken; stacks resumed/);
     expect(await h.running()).toEqual(before);
     expect((await QuiesceJournal.open(journalPath(h.stateDir)))?.finished).toBe(true);
     paused.resume();
@@ -82,15 +85,8 @@ describeDocker("snapshots (pve sim + real docker)", () => {
 
   it("leaves a running CLI snapshot's quiesced stacks alone when the daemon starts meanwhile (the lock holder owns the journal)", async () => {
     h = await startGuestHarness();
-    dir = await mkdtemp(join(tmpdir(), "felhom-snap-"));
     const before = await h.running();
-    const paused = h.sim.faults.pauseTask({ type: "vzsnapshot" });
-    const agent = spawnAgent(await writeAgentConfig(h, dir), ["snapshot", "create", "before-upgrade"]);
-    let out = "";
-    agent.stdout?.on("data", (d) => {
-      out += d;
-    });
-    await paused.reached;
+    const { paused, agent, out } = await cliSnapshotHeldByPve(h);
     const down = await h.running();
     expect(down).not.toEqual(before);
     // The daemon's start-up decision, as after `systemctl restart` while the operator's snapshot runs.
@@ -100,7 +96,7 @@ describeDocker("snapshots (pve sim + real docker)", () => {
     expect(await h.running()).toEqual(down);
     paused.resume();
     expect(await exited(agent)).toBe(0);
-    expect(out).toMatch(/snapshot before-upgrade created/);
+    expect(out()).toMatch(/snapshot before-upgrade created/);
     expect(await h.running()).toEqual(before);
   });
 

@@ -57,6 +57,15 @@ export function spawnAgent(
   });
 }
 
+/** Collects the child's stdout from now on; the returned function gives what came so far. */
+export function capturedStdout(child: ChildProcess): () => string {
+  let out = "";
+  child.stdout?.on("data", (d) => {
+    out += d;
+  });
+  return () => out;
+}
+
 /** Resolves when a line of the child's stdout matches. */
 export function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs = 60_000): Promise<string> {
   return new Promise((resolve, reject) => {
