@@ -117,6 +117,7 @@ export async function quiesce(
   }, opts.downtimeDeadlineMs);
 
   let abort: string | undefined;
+  const deadlinePassed = `the downtime deadline of ${opts.downtimeDeadlineMs} ms passed during quiesce`;
   // Each service starts as soon as its dependents are quiesced: the level order, without waiting for the
   // slowest service of a level.
   const settled = await runGraph(
@@ -125,7 +126,7 @@ export async function quiesce(
     async (svc) => {
       if (abort) return;
       if (deadlineHit) {
-        abort = `the downtime deadline of ${opts.downtimeDeadlineMs} ms passed during quiesce`;
+        abort ??= deadlinePassed;
         return;
       }
       const remaining = opts.quiesceDeadlineMs - (Date.now() - started);
@@ -153,8 +154,8 @@ export async function quiesce(
   });
 
   quiescing = false;
-  // The deadline passed while the last step was still in flight: no later service saw it, so it is seen here.
-  if (deadlineHit) abort ??= `the downtime deadline of ${opts.downtimeDeadlineMs} ms passed during quiesce`;
+  // Also when the deadline passed during the last step in flight, which no later service saw.
+  if (deadlineHit) abort ??= deadlinePassed;
   if (abort) {
     log.error({ backupId, reason: abort, failures }, "quiesce aborted; resuming what was quiesced");
     const report = await resume(deadlineHit ? "deadline" : "abort");
@@ -325,18 +326,22 @@ export async function resumeJournal(
       });
     };
     const touched = entry.status !== "pending" && entry.status !== "resumed";
-    if (touched && svc.strategy !== "exec") {
+    if (touched) {
+      // A stop or a pause is undone. An exec service kept running, unless the guest went down meanwhile
+      // (stop mode): its post hook needs it running again, and so does the stack; a paused exec container
+      // was paused by someone else and stays so.
+      const ours = svc.strategy !== "exec";
       try {
         const state = (await reconnecting(() => engine.inspect(c.id))).state;
         let started = false;
         if (state === "paused") {
-          await reconnecting(() => engine.unpause(c.id, c.name));
+          if (ours) await reconnecting(() => engine.unpause(c.id, c.name));
         } else if (state !== "running" && state !== "restarting") {
           await reconnecting(() => engine.start(c.id, c.name));
           started = true;
         }
-        if (started && svc.healthcheck) await waitHealthy(c, svc.timeoutMs);
-        report.resumed.push(ref);
+        if (started && ours && svc.healthcheck) await waitHealthy(c, svc.timeoutMs);
+        if (ours || started) report.resumed.push(ref);
         await persist(c.id, { status: "resumed", resumedAt: new Date().toISOString(), error: null });
       } catch (err) {
         fail(
@@ -345,21 +350,6 @@ export async function resumeJournal(
         );
         await persist(c.id, { status: "resume_failed", error: errorMessage(err) });
         if (!(err instanceof HealthTimeoutError)) return;
-      }
-    } else if (touched) {
-      // An exec service kept running, unless the guest went down meanwhile (stop mode): its post hook
-      // needs it running again, and so does the stack.
-      try {
-        const state = (await reconnecting(() => engine.inspect(c.id))).state;
-        if (state !== "running" && state !== "restarting" && state !== "paused") {
-          await reconnecting(() => engine.start(c.id, c.name));
-          report.resumed.push(ref);
-        }
-        await persist(c.id, { status: "resumed", resumedAt: new Date().toISOString() });
-      } catch (err) {
-        fail("start", err);
-        await persist(c.id, { status: "resume_failed", error: errorMessage(err) });
-        return;
       }
     }
     // Post hooks always run for a container whose quiesce began, even when its pre hook or the backup failed.
