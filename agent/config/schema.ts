@@ -132,13 +132,16 @@ export const configSchema = z
     hub: z
       .object({
         /** `wss://`, or `ws://` to loopback only: `checkHubUrl`, the check `HubClient.open` makes too. */
-        url: z.string().superRefine((url, ctx) => {
-          try {
-            checkHubUrl(url);
-          } catch (err) {
-            ctx.addIssue({ code: "custom", message: errorMessage(err) });
-          }
-        }),
+        url: z.string().superRefine(
+          refineWith((url) => {
+            try {
+              checkHubUrl(url);
+              return undefined;
+            } catch (err) {
+              return errorMessage(err);
+            }
+          }),
+        ),
         credential_file: z.string().min(1),
         ca_file: z.string().min(1).optional(),
         outbox: z

@@ -281,11 +281,7 @@ export class HubSession {
         // The hub broke the handshake's contract (PROTOCOL.md, welcome): say so with 4400, keep every
         // event queued as it is, and try again with backoff.
         this.#o.log.error({ err: errorMessage(err) }, "refusing the hub's welcome");
-        this.#closeWith(
-          CloseCode.BadHandshake,
-          "welcome.lastAckedSeq leaves no room for event seqs",
-          "refused",
-        );
+        this.#closeWith(CloseCode.BadHandshake, "welcome.lastAckedSeq jumps above MAX_HUB_SEQ", "refused");
         return;
       }
       this.#o.log.error({ err: errorMessage(err) }, "cannot apply the hub's welcome");

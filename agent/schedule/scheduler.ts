@@ -67,10 +67,11 @@ const NEXT_RUN_HORIZON_DAYS = 62;
  * hit one node at once. Overlap is impossible twice over: a slot that comes while a run is still going is
  * skipped, and the backup service's own lock (a second request joins the running backup).
  *
- * The clock is our own, not node-cron's runner: a timer at every minute boundary runs the newest slot in
- * (previous tick, now] by scheduleSlots' rule, so a late timer or a wall clock that stepped forward still runs
- * the slot once (a backward step runs nothing twice: the tick cursor never goes back), and slots follow the
- * daylight-saving rule documented there. node-cron remains the cron parser and matcher.
+ * The clock is our own, not node-cron's runner: a timer at every minute boundary; once the next slot (found
+ * once per slot) is due, it runs the newest slot in (previous tick, now] by scheduleSlots' rule, so a late
+ * timer or a wall clock that stepped forward still runs the slot once (a backward step runs nothing twice:
+ * the tick cursor never goes back), and slots follow the daylight-saving rule documented there. node-cron
+ * remains the cron parser and matcher.
  *
  * Missed-run policy: the handled-through time and a pending slot are persisted; at a start with `catchUp`,
  * if a slot passed since then while the agent was not running (guest off, agent stopped), `missed: run`

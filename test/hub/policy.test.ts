@@ -69,7 +69,7 @@ describe("the reconnect decision", () => {
     [{ kind: "stalled", what: "no pong" }],
     [{ kind: "local", message: "credential file missing" }],
     // The agent's own 4400 over a welcome it refused: the hub may be fixed soon, unlike a 4400 it receives.
-    [{ kind: "refused", code: 4400, what: "welcome.lastAckedSeq leaves no room for event seqs" }],
+    [{ kind: "refused", code: 4400, what: "welcome.lastAckedSeq jumps above MAX_HUB_SEQ" }],
   ] as Array<[LinkDrop]>)("retries with backoff after %j", (drop) => {
     expect(decide(drop).action).toBe("retry");
   });
