@@ -6,6 +6,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 180_000,
     pool: "forks",
+    // Installs the Docker platform on a fresh Debian machine (root) before anything runs.
+    globalSetup: ["test/global-setup.ts"],
     // In CI a JSON report as well, from which .ci/run prints the plain "N passed, N failed" closing line.
     ...(process.env.FELHOM_TEST_REPORT
       ? { reporters: ["default", "json"], outputFile: { json: process.env.FELHOM_TEST_REPORT } }

@@ -16,10 +16,9 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { BackupEvent } from "../../agent/backup/backup-types.ts";
 import { printBackupEvent, printJson } from "../../agent/cli/output.ts";
-import { DockerEngine } from "../../agent/docker/docker-engine.ts";
 import { startTestHub, type TestHub } from "../hub/test-hub.ts";
 import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
-import { docker } from "../support/compose.ts";
+import { ensureDockerPlatform } from "../support/docker-platform.ts";
 import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
 
 const { values } = parseArgs({
@@ -31,26 +30,7 @@ const { values } = parseArgs({
   },
 });
 const say = (s: string) => process.stderr.write(`[sandbox] ${s}\n`);
-const IMAGES = ["local/postgres:15", "local/busybox:1.35"];
 const HUB_CREDENTIAL = "sandbox-hub-credential";
-
-async function dockerReady(): Promise<string | undefined> {
-  try {
-    await new DockerEngine().ping();
-  } catch (err) {
-    return `no Docker engine answers on ${process.env.DOCKER_HOST ?? "/var/run/docker.sock"} (${(err as Error).message})`;
-  }
-  for (const image of IMAGES) {
-    if (
-      !(await docker("image", "inspect", image).then(
-        () => true,
-        () => false,
-      ))
-    )
-      return `the local image ${image} is missing`;
-  }
-  return undefined;
-}
 
 /** Prints what the hub receives, as it arrives, until the backup's final event. */
 async function followOnHub(hub: TestHub, backupId: string, quiet: boolean) {
@@ -76,13 +56,9 @@ async function followOnHub(hub: TestHub, backupId: string, quiet: boolean) {
 }
 
 async function main(): Promise<number> {
-  const problem = await dockerReady();
+  const problem = await ensureDockerPlatform(say);
   if (problem) {
-    say(`${problem}.`);
-    say("The sandbox runs a real compose stack. As root, run:  bash test/docker/setup.sh");
-    say(
-      "(it installs Debian's docker.io and docker-compose, starts dockerd and builds the local images), then npm start again.",
-    );
+    say(`the sandbox runs a real compose stack: ${problem}, then npm start again.`);
     return 69;
   }
   if (process.getuid?.() !== 0)

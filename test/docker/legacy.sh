@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Runs a command on the older platform the agent still supports: Debian 12's docker.io 20.10 (API 1.41)
+# with compose v1 (1.29), as on a Debian 12 guest.
+#
+#   bash test/docker/legacy.sh npx vitest run --project docker test/quiesce/quiesce.docker.test.ts
+#
+# How the two platforms share one machine: Debian 12's engine runs beside the main one (setup.sh's Debian 13
+# engine, which is left alone), in namespaces of its own made for this command: a network namespace (its own
+# docker0 and iptables, only loopback, so the two daemons never touch each other's bridges), a mount namespace
+# with a private /run (its own /var/run/docker.sock) where the compose v2 plugin is hidden and `docker` is the
+# 20.10 client, and a PID namespace, so that its dockerd, containers and the command all end with the command,
+# also when the run is killed. Its data root is its own (/var/lib/felhom-docker-legacy). Debian 12's packages are
+# unpacked under /opt, never installed: the machine's docker.io stays Debian 13's. The local images come from
+# the main engine (`docker save` / `docker load`: the namespace has no network to build them). The command
+# gets FELHOM_COMPOSE_LEG=v1 for the tests.
+set -euo pipefail
+[ $# -gt 0 ] || { echo "usage: $0 <command> [args...]" >&2; exit 64; }
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+export DEBIAN_FRONTEND=noninteractive
+OPT=/opt/felhom-legacy-docker
+ROOT=$OPT/root
+CACHE=/var/cache/felhom-legacy-docker
+t0=$SECONDS; step() { echo "[docker-legacy +$((SECONDS - t0))s] $*" >&2; }
+
+# 1. Debian 12's engine and compose v1, unpacked; compose v1's Python libraries are ordinary Debian 12
+#    packages and are installed (trixie is pinned below them, see setup.sh).
+PYDEPS="python3 python3-cached-property python3-distro python3-docker python3-dockerpty python3-docopt
+  python3-dotenv python3-jsonschema python3-requests python3-texttable python3-websocket python3-yaml
+  python3-distutils python3-pkg-resources"
+if [ ! -x "$OPT/bin/docker-compose" ]; then
+  step "unpacking Debian 12's docker.io 20.10 and docker-compose 1.29 into $OPT"
+  apt-get update -q >/dev/null
+  # shellcheck disable=SC2086
+  apt-get install -y -q --no-install-recommends $PYDEPS >/dev/null
+  DL=$(mktemp -d); chmod 755 "$DL"
+  (cd "$DL" && apt-get download -q docker.io/bookworm docker-compose/bookworm >/dev/null 2>&1)
+  rm -rf "$OPT"; mkdir -p "$ROOT" "$OPT/bin" "$OPT/no-plugins"
+  for deb in "$DL"/*.deb; do dpkg -x "$deb" "$ROOT"; done
+  rm -rf "$DL"
+  ln -s "$ROOT/usr/bin/docker" "$OPT/bin/docker"
+  cat >"$OPT/bin/docker-compose" <<WRAP
+#!/bin/sh
+# Debian 12's docker-compose 1.29, unpacked: its Python package lives under $ROOT.
+PYTHONPATH=$ROOT/usr/lib/python3/dist-packages exec /usr/bin/python3 $ROOT/usr/bin/docker-compose "\$@"
+WRAP
+  chmod +x "$OPT/bin/docker-compose"
+fi
+
+# 2. The local images, saved from the main engine once per set of image ids.
+bash "$HERE/setup.sh" >&2
+IMAGES="local/busybox:1.35 local/debian:bookworm local/postgres:15 local/node:20"
+# shellcheck disable=SC2086
+ids=$(/usr/bin/docker image inspect -f '{{.Id}}' $IMAGES | sha256sum | cut -c1-16)
+TAR="$CACHE/images-$ids.tar"
+if [ ! -f "$TAR" ]; then
+  step "docker save of the local images for the legacy engine"
+  rm -rf "$CACHE"; mkdir -p "$CACHE"
+  # shellcheck disable=SC2086
+  /usr/bin/docker save -o "$TAR.part" $IMAGES && mv "$TAR.part" "$TAR"
+fi
+
+# 3. The engine and the command, inside their own namespaces.
+step "starting Debian 12's dockerd 20.10 in its own network, mount and PID namespaces"
+exec unshare --mount --net --pid --fork --mount-proc --propagation private -- /bin/bash -c '
+  set -euo pipefail
+  OPT=$1 ROOT=$2 TAR=$3 IMAGES=$4; shift 4
+  ip link set lo up
+  # The guest'"'"'s eth0, before dockerd adds docker0 and the veths that come and go with containers: the
+  # tests'"'"' PVE guest takes the first MAC here as its own (TEST-NET-1 address; nothing is ever sent to it).
+  ip link add eth0 type veth peer name eth0-peer
+  ip link set eth0 address 02:fc:00:00:10:01
+  ip addr add 192.0.2.2/24 dev eth0
+  ip link set eth0-peer up && ip link set eth0 up
+  mount -t tmpfs -o mode=755 tmpfs /run
+  mount --bind "$OPT/no-plugins" /usr/libexec/docker/cli-plugins
+  mount --bind "$ROOT/usr/bin/docker" /usr/bin/docker
+  mkdir -p /var/lib/felhom-docker-legacy
+  PATH="$ROOT/usr/sbin:$ROOT/usr/bin:$PATH" "$ROOT/usr/sbin/dockerd" \
+    --data-root /var/lib/felhom-docker-legacy >/var/log/felhom-legacy-dockerd.log 2>&1 &
+  for _ in $(seq 1 240); do /usr/bin/docker info >/dev/null 2>&1 && break; sleep 0.25; done
+  /usr/bin/docker info >/dev/null || { tail -50 /var/log/felhom-legacy-dockerd.log; exit 1; }
+  # shellcheck disable=SC2086
+  /usr/bin/docker image inspect $IMAGES >/dev/null 2>&1 || /usr/bin/docker load -q -i "$TAR" >/dev/null
+  echo "[docker-legacy] ready: engine $(/usr/bin/docker version --format "{{.Server.Version}} (API {{.Server.APIVersion}})"), $("$OPT/bin/docker-compose" version --short | sed "s/^/docker-compose /")" >&2
+  env PATH="$OPT/bin:$PATH" FELHOM_COMPOSE_LEG=v1 "$@"
+' legacy "$OPT" "$ROOT" "$TAR" "$IMAGES" "$@"
