@@ -14,6 +14,8 @@ export interface ComposeTool {
   /** argv prefix: ["docker", "compose"] or ["docker-compose"]. */
   argv: string[];
   version: string;
+  /** What every compose child gets on top of the agent's environment: DOCKER_HOST naming the agent's engine. */
+  env: Record<string, string>;
 }
 
 export interface ComposeProject {
@@ -51,17 +53,25 @@ const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
  * version the tool prints, not from how it was invoked: a `docker compose` shim can front v1.
  */
 export async function detectCompose(
-  options: { dockerBin?: string; composeV1Bin?: string } = {},
+  options: {
+    dockerBin?: string;
+    composeV1Bin?: string;
+    /** The engine's socket (config docker.socket): compose must talk to the engine the agent talks to. */
+    dockerSocket?: string | undefined;
+  } = {},
 ): Promise<ComposeTool> {
   const candidates = [[options.dockerBin ?? "docker", "compose"], [options.composeV1Bin ?? "docker-compose"]];
+  const env: Record<string, string> = options.dockerSocket
+    ? { DOCKER_HOST: `unix://${options.dockerSocket}` }
+    : {};
   const failures: string[] = [];
   for (const argv of candidates) {
     try {
-      const { output } = await run([...argv, "version", "--short"], process.cwd(), 20_000, 4096);
+      const { output } = await run([...argv, "version", "--short"], process.cwd(), 20_000, 4096, env);
       const version = output.trim().replace(/^v/, "").split("\n")[0] ?? "";
       if (!/^\d+\.\d+/.test(version))
         throw new Error(`unexpected version output ${JSON.stringify(output.slice(0, 200))}`);
-      return { kind: version.startsWith("1.") ? "v1" : "v2", argv, version };
+      return { kind: version.startsWith("1.") ? "v1" : "v2", argv, version, env };
     } catch (err) {
       failures.push(`${argv.join(" ")}: ${err instanceof Error ? err.message : String(err)}`);
     }
@@ -107,7 +117,7 @@ export async function composeUp(
       project.workingDir,
       options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT,
-      options.env,
+      { ...tool.env, ...options.env },
     );
   } catch (err) {
     if (err instanceof RunError) {

@@ -64,8 +64,11 @@ const CALL_TIMEOUT_MS = 60_000;
 
 export class DockerEngine {
   private readonly docker: Docker;
+  /** docker.socket from the config; undefined: the default socket (or DOCKER_HOST). */
+  readonly socketPath: string | undefined;
 
   constructor(options: { socketPath?: string } = {}) {
+    this.socketPath = options.socketPath;
     this.docker = new Docker(options.socketPath === undefined ? {} : { socketPath: options.socketPath });
   }
 

@@ -14,7 +14,7 @@ import { stackResources, stackStartOrder } from "./stack-order.ts";
 export type StackOutcome = EventOf<"restore.detected">["stacks"][number];
 
 export interface StacksUpDeps {
-  engine: Pick<DockerEngine, "listComposeContainers" | "inspect">;
+  engine: Pick<DockerEngine, "listComposeContainers" | "inspect" | "socketPath">;
   stateDir: string;
   log: Logger;
   /** config docker.projects: only these stacks are the agent's (undefined: every remembered one). */
@@ -46,7 +46,7 @@ export async function bringStacksUp(deps: StacksUpDeps, only?: string[]): Promis
 
   let tool: ComposeTool;
   try {
-    tool = deps.compose ?? (await detectCompose());
+    tool = deps.compose ?? (await detectCompose({ dockerSocket: deps.engine.socketPath }));
   } catch (err) {
     return [
       ...outcomes,

@@ -2,10 +2,10 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { composeUp, composeUpArgv } from "../../agent/docker/compose-cli.ts";
+import { composeUp, composeUpArgv, detectCompose } from "../../agent/docker/compose-cli.ts";
 
-const v2 = { kind: "v2" as const, argv: ["docker", "compose"], version: "2.29.1" };
-const v1 = { kind: "v1" as const, argv: ["docker-compose"], version: "1.29.2" };
+const v2 = { kind: "v2" as const, argv: ["docker", "compose"], version: "2.29.1", env: {} };
+const v1 = { kind: "v1" as const, argv: ["docker-compose"], version: "1.29.2", env: {} };
 
 describe("compose up argv", () => {
   it("passes the project name and every config file, resolving v1's relative paths against the working dir", () => {
@@ -86,10 +86,31 @@ describe("compose up timeout", () => {
       // Like `docker compose` whose plugin outlives the front end and holds its pipes.
       const tool = join(dir, "fake-compose");
       await writeFile(tool, "#!/bin/sh\nsleep 120 &\nsleep 120\n", { mode: 0o755 });
-      const fake = { kind: "v1" as const, argv: [tool], version: "1.29.2" };
+      const fake = { kind: "v1" as const, argv: [tool], version: "1.29.2", env: {} };
       await expect(
         composeUp(fake, { project: "p", workingDir: dir, configFiles: [] }, { timeoutMs: 300 }),
       ).rejects.toMatchObject({ message: expect.stringMatching(/did not finish within 300 ms/) });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("compose talks to the agent's engine", () => {
+  it("gets DOCKER_HOST for docker.socket, when detecting the tool and when bringing a stack up", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "felhom-compose-"));
+    try {
+      // A stand-in `docker` whose compose plugin says which engine it was pointed at.
+      const docker = join(dir, "docker");
+      await writeFile(
+        docker,
+        '#!/bin/sh\nif [ "$2" = version ]; then [ -n "$DOCKER_HOST" ] && echo 2.26.1; exit 0; fi\necho "engine=$DOCKER_HOST"\n',
+        { mode: 0o755 },
+      );
+      const tool = await detectCompose({ dockerBin: docker, dockerSocket: "/run/guest-docker.sock" });
+      expect(tool).toMatchObject({ kind: "v2", env: { DOCKER_HOST: "unix:///run/guest-docker.sock" } });
+      const up = await composeUp(tool, { project: "p", workingDir: dir, configFiles: [] });
+      expect(up.output.trim()).toBe("engine=unix:///run/guest-docker.sock");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -115,7 +115,7 @@ export const doctorCommand: Command = {
           return `answers on ${config.docker.socket}`;
         });
         await check("compose", async () => {
-          const tool = await detectCompose();
+          const tool = await detectCompose({ dockerSocket: config.docker.socket });
           return `${tool.argv.join(" ")} ${tool.version} (${tool.kind})`;
         });
       } finally {
