@@ -114,7 +114,7 @@ export function hubOptionsFromConfig(
   };
 }
 
-async function readHubCa(path: string): Promise<Buffer> {
+export async function readHubCa(path: string): Promise<Buffer> {
   try {
     return await readFile(path);
   } catch (cause) {

@@ -1,10 +1,9 @@
-import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { runCli, writeOfflineConfig } from "../support/agent-cli.ts";
 
-const root = new URL("../../", import.meta.url).pathname;
 const dirs: string[] = [];
 afterEach(async () => {
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
@@ -21,39 +20,8 @@ async function runDaemon(options: {
 }): Promise<{ code: number | null; stderr: string }> {
   const dir = await mkdtemp(join(tmpdir(), "felhom-run-"));
   dirs.push(dir);
-  const pveSecret = join(dir, "pve.secret");
-  await writeFile(pveSecret, "00000000-0000-0000-0000-000000000000\n", { mode: 0o600 });
-  const credential = join(dir, "hub.credential");
-  await writeFile(credential, "hub-secret\n", { mode: options.hubCredentialMode ?? 0o600 });
-  const config = join(dir, "agent.yaml");
-  await writeFile(
-    config,
-    [
-      "pve:",
-      "  url: https://127.0.0.1:1",
-      '  token_id: "agent-101@pve!backup"',
-      `  token_secret_file: ${pveSecret}`,
-      `  tls: ${options.pveTls ?? "{ insecure: true }"}`,
-      "backup:",
-      "  storage: bk",
-      "hub:",
-      `  url: ${options.hubUrl ?? "ws://127.0.0.1:1/agent"}`,
-      `  credential_file: ${credential}`,
-      `state_dir: ${join(dir, "state")}`,
-      "",
-    ].join("\n"),
-  );
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["--import", "tsx", "agent/cli/main.ts", "--config", config, "run"],
-      { cwd: root, timeout: 20_000 },
-      (err, _stdout, stderr) => {
-        const code = err ? ((err as { code?: unknown }).code ?? null) : 0;
-        resolve({ code: typeof code === "number" ? code : null, stderr });
-      },
-    );
-  });
+  const config = await writeOfflineConfig(dir, { hubUrl: "ws://127.0.0.1:1/agent", ...options });
+  return runCli(["--config", config, "run"]);
 }
 
 describe("felhom-guest run with a configuration only an edit can fix", { timeout: 60_000 }, () => {

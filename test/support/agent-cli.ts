@@ -1,5 +1,5 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { GuestHarness } from "./guest-harness.ts";
 
@@ -44,6 +44,64 @@ export async function writeAgentConfig(
 }
 
 const repoRoot = new URL("../../", import.meta.url).pathname;
+
+/**
+ * A config whose PVE (127.0.0.1:1, TLS unchecked) is never reached: for the CLI's checks that come before
+ * or without PVE. The hub section is written when `hubUrl` is given; `state_dir` exists unless `stateDir`
+ * names another path.
+ */
+export async function writeOfflineConfig(
+  dir: string,
+  o: {
+    pveTls?: string;
+    hubUrl?: string;
+    hubCredential?: string;
+    hubCredentialMode?: number;
+    stateDir?: string;
+  } = {},
+): Promise<string> {
+  const pveSecret = join(dir, "pve.secret");
+  await writeFile(pveSecret, "00000000-0000-0000-0000-000000000000\n", { mode: 0o600 });
+  const credential = join(dir, "hub.credential");
+  await writeFile(credential, `${o.hubCredential ?? "hub-secret"}\n`, { mode: o.hubCredentialMode ?? 0o600 });
+  const stateDir = o.stateDir ?? join(dir, "state");
+  if (o.stateDir === undefined) await mkdir(stateDir, { mode: 0o700 });
+  const config = join(dir, "agent.yaml");
+  await writeFile(
+    config,
+    [
+      "pve:",
+      "  url: https://127.0.0.1:1",
+      '  token_id: "agent-101@pve!backup"',
+      `  token_secret_file: ${pveSecret}`,
+      `  tls: ${o.pveTls ?? "{ insecure: true }"}`,
+      "backup:",
+      "  storage: bk",
+      ...(o.hubUrl ? ["hub:", `  url: ${o.hubUrl}`, `  credential_file: ${credential}`] : []),
+      `state_dir: ${stateDir}`,
+      "",
+    ].join("\n"),
+  );
+  return config;
+}
+
+/** Runs `felhom-guest ARGS…` to its end (killed after 30 s: then `code` is null). */
+export function runCli(
+  args: string[],
+  o: { uid?: number } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ["--import", "tsx", "agent/cli/main.ts", ...args],
+      { cwd: repoRoot, timeout: 30_000, ...(o.uid === undefined ? {} : { uid: o.uid, gid: o.uid }) },
+      (err, stdout, stderr) => {
+        const code = err ? ((err as { code?: unknown }).code ?? null) : 0;
+        resolve({ code: typeof code === "number" ? code : null, stdout, stderr });
+      },
+    );
+  });
+}
 
 /** Starts `felhom-guest --config FILE ARGS…`; stdout is piped so a test can watch the progress. */
 export function spawnAgent(

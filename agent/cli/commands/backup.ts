@@ -8,34 +8,20 @@ import type { AgentConfig } from "../../config/schema.ts";
 import type { Logger } from "../../log/logger.ts";
 import { ExitCode, UsageError } from "../exit-codes.ts";
 import { describeOutcome, printBackupEvent, printJson } from "../output.ts";
-import type { Command } from "./command.ts";
+import type { CommandInput } from "./command.ts";
 
-export const backupCommand: Command = {
-  args: "[--mode snapshot|stop] [--json]",
-  summary: "back this guest up now: quiesce the stacks, vzdump, resume at the snapshot, verify",
-  help: `--mode   snapshot (default from the config; stacks down for seconds) or stop (the whole guest,
-         this agent included, goes down until the archive is written; the next boot reports)
---json   print only the result, as JSON (the same fields as the hub's backup.completed / backup.failed)
-
-When the daemon runs, it runs the backup (so that the hub sees it) and this command shows its progress;
-Ctrl-C then only stops watching. Without a daemon the backup runs in this process.
-
-Exit 0 when the archive is verified in the storage, 1 when the backup failed, 75 when another backup
-is running or the node's vzdump lock is busy.`,
-  options: { mode: { type: "string" }, json: { type: "boolean" } },
-  async run({ values, loadConfig, logger }) {
-    const config = await loadConfig();
-    const mode = (values.mode as string | undefined) ?? config.backup.mode;
-    if (mode !== "snapshot" && mode !== "stop")
-      throw new UsageError(`--mode must be snapshot or stop, not "${mode}"`);
-    const json = values.json === true;
-    const onEvent = json ? () => {} : printBackupEvent;
-    const delegated = await backupViaDaemon(config.state_dir, mode, onEvent);
-    if (delegated.kind === "busy") return busy(delegated.backupId, delegated.mode, delegated.holder, json);
-    if (delegated.kind === "done") return finish(delegated.outcome, json);
-    return runHere(config, mode, json, logger(json ? "error" : "warn"));
-  },
-};
+export async function run({ values, loadConfig, logger }: CommandInput): Promise<number> {
+  const config = await loadConfig();
+  const mode = (values.mode as string | undefined) ?? config.backup.mode;
+  if (mode !== "snapshot" && mode !== "stop")
+    throw new UsageError(`--mode must be snapshot or stop, not "${mode}"`);
+  const json = values.json === true;
+  const onEvent = json ? () => {} : printBackupEvent;
+  const delegated = await backupViaDaemon(config.state_dir, mode, onEvent);
+  if (delegated.kind === "busy") return busy(delegated.backupId, delegated.mode, delegated.holder, json);
+  if (delegated.kind === "done") return finish(delegated.outcome, json);
+  return runHere(config, mode, json, logger(json ? "error" : "warn"));
+}
 
 function busy(backupId: string, mode: BackupMode, holder: string, json: boolean): number {
   if (json) printJson({ ok: false, running: backupId, kind: holder });

@@ -10,11 +10,21 @@ export interface CommandInput {
   logger: (level: string) => Logger;
 }
 
+/**
+ * A command as the CLI knows it before it runs one: what usage and --help show, and how to load its code.
+ * The code is imported only when the command runs, so that `version`, `--help` or a usage error do not pay
+ * for the PVE client, Docker adapter, hub link and their dependencies (seconds of start-up on a small guest).
+ */
 export interface Command {
   /** The arguments, as shown in usage lines. */
   args: string;
   summary: string;
   help?: string;
   options: NonNullable<ParseArgsConfig["options"]>;
-  run(input: CommandInput): Promise<number>;
+  /**
+   * False for a command that reads neither the config nor anything else only root may read (`version`).
+   * Every other command is refused to other users with 77 (EX_NOPERM) before it starts.
+   */
+  asRoot: boolean;
+  load(): Promise<(input: CommandInput) => Promise<number>>;
 }

@@ -1,15 +1,10 @@
 import { runDaemon } from "../../app/daemon.ts";
 import { createLogger } from "../../log/logger.ts";
 import { ExitCode } from "../exit-codes.ts";
-import type { Command } from "./command.ts";
+import type { CommandInput } from "./command.ts";
 
-export const runCommand: Command = {
-  args: "",
-  summary: "the daemon (systemd runs it): recovery at start, the schedule, the hub link",
-  options: {},
-  async run({ loadConfig }) {
-    const config = await loadConfig();
-    await runDaemon(config, createLogger({ level: config.log_level }), loadConfig);
-    return ExitCode.ok;
-  },
-};
+export async function run({ loadConfig }: CommandInput): Promise<number> {
+  const config = await loadConfig();
+  await runDaemon(config, createLogger({ level: config.log_level }), loadConfig);
+  return ExitCode.ok;
+}

@@ -10,78 +10,73 @@ import { readRestoreRecord } from "../../restore/restore-record.ts";
 import { AGENT_VERSION } from "../../version.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
-import type { Command } from "./command.ts";
+import type { CommandInput } from "./command.ts";
 
-export const statusCommand: Command = {
-  args: "[--json]",
-  summary: "identity, last backup, next scheduled run, and anything left unfinished",
-  options: { json: { type: "boolean" } },
-  async run({ values, loadConfig, logger }) {
-    const config = await loadConfig();
-    const ctx = await createContext(config, logger("error"));
-    try {
-      const identity = await resolveIdentity(ctx.pve, {
-        configuredVmid: config.pve.vmid,
-        local: readLocalFacts(),
-      }).catch((err) => ({
-        state: "unverified" as const,
-        reason: `PVE not reachable: ${errorMessage(err)}`,
-        hint: "run felhom-guest doctor",
-      }));
-      const journal = await QuiesceJournal.open(journalPath(config.state_dir));
-      const last = await readLastBackup(config.state_dir);
-      const marker = await readMarker(config.state_dir);
-      let nextRun: string | null = null;
-      if (config.schedule) {
-        const task = cron.createTask(
-          config.schedule.cron,
-          () => {},
-          config.schedule.timezone ? { timezone: config.schedule.timezone } : {},
-        );
-        nextRun = task.getNextRun()?.toISOString() ?? null;
-        await task.destroy();
-      }
-      const status = {
-        version: AGENT_VERSION,
-        identity,
-        lastBackup: last ?? null,
-        nextScheduledRun: nextRun,
-        unfinishedQuiesce: journal && !journal.finished ? journal.data.backupId : null,
-        marker: marker ?? null,
-        restoredCopy: (await readRestoreRecord(config.state_dir)) ?? null,
-      };
-      if (values.json) {
-        printJson(status);
-        return ExitCode.ok;
-      }
-      const id =
-        identity.state === "verified"
-          ? `CT ${identity.vmid} on ${identity.node} (verified)`
-          : `NOT verified: ${identity.reason}`;
-      const lb = last
-        ? last.outcome.ok
-          ? `${last.finishedAt} ok ${last.outcome.result.volid}`
-          : `${last.finishedAt} FAILED: ${last.outcome.failure.message}`
-        : "none yet";
-      process.stdout.write(
-        `${[
-          `felhom-guest ${AGENT_VERSION}`,
-          `identity      ${id}`,
-          `last backup   ${lb}`,
-          `next run      ${nextRun ?? "no schedule configured"}`,
-          ...(status.restoredCopy
-            ? [
-                `RESTORED COPY of CT ${status.restoredCopy.originalVmid ?? "?"} (backup ${status.restoredCopy.fromBackupId ?? "?"}): no backups until enrolled (docs/restore.md)`,
-              ]
-            : []),
-          ...(status.unfinishedQuiesce
-            ? [`UNFINISHED    quiesce of ${status.unfinishedQuiesce}: the daemon resumes it at start`]
-            : []),
-        ].join("\n")}\n`,
+export async function run({ values, loadConfig, logger }: CommandInput): Promise<number> {
+  const config = await loadConfig();
+  const ctx = await createContext(config, logger("error"));
+  try {
+    const identity = await resolveIdentity(ctx.pve, {
+      configuredVmid: config.pve.vmid,
+      local: readLocalFacts(),
+    }).catch((err) => ({
+      state: "unverified" as const,
+      reason: `PVE not reachable: ${errorMessage(err)}`,
+      hint: "run felhom-guest doctor",
+    }));
+    const journal = await QuiesceJournal.open(journalPath(config.state_dir));
+    const last = await readLastBackup(config.state_dir);
+    const marker = await readMarker(config.state_dir);
+    let nextRun: string | null = null;
+    if (config.schedule) {
+      const task = cron.createTask(
+        config.schedule.cron,
+        () => {},
+        config.schedule.timezone ? { timezone: config.schedule.timezone } : {},
       );
-      return ExitCode.ok;
-    } finally {
-      await ctx.close();
+      nextRun = task.getNextRun()?.toISOString() ?? null;
+      await task.destroy();
     }
-  },
-};
+    const status = {
+      version: AGENT_VERSION,
+      identity,
+      lastBackup: last ?? null,
+      nextScheduledRun: nextRun,
+      unfinishedQuiesce: journal && !journal.finished ? journal.data.backupId : null,
+      marker: marker ?? null,
+      restoredCopy: (await readRestoreRecord(config.state_dir)) ?? null,
+    };
+    if (values.json) {
+      printJson(status);
+      return ExitCode.ok;
+    }
+    const id =
+      identity.state === "verified"
+        ? `CT ${identity.vmid} on ${identity.node} (verified)`
+        : `NOT verified: ${identity.reason}`;
+    const lb = last
+      ? last.outcome.ok
+        ? `${last.finishedAt} ok ${last.outcome.result.volid}`
+        : `${last.finishedAt} FAILED: ${last.outcome.failure.message}`
+      : "none yet";
+    process.stdout.write(
+      `${[
+        `felhom-guest ${AGENT_VERSION}`,
+        `identity      ${id}`,
+        `last backup   ${lb}`,
+        `next run      ${nextRun ?? "no schedule configured"}`,
+        ...(status.restoredCopy
+          ? [
+              `RESTORED COPY of CT ${status.restoredCopy.originalVmid ?? "?"} (backup ${status.restoredCopy.fromBackupId ?? "?"}): no backups until enrolled (docs/restore.md)`,
+            ]
+          : []),
+        ...(status.unfinishedQuiesce
+          ? [`UNFINISHED    quiesce of ${status.unfinishedQuiesce}: the daemon resumes it at start`]
+          : []),
+      ].join("\n")}\n`,
+    );
+    return ExitCode.ok;
+  } finally {
+    await ctx.close();
+  }
+}
