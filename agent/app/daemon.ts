@@ -4,13 +4,15 @@ import type { BackupDeps } from "../backup/backup-run.ts";
 import { BackupService } from "../backup/backup-service.ts";
 import type { BackupEvent, BackupMode, BackupOutcome, Trigger } from "../backup/backup-types.ts";
 import { recordLastBackup } from "../backup/last-backup.ts";
+import { outcomeEvent } from "../backup/outcome-event.ts";
 import { changedKeys, needsRestart } from "../config/diff.ts";
 import { ConfigError } from "../config/load.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import type { CommandContext, CommandHandlers } from "../hub/command-runner.ts";
 import { CommandError } from "../hub/command-runner.ts";
 import { HubClient, hubOptionsFromConfig } from "../hub/hub-client.ts";
-import { applyEnrollment, enrollGuest } from "../identity/enrollment.ts";
+import { enrollGuest } from "../identity/enrollment.ts";
+import { applyEnrollment } from "../identity/enrollment-record.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import { Secret } from "../lib/secret.ts";
 import type { Logger } from "../log/logger.ts";
@@ -31,13 +33,6 @@ const STARTING: IdentityGate = {
   reason: "the agent is still deciding who this system is (its original, or a restored copy)",
   hint: "try again once the agent has started",
 };
-
-/** The event for a finished backup, as the hub receives it. */
-export function outcomeEvent(outcome: BackupOutcome): Event {
-  return outcome.ok
-    ? { kind: "backup.completed", ...outcome.result }
-    : { kind: "backup.failed", ...outcome.failure };
-}
 
 /** What one identity (config + token) runs: rebuilt when the guest is enrolled with a new token. */
 interface Runtime {

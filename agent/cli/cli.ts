@@ -88,7 +88,7 @@ export async function main(argv: string[]): Promise<number> {
       const [{ loadConfig }, { checkStateDir }, { applyEnrollment }] = await Promise.all([
         import("../config/load.ts"),
         import("../config/state-dir.ts"),
-        import("../identity/enrollment.ts"),
+        import("../identity/enrollment-record.ts"),
       ]);
       const config = await loadConfig(configPath);
       await checkStateDir(config, configPath);

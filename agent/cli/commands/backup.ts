@@ -1,9 +1,7 @@
-import { createContext } from "../../app/context.ts";
 import { backupViaDaemon } from "../../app/control-socket.ts";
-import { outcomeEvent } from "../../app/daemon.ts";
-import { BackupService } from "../../backup/backup-service.ts";
 import { type BackupMode, type BackupOutcome, isDeferred } from "../../backup/backup-types.ts";
 import { recordLastBackup } from "../../backup/last-backup.ts";
+import { outcomeEvent } from "../../backup/outcome-event.ts";
 import type { AgentConfig } from "../../config/schema.ts";
 import type { Logger } from "../../log/logger.ts";
 import { ExitCode, UsageError } from "../exit-codes.ts";
@@ -42,6 +40,12 @@ function finish(outcome: BackupOutcome, json: boolean): number {
 
 /** No daemon: the backup runs in this process, with the same service and lock the daemon would use. */
 async function runHere(config: AgentConfig, mode: BackupMode, json: boolean, log: Logger): Promise<number> {
+  // Imported here: a backup the daemon runs needs neither the PVE client nor the Docker adapter in this
+  // process, and they are most of the command's start-up.
+  const [{ createContext }, { BackupService }] = await Promise.all([
+    import("../../app/context.ts"),
+    import("../../backup/backup-service.ts"),
+  ]);
   const ctx = await createContext(config, log);
   const shutdown = new AbortController();
   const onSignal = () => shutdown.abort();
