@@ -16,6 +16,7 @@ import { applyEnrollment } from "../identity/enrollment-record.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import { Secret } from "../lib/secret.ts";
 import type { Logger } from "../log/logger.ts";
+import { publishBackupHealth, recordBackupHealth } from "../metrics/textfile.ts";
 import { type IdentityGate, startUp } from "../restore/start-up.ts";
 import { Scheduler } from "../schedule/scheduler.ts";
 import { AGENT_VERSION } from "../version.ts";
@@ -104,10 +105,18 @@ export async function runDaemon(
     recordLastBackup(config.state_dir, outcome).catch((err) =>
       log.error({ err: errorMessage(err) }, "could not record the last backup"),
     );
+    recordBackupHealth(config.state_dir, config.metrics?.textfile, outcome).catch((err) =>
+      log.error({ err: errorMessage(err) }, "could not record the backup health (metrics.textfile)"),
+    );
   };
 
   const build = async (config: AgentConfig): Promise<Runtime> => {
     const ctx = await createContext(config, log);
+    if (config.metrics) {
+      publishBackupHealth(config.state_dir, config.metrics.textfile).catch((err) =>
+        log.error({ err: errorMessage(err) }, "could not write metrics.textfile"),
+      );
+    }
     const deps = ctx.backupDeps(emit);
     const service = new BackupService({ ...deps, onOutcome: finished(config) });
     const scheduler = config.schedule

@@ -3,7 +3,9 @@ import { type BackupMode, type BackupOutcome, isDeferred } from "../../backup/ba
 import { recordLastBackup } from "../../backup/last-backup.ts";
 import { outcomeEvent } from "../../backup/outcome-event.ts";
 import type { AgentConfig } from "../../config/schema.ts";
+import { errorMessage } from "../../lib/errors.ts";
 import type { Logger } from "../../log/logger.ts";
+import { recordBackupHealth } from "../../metrics/textfile.ts";
 import { ExitCode, UsageError } from "../exit-codes.ts";
 import { describeOutcome, printBackupEvent, printJson } from "../output.ts";
 import type { CommandInput } from "./command.ts";
@@ -63,6 +65,9 @@ async function runHere(config: AgentConfig, mode: BackupMode, json: boolean, log
       return ExitCode.failed;
     }
     await recordLastBackup(config.state_dir, outcome);
+    await recordBackupHealth(config.state_dir, config.metrics?.textfile, outcome).catch((err) =>
+      process.stderr.write(`warning: the backup health was not recorded: ${errorMessage(err)}\n`),
+    );
     return finish(outcome, json);
   } finally {
     process.off("SIGTERM", onSignal);
