@@ -6,7 +6,7 @@ import { type Command, commands } from "./commands/index.ts";
 import { ExitCode, exitCodeFor, UsageError } from "./exit-codes.ts";
 
 // Only light modules are imported up front: a command's code, the config loader (yaml, zod, the scheduler)
-// and the logger (pino) are loaded when a command runs (commands/command.ts).
+// and the logger (pino) are loaded when a command runs and asks for them (commands/command.ts).
 
 const USAGE = `felhom-guest ${AGENT_VERSION}: app-consistent self-backups of this Proxmox guest
 
@@ -79,7 +79,7 @@ export async function main(argv: string[]): Promise<number> {
     );
   }
   const configPath = global.config ?? DEFAULT_CONFIG_PATH;
-  const [run, { createLogger }] = await Promise.all([command.load(), import("../log/logger.ts")]);
+  const run = await command.load();
   return run({
     values: parsed.values as Record<string, string | boolean | undefined>,
     positionals: parsed.positionals,
@@ -96,7 +96,8 @@ export async function main(argv: string[]): Promise<number> {
       return applyEnrollment(config);
     },
     // Commands other than `run` keep stdout for their own output; their log lines go to stderr.
-    logger: (level) => createLogger({ level, destination: process.stderr }),
+    logger: async (level) =>
+      (await import("../log/logger.ts")).createLogger({ level, destination: process.stderr }),
   });
 }
 

@@ -20,7 +20,7 @@ export async function run({ values, loadConfig, logger }: CommandInput): Promise
   const delegated = await backupViaDaemon(config.state_dir, mode, onEvent);
   if (delegated.kind === "busy") return busy(delegated.backupId, delegated.mode, delegated.holder, json);
   if (delegated.kind === "done") return finish(delegated.outcome, json);
-  return runHere(config, mode, json, logger(json ? "error" : "warn"));
+  return runHere(config, mode, json, await logger(json ? "error" : "warn"));
 }
 
 function busy(backupId: string, mode: BackupMode, holder: string, json: boolean): number {

@@ -8,7 +8,7 @@ import type { CommandInput } from "./command.ts";
 
 export async function run({ values, loadConfig, logger }: CommandInput): Promise<number> {
   const config = await loadConfig();
-  const ctx = await createContext(config, logger("warn"));
+  const ctx = await createContext(config, await logger("warn"));
   try {
     const identity = await resolveIdentity(ctx.pve, {
       configuredVmid: config.pve.vmid,

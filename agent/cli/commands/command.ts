@@ -7,7 +7,8 @@ export interface CommandInput {
   positionals: string[];
   configPath: string;
   loadConfig: () => Promise<AgentConfig>;
-  logger: (level: string) => Logger;
+  /** A logger to stderr (pino, loaded on the first call: `version` and a relayed backup never need it). */
+  logger: (level: string) => Promise<Logger>;
 }
 
 /**

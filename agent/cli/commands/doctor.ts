@@ -85,7 +85,7 @@ export async function run({ values, loadConfig, logger }: CommandInput): Promise
       hint: `give it its own network identity and token, then: felhom-guest enroll --vmid N --token-id ID --token-secret-file FILE (${DOC_DIR}/restore.md)`,
     });
   }
-  const ctx = await createContext(config, logger("error")).catch(async (err) => {
+  const ctx = await createContext(config, await logger("error")).catch(async (err) => {
     await check("PVE token secret", () => Promise.reject(err));
     return undefined;
   });

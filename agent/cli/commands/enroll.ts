@@ -24,7 +24,7 @@ export async function run({ values, positionals, loadConfig, logger }: CommandIn
     tokenId,
     secret,
     local: readLocalFacts(),
-    log: logger("warn"),
+    log: await logger("warn"),
   });
   if (values.json) printJson({ vmid: identity.vmid, node: identity.node, identityState: identity.state });
   else

@@ -21,7 +21,7 @@ export async function run({ values, positionals, loadConfig, logger }: CommandIn
     throw new UsageError(`rollback kills this guest and every stack in it; confirm with --${CONFIRM}`);
   }
   const config = await loadConfig();
-  const ctx = await createContext(config, logger("warn"));
+  const ctx = await createContext(config, await logger("warn"));
   const deps = ctx.backupDeps(() => {});
   // Ctrl-C or a SIGTERM while the stacks are quiesced: resume them before exiting, never leave them down.
   const shutdown = new AbortController();

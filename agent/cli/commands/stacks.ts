@@ -18,12 +18,13 @@ export async function run({ values, positionals, loadConfig, logger }: CommandIn
       mode: "snapshot",
       kind: "stacks-up",
     } as const;
+    const log = await logger("warn");
     const outcomes = await withBackupLock(config.state_dir, me, "stacks up", () =>
       bringStacksUp(
         {
           engine: new DockerEngine({ socketPath: config.docker.socket }),
           stateDir: config.state_dir,
-          log: logger("warn"),
+          log,
           configuredProjects: config.docker.projects,
         },
         projects.length > 0 ? projects : undefined,
@@ -37,7 +38,7 @@ export async function run({ values, positionals, loadConfig, logger }: CommandIn
   }
   const engine = new DockerEngine({ socketPath: config.docker.socket });
   const prepared = await prepareQuiesce(
-    { engine, stateDir: config.state_dir, logger: logger("warn") },
+    { engine, stateDir: config.state_dir, logger: await logger("warn") },
     // The same stacks a backup would quiesce: docker.projects, when set, names the guest's own.
     { volumeSizes: true, ...(config.docker.projects ? { projects: config.docker.projects } : {}) },
   );
