@@ -2,6 +2,7 @@ import cron from "node-cron";
 import { createContext } from "../../app/context.ts";
 import { readLastBackup } from "../../backup/last-backup.ts";
 import { readMarker } from "../../backup/marker.ts";
+import { DOC_DIR } from "../../config/paths.ts";
 import { readLocalFacts, resolveIdentity } from "../../identity/identity-service.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import { QuiesceJournal } from "../../quiesce/journal.ts";
@@ -67,7 +68,7 @@ export async function run({ values, loadConfig, logger }: CommandInput): Promise
         `next run      ${nextRun ?? "no schedule configured"}`,
         ...(status.restoredCopy
           ? [
-              `RESTORED COPY of CT ${status.restoredCopy.originalVmid ?? "?"} (backup ${status.restoredCopy.fromBackupId ?? "?"}): no backups until enrolled (docs/restore.md)`,
+              `RESTORED COPY of CT ${status.restoredCopy.originalVmid ?? "?"} (backup ${status.restoredCopy.fromBackupId ?? "?"}): no backups until enrolled (${DOC_DIR}/restore.md)`,
             ]
           : []),
         ...(status.unfinishedQuiesce
