@@ -1,8 +1,8 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeDocker } from "../support/docker.ts";
@@ -139,11 +139,21 @@ describeDocker("the package in a Debian 13 root (debootstrap + apt + the real ag
   );
 
   it.runIf(needs)(
-    "purge leaves nothing of the agent behind: config, secrets, state, code and unit",
+    "keeps the admin's enablement through remove and reinstall; purge leaves nothing of the agent behind",
     async () => {
       // The simulated guest's state dir goes back to the harness; purge deletes the root's own.
       await run("umount", [join(root, "var/lib/felhom-guest")]);
       mounts.splice(mounts.indexOf(join(root, "var/lib/felhom-guest")), 1);
+      // What `systemctl enable felhom-guest` leaves (no systemd runs in this root): the [Install] link.
+      const link = join(root, "etc/systemd/system/multi-user.target.wants/felhom-guest.service");
+      await mkdir(dirname(link), { recursive: true });
+      await symlink("/usr/lib/systemd/system/felhom-guest.service", link);
+      await inRoot("apt-get", "remove", "-y", "felhom-guest");
+      expect(existsSync(join(root, "etc/felhom-guest/agent.yaml"))).toBe(true);
+      expect(await readlink(link)).toBe("/usr/lib/systemd/system/felhom-guest.service");
+      await inRoot("apt-get", "install", "-y", "--no-install-recommends", "/tmp/felhom-guest.deb");
+      // The link resolves again inside the root: enabled, as before the remove.
+      await inRoot("test", "-e", "/etc/systemd/system/multi-user.target.wants/felhom-guest.service");
       await inRoot("apt-get", "purge", "-y", "felhom-guest");
       for (const gone of [
         "etc/felhom-guest",
@@ -154,6 +164,7 @@ describeDocker("the package in a Debian 13 root (debootstrap + apt + the real ag
         "usr/share/doc/felhom-guest",
       ])
         expect(existsSync(join(root, gone)), gone).toBe(false);
+      await expect(readlink(link)).rejects.toThrow(); // the enablement link too
       // The agent's runtime, Debian's nodejs, is not the package's to remove.
       expect((await inRoot("node", "--version")).stdout).toMatch(/^v20\./);
     },
