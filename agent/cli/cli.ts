@@ -74,7 +74,7 @@ export async function main(argv: string[]): Promise<number> {
   if (command.asRoot && process.getuid?.() !== 0) {
     throw new AgentError(
       "not_root",
-      `felhom-guest ${name} must run as root: it reads the config, secrets and state only root may read`,
+      `${name} must run as root: it reads the config, secrets and state only root may read`,
       { hint: "run it as root, e.g. with sudo" },
     );
   }
