@@ -14,6 +14,7 @@
 # the main engine (`docker save` / `docker load`: the namespace has no network to build them). The command
 # gets FELHOM_COMPOSE_LEG=v1 for the tests.
 set -euo pipefail
+unset DOCKER_HOST # the main engine to save images from is the machine's own, at the default socket
 [ $# -gt 0 ] || { echo "usage: $0 <command> [args...]" >&2; exit 64; }
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export DEBIAN_FRONTEND=noninteractive

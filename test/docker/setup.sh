@@ -13,6 +13,8 @@
 # Writes /run/felhom-dockerd.pid only when it started dockerd itself, so that .ci/run stops exactly what it
 # started and never a daemon somebody else runs.
 set -euo pipefail
+# This script manages the machine's own engine at the default socket, whatever DOCKER_HOST says.
+unset DOCKER_HOST
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export DEBIAN_FRONTEND=noninteractive
 MIRROR=http://deb.debian.org/debian
