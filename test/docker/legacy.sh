@@ -62,7 +62,9 @@ fi
 
 # 3. The engine and the command, inside their own namespaces.
 step "starting Debian 12's dockerd 20.10 in its own network, mount and PID namespaces"
-exec unshare --mount --net --pid --fork --mount-proc --propagation private -- /bin/bash -c '
+# --kill-child: a cancelled run (CI's timeout, Ctrl-C) takes the namespace's init, and with it everything in
+# the namespace, down too.
+exec unshare --mount --net --pid --fork --kill-child --mount-proc --propagation private -- /bin/bash -c '
   set -euo pipefail
   OPT=$1 ROOT=$2 TAR=$3 IMAGES=$4; shift 4
   ip link set lo up
@@ -73,15 +75,32 @@ exec unshare --mount --net --pid --fork --mount-proc --propagation private -- /b
   ip addr add 192.0.2.2/24 dev eth0
   ip link set eth0-peer up && ip link set eth0 up
   mount -t tmpfs -o mode=755 tmpfs /run
+  mkdir -p /usr/libexec/docker/cli-plugins
   mount --bind "$OPT/no-plugins" /usr/libexec/docker/cli-plugins
   mount --bind "$ROOT/usr/bin/docker" /usr/bin/docker
   mkdir -p /var/lib/felhom-docker-legacy
   PATH="$ROOT/usr/sbin:$ROOT/usr/bin:$PATH" "$ROOT/usr/sbin/dockerd" \
     --data-root /var/lib/felhom-docker-legacy >/var/log/felhom-legacy-dockerd.log 2>&1 &
+  dockerd=$!
+  # Whatever the command left running goes, and dockerd shuts down cleanly, before the namespace ends (its
+  # data root is kept: a container left with a restart policy would come back at the next run).
+  stop_engine() {
+    rc=$?
+    ids=$(/usr/bin/docker ps -aq 2>/dev/null || true)
+    [ -z "$ids" ] || /usr/bin/docker rm -f -v $ids >/dev/null 2>&1 || true
+    kill "$dockerd" 2>/dev/null || true
+    for _ in $(seq 1 120); do kill -0 "$dockerd" 2>/dev/null || break; sleep 0.25; done
+    exit $rc
+  }
+  trap stop_engine EXIT
   for _ in $(seq 1 240); do /usr/bin/docker info >/dev/null 2>&1 && break; sleep 0.25; done
   /usr/bin/docker info >/dev/null || { tail -50 /var/log/felhom-legacy-dockerd.log; exit 1; }
-  # shellcheck disable=SC2086
-  /usr/bin/docker image inspect $IMAGES >/dev/null 2>&1 || /usr/bin/docker load -q -i "$TAR" >/dev/null
+  # The images of this tarball (named by the main images'"'"' ids), loaded once per tarball.
+  LOADED=/var/lib/felhom-docker-legacy/.felhom-images
+  if [ "$(cat "$LOADED" 2>/dev/null)" != "$TAR" ]; then
+    /usr/bin/docker load -q -i "$TAR" >/dev/null
+    echo "$TAR" >"$LOADED"
+  fi
   echo "[docker-legacy] ready: engine $(/usr/bin/docker version --format "{{.Server.Version}} (API {{.Server.APIVersion}})"), $("$OPT/bin/docker-compose" version --short | sed "s/^/docker-compose /")" >&2
   env PATH="$OPT/bin:$PATH" FELHOM_COMPOSE_LEG=v1 "$@"
 ' legacy "$OPT" "$ROOT" "$TAR" "$IMAGES" "$@"

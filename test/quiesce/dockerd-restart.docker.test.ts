@@ -16,7 +16,10 @@ let stack: TestStack | undefined;
 
 function dockerdPid(): number | undefined {
   try {
-    const out = execFileSync("pgrep", ["-x", "dockerd"], { encoding: "utf8" }).trim();
+    // This network namespace's dockerd only: the legacy leg's (test/docker/legacy.sh) runs in its own.
+    const out = execFileSync("pgrep", ["--ns", String(process.pid), "--nslist", "net", "-x", "dockerd"], {
+      encoding: "utf8",
+    }).trim();
     return out ? Number(out.split("\n")[0]) : undefined;
   } catch {
     return undefined;
