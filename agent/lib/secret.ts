@@ -1,6 +1,7 @@
-import { readFile, stat } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { inspect } from "node:util";
 import { AgentError } from "./errors.ts";
+import { checkFileTrust } from "./file-trust.ts";
 
 const REDACTED = "[redacted]";
 
@@ -34,25 +35,25 @@ export class Secret {
 }
 
 /**
- * Reads a secret from a file that only its owner may read or write. A file any other user can read is
- * refused before it is opened for reading: the secret may already have leaked, and the operator must know.
+ * Reads a secret from a file that only root may read or write (agent/lib/file-trust.ts), in a directory
+ * only root may write. A file any other user can read, or one that belongs to someone else, is refused
+ * before it is opened for reading: the secret may already have leaked, or be theirs, and the operator
+ * must know.
  */
 export async function readSecretFile(path: string, what: string): Promise<Secret> {
-  let mode: number;
+  let trust: Awaited<ReturnType<typeof checkFileTrust>>;
   try {
-    mode = (await stat(path)).mode & 0o777;
+    trust = await checkFileTrust("secret", path);
   } catch (cause) {
     throw new AgentError("secret_file_missing", `cannot read the ${what} file ${path}`, {
-      hint: "create it with mode 0600, holding only the secret",
+      hint: "create it with mode 0600, owned by root, holding only the secret",
       cause,
     });
   }
-  if ((mode & 0o077) !== 0) {
-    throw new AgentError(
-      "secret_file_mode",
-      `the ${what} file ${path} has mode 0${mode.toString(8)}; it must not be readable by group or others`,
-      { hint: `run: chmod 600 ${path}` },
-    );
+  if (trust) {
+    throw new AgentError("secret_file_unsafe", `the ${what} file ${path} ${trust.problem}`, {
+      hint: `run: ${trust.fix}`,
+    });
   }
   const value = (await readFile(path, "utf8")).trim();
   if (value === "") {

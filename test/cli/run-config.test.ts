@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -18,6 +18,10 @@ async function runDaemon(options: {
   pveTls?: string;
   hubUrl?: string;
   hubCredentialMode?: number;
+  configMode?: number;
+  /** chown the config / the PVE secret to this uid (the test runs as root). */
+  configOwner?: number;
+  pveSecretOwner?: number;
 }): Promise<{ code: number | null; stderr: string }> {
   const dir = await mkdtemp(join(tmpdir(), "felhom-run-"));
   dirs.push(dir);
@@ -43,6 +47,10 @@ async function runDaemon(options: {
       "",
     ].join("\n"),
   );
+  if (options.configMode !== undefined) await chmod(config, options.configMode);
+  if (options.configOwner !== undefined) await chown(config, options.configOwner, options.configOwner);
+  if (options.pveSecretOwner !== undefined)
+    await chown(pveSecret, options.pveSecretOwner, options.pveSecretOwner);
   return new Promise((resolve) => {
     execFile(
       process.execPath,
@@ -74,5 +82,32 @@ describe("felhom-guest run with a configuration only an edit can fix", { timeout
     expect(r.code).toBe(78);
     expect(r.stderr).toMatch(/hub credential file .* has mode 0644/);
     expect(r.stderr).not.toContain("hub-secret");
+  });
+
+  it("exits 78 with the chmod to run when others can write the config file", async () => {
+    const r = await runDaemon({ configMode: 0o666 });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/config file (\S+agent\.yaml) has mode 0666; .*run: chmod go-w \1/);
+  });
+
+  const asRoot = process.geteuid?.() === 0;
+  it.skipIf(!asRoot)(
+    "exits 78 with the chown to run when the config file belongs to another user",
+    async () => {
+      const r = await runDaemon({ configOwner: 65534 });
+      expect(r.code).toBe(78);
+      expect(r.stderr).toMatch(
+        /config file (\S+agent\.yaml) is owned by uid 65534, not root.*run: chown root:root \1/,
+      );
+    },
+  );
+
+  it.skipIf(!asRoot)("exits 78 when the PVE token secret is 0600 but belongs to another user", async () => {
+    const r = await runDaemon({ pveSecretOwner: 65534 });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(
+      /PVE token secret file (\S+pve\.secret) is owned by uid 65534, not root.*run: chown root:root \1/,
+    );
+    expect(r.stderr).not.toContain("00000000-0000");
   });
 });
