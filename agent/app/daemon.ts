@@ -10,6 +10,7 @@ import type { AgentConfig } from "../config/schema.ts";
 import type { CommandContext, CommandHandlers } from "../hub/command-runner.ts";
 import { CommandError } from "../hub/command-runner.ts";
 import { HubClient, hubOptionsFromConfig } from "../hub/hub-client.ts";
+import type { LocalFacts } from "../identity/decide-identity.ts";
 import { applyEnrollment, enrollGuest } from "../identity/enrollment.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import { Secret } from "../lib/secret.ts";
@@ -62,9 +63,14 @@ interface Runtime {
 export async function runDaemon(
   installed: AgentConfig,
   log: Logger,
-  /** Reads the config file again (with the enrollment applied), for config.reload and SIGHUP. */
-  readConfig: () => Promise<AgentConfig> = async () => installed,
+  options: {
+    /** Reads the config file again (with the enrollment applied), for config.reload and SIGHUP. */
+    readConfig: () => Promise<AgentConfig>;
+    /** What this guest sees of itself (readLocalFacts in the shipped CLI). */
+    localFacts: () => LocalFacts;
+  },
 ): Promise<void> {
+  const { readConfig, localFacts } = options;
   let hub: HubClient | undefined;
   let gate: IdentityGate | undefined;
   let recheck: NodeJS.Timeout | undefined;
@@ -112,7 +118,7 @@ export async function runDaemon(
   };
 
   const build = async (config: AgentConfig): Promise<Runtime> => {
-    const ctx = await createContext(config, log);
+    const ctx = await createContext(config, log, localFacts);
     const deps = ctx.backupDeps(emit);
     const service = new BackupService({ ...deps, onOutcome: finished(config) });
     const scheduler = config.schedule

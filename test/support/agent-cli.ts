@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { LocalFactsOverride } from "./cli-with-local-facts.ts";
 import type { GuestHarness } from "./guest-harness.ts";
 
 /**
@@ -45,13 +46,22 @@ export async function writeAgentConfig(
 
 const repoRoot = new URL("../../", import.meta.url).pathname;
 
-/** Starts `felhom-guest --config FILE ARGS…`; stdout is piped so a test can watch the progress. */
+/**
+ * Starts `felhom-guest --config FILE ARGS…`; stdout is piped so a test can watch the progress. With
+ * `localFacts`, the child stands for another guest on this machine (its own MACs, hostname or boot time),
+ * through the test-only entry point.
+ */
 export function spawnAgent(
   configFile: string,
   args: string[],
   stdout: "pipe" | "inherit" = "pipe",
+  localFacts?: LocalFactsOverride,
 ): ChildProcess {
-  return spawn(process.execPath, ["--import", "tsx", "agent/cli/main.ts", "--config", configFile, ...args], {
+  const entry =
+    localFacts === undefined
+      ? ["agent/cli/main.ts"]
+      : ["test/support/cli-with-local-facts.ts", JSON.stringify(localFacts)];
+  return spawn(process.execPath, ["--import", "tsx", ...entry, "--config", configFile, ...args], {
     cwd: repoRoot,
     stdio: ["ignore", stdout, stdout === "inherit" ? "inherit" : "pipe"],
   });

@@ -1,5 +1,4 @@
 import { enrollGuest } from "../../identity/enrollment.ts";
-import { readLocalFacts } from "../../identity/identity-service.ts";
 import { AgentError } from "../../lib/errors.ts";
 import { readSecretFile, Secret } from "../../lib/secret.ts";
 import { ExitCode, UsageError } from "../exit-codes.ts";
@@ -21,7 +20,7 @@ or, with "-", from stdin; never from the command line. Restart the daemon afterw
     "token-secret-file": { type: "string" },
     json: { type: "boolean" },
   },
-  async run({ values, positionals, loadConfig, logger }) {
+  async run({ values, positionals, loadConfig, logger, localFacts }) {
     if (positionals.length > 0) throw new UsageError(`unexpected arguments: ${positionals.join(" ")}`);
     const vmid = Number(values.vmid);
     if (!Number.isInteger(vmid) || vmid < 100) throw new UsageError("enroll needs --vmid N (100 or more)");
@@ -38,7 +37,7 @@ or, with "-", from stdin; never from the command line. Restart the daemon afterw
       vmid,
       tokenId,
       secret,
-      local: readLocalFacts(),
+      local: localFacts(),
       log: logger("warn"),
     });
     if (values.json) printJson({ vmid: identity.vmid, node: identity.node, identityState: identity.state });
