@@ -21,6 +21,7 @@ import { AGENT_VERSION } from "../version.ts";
 import { agentId } from "./agent-id.ts";
 import { type AgentContext, createContext } from "./context.ts";
 import { serveControl } from "./control-socket.ts";
+import { acquireDaemonLock } from "./daemon-lock.ts";
 import { hubHandlers, statusProvider } from "./hub-handlers.ts";
 import { refuseWhileBusy } from "./refuse-while-busy.ts";
 
@@ -71,6 +72,8 @@ export async function runDaemon(
   },
 ): Promise<void> {
   const { readConfig, localFacts } = options;
+  // Before anything touches the state dir (outbox, journal, control socket): a second daemon stops here.
+  const daemonLock = await acquireDaemonLock(installed.state_dir);
   let hub: HubClient | undefined;
   let gate: IdentityGate | undefined;
   let recheck: NodeJS.Timeout | undefined;
@@ -405,6 +408,7 @@ export async function runDaemon(
   await settle(rt);
   await control.close();
   await hub?.stop();
+  await daemonLock.release();
 }
 
 function isBackupEvent(e: Event): e is BackupEvent {

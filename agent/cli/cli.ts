@@ -23,7 +23,8 @@ global options:
   --help          this text; \`felhom-guest <command> --help\` for one command
 
 exit codes: 0 ok, 1 operation failed, 2 usage, 69 a required service is unavailable,
-            75 busy (a backup is running, the node's vzdump lock is held): try later, 78 configuration error
+            75 busy (a backup is running, the node's vzdump lock is held): try later, 78 configuration error,
+            79 (run) another daemon already runs for this state dir
 `;
 
 function commandHelp(name: string, c: Command): string {

@@ -12,6 +12,11 @@ export const ExitCode = {
   busy: 75,
   /** EX_CONFIG */
   config: 78,
+  /**
+   * Another daemon already runs for this state dir (agent/app/daemon-lock.ts): the second `run` exits
+   * at once, touching nothing. Outside the sysexits range, so it is not taken for anything else.
+   */
+  daemonRunning: 79,
 } as const;
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
@@ -55,6 +60,7 @@ export function exitCodeFor(err: unknown): ExitCodeValue {
   if (err instanceof AgentError) {
     if (BUSY_CODES.has(err.code)) return ExitCode.busy;
     if (err.code === "docker_unreachable") return ExitCode.unavailable;
+    if (err.code === "daemon_running") return ExitCode.daemonRunning;
     if (err.code.startsWith("secret_file") || CONFIG_CODES.has(err.code)) return ExitCode.config;
   }
   return ExitCode.failed;
