@@ -1,5 +1,6 @@
 import { PassThrough } from "node:stream";
 import Docker from "dockerode";
+import { commandForReport } from "../lib/report-text.ts";
 import {
   ContainerNotFoundError,
   DockerApiError,
@@ -157,7 +158,7 @@ export class DockerEngine {
    */
   async exec(id: string, name: string, cmd: string[], options: ExecOptions): Promise<ExecResult> {
     const container = this.docker.getContainer(id);
-    const exec = await this.call(name, `create exec ${JSON.stringify(cmd)} in`, CALL_TIMEOUT_MS, () =>
+    const exec = await this.call(name, `create exec ${commandForReport(cmd)} in`, CALL_TIMEOUT_MS, () =>
       container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, Tty: false }),
     );
     const stream = await this.call(name, "start exec in", CALL_TIMEOUT_MS, () =>

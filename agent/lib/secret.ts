@@ -6,6 +6,22 @@ import { checkFileTrust } from "./file-trust.ts";
 const REDACTED = "[redacted]";
 
 /**
+ * Every secret value this process has held. Text that did not come from the agent (a hook's output) is
+ * passed through redactSecrets before it goes into a message, so that it cannot carry the token or the
+ * hub credential to a log or the hub, whatever a container prints. Values shorter than this are not
+ * searched for: they would redact ordinary words, and no real token is that short.
+ */
+const known = new Set<string>();
+const MIN_REDACTED_LENGTH = 6;
+
+/** `text` with every secret this process has held replaced by "[redacted]". */
+export function redactSecrets(text: string): string {
+  let out = text;
+  for (const value of known) if (out.includes(value)) out = out.replaceAll(value, REDACTED);
+  return out;
+}
+
+/**
  * A secret value that cannot leak by accident: string conversion, JSON, util.inspect (and so pino and
  * console) all print "[redacted]". Only `reveal()` gives the value, and only adapters that put it on the
  * wire (the Authorization header, the hub credential) call it.
@@ -15,6 +31,7 @@ export class Secret {
 
   constructor(value: string) {
     this.#value = value;
+    if (value.length >= MIN_REDACTED_LENGTH) known.add(value);
   }
 
   reveal(): string {
