@@ -34,6 +34,13 @@ export interface ContainerMount {
 }
 
 export interface ContainerDetails extends ContainerSummary {
+  /** The image the container was created from (sha256:…), whatever its tag points at now. */
+  imageId: string;
+  /**
+   * The felhom.quiesce* labels the container inherited from its image, taken out of `labels` by
+   * discoverStacks (agent/quiesce/image-labels.ts): only labels set for the container count.
+   */
+  labelsFromImage?: Record<string, string>;
   /** "no" when the container has no restart policy. */
   restartPolicy: string;
   stopSignal: string | undefined;
@@ -110,6 +117,7 @@ export class DockerEngine {
       id: info.Id,
       name: info.Name.replace(/^\//, ""),
       image: info.Config.Image,
+      imageId: info.Image,
       state: (state.Paused ? "paused" : state.Status) as ContainerState,
       labels: info.Config.Labels ?? {},
       restartPolicy: info.HostConfig.RestartPolicy?.Name || "no",
@@ -198,6 +206,14 @@ export class DockerEngine {
       output: tail.toString(),
       truncated: tail.truncated,
     };
+  }
+
+  /** The labels baked into an image (its Config.Labels). */
+  async imageLabels(imageId: string): Promise<Record<string, string>> {
+    const info = await this.call(imageId, "inspect image", CALL_TIMEOUT_MS, () =>
+      this.docker.getImage(imageId).inspect(),
+    );
+    return info.Config?.Labels ?? {};
   }
 
   /**
