@@ -38,6 +38,8 @@ const BUSY_CODES = new Set(["backup_running", "vzdump_lock_busy", "guest_locked"
 export const CONFIG_CODES: ReadonlySet<string> = new Set([
   /** The config file belongs to someone else or others can write it (agent/lib/file-trust.ts). */
   "config_file_unsafe",
+  /** So does a CA file (pve.tls.ca_file, hub.ca_file) or `<state_dir>/enrollment.json`. */
+  "file_unsafe",
   /** `schedule.cron`, checked by the scheduler rather than the schema. */
   "config_invalid",
   /** `hub.url` (the schema already refuses these; `HubClient.open` checks again). */

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { AgentError } from "../lib/errors.ts";
-import { checkFileTrust } from "../lib/file-trust.ts";
+import { requireTrusted } from "../lib/file-trust.ts";
 import { type AgentConfig, configSchema } from "./schema.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/felhom-guest/agent.yaml";
@@ -57,18 +57,12 @@ export function parseConfig(text: string, file = "config"): AgentConfig {
  * anybody else can write): it names the PVE URL and the TLS trust the token is sent to.
  */
 export async function loadConfig(path = DEFAULT_CONFIG_PATH): Promise<AgentConfig> {
+  await requireTrusted("config", path, "config file", "config_file_unsafe");
   let text: string;
-  let trust: Awaited<ReturnType<typeof checkFileTrust>>;
   try {
-    trust = await checkFileTrust("config", path);
     text = await readFile(path, "utf8");
   } catch (cause) {
     throw new ConfigError(path, [{ key: "(file)", problem: `cannot be read: ${(cause as Error).message}` }]);
-  }
-  if (trust) {
-    throw new AgentError("config_file_unsafe", `the config file ${path} ${trust.problem}`, {
-      hint: `run: ${trust.fix}`,
-    });
   }
   return parseConfig(text, path);
 }

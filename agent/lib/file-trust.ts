@@ -1,5 +1,6 @@
 import { stat } from "node:fs/promises";
 import { dirname } from "node:path";
+import { AgentError } from "./errors.ts";
 
 /**
  * Who may control the files that control the token. Whoever can write `agent.yaml` can point `pve.url`
@@ -82,6 +83,21 @@ export function trustProblem(
 export function trustedUids(): number[] {
   const self = process.geteuid?.() ?? 0;
   return self === 0 ? [0] : [0, self];
+}
+
+/**
+ * Throws `code` naming `what`, the problem and the exact fix when the file is not root's alone; a file that
+ * cannot be stat'ed is left to the caller's read, which reports it in its own words.
+ */
+export async function requireTrusted(
+  role: FileRole,
+  path: string,
+  what: string,
+  code: string,
+): Promise<void> {
+  const trust = await checkFileTrust(role, path).catch(() => undefined);
+  if (trust)
+    throw new AgentError(code, `the ${what} ${path} ${trust.problem}`, { hint: `run: ${trust.fix}` });
 }
 
 /**

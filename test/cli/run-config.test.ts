@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { chmod, chown, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 
 const root = new URL("../../", import.meta.url).pathname;
@@ -82,6 +82,17 @@ describe("felhom-guest run with a configuration only an edit can fix", { timeout
     expect(r.code).toBe(78);
     expect(r.stderr).toMatch(/hub credential file .* has mode 0644/);
     expect(r.stderr).not.toContain("hub-secret");
+  });
+
+  it("exits 78 when others can write pve.tls.ca_file (it decides which server gets the token)", async () => {
+    const ca = join(await mkdtemp(join(tmpdir(), "felhom-ca-")), "pve-root-ca.pem");
+    dirs.push(dirname(ca));
+    await writeFile(ca, "-----BEGIN CERTIFICATE-----\n", { mode: 0o666 });
+    await chmod(ca, 0o666);
+    const r = await runDaemon({ pveTls: `{ ca_file: ${ca} }` });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain(`pve.tls.ca_file ${ca} has mode 0666`);
+    expect(r.stderr).toContain(`run: chmod go-w ${ca}`);
   });
 
   it("exits 78 with the chmod to run when others can write the config file", async () => {

@@ -1,5 +1,12 @@
+import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { parseConfig } from "../../agent/config/load.ts";
+import { applyEnrollment, enrollmentPath } from "../../agent/identity/enrollment.ts";
 import { trustProblem } from "../../agent/lib/file-trust.ts";
+import { writeJsonDurable } from "../../agent/state/durable-file.ts";
+import { minimalConfig } from "./support.ts";
 
 const rootDir = { uid: 0, mode: 0o40700 };
 const ROOT_ONLY = [0];
@@ -56,5 +63,31 @@ describe("trustProblem: who may control the files that control the token", () =>
         [0, 1000],
       ),
     ).toBe(undefined);
+  });
+});
+
+describe("the enrollment file, which overrides the token as agent.yaml would", () => {
+  it("is refused when others can write it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "felhom-enrollment-"));
+    try {
+      const stateDir = join(dir, "state");
+      await mkdir(stateDir, { mode: 0o700 });
+      const config = parseConfig(`${minimalConfig}state_dir: ${stateDir}\n`);
+      const path = enrollmentPath(stateDir);
+      await writeJsonDurable(path, {
+        vmid: 201,
+        tokenId: "agent-201@pve!backup",
+        tokenSecretFile: join(stateDir, "enrollment", "pve-token.secret"),
+        enrolledAt: "2026-12-04T00:00:00.000Z",
+      });
+      expect((await applyEnrollment(config)).pve.vmid).toBe(201);
+      await chmod(path, 0o666);
+      await expect(applyEnrollment(config)).rejects.toMatchObject({
+        code: "file_unsafe",
+        hint: `run: chmod go-w ${path}`,
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
