@@ -1,11 +1,11 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { backupViaDaemon, controlSocketPath } from "../../agent/app/control-socket.ts";
 import { acquireDaemonLock, DaemonRunningError, daemonRunning } from "../../agent/app/daemon-lock.ts";
-import { exited, waitForLine } from "../support/agent-cli.ts";
+import { exited, waitForLine, writeOfflineConfig } from "../support/agent-cli.ts";
 
 const repoRoot = new URL("../../", import.meta.url).pathname;
 const dirs: string[] = [];
@@ -76,26 +76,11 @@ describe("one daemon per state dir", { timeout: 60_000 }, () => {
   it("a second `felhom-guest run` exits 79 at once and leaves the first daemon's control socket alone", async () => {
     const dir = await tempDir();
     const stateDir = join(dir, "state");
-    const secret = join(dir, "pve.secret");
-    await writeFile(secret, "00000000-0000-0000-0000-000000000000\n", { mode: 0o600 });
-    const config = join(dir, "agent.yaml");
-    await writeFile(
-      config,
-      [
-        "pve:",
-        "  url: https://127.0.0.1:1",
-        '  token_id: "agent-101@pve!backup"',
-        `  token_secret_file: ${secret}`,
-        "  tls: { insecure: true }",
-        "  request_timeout_seconds: 1",
-        "backup:",
-        "  storage: bk",
-        "docker:",
-        `  socket: ${join(dir, "no-engine.sock")}`,
-        `state_dir: ${stateDir}`,
-        "",
-      ].join("\n"),
-    );
+    const config = await writeOfflineConfig(dir, [
+      "docker:",
+      `  socket: ${join(dir, "no-engine.sock")}`,
+      `state_dir: ${stateDir}`,
+    ]);
     await chmod(dir, 0o700);
     await mkdir(stateDir, { mode: 0o700 });
     const cli = ["--import", "tsx", "agent/cli/main.ts", "--config", config, "run"];

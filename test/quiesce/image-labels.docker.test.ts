@@ -7,6 +7,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { DockerEngine } from "../../agent/docker/docker-engine.ts";
 import { discoverStacks } from "../../agent/quiesce/discover-stacks.ts";
 import { buildPlan } from "../../agent/quiesce/plan.ts";
+import { writeOfflineConfig } from "../support/agent-cli.ts";
 import { describeDocker } from "../support/docker.ts";
 
 const repoRoot = new URL("../../", import.meta.url).pathname;
@@ -73,25 +74,11 @@ describeDocker("labels baked into a third-party image (real Docker)", { timeout:
     expect(plan.plan.untouched).toEqual([{ project, service: "chosen" }]);
 
     // `felhom-guest stacks` names the source of each label.
-    const cfg = join(dir, "agent.yaml");
-    const secret = join(dir, "pve.secret");
-    await writeFile(secret, "00000000-0000-0000-0000-000000000000\n", { mode: 0o600 });
-    await writeFile(
-      cfg,
-      [
-        "pve:",
-        "  url: https://127.0.0.1:1",
-        '  token_id: "agent-101@pve!backup"',
-        `  token_secret_file: ${secret}`,
-        "  tls: { insecure: true }",
-        "backup:",
-        "  storage: bk",
-        "docker:",
-        `  projects: [${project}]`,
-        `state_dir: ${join(dir, "state")}`,
-        "",
-      ].join("\n"),
-    );
+    const cfg = await writeOfflineConfig(dir, [
+      "docker:",
+      `  projects: [${project}]`,
+      `state_dir: ${join(dir, "state")}`,
+    ]);
     const out = run(process.execPath, [
       "--import",
       "tsx",

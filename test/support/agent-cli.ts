@@ -44,6 +44,32 @@ export async function writeAgentConfig(
   return configFile;
 }
 
+/**
+ * A config whose PVE is never reached (127.0.0.1:1) with its 0600 token secret, in `dir`, for CLI runs
+ * that must end, or be judged, before anything is dialled; `lines` adds top-level sections.
+ */
+export async function writeOfflineConfig(dir: string, lines: string[]): Promise<string> {
+  const secret = join(dir, "pve.secret");
+  await writeFile(secret, "00000000-0000-0000-0000-000000000000\n", { mode: 0o600 });
+  const config = join(dir, "agent.yaml");
+  await writeFile(
+    config,
+    [
+      "pve:",
+      "  url: https://127.0.0.1:1",
+      '  token_id: "agent-101@pve!backup"',
+      `  token_secret_file: ${secret}`,
+      "  tls: { insecure: true }",
+      "  request_timeout_seconds: 1",
+      "backup:",
+      "  storage: bk",
+      ...lines,
+      "",
+    ].join("\n"),
+  );
+  return config;
+}
+
 const repoRoot = new URL("../../", import.meta.url).pathname;
 
 /**
