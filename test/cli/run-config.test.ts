@@ -3,6 +3,7 @@ import { chmod, chown, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { writeOfflineConfig } from "../support/agent-cli.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const dirs: string[] = [];
@@ -25,28 +26,19 @@ async function runDaemon(options: {
 }): Promise<{ code: number | null; stderr: string }> {
   const dir = await mkdtemp(join(tmpdir(), "felhom-run-"));
   dirs.push(dir);
-  const pveSecret = join(dir, "pve.secret");
-  await writeFile(pveSecret, "00000000-0000-0000-0000-000000000000\n", { mode: 0o600 });
   const credential = join(dir, "hub.credential");
   await writeFile(credential, "hub-secret\n", { mode: options.hubCredentialMode ?? 0o600 });
-  const config = join(dir, "agent.yaml");
-  await writeFile(
-    config,
+  const config = await writeOfflineConfig(
+    dir,
     [
-      "pve:",
-      "  url: https://127.0.0.1:1",
-      '  token_id: "agent-101@pve!backup"',
-      `  token_secret_file: ${pveSecret}`,
-      `  tls: ${options.pveTls ?? "{ insecure: true }"}`,
-      "backup:",
-      "  storage: bk",
       "hub:",
       `  url: ${options.hubUrl ?? "ws://127.0.0.1:1/agent"}`,
       `  credential_file: ${credential}`,
       `state_dir: ${join(dir, "state")}`,
-      "",
-    ].join("\n"),
+    ],
+    options.pveTls,
   );
+  const pveSecret = join(dir, "pve.secret");
   if (options.configMode !== undefined) await chmod(config, options.configMode);
   if (options.configOwner !== undefined) await chown(config, options.configOwner, options.configOwner);
   if (options.pveSecretOwner !== undefined)

@@ -45,10 +45,15 @@ export async function writeAgentConfig(
 }
 
 /**
- * A config whose PVE is never reached (127.0.0.1:1) with its 0600 token secret, in `dir`, for CLI runs
- * that must end, or be judged, before anything is dialled; `lines` adds top-level sections.
+ * A config whose PVE is never reached (127.0.0.1:1) with its 0600 token secret (`dir`/pve.secret), in
+ * `dir`, for CLI runs that must end, or be judged, before anything is dialled; `lines` adds top-level
+ * sections, `tls` replaces `pve.tls`.
  */
-export async function writeOfflineConfig(dir: string, lines: string[]): Promise<string> {
+export async function writeOfflineConfig(
+  dir: string,
+  lines: string[],
+  tls = "{ insecure: true }",
+): Promise<string> {
   const secret = join(dir, "pve.secret");
   await writeFile(secret, "00000000-0000-0000-0000-000000000000\n", { mode: 0o600 });
   const config = join(dir, "agent.yaml");
@@ -59,7 +64,7 @@ export async function writeOfflineConfig(dir: string, lines: string[]): Promise<
       "  url: https://127.0.0.1:1",
       '  token_id: "agent-101@pve!backup"',
       `  token_secret_file: ${secret}`,
-      "  tls: { insecure: true }",
+      `  tls: ${tls}`,
       "  request_timeout_seconds: 1",
       "backup:",
       "  storage: bk",
