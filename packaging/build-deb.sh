@@ -23,6 +23,9 @@ mkdir -p "$lib" "$stage/usr/bin" "$stage/lib/systemd/system" "$stage/etc/felhom-
 # out protocol/scripts (a development tool).
 node_modules/.bin/tsc -p tsconfig.build.json --outDir "$lib"
 cp package.json package-lock.json "$lib/"
+# package.json's overrides point ssh2 at this stand-in (docker-modem loads ssh2 for ssh:// hosts, never used):
+# npm ci links it from here, so it ships beside node_modules.
+mkdir -p "$lib/packaging" && cp -r packaging/no-ssh2 "$lib/packaging/"
 # Production dependencies only, without install scripts (none is needed: no native addons are used).
 (cd "$lib" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null && rm package-lock.json)
 # Every megabyte is paid by thousands of guests: type declarations, source maps and docs do not run.

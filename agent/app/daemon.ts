@@ -10,6 +10,7 @@ import type { AgentConfig } from "../config/schema.ts";
 import type { CommandContext, CommandHandlers } from "../hub/command-runner.ts";
 import { CommandError } from "../hub/command-runner.ts";
 import { HubClient, hubOptionsFromConfig } from "../hub/hub-client.ts";
+import type { LocalFacts } from "../identity/decide-identity.ts";
 import { applyEnrollment, enrollGuest } from "../identity/enrollment.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import { Secret } from "../lib/secret.ts";
@@ -20,6 +21,7 @@ import { AGENT_VERSION } from "../version.ts";
 import { agentId } from "./agent-id.ts";
 import { type AgentContext, createContext } from "./context.ts";
 import { serveControl } from "./control-socket.ts";
+import { acquireDaemonLock } from "./daemon-lock.ts";
 import { hubHandlers, statusProvider } from "./hub-handlers.ts";
 import { refuseWhileBusy } from "./refuse-while-busy.ts";
 
@@ -62,9 +64,16 @@ interface Runtime {
 export async function runDaemon(
   installed: AgentConfig,
   log: Logger,
-  /** Reads the config file again (with the enrollment applied), for config.reload and SIGHUP. */
-  readConfig: () => Promise<AgentConfig> = async () => installed,
+  options: {
+    /** Reads the config file again (with the enrollment applied), for config.reload and SIGHUP. */
+    readConfig: () => Promise<AgentConfig>;
+    /** What this guest sees of itself (readLocalFacts in the shipped CLI). */
+    localFacts: () => LocalFacts;
+  },
 ): Promise<void> {
+  const { readConfig, localFacts } = options;
+  // Before anything touches the state dir (outbox, journal, control socket): a second daemon stops here.
+  const daemonLock = await acquireDaemonLock(installed.state_dir);
   let hub: HubClient | undefined;
   let gate: IdentityGate | undefined;
   let recheck: NodeJS.Timeout | undefined;
@@ -112,7 +121,7 @@ export async function runDaemon(
   };
 
   const build = async (config: AgentConfig): Promise<Runtime> => {
-    const ctx = await createContext(config, log);
+    const ctx = await createContext(config, log, localFacts);
     const deps = ctx.backupDeps(emit);
     const service = new BackupService({ ...deps, onOutcome: finished(config) });
     const scheduler = config.schedule
@@ -399,6 +408,7 @@ export async function runDaemon(
   await settle(rt);
   await control.close();
   await hub?.stop();
+  await daemonLock.release();
 }
 
 function isBackupEvent(e: Event): e is BackupEvent {

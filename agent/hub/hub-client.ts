@@ -17,6 +17,7 @@ import {
 } from "../../protocol/index.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
+import { requireTrusted } from "../lib/file-trust.ts";
 import { readSecretFile } from "../lib/secret.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
 import { type BackoffPolicy, DEFAULT_BACKOFF, type RetryWait } from "./backoff.ts";
@@ -115,6 +116,8 @@ export function hubOptionsFromConfig(
 }
 
 async function readHubCa(path: string): Promise<Buffer> {
+  // The CA decides which server gets the hub credential: whoever could write it could stand in for the hub.
+  await requireTrusted("config", path, "hub.ca_file", "file_unsafe");
   try {
     return await readFile(path);
   } catch (cause) {

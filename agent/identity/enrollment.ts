@@ -4,6 +4,7 @@ import { z } from "zod";
 import { createContext } from "../app/context.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import { AgentError } from "../lib/errors.ts";
+import { requireTrusted } from "../lib/file-trust.ts";
 import type { Secret } from "../lib/secret.ts";
 import type { Logger } from "../log/logger.ts";
 import { clearRestoreRecord } from "../restore/restore-record.ts";
@@ -32,6 +33,8 @@ export const TOKEN_ID_PATTERN = /^[^@\s!]+@[A-Za-z][A-Za-z0-9.\-_]+![A-Za-z][A-Z
 
 /** The config with the enrollment applied (unchanged when the guest was never enrolled). */
 export async function applyEnrollment(config: AgentConfig): Promise<AgentConfig> {
+  // It overrides the token and its secret file, as agent.yaml would: root's alone, like agent.yaml.
+  await requireTrusted("config", enrollmentPath(config.state_dir), "enrollment file", "file_unsafe");
   const e = await readJsonFile(enrollmentPath(config.state_dir), enrollmentSchema);
   if (!e) return config;
   return {
@@ -68,6 +71,7 @@ export async function enrollGuest(o: {
         pve: { ...o.config.pve, token_id: o.tokenId, token_secret_file: candidate, vmid: o.vmid },
       },
       o.log,
+      () => o.local,
     );
     let identity: Awaited<ReturnType<typeof resolveIdentity>>;
     try {

@@ -1,23 +1,11 @@
 import { readFileSync } from "node:fs";
 import { hostname, networkInterfaces } from "node:os";
-import { z } from "zod";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import type { PveClient } from "../pve/client.ts";
 import { PveHttpError, PvePermissionError, PveServerError } from "../pve/errors.ts";
 import { confirmCandidate, type Identity, type LocalFacts, pickCandidate } from "./decide-identity.ts";
 
 export type VerifiedIdentity = Extract<Identity, { state: "verified" }>;
-
-/**
- * TEST SEAM, the only one: tests run several "guests" on one machine, so a child process standing for a
- * restored copy gets its hostname, MACs or boot time (ms epoch; the uptime follows from it) from this
- * variable (JSON, over what the OS says). Never set in production; the packaged unit does not pass it.
- */
-const TEST_OVERRIDE_ENV = "FELHOM_TEST_LOCAL_FACTS";
-const overrideSchema = z
-  .object({ hostname: z.string(), macs: z.array(z.string()), bootedAtMs: z.number() })
-  .partial()
-  .strict();
 
 /** The guest's own uptime: lxcfs virtualises /proc/uptime per container, so this is the container's. */
 function readUptimeSeconds(): number | undefined {
@@ -29,7 +17,12 @@ function readUptimeSeconds(): number | undefined {
   }
 }
 
-/** What this guest sees of itself: hostname, the MACs of its non-loopback interfaces, its uptime. */
+/**
+ * What this guest sees of itself: hostname, the MACs of its non-loopback interfaces, its uptime. Only
+ * the OS is asked: nothing in the environment can stand in for these facts, which the identity check
+ * stands on (tests that run several "guests" on one machine pass their own function into `main`, see
+ * test/support/cli-with-local-facts.ts).
+ */
 export function readLocalFacts(): LocalFacts {
   const macs = new Set<string>();
   for (const addrs of Object.values(networkInterfaces())) {
@@ -37,15 +30,7 @@ export function readLocalFacts(): LocalFacts {
       if (!a.internal && a.mac !== "00:00:00:00:00:00") macs.add(a.mac.toLowerCase());
     }
   }
-  const facts: LocalFacts = { hostname: hostname(), macs: [...macs], uptimeSeconds: readUptimeSeconds() };
-  const raw = process.env[TEST_OVERRIDE_ENV];
-  if (!raw) return facts;
-  const { bootedAtMs, ...rest } = overrideSchema.parse(JSON.parse(raw));
-  return {
-    ...facts,
-    ...rest,
-    ...(bootedAtMs !== undefined ? { uptimeSeconds: (Date.now() - bootedAtMs) / 1000 } : {}),
-  };
+  return { hostname: hostname(), macs: [...macs], uptimeSeconds: readUptimeSeconds() };
 }
 
 /**

@@ -1,8 +1,9 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { writeOfflineConfig } from "../support/agent-cli.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const dirs: string[] = [];
@@ -18,31 +19,30 @@ async function runDaemon(options: {
   pveTls?: string;
   hubUrl?: string;
   hubCredentialMode?: number;
+  configMode?: number;
+  /** chown the config / the PVE secret to this uid (the test runs as root). */
+  configOwner?: number;
+  pveSecretOwner?: number;
 }): Promise<{ code: number | null; stderr: string }> {
   const dir = await mkdtemp(join(tmpdir(), "felhom-run-"));
   dirs.push(dir);
-  const pveSecret = join(dir, "pve.secret");
-  await writeFile(pveSecret, "00000000-0000-0000-0000-000000000000\n", { mode: 0o600 });
   const credential = join(dir, "hub.credential");
   await writeFile(credential, "hub-secret\n", { mode: options.hubCredentialMode ?? 0o600 });
-  const config = join(dir, "agent.yaml");
-  await writeFile(
-    config,
+  const config = await writeOfflineConfig(
+    dir,
     [
-      "pve:",
-      "  url: https://127.0.0.1:1",
-      '  token_id: "agent-101@pve!backup"',
-      `  token_secret_file: ${pveSecret}`,
-      `  tls: ${options.pveTls ?? "{ insecure: true }"}`,
-      "backup:",
-      "  storage: bk",
       "hub:",
       `  url: ${options.hubUrl ?? "ws://127.0.0.1:1/agent"}`,
       `  credential_file: ${credential}`,
       `state_dir: ${join(dir, "state")}`,
-      "",
-    ].join("\n"),
+    ],
+    options.pveTls,
   );
+  const pveSecret = join(dir, "pve.secret");
+  if (options.configMode !== undefined) await chmod(config, options.configMode);
+  if (options.configOwner !== undefined) await chown(config, options.configOwner, options.configOwner);
+  if (options.pveSecretOwner !== undefined)
+    await chown(pveSecret, options.pveSecretOwner, options.pveSecretOwner);
   return new Promise((resolve) => {
     execFile(
       process.execPath,
@@ -74,5 +74,43 @@ describe("felhom-guest run with a configuration only an edit can fix", { timeout
     expect(r.code).toBe(78);
     expect(r.stderr).toMatch(/hub credential file .* has mode 0644/);
     expect(r.stderr).not.toContain("hub-secret");
+  });
+
+  it("exits 78 when others can write pve.tls.ca_file (it decides which server gets the token)", async () => {
+    const ca = join(await mkdtemp(join(tmpdir(), "felhom-ca-")), "pve-root-ca.pem");
+    dirs.push(dirname(ca));
+    await writeFile(ca, "-----BEGIN CERTIFICATE-----\n", { mode: 0o666 });
+    await chmod(ca, 0o666);
+    const r = await runDaemon({ pveTls: `{ ca_file: ${ca} }` });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain(`pve.tls.ca_file ${ca} has mode 0666`);
+    expect(r.stderr).toContain(`run: chmod go-w ${ca}`);
+  });
+
+  it("exits 78 with the chmod to run when others can write the config file", async () => {
+    const r = await runDaemon({ configMode: 0o666 });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/config file (\S+agent\.yaml) has mode 0666; .*run: chmod go-w \1/);
+  });
+
+  const asRoot = process.geteuid?.() === 0;
+  it.skipIf(!asRoot)(
+    "exits 78 with the chown to run when the config file belongs to another user",
+    async () => {
+      const r = await runDaemon({ configOwner: 65534 });
+      expect(r.code).toBe(78);
+      expect(r.stderr).toMatch(
+        /config file (\S+agent\.yaml) is owned by uid 65534, not root.*run: chown root:root \1/,
+      );
+    },
+  );
+
+  it.skipIf(!asRoot)("exits 78 when the PVE token secret is 0600 but belongs to another user", async () => {
+    const r = await runDaemon({ pveSecretOwner: 65534 });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(
+      /PVE token secret file (\S+pve\.secret) is owned by uid 65534, not root.*run: chown root:root \1/,
+    );
+    expect(r.stderr).not.toContain("00000000-0000");
   });
 });

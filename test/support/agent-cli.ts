@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { LocalFactsOverride } from "./cli-with-local-facts.ts";
 import type { GuestHarness } from "./guest-harness.ts";
 
 /**
@@ -43,15 +44,55 @@ export async function writeAgentConfig(
   return configFile;
 }
 
+/**
+ * A config whose PVE is never reached (127.0.0.1:1) with its 0600 token secret (`dir`/pve.secret), in
+ * `dir`, for CLI runs that must end, or be judged, before anything is dialled; `lines` adds top-level
+ * sections, `tls` replaces `pve.tls`.
+ */
+export async function writeOfflineConfig(
+  dir: string,
+  lines: string[],
+  tls = "{ insecure: true }",
+): Promise<string> {
+  const secret = join(dir, "pve.secret");
+  await writeFile(secret, "00000000-0000-0000-0000-000000000000\n", { mode: 0o600 });
+  const config = join(dir, "agent.yaml");
+  await writeFile(
+    config,
+    [
+      "pve:",
+      "  url: https://127.0.0.1:1",
+      '  token_id: "agent-101@pve!backup"',
+      `  token_secret_file: ${secret}`,
+      `  tls: ${tls}`,
+      "  request_timeout_seconds: 1",
+      "backup:",
+      "  storage: bk",
+      ...lines,
+      "",
+    ].join("\n"),
+  );
+  return config;
+}
+
 const repoRoot = new URL("../../", import.meta.url).pathname;
 
-/** Starts `felhom-guest --config FILE ARGS…`; stdout is piped so a test can watch the progress. */
+/**
+ * Starts `felhom-guest --config FILE ARGS…`; stdout is piped so a test can watch the progress. With
+ * `localFacts`, the child stands for another guest on this machine (its own MACs, hostname or boot time),
+ * through the test-only entry point.
+ */
 export function spawnAgent(
   configFile: string,
   args: string[],
   stdout: "pipe" | "inherit" = "pipe",
+  localFacts?: LocalFactsOverride,
 ): ChildProcess {
-  return spawn(process.execPath, ["--import", "tsx", "agent/cli/main.ts", "--config", configFile, ...args], {
+  const entry =
+    localFacts === undefined
+      ? ["agent/cli/main.ts"]
+      : ["test/support/cli-with-local-facts.ts", JSON.stringify(localFacts)];
+  return spawn(process.execPath, ["--import", "tsx", ...entry, "--config", configFile, ...args], {
     cwd: repoRoot,
     stdio: ["ignore", stdout, stdout === "inherit" ? "inherit" : "pipe"],
   });

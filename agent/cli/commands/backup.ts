@@ -5,6 +5,7 @@ import { BackupService } from "../../backup/backup-service.ts";
 import { type BackupMode, type BackupOutcome, isDeferred } from "../../backup/backup-types.ts";
 import { recordLastBackup } from "../../backup/last-backup.ts";
 import type { AgentConfig } from "../../config/schema.ts";
+import type { LocalFacts } from "../../identity/decide-identity.ts";
 import type { Logger } from "../../log/logger.ts";
 import { ExitCode, UsageError } from "../exit-codes.ts";
 import { describeOutcome, printBackupEvent, printJson } from "../output.ts";
@@ -23,7 +24,7 @@ Ctrl-C then only stops watching. Without a daemon the backup runs in this proces
 Exit 0 when the archive is verified in the storage, 1 when the backup failed, 75 when another backup
 is running or the node's vzdump lock is busy.`,
   options: { mode: { type: "string" }, json: { type: "boolean" } },
-  async run({ values, loadConfig, logger }) {
+  async run({ values, loadConfig, logger, localFacts }) {
     const config = await loadConfig();
     const mode = (values.mode as string | undefined) ?? config.backup.mode;
     if (mode !== "snapshot" && mode !== "stop")
@@ -33,7 +34,7 @@ is running or the node's vzdump lock is busy.`,
     const delegated = await backupViaDaemon(config.state_dir, mode, onEvent);
     if (delegated.kind === "busy") return busy(delegated.backupId, delegated.mode, delegated.holder, json);
     if (delegated.kind === "done") return finish(delegated.outcome, json);
-    return runHere(config, mode, json, logger(json ? "error" : "warn"));
+    return runHere(config, mode, json, logger(json ? "error" : "warn"), localFacts);
   },
 };
 
@@ -55,8 +56,14 @@ function finish(outcome: BackupOutcome, json: boolean): number {
 }
 
 /** No daemon: the backup runs in this process, with the same service and lock the daemon would use. */
-async function runHere(config: AgentConfig, mode: BackupMode, json: boolean, log: Logger): Promise<number> {
-  const ctx = await createContext(config, log);
+async function runHere(
+  config: AgentConfig,
+  mode: BackupMode,
+  json: boolean,
+  log: Logger,
+  localFacts: () => LocalFacts,
+): Promise<number> {
+  const ctx = await createContext(config, log, localFacts);
   const shutdown = new AbortController();
   const onSignal = () => shutdown.abort();
   process.on("SIGTERM", onSignal);

@@ -1,6 +1,6 @@
 import { createContext } from "../../app/context.ts";
 import { backupIdFromNotes } from "../../backup/notes.ts";
-import { readLocalFacts, resolveIdentity } from "../../identity/identity-service.ts";
+import { resolveIdentity } from "../../identity/identity-service.ts";
 import { AgentError } from "../../lib/errors.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
@@ -10,13 +10,13 @@ export const backupsCommand: Command = {
   args: "[--json]",
   summary: "list this guest's archives in the backup storage",
   options: { json: { type: "boolean" } },
-  async run({ values, loadConfig, logger }) {
+  async run({ values, loadConfig, logger, localFacts }) {
     const config = await loadConfig();
-    const ctx = await createContext(config, logger("warn"));
+    const ctx = await createContext(config, logger("warn"), localFacts);
     try {
       const identity = await resolveIdentity(ctx.pve, {
         configuredVmid: config.pve.vmid,
-        local: readLocalFacts(),
+        local: localFacts(),
       });
       if (identity.vmid === undefined || identity.node === undefined) {
         throw new AgentError(

@@ -1,5 +1,6 @@
 import type { ParseArgsConfig } from "node:util";
 import type { AgentConfig } from "../../config/schema.ts";
+import type { LocalFacts } from "../../identity/decide-identity.ts";
 import type { Logger } from "../../log/logger.ts";
 
 export interface CommandInput {
@@ -8,6 +9,8 @@ export interface CommandInput {
   configPath: string;
   loadConfig: () => Promise<AgentConfig>;
   logger: (level: string) => Logger;
+  /** What this guest sees of itself (hostname, MACs, uptime), for the identity check. */
+  localFacts: () => LocalFacts;
 }
 
 export interface Command {

@@ -6,7 +6,7 @@ import {
   type Finding,
 } from "../../doctor/assess-permissions.ts";
 import { assessProtectedBackups } from "../../doctor/assess-protected.ts";
-import { readLocalFacts, resolveIdentity } from "../../identity/identity-service.ts";
+import { resolveIdentity } from "../../identity/identity-service.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import type { PveClient } from "../../pve/client.ts";
 import type { Permissions } from "../../pve/schemas.ts";
@@ -41,7 +41,7 @@ export const doctorCommand: Command = {
   summary:
     "check the config, the token's real permissions, TLS, identity, Docker and compose, and say what is wrong",
   options: { json: { type: "boolean" } },
-  async run({ values, loadConfig, logger }) {
+  async run({ values, loadConfig, logger, localFacts }) {
     const findings: Finding[] = [];
     const check = async (what: string, fn: () => Promise<Finding[] | string>) => {
       try {
@@ -67,7 +67,7 @@ export const doctorCommand: Command = {
         hint: "give it its own network identity and token, then: felhom-guest enroll --vmid N --token-id ID --token-secret-file FILE (docs/restore.md)",
       });
     }
-    const ctx = await createContext(config, logger("error")).catch((err) => {
+    const ctx = await createContext(config, logger("error"), localFacts).catch((err) => {
       findings.push({ level: "error", message: `PVE token secret: ${errorMessage(err)}` });
       return undefined;
     });
@@ -79,7 +79,7 @@ export const doctorCommand: Command = {
         });
         const identity = await resolveIdentity(ctx.pve, {
           configuredVmid: config.pve.vmid,
-          local: readLocalFacts(),
+          local: localFacts(),
         }).catch(() => undefined);
         if (identity?.state === "verified") {
           findings.push({

@@ -1,9 +1,8 @@
 import { enrollGuest } from "../../identity/enrollment.ts";
-import { readLocalFacts } from "../../identity/identity-service.ts";
-import { AgentError } from "../../lib/errors.ts";
-import { readSecretFile, Secret } from "../../lib/secret.ts";
+import { readSecretFile } from "../../lib/secret.ts";
 import { ExitCode, UsageError } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
+import { readSecretInput } from "../secret-input.ts";
 import type { Command } from "./command.ts";
 
 export const enrollCommand: Command = {
@@ -13,7 +12,8 @@ export const enrollCommand: Command = {
 first: it must see CT N, whose MAC, hostname and run state are this guest's. Only then is the secret
 written (mode 0600) to <state_dir>/enrollment/ and <state_dir>/enrollment.json made to override
 pve.token_id, pve.token_secret_file and pve.vmid of the config. The secret is read from FILE (mode 0600)
-or, with "-", from stdin; never from the command line. Restart the daemon afterwards
+or, with "-", typed at a prompt that does not echo it (or piped in: - < FILE); never from the command
+line or a here-string, which land in the shell's history. Restart the daemon afterwards
 (systemctl restart felhom-guest); the hub command "enroll" needs no restart.`,
   options: {
     vmid: { type: "string" },
@@ -21,7 +21,7 @@ or, with "-", from stdin; never from the command line. Restart the daemon afterw
     "token-secret-file": { type: "string" },
     json: { type: "boolean" },
   },
-  async run({ values, positionals, loadConfig, logger }) {
+  async run({ values, positionals, loadConfig, logger, localFacts }) {
     if (positionals.length > 0) throw new UsageError(`unexpected arguments: ${positionals.join(" ")}`);
     const vmid = Number(values.vmid);
     if (!Number.isInteger(vmid) || vmid < 100) throw new UsageError("enroll needs --vmid N (100 or more)");
@@ -32,13 +32,15 @@ or, with "-", from stdin; never from the command line. Restart the daemon afterw
       throw new UsageError("enroll needs --token-secret-file FILE (or - for stdin)");
     const config = await loadConfig();
     const secret =
-      secretFile === "-" ? await secretFromStdin() : await readSecretFile(secretFile, "PVE token secret");
+      secretFile === "-"
+        ? await readSecretInput("PVE token secret", process.stdin, process.stderr)
+        : await readSecretFile(secretFile, "PVE token secret");
     const identity = await enrollGuest({
       config,
       vmid,
       tokenId,
       secret,
-      local: readLocalFacts(),
+      local: localFacts(),
       log: logger("warn"),
     });
     if (values.json) printJson({ vmid: identity.vmid, node: identity.node, identityState: identity.state });
@@ -49,14 +51,3 @@ or, with "-", from stdin; never from the command line. Restart the daemon afterw
     return ExitCode.ok;
   },
 };
-
-async function secretFromStdin(): Promise<Secret> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  const value = Buffer.concat(chunks).toString("utf8").trim();
-  if (value === "")
-    throw new AgentError("secret_file_empty", "no token secret on stdin", {
-      hint: "pipe the secret in: felhom-guest enroll … --token-secret-file - < secret",
-    });
-  return new Secret(value);
-}

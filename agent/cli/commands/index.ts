@@ -4,6 +4,7 @@ import type { Command } from "./command.ts";
 import { doctorCommand } from "./doctor.ts";
 import { enrollCommand } from "./enroll.ts";
 import { runCommand } from "./run.ts";
+import { secretCommand } from "./secret.ts";
 import { snapshotCommand } from "./snapshot.ts";
 import { stacksCommand } from "./stacks.ts";
 import { statusCommand } from "./status.ts";
@@ -20,5 +21,6 @@ export const commands: Record<string, Command> = {
   stacks: stacksCommand,
   doctor: doctorCommand,
   enroll: enrollCommand,
+  secret: secretCommand,
   version: versionCommand,
 };

@@ -7,9 +7,12 @@ export const runCommand: Command = {
   args: "",
   summary: "the daemon (systemd runs it): recovery at start, the schedule, the hub link",
   options: {},
-  async run({ loadConfig }) {
+  async run({ loadConfig, localFacts }) {
     const config = await loadConfig();
-    await runDaemon(config, createLogger({ level: config.log_level }), loadConfig);
+    await runDaemon(config, createLogger({ level: config.log_level }), {
+      readConfig: loadConfig,
+      localFacts,
+    });
     return ExitCode.ok;
   },
 };

@@ -21,7 +21,7 @@ rollback  roll the guest back to a snapshot. PVE KILLS the running container to 
           every stack with it) and starts it again from the snapshot. Only with --${CONFIRM}.
 Names: a letter, then letters, digits, - or _ (2-40 characters); "current" and "vzdump" are reserved.`,
   options: { description: { type: "string" }, json: { type: "boolean" }, [CONFIRM]: { type: "boolean" } },
-  async run({ values, positionals, loadConfig, logger }) {
+  async run({ values, positionals, loadConfig, logger, localFacts }) {
     const [action, name, ...extra] = positionals;
     if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(" ")}`);
     if (action !== "list" && !name) throw new UsageError(`snapshot ${action ?? ""} needs a NAME`);
@@ -32,7 +32,7 @@ Names: a letter, then letters, digits, - or _ (2-40 characters); "current" and "
       throw new UsageError(`rollback kills this guest and every stack in it; confirm with --${CONFIRM}`);
     }
     const config = await loadConfig();
-    const ctx = await createContext(config, logger("warn"));
+    const ctx = await createContext(config, logger("warn"), localFacts);
     const deps = ctx.backupDeps(() => {});
     // Ctrl-C or a SIGTERM while the stacks are quiesced: resume them before exiting, never leave them down.
     const shutdown = new AbortController();

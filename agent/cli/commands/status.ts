@@ -2,7 +2,7 @@ import cron from "node-cron";
 import { createContext } from "../../app/context.ts";
 import { readLastBackup } from "../../backup/last-backup.ts";
 import { readMarker } from "../../backup/marker.ts";
-import { readLocalFacts, resolveIdentity } from "../../identity/identity-service.ts";
+import { resolveIdentity } from "../../identity/identity-service.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import { QuiesceJournal } from "../../quiesce/journal.ts";
 import { journalPath } from "../../quiesce/quiesce-stacks.ts";
@@ -16,13 +16,13 @@ export const statusCommand: Command = {
   args: "[--json]",
   summary: "identity, last backup, next scheduled run, and anything left unfinished",
   options: { json: { type: "boolean" } },
-  async run({ values, loadConfig, logger }) {
+  async run({ values, loadConfig, logger, localFacts }) {
     const config = await loadConfig();
-    const ctx = await createContext(config, logger("error"));
+    const ctx = await createContext(config, logger("error"), localFacts);
     try {
       const identity = await resolveIdentity(ctx.pve, {
         configuredVmid: config.pve.vmid,
-        local: readLocalFacts(),
+        local: localFacts(),
       }).catch((err) => ({
         state: "unverified" as const,
         reason: `PVE not reachable: ${errorMessage(err)}`,
