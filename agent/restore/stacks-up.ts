@@ -5,6 +5,7 @@ import { type ComposeTool, composeUp, detectCompose } from "../docker/compose-cl
 import type { DockerEngine } from "../docker/docker-engine.ts";
 import { ComposeFailedError } from "../docker/errors.ts";
 import { errorMessage } from "../lib/errors.ts";
+import { outputTailForReport } from "../lib/report-text.ts";
 import type { Logger } from "../log/logger.ts";
 import { registryPath } from "../quiesce/quiesce-stacks.ts";
 import { isOneOff } from "../quiesce/stack-facts.ts";
@@ -108,11 +109,11 @@ async function upOne(
     const unhealthy = await waitHealthy(deps, project, deps.healthTimeoutMs ?? 120_000);
     return unhealthy ? { project, outcome: "failed", message: unhealthy } : { project, outcome: "started" };
   } catch (err) {
-    // compose's own words say why (a missing image, a port taken…): the end of its output goes with it.
-    const output =
-      err instanceof ComposeFailedError ? err.output.trim().split("\n").slice(-5).join("\n") : "";
-    const message = output ? `${errorMessage(err)}\n${output}` : errorMessage(err);
-    return { project, outcome: "failed", message: message.slice(-2000) };
+    // compose's own words say why (a missing image, a port taken…): the end of its output goes with it,
+    // bounded and redacted like a hook's.
+    const output = err instanceof ComposeFailedError ? outputTailForReport(err.output) : "";
+    const message = output ? `${errorMessage(err)}: ${output}` : errorMessage(err);
+    return { project, outcome: "failed", message: message.slice(0, 2000) };
   }
 }
 
