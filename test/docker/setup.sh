@@ -4,7 +4,7 @@
 # docker.io 26 with the compose v2 plugin, the engine and compose a Felhom guest really runs
 # (platform-reference.md §1). trixie is pinned so that only the Docker packages come from it; their other
 # dependencies (containerd, runc, iptables) are Debian 12's, which satisfy them.
-# The older platform (Debian 12's engine 20.10 with compose v1) is test/docker/legacy.sh.
+# The older platform (Debian 12's engine 20.10 with compose v1) and the containerd image store are test/docker/leg.sh.
 #
 # Idempotent: skips whatever is already installed, running or built (under a second when warm). Never
 # replaces a working compose v2, and removes only the compose v1 shim that earlier versions of this script
@@ -24,7 +24,7 @@ t0=$SECONDS; step() { echo "[docker-setup +$((SECONDS - t0))s] $*"; }
 # call it): two would race on dpkg and could start two daemons.
 exec 9>/run/felhom-docker-setup.lock
 flock 9
-# dockerd of this network namespace only: the legacy leg's (legacy.sh) runs in a namespace of its own.
+# dockerd of this network namespace only: a side leg's (leg.sh) runs in a namespace of its own.
 dockerd_here() { pgrep --ns $$ --nslist net -x dockerd >/dev/null; }
 installed() { dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 

@@ -16,7 +16,7 @@ let stack: TestStack | undefined;
 
 function dockerdPid(): number | undefined {
   try {
-    // This network namespace's dockerd only: the legacy leg's (test/docker/legacy.sh) runs in its own.
+    // This network namespace's dockerd only: a side leg's (test/docker/leg.sh) runs in its own.
     const out = execFileSync("pgrep", ["--ns", String(process.pid), "--nslist", "net", "-x", "dockerd"], {
       encoding: "utf8",
     }).trim();
