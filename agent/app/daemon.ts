@@ -94,7 +94,11 @@ export async function runDaemon(
     if (e.kind === "restore.detected" || e.kind === "identity.warning") log.warn({ event: e }, e.kind);
     if (!hub) return;
     const sent =
-      e.kind === "blackout" ? hub.announceBlackout(e.expectedSeconds, e.reason, e.operationId) : hub.emit(e);
+      e.kind === "blackout"
+        ? hub.announceBlackout(e.expectedSeconds, e.reason, e.operationId)
+        : e.kind === "blackout.ended"
+          ? hub.endBlackout(e.reason, e.operationId)
+          : hub.emit(e);
     // The outbox refused it (invalid) or the disk failed: log it, never let it break the backup.
     sent.catch((err) =>
       log.error({ kind: e.kind, err: errorMessage(err) }, "could not queue an event for the hub"),
@@ -402,11 +406,16 @@ export async function runDaemon(
 }
 
 function isBackupEvent(e: Event): e is BackupEvent {
-  return e.kind === "backup.phase" || e.kind === "backup.progress" || e.kind === "blackout";
+  return (
+    e.kind === "backup.phase" ||
+    e.kind === "backup.progress" ||
+    e.kind === "blackout" ||
+    e.kind === "blackout.ended"
+  );
 }
 
 function operationOf(e: BackupEvent): string {
-  return e.kind === "blackout" ? e.operationId : e.backupId;
+  return e.kind === "blackout" || e.kind === "blackout.ended" ? e.operationId : e.backupId;
 }
 
 /** Handlers that always reach the current runtime's (enrollment replaces it while the hub link stays). */
