@@ -21,6 +21,10 @@ export interface ComposeProject {
   workingDir: string;
   /** As recorded in the label; relative entries (compose v1 writes them) are resolved against workingDir. */
   configFiles: string[];
+  /** `--env-file` each (compose v2 records them; v1 reads the project's `.env` only). */
+  environmentFiles?: string[];
+  /** `--profile` each: the profiles the stack ran with. */
+  profiles?: string[];
 }
 
 export interface ComposeRunOptions {
@@ -67,16 +71,28 @@ export async function detectCompose(
 
 /** The argv for `up -d` of a project; pure so that the exact command is unit-testable. */
 export function composeUpArgv(tool: ComposeTool, project: ComposeProject, services: string[] = []): string[] {
-  for (const s of services) {
-    // compose v1 does not honour `--`, so a name that looks like an option must never reach argv.
-    if (!SERVICE_NAME.test(s))
-      throw new ComposeFailedError(`invalid compose service name ${JSON.stringify(s)}`, null, "");
+  // compose v1 does not honour `--`, so a name that looks like an option must never reach argv.
+  for (const [what, names] of [
+    ["service", services],
+    ["profile", project.profiles ?? []],
+  ] as const) {
+    for (const s of names) {
+      if (!SERVICE_NAME.test(s))
+        throw new ComposeFailedError(`invalid compose ${what} name ${JSON.stringify(s)}`, null, "");
+    }
   }
-  const files = project.configFiles.flatMap((f) => [
-    "-f",
-    isAbsolute(f) ? f : resolve(project.workingDir, f),
-  ]);
-  return [...tool.argv, "-p", project.project, ...files, "up", "-d", ...services];
+  const path = (f: string) => (isAbsolute(f) ? f : resolve(project.workingDir, f));
+  return [
+    ...tool.argv,
+    "-p",
+    project.project,
+    ...project.configFiles.flatMap((f) => ["-f", path(f)]),
+    ...(project.environmentFiles ?? []).flatMap((f) => ["--env-file", path(f)]),
+    ...(project.profiles ?? []).flatMap((p) => ["--profile", p]),
+    "up",
+    "-d",
+    ...services,
+  ];
 }
 
 export async function composeUp(

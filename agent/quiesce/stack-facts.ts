@@ -11,6 +11,8 @@ export const COMPOSE = {
   service: "com.docker.compose.service",
   workingDir: "com.docker.compose.project.working_dir",
   configFiles: "com.docker.compose.project.config_files",
+  /** Compose v2 only: the env files the project was loaded with (`--env-file`, or the default `.env`). */
+  environmentFile: "com.docker.compose.project.environment_file",
   number: "com.docker.compose.container-number",
   oneoff: "com.docker.compose.oneoff",
   dependsOn: "com.docker.compose.depends_on",
@@ -28,6 +30,8 @@ export interface StackFacts {
   project: string;
   workingDir: string;
   configFiles: string[];
+  /** Absolute paths; empty under compose v1, which does not record them. */
+  environmentFiles: string[];
   /** The compose version that created the containers (label), e.g. "1.29.2" or "2.29.1". */
   composeVersion: string | undefined;
   /** Where the edges came from; "unknown" means neither a label nor a readable compose file. */
@@ -89,6 +93,7 @@ export function groupStacks(
       project,
       workingDir: first.labels[COMPOSE.workingDir] ?? "",
       configFiles: splitConfigFiles(first.labels[COMPOSE.configFiles]),
+      environmentFiles: splitConfigFiles(first.labels[COMPOSE.environmentFile]),
       composeVersion: first.labels[COMPOSE.version],
       dependsOnSource: source,
       services,

@@ -21,6 +21,8 @@ const stackSchema = z.object({
   project: z.string(),
   workingDir: z.string(),
   configFiles: z.array(z.string()),
+  /** Registries written before env files were recorded have none. */
+  environmentFiles: z.array(z.string()).default([]),
   composeVersion: z.string().nullable(),
   services: z.record(z.string(), serviceSchema),
   firstSeen: z.string(),
@@ -80,6 +82,8 @@ export class StackRegistry {
         // A stack found with incomplete labels keeps the paths it was recorded with.
         workingDir: s.workingDir || old?.workingDir || "",
         configFiles: s.configFiles.length > 0 ? s.configFiles : (old?.configFiles ?? []),
+        // Follows the config files: a stack found without them keeps the env files recorded with them.
+        environmentFiles: s.configFiles.length > 0 ? s.environmentFiles : (old?.environmentFiles ?? []),
         composeVersion: s.composeVersion ?? old?.composeVersion ?? null,
         services,
         firstSeen: old?.firstSeen ?? at,

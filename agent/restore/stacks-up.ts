@@ -8,6 +8,7 @@ import type { Logger } from "../log/logger.ts";
 import { registryPath } from "../quiesce/quiesce-stacks.ts";
 import { isOneOff } from "../quiesce/stack-facts.ts";
 import { type RegisteredStack, StackRegistry } from "../quiesce/stack-registry.ts";
+import { profilesOfServices } from "./compose-profiles.ts";
 import { stackResources, stackStartOrder } from "./stack-order.ts";
 
 export type StackOutcome = EventOf<"restore.detected">["stacks"][number];
@@ -52,13 +53,14 @@ export async function bringStacksUp(deps: StacksUpDeps, only?: string[]): Promis
       ...wanted.map((s) => ({ project: s.project, outcome: "failed" as const, message: errorMessage(err) })),
     ];
   }
-  const resources = await Promise.all(
-    wanted.map(async (s) => stackResources(s.project, await readTexts(filesOf(s)))),
+  const texts = new Map(
+    await Promise.all(wanted.map(async (s) => [s.project, await readTexts(filesOf(s))] as const)),
   );
+  const resources = wanted.map((s) => stackResources(s.project, texts.get(s.project)!));
   const byName = new Map(wanted.map((s) => [s.project, s]));
   for (const level of stackStartOrder(resources)) {
     for (const project of level) {
-      const outcome = await upOne(deps, tool, byName.get(project)!);
+      const outcome = await upOne(deps, tool, byName.get(project)!, texts.get(project)!);
       deps.log[outcome.outcome === "failed" ? "error" : "info"](
         { project, outcome: outcome.outcome, message: outcome.message },
         "stack after restore",
@@ -69,7 +71,12 @@ export async function bringStacksUp(deps: StacksUpDeps, only?: string[]): Promis
   return outcomes;
 }
 
-async function upOne(deps: StacksUpDeps, tool: ComposeTool, stack: RegisteredStack): Promise<StackOutcome> {
+async function upOne(
+  deps: StacksUpDeps,
+  tool: ComposeTool,
+  stack: RegisteredStack,
+  composeTexts: string[],
+): Promise<StackOutcome> {
   const { project } = stack;
   try {
     if (await allRunning(deps, stack)) return { project, outcome: "already-running" };
@@ -83,9 +90,16 @@ async function upOne(deps: StacksUpDeps, tool: ComposeTool, stack: RegisteredSta
       );
       if (missing) return { project, outcome: "failed", message: `compose file ${f} does not exist` };
     }
+    // The same files, env files and profiles the stack was started with.
     await composeUp(
       tool,
-      { project, workingDir: stack.workingDir, configFiles: stack.configFiles },
+      {
+        project,
+        workingDir: stack.workingDir,
+        configFiles: stack.configFiles,
+        environmentFiles: stack.environmentFiles,
+        profiles: profilesOfServices(composeTexts, Object.keys(stack.services)),
+      },
       { timeoutMs: deps.composeTimeoutMs ?? 300_000 },
     );
     const unhealthy = await waitHealthy(deps, project, deps.healthTimeoutMs ?? 120_000);

@@ -33,7 +33,7 @@ describeDocker("backup, snapshot mode (pve sim + real docker)", () => {
     expect(outcome.result.volid).toBe(run.volid);
     expect(outcome.result.sizeBytes).toBeGreaterThan(0);
     // The db came back after the snapshot existed and before the archive was finished.
-    const dbStarted = await startedAt(`${h.project}_db_1`);
+    const dbStarted = await startedAt(h.dbContainer);
     expect(dbStarted).toBeGreaterThan(run.snapshotTakenAt!);
     expect(dbStarted).toBeLessThan(run.archiveFinishedAt!);
     expect(outcome.result.downtime.map((d) => d.service).sort()).toEqual(["app", "db"]);

@@ -21,8 +21,7 @@ const SIZES_MB = [50, 500];
 const ROWS_PER_MB = 3_500;
 
 async function fill(h: GuestHarness, mb: number): Promise<void> {
-  const psql = (sql: string) =>
-    docker("exec", `${h.project}_db_1`, "psql", "-U", "postgres", "-qtA", "-c", sql);
+  const psql = (sql: string) => docker("exec", h.dbContainer, "psql", "-U", "postgres", "-qtA", "-c", sql);
   await psql("create table bulk(id int primary key, pad text)");
   const rows = mb * ROWS_PER_MB;
   for (let from = 1; from <= rows; from += 250_000) {

@@ -1,30 +1,86 @@
 #!/usr/bin/env bash
-# Makes a real Docker engine, compose and the local test images available on a fresh Debian 12
-# machine of the project's kind (root, no image registry reachable, Debian's mirror reachable).
-# Idempotent: skips whatever is already installed, running or built (under a second when warm).
-# Adapted from the shared docker-ci recipe; the project must stand on its own, so it lives here.
+# Makes the guests' Docker platform, and the local test images, available on a fresh Debian 12 machine of
+# the project's kind (root, no image registry reachable, Debian's mirror reachable): Debian 13 (trixie)'s
+# docker.io 26 with the compose v2 plugin, the engine and compose a Felhom guest really runs
+# (platform-reference.md §1). trixie is pinned so that only the Docker packages come from it; their other
+# dependencies (containerd, runc, iptables) are Debian 12's, which satisfy them.
+# The older platform (Debian 12's engine 20.10 with compose v1) is test/docker/legacy.sh.
 #
-# Writes /run/felhom-dockerd.pid only when it started dockerd itself, so that .ci/run stops
-# exactly what it started and never a daemon somebody else runs.
+# Idempotent: skips whatever is already installed, running or built (under a second when warm). Never
+# replaces a working compose v2, and removes only the compose v1 shim that earlier versions of this script
+# installed (it shadowed the real plugin).
+#
+# Writes /run/felhom-dockerd.pid only when it started dockerd itself, so that .ci/run stops exactly what it
+# started and never a daemon somebody else runs.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export DEBIAN_FRONTEND=noninteractive
 MIRROR=http://deb.debian.org/debian
 PIDFILE=/run/felhom-dockerd.pid
 t0=$SECONDS; step() { echo "[docker-setup +$((SECONDS - t0))s] $*"; }
+installed() { dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 
-# 1. packages: engine 20.10 (API 1.41), compose v1, debootstrap for the base image, and what the
-#    PVE simulator needs for constant-time guest snapshots (btrfs on a loop device) and archives (zstd).
-PKGS="docker.io docker-compose debootstrap busybox-static btrfs-progs zstd"
-if ! (for p in $PKGS; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || exit 1; done); then
-  step "apt-get install $PKGS"
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends $PKGS
+# 0. The v1 shim of earlier versions of this script, found by its own vendor string only.
+OLD_SHIM=/usr/local/lib/docker/cli-plugins/docker-compose
+if [ -f "$OLD_SHIM" ] && grep -q '"Vendor":"local shim"' "$OLD_SHIM" 2>/dev/null; then
+  step "removing the compose v1 shim of an earlier setup ($OLD_SHIM shadows the real plugin)"
+  rm -f "$OLD_SHIM"
+fi
+
+# 1. Tools: debootstrap for the base image, and what the PVE simulator needs for constant-time guest
+#    snapshots (btrfs on a loop device) and archives (zstd).
+TOOLS="debootstrap busybox-static btrfs-progs zstd"
+need_update=yes
+apt_update() { if [ $need_update = yes ]; then apt-get update -q >/dev/null; need_update=no; fi; }
+missing_tools=""
+for p in $TOOLS; do installed "$p" || missing_tools="$missing_tools $p"; done
+if [ -n "$missing_tools" ]; then
+  step "apt-get install$missing_tools"
+  apt_update
+  apt-get install -y -q --no-install-recommends $missing_tools >/dev/null
+fi
+
+# 2. The engine and compose v2. A machine whose engine already answers with a compose v2 plugin keeps it
+#    (whatever its origin); otherwise Debian 13's packages, pinned.
+compose_v2_works() { /usr/bin/docker compose version --short 2>/dev/null | grep -Eq '^v?2\.'; }
+engine_is_trixie() { dpkg-query -W -f='${Version}' docker.io 2>/dev/null | grep -Eq '^2[6-9]\.'; }
+if ! { engine_is_trixie && installed docker-cli && compose_v2_works; }; then
+  if [ -x /usr/bin/docker ] && /usr/bin/docker info >/dev/null 2>&1 && compose_v2_works \
+    && ! installed docker.io; then
+    step "keeping the running engine and its compose v2 plugin (not Debian's)"
+  else
+    step "apt: docker.io, docker-cli and docker-compose from Debian 13 (trixie, pinned)"
+    cat >/etc/apt/sources.list.d/felhom-trixie.sources <<SRC
+Types: deb
+URIs: $MIRROR
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    cat >/etc/apt/preferences.d/felhom-trixie <<'PIN'
+# felhom-guest tests: only Debian 13's Docker packages come from trixie, the rest stays Debian 12.
+Package: *
+Pin: release n=trixie
+Pin-Priority: 100
+
+Package: docker.io docker-cli docker-compose
+Pin: release n=trixie
+Pin-Priority: 990
+PIN
+    need_update=yes; apt_update
+    # A dockerd of the old engine must not keep running from deleted binaries.
+    if pgrep -x dockerd >/dev/null && [ -f "$PIDFILE" ]; then
+      kill "$(cat "$PIDFILE")" 2>/dev/null || true
+      for _ in $(seq 1 80); do pgrep -x dockerd >/dev/null || break; sleep 0.25; done
+      rm -f "$PIDFILE"
+    fi
+    apt-get install -y -q --no-install-recommends docker.io docker-cli docker-compose >/dev/null
+  fi
 fi
 # Debian's client in /usr/bin must win over any other docker client on PATH (API version match).
 DOCKER=/usr/bin/docker
 
-# 2. the daemon (no systemd on these machines). Never start a second dockerd: it tears down the
+# 3. the daemon (no systemd on these machines). Never start a second dockerd: it tears down the
 #    first one's docker0 bridge.
 if ! $DOCKER info >/dev/null 2>&1; then
   if pgrep -x dockerd >/dev/null; then
@@ -38,54 +94,6 @@ if ! $DOCKER info >/dev/null 2>&1; then
   $DOCKER info >/dev/null || { tail -50 /var/log/felhom-dockerd.log 2>/dev/null; exit 1; }
 fi
 
-# 3. `docker compose …` → Debian's docker-compose v1 (no compose v2 in bookworm or on npm). Production
-#    guests have the real v2 plugin; the agent handles both.
-PLUG=/usr/local/lib/docker/cli-plugins/docker-compose
-if [ ! -x "$PLUG" ]; then
-  mkdir -p "$(dirname "$PLUG")"
-  cat >"$PLUG" <<'SHIM'
-#!/bin/sh
-if [ "$1" = "docker-cli-plugin-metadata" ]; then
-  echo '{"SchemaVersion":"0.1.0","Vendor":"local shim","Version":"1.29.2","ShortDescription":"Debian docker-compose v1"}'; exit 0
-fi
-[ "$1" = "compose" ] && shift
-exec /usr/bin/docker-compose "$@"
-SHIM
-  chmod +x "$PLUG"
-fi
-
 # 4. base images, made without a registry
-if ! $DOCKER image inspect local/busybox:1.35 >/dev/null 2>&1; then
-  step "local/busybox:1.35"
-  R=$(mktemp -d); mkdir -p "$R"/{bin,etc,tmp,proc,sys,dev}
-  cp /bin/busybox "$R/bin/"; chroot "$R" /bin/busybox --install -s /bin
-  echo 'root:x:0:0:root:/root:/bin/sh' >"$R/etc/passwd"; echo 'root:x:0:' >"$R/etc/group"
-  tar -C "$R" -c . | $DOCKER import -c 'CMD ["/bin/sh"]' - local/busybox:1.35 >/dev/null
-  rm -rf "$R"
-fi
-if ! $DOCKER image inspect local/debian:bookworm >/dev/null 2>&1; then
-  step "debootstrap bookworm minbase"
-  R=$(mktemp -d)/rootfs
-  debootstrap --variant=minbase bookworm "$R" "$MIRROR" >/var/log/felhom-debootstrap.log 2>&1 \
-    || { tail -30 /var/log/felhom-debootstrap.log; exit 1; }
-  printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb http://deb.debian.org/debian-security bookworm-security main\n' \
-    "$MIRROR" "$MIRROR" >"$R/etc/apt/sources.list"
-  printf '#!/bin/sh\nexit 101\n' >"$R/usr/sbin/policy-rc.d"; chmod +x "$R/usr/sbin/policy-rc.d"
-  rm -rf "$R"/var/cache/apt/*.bin "$R"/var/lib/apt/lists/* "$R"/usr/share/doc/* "$R"/usr/share/man/* "$R"/usr/share/info/*
-  step "docker import local/debian:bookworm"
-  tar --numeric-owner -C "$R" -c . | $DOCKER import -c 'CMD ["/bin/bash"]' - local/debian:bookworm >/dev/null
-  rm -rf "$(dirname "$R")"
-fi
-if ! $DOCKER image inspect local/postgres:15 >/dev/null 2>&1; then
-  step "docker build local/postgres:15"
-  $DOCKER build -q -t local/postgres:15 "$HERE/images/postgres" 2>&1 | grep -v -i -E 'deprecat|buildx|^ *$|install the buildx' || true
-  $DOCKER image inspect local/postgres:15 >/dev/null
-fi
-if ! $DOCKER image inspect local/node:20 >/dev/null 2>&1; then
-  step "docker build local/node:20 (this machine's node binary on the Debian base)"
-  D=$(mktemp -d); cp "$(readlink -f "$(command -v node)")" "$D/node"
-  printf 'FROM local/debian:bookworm\nCOPY node /usr/local/bin/node\nCMD ["node"]\n' >"$D/Dockerfile"
-  $DOCKER build -q -t local/node:20 "$D" >/dev/null 2>&1; rm -rf "$D"
-  $DOCKER image inspect local/node:20 >/dev/null
-fi
-step "ready: $($DOCKER version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
+DOCKER="$DOCKER" bash "$HERE/images.sh"
+step "ready: engine $($DOCKER version --format '{{.Server.Version}} (API {{.Server.APIVersion}})'), $($DOCKER compose version)"

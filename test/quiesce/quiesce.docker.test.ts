@@ -17,7 +17,7 @@ import {
 import { resumeFromJournal } from "../../agent/quiesce/resume-from-journal.ts";
 import { StackRegistry } from "../../agent/quiesce/stack-registry.ts";
 import { stackWarnings } from "../../agent/quiesce/stack-warnings.ts";
-import { describeDocker } from "../support/docker.ts";
+import { composeLeg, describeDocker } from "../support/docker.ts";
 import {
   docker,
   execIn,
@@ -52,7 +52,7 @@ async function quiesceAll(s: TestStack, backupId = "b-test") {
 }
 
 async function stateOf(s: TestStack, service: string): Promise<string> {
-  return (await s.containers()).get(`${s.project}_${service}_1`)!.state;
+  return (await s.service(service)).state;
 }
 
 function freePort(): Promise<number> {
@@ -82,7 +82,7 @@ afterEach(async () => {
 });
 
 describeDocker("quiesce on the real engine", () => {
-  it("discovers a compose v1 stack with its edges from the compose files, stop signal and healthcheck", async () => {
+  it("discovers a compose stack with its edges (v1: from the compose files, v2: from the label), stop signal and healthcheck", async () => {
     const s = await setup();
     const { stacks, plan } = await prepareQuiesce(
       { engine, stateDir: s.stateDir },
@@ -90,8 +90,8 @@ describeDocker("quiesce on the real engine", () => {
     );
     expect(stacks).toHaveLength(1);
     const st = stacks[0]!;
-    expect(st.dependsOnSource).toBe("compose-file");
-    expect(st.composeVersion).toBe("1.29.2");
+    expect(st.dependsOnSource).toBe(composeLeg === "v1" ? "compose-file" : "label");
+    expect(st.composeVersion).toMatch(composeLeg === "v1" ? /^1\.29\./ : /^2\./);
     expect(st.workingDir).toBe(join(FIXTURE, ".."));
     expect(st.configFiles).toHaveLength(2);
     expect(Object.fromEntries(st.services.map((x) => [x.name, x.dependsOn]))).toEqual({
@@ -108,7 +108,7 @@ describeDocker("quiesce on the real engine", () => {
 
   it("measures named volume sizes and warns about a large named volume", async () => {
     const s = await setup({ app: { volumes: ["bulk:/bulk"] } }, { volumes: { bulk: {} } });
-    const app = (await s.containers()).get(`${s.project}_app_1`)!;
+    const app = await s.service("app");
     expect(await execIn(app.id, ["dd", "if=/dev/zero", "of=/bulk/blob", "bs=1048576", "count=3"])).toBe(0);
     const sizes = await engine.volumeSizes();
     expect(sizes.get(`${s.project}_bulk`)).toBeGreaterThanOrEqual(3 * 1024 * 1024);
@@ -137,7 +137,7 @@ describeDocker("quiesce on the real engine", () => {
     expect(Object.keys(report.downtimeMs).sort()).toEqual(
       ["app", "db", "proxy"].map((x) => `${s.project}/${x}`),
     );
-    const db = (await s.containers()).get(`${s.project}_db_1`)!;
+    const db = await s.service("db");
     expect((await docker.getContainer(db.id).inspect()).State.Health?.Status).toBe("healthy");
     expect((await QuiesceJournal.open(journalPath(s.stateDir)))?.finished).toBe(true);
     const registry = await StackRegistry.load(registryPath(s.stateDir));
@@ -231,9 +231,8 @@ describeDocker("quiesce on the real engine", () => {
     expect(error?.failures[0]?.message).toContain("cannot flush");
     expect(services(error!.resumeReport as ResumeReport)).toEqual(["proxy"]);
     expect(orderOf(rec.events, "die")).toEqual(["proxy"]);
-    const cs = await s.containers();
-    expect(await execIn(cs.get(`${s.project}_proxy_1`)!.id, ["test", "-f", "/tmp/proxy-post"])).toBe(0);
-    expect(await execIn(cs.get(`${s.project}_app_1`)!.id, ["test", "-f", "/tmp/app-post"])).toBe(0);
+    expect(await execIn((await s.service("proxy")).id, ["test", "-f", "/tmp/proxy-post"])).toBe(0);
+    expect(await execIn((await s.service("app")).id, ["test", "-f", "/tmp/app-post"])).toBe(0);
     expect((await QuiesceJournal.open(journalPath(s.stateDir)))?.finished).toBe(true);
   });
 
@@ -263,7 +262,7 @@ describeDocker("quiesce on the real engine", () => {
     try {
       const { handle, prepared } = await quiesceAll(s);
       expect(prepared.plan.levels[0]![0]).toMatchObject({ service: "proxy", stopGraceS: 2 });
-      const proxy = (await s.containers()).get(`${s.project}_proxy_1`)!;
+      const proxy = await s.service("proxy");
       expect((await docker.getContainer(proxy.id).inspect()).State.ExitCode).toBe(137);
       await handle.resume();
     } finally {
@@ -321,7 +320,8 @@ describeDocker("quiesce on the real engine", () => {
   it("leaves a service that was stopped before the backup stopped", async () => {
     const s = await setup();
     s.compose("stop", "proxy");
-    runningBefore = runningBefore.filter((n) => !n.endsWith("_proxy_1"));
+    const proxy = (await s.service("proxy")).name;
+    runningBefore = runningBefore.filter((n) => n !== proxy);
     const rec = await recordEvents(s.project);
     try {
       const { handle, prepared } = await quiesceAll(s);
@@ -342,7 +342,7 @@ describeDocker("quiesce on the real engine", () => {
     s.compose("rm", "-s", "-f");
     expect((await s.containers()).size).toBe(0);
     const tool = await detectCompose({ dockerBin: "/usr/bin/docker" });
-    expect(tool.kind).toBe("v1");
+    expect(tool.kind).toBe(composeLeg);
     const registered = (await StackRegistry.load(registryPath(s.stateDir))).stack(s.project)!;
     const result = await composeUp(tool, registered, { env: { FELHOM_DATA: s.dir }, timeoutMs: 120_000 });
     expect(result.output).toContain(s.project);

@@ -12,7 +12,7 @@ import type { Event } from "../../protocol/index.ts";
 import { startTestHub, type TestHub } from "../hub/test-hub.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
-import { compose, docker, runningContainers, waitHealthy } from "../support/compose.ts";
+import { compose, docker, runningContainers, serviceContainer, waitHealthy } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
 import { simClient } from "../support/sim-client.ts";
@@ -57,7 +57,7 @@ describeDocker("restore: a restored copy under the daemon (pve sim + real docker
     // The original has been up for an hour; its agent sees the same uptime PVE reports.
     sim.getGuest(101).startedAt = Date.now() - 3_600_000;
     await psql(
-      `${h.project}_db_1`,
+      h.dbContainer,
       "CREATE TABLE before_backup (v text); INSERT INTO before_backup VALUES ('kept')",
     );
 
@@ -122,9 +122,10 @@ describeDocker("restore: a restored copy under the daemon (pve sim + real docker
     expect(warnings[0]).toMatchObject({ state: "restored-copy", vmid: 101 });
 
     // The stack runs from the restored files: the copy's PostgreSQL has the row written before the backup.
-    await waitHealthy(`${copy.project}_db_1`);
+    const copyDb = await serviceContainer(copy.project, "db");
+    await waitHealthy(copyDb);
     expect(await runningContainers(copy.project)).toHaveLength(2);
-    expect(await psql(`${copy.project}_db_1`, "SELECT v FROM before_backup")).toBe("kept");
+    expect(await psql(copyDb, "SELECT v FROM before_backup")).toBe("kept");
     // The original's marker and journal are retired unreplayed; the decision is kept.
     await expect(stat(markerPath(copy.stateDir))).rejects.toThrow();
     expect(JSON.parse(await readFile(restoreRecordPath(copy.stateDir), "utf8"))).toMatchObject({

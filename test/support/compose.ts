@@ -17,6 +17,28 @@ export async function compose(project: string, dir: string, ...args: string[]): 
   return stdout.trim();
 }
 
+/**
+ * The name of a service's container: `<project>-<service>-1` under compose v2, `<project>_<service>_1` under
+ * v1, so it is looked up by the labels both write (one-off `compose run` containers excluded).
+ */
+export async function serviceContainer(project: string, service: string): Promise<string> {
+  const out = await docker(
+    "ps",
+    "-a",
+    "--filter",
+    `label=com.docker.compose.project=${project}`,
+    "--filter",
+    `label=com.docker.compose.service=${service}`,
+    "--filter",
+    "label=com.docker.compose.oneoff=False",
+    "--format",
+    "{{.Names}}",
+  );
+  const names = out ? out.split("\n").sort() : [];
+  if (names.length === 0) throw new Error(`no container of service ${service} in compose project ${project}`);
+  return names[0]!;
+}
+
 /** Ids of the project's containers that are running now. */
 export async function runningContainers(project: string): Promise<string[]> {
   const out = await docker(

@@ -13,7 +13,7 @@ import { PveClient } from "../../agent/pve/client.ts";
 import { type SelfScopedGuest, type SelfScopedVariant, selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
 import type { PveSimulator, PveSimulatorOptions } from "../pve-sim/simulator.ts";
-import { compose, runningContainers, waitHealthy } from "./compose.ts";
+import { compose, runningContainers, serviceContainer, waitHealthy } from "./compose.ts";
 
 /**
  * One guest, as real as this machine allows: the PVE simulator with a self-scoped token for a guest
@@ -50,6 +50,8 @@ export interface GuestHarness {
   stateDir: string;
   project: string;
   stackDir: string;
+  /** The demo stack's PostgreSQL container (`<project>-db-1` under compose v2, `<project>_db_1` under v1). */
+  dbContainer: string;
   network: string;
   backupConfig: AgentConfig["backup"];
   events: BackupEvent[];
@@ -142,7 +144,8 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
       demoComposeFile(o.dbStrategy ?? "stop", o.dbLabels, o.appPort),
     );
     await compose(project, stackDir, "up", "-d");
-    await waitHealthy(`${project}_db_1`);
+    const dbContainer = await serviceContainer(project, "db");
+    await waitHealthy(dbContainer);
 
     const backupConfig: AgentConfig["backup"] = {
       storage: "bk",
@@ -163,6 +166,7 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
       stateDir,
       project,
       stackDir,
+      dbContainer,
       network: `${project}_default`,
       backupConfig,
       events,

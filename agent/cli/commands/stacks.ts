@@ -49,7 +49,8 @@ stacks up [P…]    compose up -d for every remembered stack (or the named ones)
     const engine = new DockerEngine({ socketPath: config.docker.socket });
     const prepared = await prepareQuiesce(
       { engine, stateDir: config.state_dir, logger: logger("warn") },
-      { volumeSizes: true },
+      // The same stacks a backup would quiesce: docker.projects, when set, names the guest's own.
+      { volumeSizes: true, ...(config.docker.projects ? { projects: config.docker.projects } : {}) },
     );
     const plannedStrategy = new Map(
       prepared.plan.levels.flat().map((s) => [`${s.project}/${s.service}`, s.strategy] as const),

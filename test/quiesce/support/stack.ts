@@ -25,8 +25,16 @@ export interface TestStack {
   env: NodeJS.ProcessEnv;
   compose(...args: string[]): string;
   /** Container name → id for every container of the project. */
-  containers(): Promise<Map<string, { id: string; service: string; state: string }>>;
+  containers(): Promise<Map<string, StackContainer>>;
+  /** A service's (first) container, whatever the compose version names it. */
+  service(name: string): Promise<StackContainer & { name: string }>;
   down(): Promise<void>;
+}
+
+export interface StackContainer {
+  id: string;
+  service: string;
+  state: string;
 }
 
 export async function startStack(override: string): Promise<TestStack> {
@@ -40,7 +48,8 @@ export async function startStack(override: string): Promise<TestStack> {
   const env = { ...process.env, FELHOM_DATA: dir };
   const compose = (...args: string[]): string => {
     const r = spawnSync(
-      "/usr/bin/docker-compose",
+      // From PATH: test/docker/legacy.sh puts compose v1 first for the older platform's leg.
+      "docker-compose",
       ["-p", project, ...files.flatMap((f) => ["-f", f]), ...args],
       {
         env,
@@ -70,6 +79,12 @@ export async function startStack(override: string): Promise<TestStack> {
         ]),
       );
     },
+    async service(name) {
+      const all = [...(await stack.containers())].filter(([, c]) => c.service === name).sort();
+      const first = all[0];
+      if (!first) throw new Error(`no container of service ${name} in compose project ${project}`);
+      return { name: first[0], ...first[1] };
+    },
     async down() {
       try {
         compose("down", "-v", "--remove-orphans", "-t", "1");
@@ -85,8 +100,7 @@ export async function startStack(override: string): Promise<TestStack> {
   try {
     compose("up", "-d");
     await waitFor(async () => {
-      const db = (await stack.containers()).get(`${project}_db_1`);
-      if (!db) return false;
+      const db = await stack.service("db");
       const info = await docker.getContainer(db.id).inspect();
       return info.State.Health?.Status === "healthy";
     }, "db healthy");
