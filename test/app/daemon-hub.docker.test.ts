@@ -70,6 +70,7 @@ describeDocker("the daemon and the hub (pve sim + real docker + test hub)", () =
       e.event.kind === "backup.phase" && e.event.backupId === backupId ? [e.event.phase] : [],
     );
     expect(phases).toEqual([
+      "lock",
       "preflight",
       "announce",
       "journal",
