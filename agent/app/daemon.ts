@@ -405,6 +405,8 @@ export async function runDaemon(
   }
   process.off("SIGHUP", onSighup);
   stopping = true;
+  // The hub keeps hearing the running backup's events while it settles, but starts nothing new here.
+  hub?.refuseCommands();
   clearTimeout(recheck);
   const running = rt.service.running();
   if (running)

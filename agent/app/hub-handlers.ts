@@ -53,11 +53,10 @@ export function hubHandlers(o: {
         details: { identityState: gate.state },
       });
     }
+    // A PVE failure is answered by what it is (pve_auth, pve_unreachable, …: command-errors.ts).
     const identity = await resolveIdentity(ctx.pve, {
       configuredVmid: ctx.config.pve.vmid,
       local: deps.localFacts(),
-    }).catch((err) => {
-      throw new CommandError("pve_unreachable", errorMessage(err));
     });
     if (identity.state !== "verified") {
       throw new CommandError("identity_unverified", identity.reason, {
@@ -66,10 +65,28 @@ export function hubHandlers(o: {
     }
     return identity;
   };
+  /**
+   * PVE is busy with the guest (another backup, a snapshot, a migration): the hub hears it as the command's
+   * answer, before anything is quiesced. The operation checks again itself (a lock may come meanwhile).
+   */
+  const refuseIfLocked = async ({ node, vmid }: { node: string; vmid: number }) => {
+    const { lock } = await ctx.pve.lxcStatus(node, vmid);
+    if (lock) {
+      throw new CommandError("pve_guest_locked", `CT ${vmid} is locked (${lock}): PVE is busy with it`, {
+        details: { lock },
+      });
+    }
+  };
+  /** A verified, unlocked guest and its snapshots: what both snapshot commands check before they start. */
+  const snapshotsOfSelf = async () => {
+    const identity = await verifiedOrRefuse();
+    await refuseIfLocked(identity);
+    return (await ctx.pve.snapshots(identity.node, identity.vmid)).map((s) => s.name);
+  };
   return {
     "backup.run": async ({ mode }, { id, signal }) => {
       await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
-      await verifiedOrRefuse();
+      await refuseIfLocked(await verifiedOrRefuse());
       const ticket = await backups.request({ mode, trigger: { source: "hub", commandId: id }, signal });
       // Something took the guest between the check above and the request.
       if (!ticket.started) throw busyError(ticket, "try again");
@@ -102,7 +119,15 @@ export function hubHandlers(o: {
       }) satisfies CommandResultData<"snapshot.list">,
     "snapshot.create": async ({ name, description }) => {
       await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
-      await verifiedOrRefuse();
+      if ((await snapshotsOfSelf()).includes(name)) {
+        throw new CommandError(
+          "already_exists",
+          `CT snapshot "${name}" exists already; nothing was quiesced`,
+          {
+            details: { name },
+          },
+        );
+      }
       const operationId = newOperationId();
       o.background.track(
         createSnapshot(deps, name, { description, operationId, signal: o.background.signal }).then((r) =>
@@ -113,7 +138,11 @@ export function hubHandlers(o: {
     },
     "snapshot.delete": async ({ name }) => {
       await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
-      await verifiedOrRefuse();
+      if (!(await snapshotsOfSelf()).includes(name)) {
+        throw new CommandError("not_found", `CT snapshot "${name}" does not exist; nothing was deleted`, {
+          details: { name },
+        });
+      }
       const operationId = newOperationId();
       o.background.track(
         deleteSnapshot(deps, name, { operationId, signal: o.background.signal }).then((r) =>
@@ -125,6 +154,8 @@ export function hubHandlers(o: {
     // Never while a backup has stacks quiesced: `up -d` would start them in the middle of it.
     "stacks.up": async ({ projects }, { id }) => {
       await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
+      // Without the engine every stack would come back "failed" one by one: say what is wrong instead.
+      await ctx.engine.ping();
       // Held for the whole `up -d` (health waits included): a backup must not quiesce meanwhile.
       const me = { pid: process.pid, backupId: id, mode: "snapshot", kind: "stacks-up" } as const;
       const stacks = await withBackupLock(ctx.config.state_dir, me, "stacks up", () =>

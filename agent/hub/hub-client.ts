@@ -281,6 +281,14 @@ export class HubClient {
     this.#session?.setBlackout(this.#blackoutUntil);
   }
 
+  /**
+   * The agent is stopping (it may still wait minutes for a backup to hand its stacks back): the link stays
+   * up for the events, and every new command is answered `shutting_down` (retryable) instead of run.
+   */
+  refuseCommands(): void {
+    this.#runner.refuseNew();
+  }
+
   /** Closes the socket (1001), lets running commands settle briefly, and closes the durable files. */
   async stop(): Promise<void> {
     if (this.#isStopped()) return;
