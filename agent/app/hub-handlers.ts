@@ -1,4 +1,4 @@
-import { hostname, uptime } from "node:os";
+import { uptime } from "node:os";
 import type { CommandOf, CommandResultData, Event } from "../../protocol/index.ts";
 import { BackupLockBusyError, withBackupLock } from "../backup/backup-lock.ts";
 import type { BackupService } from "../backup/backup-service.ts";
@@ -187,9 +187,10 @@ export function statusProvider(
   gate: () => IdentityGate | undefined = () => undefined,
 ): () => Promise<StatusPayload> {
   return async () => {
+    const local = ctx.backupDeps(() => {}).localFacts();
     const live: Identity = await resolveIdentity(ctx.pve, {
       configuredVmid: ctx.config.pve.vmid,
-      local: ctx.backupDeps(() => {}).localFacts(),
+      local,
     }).catch((err) => ({
       state: "unverified" as const,
       signal: "vmid-missing" as const,
@@ -202,11 +203,13 @@ export function statusProvider(
     const last = await readLastBackup(ctx.config.state_dir).catch(() => undefined);
     const running = backups.running();
     return {
+      // One definition (PROTOCOL.md, hello): vmid/node are the CT the identity check is about, whatever
+      // its verdict; hostname is this system's own, the name the check compares with the CT config's.
       identity: {
         state,
-        vmid: gate() ? null : (live.vmid ?? null),
+        vmid: live.vmid ?? null,
         node: live.node ?? null,
-        hostname: hostname(),
+        hostname: local.hostname,
       },
       agentVersion: AGENT_VERSION,
       uptimeSeconds: Math.floor(uptime()),

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import type { Command, ResultMessage } from "../../protocol/index.ts";
 import { invalidFrames } from "../protocol/strict-validator.ts";
-import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
+import { capturedStdout, exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
 import { startTestHub, type TestHub } from "./test-hub.ts";
@@ -30,16 +30,30 @@ afterEach(async () => {
   h = hub = daemon = dir = undefined;
 });
 
-async function startDaemonWithHub(): Promise<{ g: GuestHarness; link: TestHub }> {
+/** `localFacts`: what this system says it is (the identity test hook, FELHOM_TEST_LOCAL_FACTS). */
+async function startDaemonWithHub(
+  localFacts?: Record<string, unknown>,
+): Promise<{ g: GuestHarness; link: TestHub; config: string }> {
   h = await startGuestHarness({ archiveBytesPerSecond: 20e6 });
   hub = await startTestHub({ credentials: ["hub-secret"] });
   dir = await mkdtemp(join(tmpdir(), "felhom-wire-"));
   const config = await writeAgentConfig(h, dir, [], { url: hub.url, credential: "hub-secret" });
-  daemon = spawnAgent(config, ["run"]);
+  daemon = withLocalFacts(localFacts, () => spawnAgent(config, ["run"]));
   daemon.stdout?.resume();
   const link = hub;
   await link.waitFor("the first status", () => link.events.find((e) => e.event.kind === "status"), 30_000);
-  return { g: h, link };
+  return { g: h, link, config };
+}
+
+/** Spawns with the identity test hook set (the child copies the environment at spawn). */
+function withLocalFacts<T>(facts: Record<string, unknown> | undefined, spawnIt: () => T): T {
+  if (!facts) return spawnIt();
+  process.env.FELHOM_TEST_LOCAL_FACTS = JSON.stringify(facts);
+  try {
+    return spawnIt();
+  } finally {
+    delete process.env.FELHOM_TEST_LOCAL_FACTS;
+  }
 }
 
 const failed = (r: ResultMessage) => (r.ok ? undefined : r.error);
@@ -165,5 +179,27 @@ describeDocker("a hub driving the real daemon", () => {
     const seqs = link.events.map((e) => e.seq);
     expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
     expect(link.frames.length).toBeGreaterThan(100);
+  });
+
+  it("names the same CT and the same hostname in hello, identity.warning, status and `felhom-guest status` on a MAC mismatch", async () => {
+    const facts = { macs: ["bc:24:11:aa:bb:cc"], hostname: "ct-own-name" };
+    const { link, config } = await startDaemonWithHub(facts);
+    const warning = await link.waitFor(
+      "identity.warning",
+      () => link.events.find((e) => e.event.kind === "identity.warning"),
+      30_000,
+    );
+    expect(warning.event).toMatchObject({ state: "unverified", signal: "mac-mismatch", vmid: 101 });
+    expect((warning.event as { message: string }).message).toContain("CT 101");
+    const expected = { state: "unverified", vmid: 101, node: "pve1", hostname: "ct-own-name" };
+    expect(link.hellos[0]!.identity).toEqual(expected);
+    const status = link.events.find((e) => e.event.kind === "status")!.event as { identity: unknown };
+    expect(status.identity).toEqual(expected);
+
+    const cli = withLocalFacts(facts, () => spawnAgent(config, ["status", "--json"]));
+    const out = capturedStdout(cli);
+    await exited(cli);
+    expect(JSON.parse(out()).identity).toMatchObject(expected);
+    expect(invalidFrames(link.frames)).toEqual([]);
   });
 });
