@@ -84,10 +84,17 @@ export function hubHandlers(o: {
     return (await ctx.pve.snapshots(identity.node, identity.vmid)).map((s) => s.name);
   };
   return {
-    "backup.run": async ({ mode }, { id, signal }) => {
+    "backup.run": async ({ mode }, { id }) => {
       await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
       await refuseIfLocked(await verifiedOrRefuse());
-      const ticket = await backups.request({ mode, trigger: { source: "hub", commandId: id }, signal });
+      // The daemon's shutdown, as for a scheduled backup: the command's own signal fires only once the
+      // link stops, after the daemon has waited for this backup — a stop-mode backup would hold the
+      // guest's shutdown (which it is waiting for) until systemd kills the agent.
+      const ticket = await backups.request({
+        mode,
+        trigger: { source: "hub", commandId: id },
+        signal: o.background.signal,
+      });
       // Something took the guest between the check above and the request.
       if (!ticket.started) throw busyError(ticket, "try again");
       return { backupId: ticket.backupId, mode };

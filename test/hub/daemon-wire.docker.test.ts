@@ -6,8 +6,9 @@ import { afterEach, expect, it } from "vitest";
 import type { Command, ResultMessage } from "../../protocol/index.ts";
 import { invalidFrames } from "../protocol/strict-validator.ts";
 import { capturedStdout, exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
+import { docker } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
-import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
+import { type GuestHarness, type HarnessOptions, startGuestHarness } from "../support/guest-harness.ts";
 import { startTestHub, type TestHub } from "./test-hub.ts";
 
 /**
@@ -33,8 +34,9 @@ afterEach(async () => {
 /** `localFacts`: what this system says it is (the identity test hook, FELHOM_TEST_LOCAL_FACTS). */
 async function startDaemonWithHub(
   localFacts?: Record<string, unknown>,
+  harness: HarnessOptions = {},
 ): Promise<{ g: GuestHarness; link: TestHub; config: string }> {
-  h = await startGuestHarness({ archiveBytesPerSecond: 20e6 });
+  h = await startGuestHarness({ archiveBytesPerSecond: 20e6, ...harness });
   hub = await startTestHub({ credentials: ["hub-secret"] });
   dir = await mkdtemp(join(tmpdir(), "felhom-wire-"));
   const config = await writeAgentConfig(h, dir, [], { url: hub.url, credential: "hub-secret" });
@@ -200,6 +202,63 @@ describeDocker("a hub driving the real daemon", () => {
     const out = capturedStdout(cli);
     await exited(cli);
     expect(JSON.parse(out()).identity).toMatchObject(expected);
+    expect(invalidFrames(link.frames)).toEqual([]);
+  });
+
+  it("reports a stop-mode backup across its own guest's shutdown: blackout.ended and report from the booted guest's new run", {
+    timeout: 150_000,
+  }, async () => {
+    let config = "";
+    const {
+      g,
+      link,
+      config: file,
+    } = await startDaemonWithHub(undefined, {
+      onGuestStop: async () => {
+        // systemd stops the agent as the guest shuts down, and the shutdown stops every container.
+        daemon!.kill("SIGTERM");
+        await exited(daemon!);
+        for (const id of await g.running()) await docker("stop", "-t", "10", id);
+      },
+      onGuestStart: async () => {
+        daemon = spawnAgent(config, ["run"]);
+        daemon.stdout?.resume();
+      },
+    });
+    config = file;
+    const run = await link.sendCommand({ name: "backup.run", params: { mode: "stop" } });
+    const backupId = (run as { data: { backupId: string } }).data.backupId;
+    await eventFor(link, "backup.completed", backupId);
+    const about = link.events.filter(
+      (e) =>
+        (e.event as { backupId?: string }).backupId === backupId ||
+        (e.event as { operationId?: string }).operationId === backupId,
+    );
+    const kinds = about.map((e) => (e.event.kind === "backup.phase" ? e.event.phase : e.event.kind));
+    expect(kinds.filter((k) => k !== "backup.progress")).toEqual([
+      "lock",
+      "preflight",
+      "announce",
+      "blackout",
+      "journal",
+      "quiesce",
+      "marker",
+      "submit",
+      "follow",
+      "blackout.ended",
+      "report",
+      "backup.completed",
+    ]);
+    expect(about.find((e) => e.event.kind === "blackout.ended")!.event).toMatchObject({
+      reason: "stop-mode",
+    });
+    expect(
+      about.find((e) => e.event.kind === "backup.phase" && e.event.phase === "report")!.event,
+    ).toMatchObject({
+      trigger: { source: "journal-replay" },
+    });
+    // The booted guest's agent is a new run.
+    expect(link.hellos.map((hello) => hello.session.resume)).toEqual([false, false]);
     expect(invalidFrames(link.frames)).toEqual([]);
   });
 });
