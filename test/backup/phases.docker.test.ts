@@ -4,6 +4,7 @@ import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import type { BackupEvent, BackupOutcome } from "../../agent/backup/backup-types.ts";
 import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
+import { BACKUP_PHASES } from "../../protocol/index.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, type HarnessOptions, startGuestHarness } from "../support/guest-harness.ts";
 
@@ -49,20 +50,8 @@ describeDocker("backup phases on the wire (pve sim + real docker)", () => {
   it("a good backup sends every documented phase in order; journal before the journal exists, quiesce after", async () => {
     const { outcome, phases, order, journalAt } = await backupRecorded();
     expect(outcome).toMatchObject({ ok: true });
-    expect(phases).toEqual([
-      "lock",
-      "preflight",
-      "announce",
-      "journal",
-      "quiesce",
-      "marker",
-      "submit",
-      "snapshot-wait",
-      "resume",
-      "follow",
-      "verify",
-      "report",
-    ]);
+    // PROTOCOL.md's table, in its order (no retention configured here).
+    expect(phases).toEqual(BACKUP_PHASES.filter((p) => p !== "retention"));
     expect(journalAt.get("journal")).toBe(false);
     expect(journalAt.get("quiesce")).toBe(true);
     // The blackout is announced before the journal and ends with the operation, before its report.

@@ -58,6 +58,9 @@ function withLocalFacts<T>(facts: Record<string, unknown> | undefined, spawnIt: 
   }
 }
 
+/** What every backup sends up to its vzdump POST, on the wire in this order. */
+const UNTIL_SUBMIT = ["lock", "preflight", "announce", "blackout", "journal", "quiesce", "marker", "submit"];
+
 const failed = (r: ResultMessage) => (r.ok ? undefined : r.error);
 
 /** Waits for the event of `kind` about `id` (a backupId or operationId). */
@@ -103,14 +106,7 @@ describeDocker("a hub driving the real daemon", () => {
         )
         .map((e) => (e.kind === "backup.phase" ? e.phase : e.kind));
     expect(about(backupId).filter((k) => k !== "backup.progress")).toEqual([
-      "lock",
-      "preflight",
-      "announce",
-      "blackout",
-      "journal",
-      "quiesce",
-      "marker",
-      "submit",
+      ...UNTIL_SUBMIT,
       "snapshot-wait",
       "resume",
       "follow",
@@ -236,14 +232,7 @@ describeDocker("a hub driving the real daemon", () => {
     );
     const kinds = about.map((e) => (e.event.kind === "backup.phase" ? e.event.phase : e.event.kind));
     expect(kinds.filter((k) => k !== "backup.progress")).toEqual([
-      "lock",
-      "preflight",
-      "announce",
-      "blackout",
-      "journal",
-      "quiesce",
-      "marker",
-      "submit",
+      ...UNTIL_SUBMIT,
       "follow",
       "blackout.ended",
       "report",

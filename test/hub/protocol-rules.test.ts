@@ -9,6 +9,21 @@ import { AGENT_ID, agentDir, cleanup, clientForTest, hubForTest, phase, storedSe
 
 afterEach(cleanup);
 
+/** A connected link whose liveness deadlines pass within a few hundred ms; `drops` collects its drops. */
+async function connectedWithFastHeartbeat() {
+  const hub = await hubForTest();
+  const client = await clientForTest(hub, await agentDir(), {
+    tuning: { heartbeat: { intervalMs: 50, timeoutMs: 50 }, watchdogFactor: 2 },
+  });
+  const drops: LinkDrop[] = [];
+  client.onStateChange((s) => {
+    if (s.name === "waiting") drops.push(s.lastDrop);
+  });
+  client.start();
+  await hub.waitFor("a connection", () => hub.connections() === 1);
+  return { hub, client, drops };
+}
+
 describe("the link follows the protocol's rules", () => {
   it("continues numbering above the hub's position when the hub has seen seqs this agent never assigned", async () => {
     const hub = await hubForTest();
@@ -128,16 +143,7 @@ describe("the link follows the protocol's rules", () => {
   });
 
   it("suspends its liveness deadlines during an announced blackout", async () => {
-    const hub = await hubForTest();
-    const client = await clientForTest(hub, await agentDir(), {
-      tuning: { heartbeat: { intervalMs: 50, timeoutMs: 50 }, watchdogFactor: 2 },
-    });
-    const drops: LinkDrop[] = [];
-    client.onStateChange((s) => {
-      if (s.name === "waiting") drops.push(s.lastDrop);
-    });
-    client.start();
-    await hub.waitFor("a connection", () => hub.connections() === 1);
+    const { hub, client, drops } = await connectedWithFastHeartbeat();
     await client.announceBlackout(1, "snapshot-freeze", "b-freeze");
     hub.setMode("silent");
     await new Promise((r) => setTimeout(r, 600));
@@ -146,16 +152,7 @@ describe("the link follows the protocol's rules", () => {
   });
 
   it("ends the blackout with its operation: a hub silent after it is noticed within the heartbeat, not at the end of the announced time, and hears blackout.ended", async () => {
-    const hub = await hubForTest();
-    const client = await clientForTest(hub, await agentDir(), {
-      tuning: { heartbeat: { intervalMs: 50, timeoutMs: 50 }, watchdogFactor: 2 },
-    });
-    const drops: LinkDrop[] = [];
-    client.onStateChange((s) => {
-      if (s.name === "waiting") drops.push(s.lastDrop);
-    });
-    client.start();
-    await hub.waitFor("a connection", () => hub.connections() === 1);
+    const { hub, client, drops } = await connectedWithFastHeartbeat();
     // 300 s: the default max_downtime_seconds a snapshot-mode backup announces.
     await client.announceBlackout(300, "snapshot-freeze", "b-done");
     await hub.waitFor("the blackout", () => hub.events.find((e) => e.event.kind === "blackout"));
@@ -173,16 +170,7 @@ describe("the link follows the protocol's rules", () => {
   });
 
   it("keeps the deadlines suspended while another announced blackout is still running", async () => {
-    const hub = await hubForTest();
-    const client = await clientForTest(hub, await agentDir(), {
-      tuning: { heartbeat: { intervalMs: 50, timeoutMs: 50 }, watchdogFactor: 2 },
-    });
-    const drops: LinkDrop[] = [];
-    client.onStateChange((s) => {
-      if (s.name === "waiting") drops.push(s.lastDrop);
-    });
-    client.start();
-    await hub.waitFor("a connection", () => hub.connections() === 1);
+    const { hub, client, drops } = await connectedWithFastHeartbeat();
     await client.announceBlackout(300, "stop-mode", "b-long");
     await client.announceBlackout(300, "snapshot-freeze", "b-short");
     await hub.waitFor(
