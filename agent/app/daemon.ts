@@ -103,7 +103,11 @@ export async function runDaemon(
     if (e.kind === "restore.detected" || e.kind === "identity.warning") log.warn({ event: e }, e.kind);
     if (!hub) return;
     const sent =
-      e.kind === "blackout" ? hub.announceBlackout(e.expectedSeconds, e.reason, e.operationId) : hub.emit(e);
+      e.kind === "blackout"
+        ? hub.announceBlackout(e.expectedSeconds, e.reason, e.operationId)
+        : e.kind === "blackout.ended"
+          ? hub.endBlackout(e.reason, e.operationId)
+          : hub.emit(e);
     // The outbox refused it (invalid) or the disk failed: log it, never let it break the backup.
     sent.catch((err) =>
       log.error({ kind: e.kind, err: errorMessage(err) }, "could not queue an event for the hub"),
@@ -210,7 +214,16 @@ export async function runDaemon(
     // A runtime replaced meanwhile (not expected: reload and enroll wait for decide) was torn down under
     // its recovery; its outcome may be an artefact of that, and the new runtime reports the backup.
     if (r !== rt) return;
-    if (s.recovery?.outcome) finished(r.config)(s.recovery.outcome, { source: "journal-replay" });
+    if (s.recovery?.outcome) {
+      const outcome = s.recovery.outcome;
+      const { backupId, mode } = outcome.ok ? outcome.result : outcome.failure;
+      // The run that announced the blackout and would have reported is gone (killed, or its guest went
+      // down for a stop-mode backup): this start ends both. A journal exists only after the announce.
+      const reason = mode === "stop" ? "stop-mode" : "snapshot-freeze";
+      emit({ kind: "blackout.ended", reason, operationId: backupId });
+      emit({ kind: "backup.phase", backupId, mode, phase: "report", trigger: { source: "journal-replay" } });
+      finished(r.config)(outcome, { source: "journal-replay" });
+    }
     gate = s.gate;
     // A rebuilt runtime (reload, enroll) runs the slot the old one left waiting out its jitter.
     if (s.verified) await r.scheduler?.start({ catchUp: opts.catchUp, runPending: opts.rebuilt === true });
@@ -401,6 +414,8 @@ export async function runDaemon(
   }
   process.off("SIGHUP", onSighup);
   stopping = true;
+  // The hub keeps hearing the running backup's events while it settles, but starts nothing new here.
+  hub?.refuseCommands();
   clearTimeout(recheck);
   const running = rt.service.running();
   if (running)
@@ -412,11 +427,16 @@ export async function runDaemon(
 }
 
 function isBackupEvent(e: Event): e is BackupEvent {
-  return e.kind === "backup.phase" || e.kind === "backup.progress" || e.kind === "blackout";
+  return (
+    e.kind === "backup.phase" ||
+    e.kind === "backup.progress" ||
+    e.kind === "blackout" ||
+    e.kind === "blackout.ended"
+  );
 }
 
 function operationOf(e: BackupEvent): string {
-  return e.kind === "blackout" ? e.operationId : e.backupId;
+  return e.kind === "blackout" || e.kind === "blackout.ended" ? e.operationId : e.backupId;
 }
 
 /** Handlers that always reach the current runtime's (enrollment replaces it while the hub link stays). */

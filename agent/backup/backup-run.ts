@@ -118,9 +118,22 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
   let resumed: Promise<ResumeReport> | undefined;
   let consistency: "app" | "crash" = "app";
 
+  const announcePhase = (p: BackupPhase) =>
+    deps.emit({ kind: "backup.phase", backupId, mode, phase: p, trigger: req.trigger });
+  /**
+   * The main line's phase: the one a failure names. `resume` runs beside it (from the snapshot, the
+   * deadline or the task's end, while the task is still followed) and cannot fail the backup, so it is
+   * announced without becoming the phase a failure reports.
+   */
   const enter = (next: BackupPhase) => {
     phase = next;
-    deps.emit({ kind: "backup.phase", backupId, mode, phase: next, trigger: req.trigger });
+    announcePhase(next);
+  };
+  let blackout: "stop-mode" | "snapshot-freeze" | undefined;
+  /** The operation is over: the hub (and the link) stop waiting out the blackout it announced. */
+  const endBlackout = () => {
+    if (blackout) deps.emit({ kind: "blackout.ended", reason: blackout, operationId: backupId });
+    blackout = undefined;
   };
   const journalPatch = (patch: Partial<JournalBackupSection>) =>
     journal
@@ -138,7 +151,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
       log.info({ backupId, why }, "resuming stacks");
       const h = handle;
       resumed = (async () => {
-        enter("resume");
+        announcePhase("resume");
         // Journalled before the first container moves: an agent killed after the resume must still know
         // whether the snapshot was taken while the stacks were down.
         await journalPatch({ consistency });
@@ -160,6 +173,8 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
   };
 
   let deadline: NodeJS.Timeout | undefined;
+  // The service took the one-backup-per-guest lock before this run: the first event names the backup.
+  enter("lock");
   try {
     enter("preflight");
     const { identity, plan } = await preflight(deps, req);
@@ -167,9 +182,10 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     const notes = notesTemplate(backupId);
 
     enter("announce");
+    blackout = mode === "stop" ? "stop-mode" : "snapshot-freeze";
     deps.emit({
       kind: "blackout",
-      reason: mode === "stop" ? "stop-mode" : "snapshot-freeze",
+      reason: blackout,
       expectedSeconds:
         mode === "stop" ? await stopModeBlackoutSeconds(deps.stateDir) : cfg.max_downtime_seconds,
       operationId: backupId,
@@ -179,8 +195,8 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     if (req.signal?.aborted)
       throw new AgentError("interrupted", "the agent is shutting down; nothing was quiesced");
     enter("journal");
-    enter("quiesce");
-    // Downtime begins with the quiesce (a slow shutdown or pre hook counts), as does the executor's backstop.
+    // Downtime begins with the journal's fsync (a slow shutdown or pre hook counts), as does the
+    // executor's backstop.
     const quiesceStarted = Date.now();
     const quiesced = await quiesceStacks(
       { engine: deps.engine, stateDir: deps.stateDir, logger: log },
@@ -201,6 +217,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
           storage: cfg.storage,
           phase: "quiesce",
         } satisfies JournalBackupSection,
+        journalled: () => enter("quiesce"),
       },
     );
     handle = quiesced.handle;
@@ -327,6 +344,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
       if (pruneWarning) warnings.push(pruneWarning);
     }
 
+    endBlackout();
     enter("report");
     const report = await resumed!;
     // The archive is good, but a stack is down: the hub must hear it (and the journal stays open, so the
@@ -360,7 +378,13 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     const resumeReport =
       report ?? (err instanceof QuiesceFailedError ? (err.resumeReport as ResumeReport) : undefined);
     // Interrupted by a shutdown after the POST, the task goes on in PVE: the next start reports it.
-    await journalPatch(shuttingDown && upid ? { phase } : { phase, reported: true });
+    const deferred = shuttingDown && upid !== null;
+    await journalPatch(deferred ? { phase } : { phase, reported: true });
+    if (!deferred) {
+      endBlackout();
+      // `backup.failed` follows; it names the phase that failed, not this one.
+      announcePhase("report");
+    }
     log.error({ backupId, phase, err: errorMessage(err) }, "backup failed");
     return {
       ok: false,

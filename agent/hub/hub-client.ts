@@ -152,6 +152,8 @@ export class HubClient {
   #quietDrop: "auth-rejected" | "fatal" | "local" | undefined;
   #lastStatus: StatusPayload | undefined;
   #statusTimer: NodeJS.Timeout | undefined;
+  /** Blackouts announced and not ended yet: operation id → the latest moment it may last to (epoch ms). */
+  readonly #blackouts = new Map<string, number>();
   #blackoutUntil = 0;
   #waitTimer: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
 
@@ -244,7 +246,7 @@ export class HubClient {
   /**
    * Tells the hub the agent will be unreachable for about `seconds` (before a stop-mode backup, around a
    * snapshot freeze), so that it pauses its liveness alarm instead of raising it. The link's own
-   * deadlines (pong, silence, ack) are suspended for as long.
+   * deadlines (pong, silence, ack) are suspended until `endBlackout` for the same operation, at most as long.
    */
   announceBlackout(
     seconds: number,
@@ -252,14 +254,42 @@ export class HubClient {
     operationId: string,
   ): Promise<number> {
     // Our own liveness deadlines are suspended too: a frozen guest must not tear down a healthy socket.
-    this.#blackoutUntil = Math.max(this.#blackoutUntil, Date.now() + seconds * 1000);
-    this.#session?.setBlackout(this.#blackoutUntil);
+    this.#blackouts.set(operationId, Date.now() + seconds * 1000);
+    this.#applyBlackouts();
     return this.emit({
       kind: "blackout",
       reason,
       expectedSeconds: Math.min(86_400, Math.max(1, Math.ceil(seconds))),
       operationId,
     });
+  }
+
+  /**
+   * The operation that announced a blackout is over: the link's deadlines count again from now (a hub
+   * that fell silent meanwhile is noticed within one heartbeat, not at the end of the announced time),
+   * and the hub hears `blackout.ended` so that it stops waiting too.
+   */
+  endBlackout(reason: "stop-mode" | "snapshot-freeze", operationId: string): Promise<number> {
+    this.#blackouts.delete(operationId);
+    this.#applyBlackouts();
+    return this.emit({ kind: "blackout.ended", reason, operationId });
+  }
+
+  /** The session's deadlines resume at the end of the latest blackout still announced, or now if none is. */
+  #applyBlackouts(): void {
+    const now = Date.now();
+    for (const [id, until] of this.#blackouts) if (until <= now) this.#blackouts.delete(id);
+    const latest = Math.max(0, ...this.#blackouts.values());
+    this.#blackoutUntil = latest > 0 ? latest : Math.min(this.#blackoutUntil, now);
+    this.#session?.setBlackout(this.#blackoutUntil);
+  }
+
+  /**
+   * The agent is stopping (it may still wait minutes for a backup to hand its stacks back): the link stays
+   * up for the events, and every new command is answered `shutting_down` (retryable) instead of run.
+   */
+  refuseCommands(): void {
+    this.#runner.refuseNew();
   }
 
   /** Closes the socket (1001), lets running commands settle briefly, and closes the durable files. */

@@ -45,6 +45,7 @@ describeDocker("backup, snapshot mode (pve sim + real docker)", () => {
     await expect(readFile(markerPath(h.stateDir))).rejects.toThrow(/ENOENT/);
     const phases = h.events.filter((e) => e.kind === "backup.phase").map((e) => e.phase);
     expect(phases).toEqual([
+      "lock",
       "preflight",
       "announce",
       "journal",

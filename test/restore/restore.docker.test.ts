@@ -129,7 +129,8 @@ describeDocker("restore: a restored copy under the daemon (pve sim + real docker
     });
 
     const status = await hub.sendCommand({ name: "status.get", params: {} });
-    expect(status).toMatchObject({ ok: true, data: { identity: { state: "restored-copy", vmid: null } } });
+    // The CT the identity names is the one the warnings name: its original (PROTOCOL.md, hello).
+    expect(status).toMatchObject({ ok: true, data: { identity: { state: "restored-copy", vmid: 101 } } });
     const refused = await hub.sendCommand({ name: "backup.run", params: { mode: "snapshot" } });
     expect(refused).toMatchObject({
       ok: false,

@@ -20,14 +20,17 @@ export const statusCommand: Command = {
     const config = await loadConfig();
     const ctx = await createContext(config, logger("error"), localFacts);
     try {
-      const identity = await resolveIdentity(ctx.pve, {
+      const local = localFacts();
+      const resolved = await resolveIdentity(ctx.pve, {
         configuredVmid: config.pve.vmid,
-        local: localFacts(),
+        local,
       }).catch((err) => ({
         state: "unverified" as const,
         reason: `PVE not reachable: ${errorMessage(err)}`,
         hint: "run felhom-guest doctor",
       }));
+      // The hostname as the hub hears it (PROTOCOL.md, hello): this system's own, in every state.
+      const identity = { ...resolved, hostname: local.hostname };
       const journal = await QuiesceJournal.open(journalPath(config.state_dir));
       const last = await readLastBackup(config.state_dir);
       const marker = await readMarker(config.state_dir);
