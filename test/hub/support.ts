@@ -96,18 +96,26 @@ export interface ChildAgent {
     timeoutMs?: number,
   ): Promise<Record<string, unknown>>;
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Writes one line to the child's stdin. */
+  send(line: string): void;
   pid: number;
 }
 
 /**
  * Runs test/hub/agent-child.ts under tsx with `config` (or `script`, e.g. a compiled copy for the
- * benchmark, under plain node); killed in cleanup if still alive.
+ * benchmark, under plain node with `nodeArgs`); killed in cleanup if still alive.
  */
-export function spawnChildAgent(config: Record<string, unknown>, script?: string): ChildAgent {
-  const args = script ? [script] : ["--import", "tsx", join(import.meta.dirname, "agent-child.ts")];
+export function spawnChildAgent(
+  config: Record<string, unknown>,
+  script?: string,
+  nodeArgs: string[] = [],
+): ChildAgent {
+  const args = script
+    ? [...nodeArgs, script]
+    : ["--import", "tsx", join(import.meta.dirname, "agent-child.ts")];
   const child = spawn(process.execPath, args, {
     env: { ...process.env, FELHOM_TEST_AGENT: JSON.stringify(config) },
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["pipe", "pipe", "pipe"],
   });
   const lines: Array<Record<string, unknown>> = [];
   let stderr = "";
@@ -137,6 +145,7 @@ export function spawnChildAgent(config: Record<string, unknown>, script?: string
     lines,
     pid: child.pid!,
     kill,
+    send: (line) => void child.stdin.write(`${line}\n`),
     async waitForLine(what, match, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
