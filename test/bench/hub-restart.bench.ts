@@ -3,7 +3,7 @@
  * hub links (HubClient with its default tuning, so the shipped backoff; each with its own state dir, outbox
  * and credential file) run in one child process, compiled as they ship, against the test hub in this
  * process. The hub is stopped, every link queues FELHOM_BENCH_EVENTS_WHILE_DOWN events (default 2), and
- * the hub comes back after each downtime of FELHOM_BENCH_HUB_DOWN_SECONDS (default "2,30": a process
+ * the hub comes back after each downtime of FELHOM_BENCH_HUB_DOWN_SECONDS (default "2,10,30": a process
  * restart, a redeploy; the backoff window tops out at 60 s, so longer outages look like 30 s). Per downtime:
  * - time from the restart until 99 % of the links are welcomed again, against the same links dialling all
  *   at once on a running hub (the hub's own accept rate: the floor);
@@ -23,7 +23,7 @@ import { type BenchReport, peakInWindow } from "./report.ts";
 
 const LINKS = Number(process.env.FELHOM_BENCH_LINKS ?? 2_000);
 const PER_EMIT = Number(process.env.FELHOM_BENCH_EVENTS_WHILE_DOWN ?? 2);
-const DOWNTIMES_S = (process.env.FELHOM_BENCH_HUB_DOWN_SECONDS ?? "2,30").split(",").map(Number);
+const DOWNTIMES_S = (process.env.FELHOM_BENCH_HUB_DOWN_SECONDS ?? "2,10,30").split(",").map(Number);
 const TARGET = Math.ceil(LINKS * 0.99);
 const WAIT_MS = 300_000;
 
