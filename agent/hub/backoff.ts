@@ -17,9 +17,9 @@ export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 1_000, maxMs: 60_000 };
  * then spread evenly over log-time, and whenever the hub comes back the fleet's next attempts are spread
  * evenly over the following octave (or over the capped period): measured with 2,000 links
  * (test/bench/hub-restart.bench.ts, PROTOCOL.md "Reconnecting after a hub restart"), the busiest second
- * stays within 3× the mean. Full jitter (a new uniform draw in [0, base·2^attempt) per attempt) did not:
- * agents left at different attempt numbers made the hub's first seconds back 3.2–4.7× the mean, since
- * each draw's remaining wait is front-loaded and short windows arrive first.
+ * stays within 3× the mean. Full jitter (a new uniform draw in [0, base·2^attempt) per attempt) did not
+ * (3.2× after 2 s down, 3.5× after 30 s): agents left at different attempt numbers, short windows arrive
+ * first, and each draw's remaining wait is front-loaded.
  * `attempt` counts failed attempts since the last welcome, from 0.
  */
 export function phasedDelayMs(attempt: number, policy: BackoffPolicy, phase: number): number {
