@@ -16,6 +16,7 @@
  * File descriptors: one socket per link here and one in the hub; the bench needs about 2 × links + 100
  * (raise `ulimit -n` before `npm run bench` where the soft limit is lower).
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { agentDir, cleanup, hubForTest, spawnChildAgent } from "../hub/support.ts";
 import type { TestHub } from "../hub/test-hub.ts";
 import { compileAgent } from "./process-stats.ts";
@@ -54,8 +55,6 @@ async function welcomedAt(hub: TestHub, from: number, prefix: string, count: num
   );
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
-
 export default async function (report: BenchReport): Promise<void> {
   const entry = (await compileAgent("test/bench/hub-fleet-child.ts"))("test/bench/hub-fleet-child.ts");
   try {
@@ -86,7 +85,9 @@ export default async function (report: BenchReport): Promise<void> {
       const stoppedAt = Date.now();
       await hub.stop();
       const lastSeqs = (await ask(agents, `emit ${tag}`, "emitted")).lastSeqs as Record<string, number>;
-      await sleep(stoppedAt + downS * 1000 - Date.now());
+      if (Object.keys(lastSeqs).length !== LINKS)
+        throw new Error(`only ${Object.keys(lastSeqs).length} of ${LINKS} links queued events`);
+      await sleep(Math.max(0, stoppedAt + downS * 1000 - Date.now()));
       const helloFrom = hub.hellos.length;
       const attemptsFrom = hub.attempts.length;
       const restartedAt = Date.now();
