@@ -7,6 +7,7 @@
  *   start         dials every link at once
  *   mem           after a full GC: {"mem": {"rss", "heapUsed"}}
  *   emit <tag>    agent mode: every link emits `perEmit` events with backupId <tag>; {"emitted", "lastSeqs"}
+ *   dials         agent mode: {"dials": n}, the connection attempts of all links so far
  * Link i is agent id `agent-<i>` (or `bare-<i>`).
  * Run with --expose-gc so that `mem` measures live memory rather than garbage.
  */
@@ -32,6 +33,7 @@ const config = JSON.parse(process.env.FELHOM_TEST_AGENT ?? "{}") as FleetConfig;
 const out = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
 const clients: HubClient[] = [];
 const sockets: WebSocket[] = [];
+let dials = 0;
 
 async function open(): Promise<void> {
   for (let i = 0; i < config.count; i++) {
@@ -53,6 +55,9 @@ async function open(): Promise<void> {
         handlers: {},
       }),
     );
+    clients.at(-1)!.onStateChange((state) => {
+      if (state.name === "connecting") dials++;
+    });
   }
 }
 
@@ -115,6 +120,8 @@ for await (const line of createInterface({ input: process.stdin })) {
     out({ started: config.count });
   } else if (command === "mem") {
     out({ mem: mem() });
+  } else if (command === "dials") {
+    out({ dials });
   } else if (command === "emit") {
     out({ emitted: arg, lastSeqs: await emit(arg ?? "bench") });
   }

@@ -9,7 +9,9 @@
  *   at once on a running hub (the hub's own accept rate: the floor);
  * - the peak upgrade attempts the hub sees in any one second of that time, against the mean over it;
  * - events lost (queued while the hub was down, not stored and acked afterwards) and duplicates (resent
- *   copies the hub dropped).
+ *   copies the hub dropped);
+ * - what the outage cost: connection attempts per link from the stop until 99 % were back and counted (most of them
+ *   refused while the hub was down).
  * Memory per idle connected link (RSS and heap after a full GC, delta over the process before any link,
  * divided by the links) against the same number of bare WebSockets that only say hello and answer pings.
  *
@@ -82,6 +84,7 @@ export default async function (report: BenchReport): Promise<void> {
       const prefix = `down_${downS}s_`;
       const tag = `hub-down-${downS}s`;
       const duplicatesBefore = hub.duplicates;
+      const dialsBefore = (await ask(agents, "dials", "dials")).dials as number;
       const stoppedAt = Date.now();
       await hub.stop();
       const lastSeqs = (await ask(agents, `emit ${tag}`, "emitted")).lastSeqs as Record<string, number>;
@@ -102,6 +105,8 @@ export default async function (report: BenchReport): Promise<void> {
       const peak = peakInWindow(times, windowMs) / (windowMs / 1000);
       report({ metric: `${prefix}reconnect_99pct`, value: t99, unit: "ms", baseline: coldMs });
       report({ metric: `${prefix}attempts_peak_per_s`, value: peak, unit: "attempts/s", baseline: mean });
+      const dials = ((await ask(agents, "dials", "dials")).dials as number) - dialsBefore;
+      report({ metric: `${prefix}dials_per_link`, value: dials / LINKS, unit: "attempts", baseline: null });
 
       // Every queued event must be stored and acked, once.
       await hub
