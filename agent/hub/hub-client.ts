@@ -132,7 +132,7 @@ export const OUTBOX_DIR = "hub-outbox";
 export const COMMANDS_FILE = "hub-commands.json";
 
 /**
- * The agent's link to its hub: an outbound WebSocket that reconnects forever (backoff with full jitter;
+ * The agent's link to its hub: an outbound WebSocket that reconnects forever (exponential backoff with a random phase;
  * auth rejections and fatal close codes back off hard and are logged once), a durable outbox of events
  * resent from the hub's last ack, idempotent commands dispatched to the injected handlers, app-level
  * pings and a watchdog that rebuilds a socket that stopped moving. See agent/hub/README.md.
@@ -155,6 +155,8 @@ export class HubClient {
   /** Blackouts announced and not ended yet: operation id → the latest moment it may last to (epoch ms). */
   readonly #blackouts = new Map<string, number>();
   #blackoutUntil = 0;
+  /** The backoff phase of the current streak of failed attempts (`phasedDelayMs`). */
+  #phase = 0;
   #waitTimer: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
 
   private constructor(
@@ -417,7 +419,9 @@ export class HubClient {
     const waiting = transition(this.#state, { type: "dropped", drop });
     if (waiting.name !== "waiting") return;
     this.#setState(waiting);
-    const decision = decideReconnect(drop, backoffAttempt(waiting), this.#t, this.#t.random);
+    const attempt = backoffAttempt(waiting);
+    if (attempt === 0) this.#phase = this.#t.random();
+    const decision = decideReconnect(drop, attempt, this.#t, this.#t.random, this.#phase);
     this.#logDrop(drop, decision.action, decision.delayMs, wasConnected, waiting.attempt);
     await this.#wait(decision.delayMs);
     await this.#dial();
