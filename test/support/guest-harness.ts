@@ -13,7 +13,7 @@ import { PveClient } from "../../agent/pve/client.ts";
 import { type SelfScopedGuest, type SelfScopedVariant, selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
 import type { PveSimulator, PveSimulatorOptions } from "../pve-sim/simulator.ts";
-import { compose, runningContainers, waitHealthy } from "./compose.ts";
+import { compose, docker, runningContainers, waitHealthy } from "./compose.ts";
 
 /**
  * One guest, as real as this machine allows: the PVE simulator with a self-scoped token for a guest
@@ -142,13 +142,22 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
       demoComposeFile(o.dbStrategy ?? "stop", o.dbLabels, o.appPort),
     );
     await compose(project, stackDir, "up", "-d");
-    await waitHealthy(`${project}_db_1`);
+    // By its labels: compose v1 names it <project>_db_1, v2 <project>-db-1.
+    await waitHealthy(
+      await docker(
+        "ps",
+        "-q",
+        "--filter",
+        `label=com.docker.compose.project=${project}`,
+        "--filter",
+        "label=com.docker.compose.service=db",
+      ),
+    );
 
     const backupConfig: AgentConfig["backup"] = {
       storage: "bk",
       mode: "snapshot",
       max_downtime_seconds: 120,
-      lockwait_minutes: 1,
       busy_retry: { attempts: 1, delay_seconds: 1 },
       protected: false,
       max_protected_backups: 5,
