@@ -58,8 +58,11 @@ export interface TaskHang {
 export interface TaskFailure {
   match: (t: Task) => boolean;
   message: string;
-  /** "fail": the step fails with the message; "warn": a `WARN:` line is logged and the task goes on. */
-  kind: "fail" | "warn";
+  /**
+   * "fail": the step fails with the message; "warn": a `WARN:` line is logged and the task goes on;
+   * "grant-lock-on-stop": a vzdump waiting for the node lock is granted it as its stop request lands.
+   */
+  kind: "fail" | "warn" | "grant-lock-on-stop";
 }
 
 interface Internal {

@@ -92,6 +92,12 @@ export function vzdumpWorker(sim: PveSimulator, job: VzdumpJob): TaskWorker {
       }
       await ctx.log("INFO: trying to get global lock - waiting...");
       const got = await lock.acquire(ctx.upid, job.lockwait * sim.opts.lockwaitScaleMs, ctx.signal);
+      if (
+        !got &&
+        ctx.signal.aborted &&
+        sim.taskRegistry.takeFailure(ctx.task, "grant-lock-on-stop") !== undefined
+      )
+        return grantedWhileStopped(sim, job, ctx, lock);
       if (!got) {
         await ctx.log(
           `ERROR: can't acquire lock '${LOCKFILE}' - ${ctx.signal.aborted ? "interrupted by signal" : "got timeout"}`,
@@ -133,6 +139,30 @@ export function vzdumpWorker(sim: PveSimulator, job: VzdumpJob): TaskWorker {
       lock.release(ctx.upid);
     }
   };
+}
+
+/**
+ * The lock race (faults.grantLockOnStop): flock returned just as the stop request's SIGTERM was sent. The
+ * job starts, the guest's backup takes `lock: backup` (VZDump.pm `exec_backup_task`, LXC.pm `lock_vm`),
+ * the signal's die lands there and the clean-up hangs (a storage command that does not return) until
+ * pvedaemon's SIGKILL 5 s later (RESTEnvironment.pm `check_worker`): no TASK line, the lock stays.
+ */
+async function grantedWhileStopped(
+  sim: PveSimulator,
+  job: VzdumpJob,
+  ctx: TaskContext,
+  lock: ReturnType<PveSimulator["nodeLock"]>,
+): Promise<never> {
+  lock.handOver(ctx.upid);
+  const say = (line: string) => ctx.log(line).catch(() => {}); // the interrupt is delivered at the first
+  await say("INFO: got global lock");
+  await say(`INFO: starting new backup job: ${job.cmdline}`);
+  const vmid = job.vmids[0]!;
+  await say(`INFO: Starting Backup of VM ${vmid} (lxc)`);
+  const g = sim.guests.get(vmid);
+  if (g) g.lock = "backup";
+  await say(`ERROR: Backup of VM ${vmid} failed - interrupted by signal`);
+  return new Promise<never>(() => {});
 }
 
 /** exec_backup_task for one LXC guest: "error" is logged and the job goes on; "interrupted" ends the job. */
