@@ -243,7 +243,11 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         storage: cfg.storage,
         mode,
         compress: "zstd",
-        lockwait: cfg.lockwait_minutes,
+        // Never queue: a queued task that the agent stopped could be granted the node lock between its
+        // `waiting...` line and the stop's SIGTERM, and the SIGKILL 5 s later can leave `lock: backup` or a
+        // `vzdump` snapshot on the CT (VZDump.pm `getlock`, RESTEnvironment.pm `check_worker`). With 0, PVE
+        // refuses at once, `(wait = 0)`, and there is nothing to stop.
+        lockwait: 0,
         notesTemplate: notes,
         ...(cfg.protected ? { protected: true } : {}),
         // `remove` stays at PVE's default: with remove=0 a storage that has a keep-limit refuses every
@@ -274,16 +278,10 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         deps.emit({ kind: "backup.progress", backupId, phase, line: ev.text.slice(0, 1000) });
       } else if (ev.type === "phase") {
         const p = ev.phase;
-        if ((p.phase === "waiting-for-global-lock" || p.phase === "global-lock-timeout") && !busy) {
-          // Never sit quiesced behind another guest's backup: stop our queued task and give the node back.
-          // With lockwait 0 PVE refused at once ("(wait = 0)"): that task is already ending.
+        if (p.phase === "global-lock-timeout" && !busy) {
+          // Another guest's backup holds the node: PVE refused ours at once and the task is ending.
           busy = true;
           void startResume("busy");
-          if (p.phase === "waiting-for-global-lock") {
-            await pve
-              .stopTask(node, upid)
-              .catch((err) => log.warn({ err: errorMessage(err) }, "could not stop the queued vzdump task"));
-          }
         } else if (p.phase === "protected-limit") {
           protectedLimit = p;
         } else if (mode === "snapshot" && (p.phase === "snapshot-created" || p.phase === "suspend-resumed")) {

@@ -84,8 +84,12 @@ export const configSchema = z
          * resumed anyway and the backup finishes crash-consistent (and says so).
          */
         max_downtime_seconds: positiveSeconds.default(300),
-        /** vzdump's `lockwait` in minutes: how long to queue behind another guest's backup while quiesced. */
-        lockwait_minutes: z.number().int().min(0).max(10).default(1),
+        /**
+         * No longer used: the agent always sends vzdump `lockwait=0` (a queued task it stopped could be granted
+         * the node lock as the stop landed, and be killed mid-backup). Still accepted, so that a config written
+         * for an older agent loads after an upgrade.
+         */
+        lockwait_minutes: z.number().int().min(0).max(10).optional(),
         /** When the node's vzdump lock is busy: attempts and the base delay between them (with jitter). */
         busy_retry: z
           .object({

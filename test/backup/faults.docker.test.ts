@@ -162,9 +162,11 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     service.stop();
   });
 
-  it("with lockwait 0, PVE's immediate refusal on a busy node counts as busy too (resumed, retried later)", async () => {
-    const g = await harness({ backup: { lockwait_minutes: 0 } });
+  it("never queues for a busy node lock (lockwait 0), so no stop can race PVE's grant and leave the CT locked", async () => {
+    const g = await harness();
     const lock = g.sim.holdGlobalVzdumpLock();
+    // Had the agent queued and then stopped its task, PVE would grant the lock as the stop landed.
+    g.sim.faults.grantLockOnStop({ type: "vzdump" });
     try {
       expect(await backup(g)).toMatchObject({
         ok: false,
@@ -173,6 +175,11 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     } finally {
       lock.release();
     }
+    const post = g.sim.requests.find((r) => r.method === "POST" && r.path === "/nodes/pve1/vzdump");
+    expect(post?.params.lockwait).toBe("0");
+    expect(g.sim.requests.some((r) => r.method === "DELETE" && r.path.includes("/tasks/"))).toBe(false);
+    expect(g.sim.getGuest(101)?.lock).toBeUndefined();
+    expect(await backup(g)).toMatchObject({ ok: true, result: { exitStatus: "OK" } });
   });
 
   it("refuses a protected backup before quiescing once the guest has backup.max_protected_backups of them, and names PVE's refusal when the storage's limit is lower", async () => {
