@@ -282,6 +282,10 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
           // Another guest's backup holds the node: PVE refused ours at once and the task is ending.
           busy = true;
           void startResume("busy");
+        } else if (mode === "snapshot" && p.phase === "snapshot-failed") {
+          // No snapshot will come: resume now, and nothing of this run counts as app-consistent.
+          clearTimeout(deadline);
+          void startResume("error");
         } else if (p.phase === "protected-limit") {
           protectedLimit = p;
         } else if (mode === "snapshot" && (p.phase === "snapshot-created" || p.phase === "suspend-resumed")) {

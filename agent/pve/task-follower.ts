@@ -47,6 +47,7 @@ type TaskReader = Pick<PveClient, "taskStatus" | "taskLog">;
 // Phases after which the services are no longer waiting on this task (resumable, or down anyway).
 const RELIEF = new Set<VzdumpPhase["phase"]>([
   "snapshot-created",
+  "snapshot-failed",
   "suspend-resumed",
   "guest-stopping",
   "guest-failed",

@@ -67,6 +67,18 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     expect(journal?.data.backup.consistency).toBe("crash");
   });
 
+  it("takes a snapshot PVE failed to create for no snapshot: resumed at once, failed, journalled crash-consistent", async () => {
+    const g = await harness();
+    g.sim.faults.failSnapshot({ type: "vzdump" }, "lvcreate snapshot error: no space");
+    const outcome = await backup(g);
+    expect(outcome).toMatchObject({
+      ok: false,
+      failure: { code: "vzdump_failed", exitStatus: "job errors", stacksResumed: true },
+    });
+    const journal = await QuiesceJournal.open(journalPath(g.stateDir));
+    expect(journal?.data.backup.consistency).toBe("crash");
+  });
+
   it("counts the downtime deadline from the start of the quiesce: a pre hook that uses it up makes the backup crash-consistent", async () => {
     const g = await harness({
       dbStrategy: "exec",

@@ -343,6 +343,25 @@ describe("pve sim: vzdump", () => {
     }
   }, 20_000);
 
+  it("fails a snapshot as AbstractConfig.pm does: an unprefixed 'snapshot create failed' line, then the guest fails", async () => {
+    const self = await selfScopedGuest(sim, { vmid: 174, tokenName: "snapfail" });
+    const c = rawClient(sim, self.authorization);
+    try {
+      sim.faults.failSnapshot({ vmid: 174 }, "lvcreate snapshot error: no space");
+      const upid = (await c.post("/nodes/pve1/vzdump", { vmid: 174, storage: "bk" })).json.data;
+      expect((await c.waitTask("pve1", upid)).exitstatus).toBe("job errors");
+      const log = await c.taskLog("pve1", upid);
+      const at = log.indexOf("INFO: create storage snapshot 'vzdump'");
+      expect(log.slice(at + 1, at + 3)).toEqual([
+        "snapshot create failed: starting cleanup",
+        "ERROR: Backup of VM 174 failed - lvcreate snapshot error: no space",
+      ]);
+      expect((await c.get("/nodes/pve1/lxc/174/status/current")).json.data.lock).toBeUndefined();
+    } finally {
+      await c.close();
+    }
+  });
+
   it("lists tasks as Tasks.pm does: an active one unconverted and RUNNING, exit(-1) as unknown, nothing for limit=0", async () => {
     const self = await selfScopedGuest(sim, { vmid: 172, tokenName: "list" });
     const c = rawClient(sim, self.authorization);

@@ -102,6 +102,15 @@ export class Faults {
   }
 
   /**
+   * The next vzdump matching `m` cannot take its storage snapshot: AbstractConfig.pm `snapshot_create` warns
+   * `snapshot create failed: starting cleanup` (unprefixed), cleans up and dies, and the guest's backup fails
+   * with `message`.
+   */
+  failSnapshot(m: TaskMatch, message: string): void {
+    this.failures.push({ match: taskPredicate(m), message, kind: "snapshot-fail" });
+  }
+
+  /**
    * The next vzdump matching `m` that waits for the node's lock and is stopped (DELETE) gets the lock at that
    * very moment: the holder finished just before the SIGTERM landed (RESTEnvironment.pm `check_worker`
    * signals the worker whatever it is doing; VZDump.pm `getlock` logs `got global lock` once flock returns).

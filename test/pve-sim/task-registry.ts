@@ -60,9 +60,10 @@ export interface TaskFailure {
   message: string;
   /**
    * "fail": the step fails with the message; "warn": a `WARN:` line is logged and the task goes on;
-   * "grant-lock-on-stop": a vzdump waiting for the node lock is granted it as its stop request lands.
+   * "grant-lock-on-stop": a vzdump waiting for the node lock is granted it as its stop request lands;
+   * "snapshot-fail": a vzdump's storage snapshot fails with the message.
    */
-  kind: "fail" | "warn" | "grant-lock-on-stop";
+  kind: "fail" | "warn" | "grant-lock-on-stop" | "snapshot-fail";
 }
 
 interface Internal {

@@ -293,6 +293,12 @@ async function backupGuest(
       await log("INFO", "create storage snapshot 'vzdump'");
       g.lock = "snapshot";
       await sleep(sim.opts.snapshotDelayMs);
+      const snapshotFailure = sim.taskRegistry.takeFailure(ctx.task, "snapshot-fail");
+      if (snapshotFailure !== undefined) {
+        fileLines.push("snapshot create failed: starting cleanup");
+        await ctx.log("snapshot create failed: starting cleanup");
+        throw new Error(snapshotFailure);
+      }
       const path = sim.volumes.snapshotPath(`vzdump-${vmid}-${Date.now()}`);
       const t0 = Date.now();
       await sim.volumes.snapshot(g.rootDir, path, true);
