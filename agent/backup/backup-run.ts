@@ -318,9 +318,10 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     }
 
     enter("verify");
-    const archive = await verifyArchive(pve, node, cfg.storage, vmid, backupId, task.exitstatus);
+    const archive = await verifyArchive(pve, node, cfg.storage, vmid, backupId, task);
 
     const warnings = task.lines.filter((l) => l.startsWith("WARN:")).slice(0, 100);
+    if (archive.warning) warnings.push(archive.warning);
     const policy = retentionPolicy(cfg.retention);
     if (policy) {
       enter("retention");
@@ -437,22 +438,29 @@ export async function verifiedSelf(
   );
 }
 
-/** A task's "OK" is not a backup: the archive carrying this backup id in its notes must be on the storage. */
-async function verifyArchive(
+/**
+ * A task's "OK" is not a backup: the archive carrying this backup id in its notes (or, when PVE could not
+ * write them, the one its log names) must be on the storage.
+ */
+export async function verifyArchive(
   pve: PveClient,
   node: string,
   storage: string,
   vmid: number,
   backupId: string,
-  exitstatus: string,
-): Promise<{ volid: string; size: number }> {
-  const archive = findArchive(await pve.backups(node, storage, vmid), backupId, vmid);
+  task: TaskResult,
+): Promise<{ volid: string; size: number; warning?: string }> {
+  const archive = findArchive(await pve.backups(node, storage, vmid), backupId, vmid, {
+    storage,
+    lines: task.lines,
+  });
   if (!archive.ok) {
-    throw new AgentError("archive_missing", `the task said ${exitstatus}, but ${archive.reason}`, {
+    throw new AgentError("archive_missing", `the task said ${task.exitstatus}, but ${archive.reason}`, {
       hint: "the archive is not usable as a backup; check the storage on the PVE host",
     });
   }
-  return { volid: archive.volume.volid, size: archive.volume.size };
+  const { volid, size } = archive.volume;
+  return archive.warning ? { volid, size, warning: archive.warning } : { volid, size };
 }
 
 async function ownJournal(stateDir: string, backupId: string): Promise<QuiesceJournal | undefined> {

@@ -8,10 +8,15 @@ import { QuiesceJournal } from "../quiesce/journal.ts";
 import type { QuiescePlan } from "../quiesce/plan.ts";
 import { journalPath } from "../quiesce/quiesce-stacks.ts";
 import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
-import { type BackupDeps, downtimeOf, type JournalBackupSection, resumeWarnings } from "./backup-run.ts";
+import {
+  type BackupDeps,
+  downtimeOf,
+  type JournalBackupSection,
+  resumeWarnings,
+  verifyArchive,
+} from "./backup-run.ts";
 import { type BackupOutcome, LogTail } from "./backup-types.ts";
 import { clearMarker } from "./marker.ts";
-import { findArchive } from "./notes.ts";
 
 export interface StartRecovery {
   /** What resuming an unfinished quiesce did (undefined: nothing was left quiesced). */
@@ -167,22 +172,26 @@ async function finishInFlight(
   }
   if (!isSuccess(task.classified))
     return fail("vzdump_failed", `vzdump task ${s.upid} ended with: ${task.exitstatus}`, task);
-  const archive = findArchive(await deps.pve.backups(s.node, s.storage, s.vmid), backupId, s.vmid);
-  if (!archive.ok)
-    return fail("archive_missing", `the task said ${task.exitstatus}, but ${archive.reason}`, task);
+  let archive: Awaited<ReturnType<typeof verifyArchive>>;
+  try {
+    archive = await verifyArchive(deps.pve, s.node, s.storage, s.vmid, backupId, task);
+  } catch (err) {
+    return fail(err instanceof AgentError ? err.code : "internal", errorMessage(err), task);
+  }
   return {
     ok: true,
     result: {
       backupId,
       mode: s.mode,
       upid: s.upid,
-      volid: archive.volume.volid,
-      sizeBytes: archive.volume.size,
+      volid: archive.volid,
+      sizeBytes: archive.size,
       totalMs: Date.now() - Date.parse(s.startedAt),
       downtime: resumed ? downtimeOf(resumed, plan) : [],
       exitStatus: task.exitstatus,
       warnings: [
         ...task.lines.filter((l) => l.startsWith("WARN:")),
+        ...(archive.warning ? [archive.warning] : []),
         ...(resumed ? resumeWarnings(resumed) : []),
       ].slice(0, 100),
       consistency: s.mode === "stop" ? "app" : (s.consistency ?? "crash"),

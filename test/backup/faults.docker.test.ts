@@ -79,6 +79,17 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     expect(journal?.data.backup.consistency).toBe("crash");
   });
 
+  it("finds a good archive whose notes PVE could not write by the task log, and reports the warning", async () => {
+    const g = await harness();
+    g.sim.faults.failNotes({ type: "vzdump" }, "storage is read-only for notes");
+    const outcome = await backup(g);
+    const volid = g.sim.vzdumpRuns.at(-1)?.volid;
+    expect(outcome).toMatchObject({ ok: true, result: { exitStatus: "WARNINGS: 1", volid } });
+    const warnings = outcome.ok ? outcome.result.warnings : [];
+    expect(warnings).toContain("WARN: unable to add notes - storage is read-only for notes");
+    expect(warnings.some((w) => w.startsWith(`archive ${volid} has no notes with the backup id`))).toBe(true);
+  });
+
   it("counts the downtime deadline from the start of the quiesce: a pre hook that uses it up makes the backup crash-consistent", async () => {
     const g = await harness({
       dbStrategy: "exec",

@@ -5,7 +5,12 @@ import { describe, expect, it } from "vitest";
 import { BACKUP_ID_PATTERN, newBackupId } from "../../agent/backup/backup-id.ts";
 import { busyRetryDelayMs } from "../../agent/backup/busy-retry.ts";
 import { recordLastBackup, stopModeBlackoutSeconds } from "../../agent/backup/last-backup.ts";
-import { backupIdFromNotes, findArchive, notesTemplate } from "../../agent/backup/notes.ts";
+import {
+  archiveVolidFromLog,
+  backupIdFromNotes,
+  findArchive,
+  notesTemplate,
+} from "../../agent/backup/notes.ts";
 
 describe("backup ids and notes", () => {
   const id = newBackupId(new Date("2026-11-27T07:30:05.123Z"));
@@ -41,6 +46,24 @@ describe("backup ids and notes", () => {
     expect(findArchive([{ ...good, notes: "other" }], id, 101)).toMatchObject({ ok: false });
     expect(findArchive([{ ...good, size: 0 }], id, 101)).toMatchObject({ ok: false, reason: /size 0/ });
     expect(findArchive([{ ...good, vmid: 102 }], id, 101)).toMatchObject({ ok: false, reason: /vmid 102/ });
+  });
+
+  it("falls back to the archive the task log names when no notes carry the id, but never to another backup's", () => {
+    const bare = { volid: "bk:backup/vzdump-lxc-101-2025_01_01-02_00_00.tar.zst", size: 10, vmid: 101 };
+    const lines = [
+      "INFO: creating vzdump archive '/mnt/pve/bk/dump/vzdump-lxc-101-2025_01_01-02_00_00.tar.zst'",
+    ];
+    const found = findArchive([bare], id, 101, { storage: "bk", lines });
+    expect(found).toMatchObject({ ok: true, volume: bare, warning: expect.stringMatching(/task log/) });
+    expect(findArchive([bare], id, 101)).toMatchObject({ ok: false });
+    const other = { ...bare, notes: `felhom-backup=${newBackupId()} web1` };
+    expect(findArchive([other], id, 101, { storage: "bk", lines })).toMatchObject({ ok: false });
+    expect(
+      archiveVolidFromLog({
+        storage: "pbs",
+        lines: ["INFO: creating Proxmox Backup Server archive 'ct/101/2025-01-01T02:00:00Z'"],
+      }),
+    ).toBe("pbs:backup/ct/101/2025-01-01T02:00:00Z");
   });
 });
 

@@ -111,6 +111,14 @@ export class Faults {
   }
 
   /**
+   * The next vzdump matching `m` cannot write its archive's notes: VZDump.pm `exec_backup_task` logs
+   * `WARN: unable to add notes - <message>` and goes on (the task ends `WARNINGS: 1`, the archive has no notes).
+   */
+  failNotes(m: TaskMatch, message: string): void {
+    this.failures.push({ match: taskPredicate(m), message, kind: "notes-fail" });
+  }
+
+  /**
    * The next vzdump matching `m` that waits for the node's lock and is stopped (DELETE) gets the lock at that
    * very moment: the holder finished just before the SIGTERM landed (RESTEnvironment.pm `check_worker`
    * signals the worker whatever it is doing; VZDump.pm `getlock` logs `got global lock` once flock returns).

@@ -61,9 +61,10 @@ export interface TaskFailure {
   /**
    * "fail": the step fails with the message; "warn": a `WARN:` line is logged and the task goes on;
    * "grant-lock-on-stop": a vzdump waiting for the node lock is granted it as its stop request lands;
-   * "snapshot-fail": a vzdump's storage snapshot fails with the message.
+   * "snapshot-fail": a vzdump's storage snapshot fails with the message; "notes-fail": writing its notes
+   * fails with the message (a warning).
    */
-  kind: "fail" | "warn" | "grant-lock-on-stop" | "snapshot-fail";
+  kind: "fail" | "warn" | "grant-lock-on-stop" | "snapshot-fail" | "notes-fail";
 }
 
 interface Internal {

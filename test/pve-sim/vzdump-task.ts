@@ -359,13 +359,15 @@ async function backupGuest(
     await log("INFO", `archive file size: ${formatSize((await stat(target)).size)}`);
     if (job.notesTemplate) {
       await log("INFO", "adding notes to backup");
+      const notesFailure = sim.taskRegistry.takeFailure(ctx.task, "notes-fail");
       const notes = expandNotes(job.notesTemplate, {
         cluster: sim.opts.clusterName ?? "standalone node",
         guestname: hostnameOf(g),
         node: job.node,
         vmid: String(vmid),
       });
-      await writeFile(`${target}.notes`, notes);
+      if (notesFailure === undefined) await writeFile(`${target}.notes`, notes);
+      else await log("WARN", `unable to add notes - ${notesFailure}`);
     }
     if (job.protected) {
       await log("INFO", "marking backup as protected");
