@@ -8,7 +8,7 @@ import type { Logger } from "../log/logger.ts";
 import type { PveClient } from "../pve/client.ts";
 import { isSuccess } from "../pve/exit-status.ts";
 import { submitVzdump } from "../pve/submit.ts";
-import { type FollowOptions, followTask, followTaskToEnd, type TaskResult } from "../pve/task-follower.ts";
+import { type FollowOptions, followTask, type TaskResult } from "../pve/task-follower.ts";
 import { quiesceConsistency } from "../quiesce/consistency.ts";
 import { QuiesceFailedError } from "../quiesce/errors.ts";
 import type { QuiesceHandle, ResumeReport } from "../quiesce/executor.ts";
@@ -22,6 +22,7 @@ import {
   retryLeftoverResume,
 } from "../quiesce/quiesce-stacks.ts";
 import { refuseAsRestoredCopy } from "../restore/restore-record.ts";
+import { applyRetention } from "./apply-retention.ts";
 import {
   type BackupEvent,
   type BackupMode,
@@ -34,7 +35,6 @@ import { stopModeBlackoutSeconds } from "./last-backup.ts";
 import { clearMarker, writeMarker } from "./marker.ts";
 import { findArchive, notesTemplate } from "./notes.ts";
 import { protectedLimitProblem } from "./protected-limit.ts";
-import { retentionPolicy } from "./retention.ts";
 
 /**
  * A task still running after this long is not followed further: the backup is reported failed (the lock
@@ -322,12 +322,18 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
 
     const warnings = task.lines.filter((l) => l.startsWith("WARN:")).slice(0, 100);
     if (archive.warning) warnings.push(archive.warning);
-    const policy = retentionPolicy(cfg.retention);
-    if (policy) {
+    let pruned: string[] | undefined;
+    if (cfg.retention) {
       enter("retention");
       await journalPatch({ phase: "retention" });
-      const pruneWarning = await prune(pve, node, cfg.storage, vmid, policy, deps.follow);
-      if (pruneWarning) warnings.push(pruneWarning);
+      const retention = await applyRetention(
+        pve,
+        { node, storage: cfg.storage, vmid },
+        cfg.retention,
+        deps.follow,
+      );
+      pruned = retention.removed;
+      warnings.push(...retention.warnings);
     }
 
     enter("report");
@@ -350,6 +356,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         warnings: warnings.slice(0, 100),
         consistency,
         stacksResumed: report.finished,
+        ...(pruned ? { pruned } : {}),
       },
     };
   } catch (err) {
@@ -483,24 +490,4 @@ export function downtimeOf(report: ResumeReport, plan: QuiescePlan): EventOf<"ba
       ? []
       : [{ project: s.project, service: s.service, strategy: s.strategy, downtimeMs: Math.round(ms) }];
   });
-}
-
-/** Retention after a verified backup; a failure here is a warning on a good backup, not a failed one. */
-async function prune(
-  pve: PveClient,
-  node: string,
-  storage: string,
-  vmid: number,
-  policy: NonNullable<ReturnType<typeof retentionPolicy>>,
-  follow: BackupDeps["follow"],
-): Promise<string | undefined> {
-  try {
-    const upid = await pve.prune(node, storage, vmid, policy);
-    const result = await followTaskToEnd(pve, node, upid, { ...follow, recognisePhases: false });
-    return isSuccess(result.classified)
-      ? undefined
-      : `retention (prune) task ended with: ${result.exitstatus}`;
-  } catch (err) {
-    return `retention (prune) failed: ${errorMessage(err)}`.slice(0, 1000);
-  }
 }

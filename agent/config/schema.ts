@@ -47,10 +47,16 @@ const retentionSchema = z
     keep_weekly: z.number().int().min(0),
     keep_monthly: z.number().int().min(0),
     keep_yearly: z.number().int().min(0),
+    /**
+     * Whose archives retention removes: `agent` (default) only those this agent made (its backup id in the
+     * notes), so a PVE admin's own backups of the guest survive; `all` every backup of the guest, as PVE's
+     * prune would (PVE groups by type and vmid only).
+     */
+    scope: z.enum(["agent", "all"]),
   })
   .partial()
   .strict()
-  .refine((r) => Object.values(r).some((v) => v !== undefined && v > 0), {
+  .refine((r) => Object.values(r).some((v) => typeof v === "number" && v > 0), {
     message:
       "give at least one keep_* greater than 0 (all zero would mean keep everything; omit retention for that)",
   });
