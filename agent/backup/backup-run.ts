@@ -71,6 +71,11 @@ export interface BackupRequest {
    * touch nothing, the next boot resumes and reports.
    */
   signal?: AbortSignal;
+  /**
+   * Whether the caller tries again if the node's vzdump lock is busy: `retriesLeft` more attempts
+   * (backup.busy_retry), so that the failure says what will really happen. Undefined: no retry.
+   */
+  busyRetry?: { retriesLeft: number };
 }
 
 /** The journal's `backup` section: what a restarted agent needs to finish the report (recover-at-start.ts). */
@@ -89,14 +94,26 @@ export interface JournalBackupSection {
 }
 
 export class VzdumpLockBusyError extends AgentError {
-  constructor() {
-    super(
-      "vzdump_lock_busy",
-      "another backup holds the node's vzdump lock; gave up at once and resumed the stacks",
-      {
-        hint: "the agent retries later with jitter; move schedules apart if this happens often",
-      },
-    );
+  constructor(busyRetry: BackupRequest["busyRetry"]) {
+    const base =
+      "another backup holds the node's vzdump lock: PVE refused this one at once and the stacks were resumed";
+    if (busyRetry && busyRetry.retriesLeft > 0) {
+      super(
+        "vzdump_lock_busy",
+        `${base}; the agent tries again later (up to ${busyRetry.retriesLeft} more times)`,
+        {
+          hint: "nothing to do now; move the schedules of guests on this node apart if this happens often",
+        },
+      );
+    } else {
+      super(
+        "vzdump_lock_busy",
+        `${base}; ${busyRetry ? "no retry is left (backup.busy_retry.attempts)" : "this request is not retried"}`,
+        {
+          hint: "run the backup again once the node's other backup has finished (felhom-guest backup, or the hub's backup.run)",
+        },
+      );
+    }
   }
 }
 
@@ -300,7 +317,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
       }
     }
     clearTimeout(deadline);
-    if (busy) throw new VzdumpLockBusyError();
+    if (busy) throw new VzdumpLockBusyError(req.busyRetry);
     await startResume("task-ended");
     if (!task) throw new AgentError("internal", "the task follower ended without a result");
     await journalPatch({ phase: "verify" });

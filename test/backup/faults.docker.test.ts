@@ -177,7 +177,14 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     });
     expect(first.started).toBe(true);
     const failed = await first.done;
-    expect(failed).toMatchObject({ ok: false, failure: { code: "vzdump_lock_busy", stacksResumed: true } });
+    expect(failed).toMatchObject({
+      ok: false,
+      failure: {
+        code: "vzdump_lock_busy",
+        stacksResumed: true,
+        message: expect.stringMatching(/the agent tries again later \(up to 1 more times\)/),
+      },
+    });
     expect(await g.running()).toEqual(before);
     lock.release();
     await expect.poll(() => outcomes.length, { timeout: 60_000, interval: 250 }).toBe(2);
@@ -191,9 +198,14 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     // Had the agent queued and then stopped its task, PVE would grant the lock as the stop landed.
     g.sim.faults.grantLockOnStop({ type: "vzdump" });
     try {
+      // A CLI or hub request is not retried, and the failure says so.
       expect(await backup(g)).toMatchObject({
         ok: false,
-        failure: { code: "vzdump_lock_busy", stacksResumed: true },
+        failure: {
+          code: "vzdump_lock_busy",
+          stacksResumed: true,
+          message: expect.stringMatching(/this request is not retried/),
+        },
       });
     } finally {
       lock.release();

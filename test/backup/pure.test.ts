@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { BACKUP_ID_PATTERN, newBackupId } from "../../agent/backup/backup-id.ts";
+import { VzdumpLockBusyError } from "../../agent/backup/backup-run.ts";
 import { busyRetryDelayMs } from "../../agent/backup/busy-retry.ts";
 import { recordLastBackup, stopModeBlackoutSeconds } from "../../agent/backup/last-backup.ts";
 import {
@@ -128,5 +129,15 @@ describe("stop-mode blackout estimate", () => {
     expect(
       madeByAgent([mine, { volid: "bk:backup/y", notes: "before the upgrade" }, { volid: "z" }]),
     ).toEqual([mine]);
+  });
+
+  it("says what happens after a busy node for each trigger: a retry, no retry left, or none for this request", () => {
+    expect(new VzdumpLockBusyError({ retriesLeft: 2 }).message).toMatch(
+      /tries again later \(up to 2 more times\)$/,
+    );
+    expect(new VzdumpLockBusyError({ retriesLeft: 0 }).message).toMatch(/no retry is left/);
+    const once = new VzdumpLockBusyError(undefined);
+    expect(once.message).toMatch(/this request is not retried$/);
+    expect(once.hint).toMatch(/run the backup again/);
   });
 });
