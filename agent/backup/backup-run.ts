@@ -266,6 +266,13 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         // refuses at once, `(wait = 0)`, and there is nothing to stop.
         lockwait: 0,
         notesTemplate: notes,
+        // PVE notifies its admin of every job end, and of every refusal of a busy node (VZDump.pm
+        // `send_notification`): through the notification system a success mail per guest per run by
+        // default, and a token cannot set a job-id that would let a matcher tell these jobs apart. Legacy
+        // mail on failure only goes to /etc/vzdump.conf's mailto, and nowhere if the admin set none; the
+        // hub hears every outcome anyway. README "What the PVE admin sees".
+        notificationMode: "legacy-sendmail",
+        mailNotification: "failure",
         ...(cfg.protected ? { protected: true } : {}),
         // `remove` stays at PVE's default: with remove=0 a storage that has a keep-limit refuses every
         // backup of a guest already at that limit ("max backup limit of N enforced by the target

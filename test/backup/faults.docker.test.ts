@@ -194,6 +194,7 @@ describeDocker("backup faults (pve sim + real docker)", () => {
 
   it("never queues for a busy node lock (lockwait 0), so no stop can race PVE's grant and leave the CT locked", async () => {
     const g = await harness();
+    g.sim.vzdumpConf.mailto = ["admin@example.com"];
     const lock = g.sim.holdGlobalVzdumpLock();
     // Had the agent queued and then stopped its task, PVE would grant the lock as the stop landed.
     g.sim.faults.grantLockOnStop({ type: "vzdump" });
@@ -215,6 +216,10 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     expect(g.sim.requests.some((r) => r.method === "DELETE" && r.path.includes("/tasks/"))).toBe(false);
     expect(g.sim.getGuest(101)?.lock).toBeUndefined();
     expect(await backup(g)).toMatchObject({ ok: true, result: { exitStatus: "OK" } });
+    // PVE mailed the admin's vzdump.conf address about the refusal only, not about the good backup.
+    expect(g.sim.notifications).toEqual([
+      expect.objectContaining({ via: "sendmail", severity: "error", to: ["admin@example.com"] }),
+    ]);
   });
 
   it("refuses a protected backup before quiescing once the guest has backup.max_protected_backups of them, and names PVE's refusal when the storage's limit is lower", async () => {

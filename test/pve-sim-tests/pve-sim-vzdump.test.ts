@@ -362,6 +362,46 @@ describe("pve sim: vzdump", () => {
     }
   });
 
+  it("notifies as VZDump.pm send_notification does: the notification system by default, legacy mail only to vzdump.conf's mailto", async () => {
+    const self = await selfScopedGuest(sim, { vmid: 175, tokenName: "notify" });
+    const c = rawClient(sim, self.authorization);
+    const run = async (params: Record<string, string> = {}) => {
+      const upid = (await c.post("/nodes/pve1/vzdump", { vmid: 175, storage: "bk", ...params })).json.data;
+      await c.waitTask("pve1", upid);
+      return sim.notifications.filter((n) => n.upid === upid);
+    };
+    const quiet = { "notification-mode": "legacy-sendmail", mailnotification: "failure" };
+    try {
+      expect(await run()).toEqual([
+        {
+          upid: expect.any(String),
+          severity: "info",
+          via: "notification-system",
+          statusText: "backup successful",
+        },
+      ]);
+      expect(await run(quiet)).toEqual([]);
+      sim.vzdumpConf.mailto = ["admin@example.com"];
+      expect(await run()).toMatchObject([{ severity: "info", via: "sendmail", to: ["admin@example.com"] }]);
+      expect(await run(quiet)).toEqual([]);
+      const held = sim.holdGlobalVzdumpLock();
+      try {
+        expect(await run({ ...quiet, lockwait: "0" })).toMatchObject([
+          {
+            severity: "error",
+            via: "sendmail",
+            statusText: "backup failed: can't acquire lock '/var/run/vzdump.lock' (wait = 0)",
+          },
+        ]);
+      } finally {
+        held.release();
+      }
+    } finally {
+      delete sim.vzdumpConf.mailto;
+      await c.close();
+    }
+  });
+
   it("lists tasks as Tasks.pm does: an active one unconverted and RUNNING, exit(-1) as unknown, nothing for limit=0", async () => {
     const self = await selfScopedGuest(sim, { vmid: 172, tokenName: "list" });
     const c = rawClient(sim, self.authorization);

@@ -217,6 +217,9 @@ export function vzdumpRoutes(sim: PveSimulator): Route[] {
           protected: Boolean(params.protected),
           remove: params.remove === undefined ? true : Boolean(params.remove),
           ...(keep && typeof keep !== "string" ? { pruneBackups: keep } : {}),
+          ...(raw["notification-mode"] ? { notificationMode: raw["notification-mode"] } : {}),
+          ...(raw.mailnotification ? { mailnotification: raw.mailnotification } : {}),
+          ...(raw.mailto ? { mailto: raw.mailto.split(/[,;\s]+/).filter(Boolean) } : {}),
           cmdline: commandLine(raw),
           user,
         });

@@ -29,8 +29,38 @@ export interface VzdumpJob {
   protected: boolean;
   remove: boolean;
   pruneBackups?: KeepOptions;
+  notificationMode?: string;
+  mailnotification?: string;
+  mailto?: string[];
   cmdline: string;
   user: string;
+}
+
+/**
+ * VZDump.pm `send_notification`: `mailto` and `mailnotification` fall back to /etc/vzdump.conf (VZDump->new
+ * fills unset options from it). `auto` mails directly when a mailto is configured, else it goes through
+ * the notification system; `legacy-sendmail` only ever mails, and only when a mailto is configured (the
+ * policy `failure` skips successes); `notification-system` always notifies (severity info or error).
+ */
+function sendNotification(
+  sim: PveSimulator,
+  job: VzdumpJob,
+  upid: string,
+  outcome: { failed: boolean; err?: string },
+): void {
+  const mailto = job.mailto ?? sim.vzdumpConf.mailto;
+  const policy = job.mailnotification ?? sim.vzdumpConf.mailnotification ?? "always";
+  const mode = job.notificationMode ?? "auto";
+  const { failed, err } = outcome;
+  const severity = failed ? "error" : "info";
+  const statusText = failed ? `backup failed${err ? `: ${err}` : ""}` : "backup successful";
+  const email = mailto !== undefined && mailto.length > 0;
+  if ((mode === "auto" && email) || mode === "legacy-sendmail") {
+    if (email && (policy === "always" || (policy === "failure" && failed)))
+      sim.notifications.push({ upid, severity, via: "sendmail", to: mailto, statusText });
+  } else {
+    sim.notifications.push({ upid, severity, via: "notification-system", statusText });
+  }
 }
 
 const LOCKFILE = "/var/run/vzdump.lock";
@@ -86,8 +116,12 @@ export function vzdumpWorker(sim: PveSimulator, job: VzdumpJob): TaskWorker {
     // getlock: flock with an alarm of lockwait minutes
     if (!lock.tryAcquire(ctx.upid)) {
       if (job.lockwait === 0) {
-        // getlock dies, the API worker catches it, mails and exit(-1)s: no TASK line
+        // getlock dies, the API worker catches it, notifies and exit(-1)s: no TASK line
         await ctx.log(`ERROR: can't acquire lock '${LOCKFILE}' (wait = 0)`);
+        sendNotification(sim, job, ctx.upid, {
+          failed: true,
+          err: `can't acquire lock '${LOCKFILE}' (wait = 0)`,
+        });
         throw new TaskExit();
       }
       await ctx.log("INFO: trying to get global lock - waiting...");
@@ -99,9 +133,12 @@ export function vzdumpWorker(sim: PveSimulator, job: VzdumpJob): TaskWorker {
       )
         return grantedWhileStopped(sim, job, ctx, lock);
       if (!got) {
-        await ctx.log(
-          `ERROR: can't acquire lock '${LOCKFILE}' - ${ctx.signal.aborted ? "interrupted by signal" : "got timeout"}`,
-        );
+        const why = ctx.signal.aborted ? "interrupted by signal" : "got timeout";
+        await ctx.log(`ERROR: can't acquire lock '${LOCKFILE}' - ${why}`);
+        sendNotification(sim, job, ctx.upid, {
+          failed: true,
+          err: `can't acquire lock '${LOCKFILE}' - ${why}`,
+        });
         throw new TaskExit(); // exit(-1): no TASK line, exitstatus "unexpected status"
       }
       await ctx.log("INFO: got global lock");
@@ -130,11 +167,14 @@ export function vzdumpWorker(sim: PveSimulator, job: VzdumpJob): TaskWorker {
         }
         if (outcome === "error") errors++;
       }
+      // exec_backup notifies once every guest is done, before it dies with "job errors"
       if (errors) {
         await ctx.log("INFO: Backup job finished with errors");
+        sendNotification(sim, job, ctx.upid, { failed: true });
         throw new TaskError("job errors");
       }
       await ctx.log("INFO: Backup job finished successfully");
+      sendNotification(sim, job, ctx.upid, { failed: false });
     } finally {
       lock.release(ctx.upid);
     }
