@@ -35,6 +35,7 @@ import { stopModeBlackoutSeconds } from "./last-backup.ts";
 import { clearMarker, writeMarker } from "./marker.ts";
 import { findArchive, notesTemplate } from "./notes.ts";
 import { protectedLimitProblem } from "./protected-limit.ts";
+import { backupRefusedAhead } from "./refused-ahead.ts";
 
 /**
  * A task still running after this long is not followed further: the backup is reported failed (the lock
@@ -438,6 +439,17 @@ async function preflight(
       hint: "check the storage on the PVE host (mounted? enabled for this node?)",
     });
   }
+  const [onStorage, onGuest] = await Promise.all([
+    pve.permissions({ path: `/storage/${cfg.storage}` }),
+    pve.permissions({ path: `/vms/${vmid}` }),
+  ]);
+  const refusal = backupRefusedAhead({
+    vmid,
+    storage: cfg.storage,
+    storageContent: storage.content,
+    perms: { ...onStorage, ...onGuest },
+  });
+  if (refusal) throw new AgentError(refusal.code, refusal.message, { hint: refusal.hint });
   if (cfg.protected) {
     // PVE would refuse it only after the stacks were quiesced, and retention never frees a protected slot.
     const problem = protectedLimitProblem(

@@ -12,6 +12,7 @@ import {
   backupVolumeSchema,
   certificateSchema,
   clusterVmSchema,
+  featureSchema,
   lxcConfigSchema,
   lxcStatusSchema,
   permissionsSchema,
@@ -142,6 +143,22 @@ export class PveClient {
       );
     }
     return vm.node;
+  }
+
+  /** Whether the CT's volumes allow `feature` (pve-container API2/LXC.pm `vm_feature`; VM.Audit). */
+  async lxcHasFeature(
+    node: string,
+    vmid: number,
+    feature: "snapshot" | "clone" | "copy",
+    signal?: AbortSignal,
+  ) {
+    const answer = await this.#get(
+      featureSchema,
+      `/nodes/${seg(node)}/lxc/${vmidArg(vmid)}/feature`,
+      { feature },
+      signal,
+    );
+    return answer.hasFeature;
   }
 
   async lxcStatus(node: string, vmid: number, signal?: AbortSignal) {

@@ -31,21 +31,33 @@ const backup = (g: GuestHarness) =>
   runBackup(g.deps(), { backupId: newBackupId(), mode: "snapshot", trigger: { source: "cli" } });
 
 describeDocker("backup faults (pve sim + real docker)", () => {
-  it("reports the task's 403 as a failure even though the vzdump POST returned 200 and a UPID", async () => {
+  it("refuses before any downtime what PVE would refuse only after the quiesce: a missing VM.Backup, a storage without backup content", async () => {
     const g = await harness({ variant: "missing-vm-backup" });
-    const outcome = await backup(g);
-    expect(outcome).toMatchObject({
+    const quiesced = () => g.events.some((e) => e.kind === "backup.phase" && e.phase === "quiesce");
+    expect(await backup(g)).toMatchObject({
       ok: false,
       failure: {
-        code: "vzdump_failed",
-        exitStatus: "403 Permission check failed (/vms/101, VM.Backup)",
+        phase: "preflight",
+        code: "pve_permission_denied",
+        message: expect.stringMatching(/lacks VM\.Backup on \/vms\/101/),
         stacksResumed: true,
-        upid: expect.stringMatching(/^UPID:pve1:/),
       },
     });
-    expect(
-      g.sim.requests.some((r) => r.method === "POST" && r.path === "/nodes/pve1/vzdump" && r.status === 200),
-    ).toBe(true);
+    expect(quiesced()).toBe(false);
+    expect(g.sim.requests.some((r) => r.method === "POST")).toBe(false);
+    await g.close();
+
+    const ok = await harness();
+    ok.sim.storages.get("bk")!.content = ["iso"];
+    expect(await backup(ok)).toMatchObject({
+      ok: false,
+      failure: {
+        phase: "preflight",
+        code: "storage_unavailable",
+        message: expect.stringMatching(/does not take backups/),
+      },
+    });
+    expect(ok.events.some((e) => e.kind === "backup.phase" && e.phase === "quiesce")).toBe(false);
   });
 
   it("resumes the stacks at the downtime deadline when the snapshot never comes, and reports the task's real end", async () => {

@@ -12,6 +12,7 @@ import {
   findArchive,
   notesTemplate,
 } from "../../agent/backup/notes.ts";
+import { backupRefusedAhead } from "../../agent/backup/refused-ahead.ts";
 import { archivesToRemove, madeByAgent } from "../../agent/backup/retention.ts";
 
 describe("backup ids and notes", () => {
@@ -139,5 +140,24 @@ describe("stop-mode blackout estimate", () => {
     const once = new VzdumpLockBusyError(undefined);
     expect(once.message).toMatch(/this request is not retried$/);
     expect(once.hint).toMatch(/run the backup again/);
+  });
+
+  it("names what PVE would refuse after the quiesce: no backup content, a missing privilege on the storage or the guest", () => {
+    const perms = { "/storage/bk": { "Datastore.AllocateSpace": 1 }, "/vms/101": { "VM.Backup": 1 } };
+    const ask = (o: { storageContent?: string; perms?: Record<string, Record<string, number>> }) =>
+      backupRefusedAhead({
+        vmid: 101,
+        storage: "bk",
+        storageContent: o.storageContent,
+        perms: o.perms ?? perms,
+      });
+    expect(ask({ storageContent: "backup,iso" })).toBeUndefined();
+    expect(ask({ storageContent: "iso" })).toMatchObject({ code: "storage_unavailable" });
+    expect(
+      ask({ perms: { "/vms/101": { "VM.Backup": 1 }, "/storage/bk": { "Datastore.Audit": 1 } } }),
+    ).toMatchObject({
+      code: "pve_permission_denied",
+      message: expect.stringMatching(/^the token lacks Datastore\.AllocateSpace on \/storage\/bk;/),
+    });
   });
 });
