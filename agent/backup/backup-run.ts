@@ -6,7 +6,6 @@ import { requireVerified, resolveIdentity, type VerifiedIdentity } from "../iden
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import type { PveClient } from "../pve/client.ts";
-import { isSuccess } from "../pve/exit-status.ts";
 import { submitVzdump } from "../pve/submit.ts";
 import { type FollowOptions, followTask, type TaskResult } from "../pve/task-follower.ts";
 import { quiesceConsistency } from "../quiesce/consistency.ts";
@@ -22,7 +21,6 @@ import {
   retryLeftoverResume,
 } from "../quiesce/quiesce-stacks.ts";
 import { refuseAsRestoredCopy } from "../restore/restore-record.ts";
-import { applyRetention } from "./apply-retention.ts";
 import {
   type BackupEvent,
   type BackupMode,
@@ -31,10 +29,11 @@ import {
   LogTail,
   type Trigger,
 } from "./backup-types.ts";
+import { finishBackup } from "./finish-backup.ts";
 import { stopModeBlackoutSeconds } from "./last-backup.ts";
 import { clearMarker, writeMarker } from "./marker.ts";
-import { findArchive, notesTemplate } from "./notes.ts";
-import { protectedLimitProblem } from "./protected-limit.ts";
+import { notesTemplate } from "./notes.ts";
+import { PROTECTED_LIMIT_HINT, protectedLimitProblem } from "./protected-limit.ts";
 import { backupRefusedAhead } from "./refused-ahead.ts";
 
 /**
@@ -42,9 +41,6 @@ import { backupRefusedAhead } from "./refused-ahead.ts";
  * is released, the next schedule can run) while PVE goes on with whatever it is stuck on.
  */
 const TASK_FOLLOW_LIMIT_MS = 12 * 3600 * 1000;
-
-const PROTECTED_LIMIT_HINT =
-  "unprotect or delete old protected backups, raise the storage's max-protected-backups together with backup.max_protected_backups, or set backup.protected: false";
 
 /** What one backup run needs; every adapter is passed in (no service locator). */
 export interface BackupDeps {
@@ -292,7 +288,6 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
 
     enter(mode === "snapshot" ? "snapshot-wait" : "follow");
     let busy = false;
-    let protectedLimit: { limit: number; storage: string } | undefined;
     for await (const ev of followTask(pve, node, upid, {
       deadlineMs: TASK_FOLLOW_LIMIT_MS,
       ...deps.follow,
@@ -311,8 +306,6 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
           // No snapshot will come: resume now, and nothing of this run counts as app-consistent.
           clearTimeout(deadline);
           void startResume("error");
-        } else if (p.phase === "protected-limit") {
-          protectedLimit = p;
         } else if (mode === "snapshot" && (p.phase === "snapshot-created" || p.phase === "suspend-resumed")) {
           clearTimeout(deadline);
           void startResume("snapshot");
@@ -328,38 +321,8 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     if (busy) throw new VzdumpLockBusyError(req.busyRetry);
     await startResume("task-ended");
     if (!task) throw new AgentError("internal", "the task follower ended without a result");
-    await journalPatch({ phase: "verify" });
-    if (!isSuccess(task.classified) && protectedLimit) {
-      throw new AgentError(
-        "protected_limit_reached",
-        `PVE refused a protected backup: this guest already has ${protectedLimit.limit} protected backups on ${protectedLimit.storage}`,
-        { hint: PROTECTED_LIMIT_HINT },
-      );
-    }
-    if (!isSuccess(task.classified)) {
-      throw new AgentError("vzdump_failed", `vzdump task ${upid} ended with: ${task.exitstatus}`, {
-        hint: "see the log tail; nothing was written to the storage that the agent will count as a backup",
-      });
-    }
-
-    enter("verify");
-    const archive = await verifyArchive(pve, node, cfg.storage, vmid, backupId, task);
-
-    const warnings = task.lines.filter((l) => l.startsWith("WARN:")).slice(0, 100);
-    if (archive.warning) warnings.push(archive.warning);
-    let pruned: string[] | undefined;
-    if (cfg.retention) {
-      enter("retention");
-      await journalPatch({ phase: "retention" });
-      const retention = await applyRetention(
-        pve,
-        { node, storage: cfg.storage, vmid },
-        cfg.retention,
-        deps.follow,
-      );
-      pruned = retention.removed;
-      warnings.push(...retention.warnings);
-    }
+    const finished = await finishBackup(deps, { backupId, node, vmid, task, enter, journalPatch });
+    const warnings = finished.warnings;
 
     enter("report");
     const report = await resumed!;
@@ -373,15 +336,15 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         backupId,
         mode,
         upid,
-        volid: archive.volid,
-        sizeBytes: archive.size,
+        volid: finished.volid,
+        sizeBytes: finished.sizeBytes,
         totalMs: Date.now() - started,
         downtime: downtimeOf(report, plan),
         exitStatus: task.exitstatus,
         warnings: warnings.slice(0, 100),
         consistency,
         stacksResumed: report.finished,
-        ...(pruned ? { pruned } : {}),
+        ...(finished.pruned ? { pruned: finished.pruned } : {}),
       },
     };
   } catch (err) {
@@ -479,31 +442,6 @@ export async function verifiedSelf(
   return requireVerified(
     await resolveIdentity(deps.pve, { configuredVmid: deps.configuredVmid, local: deps.localFacts() }),
   );
-}
-
-/**
- * A task's "OK" is not a backup: the archive carrying this backup id in its notes (or, when PVE could not
- * write them, the one its log names) must be on the storage.
- */
-export async function verifyArchive(
-  pve: PveClient,
-  node: string,
-  storage: string,
-  vmid: number,
-  backupId: string,
-  task: TaskResult,
-): Promise<{ volid: string; size: number; warning?: string }> {
-  const archive = findArchive(await pve.backups(node, storage, vmid), backupId, vmid, {
-    storage,
-    lines: task.lines,
-  });
-  if (!archive.ok) {
-    throw new AgentError("archive_missing", `the task said ${task.exitstatus}, but ${archive.reason}`, {
-      hint: "the archive is not usable as a backup; check the storage on the PVE host",
-    });
-  }
-  const { volid, size } = archive.volume;
-  return archive.warning ? { volid, size, warning: archive.warning } : { volid, size };
 }
 
 async function ownJournal(stateDir: string, backupId: string): Promise<QuiesceJournal | undefined> {

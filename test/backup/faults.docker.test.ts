@@ -145,7 +145,7 @@ describeDocker("backup faults (pve sim + real docker)", () => {
       const outcome = await done;
       expect(outcome).toMatchObject({ ok: true, result: { exitStatus: "OK", stacksResumed: false } });
       const warnings = outcome.ok ? outcome.result.warnings : [];
-      expect(warnings.some((w) => /^resume: start of \S*_app_1 failed: /.test(w))).toBe(true);
+      expect(warnings.some((w) => /^resume: start of \S*[_-]app[_-]1 failed: /.test(w))).toBe(true);
       expect((await QuiesceJournal.open(journalPath(g.stateDir)))?.finished).toBe(false);
 
       // The next backup tries the resume again first, and while the app stays down it quiesces nothing.
