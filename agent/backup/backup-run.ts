@@ -7,7 +7,7 @@ import { AgentError, errorMessage } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import type { PveClient } from "../pve/client.ts";
 import { submitVzdump } from "../pve/submit.ts";
-import { type FollowOptions, followTask, type TaskResult } from "../pve/task-follower.ts";
+import { type FollowEvent, type FollowOptions, followTask, type TaskResult } from "../pve/task-follower.ts";
 import { quiesceConsistency } from "../quiesce/consistency.ts";
 import { QuiesceFailedError } from "../quiesce/errors.ts";
 import type { QuiesceHandle, ResumeReport } from "../quiesce/executor.ts";
@@ -35,6 +35,7 @@ import { clearMarker, writeMarker } from "./marker.ts";
 import { notesTemplate } from "./notes.ts";
 import { PROTECTED_LIMIT_HINT, protectedLimitProblem } from "./protected-limit.ts";
 import { backupRefusedAhead } from "./refused-ahead.ts";
+import { DEFAULT_STALL_BOUNDS, type StallBounds, StallWatch } from "./stall-watch.ts";
 
 /**
  * A task still running after this long is not followed further: the backup is reported failed (the lock
@@ -56,6 +57,8 @@ export interface BackupDeps {
   log: Logger;
   /** Test seam for poll speed only; production uses the follower's defaults. */
   follow?: Pick<FollowOptions, "minIntervalMs" | "maxIntervalMs">;
+  /** Test seam: how long a task may make no progress (production: DEFAULT_STALL_BOUNDS). */
+  stall?: StallBounds;
 }
 
 export interface BackupRequest {
@@ -288,11 +291,18 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
 
     enter(mode === "snapshot" ? "snapshot-wait" : "follow");
     let busy = false;
-    for await (const ev of followTask(pve, node, upid, {
-      deadlineMs: TASK_FOLLOW_LIMIT_MS,
-      ...deps.follow,
-      ...(req.signal ? { signal: req.signal } : {}),
-    })) {
+    // A task that makes no progress is stopped and reported, not followed for TASK_FOLLOW_LIMIT_MS.
+    const stall = new AbortController();
+    let stalled: string | undefined;
+    const watch = new StallWatch({
+      bounds: deps.stall ?? DEFAULT_STALL_BOUNDS,
+      storageUsed: async () => (await pve.storageStatus(node, cfg.storage)).used,
+      onStall: (reason) => {
+        stalled = reason;
+        stall.abort();
+      },
+    });
+    const onFollowEvent = (ev: FollowEvent): void => {
       if (ev.type === "line") {
         tail.push(ev.text);
         deps.emit({ kind: "backup.progress", backupId, phase, line: ev.text.slice(0, 1000) });
@@ -316,6 +326,33 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
       } else if (ev.type === "end") {
         task = ev.result;
       }
+    };
+    const submittedUpid = upid;
+    try {
+      for await (const ev of followTask(pve, node, upid, {
+        deadlineMs: TASK_FOLLOW_LIMIT_MS,
+        ...deps.follow,
+        signal: req.signal ? AbortSignal.any([req.signal, stall.signal]) : stall.signal,
+        // Quick polls only while the stacks wait on the task; once resumed (a deadline too), the usual backoff.
+        isUrgent: () => resumed === undefined,
+      })) {
+        if (ev.type === "line") watch.line();
+        // The archive, and suspend mode's sync to the dump directory, write to the storage without logging.
+        if (ev.type === "phase" && ["archive-started", "suspend"].includes(ev.phase.phase))
+          watch.archiving(true);
+        if (
+          ev.type === "phase" &&
+          ["bytes-written", "suspend-resumed", "guest-failed"].includes(ev.phase.phase)
+        )
+          watch.archiving(false);
+        onFollowEvent(ev);
+      }
+    } catch (err) {
+      if (stalled === undefined || req.signal?.aborted) throw err;
+      void startResume("error");
+      throw await stoppedStalledTask(pve, { node, vmid, upid: submittedUpid }, stalled);
+    } finally {
+      watch.stop();
     }
     clearTimeout(deadline);
     if (busy) throw new VzdumpLockBusyError(req.busyRetry);
@@ -464,4 +501,38 @@ export function downtimeOf(report: ResumeReport, plan: QuiescePlan): EventOf<"ba
       ? []
       : [{ project: s.project, service: s.service, strategy: s.strategy, downtimeMs: Math.round(ms) }];
   });
+}
+
+/**
+ * A task that made no progress: stop it (PVE SIGTERMs, then SIGKILLs after 5 s) and say what is left. A
+ * worker killed in its clean-up leaves `lock: backup` (and maybe the `vzdump` snapshot) on the CT, which
+ * only root can clear; the error then names the commands for the PVE host, or every later backup would
+ * be refused as guest_locked.
+ */
+async function stoppedStalledTask(
+  pve: PveClient,
+  t: { node: string; vmid: number; upid: string },
+  reason: string,
+): Promise<AgentError> {
+  await pve.stopTask(t.node, t.upid).catch(() => undefined);
+  for (let i = 0; i < 20; i++) {
+    const status = await pve.taskStatus(t.node, t.upid).catch(() => undefined);
+    if (status?.status === "stopped") break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const lock = (await pve.lxcStatus(t.node, t.vmid).catch(() => undefined))?.lock;
+  const leftover = (await pve.snapshots(t.node, t.vmid).catch(() => [])).some((s) => s.name === "vzdump");
+  const commands = [
+    ...(lock ? [`pct unlock ${t.vmid}`] : []),
+    ...(leftover ? [`pct delsnapshot ${t.vmid} vzdump --force`] : []),
+  ];
+  return new AgentError(
+    "vzdump_stalled",
+    `vzdump task ${t.upid} made no progress (${reason}); the agent stopped it`,
+    {
+      hint: commands.length
+        ? `the stopped task left the CT ${lock ? `locked (${lock})` : "with its vzdump snapshot"}, which only root can clear: on the PVE host run ${commands.join(" && ")}; until then every backup is refused`
+        : "nothing is left behind and the next backup can run; if it recurs, check the node's load and the backup storage",
+    },
+  );
 }

@@ -102,6 +102,49 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     expect(warnings.some((w) => w.startsWith(`archive ${volid} has no notes with the backup id`))).toBe(true);
   });
 
+  it("stops a task that hangs before the snapshot within the stall bound, reports it failed with the stacks up, and the next backup runs", async () => {
+    const g = await harness({ backup: { max_downtime_seconds: 2 } });
+    const stall = { logSilenceMs: 3_000, archiveIdleMs: 3_000, checkEveryMs: 250 };
+    // Silent after this line, but a stop still reaches it (its clean-up runs and unlocks the CT).
+    g.sim.faults.pauseTask({ type: "vzdump" }, { afterLine: /including mount point/ });
+    const outcome = await runBackup(
+      { ...g.deps(), stall },
+      { backupId: newBackupId(), mode: "snapshot", trigger: { source: "cli" } },
+    );
+    expect(outcome).toMatchObject({
+      ok: false,
+      failure: {
+        code: "vzdump_stalled",
+        stacksResumed: true,
+        message: expect.stringMatching(
+          /made no progress \(no new log line for \d+ s\); the agent stopped it.*next backup can run/,
+        ),
+      },
+    });
+    expect(g.sim.tasks.list().every((t) => !t.running)).toBe(true);
+    expect(await g.running()).toEqual(before);
+    expect(await backup(g)).toMatchObject({ ok: true, result: { exitStatus: "OK" } });
+  });
+
+  it("tells the admin what to run on the host when the stopped hung task left the CT locked", async () => {
+    const g = await harness({ backup: { max_downtime_seconds: 2 } });
+    // Deaf to the SIGTERM: the SIGKILL ends it before its clean-up, and `lock: backup` stays.
+    g.sim.faults.hangTask({ type: "vzdump" }, { afterLine: /including mount point/ });
+    const outcome = await runBackup(
+      { ...g.deps(), stall: { logSilenceMs: 3_000, archiveIdleMs: 3_000, checkEveryMs: 250 } },
+      { backupId: newBackupId(), mode: "snapshot", trigger: { source: "cli" } },
+    );
+    expect(outcome).toMatchObject({
+      ok: false,
+      failure: {
+        code: "vzdump_stalled",
+        stacksResumed: true,
+        message: expect.stringMatching(/locked \(backup\).*on the PVE host run pct unlock 101/),
+      },
+    });
+    g.sim.setGuestLock(101, undefined); // what `pct unlock 101` does
+  });
+
   it("counts the downtime deadline from the start of the quiesce: a pre hook that uses it up makes the backup crash-consistent", async () => {
     const g = await harness({
       dbStrategy: "exec",
