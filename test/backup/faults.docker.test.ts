@@ -27,6 +27,17 @@ async function harness(o: HarnessOptions = {}) {
   return h;
 }
 
+/** What the journal says about the consistency of the copy PVE took (or would have taken). */
+const journalledConsistency = async (g: GuestHarness) =>
+  (await QuiesceJournal.open(journalPath(g.stateDir)))?.data.backup.consistency;
+
+/** A backup whose task counts as stalled after 3 s without progress (production: 10 min). */
+const stalledBackup = (g: GuestHarness) =>
+  runBackup(
+    { ...g.deps(), stall: { logSilenceMs: 3_000, archiveIdleMs: 3_000, checkEveryMs: 250 } },
+    { backupId: newBackupId(), mode: "snapshot", trigger: { source: "cli" } },
+  );
+
 const backup = (g: GuestHarness) =>
   runBackup(g.deps(), { backupId: newBackupId(), mode: "snapshot", trigger: { source: "cli" } });
 
@@ -75,8 +86,7 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     const outcome = await done;
     expect(outcome).toMatchObject({ ok: false, failure: { code: "vzdump_failed", stacksResumed: true } });
     // Had the task gone on, its archive would have been taken with the stacks running again.
-    const journal = await QuiesceJournal.open(journalPath(g.stateDir));
-    expect(journal?.data.backup.consistency).toBe("crash");
+    expect(await journalledConsistency(g)).toBe("crash");
   });
 
   it("takes a snapshot PVE failed to create for no snapshot: resumed at once, failed, journalled crash-consistent", async () => {
@@ -87,8 +97,7 @@ describeDocker("backup faults (pve sim + real docker)", () => {
       ok: false,
       failure: { code: "vzdump_failed", exitStatus: "job errors", stacksResumed: true },
     });
-    const journal = await QuiesceJournal.open(journalPath(g.stateDir));
-    expect(journal?.data.backup.consistency).toBe("crash");
+    expect(await journalledConsistency(g)).toBe("crash");
   });
 
   it("finds a good archive whose notes PVE could not write by the task log, and reports the warning", async () => {
@@ -104,14 +113,9 @@ describeDocker("backup faults (pve sim + real docker)", () => {
 
   it("stops a task that hangs before the snapshot within the stall bound, reports it failed with the stacks up, and the next backup runs", async () => {
     const g = await harness({ backup: { max_downtime_seconds: 2 } });
-    const stall = { logSilenceMs: 3_000, archiveIdleMs: 3_000, checkEveryMs: 250 };
     // Silent after this line, but a stop still reaches it (its clean-up runs and unlocks the CT).
     g.sim.faults.pauseTask({ type: "vzdump" }, { afterLine: /including mount point/ });
-    const outcome = await runBackup(
-      { ...g.deps(), stall },
-      { backupId: newBackupId(), mode: "snapshot", trigger: { source: "cli" } },
-    );
-    expect(outcome).toMatchObject({
+    expect(await stalledBackup(g)).toMatchObject({
       ok: false,
       failure: {
         code: "vzdump_stalled",
@@ -130,11 +134,7 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     const g = await harness({ backup: { max_downtime_seconds: 2 } });
     // Deaf to the SIGTERM: the SIGKILL ends it before its clean-up, and `lock: backup` stays.
     g.sim.faults.hangTask({ type: "vzdump" }, { afterLine: /including mount point/ });
-    const outcome = await runBackup(
-      { ...g.deps(), stall: { logSilenceMs: 3_000, archiveIdleMs: 3_000, checkEveryMs: 250 } },
-      { backupId: newBackupId(), mode: "snapshot", trigger: { source: "cli" } },
-    );
-    expect(outcome).toMatchObject({
+    expect(await stalledBackup(g)).toMatchObject({
       ok: false,
       failure: {
         code: "vzdump_stalled",
