@@ -35,7 +35,7 @@ import { clearMarker, writeMarker } from "./marker.ts";
 import { notesTemplate } from "./notes.ts";
 import { PROTECTED_LIMIT_HINT, protectedLimitProblem } from "./protected-limit.ts";
 import { backupRefusedAhead } from "./refused-ahead.ts";
-import { DEFAULT_STALL_BOUNDS, type StallBounds, StallWatch } from "./stall-watch.ts";
+import { DEFAULT_STALL_BOUNDS, type StallBounds, StallWatch, stoppedStalledTask } from "./stall-watch.ts";
 
 /**
  * A task still running after this long is not followed further: the backup is reported failed (the lock
@@ -336,15 +336,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         // Quick polls only while the stacks wait on the task; once resumed (a deadline too), the usual backoff.
         isUrgent: () => resumed === undefined,
       })) {
-        if (ev.type === "line") watch.line();
-        // The archive, and suspend mode's sync to the dump directory, write to the storage without logging.
-        if (ev.type === "phase" && ["archive-started", "suspend"].includes(ev.phase.phase))
-          watch.archiving(true);
-        if (
-          ev.type === "phase" &&
-          ["bytes-written", "suspend-resumed", "guest-failed"].includes(ev.phase.phase)
-        )
-          watch.archiving(false);
+        watch.see(ev);
         onFollowEvent(ev);
       }
     } catch (err) {
@@ -501,38 +493,4 @@ export function downtimeOf(report: ResumeReport, plan: QuiescePlan): EventOf<"ba
       ? []
       : [{ project: s.project, service: s.service, strategy: s.strategy, downtimeMs: Math.round(ms) }];
   });
-}
-
-/**
- * A task that made no progress: stop it (PVE SIGTERMs, then SIGKILLs after 5 s) and say what is left. A
- * worker killed in its clean-up leaves `lock: backup` (and maybe the `vzdump` snapshot) on the CT, which
- * only root can clear; the error then names the commands for the PVE host, or every later backup would
- * be refused as guest_locked.
- */
-async function stoppedStalledTask(
-  pve: PveClient,
-  t: { node: string; vmid: number; upid: string },
-  reason: string,
-): Promise<AgentError> {
-  await pve.stopTask(t.node, t.upid).catch(() => undefined);
-  for (let i = 0; i < 20; i++) {
-    const status = await pve.taskStatus(t.node, t.upid).catch(() => undefined);
-    if (status?.status === "stopped") break;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  const lock = (await pve.lxcStatus(t.node, t.vmid).catch(() => undefined))?.lock;
-  const leftover = (await pve.snapshots(t.node, t.vmid).catch(() => [])).some((s) => s.name === "vzdump");
-  const commands = [
-    ...(lock ? [`pct unlock ${t.vmid}`] : []),
-    ...(leftover ? [`pct delsnapshot ${t.vmid} vzdump --force`] : []),
-  ];
-  return new AgentError(
-    "vzdump_stalled",
-    `vzdump task ${t.upid} made no progress (${reason}); the agent stopped it`,
-    {
-      hint: commands.length
-        ? `the stopped task left the CT ${lock ? `locked (${lock})` : "with its vzdump snapshot"}, which only root can clear: on the PVE host run ${commands.join(" && ")}; until then every backup is refused`
-        : "nothing is left behind and the next backup can run; if it recurs, check the node's load and the backup storage",
-    },
-  );
 }

@@ -11,6 +11,7 @@ import { type BackupDeps, downtimeOf, type JournalBackupSection, resumeWarnings 
 import { type BackupOutcome, type BackupPhase, LogTail } from "./backup-types.ts";
 import { type FinishedBackup, finishBackup } from "./finish-backup.ts";
 import { clearMarker } from "./marker.ts";
+import { DEFAULT_STALL_BOUNDS, StallWatch, stoppedStalledTask } from "./stall-watch.ts";
 
 export interface StartRecovery {
   /** What resuming an unfinished quiesce did (undefined: nothing was left quiesced). */
@@ -167,22 +168,40 @@ async function finishInFlight(
   if (resumed) enter("resume");
   enter("follow");
   let task: TaskResult;
+  // A task that hangs is stopped and reported here too, not followed until the next reboot.
+  const stall = new AbortController();
+  let stalled: string | undefined;
+  const watch = new StallWatch({
+    bounds: deps.stall ?? DEFAULT_STALL_BOUNDS,
+    storageUsed: async () => (await deps.pve.storageStatus(s.node, s.storage)).used,
+    onStall: (reason) => {
+      stalled = reason;
+      stall.abort();
+    },
+  });
   try {
     task = await followTaskToEnd(
       deps.pve,
       s.node,
       s.upid,
-      { ...deps.follow, ...(signal ? { signal } : {}) },
+      { ...deps.follow, signal: signal ? AbortSignal.any([signal, stall.signal]) : stall.signal },
       (ev) => {
+        watch.see(ev);
         if (ev.type === "line") tail.push(ev.text);
       },
     );
   } catch (err) {
     if (signal?.aborted) return undefined;
+    if (stalled !== undefined) {
+      const error = await stoppedStalledTask(deps.pve, { node: s.node, vmid: s.vmid, upid: s.upid }, stalled);
+      return fail(error.code, errorMessage(error));
+    }
     return fail(
       err instanceof AgentError ? err.code : "internal",
       `could not follow task ${s.upid}: ${errorMessage(err)}`,
     );
+  } finally {
+    watch.stop();
   }
   let finished: FinishedBackup;
   try {

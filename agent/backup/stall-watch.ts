@@ -1,3 +1,7 @@
+import { AgentError } from "../lib/errors.ts";
+import type { PveClient } from "../pve/client.ts";
+import type { FollowEvent } from "../pve/task-follower.ts";
+
 /**
  * How long a vzdump task may go without progress before the agent gives up on it. Before the archive
  * every step logs a line within seconds (the snapshot itself, or the stop of the guest, are the slowest);
@@ -53,6 +57,17 @@ export class StallWatch {
     this.#lastProgress = this.#now();
   }
 
+  /**
+   * Feeds one follower event: a line is progress; the archive (and suspend mode's sync to the dump
+   * directory) write to the storage without logging.
+   */
+  see(ev: FollowEvent): void {
+    if (ev.type === "line") this.line();
+    if (ev.type !== "phase") return;
+    if (ev.phase.phase === "archive-started" || ev.phase.phase === "suspend") this.archiving(true);
+    if (["bytes-written", "suspend-resumed", "guest-failed"].includes(ev.phase.phase)) this.archiving(false);
+  }
+
   archiving(on: boolean): void {
     this.#archiving = on;
     this.#used = undefined;
@@ -82,4 +97,38 @@ export class StallWatch {
         : `no new log line for ${Math.round(idle / 1000)} s`,
     );
   }
+}
+
+/**
+ * A task that made no progress: stop it (PVE SIGTERMs, then SIGKILLs after 5 s) and say what is left. A
+ * worker killed in its clean-up leaves `lock: backup` (and maybe the `vzdump` snapshot) on the CT, which
+ * only root can clear; the error then names the commands for the PVE host, or every later backup would
+ * be refused as guest_locked.
+ */
+export async function stoppedStalledTask(
+  pve: PveClient,
+  t: { node: string; vmid: number; upid: string },
+  reason: string,
+): Promise<AgentError> {
+  await pve.stopTask(t.node, t.upid).catch(() => undefined);
+  for (let i = 0; i < 20; i++) {
+    const status = await pve.taskStatus(t.node, t.upid).catch(() => undefined);
+    if (status?.status === "stopped") break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const lock = (await pve.lxcStatus(t.node, t.vmid).catch(() => undefined))?.lock;
+  const leftover = (await pve.snapshots(t.node, t.vmid).catch(() => [])).some((s) => s.name === "vzdump");
+  const commands = [
+    ...(lock ? [`pct unlock ${t.vmid}`] : []),
+    ...(leftover ? [`pct delsnapshot ${t.vmid} vzdump --force`] : []),
+  ];
+  return new AgentError(
+    "vzdump_stalled",
+    `vzdump task ${t.upid} made no progress (${reason}); the agent stopped it`,
+    {
+      hint: commands.length
+        ? `the stopped task left the CT ${lock ? `locked (${lock})` : "with its vzdump snapshot"}, which only root can clear: on the PVE host run ${commands.join(" && ")}; until then every backup is refused`
+        : "nothing is left behind and the next backup can run; if it recurs, check the node's load and the backup storage",
+    },
+  );
 }

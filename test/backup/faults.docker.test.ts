@@ -130,6 +130,30 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     expect(await backup(g)).toMatchObject({ ok: true, result: { exitStatus: "OK" } });
   });
 
+  it("stops a hung task found at start too, and reports it instead of following it until the next reboot", async () => {
+    const g = await harness();
+    const paused = g.sim.faults.pauseTask({ type: "vzdump" }, { afterLine: /including mount point/ });
+    const shutdown = new AbortController();
+    const run = runBackup(g.deps(), {
+      backupId: newBackupId(),
+      mode: "snapshot",
+      trigger: { source: "cli" },
+      signal: shutdown.signal,
+    });
+    await paused.reached;
+    await expect
+      .poll(async () => (await QuiesceJournal.open(journalPath(g.stateDir)))?.data.backup.upid)
+      .toBeDefined();
+    shutdown.abort(); // the agent stops; its next start finds the task in the journal
+    expect(await run).toMatchObject({ ok: false, failure: { code: "interrupted" } });
+    const { outcome } = await recoverAtStart({
+      ...g.deps(),
+      stall: { logSilenceMs: 3_000, archiveIdleMs: 3_000, checkEveryMs: 250 },
+    });
+    expect(outcome).toMatchObject({ ok: false, failure: { code: "vzdump_stalled", stacksResumed: true } });
+    expect(g.sim.tasks.list().every((t) => !t.running)).toBe(true);
+  });
+
   it("tells the admin what to run on the host when the stopped hung task left the CT locked", async () => {
     const g = await harness({ backup: { max_downtime_seconds: 2 } });
     // Deaf to the SIGTERM: the SIGKILL ends it before its clean-up, and `lock: backup` stays.
