@@ -270,19 +270,6 @@ export class PveClient {
     );
   }
 
-  /**
-   * Starts a `prunebackups` task. With `vmid` the role's Datastore.AllocateSpace + VM.Backup suffice;
-   * without it PVE would need Datastore.Allocate and prune every guest, so `vmid` is mandatory.
-   */
-  async prune(node: string, storage: string, vmid: number, policy?: PrunePolicy): Promise<string> {
-    const query = {
-      vmid: vmidArg(vmid),
-      type: "lxc",
-      "prune-backups": policy && prunePolicyToPropertyString(policy),
-    };
-    return this.#task("DELETE", `/nodes/${seg(node)}/storage/${storageArg(storage)}/prunebackups`, { query });
-  }
-
   async snapshots(node: string, vmid: number, signal?: AbortSignal) {
     return this.#get(
       snapshotSchema.array(),
