@@ -87,6 +87,8 @@ export const EVENTS = {
     consistency,
     /** false is an alarm even on a good archive: a container this backup quiesced did not start again. */
     stacksResumed: z.boolean(),
+    /** The archives retention removed after this backup (absent when none was configured). */
+    pruned: z.array(volid).max(1_024).optional(),
   }),
   "backup.failed": z.object({
     backupId: id,

@@ -74,6 +74,8 @@ async function runHere(
     if (!ticket.started) return busy(ticket.backupId, ticket.mode, ticket.kind, json);
     const outcome = await ticket.done;
     if (isDeferred(outcome)) {
+      // A script reading --json gets an answer on stdout even when it stopped the CLI.
+      if (json) printJson({ ok: false, deferred: true, ...outcomeEvent(outcome) });
       process.stderr.write(
         `backup ${ticket.backupId} interrupted by shutdown; the agent's next start follows task ${outcome.ok ? "" : outcome.failure.upid} and reports it\n`,
       );
