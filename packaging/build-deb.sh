@@ -36,9 +36,11 @@ mkdir -p "$lib" "$stage/usr/bin" "$stage/usr/lib/systemd/system" "$stage/DEBIAN"
 # out protocol/scripts (a development tool).
 node_modules/.bin/tsc -p tsconfig.build.json --outDir "$lib"
 cp package.json package-lock.json "$lib/"
-# Production dependencies only, without install scripts and without optional ones: ssh2's optional
-# cpu-features is a native addon (C sources and a build step) that only tunes ssh2's cipher order; dockerode
-# talks to the local socket and never uses ssh.
+# package.json's overrides point ssh2 at this stand-in (docker-modem loads ssh2 for ssh:// hosts, never used):
+# npm ci links it from here, so it ships beside node_modules.
+mkdir -p "$lib/packaging" && cp -r packaging/no-ssh2 "$lib/packaging/"
+# Production dependencies only, without install scripts (no native addon is needed) and without optional
+# ones (none runs: the native ones were ssh2's, which the stand-in above replaces).
 (cd "$lib" && npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund >/dev/null &&
   rm package-lock.json)
 # The licences of what ships, read from the packages before their licence files are pruned below.
@@ -47,8 +49,8 @@ node packaging/copyright.mjs "$lib" "$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y)" >"
 # benchmarks, docs and examples, their TypeScript sources and declarations (zod ships its src/), source maps,
 # the browser builds, zod's v3 API (the agent imports zod v4), their licence files (in copyright above) and
 # their development dotfiles (.npmignore, .eslintrc, .gitattributes: lintian's errors), and the C++ sources
-# of addons that are never built (ssh2's optional crypto binding: --ignore-scripts; ssh2 falls back to JS).
-# package.json files stay: Node resolves through them.
+# of addons that are never built (--ignore-scripts). package.json files stay: Node resolves through them.
+# The ssh2 stand-in is a link to ../packaging/no-ssh2, which find does not follow: it ships whole.
 nm="$lib/node_modules"
 find "$nm" -depth -type d \( -name test -o -name tests -o -name __tests__ -o -name benchmarks -o -name bench \
   -o -name docs -o -name example -o -name examples -o -name browser -o -name '.?*' \) \

@@ -103,6 +103,8 @@ for (const p of packages(modules)) {
   const key = `${p.pkg.name}@${p.pkg.version}`;
   if (seen.has(key)) continue;
   seen.add(key);
+  // The agent's own stand-ins (packaging/no-ssh2, installed as ssh2): Felhom's code, under "Files: *".
+  if (p.pkg.name.startsWith("felhom-guest-")) continue;
   const l = licenceOf(p);
   const rel = p.dir.slice(lib.length).replace(/^\/+/, "");
   paragraphs.push(

@@ -70,7 +70,7 @@ export const COMMAND_ERRORS = {
   not_found: {
     retryable: false,
     details: ["name"],
-    meaning: "the named snapshot/backup/stack does not exist",
+    meaning: "the named snapshot does not exist (snapshot.delete)",
   },
   already_exists: { retryable: false, details: ["name"], meaning: "a snapshot with that name exists" },
   config_invalid: {

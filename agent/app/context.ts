@@ -1,7 +1,8 @@
 import type { BackupDeps } from "../backup/backup-run.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import { DockerEngine } from "../docker/docker-engine.ts";
-import { readLocalFacts } from "../identity/identity-service.ts";
+import type { LocalFacts } from "../identity/decide-identity.ts";
+import { requireTrusted } from "../lib/file-trust.ts";
 import { readSecretFile } from "../lib/secret.ts";
 import type { Logger } from "../log/logger.ts";
 import { PveClient } from "../pve/client.ts";
@@ -24,8 +25,16 @@ function tlsOf(config: AgentConfig): PveTls {
   return { insecure: true };
 }
 
-export async function createContext(config: AgentConfig, log: Logger): Promise<AgentContext> {
+export async function createContext(
+  config: AgentConfig,
+  log: Logger,
+  /** readLocalFacts in the shipped CLI; `main`'s caller chooses (agent/cli/cli.ts). */
+  localFacts: () => LocalFacts,
+): Promise<AgentContext> {
   const secret = await readSecretFile(config.pve.token_secret_file, "PVE token secret");
+  // The CA decides which server gets the token: whoever could write it could stand in for PVE.
+  if (config.pve.tls.ca_file)
+    await requireTrusted("config", config.pve.tls.ca_file, "pve.tls.ca_file", "file_unsafe");
   const timeoutMs = config.pve.request_timeout_seconds * 1000;
   const pve = new PveClient(
     {
@@ -50,7 +59,7 @@ export async function createContext(config: AgentConfig, log: Logger): Promise<A
       backup: config.backup,
       configuredVmid: config.pve.vmid,
       projects: config.docker.projects,
-      localFacts: readLocalFacts,
+      localFacts,
       emit,
       log,
     }),

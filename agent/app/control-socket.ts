@@ -6,6 +6,7 @@ import { z } from "zod";
 import type { BackupEvent, BackupMode, BackupOutcome } from "../backup/backup-types.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
+import { daemonRunning } from "./daemon-lock.ts";
 
 /**
  * The operator's CLI and the daemon on one guest: when the daemon runs, `felhom-guest backup` asks it
@@ -118,6 +119,14 @@ function daemonGone(backupId: string, why: string): AgentError {
   );
 }
 
+function controlSocketMissing(stateDir: string, pid: string): AgentError {
+  return new AgentError(
+    "daemon_unreachable",
+    `the daemon (pid ${pid}) runs for ${stateDir} but does not answer on ${controlSocketPath(stateDir)}; not running a backup beside it`,
+    { hint: "restart it (systemctl restart felhom-guest), then try again" },
+  );
+}
+
 export type DelegatedBackup =
   | { kind: "no-daemon" }
   | { kind: "busy"; backupId: string; mode: BackupMode; holder: "backup" | "snapshot" | "stacks-up" }
@@ -140,9 +149,17 @@ export function backupViaDaemon(
       socket.end();
     };
     socket.on("error", (err: NodeJS.ErrnoException) => {
-      if (!settled && backupId === "" && (err.code === "ENOENT" || err.code === "ECONNREFUSED"))
-        finish(() => resolve({ kind: "no-daemon" }));
-      else finish(() => reject(daemonGone(backupId, err.message)));
+      if (!settled && backupId === "" && (err.code === "ENOENT" || err.code === "ECONNREFUSED")) {
+        // Nothing listens; that is "no daemon" only if no daemon holds the state dir's lock (a socket
+        // deleted beside a live daemon must not make this process run a backup the hub never hears of).
+        settled = true;
+        socket.destroy();
+        daemonRunning(stateDir).then(
+          (daemon) =>
+            daemon ? reject(controlSocketMissing(stateDir, daemon.pid)) : resolve({ kind: "no-daemon" }),
+          reject,
+        );
+      } else finish(() => reject(daemonGone(backupId, err.message)));
     });
     socket.once("connect", () => socket.write(`${JSON.stringify({ op: "backup", mode })}\n`));
     const lines = createInterface({ input: socket });

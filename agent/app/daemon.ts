@@ -11,6 +11,7 @@ import type { AgentConfig } from "../config/schema.ts";
 import type { CommandContext, CommandHandlers } from "../hub/command-runner.ts";
 import { CommandError } from "../hub/command-runner.ts";
 import { HubClient, hubOptionsFromConfig } from "../hub/hub-client.ts";
+import type { LocalFacts } from "../identity/decide-identity.ts";
 import { enrollGuest } from "../identity/enrollment.ts";
 import { applyEnrollment } from "../identity/enrollment-record.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
@@ -23,6 +24,7 @@ import { AGENT_VERSION } from "../version.ts";
 import { agentId } from "./agent-id.ts";
 import { type AgentContext, createContext } from "./context.ts";
 import { serveControl } from "./control-socket.ts";
+import { acquireDaemonLock } from "./daemon-lock.ts";
 import { hubHandlers, statusProvider } from "./hub-handlers.ts";
 import { refuseWhileBusy } from "./refuse-while-busy.ts";
 
@@ -58,9 +60,16 @@ interface Runtime {
 export async function runDaemon(
   installed: AgentConfig,
   log: Logger,
-  /** Reads the config file again (with the enrollment applied), for config.reload and SIGHUP. */
-  readConfig: () => Promise<AgentConfig> = async () => installed,
+  options: {
+    /** Reads the config file again (with the enrollment applied), for config.reload and SIGHUP. */
+    readConfig: () => Promise<AgentConfig>;
+    /** What this guest sees of itself (readLocalFacts in the shipped CLI). */
+    localFacts: () => LocalFacts;
+  },
 ): Promise<void> {
+  const { readConfig, localFacts } = options;
+  // Before anything touches the state dir (outbox, journal, control socket): a second daemon stops here.
+  const daemonLock = await acquireDaemonLock(installed.state_dir);
   let hub: HubClient | undefined;
   let gate: IdentityGate | undefined;
   let recheck: NodeJS.Timeout | undefined;
@@ -90,7 +99,11 @@ export async function runDaemon(
     if (e.kind === "restore.detected" || e.kind === "identity.warning") log.warn({ event: e }, e.kind);
     if (!hub) return;
     const sent =
-      e.kind === "blackout" ? hub.announceBlackout(e.expectedSeconds, e.reason, e.operationId) : hub.emit(e);
+      e.kind === "blackout"
+        ? hub.announceBlackout(e.expectedSeconds, e.reason, e.operationId)
+        : e.kind === "blackout.ended"
+          ? hub.endBlackout(e.reason, e.operationId)
+          : hub.emit(e);
     // The outbox refused it (invalid) or the disk failed: log it, never let it break the backup.
     sent.catch((err) =>
       log.error({ kind: e.kind, err: errorMessage(err) }, "could not queue an event for the hub"),
@@ -111,7 +124,7 @@ export async function runDaemon(
   };
 
   const build = async (config: AgentConfig): Promise<Runtime> => {
-    const ctx = await createContext(config, log);
+    const ctx = await createContext(config, log, localFacts);
     if (config.metrics) {
       publishBackupHealth(config.state_dir, config.metrics.textfile).catch((err) =>
         log.error({ err: errorMessage(err) }, "could not write metrics.textfile"),
@@ -205,7 +218,16 @@ export async function runDaemon(
     // A runtime replaced meanwhile (not expected: reload and enroll wait for decide) was torn down under
     // its recovery; its outcome may be an artefact of that, and the new runtime reports the backup.
     if (r !== rt) return;
-    if (s.recovery?.outcome) finished(r.config)(s.recovery.outcome, { source: "journal-replay" });
+    if (s.recovery?.outcome) {
+      const outcome = s.recovery.outcome;
+      const { backupId, mode } = outcome.ok ? outcome.result : outcome.failure;
+      // The run that announced the blackout and would have reported is gone (killed, or its guest went
+      // down for a stop-mode backup): this start ends both. A journal exists only after the announce.
+      const reason = mode === "stop" ? "stop-mode" : "snapshot-freeze";
+      emit({ kind: "blackout.ended", reason, operationId: backupId });
+      emit({ kind: "backup.phase", backupId, mode, phase: "report", trigger: { source: "journal-replay" } });
+      finished(r.config)(outcome, { source: "journal-replay" });
+    }
     gate = s.gate;
     // A rebuilt runtime (reload, enroll) runs the slot the old one left waiting out its jitter.
     if (s.verified) await r.scheduler?.start({ catchUp: opts.catchUp, runPending: opts.rebuilt === true });
@@ -396,6 +418,8 @@ export async function runDaemon(
   }
   process.off("SIGHUP", onSighup);
   stopping = true;
+  // The hub keeps hearing the running backup's events while it settles, but starts nothing new here.
+  hub?.refuseCommands();
   clearTimeout(recheck);
   const running = rt.service.running();
   if (running)
@@ -403,14 +427,20 @@ export async function runDaemon(
   await settle(rt);
   await control.close();
   await hub?.stop();
+  await daemonLock.release();
 }
 
 function isBackupEvent(e: Event): e is BackupEvent {
-  return e.kind === "backup.phase" || e.kind === "backup.progress" || e.kind === "blackout";
+  return (
+    e.kind === "backup.phase" ||
+    e.kind === "backup.progress" ||
+    e.kind === "blackout" ||
+    e.kind === "blackout.ended"
+  );
 }
 
 function operationOf(e: BackupEvent): string {
-  return e.kind === "blackout" ? e.operationId : e.backupId;
+  return e.kind === "blackout" || e.kind === "blackout.ended" ? e.operationId : e.backupId;
 }
 
 /** Handlers that always reach the current runtime's (enrollment replaces it while the hub link stays). */

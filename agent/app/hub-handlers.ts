@@ -1,4 +1,4 @@
-import { hostname, uptime } from "node:os";
+import { uptime } from "node:os";
 import type { CommandOf, CommandResultData, Event } from "../../protocol/index.ts";
 import { BackupLockBusyError, withBackupLock } from "../backup/backup-lock.ts";
 import type { BackupService } from "../backup/backup-service.ts";
@@ -53,11 +53,10 @@ export function hubHandlers(o: {
         details: { identityState: gate.state },
       });
     }
+    // A PVE failure is answered by what it is (pve_auth, pve_unreachable, …: command-errors.ts).
     const identity = await resolveIdentity(ctx.pve, {
       configuredVmid: ctx.config.pve.vmid,
       local: deps.localFacts(),
-    }).catch((err) => {
-      throw new CommandError("pve_unreachable", errorMessage(err));
     });
     if (identity.state !== "verified") {
       throw new CommandError("identity_unverified", identity.reason, {
@@ -66,11 +65,36 @@ export function hubHandlers(o: {
     }
     return identity;
   };
+  /**
+   * PVE is busy with the guest (another backup, a snapshot, a migration): the hub hears it as the command's
+   * answer, before anything is quiesced. The operation checks again itself (a lock may come meanwhile).
+   */
+  const refuseIfLocked = async ({ node, vmid }: { node: string; vmid: number }) => {
+    const { lock } = await ctx.pve.lxcStatus(node, vmid);
+    if (lock) {
+      throw new CommandError("pve_guest_locked", `CT ${vmid} is locked (${lock}): PVE is busy with it`, {
+        details: { lock },
+      });
+    }
+  };
+  /** A verified, unlocked guest and its snapshots: what both snapshot commands check before they start. */
+  const snapshotsOfSelf = async () => {
+    const identity = await verifiedOrRefuse();
+    await refuseIfLocked(identity);
+    return (await ctx.pve.snapshots(identity.node, identity.vmid)).map((s) => s.name);
+  };
   return {
-    "backup.run": async ({ mode }, { id, signal }) => {
+    "backup.run": async ({ mode }, { id }) => {
       await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
-      await verifiedOrRefuse();
-      const ticket = await backups.request({ mode, trigger: { source: "hub", commandId: id }, signal });
+      await refuseIfLocked(await verifiedOrRefuse());
+      // The daemon's shutdown, as for a scheduled backup: the command's own signal fires only once the
+      // link stops, after the daemon has waited for this backup — a stop-mode backup would hold the
+      // guest's shutdown (which it is waiting for) until systemd kills the agent.
+      const ticket = await backups.request({
+        mode,
+        trigger: { source: "hub", commandId: id },
+        signal: o.background.signal,
+      });
       // Something took the guest between the check above and the request.
       if (!ticket.started) throw busyError(ticket, "try again");
       return { backupId: ticket.backupId, mode };
@@ -102,7 +126,15 @@ export function hubHandlers(o: {
       }) satisfies CommandResultData<"snapshot.list">,
     "snapshot.create": async ({ name, description }) => {
       await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
-      await verifiedOrRefuse();
+      if ((await snapshotsOfSelf()).includes(name)) {
+        throw new CommandError(
+          "already_exists",
+          `CT snapshot "${name}" exists already; nothing was quiesced`,
+          {
+            details: { name },
+          },
+        );
+      }
       const operationId = newOperationId();
       o.background.track(
         createSnapshot(deps, name, { description, operationId, signal: o.background.signal }).then((r) =>
@@ -113,7 +145,11 @@ export function hubHandlers(o: {
     },
     "snapshot.delete": async ({ name }) => {
       await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
-      await verifiedOrRefuse();
+      if (!(await snapshotsOfSelf()).includes(name)) {
+        throw new CommandError("not_found", `CT snapshot "${name}" does not exist; nothing was deleted`, {
+          details: { name },
+        });
+      }
       const operationId = newOperationId();
       o.background.track(
         deleteSnapshot(deps, name, { operationId, signal: o.background.signal }).then((r) =>
@@ -125,6 +161,8 @@ export function hubHandlers(o: {
     // Never while a backup has stacks quiesced: `up -d` would start them in the middle of it.
     "stacks.up": async ({ projects }, { id }) => {
       await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
+      // Without the engine every stack would come back "failed" one by one: say what is wrong instead.
+      await ctx.engine.ping();
       // Held for the whole `up -d` (health waits included): a backup must not quiesce meanwhile.
       const me = { pid: process.pid, backupId: id, mode: "snapshot", kind: "stacks-up" } as const;
       const stacks = await withBackupLock(ctx.config.state_dir, me, "stacks up", () =>
@@ -156,9 +194,10 @@ export function statusProvider(
   gate: () => IdentityGate | undefined = () => undefined,
 ): () => Promise<StatusPayload> {
   return async () => {
+    const local = ctx.backupDeps(() => {}).localFacts();
     const live: Identity = await resolveIdentity(ctx.pve, {
       configuredVmid: ctx.config.pve.vmid,
-      local: ctx.backupDeps(() => {}).localFacts(),
+      local,
     }).catch((err) => ({
       state: "unverified" as const,
       signal: "vmid-missing" as const,
@@ -171,11 +210,13 @@ export function statusProvider(
     const last = await readLastBackup(ctx.config.state_dir).catch(() => undefined);
     const running = backups.running();
     return {
+      // One definition (PROTOCOL.md, hello): vmid/node are the CT the identity check is about, whatever
+      // its verdict; hostname is this system's own, the name the check compares with the CT config's.
       identity: {
         state,
-        vmid: gate() ? null : (live.vmid ?? null),
+        vmid: live.vmid ?? null,
         node: live.node ?? null,
-        hostname: hostname(),
+        hostname: local.hostname,
       },
       agentVersion: AGENT_VERSION,
       uptimeSeconds: Math.floor(uptime()),

@@ -6,9 +6,8 @@ import { requireVerified, resolveIdentity, type VerifiedIdentity } from "../iden
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import type { PveClient } from "../pve/client.ts";
-import { isSuccess } from "../pve/exit-status.ts";
 import { submitVzdump } from "../pve/submit.ts";
-import { type FollowOptions, followTask, followTaskToEnd, type TaskResult } from "../pve/task-follower.ts";
+import { type FollowEvent, type FollowOptions, followTask, type TaskResult } from "../pve/task-follower.ts";
 import { quiesceConsistency } from "../quiesce/consistency.ts";
 import { QuiesceFailedError } from "../quiesce/errors.ts";
 import type { QuiesceHandle, ResumeReport } from "../quiesce/executor.ts";
@@ -30,20 +29,19 @@ import {
   LogTail,
   type Trigger,
 } from "./backup-types.ts";
+import { finishBackup } from "./finish-backup.ts";
 import { stopModeBlackoutSeconds } from "./last-backup.ts";
 import { clearMarker, writeMarker } from "./marker.ts";
-import { findArchive, notesTemplate } from "./notes.ts";
-import { protectedLimitProblem } from "./protected-limit.ts";
-import { retentionPolicy } from "./retention.ts";
+import { notesTemplate } from "./notes.ts";
+import { PROTECTED_LIMIT_HINT, protectedLimitProblem } from "./protected-limit.ts";
+import { backupRefusedAhead } from "./refused-ahead.ts";
+import { DEFAULT_STALL_BOUNDS, type StallBounds, StallWatch, stoppedStalledTask } from "./stall-watch.ts";
 
 /**
  * A task still running after this long is not followed further: the backup is reported failed (the lock
  * is released, the next schedule can run) while PVE goes on with whatever it is stuck on.
  */
 const TASK_FOLLOW_LIMIT_MS = 12 * 3600 * 1000;
-
-const PROTECTED_LIMIT_HINT =
-  "unprotect or delete old protected backups, raise the storage's max-protected-backups together with backup.max_protected_backups, or set backup.protected: false";
 
 /** What one backup run needs; every adapter is passed in (no service locator). */
 export interface BackupDeps {
@@ -59,6 +57,8 @@ export interface BackupDeps {
   log: Logger;
   /** Test seam for poll speed only; production uses the follower's defaults. */
   follow?: Pick<FollowOptions, "minIntervalMs" | "maxIntervalMs">;
+  /** Test seam: how long a task may make no progress (production: DEFAULT_STALL_BOUNDS). */
+  stall?: StallBounds;
 }
 
 export interface BackupRequest {
@@ -71,6 +71,11 @@ export interface BackupRequest {
    * touch nothing, the next boot resumes and reports.
    */
   signal?: AbortSignal;
+  /**
+   * Whether the caller tries again if the node's vzdump lock is busy: `retriesLeft` more attempts
+   * (backup.busy_retry), so that the failure says what will really happen. Undefined: no retry.
+   */
+  busyRetry?: { retriesLeft: number };
 }
 
 /** The journal's `backup` section: what a restarted agent needs to finish the report (recover-at-start.ts). */
@@ -89,14 +94,26 @@ export interface JournalBackupSection {
 }
 
 export class VzdumpLockBusyError extends AgentError {
-  constructor() {
-    super(
-      "vzdump_lock_busy",
-      "another backup holds the node's vzdump lock; gave up at once and resumed the stacks",
-      {
-        hint: "the agent retries later with jitter; move schedules apart if this happens often",
-      },
-    );
+  constructor(busyRetry: BackupRequest["busyRetry"]) {
+    const base =
+      "another backup holds the node's vzdump lock: PVE refused this one at once and the stacks were resumed";
+    if (busyRetry && busyRetry.retriesLeft > 0) {
+      super(
+        "vzdump_lock_busy",
+        `${base}; the agent tries again later (up to ${busyRetry.retriesLeft} more times)`,
+        {
+          hint: "nothing to do now; move the schedules of guests on this node apart if this happens often",
+        },
+      );
+    } else {
+      super(
+        "vzdump_lock_busy",
+        `${base}; ${busyRetry ? "no retry is left (backup.busy_retry.attempts)" : "this request is not retried"}`,
+        {
+          hint: "run the backup again once the node's other backup has finished (felhom-guest backup, or the hub's backup.run)",
+        },
+      );
+    }
   }
 }
 
@@ -118,9 +135,22 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
   let resumed: Promise<ResumeReport> | undefined;
   let consistency: "app" | "crash" = "app";
 
+  const announcePhase = (p: BackupPhase) =>
+    deps.emit({ kind: "backup.phase", backupId, mode, phase: p, trigger: req.trigger });
+  /**
+   * The main line's phase: the one a failure names. `resume` runs beside it (from the snapshot, the
+   * deadline or the task's end, while the task is still followed) and cannot fail the backup, so it is
+   * announced without becoming the phase a failure reports.
+   */
   const enter = (next: BackupPhase) => {
     phase = next;
-    deps.emit({ kind: "backup.phase", backupId, mode, phase: next, trigger: req.trigger });
+    announcePhase(next);
+  };
+  let blackout: "stop-mode" | "snapshot-freeze" | undefined;
+  /** The operation is over: the hub (and the link) stop waiting out the blackout it announced. */
+  const endBlackout = () => {
+    if (blackout) deps.emit({ kind: "blackout.ended", reason: blackout, operationId: backupId });
+    blackout = undefined;
   };
   const journalPatch = (patch: Partial<JournalBackupSection>) =>
     journal
@@ -138,7 +168,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
       log.info({ backupId, why }, "resuming stacks");
       const h = handle;
       resumed = (async () => {
-        enter("resume");
+        announcePhase("resume");
         // Journalled before the first container moves: an agent killed after the resume must still know
         // whether the snapshot was taken while the stacks were down.
         await journalPatch({ consistency });
@@ -160,6 +190,8 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
   };
 
   let deadline: NodeJS.Timeout | undefined;
+  // The service took the one-backup-per-guest lock before this run: the first event names the backup.
+  enter("lock");
   try {
     enter("preflight");
     const { identity, plan } = await preflight(deps, req);
@@ -167,9 +199,10 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     const notes = notesTemplate(backupId);
 
     enter("announce");
+    blackout = mode === "stop" ? "stop-mode" : "snapshot-freeze";
     deps.emit({
       kind: "blackout",
-      reason: mode === "stop" ? "stop-mode" : "snapshot-freeze",
+      reason: blackout,
       expectedSeconds:
         mode === "stop" ? await stopModeBlackoutSeconds(deps.stateDir) : cfg.max_downtime_seconds,
       operationId: backupId,
@@ -179,8 +212,8 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     if (req.signal?.aborted)
       throw new AgentError("interrupted", "the agent is shutting down; nothing was quiesced");
     enter("journal");
-    enter("quiesce");
-    // Downtime begins with the quiesce (a slow shutdown or pre hook counts), as does the executor's backstop.
+    // Downtime begins with the journal's fsync (a slow shutdown or pre hook counts), as does the
+    // executor's backstop.
     const quiesceStarted = Date.now();
     const quiesced = await quiesceStacks(
       { engine: deps.engine, stateDir: deps.stateDir, logger: log },
@@ -201,6 +234,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
           storage: cfg.storage,
           phase: "quiesce",
         } satisfies JournalBackupSection,
+        journalled: () => enter("quiesce"),
       },
     );
     handle = quiesced.handle;
@@ -243,8 +277,19 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         storage: cfg.storage,
         mode,
         compress: "zstd",
-        lockwait: cfg.lockwait_minutes,
+        // Never queue: a queued task that the agent stopped could be granted the node lock between its
+        // `waiting...` line and the stop's SIGTERM, and the SIGKILL 5 s later can leave `lock: backup` or a
+        // `vzdump` snapshot on the CT (VZDump.pm `getlock`, RESTEnvironment.pm `check_worker`). With 0, PVE
+        // refuses at once, `(wait = 0)`, and there is nothing to stop.
+        lockwait: 0,
         notesTemplate: notes,
+        // PVE notifies its admin of every job end, and of every refusal of a busy node (VZDump.pm
+        // `send_notification`): through the notification system a success mail per guest per run by
+        // default, and a token cannot set a job-id that would let a matcher tell these jobs apart. Legacy
+        // mail on failure only goes to /etc/vzdump.conf's mailto, and nowhere if the admin set none; the
+        // hub hears every outcome anyway. README "What the PVE admin sees".
+        notificationMode: "legacy-sendmail",
+        mailNotification: "failure",
         ...(cfg.protected ? { protected: true } : {}),
         // `remove` stays at PVE's default: with remove=0 a storage that has a keep-limit refuses every
         // backup of a guest already at that limit ("max backup limit of N enforced by the target
@@ -263,29 +308,31 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
 
     enter(mode === "snapshot" ? "snapshot-wait" : "follow");
     let busy = false;
-    let protectedLimit: { limit: number; storage: string } | undefined;
-    for await (const ev of followTask(pve, node, upid, {
-      deadlineMs: TASK_FOLLOW_LIMIT_MS,
-      ...deps.follow,
-      ...(req.signal ? { signal: req.signal } : {}),
-    })) {
+    // A task that makes no progress is stopped and reported, not followed for TASK_FOLLOW_LIMIT_MS.
+    const stall = new AbortController();
+    let stalled: string | undefined;
+    const watch = new StallWatch({
+      bounds: deps.stall ?? DEFAULT_STALL_BOUNDS,
+      storageUsed: async () => (await pve.storageStatus(node, cfg.storage)).used,
+      onStall: (reason) => {
+        stalled = reason;
+        stall.abort();
+      },
+    });
+    const onFollowEvent = (ev: FollowEvent): void => {
       if (ev.type === "line") {
         tail.push(ev.text);
         deps.emit({ kind: "backup.progress", backupId, phase, line: ev.text.slice(0, 1000) });
       } else if (ev.type === "phase") {
         const p = ev.phase;
-        if ((p.phase === "waiting-for-global-lock" || p.phase === "global-lock-timeout") && !busy) {
-          // Never sit quiesced behind another guest's backup: stop our queued task and give the node back.
-          // With lockwait 0 PVE refused at once ("(wait = 0)"): that task is already ending.
+        if (p.phase === "global-lock-timeout" && !busy) {
+          // Another guest's backup holds the node: PVE refused ours at once and the task is ending.
           busy = true;
           void startResume("busy");
-          if (p.phase === "waiting-for-global-lock") {
-            await pve
-              .stopTask(node, upid)
-              .catch((err) => log.warn({ err: errorMessage(err) }, "could not stop the queued vzdump task"));
-          }
-        } else if (p.phase === "protected-limit") {
-          protectedLimit = p;
+        } else if (mode === "snapshot" && p.phase === "snapshot-failed") {
+          // No snapshot will come: resume now, and nothing of this run counts as app-consistent.
+          clearTimeout(deadline);
+          void startResume("error");
         } else if (mode === "snapshot" && (p.phase === "snapshot-created" || p.phase === "suspend-resumed")) {
           clearTimeout(deadline);
           void startResume("snapshot");
@@ -296,37 +343,34 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
       } else if (ev.type === "end") {
         task = ev.result;
       }
+    };
+    const submittedUpid = upid;
+    try {
+      for await (const ev of followTask(pve, node, upid, {
+        deadlineMs: TASK_FOLLOW_LIMIT_MS,
+        ...deps.follow,
+        signal: req.signal ? AbortSignal.any([req.signal, stall.signal]) : stall.signal,
+        // Quick polls only while the stacks wait on the task; once resumed (a deadline too), the usual backoff.
+        isUrgent: () => resumed === undefined,
+      })) {
+        watch.see(ev);
+        onFollowEvent(ev);
+      }
+    } catch (err) {
+      if (stalled === undefined || req.signal?.aborted) throw err;
+      void startResume("error");
+      throw await stoppedStalledTask(pve, { node, vmid, upid: submittedUpid }, stalled);
+    } finally {
+      watch.stop();
     }
     clearTimeout(deadline);
-    if (busy) throw new VzdumpLockBusyError();
+    if (busy) throw new VzdumpLockBusyError(req.busyRetry);
     await startResume("task-ended");
     if (!task) throw new AgentError("internal", "the task follower ended without a result");
-    await journalPatch({ phase: "verify" });
-    if (!isSuccess(task.classified) && protectedLimit) {
-      throw new AgentError(
-        "protected_limit_reached",
-        `PVE refused a protected backup: this guest already has ${protectedLimit.limit} protected backups on ${protectedLimit.storage}`,
-        { hint: PROTECTED_LIMIT_HINT },
-      );
-    }
-    if (!isSuccess(task.classified)) {
-      throw new AgentError("vzdump_failed", `vzdump task ${upid} ended with: ${task.exitstatus}`, {
-        hint: "see the log tail; nothing was written to the storage that the agent will count as a backup",
-      });
-    }
+    const finished = await finishBackup(deps, { backupId, node, vmid, task, enter, journalPatch });
+    const warnings = finished.warnings;
 
-    enter("verify");
-    const archive = await verifyArchive(pve, node, cfg.storage, vmid, backupId, task.exitstatus);
-
-    const warnings = task.lines.filter((l) => l.startsWith("WARN:")).slice(0, 100);
-    const policy = retentionPolicy(cfg.retention);
-    if (policy) {
-      enter("retention");
-      await journalPatch({ phase: "retention" });
-      const pruneWarning = await prune(pve, node, cfg.storage, vmid, policy, deps.follow);
-      if (pruneWarning) warnings.push(pruneWarning);
-    }
-
+    endBlackout();
     enter("report");
     const report = await resumed!;
     // The archive is good, but a stack is down: the hub must hear it (and the journal stays open, so the
@@ -339,14 +383,15 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         backupId,
         mode,
         upid,
-        volid: archive.volid,
-        sizeBytes: archive.size,
+        volid: finished.volid,
+        sizeBytes: finished.sizeBytes,
         totalMs: Date.now() - started,
         downtime: downtimeOf(report, plan),
         exitStatus: task.exitstatus,
         warnings: warnings.slice(0, 100),
         consistency,
         stacksResumed: report.finished,
+        ...(finished.pruned ? { pruned: finished.pruned } : {}),
       },
     };
   } catch (err) {
@@ -360,7 +405,13 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     const resumeReport =
       report ?? (err instanceof QuiesceFailedError ? (err.resumeReport as ResumeReport) : undefined);
     // Interrupted by a shutdown after the POST, the task goes on in PVE: the next start reports it.
-    await journalPatch(shuttingDown && upid ? { phase } : { phase, reported: true });
+    const deferred = shuttingDown && upid !== null;
+    await journalPatch(deferred ? { phase } : { phase, reported: true });
+    if (!deferred) {
+      endBlackout();
+      // `backup.failed` follows; it names the phase that failed, not this one.
+      announcePhase("report");
+    }
     log.error({ backupId, phase, err: errorMessage(err) }, "backup failed");
     return {
       ok: false,
@@ -404,6 +455,17 @@ async function preflight(
       hint: "check the storage on the PVE host (mounted? enabled for this node?)",
     });
   }
+  const [onStorage, onGuest] = await Promise.all([
+    pve.permissions({ path: `/storage/${cfg.storage}` }),
+    pve.permissions({ path: `/vms/${vmid}` }),
+  ]);
+  const refusal = backupRefusedAhead({
+    vmid,
+    storage: cfg.storage,
+    storageContent: storage.content,
+    perms: { ...onStorage, ...onGuest },
+  });
+  if (refusal) throw new AgentError(refusal.code, refusal.message, { hint: refusal.hint });
   if (cfg.protected) {
     // PVE would refuse it only after the stacks were quiesced, and retention never frees a protected slot.
     const problem = protectedLimitProblem(
@@ -435,24 +497,6 @@ export async function verifiedSelf(
   );
 }
 
-/** A task's "OK" is not a backup: the archive carrying this backup id in its notes must be on the storage. */
-async function verifyArchive(
-  pve: PveClient,
-  node: string,
-  storage: string,
-  vmid: number,
-  backupId: string,
-  exitstatus: string,
-): Promise<{ volid: string; size: number }> {
-  const archive = findArchive(await pve.backups(node, storage, vmid), backupId, vmid);
-  if (!archive.ok) {
-    throw new AgentError("archive_missing", `the task said ${exitstatus}, but ${archive.reason}`, {
-      hint: "the archive is not usable as a backup; check the storage on the PVE host",
-    });
-  }
-  return { volid: archive.volume.volid, size: archive.volume.size };
-}
-
 async function ownJournal(stateDir: string, backupId: string): Promise<QuiesceJournal | undefined> {
   const j = await QuiesceJournal.open(journalPath(stateDir)).catch(() => undefined);
   return j?.data.backupId === backupId ? j : undefined;
@@ -473,24 +517,4 @@ export function downtimeOf(report: ResumeReport, plan: QuiescePlan): EventOf<"ba
       ? []
       : [{ project: s.project, service: s.service, strategy: s.strategy, downtimeMs: Math.round(ms) }];
   });
-}
-
-/** Retention after a verified backup; a failure here is a warning on a good backup, not a failed one. */
-async function prune(
-  pve: PveClient,
-  node: string,
-  storage: string,
-  vmid: number,
-  policy: NonNullable<ReturnType<typeof retentionPolicy>>,
-  follow: BackupDeps["follow"],
-): Promise<string | undefined> {
-  try {
-    const upid = await pve.prune(node, storage, vmid, policy);
-    const result = await followTaskToEnd(pve, node, upid, { ...follow, recognisePhases: false });
-    return isSuccess(result.classified)
-      ? undefined
-      : `retention (prune) task ended with: ${result.exitstatus}`;
-  } catch (err) {
-    return `retention (prune) failed: ${errorMessage(err)}`.slice(0, 1000);
-  }
 }

@@ -73,6 +73,9 @@ export class BackupService {
           mode: opts.mode,
           trigger: opts.trigger,
           ...(opts.signal ? { signal: opts.signal } : {}),
+          ...(opts.retryWhenBusy
+            ? { busyRetry: { retriesLeft: Math.max(0, this.#deps.backup.busy_retry.attempts - attempt) } }
+            : {}),
         });
       } finally {
         await lock.release();

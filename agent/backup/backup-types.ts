@@ -5,7 +5,10 @@ export type BackupPhase = EventOf<"backup.phase">["phase"];
 export type Trigger = EventOf<"backup.phase">["trigger"];
 
 /** The events a backup emits; the daemon routes them to the hub outbox and the CLI to the terminal. */
-export type BackupEvent = Extract<Event, { kind: "backup.phase" | "backup.progress" | "blackout" }>;
+export type BackupEvent = Extract<
+  Event,
+  { kind: "backup.phase" | "backup.progress" | "blackout" | "blackout.ended" }
+>;
 
 /**
  * A backup's end, in the same shape the hub receives (`backup.completed` / `backup.failed` without

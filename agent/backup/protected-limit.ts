@@ -2,6 +2,9 @@ import type { BackupVolume } from "../pve/schemas.ts";
 
 type Archive = Pick<BackupVolume, "vmid" | "protected">;
 
+export const PROTECTED_LIMIT_HINT =
+  "unprotect or delete old protected backups, raise the storage's max-protected-backups together with backup.max_protected_backups, or set backup.protected: false";
+
 /** This guest's protected archives among `archives` (PVE counts them per guest and storage). */
 export function countProtected(archives: readonly Archive[], vmid: number): number {
   return archives.filter((a) => a.vmid === vmid && a.protected).length;

@@ -1,5 +1,4 @@
 import { AgentError, errorMessage } from "../lib/errors.ts";
-import { isSuccess } from "../pve/exit-status.ts";
 import { listOurTasks } from "../pve/submit.ts";
 import { followTaskToEnd, type TaskResult } from "../pve/task-follower.ts";
 import { VzdumpLogRecogniser } from "../pve/vzdump-log.ts";
@@ -9,9 +8,10 @@ import type { QuiescePlan } from "../quiesce/plan.ts";
 import { journalPath } from "../quiesce/quiesce-stacks.ts";
 import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
 import { type BackupDeps, downtimeOf, type JournalBackupSection, resumeWarnings } from "./backup-run.ts";
-import { type BackupOutcome, LogTail } from "./backup-types.ts";
+import { type BackupOutcome, type BackupPhase, LogTail } from "./backup-types.ts";
+import { type FinishedBackup, finishBackup } from "./finish-backup.ts";
 import { clearMarker } from "./marker.ts";
-import { findArchive } from "./notes.ts";
+import { DEFAULT_STALL_BOUNDS, StallWatch, stoppedStalledTask } from "./stall-watch.ts";
 
 export interface StartRecovery {
   /** What resuming an unfinished quiesce did (undefined: nothing was left quiesced). */
@@ -119,12 +119,30 @@ async function finishInFlight(
   const tail = new LogTail(20);
   // A failed post hook is among the failures too, but leaves nothing down: `finished` is the alarm.
   const stacksResumed = resumed ? resumed.finished : true;
+  let phase = s.phase;
+  // The same phase events as a backup finished live, told apart by their trigger.
+  const enter = (next: BackupPhase) => {
+    phase = next;
+    deps.emit({
+      kind: "backup.phase",
+      backupId,
+      mode: s.mode,
+      phase: next,
+      trigger: { source: "journal-replay" },
+    });
+  };
+  const journalPatch = async (patch: Partial<JournalBackupSection>) => {
+    const journal = await QuiesceJournal.open(journalPath(deps.stateDir)).catch(() => undefined);
+    await journal
+      ?.update({ backup: patch })
+      .catch((err) => deps.log.error({ err: errorMessage(err) }, "journal write failed"));
+  };
   const fail = (code: string, message: string, task?: TaskResult): BackupOutcome => ({
     ok: false,
     failure: {
       backupId,
       mode: s.mode,
-      phase: s.phase,
+      phase,
       code,
       message: message.slice(0, 2000),
       exitStatus: task?.exitstatus ?? null,
@@ -147,46 +165,66 @@ async function finishInFlight(
       );
     s.upid = ours.sort((a, b) => b.starttime - a.starttime)[0]!.upid;
   }
+  if (resumed) enter("resume");
+  enter("follow");
   let task: TaskResult;
+  // A task that hangs is stopped and reported here too, not followed until the next reboot.
+  const stall = new AbortController();
+  let stalled: string | undefined;
+  const watch = new StallWatch({
+    bounds: deps.stall ?? DEFAULT_STALL_BOUNDS,
+    storageUsed: async () => (await deps.pve.storageStatus(s.node, s.storage)).used,
+    onStall: (reason) => {
+      stalled = reason;
+      stall.abort();
+    },
+  });
   try {
     task = await followTaskToEnd(
       deps.pve,
       s.node,
       s.upid,
-      { ...deps.follow, ...(signal ? { signal } : {}) },
+      { ...deps.follow, signal: signal ? AbortSignal.any([signal, stall.signal]) : stall.signal },
       (ev) => {
+        watch.see(ev);
         if (ev.type === "line") tail.push(ev.text);
       },
     );
   } catch (err) {
     if (signal?.aborted) return undefined;
+    if (stalled !== undefined) {
+      const error = await stoppedStalledTask(deps.pve, { node: s.node, vmid: s.vmid, upid: s.upid }, stalled);
+      return fail(error.code, errorMessage(error));
+    }
     return fail(
       err instanceof AgentError ? err.code : "internal",
       `could not follow task ${s.upid}: ${errorMessage(err)}`,
     );
+  } finally {
+    watch.stop();
   }
-  if (!isSuccess(task.classified))
-    return fail("vzdump_failed", `vzdump task ${s.upid} ended with: ${task.exitstatus}`, task);
-  const archive = findArchive(await deps.pve.backups(s.node, s.storage, s.vmid), backupId, s.vmid);
-  if (!archive.ok)
-    return fail("archive_missing", `the task said ${task.exitstatus}, but ${archive.reason}`, task);
+  let finished: FinishedBackup;
+  try {
+    finished = await finishBackup(deps, { backupId, node: s.node, vmid: s.vmid, task, enter, journalPatch });
+  } catch (err) {
+    return fail(err instanceof AgentError ? err.code : "internal", errorMessage(err), task);
+  }
+  enter("report");
   return {
     ok: true,
     result: {
       backupId,
       mode: s.mode,
       upid: s.upid,
-      volid: archive.volume.volid,
-      sizeBytes: archive.volume.size,
+      volid: finished.volid,
+      sizeBytes: finished.sizeBytes,
       totalMs: Date.now() - Date.parse(s.startedAt),
       downtime: resumed ? downtimeOf(resumed, plan) : [],
       exitStatus: task.exitstatus,
-      warnings: [
-        ...task.lines.filter((l) => l.startsWith("WARN:")),
-        ...(resumed ? resumeWarnings(resumed) : []),
-      ].slice(0, 100),
+      warnings: [...finished.warnings, ...(resumed ? resumeWarnings(resumed) : [])].slice(0, 100),
       consistency: s.mode === "stop" ? "app" : (s.consistency ?? "crash"),
       stacksResumed,
+      ...(finished.pruned ? { pruned: finished.pruned } : {}),
     },
   };
 }

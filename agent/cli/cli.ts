@@ -1,5 +1,7 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_CONFIG_PATH } from "../config/paths.ts";
+import type { LocalFacts } from "../identity/decide-identity.ts";
+import { readLocalFacts } from "../identity/local-facts.ts";
 import { AgentError } from "../lib/errors.ts";
 import { AGENT_VERSION } from "../version.ts";
 import { type Command, commands } from "./commands/index.ts";
@@ -24,7 +26,8 @@ global options:
 
 exit codes: 0 ok, 1 operation failed, 2 usage, 69 a required service is unavailable,
             75 busy (a backup is running, the node's vzdump lock is held): try later,
-            77 not run as root, 78 configuration error
+            77 not run as root, 78 configuration error,
+            79 (run) another daemon already runs for this state dir
 `;
 
 const HELP = { help: { type: "boolean", short: "h" } } as const;
@@ -42,7 +45,19 @@ function commandIndex(argv: string[]): number {
   return -1;
 }
 
-export async function main(argv: string[]): Promise<number> {
+/**
+ * What the CLI takes from the system rather than from its arguments. The shipped entry (main.ts) passes
+ * the real thing; a test-only entry may stand in for this guest (several "guests" on one machine), so the
+ * installed binary has no switch, variable or file that could replace the facts the identity check
+ * stands on.
+ */
+export interface CliSystem {
+  localFacts: () => LocalFacts;
+}
+
+const REAL_SYSTEM: CliSystem = { localFacts: readLocalFacts };
+
+export async function main(argv: string[], system: CliSystem = REAL_SYSTEM): Promise<number> {
   const first = commandIndex(argv);
   const global = parseArgs({
     args: first === -1 ? argv : argv.slice(0, first),
@@ -98,12 +113,13 @@ export async function main(argv: string[]): Promise<number> {
     // Commands other than `run` keep stdout for their own output; their log lines go to stderr.
     logger: async (level) =>
       (await import("../log/logger.ts")).createLogger({ level, destination: process.stderr }),
+    localFacts: system.localFacts,
   });
 }
 
-export async function entry(): Promise<void> {
+export async function entry(argv = process.argv.slice(2), system = REAL_SYSTEM): Promise<void> {
   try {
-    process.exitCode = await main(process.argv.slice(2));
+    process.exitCode = await main(argv, system);
   } catch (err) {
     const code = exitCodeFor(err);
     if (err instanceof AgentError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {

@@ -13,6 +13,11 @@ export const ExitCode = {
   noPermission: 77,
   /** EX_CONFIG */
   config: 78,
+  /**
+   * Another daemon already runs for this state dir (agent/app/daemon-lock.ts): the second `run` exits
+   * at once, touching nothing. Outside the sysexits range, so it is not taken for anything else.
+   */
+  daemonRunning: 79,
 } as const;
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
@@ -32,6 +37,10 @@ const BUSY_CODES = new Set(["backup_running", "vzdump_lock_busy", "guest_locked"
  * error every few seconds (packaging/felhom-guest.service, RestartPreventExitStatus=78).
  */
 export const CONFIG_CODES: ReadonlySet<string> = new Set([
+  /** The config file belongs to someone else or others can write it (agent/lib/file-trust.ts). */
+  "config_file_unsafe",
+  /** So does a CA file (pve.tls.ca_file, hub.ca_file) or `<state_dir>/enrollment.json`. */
+  "file_unsafe",
   /** `ConfigError` (the file and its schema; `state_dir`), and `schedule.cron` checked by the scheduler. */
   "config_invalid",
   /** `hub.url` (the schema already refuses these; `HubClient.open` checks again). */
@@ -54,6 +63,7 @@ export function exitCodeFor(err: unknown): ExitCodeValue {
     if (err.code === "not_root") return ExitCode.noPermission;
     if (BUSY_CODES.has(err.code)) return ExitCode.busy;
     if (err.code === "docker_unreachable") return ExitCode.unavailable;
+    if (err.code === "daemon_running") return ExitCode.daemonRunning;
     if (err.code.startsWith("secret_file") || CONFIG_CODES.has(err.code)) return ExitCode.config;
   }
   return ExitCode.failed;

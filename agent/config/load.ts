@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { AgentError } from "../lib/errors.ts";
+import { requireTrusted } from "../lib/file-trust.ts";
 import { DEFAULT_CONFIG_PATH, EXAMPLE_CONFIG_PATH } from "./paths.ts";
 import { type AgentConfig, configSchema } from "./schema.ts";
 
@@ -50,7 +51,12 @@ export function parseConfig(text: string, file = "config"): AgentConfig {
   return parsed.data;
 }
 
+/**
+ * Reads the config file, refusing one that anybody but root can write (or that sits in a directory
+ * anybody else can write): it names the PVE URL and the TLS trust the token is sent to.
+ */
 export async function loadConfig(path = DEFAULT_CONFIG_PATH): Promise<AgentConfig> {
+  await requireTrusted("config", path, "config file", "config_file_unsafe");
   let text: string;
   try {
     text = await readFile(path, "utf8");

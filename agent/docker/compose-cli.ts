@@ -25,8 +25,6 @@ export interface ComposeProject {
   configFiles: string[];
   /** `--env-file` each (compose v2 records them; v1 reads the project's `.env` only). */
   environmentFiles?: string[];
-  /** `--profile` each: the profiles the stack ran with. */
-  profiles?: string[];
 }
 
 export interface ComposeRunOptions {
@@ -81,15 +79,10 @@ export async function detectCompose(
 
 /** The argv for `up -d` of a project; pure so that the exact command is unit-testable. */
 export function composeUpArgv(tool: ComposeTool, project: ComposeProject, services: string[] = []): string[] {
-  // compose v1 does not honour `--`, so a name that looks like an option must never reach argv.
-  for (const [what, names] of [
-    ["service", services],
-    ["profile", project.profiles ?? []],
-  ] as const) {
-    for (const s of names) {
-      if (!SERVICE_NAME.test(s))
-        throw new ComposeFailedError(`invalid compose ${what} name ${JSON.stringify(s)}`, null, "");
-    }
+  for (const s of services) {
+    // compose v1 does not honour `--`, so a name that looks like an option must never reach argv.
+    if (!SERVICE_NAME.test(s))
+      throw new ComposeFailedError(`invalid compose service name ${JSON.stringify(s)}`, null, "");
   }
   const path = (f: string) => (isAbsolute(f) ? f : resolve(project.workingDir, f));
   return [
@@ -98,7 +91,6 @@ export function composeUpArgv(tool: ComposeTool, project: ComposeProject, servic
     project.project,
     ...project.configFiles.flatMap((f) => ["-f", path(f)]),
     ...(project.environmentFiles ?? []).flatMap((f) => ["--env-file", path(f)]),
-    ...(project.profiles ?? []).flatMap((p) => ["--profile", p]),
     "up",
     "-d",
     ...services,

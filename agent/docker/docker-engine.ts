@@ -1,5 +1,6 @@
 import { PassThrough } from "node:stream";
 import Docker from "dockerode";
+import { commandForReport } from "../lib/report-text.ts";
 import {
   ContainerNotFoundError,
   DockerApiError,
@@ -33,6 +34,13 @@ export interface ContainerMount {
 }
 
 export interface ContainerDetails extends ContainerSummary {
+  /** The image the container was created from (sha256:…), whatever its tag points at now. */
+  imageId: string;
+  /**
+   * The felhom.quiesce* labels the container inherited from its image, taken out of `labels` by
+   * discoverStacks (agent/quiesce/image-labels.ts): only labels set for the container count.
+   */
+  labelsFromImage?: Record<string, string>;
   /** "no" when the container has no restart policy. */
   restartPolicy: string;
   stopSignal: string | undefined;
@@ -112,6 +120,7 @@ export class DockerEngine {
       id: info.Id,
       name: info.Name.replace(/^\//, ""),
       image: info.Config.Image,
+      imageId: info.Image,
       state: (state.Paused ? "paused" : state.Status) as ContainerState,
       labels: info.Config.Labels ?? {},
       restartPolicy: info.HostConfig.RestartPolicy?.Name || "no",
@@ -160,7 +169,7 @@ export class DockerEngine {
    */
   async exec(id: string, name: string, cmd: string[], options: ExecOptions): Promise<ExecResult> {
     const container = this.docker.getContainer(id);
-    const exec = await this.call(name, `create exec ${JSON.stringify(cmd)} in`, CALL_TIMEOUT_MS, () =>
+    const exec = await this.call(name, `create exec ${commandForReport(cmd)} in`, CALL_TIMEOUT_MS, () =>
       container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, Tty: false }),
     );
     const stream = await this.call(name, "start exec in", CALL_TIMEOUT_MS, () =>
@@ -200,6 +209,14 @@ export class DockerEngine {
       output: tail.toString(),
       truncated: tail.truncated,
     };
+  }
+
+  /** The labels baked into an image (its Config.Labels). */
+  async imageLabels(imageId: string): Promise<Record<string, string>> {
+    const info = await this.call(imageId, "inspect image", CALL_TIMEOUT_MS, () =>
+      this.docker.getImage(imageId).inspect(),
+    );
+    return info.Config?.Labels ?? {};
   }
 
   /**

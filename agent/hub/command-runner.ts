@@ -11,6 +11,7 @@ import {
 } from "../../protocol/index.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
+import { commandFailureOf } from "./command-errors.ts";
 import type { CommandStore } from "./command-store.ts";
 
 export interface CommandContext {
@@ -87,6 +88,7 @@ export class CommandRunner {
   readonly #log: Logger;
   readonly #abort = new AbortController();
   readonly #running = new Set<Promise<unknown>>();
+  #refusing = false;
 
   constructor(store: CommandStore<ResultMessage>, handlers: CommandHandlers, log: Logger) {
     this.#store = store;
@@ -100,6 +102,18 @@ export class CommandRunner {
    */
   async handle(msg: CommandMessage, send: (result: ResultMessage) => void): Promise<void> {
     const { id, command } = msg;
+    if (this.#refusing || this.#abort.signal.aborted) {
+      // Not recorded: the id was not run, so the hub may send it again to the agent's next run.
+      send(
+        failedResult(
+          id,
+          command.name,
+          "shutting_down",
+          "the agent is stopping; this command was not run: send it again once the agent is back",
+        ),
+      );
+      return;
+    }
     let begin: Awaited<ReturnType<CommandStore<ResultMessage>["begin"]>>;
     try {
       begin = await this.#store.begin(id, command.name);
@@ -146,6 +160,11 @@ export class CommandRunner {
     }
   }
 
+  /** From now on every new command is answered `shutting_down`; running ones go on. */
+  refuseNew(): void {
+    this.#refusing = true;
+  }
+
   /** Aborts the handlers' signal and waits (at most `graceMs`) for running commands to settle. */
   async stop(graceMs: number): Promise<void> {
     this.#abort.abort();
@@ -186,8 +205,12 @@ export class CommandRunner {
       if (err instanceof CommandError) {
         return failedResult(id, command.name, err.commandCode, err.message, err.details);
       }
-      this.#log.error({ err: errorMessage(err), commandId: id, command: command.name }, "hub command failed");
-      return failedResult(id, command.name, "internal", errorMessage(err));
+      const failure = commandFailureOf(err);
+      this.#log[failure.code === "internal" ? "error" : "warn"](
+        { err: failure.message, code: failure.code, commandId: id, command: command.name },
+        "hub command failed",
+      );
+      return failedResult(id, command.name, failure.code, failure.message, failure.details);
     }
   }
 }

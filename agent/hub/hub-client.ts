@@ -17,6 +17,7 @@ import {
 } from "../../protocol/index.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
+import { requireTrusted } from "../lib/file-trust.ts";
 import { readSecretFile } from "../lib/secret.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
 import { type BackoffPolicy, DEFAULT_BACKOFF, type RetryWait } from "./backoff.ts";
@@ -115,6 +116,8 @@ export function hubOptionsFromConfig(
 }
 
 export async function readHubCa(path: string): Promise<Buffer> {
+  // The CA decides which server gets the hub credential: whoever could write it could stand in for the hub.
+  await requireTrusted("config", path, "hub.ca_file", "file_unsafe");
   try {
     return await readFile(path);
   } catch (cause) {
@@ -129,7 +132,7 @@ export const OUTBOX_DIR = "hub-outbox";
 export const COMMANDS_FILE = "hub-commands.json";
 
 /**
- * The agent's link to its hub: an outbound WebSocket that reconnects forever (backoff with full jitter;
+ * The agent's link to its hub: an outbound WebSocket that reconnects forever (exponential backoff with a random phase;
  * auth rejections and fatal close codes back off hard and are logged once), a durable outbox of events
  * resent from the hub's last ack, idempotent commands dispatched to the injected handlers, app-level
  * pings and a watchdog that rebuilds a socket that stopped moving. See agent/hub/README.md.
@@ -149,7 +152,11 @@ export class HubClient {
   #quietDrop: "auth-rejected" | "fatal" | "local" | undefined;
   #lastStatus: StatusPayload | undefined;
   #statusTimer: NodeJS.Timeout | undefined;
+  /** Blackouts announced and not ended yet: operation id → the latest moment it may last to (epoch ms). */
+  readonly #blackouts = new Map<string, number>();
   #blackoutUntil = 0;
+  /** The backoff phase of the current streak of failed attempts (`phasedDelayMs`). */
+  #phase = 0;
   #waitTimer: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
 
   private constructor(
@@ -241,7 +248,7 @@ export class HubClient {
   /**
    * Tells the hub the agent will be unreachable for about `seconds` (before a stop-mode backup, around a
    * snapshot freeze), so that it pauses its liveness alarm instead of raising it. The link's own
-   * deadlines (pong, silence, ack) are suspended for as long.
+   * deadlines (pong, silence, ack) are suspended until `endBlackout` for the same operation, at most as long.
    */
   announceBlackout(
     seconds: number,
@@ -249,14 +256,42 @@ export class HubClient {
     operationId: string,
   ): Promise<number> {
     // Our own liveness deadlines are suspended too: a frozen guest must not tear down a healthy socket.
-    this.#blackoutUntil = Math.max(this.#blackoutUntil, Date.now() + seconds * 1000);
-    this.#session?.setBlackout(this.#blackoutUntil);
+    this.#blackouts.set(operationId, Date.now() + seconds * 1000);
+    this.#applyBlackouts();
     return this.emit({
       kind: "blackout",
       reason,
       expectedSeconds: Math.min(86_400, Math.max(1, Math.ceil(seconds))),
       operationId,
     });
+  }
+
+  /**
+   * The operation that announced a blackout is over: the link's deadlines count again from now (a hub
+   * that fell silent meanwhile is noticed within one heartbeat, not at the end of the announced time),
+   * and the hub hears `blackout.ended` so that it stops waiting too.
+   */
+  endBlackout(reason: "stop-mode" | "snapshot-freeze", operationId: string): Promise<number> {
+    this.#blackouts.delete(operationId);
+    this.#applyBlackouts();
+    return this.emit({ kind: "blackout.ended", reason, operationId });
+  }
+
+  /** The session's deadlines resume at the end of the latest blackout still announced, or now if none is. */
+  #applyBlackouts(): void {
+    const now = Date.now();
+    for (const [id, until] of this.#blackouts) if (until <= now) this.#blackouts.delete(id);
+    const latest = Math.max(0, ...this.#blackouts.values());
+    this.#blackoutUntil = latest > 0 ? latest : Math.min(this.#blackoutUntil, now);
+    this.#session?.setBlackout(this.#blackoutUntil);
+  }
+
+  /**
+   * The agent is stopping (it may still wait minutes for a backup to hand its stacks back): the link stays
+   * up for the events, and every new command is answered `shutting_down` (retryable) instead of run.
+   */
+  refuseCommands(): void {
+    this.#runner.refuseNew();
   }
 
   /** Closes the socket (1001), lets running commands settle briefly, and closes the durable files. */
@@ -384,7 +419,9 @@ export class HubClient {
     const waiting = transition(this.#state, { type: "dropped", drop });
     if (waiting.name !== "waiting") return;
     this.#setState(waiting);
-    const decision = decideReconnect(drop, backoffAttempt(waiting), this.#t, this.#t.random);
+    const attempt = backoffAttempt(waiting);
+    if (attempt === 0) this.#phase = this.#t.random();
+    const decision = decideReconnect(drop, attempt, this.#t, this.#t.random, this.#phase);
     this.#logDrop(drop, decision.action, decision.delayMs, wasConnected, waiting.attempt);
     await this.#wait(decision.delayMs);
     await this.#dial();

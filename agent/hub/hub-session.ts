@@ -338,9 +338,12 @@ export class HubSession {
     }
   }
 
-  /** Suspends the liveness deadlines until `until` (epoch ms). */
+  /**
+   * Suspends the liveness deadlines until `until` (epoch ms); a blackout ended early moves it back to the
+   * moment it ended, from which the deadlines count again.
+   */
   setBlackout(until: number): void {
-    this.#blackoutUntil = Math.max(this.#blackoutUntil, until);
+    this.#blackoutUntil = until;
   }
 
   /**

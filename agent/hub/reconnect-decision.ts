@@ -1,5 +1,5 @@
 import { CloseCode, shouldReconnect } from "../../protocol/close-codes.ts";
-import { type BackoffPolicy, fullJitterDelayMs, hardDelayMs } from "./backoff.ts";
+import { type BackoffPolicy, hardDelayMs, phasedDelayMs } from "./backoff.ts";
 
 /** Why a socket ended (or never opened). */
 export type LinkDrop =
@@ -46,13 +46,15 @@ export function decideReconnect(
   attempt: number,
   policy: ReconnectPolicy,
   random: () => number,
+  /** The streak's backoff phase in [0, 1) (see `phasedDelayMs`). */
+  phase: number,
 ): ReconnectDecision {
   if (isAuthRejection(drop))
     return { action: "auth-rejected", delayMs: hardDelayMs(policy.authRejectedMs, random) };
   if (drop.kind === "closed" && !shouldReconnect(drop.code)) {
     return { action: "fatal", delayMs: hardDelayMs(policy.fatalMs, random) };
   }
-  return { action: "retry", delayMs: fullJitterDelayMs(attempt, policy.backoff, random) };
+  return { action: "retry", delayMs: phasedDelayMs(attempt, policy.backoff, phase) };
 }
 
 function isAuthRejection(drop: LinkDrop): boolean {

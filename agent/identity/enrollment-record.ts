@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { z } from "zod";
 import type { AgentConfig } from "../config/schema.ts";
+import { requireTrusted } from "../lib/file-trust.ts";
 import { readJsonFile } from "../state/durable-file.ts";
 
 /**
@@ -21,6 +22,8 @@ export const enrollmentPath = (stateDir: string): string => join(stateDir, "enro
 
 /** The config with the enrollment applied (unchanged when the guest was never enrolled). */
 export async function applyEnrollment(config: AgentConfig): Promise<AgentConfig> {
+  // It overrides the token and its secret file, as agent.yaml would: root's alone, like agent.yaml.
+  await requireTrusted("config", enrollmentPath(config.state_dir), "enrollment file", "file_unsafe");
   const e = await readJsonFile(enrollmentPath(config.state_dir), enrollmentSchema);
   if (!e) return config;
   return {

@@ -44,6 +44,7 @@ export async function enrollGuest(o: {
         pve: { ...o.config.pve, token_id: o.tokenId, token_secret_file: candidate, vmid: o.vmid },
       },
       o.log,
+      () => o.local,
     );
     let identity: Awaited<ReturnType<typeof resolveIdentity>>;
     try {

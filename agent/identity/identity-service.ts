@@ -1,6 +1,3 @@
-import { readFileSync } from "node:fs";
-import { hostname, networkInterfaces } from "node:os";
-import { z } from "zod";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import type { PveClient } from "../pve/client.ts";
 import { PveHttpError, PvePermissionError, PveServerError } from "../pve/errors.ts";
@@ -8,45 +5,8 @@ import { confirmCandidate, type Identity, type LocalFacts, pickCandidate } from 
 
 export type VerifiedIdentity = Extract<Identity, { state: "verified" }>;
 
-/**
- * TEST SEAM, the only one: tests run several "guests" on one machine, so a child process standing for a
- * restored copy gets its hostname, MACs or boot time (ms epoch; the uptime follows from it) from this
- * variable (JSON, over what the OS says). Never set in production; the packaged unit does not pass it.
- */
-const TEST_OVERRIDE_ENV = "FELHOM_TEST_LOCAL_FACTS";
-const overrideSchema = z
-  .object({ hostname: z.string(), macs: z.array(z.string()), bootedAtMs: z.number() })
-  .partial()
-  .strict();
-
-/** The guest's own uptime: lxcfs virtualises /proc/uptime per container, so this is the container's. */
-function readUptimeSeconds(): number | undefined {
-  try {
-    const first = Number.parseFloat(readFileSync("/proc/uptime", "utf8").split(" ")[0] ?? "");
-    return Number.isFinite(first) ? first : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** What this guest sees of itself: hostname, the MACs of its non-loopback interfaces, its uptime. */
-export function readLocalFacts(): LocalFacts {
-  const macs = new Set<string>();
-  for (const addrs of Object.values(networkInterfaces())) {
-    for (const a of addrs ?? []) {
-      if (!a.internal && a.mac !== "00:00:00:00:00:00") macs.add(a.mac.toLowerCase());
-    }
-  }
-  const facts: LocalFacts = { hostname: hostname(), macs: [...macs], uptimeSeconds: readUptimeSeconds() };
-  const raw = process.env[TEST_OVERRIDE_ENV];
-  if (!raw) return facts;
-  const { bootedAtMs, ...rest } = overrideSchema.parse(JSON.parse(raw));
-  return {
-    ...facts,
-    ...rest,
-    ...(bootedAtMs !== undefined ? { uptimeSeconds: (Date.now() - bootedAtMs) / 1000 } : {}),
-  };
-}
+// The facts live in a module of their own, which the CLI's entry imports without this one's PVE errors.
+export { readLocalFacts } from "./local-facts.ts";
 
 /**
  * Resolves the identity afresh: which guest the token sees and on which node (re-discovered on every

@@ -1,8 +1,25 @@
-import { readFile, stat } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { inspect } from "node:util";
 import { AgentError } from "./errors.ts";
+import { checkFileTrust } from "./file-trust.ts";
 
 const REDACTED = "[redacted]";
+
+/**
+ * Every secret value this process has held. Text that did not come from the agent (a hook's output) is
+ * passed through redactSecrets before it goes into a message, so that it cannot carry the token or the
+ * hub credential to a log or the hub, whatever a container prints. Values shorter than this are not
+ * searched for: they would redact ordinary words, and no real token is that short.
+ */
+const known = new Set<string>();
+const MIN_REDACTED_LENGTH = 6;
+
+/** `text` with every secret this process has held replaced by "[redacted]". */
+export function redactSecrets(text: string): string {
+  let out = text;
+  for (const value of known) if (out.includes(value)) out = out.replaceAll(value, REDACTED);
+  return out;
+}
 
 /**
  * A secret value that cannot leak by accident: string conversion, JSON, util.inspect (and so pino and
@@ -14,6 +31,7 @@ export class Secret {
 
   constructor(value: string) {
     this.#value = value;
+    if (value.length >= MIN_REDACTED_LENGTH) known.add(value);
   }
 
   reveal(): string {
@@ -34,25 +52,25 @@ export class Secret {
 }
 
 /**
- * Reads a secret from a file that only its owner may read or write. A file any other user can read is
- * refused before it is opened for reading: the secret may already have leaked, and the operator must know.
+ * Reads a secret from a file that only root may read or write (agent/lib/file-trust.ts), in a directory
+ * only root may write. A file any other user can read, or one that belongs to someone else, is refused
+ * before it is opened for reading: the secret may already have leaked, or be theirs, and the operator
+ * must know.
  */
 export async function readSecretFile(path: string, what: string): Promise<Secret> {
-  let mode: number;
+  let trust: Awaited<ReturnType<typeof checkFileTrust>>;
   try {
-    mode = (await stat(path)).mode & 0o777;
+    trust = await checkFileTrust("secret", path);
   } catch (cause) {
     throw new AgentError("secret_file_missing", `cannot read the ${what} file ${path}`, {
-      hint: "create it with mode 0600, holding only the secret",
+      hint: "create it with mode 0600, owned by root, holding only the secret",
       cause,
     });
   }
-  if ((mode & 0o077) !== 0) {
-    throw new AgentError(
-      "secret_file_mode",
-      `the ${what} file ${path} has mode 0${mode.toString(8)}; it must not be readable by group or others`,
-      { hint: `run: chmod 600 ${path}` },
-    );
+  if (trust) {
+    throw new AgentError("secret_file_unsafe", `the ${what} file ${path} ${trust.problem}`, {
+      hint: `run: ${trust.fix}`,
+    });
   }
   const value = (await readFile(path, "utf8")).trim();
   if (value === "") {

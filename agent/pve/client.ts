@@ -12,6 +12,7 @@ import {
   backupVolumeSchema,
   certificateSchema,
   clusterVmSchema,
+  featureSchema,
   lxcConfigSchema,
   lxcStatusSchema,
   permissionsSchema,
@@ -144,6 +145,22 @@ export class PveClient {
     return vm.node;
   }
 
+  /** Whether the CT's volumes allow `feature` (pve-container API2/LXC.pm `vm_feature`; VM.Audit). */
+  async lxcHasFeature(
+    node: string,
+    vmid: number,
+    feature: "snapshot" | "clone" | "copy",
+    signal?: AbortSignal,
+  ) {
+    const answer = await this.#get(
+      featureSchema,
+      `/nodes/${seg(node)}/lxc/${vmidArg(vmid)}/feature`,
+      { feature },
+      signal,
+    );
+    return answer.hasFeature;
+  }
+
   async lxcStatus(node: string, vmid: number, signal?: AbortSignal) {
     return this.#get(
       lxcStatusSchema,
@@ -251,19 +268,6 @@ export class PveClient {
       { vmid: vmidArg(vmid), type: "lxc", "prune-backups": policy && prunePolicyToPropertyString(policy) },
       signal,
     );
-  }
-
-  /**
-   * Starts a `prunebackups` task. With `vmid` the role's Datastore.AllocateSpace + VM.Backup suffice;
-   * without it PVE would need Datastore.Allocate and prune every guest, so `vmid` is mandatory.
-   */
-  async prune(node: string, storage: string, vmid: number, policy?: PrunePolicy): Promise<string> {
-    const query = {
-      vmid: vmidArg(vmid),
-      type: "lxc",
-      "prune-backups": policy && prunePolicyToPropertyString(policy),
-    };
-    return this.#task("DELETE", `/nodes/${seg(node)}/storage/${storageArg(storage)}/prunebackups`, { query });
   }
 
   async snapshots(node: string, vmid: number, signal?: AbortSignal) {

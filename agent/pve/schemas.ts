@@ -129,6 +129,13 @@ export const snapshotSchema = z.object({
 });
 export type LxcSnapshot = z.infer<typeof snapshotSchema>;
 
+/** GET .../lxc/{vmid}/feature: `hasFeature` is a perl truth value (1, "" or 0), whatever the schema says. */
+export const featureSchema = z.object({
+  hasFeature: z
+    .union([z.boolean(), z.number(), z.string(), z.null()])
+    .transform((v) => Boolean(v) && v !== "0"),
+});
+
 export const permissionsSchema = z.record(z.string(), z.record(z.string(), num));
 export type Permissions = z.infer<typeof permissionsSchema>;
 

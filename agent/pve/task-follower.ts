@@ -38,6 +38,11 @@ export interface FollowOptions {
   maxConsecutiveFailures?: number;
   /** Recognise vzdump phases; defaults to true for `vzdump` tasks. */
   recognisePhases?: boolean;
+  /**
+   * The caller's own view of urgency: false once nothing waits on the task any more (the services were
+   * resumed, say at a downtime deadline, before any phase of the log relieved them). Default: always.
+   */
+  isUrgent?: () => boolean;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   now?: () => number;
 }
@@ -47,6 +52,7 @@ type TaskReader = Pick<PveClient, "taskStatus" | "taskLog">;
 // Phases after which the services are no longer waiting on this task (resumable, or down anyway).
 const RELIEF = new Set<VzdumpPhase["phase"]>([
   "snapshot-created",
+  "snapshot-failed",
   "suspend-resumed",
   "guest-stopping",
   "guest-failed",
@@ -166,8 +172,8 @@ export async function* followTask(
       if (failures >= maxFailures) throw err;
       yield { type: "retry", error: err, consecutiveFailures: failures };
     }
-    interval =
-      progressed || urgency.urgent ? minInterval : Math.min(maxInterval, Math.round(interval * factor));
+    const urgent = urgency.urgent && (options.isUrgent?.() ?? true);
+    interval = progressed || urgent ? minInterval : Math.min(maxInterval, Math.round(interval * factor));
     try {
       await sleep(Math.max(0, Math.min(interval, deadline - now())), signal);
     } catch {

@@ -17,6 +17,8 @@ export type VzdumpPhase =
   | { phase: "snapshot-requested" }
   /** `confirmedBy` says whether a later log line proved the snapshot step done, or the task ended first. */
   | { phase: "snapshot-created"; confirmedBy: "next-line" | "task-ended" }
+  /** The storage snapshot could not be taken: PVE cleans up and fails the guest's backup. */
+  | { phase: "snapshot-failed" }
   | { phase: "archive-started"; path: string }
   | { phase: "bytes-written"; bytes: number }
   | { phase: "archive-size"; text: string; approxBytes: number }
@@ -39,6 +41,8 @@ const TIMESTAMP_RE = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} /;
 // VZDump.pm exec_backup_task, for protected=1 over the storage's max-protected-backups.
 const PROTECTED_LIMIT_RE =
   /^The number of protected backups per guest is limited to (\d+) on storage '([^']*)'/;
+// pve-guest-common AbstractConfig.pm `snapshot_create`: `warn "snapshot create failed: starting cleanup\n"`.
+const SNAPSHOT_FAILED_RE = /^snapshot create failed: starting cleanup$/;
 const UNITS: Record<string, number> = { KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
 
 /**
@@ -60,8 +64,10 @@ export class VzdumpLogRecogniser {
     const failure = /^ERROR: Backup of VM (\d+) failed - (.*)$/.exec(line);
     if (this.#snapshotPending) {
       this.#snapshotPending = false;
-      // A failure right after the create step means there is no snapshot; the failure says so.
-      if (!failure) out.push({ phase: "snapshot-created", confirmedBy: "next-line" });
+      // A failure right after the create step means there is no snapshot; the failure says so. So does
+      // AbstractConfig.pm `snapshot_create`'s plain `warn` (unprefixed) before it cleans up and dies.
+      if (SNAPSHOT_FAILED_RE.test(line)) out.push({ phase: "snapshot-failed" });
+      else if (!failure) out.push({ phase: "snapshot-created", confirmedBy: "next-line" });
     }
     const phase = recogniseLine(line, failure);
     if (phase) {

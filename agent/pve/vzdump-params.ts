@@ -19,6 +19,10 @@ export interface VzdumpRequest {
   protected?: boolean;
   /** Prune by the storage's own retention after the backup (PVE default: true). */
   remove?: boolean;
+  /** How PVE tells its admin about the job (VZDump.pm `send_notification`); not privilege-checked. */
+  notificationMode?: "auto" | "legacy-sendmail" | "notification-system";
+  /** With legacy mail: mail on every job end, or on failures only. */
+  mailNotification?: "always" | "failure";
   ionice?: never;
   bwlimit?: never;
   performance?: never;
@@ -43,15 +47,18 @@ const ALLOWED = new Set([
   "notesTemplate",
   "protected",
   "remove",
+  "notificationMode",
+  "mailNotification",
 ]);
 const MODES = new Set(["snapshot", "suspend", "stop"]);
+const NOTIFICATION_MODES = new Set(["auto", "legacy-sendmail", "notification-system"]);
 const COMPRESS = new Set(["0", "1", "gzip", "lzo", "zstd"]);
 // pve-storage-id: `[a-z][a-z0-9\-_.]*[a-z0-9]`, case-insensitive.
 const STORAGE_ID_RE = /^[a-z][a-z0-9\-_.]*[a-z0-9]$/i;
 
 function refuse(message: string): never {
   throw new AgentError("pve_vzdump_param_refused", message, {
-    hint: "the agent only sends vmid, storage, mode, compress, lockwait, notes-template, protected and remove",
+    hint: "the agent only sends vmid, storage, mode, compress, lockwait, notes-template, protected, remove, notification-mode and mailnotification",
   });
 }
 
@@ -96,5 +103,17 @@ export function buildVzdumpParams(request: VzdumpRequest): Record<string, string
   }
   if (request.protected !== undefined) params.protected = request.protected ? "1" : "0";
   if (request.remove !== undefined) params.remove = request.remove ? "1" : "0";
+  if (request.notificationMode !== undefined) {
+    if (!NOTIFICATION_MODES.has(request.notificationMode))
+      refuse(
+        `vzdump notification-mode must be auto, legacy-sendmail or notification-system, got ${request.notificationMode}`,
+      );
+    params["notification-mode"] = request.notificationMode;
+  }
+  if (request.mailNotification !== undefined) {
+    if (request.mailNotification !== "always" && request.mailNotification !== "failure")
+      refuse(`vzdump mailnotification must be always or failure, got ${request.mailNotification}`);
+    params.mailnotification = request.mailNotification;
+  }
   return params;
 }

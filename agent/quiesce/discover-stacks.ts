@@ -1,8 +1,8 @@
 import { readFile } from "node:fs/promises";
-import { isAbsolute, resolve } from "node:path";
 import type { ContainerDetails, DockerEngine } from "../docker/docker-engine.ts";
 import { dependsOnFromComposeFiles } from "./depends-on.ts";
-import { COMPOSE, groupStacks, isOneOff, type StackFacts, splitConfigFiles } from "./stack-facts.ts";
+import { separateImageLabels } from "./image-labels.ts";
+import { COMPOSE, composeFilePaths, groupStacks, isOneOff, type StackFacts } from "./stack-facts.ts";
 
 /**
  * Finds the compose stacks on this guest: every compose-labelled container (one-offs skipped), inspected
@@ -10,13 +10,17 @@ import { COMPOSE, groupStacks, isOneOff, type StackFacts, splitConfigFiles } fro
  * whose containers do not carry the depends_on label.
  */
 export async function discoverStacks(
-  engine: Pick<DockerEngine, "listComposeContainers" | "inspect">,
+  engine: Pick<DockerEngine, "listComposeContainers" | "inspect" | "imageLabels">,
   /** Only these compose projects; all of them when undefined. */
   projects?: string[],
 ): Promise<StackFacts[]> {
   const summaries = (await engine.listComposeContainers(projects)).filter((c) => !isOneOff(c.labels));
   const details = await Promise.all(summaries.map((c) => inspectIfPresent(engine, c.id)));
-  const containers = details.filter((d): d is ContainerDetails => d !== undefined);
+  // Only quiesce labels set for the container count, not those its image carries (image-labels.ts).
+  const containers = await separateImageLabels(
+    engine,
+    details.filter((d): d is ContainerDetails => d !== undefined),
+  );
 
   const fileDeps = new Map<string, Map<string, string[]> | undefined>();
   const byProject = new Map<string, ContainerDetails>();
@@ -33,10 +37,7 @@ export async function discoverStacks(
       ) {
         return;
       }
-      fileDeps.set(
-        project,
-        await readComposeDeps(c.labels[COMPOSE.workingDir] ?? "", c.labels[COMPOSE.configFiles]),
-      );
+      fileDeps.set(project, await readComposeDeps(composeFilePaths(c.labels)));
     }),
   );
   return groupStacks(containers, (project) => fileDeps.get(project));
@@ -55,11 +56,7 @@ async function inspectIfPresent(
   }
 }
 
-async function readComposeDeps(
-  workingDir: string,
-  configFiles: string | undefined,
-): Promise<Map<string, string[]> | undefined> {
-  const files = splitConfigFiles(configFiles).map((f) => (isAbsolute(f) ? f : resolve(workingDir, f)));
+async function readComposeDeps(files: string[]): Promise<Map<string, string[]> | undefined> {
   if (files.length === 0) return undefined;
   try {
     return dependsOnFromComposeFiles(await Promise.all(files.map((f) => readFile(f, "utf8"))));

@@ -1,5 +1,7 @@
 import type { DockerEngine, ExecResult } from "../docker/docker-engine.ts";
 import { errorMessage } from "../lib/errors.ts";
+import { commandForReport, outputTailForReport } from "../lib/report-text.ts";
+import { redactSecrets } from "../lib/secret.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
 import { HealthTimeoutError, HookFailedError, QuiesceFailedError, type StepFailure } from "./errors.ts";
 import type { JournalEntry, QuiesceJournal } from "./journal.ts";
@@ -446,18 +448,16 @@ async function runHook(
     phase,
     exitCode: result.exitCode,
     timedOut: result.timedOut,
-    output: result.output,
+    output: redactSecrets(result.output),
     truncated: result.truncated,
     durationMs: Date.now() - t0,
   };
-  if (result.timedOut)
-    throw new HookRunError(run, `${JSON.stringify(argv)} did not finish within ${timeoutMs} ms`);
+  // The command and the output's last lines go into the error (logs, hub): bounded and redacted.
+  const command = commandForReport(argv);
+  if (result.timedOut) throw new HookRunError(run, `${command} did not finish within ${timeoutMs} ms`);
   if (result.exitCode !== 0) {
-    const tail = result.output.trim().split("\n").slice(-3).join(" | ");
-    throw new HookRunError(
-      run,
-      `${JSON.stringify(argv)} exited with ${result.exitCode}${tail ? `: ${tail}` : ""}`,
-    );
+    const tail = outputTailForReport(result.output);
+    throw new HookRunError(run, `${command} exited with ${result.exitCode}${tail ? `: ${tail}` : ""}`);
   }
   return run;
 }

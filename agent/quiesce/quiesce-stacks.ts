@@ -93,15 +93,18 @@ export async function quiesceStacks(
     plan: QuiescePlan;
     /** The caller's section, journalled with the plan before anything is touched. */
     backup?: Record<string, unknown>;
+    /** Called once the journal is on disk, right before the first container is touched. */
+    journalled?: () => void;
   } & QuiesceOptions,
 ): Promise<{ handle: QuiesceHandle; journal: QuiesceJournal }> {
-  const { backupId, plan, backup, ...options } = run;
+  const { backupId, plan, backup, journalled, ...options } = run;
   const logger = deps.logger ?? silentLogger();
   const journal = await QuiesceJournal.create(journalPath(deps.stateDir), {
     backupId,
     plan,
     ...(backup ? { backup } : {}),
   });
+  journalled?.();
   const handle = await quiesce(journal, deps.engine, { logger, ...options });
   try {
     const registry = await StackRegistry.load(registryPath(deps.stateDir));

@@ -1,3 +1,4 @@
+import { isAbsolute, resolve } from "node:path";
 import type { ContainerDetails } from "../docker/docker-engine.ts";
 import { parseDependsOnLabel } from "./depends-on.ts";
 
@@ -50,6 +51,12 @@ export function splitConfigFiles(value: string | undefined): string[] {
     .split(",")
     .map((f) => f.trim())
     .filter((f) => f !== "");
+}
+
+/** The compose files a container was created from, as absolute paths (relative ones are under its working dir). */
+export function composeFilePaths(labels: Record<string, string>): string[] {
+  const dir = labels[COMPOSE.workingDir] ?? "";
+  return splitConfigFiles(labels[COMPOSE.configFiles]).map((f) => (isAbsolute(f) ? f : resolve(dir, f)));
 }
 
 /**

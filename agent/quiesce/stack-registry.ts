@@ -15,6 +15,12 @@ const serviceSchema = z.object({
   stopGraceS: z.number().nullable(),
   /** How long Docker's stop took the last time the agent quiesced it. */
   lastStopMs: z.number().nullable(),
+  /**
+   * When discovery last found a container of it: the stack's lastSeen while the service is part of the stack
+   * (a profiled service that ran is brought back after a restore; one that no longer does is not). Null in
+   * registries written before it was recorded.
+   */
+  lastSeen: z.string().nullable().default(null),
 });
 
 const stackSchema = z.object({
@@ -75,6 +81,7 @@ export class StackRegistry {
           image: c?.image ?? null,
           stopGraceS: c?.stopTimeoutS ?? null,
           lastStopMs: old?.services[svc.name]?.lastStopMs ?? null,
+          lastSeen: at,
         };
       }
       this.data.stacks[s.project] = {

@@ -11,7 +11,8 @@ export type StackWarningCode =
   | "no_restart_policy"
   | "stop_grace_short"
   | "crash_consistent_database"
-  | "depends_on_unknown";
+  | "depends_on_unknown"
+  | "image_label_ignored";
 
 export interface StackWarning {
   code: StackWarningCode;
@@ -56,6 +57,15 @@ export function stackWarnings(stacks: StackFacts[], facts: WarningFacts = {}): S
       if (!c) continue;
       const { policy } = parsePolicy(c.name, c.labels);
       const running = svc.containers.some((x) => x.state === "running");
+
+      const fromImage = Object.entries(c.labelsFromImage ?? {});
+      if (fromImage.length > 0) {
+        warn(
+          "image_label_ignored",
+          svc.name,
+          `${stack.project}/${svc.name}: ${fromImage.map(([k, v]) => `${k}=${v}`).join(", ")} ${fromImage.length > 1 ? "come" : "comes"} from its image ${c.image}, not from the compose file, and ${fromImage.length > 1 ? "are" : "is"} ignored (the service is quiesced with "${policy.strategy}"); to use ${fromImage.length > 1 ? "them" : "it"}, set ${fromImage.length > 1 ? "them" : "it"} in the service's labels`,
+        );
+      }
 
       if (running && c.restartPolicy === "no") {
         warn(

@@ -1,15 +1,15 @@
 import { parse } from "yaml";
 
 /**
- * The compose profiles a stack ran with (pure). Compose records no label for them, but a service that
- * belongs to profiles only has a container when one of them was active (or it was named on the command
- * line, which activates them the same way). So the profiles of the services the agent saw running are
- * the ones `up -d` must enable after a restore, and a service of any other profile stays down, as it was.
- * Services that come in through `include:` are not parsed: their profiles are not recovered.
+ * Which of a stack's services belong to compose profiles (pure). Compose labels no profile, and a plain
+ * `up -d` after a restore starts only the services without one; a profiled service that ran must be named to
+ * come back (compose starts a named service whatever its profiles, without activating them, so its profile
+ * siblings that did not run stay down). Services that come in through `include:` are not parsed: a profiled
+ * one of those is not named.
  */
-export function profilesOfServices(composeTexts: string[], services: string[]): string[] {
+export function profiledServices(composeTexts: string[], services: string[]): string[] {
   const wanted = new Set(services);
-  const profiles = new Set<string>();
+  const profiled = new Set<string>();
   for (const text of composeTexts) {
     let doc: unknown;
     try {
@@ -19,11 +19,11 @@ export function profilesOfServices(composeTexts: string[], services: string[]): 
     }
     if (!isRecord(doc) || !isRecord(doc.services)) continue;
     for (const [name, svc] of Object.entries(doc.services)) {
-      if (!wanted.has(name) || !isRecord(svc) || !Array.isArray(svc.profiles)) continue;
-      for (const p of svc.profiles) if (typeof p === "string" && p !== "") profiles.add(p);
+      if (wanted.has(name) && isRecord(svc) && Array.isArray(svc.profiles) && svc.profiles.length > 0)
+        profiled.add(name);
     }
   }
-  return [...profiles].sort();
+  return [...profiled].sort();
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

@@ -59,8 +59,11 @@ export type StartDecision =
     }
   /** A restored copy that already holds its own token and vmid: stacks come up, schedules run. */
   | { kind: "restored-enrolled"; row: TableRow; originalVmid: number; signals: string[] }
-  /** Not a copy we can name, and not verified: stacks resumed locally only, nothing sent to PVE. */
-  | { kind: "unverified"; row: TableRow; signal: string; reason: string }
+  /**
+   * Not a copy we can name, and not verified: stacks resumed locally only, nothing sent to PVE. `vmid` is
+   * the CT the check was about (the one the token sees), null when it found none.
+   */
+  | { kind: "unverified"; row: TableRow; signal: string; reason: string; vmid: number | null }
   /** PVE could not answer (or answered ambiguously) while it matters: local resume only, ask again later. */
   | { kind: "undecided"; row: TableRow; signal: "pve-unreachable" | "token-scope"; reason: string };
 
@@ -95,9 +98,10 @@ export function decideStart(f: StartFacts): StartDecision {
     if (id.state === "verified") return { kind: "own", row: "normal", clearRecord: false };
     if (id.state === "error")
       return { kind: "undecided", row: "no-pve", signal: "pve-unreachable", reason: id.message };
+    const vmid = id.vmid ?? null;
     if (id.state === "unverified")
-      return { kind: "unverified", row: "unverified", signal: id.signal, reason: id.reason };
-    return { kind: "unverified", row: "unverified", signal: "restored-copy", reason: id.reason };
+      return { kind: "unverified", row: "unverified", signal: id.signal, reason: id.reason, vmid };
+    return { kind: "unverified", row: "unverified", signal: "restored-copy", reason: id.reason, vmid };
   }
 
   const m = f.marker;

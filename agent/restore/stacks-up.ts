@@ -3,12 +3,14 @@ import { isAbsolute, resolve } from "node:path";
 import type { EventOf } from "../../protocol/index.ts";
 import { type ComposeTool, composeUp, detectCompose } from "../docker/compose-cli.ts";
 import type { DockerEngine } from "../docker/docker-engine.ts";
+import { ComposeFailedError } from "../docker/errors.ts";
 import { errorMessage } from "../lib/errors.ts";
+import { outputTailForReport } from "../lib/report-text.ts";
 import type { Logger } from "../log/logger.ts";
 import { registryPath } from "../quiesce/quiesce-stacks.ts";
 import { isOneOff } from "../quiesce/stack-facts.ts";
 import { type RegisteredStack, StackRegistry } from "../quiesce/stack-registry.ts";
-import { profilesOfServices } from "./compose-profiles.ts";
+import { profiledServices } from "./compose-profiles.ts";
 import { stackResources, stackStartOrder } from "./stack-order.ts";
 
 export type StackOutcome = EventOf<"restore.detected">["stacks"][number];
@@ -84,29 +86,55 @@ async function upOne(
     if (files.length === 0)
       return { project, outcome: "failed", message: "the registry holds no compose file for it" };
     for (const f of files) {
-      const missing = await access(f).then(
-        () => false,
-        () => true,
-      );
-      if (missing) return { project, outcome: "failed", message: `compose file ${f} does not exist` };
+      if (!(await exists(f)))
+        return { project, outcome: "failed", message: `compose file ${f} does not exist` };
     }
-    // The same files, env files and profiles the stack was started with.
-    await composeUp(
-      tool,
-      {
-        project,
-        workingDir: stack.workingDir,
-        configFiles: stack.configFiles,
-        environmentFiles: stack.environmentFiles,
-        profiles: profilesOfServices(composeTexts, Object.keys(stack.services)),
-      },
-      { timeoutMs: deps.composeTimeoutMs ?? 300_000 },
-    );
+    const envProblem = await environmentFileProblem(stack.environmentFiles);
+    if (envProblem) return { project, outcome: "failed", message: envProblem };
+    // The same files and env files the stack was started with: a plain `up -d` brings the services without
+    // a profile; the profiled ones that ran are named in a second one (compose has no label for profiles).
+    const composeProject = {
+      project,
+      workingDir: stack.workingDir,
+      configFiles: stack.configFiles,
+      environmentFiles: stack.environmentFiles,
+    };
+    const opts = { timeoutMs: deps.composeTimeoutMs ?? 300_000 };
+    await composeUp(tool, composeProject, opts);
+    const ran = Object.entries(stack.services)
+      .filter(([, s]) => s.lastSeen !== null && s.lastSeen === stack.lastSeen)
+      .map(([name]) => name);
+    const profiled = profiledServices(composeTexts, ran);
+    if (profiled.length > 0) await composeUp(tool, composeProject, { ...opts, services: profiled });
     const unhealthy = await waitHealthy(deps, project, deps.healthTimeoutMs ?? 120_000);
     return unhealthy ? { project, outcome: "failed", message: unhealthy } : { project, outcome: "started" };
   } catch (err) {
-    return { project, outcome: "failed", message: errorMessage(err).slice(0, 2000) };
+    // compose's own words say why (a missing image, a port taken…): the end of its output goes with it,
+    // bounded and redacted like a hook's.
+    const output = err instanceof ComposeFailedError ? outputTailForReport(err.output) : "";
+    const message = output ? `${errorMessage(err)}: ${output}` : errorMessage(err);
+    return { project, outcome: "failed", message: message.slice(0, 2000) };
   }
+}
+
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
+
+/**
+ * Env files are checked like the compose files: without one, compose would refuse, or worse, interpolate
+ * empty values into a stack that then starts misconfigured. One that was a pipe (`--env-file <(sops -d …)`)
+ * cannot be read again by anyone but the admin.
+ */
+async function environmentFileProblem(files: string[]): Promise<string | undefined> {
+  for (const f of files) {
+    if (f.startsWith("/dev/fd/") || f.startsWith("/proc/"))
+      return `the stack was started with env file ${f}, a pipe that cannot be read again: bring it up by hand with the same --env-file`;
+    if (!(await exists(f))) return `env file ${f} does not exist (the stack was started with it)`;
+  }
+  return undefined;
 }
 
 async function allRunning(deps: StacksUpDeps, stack: RegisteredStack): Promise<boolean> {

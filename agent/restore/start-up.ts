@@ -165,7 +165,8 @@ export async function startUp(
             state: "unverified",
             signal: decision.signal,
             message: decision.reason.slice(0, 2000),
-            vmid: null,
+            // The CT the message names: the one the token sees (null only when PVE showed none).
+            vmid: decision.kind === "unverified" ? decision.vmid : null,
           },
         ],
       };

@@ -70,6 +70,7 @@ export async function createSnapshot(
   try {
     return await withLock(deps, operationId, async () => {
       const { node, vmid } = await verifiedSelf(deps);
+      await refuseSnapshotAhead(deps, node, vmid, name);
       await retryLeftoverResume({ engine: deps.engine, stateDir: deps.stateDir, logger: deps.log });
       const prepared = await prepareQuiesce(
         { engine: deps.engine, stateDir: deps.stateDir, logger: deps.log },
@@ -139,6 +140,36 @@ export async function createSnapshot(
       stacksResumed,
     );
   }
+}
+
+/**
+ * What PVE would refuse inside the snapshot task, after the quiesce (pve-guest-common AbstractConfig.pm
+ * `snapshot_prepare`: `check_lock`, `snapshot name '…' already used`, and a volume that cannot snapshot),
+ * refused before it: a snapshot that cannot happen costs no downtime.
+ */
+async function refuseSnapshotAhead(
+  deps: SnapshotDeps,
+  node: string,
+  vmid: number,
+  name: string,
+): Promise<void> {
+  const { lock } = await deps.pve.lxcStatus(node, vmid);
+  if (lock)
+    throw new AgentError("guest_locked", `CT ${vmid} is locked (${lock}): PVE is busy with it`, {
+      hint: "wait for the running operation (a backup, snapshot or migration) to finish",
+    });
+  if (!(await deps.pve.lxcHasFeature(node, vmid, "snapshot")))
+    throw new AgentError(
+      "snapshot_unsupported",
+      `CT ${vmid} has a volume on storage that cannot take snapshots`,
+      {
+        hint: "snapshots need every volume on a snapshot-capable storage (LVM-thin, ZFS, Ceph RBD, btrfs); back up instead",
+      },
+    );
+  if ((await deps.pve.snapshots(node, vmid)).some((s) => s.name === name))
+    throw new AgentError("snapshot_exists", `CT ${vmid} already has a snapshot named ${name}`, {
+      hint: "choose another name, or delete the old snapshot first",
+    });
 }
 
 export async function deleteSnapshot(

@@ -19,8 +19,13 @@ import { statusBody } from "./status.ts";
 
 const noParams = z.object({});
 
-/** Marks a field that carries a secret: it MUST never be logged, echoed in errors or written to argv. */
-export const SECRET_META = { "x-felhom-secret": true, writeOnly: true } as const;
+/**
+ * Marks a field that carries a secret: it MUST never be logged, echoed in errors or written to argv.
+ * The JSON Schema says it with the standard `writeOnly` annotation alone (meta-data vocabulary of
+ * draft 2020-12): a custom keyword such as `x-felhom-secret` is refused by strict validators, and
+ * `writeOnly` ("sent, never returned") is what a secret field is. No other field may use `writeOnly`.
+ */
+export const SECRET_META = { writeOnly: true } as const;
 
 /**
  * The closed set of commands. Each entry: the params the hub sends and the `data` of a successful result.

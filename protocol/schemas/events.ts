@@ -55,6 +55,8 @@ const serviceDowntime = z.object({
   downtimeMs: z.int().min(0),
 });
 
+const blackoutReason = z.enum(["stop-mode", "snapshot-freeze"]);
+
 /** Why an operation failed: an agent error code (open set, informative) and a sentence. */
 const failure = { code: openCode, message };
 
@@ -85,6 +87,8 @@ export const EVENTS = {
     consistency,
     /** false is an alarm even on a good archive: a container this backup quiesced did not start again. */
     stacksResumed: z.boolean(),
+    /** The archives retention removed after this backup (absent when none was configured). */
+    pruned: z.array(volid).max(1_024).optional(),
   }),
   "backup.failed": z.object({
     backupId: id,
@@ -133,12 +137,17 @@ export const EVENTS = {
     vmid: vmid.nullable(),
   }),
   blackout: z.object({
-    reason: z.enum(["stop-mode", "snapshot-freeze"]),
+    reason: blackoutReason,
     /** The agent will be unreachable for at most about this long, starting now. */
     expectedSeconds: z.int().min(1).max(86_400),
     /** The backup id or snapshot operation id that causes it. */
     operationId: id,
   }),
+  /**
+   * The operation that announced the blackout is over (before its outcome event): the hub's liveness
+   * checks apply again from now, whatever was left of `expectedSeconds`.
+   */
+  "blackout.ended": z.object({ reason: blackoutReason, operationId: id }),
   status: statusBody,
   gap: z.object({
     /** The first and last seq of the events that will never be sent; they count as received. */

@@ -17,9 +17,13 @@ import {
 
 export const identity = z.object({
   state: identityState,
-  /** null while the agent has not yet found its guest (first start, or the token sees nothing). */
+  /**
+   * The CT the identity check is about, whatever its verdict (a mismatch names the CT it compared with; a
+   * restored copy, its original); null only when no CT was found (PVE unreachable, the token sees none).
+   */
   vmid: vmid.nullable(),
   node: nodeName.nullable(),
+  /** This system's own hostname (the one compared with the CT config's), never PVE's name for the CT. */
   hostname,
 });
 

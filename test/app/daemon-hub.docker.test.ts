@@ -71,6 +71,7 @@ describeDocker("the daemon and the hub (pve sim + real docker + test hub)", () =
       e.event.kind === "backup.phase" && e.event.backupId === backupId ? [e.event.phase] : [],
     );
     expect(phases).toEqual([
+      "lock",
       "preflight",
       "announce",
       "journal",
@@ -155,7 +156,7 @@ describeDocker("the daemon and the hub (pve sim + real docker + test hub)", () =
     const first = link.events.find(
       (e) => e.event.kind === "backup.phase" && e.event.backupId === backupId,
     )!.event;
-    expect(first).toMatchObject({ phase: "preflight", trigger: { source: "cli" } });
+    expect(first).toMatchObject({ phase: "lock", trigger: { source: "cli" } });
     expect(guest.sim.vzdumpRuns.length).toBe(1);
   });
 

@@ -4,6 +4,7 @@ import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import { markerPath } from "../../agent/backup/marker.ts";
 import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
+import { rawClient } from "../pve-sim-tests/pve-client.ts";
 import { docker } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
@@ -45,6 +46,7 @@ describeDocker("backup, snapshot mode (pve sim + real docker)", () => {
     await expect(readFile(markerPath(h.stateDir))).rejects.toThrow(/ENOENT/);
     const phases = h.events.filter((e) => e.kind === "backup.phase").map((e) => e.phase);
     expect(phases).toEqual([
+      "lock",
       "preflight",
       "announce",
       "journal",
@@ -78,5 +80,53 @@ describeDocker("backup, snapshot mode (pve sim + real docker)", () => {
     }
     const listed = (await h.sim.listBackups("bk")).map((b) => b.volid).sort();
     expect(listed).toEqual(volids.slice(1).sort());
+  });
+
+  it("prunes only the archives it made: the PVE admin's own backup of the guest survives, and the result lists what was removed", async () => {
+    h = await startGuestHarness({ backup: { retention: { keep_last: 1 } } });
+    const backup = () =>
+      runBackup(h!.deps(), { backupId: newBackupId(), mode: "snapshot", trigger: { source: "cli" } });
+    const first = await backup();
+    expect(first).toMatchObject({ ok: true, result: { pruned: [] } });
+    // The admin backs the guest up by hand, with notes of their own.
+    await new Promise((r) => setTimeout(r, 1100));
+    const root = h.sim.rootToken();
+    const admin = rawClient(h.sim, `PVEAPIToken=${root.tokenId}=${root.secret}`);
+    try {
+      const upid = (
+        await admin.post("/nodes/pve1/vzdump", {
+          vmid: 101,
+          storage: "bk",
+          "notes-template": "before the upgrade",
+        })
+      ).json.data;
+      expect((await admin.waitTask("pve1", upid)).exitstatus).toBe("OK");
+    } finally {
+      await admin.close();
+    }
+    const adminVolid = h.sim.vzdumpRuns.at(-1)!.volid!;
+    await new Promise((r) => setTimeout(r, 1100));
+    const second = await backup();
+    expect(second).toMatchObject({ ok: true, result: { pruned: [first.ok ? first.result.volid : ""] } });
+    const listed = (await h.sim.listBackups("bk")).map((b) => b.volid).sort();
+    expect(listed).toEqual([adminVolid, second.ok ? second.result.volid : ""].sort());
+    const phases = h.events.flatMap((e) => (e.kind === "backup.phase" ? [e.phase] : []));
+    expect(phases.filter((p) => p === "retention")).toHaveLength(2);
+
+    // Told that it owns every backup of the guest, it removes the admin's too, and says so.
+    await new Promise((r) => setTimeout(r, 1100));
+    const all = {
+      ...h.deps(),
+      backup: { ...h.backupConfig, retention: { keep_last: 1, scope: "all" as const } },
+    };
+    const third = await runBackup(all, {
+      backupId: newBackupId(),
+      mode: "snapshot",
+      trigger: { source: "cli" },
+    });
+    expect(third.ok && [...(third.result.pruned ?? [])].sort()).toEqual(
+      [adminVolid, second.ok ? second.result.volid : ""].sort(),
+    );
+    expect((await h.sim.listBackups("bk")).map((b) => b.volid)).toEqual([third.ok ? third.result.volid : ""]);
   });
 });

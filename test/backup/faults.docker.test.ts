@@ -27,25 +27,48 @@ async function harness(o: HarnessOptions = {}) {
   return h;
 }
 
+/** What the journal says about the consistency of the copy PVE took (or would have taken). */
+const journalledConsistency = async (g: GuestHarness) =>
+  (await QuiesceJournal.open(journalPath(g.stateDir)))?.data.backup.consistency;
+
+/** A backup whose task counts as stalled after 3 s without progress (production: 10 min). */
+const stalledBackup = (g: GuestHarness) =>
+  runBackup(
+    { ...g.deps(), stall: { logSilenceMs: 3_000, archiveIdleMs: 3_000, checkEveryMs: 250 } },
+    { backupId: newBackupId(), mode: "snapshot", trigger: { source: "cli" } },
+  );
+
 const backup = (g: GuestHarness) =>
   runBackup(g.deps(), { backupId: newBackupId(), mode: "snapshot", trigger: { source: "cli" } });
 
 describeDocker("backup faults (pve sim + real docker)", () => {
-  it("reports the task's 403 as a failure even though the vzdump POST returned 200 and a UPID", async () => {
+  it("refuses before any downtime what PVE would refuse only after the quiesce: a missing VM.Backup, a storage without backup content", async () => {
     const g = await harness({ variant: "missing-vm-backup" });
-    const outcome = await backup(g);
-    expect(outcome).toMatchObject({
+    const quiesced = () => g.events.some((e) => e.kind === "backup.phase" && e.phase === "quiesce");
+    expect(await backup(g)).toMatchObject({
       ok: false,
       failure: {
-        code: "vzdump_failed",
-        exitStatus: "403 Permission check failed (/vms/101, VM.Backup)",
+        phase: "preflight",
+        code: "pve_permission_denied",
+        message: expect.stringMatching(/lacks VM\.Backup on \/vms\/101/),
         stacksResumed: true,
-        upid: expect.stringMatching(/^UPID:pve1:/),
       },
     });
-    expect(
-      g.sim.requests.some((r) => r.method === "POST" && r.path === "/nodes/pve1/vzdump" && r.status === 200),
-    ).toBe(true);
+    expect(quiesced()).toBe(false);
+    expect(g.sim.requests.some((r) => r.method === "POST")).toBe(false);
+    await g.close();
+
+    const ok = await harness();
+    ok.sim.storages.get("bk")!.content = ["iso"];
+    expect(await backup(ok)).toMatchObject({
+      ok: false,
+      failure: {
+        phase: "preflight",
+        code: "storage_unavailable",
+        message: expect.stringMatching(/does not take backups/),
+      },
+    });
+    expect(ok.events.some((e) => e.kind === "backup.phase" && e.phase === "quiesce")).toBe(false);
   });
 
   it("resumes the stacks at the downtime deadline when the snapshot never comes, and reports the task's real end", async () => {
@@ -63,8 +86,87 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     const outcome = await done;
     expect(outcome).toMatchObject({ ok: false, failure: { code: "vzdump_failed", stacksResumed: true } });
     // Had the task gone on, its archive would have been taken with the stacks running again.
-    const journal = await QuiesceJournal.open(journalPath(g.stateDir));
-    expect(journal?.data.backup.consistency).toBe("crash");
+    expect(await journalledConsistency(g)).toBe("crash");
+  });
+
+  it("takes a snapshot PVE failed to create for no snapshot: resumed at once, failed, journalled crash-consistent", async () => {
+    const g = await harness();
+    g.sim.faults.failSnapshot({ type: "vzdump" }, "lvcreate snapshot error: no space");
+    const outcome = await backup(g);
+    expect(outcome).toMatchObject({
+      ok: false,
+      failure: { code: "vzdump_failed", exitStatus: "job errors", stacksResumed: true },
+    });
+    expect(await journalledConsistency(g)).toBe("crash");
+  });
+
+  it("finds a good archive whose notes PVE could not write by the task log, and reports the warning", async () => {
+    const g = await harness();
+    g.sim.faults.failNotes({ type: "vzdump" }, "storage is read-only for notes");
+    const outcome = await backup(g);
+    const volid = g.sim.vzdumpRuns.at(-1)?.volid;
+    expect(outcome).toMatchObject({ ok: true, result: { exitStatus: "WARNINGS: 1", volid } });
+    const warnings = outcome.ok ? outcome.result.warnings : [];
+    expect(warnings).toContain("WARN: unable to add notes - storage is read-only for notes");
+    expect(warnings.some((w) => w.startsWith(`archive ${volid} has no notes with the backup id`))).toBe(true);
+  });
+
+  it("stops a task that hangs before the snapshot within the stall bound, reports it failed with the stacks up, and the next backup runs", async () => {
+    const g = await harness({ backup: { max_downtime_seconds: 2 } });
+    // Silent after this line, but a stop still reaches it (its clean-up runs and unlocks the CT).
+    g.sim.faults.pauseTask({ type: "vzdump" }, { afterLine: /including mount point/ });
+    expect(await stalledBackup(g)).toMatchObject({
+      ok: false,
+      failure: {
+        code: "vzdump_stalled",
+        stacksResumed: true,
+        message: expect.stringMatching(
+          /made no progress \(no new log line for \d+ s\); the agent stopped it.*next backup can run/,
+        ),
+      },
+    });
+    expect(g.sim.tasks.list().every((t) => !t.running)).toBe(true);
+    expect(await g.running()).toEqual(before);
+    expect(await backup(g)).toMatchObject({ ok: true, result: { exitStatus: "OK" } });
+  });
+
+  it("stops a hung task found at start too, and reports it instead of following it until the next reboot", async () => {
+    const g = await harness();
+    const paused = g.sim.faults.pauseTask({ type: "vzdump" }, { afterLine: /including mount point/ });
+    const shutdown = new AbortController();
+    const run = runBackup(g.deps(), {
+      backupId: newBackupId(),
+      mode: "snapshot",
+      trigger: { source: "cli" },
+      signal: shutdown.signal,
+    });
+    await paused.reached;
+    await expect
+      .poll(async () => (await QuiesceJournal.open(journalPath(g.stateDir)))?.data.backup.upid)
+      .toBeDefined();
+    shutdown.abort(); // the agent stops; its next start finds the task in the journal
+    expect(await run).toMatchObject({ ok: false, failure: { code: "interrupted" } });
+    const { outcome } = await recoverAtStart({
+      ...g.deps(),
+      stall: { logSilenceMs: 3_000, archiveIdleMs: 3_000, checkEveryMs: 250 },
+    });
+    expect(outcome).toMatchObject({ ok: false, failure: { code: "vzdump_stalled", stacksResumed: true } });
+    expect(g.sim.tasks.list().every((t) => !t.running)).toBe(true);
+  });
+
+  it("tells the admin what to run on the host when the stopped hung task left the CT locked", async () => {
+    const g = await harness({ backup: { max_downtime_seconds: 2 } });
+    // Deaf to the SIGTERM: the SIGKILL ends it before its clean-up, and `lock: backup` stays.
+    g.sim.faults.hangTask({ type: "vzdump" }, { afterLine: /including mount point/ });
+    expect(await stalledBackup(g)).toMatchObject({
+      ok: false,
+      failure: {
+        code: "vzdump_stalled",
+        stacksResumed: true,
+        message: expect.stringMatching(/locked \(backup\).*on the PVE host run pct unlock 101/),
+      },
+    });
+    g.sim.setGuestLock(101, undefined); // what `pct unlock 101` does
   });
 
   it("counts the downtime deadline from the start of the quiesce: a pre hook that uses it up makes the backup crash-consistent", async () => {
@@ -154,7 +256,14 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     });
     expect(first.started).toBe(true);
     const failed = await first.done;
-    expect(failed).toMatchObject({ ok: false, failure: { code: "vzdump_lock_busy", stacksResumed: true } });
+    expect(failed).toMatchObject({
+      ok: false,
+      failure: {
+        code: "vzdump_lock_busy",
+        stacksResumed: true,
+        message: expect.stringMatching(/the agent tries again later \(up to 1 more times\)/),
+      },
+    });
     expect(await g.running()).toEqual(before);
     lock.release();
     await expect.poll(() => outcomes.length, { timeout: 60_000, interval: 250 }).toBe(2);
@@ -162,17 +271,34 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     service.stop();
   });
 
-  it("with lockwait 0, PVE's immediate refusal on a busy node counts as busy too (resumed, retried later)", async () => {
-    const g = await harness({ backup: { lockwait_minutes: 0 } });
+  it("never queues for a busy node lock (lockwait 0), so no stop can race PVE's grant and leave the CT locked", async () => {
+    const g = await harness();
+    g.sim.vzdumpConf.mailto = ["admin@example.com"];
     const lock = g.sim.holdGlobalVzdumpLock();
+    // Had the agent queued and then stopped its task, PVE would grant the lock as the stop landed.
+    g.sim.faults.grantLockOnStop({ type: "vzdump" });
     try {
+      // A CLI or hub request is not retried, and the failure says so.
       expect(await backup(g)).toMatchObject({
         ok: false,
-        failure: { code: "vzdump_lock_busy", stacksResumed: true },
+        failure: {
+          code: "vzdump_lock_busy",
+          stacksResumed: true,
+          message: expect.stringMatching(/this request is not retried/),
+        },
       });
     } finally {
       lock.release();
     }
+    const post = g.sim.requests.find((r) => r.method === "POST" && r.path === "/nodes/pve1/vzdump");
+    expect(post?.params.lockwait).toBe("0");
+    expect(g.sim.requests.some((r) => r.method === "DELETE" && r.path.includes("/tasks/"))).toBe(false);
+    expect(g.sim.getGuest(101)?.lock).toBeUndefined();
+    expect(await backup(g)).toMatchObject({ ok: true, result: { exitStatus: "OK" } });
+    // PVE mailed the admin's vzdump.conf address about the refusal only, not about the good backup.
+    expect(g.sim.notifications).toEqual([
+      expect.objectContaining({ via: "sendmail", severity: "error", to: ["admin@example.com"] }),
+    ]);
   });
 
   it("refuses a protected backup before quiescing once the guest has backup.max_protected_backups of them, and names PVE's refusal when the storage's limit is lower", async () => {

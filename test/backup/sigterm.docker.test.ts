@@ -6,7 +6,7 @@ import { readLastBackup } from "../../agent/backup/last-backup.ts";
 import { recoverAtStart } from "../../agent/backup/recover-at-start.ts";
 import { QuiesceJournal } from "../../agent/quiesce/journal.ts";
 import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
-import { exited, spawnAgent, waitForLine, writeAgentConfig } from "../support/agent-cli.ts";
+import { capturedStdout, exited, spawnAgent, waitForLine, writeAgentConfig } from "../support/agent-cli.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
 
@@ -43,5 +43,29 @@ describeDocker("agent stopped with SIGTERM mid-backup (pve sim + real docker)", 
     const recovery = await recoverAtStart(h.deps());
     // The snapshot was taken after the stacks were back: the archive is only crash-consistent.
     expect(recovery.outcome).toMatchObject({ ok: true, result: { upid: task.upid, consistency: "crash" } });
+  });
+
+  it("answers on stdout with --json when stopped while it follows the task: interrupted, deferred, the task's upid", async () => {
+    h = await startGuestHarness({ archiveBytesPerSecond: 20e6 });
+    dir = await mkdtemp(join(tmpdir(), "felhom-sigterm-"));
+    const paused = h.sim.faults.pauseTask({ type: "vzdump" }, { afterLine: /including mount point/ });
+    const agent = spawnAgent(await writeAgentConfig(h, dir), ["backup", "--json"]);
+    const out = capturedStdout(agent);
+    await paused.reached;
+    const journalledUpid = async () =>
+      (await QuiesceJournal.open(journalPath(h!.stateDir)))?.data.backup.upid;
+    await expect.poll(journalledUpid, { timeout: 30_000, interval: 100 }).toBeDefined();
+    agent.kill("SIGTERM");
+    expect(await exited(agent)).toBe(1);
+    const task = h.sim.tasks.list().find((t) => t.type === "vzdump")!;
+    expect(JSON.parse(out())).toMatchObject({
+      ok: false,
+      deferred: true,
+      kind: "backup.failed",
+      code: "interrupted",
+      upid: task.upid,
+    });
+    paused.resume();
+    await h.sim.tasks.wait(task.upid);
   });
 });

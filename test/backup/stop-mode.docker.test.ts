@@ -3,7 +3,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
+import { newBackupId } from "../../agent/backup/backup-id.ts";
+import { runBackup } from "../../agent/backup/backup-run.ts";
 import { readLastBackup } from "../../agent/backup/last-backup.ts";
+import { recoverAtStart, type StartRecovery } from "../../agent/backup/recover-at-start.ts";
 import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { docker } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
@@ -82,4 +85,60 @@ describeDocker("backup, stop mode (pve sim + real docker)", () => {
       expect(last.outcome.ok && last.outcome.result.volid).toBe(run.volid);
     },
   );
+
+  it("finishes a stop-mode backup after the boot the way a live one finishes: verify, retention (it prunes) and report, with the same events", {
+    timeout: 150_000,
+  }, async () => {
+    const shutdown = new AbortController();
+    let booted: Promise<StartRecovery> | undefined;
+    h = await startGuestHarness({
+      archiveBytesPerSecond: 20e6,
+      backup: { retention: { keep_last: 1 } },
+      onGuestStop: async () => {
+        shutdown.abort(); // systemd stops the agent as the guest shuts down…
+        for (const id of await h!.running()) await docker("stop", "-t", "10", id); // …and every container
+      },
+      onGuestStart: async () => {
+        booted = recoverAtStart(h!.deps()); // the agent's start after the boot
+      },
+    });
+    const before = await h.running();
+    const live = await runBackup(h.deps(), {
+      backupId: newBackupId(),
+      mode: "snapshot",
+      trigger: { source: "cli" },
+    });
+    expect(live).toMatchObject({ ok: true, result: { pruned: [] } });
+    await new Promise((r) => setTimeout(r, 1100)); // archive names go by the second
+
+    const stopId = newBackupId();
+    const interrupted = await runBackup(h.deps(), {
+      backupId: stopId,
+      mode: "stop",
+      trigger: { source: "cli" },
+      signal: shutdown.signal,
+    });
+    expect(interrupted).toMatchObject({ ok: false, failure: { code: "interrupted" } });
+    await expect.poll(() => booted, { timeout: 60_000, interval: 250 }).toBeDefined();
+    const { outcome } = await booted!;
+    expect(outcome).toMatchObject({
+      ok: true,
+      result: {
+        backupId: stopId,
+        mode: "stop",
+        exitStatus: "OK",
+        pruned: [live.ok ? live.result.volid : ""],
+      },
+    });
+    expect((await h.sim.listBackups("bk")).map((b) => b.volid)).toEqual([
+      outcome?.ok ? outcome.result.volid : "",
+    ]);
+    await expect.poll(() => h!.running(), { timeout: 30_000, interval: 250 }).toEqual(before);
+
+    const phasesOf = (id: string) =>
+      h!.events.flatMap((e) => (e.kind === "backup.phase" && e.backupId === id ? [e.phase] : []));
+    const after = (phases: string[]) => phases.slice(phases.lastIndexOf("follow"));
+    expect(after(phasesOf(stopId))).toEqual(["follow", "verify", "retention", "report"]);
+    expect(after(phasesOf(live.ok ? live.result.backupId : ""))).toEqual(after(phasesOf(stopId)));
+  });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatFigure, median } from "./report.ts";
+import { formatFigure, median, peakInWindow } from "./report.ts";
 
 describe("benchmark report lines", () => {
   it("computes the ratio against the same-run baseline and prints the documented keys", () => {
@@ -24,5 +24,12 @@ describe("benchmark report lines", () => {
   it("takes the median of odd and even sample counts", () => {
     expect(median([3, 1, 2])).toBe(2);
     expect(median([4, 1, 3, 2])).toBe(2.5);
+  });
+
+  it("finds the busiest window of a given width among ascending timestamps", () => {
+    expect(peakInWindow([], 1_000)).toBe(0);
+    // 0, 900 and 999 fall in one second; 1000 starts the next one.
+    expect(peakInWindow([0, 900, 999, 1_000, 1_500, 3_000], 1_000)).toBe(4);
+    expect(peakInWindow([0, 2_000, 4_000], 1_000)).toBe(1);
   });
 });

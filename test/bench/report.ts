@@ -31,3 +31,13 @@ export function median(samples: number[]): number {
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
+
+/** The most samples in any window of `windowMs` (sliding), for timestamps in ascending order. */
+export function peakInWindow(times: number[], windowMs: number): number {
+  let peak = 0;
+  for (let lo = 0, hi = 0; hi < times.length; hi++) {
+    while (times[hi]! - times[lo]! >= windowMs) lo++;
+    peak = Math.max(peak, hi - lo + 1);
+  }
+  return peak;
+}

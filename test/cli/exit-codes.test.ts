@@ -33,7 +33,8 @@ describe("exit codes", () => {
     ["a cron expression the scheduler refuses", () => new AgentError("config_invalid", "schedule.cron: x")],
     ["an unreadable hub.ca_file", () => new AgentError("hub_ca_unreadable", "x")],
     ["a retention policy PVE cannot take", () => new AgentError("pve_prune_policy_invalid", "x")],
-    ["a secret file others can read", () => new AgentError("secret_file_mode", "x")],
+    ["a secret file others can read", () => new AgentError("secret_file_unsafe", "x")],
+    ["a config file others can write", () => new AgentError("config_file_unsafe", "x")],
   ])("are 78 for %s, so systemd does not restart the daemon into it forever", (_, error) => {
     expect(exitCodeFor(error())).toBe(ExitCode.config);
   });

@@ -1,6 +1,6 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, chown, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { runCli, writeOfflineConfig } from "../support/agent-cli.ts";
 
@@ -17,11 +17,19 @@ async function runDaemon(options: {
   pveTls?: string;
   hubUrl?: string;
   hubCredentialMode?: number;
+  configMode?: number;
+  /** chown the config / the PVE secret to this uid (the test runs as root). */
+  configOwner?: number;
+  pveSecretOwner?: number;
 }): Promise<{ code: number | null; stderr: string }> {
   const dir = await mkdtemp(join(tmpdir(), "felhom-run-"));
   dirs.push(dir);
-  const config = await writeOfflineConfig(dir, { hubUrl: "ws://127.0.0.1:1/agent", ...options });
-  return runCli(["--config", config, "run"]);
+  const { configMode, configOwner, pveSecretOwner, ...config } = options;
+  const file = await writeOfflineConfig(dir, { hubUrl: "ws://127.0.0.1:1/agent", ...config });
+  if (configMode !== undefined) await chmod(file, configMode);
+  if (configOwner !== undefined) await chown(file, configOwner, configOwner);
+  if (pveSecretOwner !== undefined) await chown(join(dir, "pve.secret"), pveSecretOwner, pveSecretOwner);
+  return runCli(["--config", file, "run"]);
 }
 
 describe("felhom-guest run with a configuration only an edit can fix", { timeout: 60_000 }, () => {
@@ -42,5 +50,43 @@ describe("felhom-guest run with a configuration only an edit can fix", { timeout
     expect(r.code).toBe(78);
     expect(r.stderr).toMatch(/hub credential file .* has mode 0644/);
     expect(r.stderr).not.toContain("hub-secret");
+  });
+
+  it("exits 78 when others can write pve.tls.ca_file (it decides which server gets the token)", async () => {
+    const ca = join(await mkdtemp(join(tmpdir(), "felhom-ca-")), "pve-root-ca.pem");
+    dirs.push(dirname(ca));
+    await writeFile(ca, "-----BEGIN CERTIFICATE-----\n", { mode: 0o666 });
+    await chmod(ca, 0o666);
+    const r = await runDaemon({ pveTls: `{ ca_file: ${ca} }` });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain(`pve.tls.ca_file ${ca} has mode 0666`);
+    expect(r.stderr).toContain(`run: chmod go-w ${ca}`);
+  });
+
+  it("exits 78 with the chmod to run when others can write the config file", async () => {
+    const r = await runDaemon({ configMode: 0o666 });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/config file (\S+agent\.yaml) has mode 0666; .*run: chmod go-w \1/);
+  });
+
+  const asRoot = process.geteuid?.() === 0;
+  it.skipIf(!asRoot)(
+    "exits 78 with the chown to run when the config file belongs to another user",
+    async () => {
+      const r = await runDaemon({ configOwner: 65534 });
+      expect(r.code).toBe(78);
+      expect(r.stderr).toMatch(
+        /config file (\S+agent\.yaml) is owned by uid 65534, not root.*run: chown root:root \1/,
+      );
+    },
+  );
+
+  it.skipIf(!asRoot)("exits 78 when the PVE token secret is 0600 but belongs to another user", async () => {
+    const r = await runDaemon({ pveSecretOwner: 65534 });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(
+      /PVE token secret file (\S+pve\.secret) is owned by uid 65534, not root.*run: chown root:root \1/,
+    );
+    expect(r.stderr).not.toContain("00000000-0000");
   });
 });

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The local test images, made without a registry, on the engine that $DOCKER talks to (setup.sh's, or
-# legacy.sh's older one). Idempotent: an image that exists is kept.
+# The local test images, made without a registry, on the engine that $DOCKER talks to (setup.sh's main
+# engine; test/docker/leg.sh copies them to its engines). Idempotent: an image that exists is kept.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 DOCKER=${DOCKER:-/usr/bin/docker}

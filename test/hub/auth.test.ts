@@ -61,11 +61,11 @@ describe("the credential and CA files at start", () => {
     const dir = await agentDir();
     await chmod(dir.credentialFile, 0o644);
     await expect(clientForTest(hub, dir)).rejects.toMatchObject({
-      code: "secret_file_mode",
+      code: "secret_file_unsafe",
       message: expect.stringContaining(dir.credentialFile),
     });
     await chmod(dir.credentialFile, 0o640);
-    await expect(clientForTest(hub, dir)).rejects.toMatchObject({ code: "secret_file_mode" });
+    await expect(clientForTest(hub, dir)).rejects.toMatchObject({ code: "secret_file_unsafe" });
     expect(hub.attempts).toEqual([]);
   });
 

@@ -7,24 +7,12 @@ import {
   replyToRejectedFrame,
   TRANSPORT_MAX_PAYLOAD_BYTES,
 } from "../../protocol/index.ts";
-import { agentDir, cleanup, clientForTest, hubForTest, phase } from "./support.ts";
+import { agentDir, cleanup, clientForTest, hubForTest, phase, prng } from "./support.ts";
 
 afterEach(cleanup);
 
 const SEED = 20261127;
 const FRAMES = 10_000;
-
-/** mulberry32: a tiny seeded PRNG, so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Garbage {
   data: string | Buffer;

@@ -1,33 +1,67 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { fullJitterDelayMs, hardDelayMs } from "../../agent/hub/backoff.ts";
+import { hardDelayMs, phasedDelayMs } from "../../agent/hub/backoff.ts";
 import { checkHubUrl, isLoopback } from "../../agent/hub/hub-url.ts";
 import { backoffAttempt, IllegalStateError, type LinkState, transition } from "../../agent/hub/link-state.ts";
 import { type OverflowCandidate, planOverflow } from "../../agent/hub/outbox-overflow.ts";
 import { decideReconnect, type LinkDrop } from "../../agent/hub/reconnect-decision.ts";
 import { CLOSE_CODES } from "../../protocol/index.ts";
+import { peakInWindow } from "../bench/report.ts";
+import { prng } from "./support.ts";
 
 const policy = { backoff: { baseMs: 1_000, maxMs: 60_000 }, authRejectedMs: 300_000, fatalMs: 3_600_000 };
 
-describe("backoff with full jitter", () => {
-  it("stays within [0, min(max, base·2^attempt)) for any attempt and random value", () => {
+describe("backoff with one random phase per streak", () => {
+  it("makes attempt k at base·2^(k+phase) after the streak began while the waits are below the cap", () => {
+    fc.assert(
+      fc.property(fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), (phase) => {
+        let at = 0;
+        for (let k = 0; k < 5; k++) {
+          at += phasedDelayMs(k, policy.backoff, phase);
+          // Each wait is floored to whole ms.
+          if (Math.abs(at - 1_000 * 2 ** (k + phase)) > k + 1) return false;
+        }
+        return true;
+      }),
+    );
+  });
+
+  it("never waits longer than the cap, nor less than the base", () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 0, max: 1_000 }),
         fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
-        (attempt, r) => {
-          const d = fullJitterDelayMs(attempt, policy.backoff, () => r);
-          const cap = Math.min(60_000, 1_000 * 2 ** attempt);
-          return Number.isInteger(d) && d >= 0 && d < cap;
+        (attempt, phase) => {
+          const d = phasedDelayMs(attempt, policy.backoff, phase);
+          return Number.isInteger(d) && d >= 1_000 && d <= 60_000;
         },
       ),
     );
+    expect(phasedDelayMs(50, policy.backoff, 0)).toBe(60_000);
   });
 
-  it("spreads over the whole window: zero at the bottom of the random range, the cap at the top", () => {
-    expect(fullJitterDelayMs(3, policy.backoff, () => 0)).toBe(0);
-    expect(fullJitterDelayMs(3, policy.backoff, () => 0.999_999)).toBe(7_999);
-    expect(fullJitterDelayMs(50, policy.backoff, () => 0.999_999)).toBe(59_999);
+  it("brings a fleet that lost the hub at once back evenly, whatever the outage (busiest second ≤ 2× the mean)", () => {
+    // The model of test/bench/hub-restart.bench.ts without sockets: 2,000 agents drop at 0, each with its
+    // own phase; attempts while the hub is down fail at once; the hub is back after `outage` ms.
+    const random = prng(15);
+    const phases = Array.from({ length: 2_000 }, () => random());
+    const drop: LinkDrop = { kind: "network", message: "ECONNREFUSED" };
+    for (const outage of [500, 2_000, 5_000, 10_000, 30_000, 60_000, 300_000]) {
+      const arrivals = phases
+        .map((phase) => {
+          let at = 0;
+          for (let attempt = 0; at < outage; attempt++)
+            at += decideReconnect(drop, attempt, policy, random, phase).delayMs;
+          return at - outage;
+        })
+        .sort((a, b) => a - b);
+      const t99 = arrivals[Math.ceil(arrivals.length * 0.99) - 1]!;
+      const windowMs = Math.min(1_000, t99);
+      const inTime = arrivals.filter((a) => a <= t99);
+      const peak = peakInWindow(inTime, windowMs) / windowMs;
+      const mean = inTime.length / t99;
+      expect(peak / mean, `outage ${outage} ms`).toBeLessThanOrEqual(2);
+    }
   });
 
   it("keeps a hard delay between half and all of the nominal wait", () => {
@@ -38,7 +72,7 @@ describe("backoff with full jitter", () => {
 });
 
 describe("the reconnect decision", () => {
-  const decide = (drop: LinkDrop, attempt = 0) => decideReconnect(drop, attempt, policy, () => 0.5);
+  const decide = (drop: LinkDrop, attempt = 0) => decideReconnect(drop, attempt, policy, () => 0.5, 0.5);
 
   it.each([
     [{ kind: "http-rejected", status: 401 }],
@@ -59,7 +93,7 @@ describe("the reconnect decision", () => {
   it.each([1000, 1001, 1006, 1009, 1011, 1012, 4408, 4409, 4429, 4500, 4504, 4999])(
     "retries with backoff after close code %i",
     (code) => {
-      expect(decide({ kind: "closed", code, reason: "" }, 2)).toEqual({ action: "retry", delayMs: 2_000 });
+      expect(decide({ kind: "closed", code, reason: "" }, 2)).toEqual({ action: "retry", delayMs: 2_828 });
     },
   );
 

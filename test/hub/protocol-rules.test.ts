@@ -9,6 +9,21 @@ import { AGENT_ID, agentDir, cleanup, clientForTest, hubForTest, phase, storedSe
 
 afterEach(cleanup);
 
+/** A connected link whose liveness deadlines pass within a few hundred ms; `drops` collects its drops. */
+async function connectedWithFastHeartbeat() {
+  const hub = await hubForTest();
+  const client = await clientForTest(hub, await agentDir(), {
+    tuning: { heartbeat: { intervalMs: 50, timeoutMs: 50 }, watchdogFactor: 2 },
+  });
+  const drops: LinkDrop[] = [];
+  client.onStateChange((s) => {
+    if (s.name === "waiting") drops.push(s.lastDrop);
+  });
+  client.start();
+  await hub.waitFor("a connection", () => hub.connections() === 1);
+  return { hub, client, drops };
+}
+
 describe("the link follows the protocol's rules", () => {
   it("continues numbering above the hub's position when the hub has seen seqs this agent never assigned", async () => {
     const hub = await hubForTest();
@@ -128,20 +143,45 @@ describe("the link follows the protocol's rules", () => {
   });
 
   it("suspends its liveness deadlines during an announced blackout", async () => {
-    const hub = await hubForTest();
-    const client = await clientForTest(hub, await agentDir(), {
-      tuning: { heartbeat: { intervalMs: 50, timeoutMs: 50 }, watchdogFactor: 2 },
-    });
-    const drops: LinkDrop[] = [];
-    client.onStateChange((s) => {
-      if (s.name === "waiting") drops.push(s.lastDrop);
-    });
-    client.start();
-    await hub.waitFor("a connection", () => hub.connections() === 1);
+    const { hub, client, drops } = await connectedWithFastHeartbeat();
     await client.announceBlackout(1, "snapshot-freeze", "b-freeze");
     hub.setMode("silent");
     await new Promise((r) => setTimeout(r, 600));
     expect(drops).toEqual([]);
     await hub.waitFor("a stall once the blackout is over", () => drops.find((d) => d.kind === "stalled"));
+  });
+
+  it("ends the blackout with its operation: a hub silent after it is noticed within the heartbeat, not at the end of the announced time, and hears blackout.ended", async () => {
+    const { hub, client, drops } = await connectedWithFastHeartbeat();
+    // 300 s: the default max_downtime_seconds a snapshot-mode backup announces.
+    await client.announceBlackout(300, "snapshot-freeze", "b-done");
+    await hub.waitFor("the blackout", () => hub.events.find((e) => e.event.kind === "blackout"));
+    hub.setMode("silent");
+    await client.endBlackout("snapshot-freeze", "b-done");
+    // The default waitFor gives up after 30 s, well inside the announced 300 s.
+    await hub.waitFor("a stall after the blackout ended", () => drops.find((d) => d.kind === "stalled"));
+    hub.setMode("normal");
+    const ended = await hub.waitFor("blackout.ended", () =>
+      hub.events.find((e) => e.event.kind === "blackout.ended"),
+    );
+    expect(ended.event).toEqual({ kind: "blackout.ended", reason: "snapshot-freeze", operationId: "b-done" });
+    const blackout = hub.events.find((e) => e.event.kind === "blackout")!;
+    expect(ended.seq).toBeGreaterThan(blackout.seq);
+  });
+
+  it("keeps the deadlines suspended while another announced blackout is still running", async () => {
+    const { hub, client, drops } = await connectedWithFastHeartbeat();
+    await client.announceBlackout(300, "stop-mode", "b-long");
+    await client.announceBlackout(300, "snapshot-freeze", "b-short");
+    await hub.waitFor(
+      "both blackouts",
+      () => hub.events.filter((e) => e.event.kind === "blackout").length === 2,
+    );
+    hub.setMode("silent");
+    await client.endBlackout("snapshot-freeze", "b-short");
+    await new Promise((r) => setTimeout(r, 600));
+    expect(drops).toEqual([]);
+    await client.endBlackout("stop-mode", "b-long");
+    await hub.waitFor("a stall once the last blackout ended", () => drops.find((d) => d.kind === "stalled"));
   });
 });

@@ -33,6 +33,18 @@ export async function agentDir(
 
 export const AGENT_ID = "agent-under-test";
 
+/** mulberry32: a tiny seeded PRNG, so a failure can be replayed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 export function statusPayload(): StatusPayload {
   return {
     identity: { state: "verified", vmid: 101, node: "pve1", hostname: "guest-101" },
@@ -96,19 +108,28 @@ export interface ChildAgent {
     timeoutMs?: number,
   ): Promise<Record<string, unknown>>;
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Writes one line to the child's stdin. */
+  send(line: string): void;
   pid: number;
 }
 
 /**
  * Runs test/hub/agent-child.ts under tsx with `config` (or `script`, e.g. a compiled copy for the
- * benchmark, under plain node); killed in cleanup if still alive.
+ * benchmark, under plain node with `nodeArgs`); killed in cleanup if still alive.
  */
-export function spawnChildAgent(config: Record<string, unknown>, script?: string): ChildAgent {
-  const args = script ? [script] : ["--import", "tsx", join(import.meta.dirname, "agent-child.ts")];
+export function spawnChildAgent(
+  config: Record<string, unknown>,
+  script?: string,
+  nodeArgs: string[] = [],
+): ChildAgent {
+  const args = script
+    ? [...nodeArgs, script]
+    : ["--import", "tsx", join(import.meta.dirname, "agent-child.ts")];
   const child = spawn(process.execPath, args, {
     env: { ...process.env, FELHOM_TEST_AGENT: JSON.stringify(config) },
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["pipe", "pipe", "pipe"],
   });
+  child.stdin.on("error", () => undefined); // a line sent to a child that just died is not the test's failure
   const lines: Array<Record<string, unknown>> = [];
   let stderr = "";
   let buffer = "";
@@ -137,6 +158,7 @@ export function spawnChildAgent(config: Record<string, unknown>, script?: string
     lines,
     pid: child.pid!,
     kill,
+    send: (line) => void child.stdin.write(`${line}\n`),
     async waitForLine(what, match, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {

@@ -28,6 +28,7 @@ import {
   stringifyMessage,
   TRANSPORT_MAX_PAYLOAD_BYTES,
 } from "../../protocol/index.ts";
+import { describeErrors, strictErrors } from "../protocol/strict-validator.ts";
 
 export interface TestHubOptions {
   /** 0 (default): any free port. */
@@ -103,7 +104,10 @@ export interface TestHub {
   readonly results: ResultMessage[];
   /** `error` frames the agent sent (its answers to our garbage). */
   readonly agentErrors: ErrorMessage[];
-  /** Frames from the agent that did not parse (must stay empty: the agent validates before sending). */
+  /**
+   * Frames from the agent that did not parse, or that the published JSON Schema refuses under a strict
+   * independent validator (must stay empty: the agent validates before sending).
+   */
   readonly invalidFromAgent: string[];
   connections(): number;
   /** The last cumulative ack the hub sent to an agent. */
@@ -258,6 +262,10 @@ export async function startTestHub(options: TestHubOptions = {}): Promise<TestHu
         invalidFromAgent.push(text);
         return;
       }
+      // A hub in another language validates with the published JSON Schema: a frame zod accepts and that
+      // schema (under a strict independent validator) refuses is invalid too.
+      const strict = strictErrors("agent-to-hub", JSON.parse(text));
+      if (strict.length > 0) invalidFromAgent.push(`${text} (JSON Schema: ${describeErrors(strict)})`);
       if (mode === "silent" && conn.agentId) conn.backlog.push(parsed.message);
       else onMessage(conn, parsed.message);
     });

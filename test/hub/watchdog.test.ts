@@ -72,14 +72,15 @@ describe("the watchdog", () => {
 });
 
 describe("the reconnect policy in the running client", () => {
-  it("keeps growing the backoff while sockets open but never get a welcome, and resets it after a welcome", async () => {
+  it("keeps growing the backoff (one phase per streak) while sockets open but never get a welcome, and resets it with a new phase after a welcome", async () => {
     const hub = await hubForTest();
     hub.setMode("drop-on-open");
     const delays: number[] = [];
+    const phases = [0.999, 0];
     const client = await clientForTest(hub, await agentDir(), {
       tuning: {
         backoff: { baseMs: 5, maxMs: 50 },
-        random: () => 0.999,
+        random: () => phases.shift() ?? 0.5,
         retryWait: async (ms) => {
           delays.push(ms);
           await new Promise((r) => setTimeout(r, 1));
@@ -88,13 +89,14 @@ describe("the reconnect policy in the running client", () => {
     });
     client.start();
     await hub.waitFor("six dropped sockets", () => delays.length >= 6);
-    expect(delays.slice(0, 6)).toEqual([4, 9, 19, 39, 49, 49]);
+    // Attempt k at 5 ms · 2^(k+0.999): the waits double from the first, then stop at the cap.
+    expect(delays.slice(0, 6)).toEqual([9, 9, 19, 39, 50, 50]);
 
     hub.setMode("normal");
     await hub.waitFor("a welcomed connection", () => client.state.name === "connected");
     const before = delays.length;
     hub.dropConnections();
     await hub.waitFor("the next wait", () => delays.length > before);
-    expect(delays[before]).toBe(4);
+    expect(delays[before]).toBe(5); // the new streak's phase is 0
   });
 });

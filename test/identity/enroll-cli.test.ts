@@ -83,6 +83,32 @@ describe("felhom-guest enroll", () => {
     expect((await readFile(enrollment.tokenSecretFile, "utf8")).trim()).toBe(own.secret);
   });
 
+  it("prompts for the secret without echo at a terminal (nothing for the shell history)", {
+    timeout: 60_000,
+  }, async () => {
+    const { config, stateDir, own } = await setup();
+    const cmd = [process.execPath, "--import", "tsx", "agent/cli/main.ts", "--config", config, "enroll"]
+      .concat(["--vmid", "101", "--token-id", `'${own.tokenId}'`, "--token-secret-file", "-"])
+      .join(" ");
+    // util-linux script(1) gives the CLI a pty, as an operator's terminal.
+    const child = spawn("script", ["-qec", cmd, "/dev/null"], {
+      cwd: repoRoot,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (c: Buffer) => {
+      out += c.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    await expect.poll(() => out, { timeout: 30_000 }).toContain("PVE token secret (not shown): ");
+    child.stdin.write(`${own.secret}\r`);
+    expect(await exited).toBe(0);
+    expect(out).toMatch(/enrolled as CT 101 on pve1/);
+    expect(out).not.toContain(own.secret);
+    const enrollment = JSON.parse(await readFile(enrollmentPath(stateDir), "utf8"));
+    expect((await readFile(enrollment.tokenSecretFile, "utf8")).trim()).toBe(own.secret);
+  });
+
   it("refuses a wrong secret, a secret file others can read, and missing arguments, writing nothing", {
     timeout: 60_000,
   }, async () => {

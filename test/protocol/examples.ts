@@ -181,6 +181,7 @@ export const events: { [K in EventKind]: EventOf<K> } = {
     expectedSeconds: 30,
     operationId: "b-20261127-0730",
   },
+  "blackout.ended": { kind: "blackout.ended", reason: "snapshot-freeze", operationId: "b-20261127-0730" },
   status: { kind: "status", ...status },
   gap: {
     kind: "gap",

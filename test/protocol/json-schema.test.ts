@@ -16,11 +16,11 @@ describe("the committed JSON Schema", () => {
     });
   }
 
-  it("marks exactly the fields listed in SECRET_FIELDS as secret", () => {
+  it("marks exactly the fields listed in SECRET_FIELDS as secret (writeOnly)", () => {
     const marked: string[] = [];
     const walk = (node: unknown, path: string[]): void => {
       if (typeof node !== "object" || node === null) return;
-      if ((node as Record<string, unknown>)["x-felhom-secret"] === true) marked.push(path.at(-1)!);
+      if ((node as Record<string, unknown>).writeOnly === true) marked.push(path.at(-1)!);
       for (const [key, value] of Object.entries(node)) walk(value, [...path, key]);
     };
     walk(JSON.parse(buildJsonSchemas()["hub-to-agent.schema.json"]), []);

@@ -40,6 +40,12 @@ describe("PROTOCOL.md agrees with the schemas", () => {
     expect(doc).toMatch(row(`\`${phase}\``));
   });
 
+  it("lists the backup phases in the order the agent sends them", () => {
+    const table = doc.split("**Backup phases**")[1]!.split("\n\n")[1]!;
+    const listed = [...table.matchAll(/^\| `([a-z-]+)`/gm)].map((m) => m[1]);
+    expect(listed).toEqual([...BACKUP_PHASES]);
+  });
+
   it.each(Object.entries(CLOSE_CODES))(
     "lists the close code %s with its number and reconnect rule",
     (name, c) => {

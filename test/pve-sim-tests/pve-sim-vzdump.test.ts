@@ -314,6 +314,148 @@ describe("pve sim: vzdump", () => {
     }
   });
 
+  it("a queued vzdump granted the node lock as its stop lands is killed inside the backup: no TASK line, the CT keeps lock: backup", async () => {
+    const self = await selfScopedGuest(sim, { vmid: 171, tokenName: "race" });
+    const c = rawClient(sim, self.authorization);
+    const held = sim.holdGlobalVzdumpLock();
+    try {
+      sim.faults.grantLockOnStop({ vmid: 171 });
+      const post = await c.post("/nodes/pve1/vzdump", { vmid: 171, storage: "bk", lockwait: 10 });
+      const upid = post.json.data;
+      while (!(await c.taskLog("pve1", upid)).includes("INFO: trying to get global lock - waiting..."))
+        await sleep(10);
+      expect((await c.del(`/nodes/pve1/tasks/${encodeURIComponent(upid)}`)).status).toBe(200);
+      expect((await c.waitTask("pve1", upid)).exitstatus).toBe("unexpected status");
+      expect(await c.taskLog("pve1", upid)).toEqual([
+        "INFO: trying to get global lock - waiting...",
+        "INFO: got global lock",
+        expect.stringMatching(/^INFO: starting new backup job: /),
+        "INFO: Starting Backup of VM 171 (lxc)",
+        "ERROR: Backup of VM 171 failed - interrupted by signal",
+      ]);
+      expect((await c.get("/nodes/pve1/lxc/171/status/current")).json.data.lock).toBe("backup");
+      // The killed worker's flock is gone with it.
+      expect(sim.nodeLock("pve1").heldBy).toBeUndefined();
+    } finally {
+      held.release();
+      sim.setGuestLock(171, undefined);
+      await c.close();
+    }
+  }, 20_000);
+
+  it("fails a snapshot as AbstractConfig.pm does: an unprefixed 'snapshot create failed' line, then the guest fails", async () => {
+    const self = await selfScopedGuest(sim, { vmid: 174, tokenName: "snapfail" });
+    const c = rawClient(sim, self.authorization);
+    try {
+      sim.faults.failSnapshot({ vmid: 174 }, "lvcreate snapshot error: no space");
+      const upid = (await c.post("/nodes/pve1/vzdump", { vmid: 174, storage: "bk" })).json.data;
+      expect((await c.waitTask("pve1", upid)).exitstatus).toBe("job errors");
+      const log = await c.taskLog("pve1", upid);
+      const at = log.indexOf("INFO: create storage snapshot 'vzdump'");
+      expect(log.slice(at + 1, at + 3)).toEqual([
+        "snapshot create failed: starting cleanup",
+        "ERROR: Backup of VM 174 failed - lvcreate snapshot error: no space",
+      ]);
+      expect((await c.get("/nodes/pve1/lxc/174/status/current")).json.data.lock).toBeUndefined();
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("notifies as VZDump.pm send_notification does: the notification system by default, legacy mail only to vzdump.conf's mailto", async () => {
+    const self = await selfScopedGuest(sim, { vmid: 175, tokenName: "notify" });
+    const c = rawClient(sim, self.authorization);
+    const run = async (params: Record<string, string> = {}) => {
+      const upid = (await c.post("/nodes/pve1/vzdump", { vmid: 175, storage: "bk", ...params })).json.data;
+      await c.waitTask("pve1", upid);
+      return sim.notifications.filter((n) => n.upid === upid);
+    };
+    const quiet = { "notification-mode": "legacy-sendmail", mailnotification: "failure" };
+    try {
+      expect(await run()).toEqual([
+        {
+          upid: expect.any(String),
+          severity: "info",
+          via: "notification-system",
+          statusText: "backup successful",
+        },
+      ]);
+      expect(await run(quiet)).toEqual([]);
+      sim.vzdumpConf.mailto = ["admin@example.com"];
+      expect(await run()).toMatchObject([{ severity: "info", via: "sendmail", to: ["admin@example.com"] }]);
+      expect(await run(quiet)).toEqual([]);
+      const held = sim.holdGlobalVzdumpLock();
+      try {
+        expect(await run({ ...quiet, lockwait: "0" })).toMatchObject([
+          {
+            severity: "error",
+            via: "sendmail",
+            statusText: "backup failed: can't acquire lock '/var/run/vzdump.lock' (wait = 0)",
+          },
+        ]);
+      } finally {
+        held.release();
+      }
+    } finally {
+      delete sim.vzdumpConf.mailto;
+      await c.close();
+    }
+  });
+
+  it("lists tasks as Tasks.pm does: an active one unconverted and RUNNING, exit(-1) as unknown, nothing for limit=0", async () => {
+    const self = await selfScopedGuest(sim, { vmid: 172, tokenName: "list" });
+    const c = rawClient(sim, self.authorization);
+    const held = sim.holdGlobalVzdumpLock();
+    try {
+      const refused = (await c.post("/nodes/pve1/vzdump", { vmid: 172, storage: "bk", lockwait: 0 })).json
+        .data;
+      await c.waitTask("pve1", refused);
+      const queued = (await c.post("/nodes/pve1/vzdump", { vmid: 172, storage: "bk", lockwait: 10 })).json
+        .data;
+      const list = async (params: Record<string, string | number>) =>
+        (await c.get("/nodes/pve1/tasks", { vmid: 172, source: "all", ...params })).json.data as Array<
+          Record<string, unknown>
+        >;
+      const all = await list({});
+      const active = all.find((t) => t.upid === queued);
+      expect(active).toMatchObject({ user: "agent-172@pve!list", status: "RUNNING" });
+      expect(active).not.toHaveProperty("tokenid");
+      expect(all.find((t) => t.upid === refused)).toMatchObject({
+        user: "agent-172@pve",
+        tokenid: "list",
+        status: "unexpected status",
+      });
+      expect((await list({ statusfilter: "unknown" })).map((t) => t.upid).sort()).toEqual(
+        [queued, refused].sort(),
+      );
+      expect(await list({ statusfilter: "error" })).toEqual([]);
+      expect(await list({ limit: 0 })).toEqual([]);
+      await c.del(`/nodes/pve1/tasks/${encodeURIComponent(queued)}`);
+      await c.waitTask("pve1", queued);
+    } finally {
+      held.release();
+      await c.close();
+    }
+  });
+
+  it("takes prune-backups together with remove=0 (no such conflict in verify_vzdump_parameters)", async () => {
+    const token = sim.rootToken();
+    const root = rawClient(sim, `PVEAPIToken=${token.tokenId}=${token.secret}`);
+    await selfScopedGuest(sim, { vmid: 173 });
+    try {
+      const post = await root.post("/nodes/pve1/vzdump", {
+        vmid: 173,
+        storage: "bk",
+        remove: 0,
+        "prune-backups": "keep-last=1",
+      });
+      expect(post.status).toBe(200);
+      await root.waitTask("pve1", post.json.data);
+    } finally {
+      await root.close();
+    }
+  });
+
   it("holds lock: backup during the backup: a snapshot POST then fails inside its task, and a locked CT fails vzdump per guest", async () => {
     const self = await selfScopedGuest(sim, { vmid: 130 });
     const c = rawClient(sim, self.authorization);

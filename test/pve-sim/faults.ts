@@ -101,6 +101,34 @@ export class Faults {
     this.failures.push({ match: taskPredicate(m), message, kind: "warn" });
   }
 
+  /**
+   * The next vzdump matching `m` cannot take its storage snapshot: AbstractConfig.pm `snapshot_create` warns
+   * `snapshot create failed: starting cleanup` (unprefixed), cleans up and dies, and the guest's backup fails
+   * with `message`.
+   */
+  failSnapshot(m: TaskMatch, message: string): void {
+    this.failures.push({ match: taskPredicate(m), message, kind: "snapshot-fail" });
+  }
+
+  /**
+   * The next vzdump matching `m` cannot write its archive's notes: VZDump.pm `exec_backup_task` logs
+   * `WARN: unable to add notes - <message>` and goes on (the task ends `WARNINGS: 1`, the archive has no notes).
+   */
+  failNotes(m: TaskMatch, message: string): void {
+    this.failures.push({ match: taskPredicate(m), message, kind: "notes-fail" });
+  }
+
+  /**
+   * The next vzdump matching `m` that waits for the node's lock and is stopped (DELETE) gets the lock at that
+   * very moment: the holder finished just before the SIGTERM landed (RESTEnvironment.pm `check_worker`
+   * signals the worker whatever it is doing; VZDump.pm `getlock` logs `got global lock` once flock returns).
+   * The signal then interrupts the guest's backup after it took `lock: backup`, and its clean-up outlasts the
+   * 5 s before the SIGKILL: the task ends without a TASK line and the CT keeps `lock: backup`.
+   */
+  grantLockOnStop(m: TaskMatch): void {
+    this.failures.push({ match: taskPredicate(m), message: "", kind: "grant-lock-on-stop" });
+  }
+
   /** Removes every pending request rule and the slowdown. */
   clear(): void {
     this.rules = [];

@@ -38,6 +38,12 @@ export class NodeLock {
     });
   }
 
+  /** The holder ended at this instant and `owner`, a waiter, got the lock instead of giving up. */
+  handOver(owner: string): void {
+    this.waiters = this.waiters.filter((w) => w.owner !== owner);
+    this.holder = owner;
+  }
+
   release(owner: string): void {
     if (this.holder !== owner) return;
     const next = this.waiters.shift();

@@ -121,6 +121,24 @@ export function guestRoutes(sim: PveSimulator): Route[] {
       },
     },
     {
+      // pve-container API2/LXC.pm `vm_feature` (VM.Audit); has_feature answers a perl boolean (1 or "").
+      method: "GET",
+      path: "/nodes/{node}/lxc/{vmid}/feature",
+      schema: {
+        node: stdProps.node,
+        vmid: stdProps.vmid,
+        feature: { type: "string", enum: ["snapshot", "clone", "copy"] },
+        snapname: { type: "string", optional: true },
+      },
+      permission: audit,
+      handler: ({ params }) => {
+        const g = sim.guestOn(String(params.node), Number(params.vmid));
+        const snap = typeof params.snapname === "string" ? params.snapname : undefined;
+        if (snap !== undefined && !g.snapshots.has(snap)) throw dieError(`snapshot '${snap}' does not exist`);
+        return { hasFeature: params.feature === "snapshot" && g.noSnapshotFeature ? "" : 1 };
+      },
+    },
+    {
       method: "GET",
       path: "/nodes/{node}/lxc/{vmid}/status/current",
       schema: { node: stdProps.node, vmid: stdProps.vmid },

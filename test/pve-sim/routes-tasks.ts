@@ -18,8 +18,9 @@ function userFields(taskUser: string): { user: string; tokenid?: string } {
   return tok ? { user: tok.userid, tokenid: tok.tokenName } : { user: taskUser };
 }
 
+/** PVE::UPID `normalize_status_type`: no status yet, and an `exit(-1)` ("unexpected status"), are unknown. */
 function statusType(t: Task): "ok" | "warning" | "error" | "unknown" {
-  if (t.running || !t.exitstatus) return "unknown";
+  if (t.running || !t.exitstatus || t.exitstatus === "unexpected status") return "unknown";
   if (t.exitstatus === "OK") return "ok";
   if (/^WARNINGS: \d+$/.test(t.exitstatus)) return "warning";
   return "error";
@@ -150,11 +151,14 @@ export function taskRoutes(sim: PveSimulator): Route[] {
           typeof params.statusfilter === "string" ? new Set(params.statusfilter.split(/[,;\s]+/)) : undefined;
         const userfilter =
           typeof params.userfilter === "string" ? params.userfilter.toLowerCase() : undefined;
+        // Tasks.pm `index`: the filter sees an active task's UPID user as it is (`user@realm!token`), an
+        // archived one's after `$convert_token_task` (the split `user`).
         const list = sim.taskRegistry.all.filter((t) => {
           if (t.node !== node) return false;
           if (source === "archive" && t.running) return false;
           if (source === "active" && !t.running) return false;
-          if (userfilter && !t.user.toLowerCase().includes(userfilter)) return false;
+          const listedUser = t.running ? t.user : userFields(t.user).user;
+          if (userfilter && !listedUser.toLowerCase().includes(userfilter)) return false;
           if (!auditor && !ownsTask(t.user, user)) return false;
           if (params.typefilter !== undefined && t.type !== params.typefilter) return false;
           if (params.vmid !== undefined && t.id !== String(params.vmid)) return false;
@@ -168,8 +172,9 @@ export function taskRoutes(sim: PveSimulator): Route[] {
         list.sort((a, b) => b.starttime - a.starttime || b.pid - a.pid);
         ctx.attrs.total = list.length;
         const start = Number(params.start ?? 0);
+        // `return 1 if $limit <= 0`: unlike a task log's, a task list's limit=0 lists nothing.
         const limit = Number(params.limit ?? 50);
-        return list.slice(start, limit === 0 ? undefined : start + limit).map((t) => ({
+        return list.slice(start, start + limit).map((t) => ({
           upid: t.upid,
           node: t.node,
           pid: t.pid,
@@ -177,8 +182,10 @@ export function taskRoutes(sim: PveSimulator): Route[] {
           starttime: t.starttime,
           type: t.type,
           id: t.id,
-          ...userFields(t.user),
-          ...(t.running ? {} : { endtime: t.endtime, status: t.exitstatus }),
+          // An active task is read from the active-workers file unconverted, its status set to RUNNING.
+          ...(t.running
+            ? { user: t.user, status: "RUNNING" }
+            : { ...userFields(t.user), endtime: t.endtime, status: t.exitstatus }),
         }));
       },
     },

@@ -156,8 +156,6 @@ export function vzdumpRoutes(sim: PveSimulator): Route[] {
         for (const k of ["all", "exclude", "pool"])
           if (raw[k] !== undefined && params[k] !== 0 && raw.vmid)
             throw paramError({ [k]: "option conflicts with option 'vmid'" });
-        if (raw["prune-backups"] !== undefined && params.remove === 0)
-          throw paramError({ "prune-backups": "option conflicts with option 'remove'" });
         if (!(params.all || params.stop || raw.pool) && !raw.vmid)
           throw paramError({ vmid: "property is missing" });
         if (raw["notes-template"] !== undefined) {
@@ -219,6 +217,9 @@ export function vzdumpRoutes(sim: PveSimulator): Route[] {
           protected: Boolean(params.protected),
           remove: params.remove === undefined ? true : Boolean(params.remove),
           ...(keep && typeof keep !== "string" ? { pruneBackups: keep } : {}),
+          ...(raw["notification-mode"] ? { notificationMode: raw["notification-mode"] } : {}),
+          ...(raw.mailnotification ? { mailnotification: raw.mailnotification } : {}),
+          ...(raw.mailto ? { mailto: raw.mailto.split(/[,;\s]+/).filter(Boolean) } : {}),
           cmdline: commandLine(raw),
           user,
         });

@@ -102,6 +102,16 @@ export interface VzdumpRun {
   bytesWritten?: number;
 }
 
+/** One VZDump.pm `send_notification`: through the notification system, or mailed directly (legacy-sendmail). */
+export interface VzdumpNotification {
+  upid: string;
+  severity: "info" | "error";
+  via: "notification-system" | "sendmail";
+  /** The recipients of a direct mail. */
+  to?: string[];
+  statusText: string;
+}
+
 const DEFAULT_VERSION = { version: "9.2.0", release: "9.2", repoid: "5a7b1c9e2d3f4a60" };
 
 export class PveSimulator {
@@ -118,6 +128,10 @@ export class PveSimulator {
   readonly taskRegistry: TaskRegistry;
   readonly faults: Faults;
   readonly vzdumpRuns: VzdumpRun[] = [];
+  /** Every notification vzdump sent (VZDump.pm `send_notification`). */
+  readonly notifications: VzdumpNotification[] = [];
+  /** The node's /etc/vzdump.conf defaults that decide how vzdump notifies (`mailto`, `mailnotification`). */
+  readonly vzdumpConf: { mailto?: string[]; mailnotification?: "always" | "failure" } = {};
   readonly nodeLocks = new Map<string, NodeLock>();
   readonly opts: Required<
     Omit<PveSimulatorOptions, "dataDir" | "onGuestStop" | "onGuestStart" | "extraNodes" | "clusterName">

@@ -58,8 +58,13 @@ export interface TaskHang {
 export interface TaskFailure {
   match: (t: Task) => boolean;
   message: string;
-  /** "fail": the step fails with the message; "warn": a `WARN:` line is logged and the task goes on. */
-  kind: "fail" | "warn";
+  /**
+   * "fail": the step fails with the message; "warn": a `WARN:` line is logged and the task goes on;
+   * "grant-lock-on-stop": a vzdump waiting for the node lock is granted it as its stop request lands;
+   * "snapshot-fail": a vzdump's storage snapshot fails with the message; "notes-fail": writing its notes
+   * fails with the message (a warning).
+   */
+  kind: "fail" | "warn" | "grant-lock-on-stop" | "snapshot-fail" | "notes-fail";
 }
 
 interface Internal {

@@ -29,8 +29,38 @@ export interface VzdumpJob {
   protected: boolean;
   remove: boolean;
   pruneBackups?: KeepOptions;
+  notificationMode?: string;
+  mailnotification?: string;
+  mailto?: string[];
   cmdline: string;
   user: string;
+}
+
+/**
+ * VZDump.pm `send_notification`: `mailto` and `mailnotification` fall back to /etc/vzdump.conf (VZDump->new
+ * fills unset options from it). `auto` mails directly when a mailto is configured, else it goes through
+ * the notification system; `legacy-sendmail` only ever mails, and only when a mailto is configured (the
+ * policy `failure` skips successes); `notification-system` always notifies (severity info or error).
+ */
+function sendNotification(
+  sim: PveSimulator,
+  job: VzdumpJob,
+  upid: string,
+  outcome: { failed: boolean; err?: string },
+): void {
+  const mailto = job.mailto ?? sim.vzdumpConf.mailto;
+  const policy = job.mailnotification ?? sim.vzdumpConf.mailnotification ?? "always";
+  const mode = job.notificationMode ?? "auto";
+  const { failed, err } = outcome;
+  const severity = failed ? "error" : "info";
+  const statusText = failed ? `backup failed${err ? `: ${err}` : ""}` : "backup successful";
+  const email = mailto !== undefined && mailto.length > 0;
+  if ((mode === "auto" && email) || mode === "legacy-sendmail") {
+    if (email && (policy === "always" || (policy === "failure" && failed)))
+      sim.notifications.push({ upid, severity, via: "sendmail", to: mailto, statusText });
+  } else {
+    sim.notifications.push({ upid, severity, via: "notification-system", statusText });
+  }
 }
 
 const LOCKFILE = "/var/run/vzdump.lock";
@@ -86,16 +116,29 @@ export function vzdumpWorker(sim: PveSimulator, job: VzdumpJob): TaskWorker {
     // getlock: flock with an alarm of lockwait minutes
     if (!lock.tryAcquire(ctx.upid)) {
       if (job.lockwait === 0) {
-        // getlock dies, the API worker catches it, mails and exit(-1)s: no TASK line
+        // getlock dies, the API worker catches it, notifies and exit(-1)s: no TASK line
         await ctx.log(`ERROR: can't acquire lock '${LOCKFILE}' (wait = 0)`);
+        sendNotification(sim, job, ctx.upid, {
+          failed: true,
+          err: `can't acquire lock '${LOCKFILE}' (wait = 0)`,
+        });
         throw new TaskExit();
       }
       await ctx.log("INFO: trying to get global lock - waiting...");
       const got = await lock.acquire(ctx.upid, job.lockwait * sim.opts.lockwaitScaleMs, ctx.signal);
+      if (
+        !got &&
+        ctx.signal.aborted &&
+        sim.taskRegistry.takeFailure(ctx.task, "grant-lock-on-stop") !== undefined
+      )
+        return grantedWhileStopped(sim, job, ctx, lock);
       if (!got) {
-        await ctx.log(
-          `ERROR: can't acquire lock '${LOCKFILE}' - ${ctx.signal.aborted ? "interrupted by signal" : "got timeout"}`,
-        );
+        const why = ctx.signal.aborted ? "interrupted by signal" : "got timeout";
+        await ctx.log(`ERROR: can't acquire lock '${LOCKFILE}' - ${why}`);
+        sendNotification(sim, job, ctx.upid, {
+          failed: true,
+          err: `can't acquire lock '${LOCKFILE}' - ${why}`,
+        });
         throw new TaskExit(); // exit(-1): no TASK line, exitstatus "unexpected status"
       }
       await ctx.log("INFO: got global lock");
@@ -124,15 +167,42 @@ export function vzdumpWorker(sim: PveSimulator, job: VzdumpJob): TaskWorker {
         }
         if (outcome === "error") errors++;
       }
+      // exec_backup notifies once every guest is done, before it dies with "job errors"
       if (errors) {
         await ctx.log("INFO: Backup job finished with errors");
+        sendNotification(sim, job, ctx.upid, { failed: true });
         throw new TaskError("job errors");
       }
       await ctx.log("INFO: Backup job finished successfully");
+      sendNotification(sim, job, ctx.upid, { failed: false });
     } finally {
       lock.release(ctx.upid);
     }
   };
+}
+
+/**
+ * The lock race (faults.grantLockOnStop): flock returned just as the stop request's SIGTERM was sent. The
+ * job starts, the guest's backup takes `lock: backup` (VZDump.pm `exec_backup_task`, LXC.pm `lock_vm`),
+ * the signal's die lands there and the clean-up hangs (a storage command that does not return) until
+ * pvedaemon's SIGKILL 5 s later (RESTEnvironment.pm `check_worker`): no TASK line, the lock stays.
+ */
+async function grantedWhileStopped(
+  sim: PveSimulator,
+  job: VzdumpJob,
+  ctx: TaskContext,
+  lock: ReturnType<PveSimulator["nodeLock"]>,
+): Promise<never> {
+  lock.handOver(ctx.upid);
+  const say = (line: string) => ctx.log(line).catch(() => {}); // the interrupt is delivered at the first
+  await say("INFO: got global lock");
+  await say(`INFO: starting new backup job: ${job.cmdline}`);
+  const vmid = job.vmids[0]!;
+  await say(`INFO: Starting Backup of VM ${vmid} (lxc)`);
+  const g = sim.guests.get(vmid);
+  if (g) g.lock = "backup";
+  await say(`ERROR: Backup of VM ${vmid} failed - interrupted by signal`);
+  return new Promise<never>(() => {});
 }
 
 /** exec_backup_task for one LXC guest: "error" is logged and the job goes on; "interrupted" ends the job. */
@@ -263,6 +333,12 @@ async function backupGuest(
       await log("INFO", "create storage snapshot 'vzdump'");
       g.lock = "snapshot";
       await sleep(sim.opts.snapshotDelayMs);
+      const snapshotFailure = sim.taskRegistry.takeFailure(ctx.task, "snapshot-fail");
+      if (snapshotFailure !== undefined) {
+        fileLines.push("snapshot create failed: starting cleanup");
+        await ctx.log("snapshot create failed: starting cleanup");
+        throw new Error(snapshotFailure);
+      }
       const path = sim.volumes.snapshotPath(`vzdump-${vmid}-${Date.now()}`);
       const t0 = Date.now();
       await sim.volumes.snapshot(g.rootDir, path, true);
@@ -323,13 +399,15 @@ async function backupGuest(
     await log("INFO", `archive file size: ${formatSize((await stat(target)).size)}`);
     if (job.notesTemplate) {
       await log("INFO", "adding notes to backup");
+      const notesFailure = sim.taskRegistry.takeFailure(ctx.task, "notes-fail");
       const notes = expandNotes(job.notesTemplate, {
         cluster: sim.opts.clusterName ?? "standalone node",
         guestname: hostnameOf(g),
         node: job.node,
         vmid: String(vmid),
       });
-      await writeFile(`${target}.notes`, notes);
+      if (notesFailure === undefined) await writeFile(`${target}.notes`, notes);
+      else await log("WARN", `unable to add notes - ${notesFailure}`);
     }
     if (job.protected) {
       await log("INFO", "marking backup as protected");

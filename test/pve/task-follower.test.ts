@@ -147,7 +147,7 @@ describe("pve task follower bookkeeping", () => {
     };
   }
 
-  async function waitsOf(task: ReturnType<typeof stagedTask>): Promise<number[]> {
+  async function waitsOf(task: ReturnType<typeof stagedTask>, isUrgent?: () => boolean): Promise<number[]> {
     const waits: number[] = [];
     const record = async (ms: number) => {
       waits.push(ms);
@@ -157,9 +157,27 @@ describe("pve task follower bookkeeping", () => {
       minIntervalMs: 100,
       maxIntervalMs: 1_000,
       backoff: 2,
+      ...(isUrgent ? { isUrgent } : {}),
     });
     return waits;
   }
+
+  it("backs off once the caller says nothing waits any more, though no phase relieved it (a task stalled before the snapshot)", async () => {
+    let polls = 0;
+    const waits = await waitsOf(
+      stagedTask(
+        [
+          [1, "INFO: starting new backup job: vzdump 100 --storage bk"],
+          [1, "INFO: including mount point rootfs ('/') in backup"],
+          [30, "TASK ERROR: interrupted by signal"],
+        ],
+        30,
+      ),
+      () => ++polls <= 5, // the stacks were resumed at a deadline after the fifth poll
+    );
+    expect(waits.slice(0, 4).every((w) => w === 100)).toBe(true);
+    expect(Math.max(...waits.slice(5))).toBe(1_000);
+  });
 
   it("polls a vzdump task at the fast interval until the services may resume, then backs off", async () => {
     const waits = await waitsOf(

@@ -86,6 +86,24 @@ describe("pve vzdump log phase recogniser", () => {
     expect(phases.at(-1)).toEqual({ phase: "snapshot-created", confirmedBy: "task-ended" });
   });
 
+  it("takes PVE's unprefixed 'snapshot create failed' after the create step for a failed snapshot, not a taken one", () => {
+    // AbstractConfig.pm snapshot_create: a plain warn, the clean-up's own output, then the guest fails.
+    const { phases } = run(
+      [
+        ...SNAPSHOT_LOG.slice(0, 9),
+        "snapshot create failed: starting cleanup",
+        '  Logical volume "snap_vm-100-disk-0_vzdump" successfully removed.',
+        "ERROR: Backup of VM 100 failed - lvcreate snapshot 'pve/snap_vm-100-disk-0_vzdump' error: no space",
+        "INFO: Failed at 2025-01-01 02:00:03",
+        "INFO: Backup job finished with errors",
+        "TASK ERROR: job errors",
+      ],
+      true,
+    );
+    expect(names(phases)).not.toContain("snapshot-created");
+    expect(names(phases)).toContain("snapshot-failed");
+  });
+
   it("recognises a stop-mode backup: stopping, restarting and online again", () => {
     const { phases } = run([
       "INFO: starting new backup job: vzdump 100 --mode stop --storage bk",

@@ -13,6 +13,8 @@ describe("pve vzdump parameter builder", () => {
         notesTemplate: "felhom b-1 {{guestname}}",
         protected: false,
         remove: false,
+        notificationMode: "legacy-sendmail",
+        mailNotification: "failure",
       }),
     ).toEqual({
       vmid: "100",
@@ -23,6 +25,8 @@ describe("pve vzdump parameter builder", () => {
       "notes-template": "felhom b-1 {{guestname}}",
       protected: "0",
       remove: "0",
+      "notification-mode": "legacy-sendmail",
+      mailnotification: "failure",
     });
   });
 

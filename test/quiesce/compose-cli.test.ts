@@ -34,14 +34,13 @@ describe("compose up argv", () => {
     ).toEqual(["docker", "compose", "-p", "p", "-f", "/w/c.yaml", "up", "-d", "db", "app"]);
   });
 
-  it("passes the env files and profiles the stack was started with, before the subcommand", () => {
+  it("passes the env files the stack was started with, before the subcommand", () => {
     expect(
       composeUpArgv(v2, {
         project: "p",
         workingDir: "/w",
         configFiles: ["/w/a.yml", "/w/b.yml"],
         environmentFiles: ["/w/prod.env"],
-        profiles: ["debug", "metrics"],
       }),
     ).toEqual([
       "docker",
@@ -54,19 +53,9 @@ describe("compose up argv", () => {
       "/w/b.yml",
       "--env-file",
       "/w/prod.env",
-      "--profile",
-      "debug",
-      "--profile",
-      "metrics",
       "up",
       "-d",
     ]);
-  });
-
-  it("refuses a profile name that would be read as an option", () => {
-    expect(() =>
-      composeUpArgv(v2, { project: "p", workingDir: "/w", configFiles: [], profiles: ["--build"] }),
-    ).toThrow(/invalid compose profile name/);
   });
 
   it("refuses a service name that would be read as an option", () => {

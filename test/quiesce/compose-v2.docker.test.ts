@@ -44,7 +44,7 @@ async function states(): Promise<Record<string, string>> {
     "--format",
     '{{.Label "com.docker.compose.service"}} {{.State}}',
   );
-  return Object.fromEntries(out.split("\n").map((l) => l.split(" ") as [string, string]));
+  return Object.fromEntries(out ? out.split("\n").map((l) => l.split(" ") as [string, string]) : []);
 }
 
 async function removeProject(): Promise<void> {
@@ -79,10 +79,26 @@ services:
       db: { condition: service_healthy, restart: true }
       migrate: { condition: service_completed_successfully }
       loadgen: { condition: service_started, required: false }
+  worker:
+    image: local/busybox:1.35
+    command: ${SLEEPER}
+    profiles: [prod, debug]
   debugger:
     image: local/busybox:1.35
     command: ${SLEEPER}
     profiles: [debug]
+  adminer:
+    image: local/busybox:1.35
+    command: ${SLEEPER}
+    profiles: [tools]
+  pgbouncer:
+    image: local/busybox:1.35
+    command: ${SLEEPER}
+    profiles: [tools]
+  oldjob:
+    image: local/busybox:1.35
+    command: ${SLEEPER}
+    profiles: [maint]
   loadgen:
     image: local/busybox:1.35
     command: ${SLEEPER}
@@ -100,7 +116,9 @@ services:
   await writeFile(join(dir, ".env"), "GREETING=from-dotenv\n");
   await writeFile(join(dir, "prod.env"), "GREETING=from-prod-env\n");
   files = [join(dir, "compose.yaml"), join(dir, "compose.override-prod.yaml")];
-  await composeV2("--env-file", join(dir, "prod.env"), "--profile", "debug", "up", "-d", "--wait");
+  await composeV2("--env-file", join(dir, "prod.env"), "--profile", "prod", "up", "-d", "--wait");
+  // Named on its own: compose starts it without activating its profile (pgbouncer stays down).
+  await composeV2("--env-file", join(dir, "prod.env"), "up", "-d", "adminer");
   // A one-off next to the stack: neither quiesced nor brought back.
   await composeV2("run", "-d", "--no-deps", "--name", `${project}-oneoff`, "cache");
 }, 180_000);
@@ -114,12 +132,13 @@ afterAll(async () => {
 describeDocker("compose v2 stacks (Debian 13's engine and compose plugin)", () => {
   it("are discovered with v2 names, label edges, every file and the env file, without the one-off", async () => {
     expect(await states()).toEqual({
+      adminer: "running",
       app: "running",
       cache: "running",
       db: "running",
-      debugger: "running",
       migrate: "exited",
       proxy: "running",
+      worker: "running",
     });
     expect(
       await docker("ps", "--filter", `label=com.docker.compose.project=${project}`, "--format", "{{.Names}}"),
@@ -133,12 +152,13 @@ describeDocker("compose v2 stacks (Debian 13's engine and compose plugin)", () =
     expect(st.configFiles).toEqual(files);
     expect(st.environmentFiles).toEqual([join(dir, "prod.env")]);
     expect(Object.fromEntries(st.services.map((s) => [s.name, s.dependsOn]))).toEqual({
+      adminer: [],
       app: ["db", "migrate"],
       cache: [],
       db: [],
-      debugger: [],
       migrate: [],
       proxy: ["app"],
+      worker: [],
     });
     // The one-off is no service's container; the exited init service is in the plan but left alone.
     const planned = plan.levels.flat();
@@ -163,11 +183,12 @@ describeDocker("compose v2 stacks (Debian 13's engine and compose plugin)", () =
       const report = await handle.resume();
       expect(report.finished).toBe(true);
       expect(report.resumed.map((r) => r.service).sort()).toEqual([
+        "adminer",
         "app",
         "cache",
         "db",
-        "debugger",
         "proxy",
+        "worker",
       ]);
     } finally {
       rec.stop();
@@ -183,25 +204,49 @@ describeDocker("compose v2 stacks (Debian 13's engine and compose plugin)", () =
     expect(starts).not.toContain("migrate");
   });
 
-  it("come back after a restore with the same files, env file and profiles, and no inactive profile", {
+  it("come back after a restore with the same files and env file, and exactly the profiled services that ran", {
     timeout: 180_000,
   }, async () => {
     const stateDir = join(dir, "state-restore");
     await mkdir(stateDir);
-    await prepareQuiesce({ engine, stateDir }, { projects: [project] }); // records the registry
+    // A maintenance job that ran once and is gone by the time of the backup: not brought back.
+    await composeV2("--env-file", join(dir, "prod.env"), "up", "-d", "oldjob");
+    await prepareQuiesce({ engine, stateDir }, { projects: [project] });
+    await docker("rm", "-f", `${project}-oldjob-1`);
+    await prepareQuiesce({ engine, stateDir }, { projects: [project] }); // the registry a backup leaves
     // A restored copy whose engine starts empty: only the registry and the files are left.
     await removeProject();
     const outcomes = await bringStacksUp({ engine, stateDir, log: silentLogger() });
     expect(outcomes).toEqual([{ project, outcome: "started" }]);
     expect(await states()).toEqual({
+      adminer: "running",
       app: "running",
       cache: "running",
       db: "running",
-      debugger: "running",
       migrate: "exited",
       proxy: "running",
+      worker: "running",
     });
     expect(await docker("exec", `${project}-app-1`, "sh", "-c", "echo $GREETING")).toBe("from-prod-env");
     expect(await docker("inspect", "-f", "{{.State.ExitCode}}", `${project}-migrate-1`)).toBe("0");
+  });
+
+  it("do not come back misconfigured when an env file they were started with is gone", {
+    timeout: 120_000,
+  }, async () => {
+    const stateDir = join(dir, "state-envfile");
+    await mkdir(stateDir);
+    await prepareQuiesce({ engine, stateDir }, { projects: [project] });
+    await removeProject();
+    await rm(join(dir, "prod.env"));
+    const outcomes = await bringStacksUp({ engine, stateDir, log: silentLogger() });
+    expect(outcomes).toEqual([
+      {
+        project,
+        outcome: "failed",
+        message: `env file ${join(dir, "prod.env")} does not exist (the stack was started with it)`,
+      },
+    ]);
+    expect(await states()).toEqual({});
   });
 });

@@ -16,7 +16,10 @@ let stack: TestStack | undefined;
 
 function dockerdPid(): number | undefined {
   try {
-    const out = execFileSync("pgrep", ["-x", "dockerd"], { encoding: "utf8" }).trim();
+    // This network namespace's dockerd only: a side leg's (test/docker/leg.sh) runs in its own.
+    const out = execFileSync("pgrep", ["--ns", String(process.pid), "--nslist", "net", "-x", "dockerd"], {
+      encoding: "utf8",
+    }).trim();
     return out ? Number(out.split("\n")[0]) : undefined;
   } catch {
     return undefined;

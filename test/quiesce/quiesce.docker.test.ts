@@ -17,7 +17,8 @@ import {
 import { resumeFromJournal } from "../../agent/quiesce/resume-from-journal.ts";
 import { StackRegistry } from "../../agent/quiesce/stack-registry.ts";
 import { stackWarnings } from "../../agent/quiesce/stack-warnings.ts";
-import { composeLeg, describeDocker } from "../support/docker.ts";
+import { composeLeg } from "../support/compose.ts";
+import { describeDocker } from "../support/docker.ts";
 import {
   docker,
   execIn,

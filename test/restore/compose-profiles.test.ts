@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { profilesOfServices } from "../../agent/restore/compose-profiles.ts";
+import { profiledServices } from "../../agent/restore/compose-profiles.ts";
 
 const file = `
 services:
@@ -7,22 +7,26 @@ services:
   debugger: { image: x, profiles: [debug] }
   grafana: { image: x, profiles: ["metrics", "ops"] }
   loadgen: { image: x, profiles: [bench] }
+  empty: { image: x, profiles: [] }
 `;
 
-describe("the profiles a stack ran with", () => {
-  it("are those of the services that had containers, and no others", () => {
-    expect(profilesOfServices([file], ["web", "debugger", "grafana"])).toEqual(["debug", "metrics", "ops"]);
+describe("the profiled services of a stack", () => {
+  it("are those among the given services that belong to a profile", () => {
+    expect(profiledServices([file], ["web", "debugger", "grafana", "empty"])).toEqual([
+      "debugger",
+      "grafana",
+    ]);
   });
 
-  it("are none for a stack without profiled services", () => {
-    expect(profilesOfServices([file], ["web"])).toEqual([]);
+  it("are none when only default services ran", () => {
+    expect(profiledServices([file], ["web"])).toEqual([]);
   });
 
-  it("merge over several -f files and survive an unparsable one", () => {
+  it("merge over several -f files, skip an unparsable one, and ignore services no file defines", () => {
     const override = "services:\n  web: { profiles: [frontend] }\n";
-    expect(profilesOfServices([file, "::: not yaml", override], ["web", "loadgen"])).toEqual([
-      "bench",
-      "frontend",
+    expect(profiledServices([file, "a: [unclosed", override], ["web", "loadgen", "gone"])).toEqual([
+      "loadgen",
+      "web",
     ]);
   });
 });

@@ -87,13 +87,8 @@ describeDocker("restore: a restored copy under the daemon (pve sim + real docker
       { url: hub.url, credential: "hub-secret" },
     );
     const copyStarted = Date.now();
-    // The copy's own boot time: this machine stands for both guests (the one documented test seam).
-    process.env.FELHOM_TEST_LOCAL_FACTS = JSON.stringify({ bootedAtMs: restored.startedAt });
-    try {
-      daemon = spawnAgent(config, ["run"]);
-    } finally {
-      delete process.env.FELHOM_TEST_LOCAL_FACTS;
-    }
+    // The copy's own boot time: this machine stands for both guests (the test-only entry point).
+    daemon = spawnAgent(config, ["run"], "pipe", { bootedAtMs: restored.startedAt });
     let output = "";
     daemon.stdout?.on("data", (c: Buffer) => {
       output += c.toString();
@@ -134,7 +129,8 @@ describeDocker("restore: a restored copy under the daemon (pve sim + real docker
     });
 
     const status = await hub.sendCommand({ name: "status.get", params: {} });
-    expect(status).toMatchObject({ ok: true, data: { identity: { state: "restored-copy", vmid: null } } });
+    // The CT the identity names is the one the warnings name: its original (PROTOCOL.md, hello).
+    expect(status).toMatchObject({ ok: true, data: { identity: { state: "restored-copy", vmid: 101 } } });
     const refused = await hub.sendCommand({ name: "backup.run", params: { mode: "snapshot" } });
     expect(refused).toMatchObject({
       ok: false,

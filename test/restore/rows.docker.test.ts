@@ -251,24 +251,12 @@ describeDocker("restore: the start-up decision, row by row (pve sim + real docke
     const enroll = async (tokenId: string, secret: string) => {
       const file = join(dir, `secret-${tokenId.replace(/\W/g, "_")}`);
       await writeFile(file, secret, { mode: 0o600 });
-      process.env.FELHOM_TEST_LOCAL_FACTS = JSON.stringify({
-        macs: [newMac],
-        bootedAtMs: restored.startedAt,
-      });
-      let child: ChildProcess;
-      try {
-        child = spawnAgent(config, [
-          "enroll",
-          "--vmid",
-          "201",
-          "--token-id",
-          tokenId,
-          "--token-secret-file",
-          file,
-        ]);
-      } finally {
-        delete process.env.FELHOM_TEST_LOCAL_FACTS;
-      }
+      const child = spawnAgent(
+        config,
+        ["enroll", "--vmid", "201", "--token-id", tokenId, "--token-secret-file", file],
+        "pipe",
+        { macs: [newMac], bootedAtMs: restored.startedAt },
+      );
       children.push(child);
       let out = "";
       child.stdout?.on("data", (c: Buffer) => {
@@ -295,13 +283,7 @@ describeDocker("restore: the start-up decision, row by row (pve sim + real docke
     expect((await stat(enrollment.tokenSecretFile)).mode & 0o777).toBe(0o600);
 
     // The daemon starts with the enrolled token: verified as CT 201, and that is a normal start now.
-    process.env.FELHOM_TEST_LOCAL_FACTS = JSON.stringify({ macs: [newMac], bootedAtMs: restored.startedAt });
-    let daemon: ChildProcess;
-    try {
-      daemon = spawnAgent(config, ["run"]);
-    } finally {
-      delete process.env.FELHOM_TEST_LOCAL_FACTS;
-    }
+    const daemon = spawnAgent(config, ["run"], "pipe", { macs: [newMac], bootedAtMs: restored.startedAt });
     children.push(daemon);
     const line = JSON.parse(await waitForLine(daemon, /felhom-guest is running/, 60_000));
     expect(line.identity).toBe("verified");

@@ -67,6 +67,27 @@ describeDocker("snapshots (pve sim + real docker)", () => {
     h.sim.setGuestLock(101, undefined);
   });
 
+  it("refuses before any downtime a snapshot PVE would refuse in its task: no snapshot feature, a name already used", async () => {
+    h = await startGuestHarness();
+    const journal = () => QuiesceJournal.open(journalPath(h!.stateDir));
+    h.sim.getGuest(101)!.noSnapshotFeature = true;
+    expect(await createSnapshot(h.deps(), "no-feature")).toMatchObject({
+      ok: false,
+      failure: { code: "snapshot_unsupported", stacksResumed: true },
+    });
+    expect(await journal()).toBeUndefined();
+    h.sim.getGuest(101)!.noSnapshotFeature = false;
+    expect(await createSnapshot(h.deps(), "twice")).toMatchObject({ ok: true });
+    const quiesces = (await journal())?.data.backupId;
+    expect(await createSnapshot(h.deps(), "twice")).toMatchObject({
+      ok: false,
+      failure: { code: "snapshot_exists", stacksResumed: true },
+    });
+    // Nothing was quiesced for either refusal: the journal is still the one good snapshot's.
+    expect((await journal())?.data.backupId).toBe(quiesces);
+    expect(h.sim.tasks.list().filter((t) => t.type === "vzsnapshot")).toHaveLength(1);
+  });
+
   it("resumes the stacks when the CLI is interrupted (Ctrl-C, twice) while the snapshot is being taken, and says so", async () => {
     h = await startGuestHarness();
     const before = await h.running();

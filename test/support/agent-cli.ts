@@ -1,6 +1,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { LocalFactsOverride } from "./cli-with-local-facts.ts";
 import type { GuestHarness } from "./guest-harness.ts";
 
 /**
@@ -47,8 +48,11 @@ const repoRoot = new URL("../../", import.meta.url).pathname;
 
 /**
  * A config whose PVE (127.0.0.1:1, TLS unchecked) is never reached: for the CLI's checks that come before
- * or without PVE. The hub section is written when `hubUrl` is given; `state_dir` exists unless `stateDir`
- * names another path.
+ * or without PVE, and for runs that must end, or be judged, before anything is dialled. The hub section is
+ * written when `hubUrl` is given; `state_dir` is created (`dir`/state) unless `stateDir` names another
+ * path; `lines` adds top-level sections (not `state_dir`); `pveTls` replaces `pve.tls`;
+ * `pveRequestTimeoutSeconds` sets `pve.request_timeout_seconds`. Its 0600 PVE token secret is
+ * `dir`/pve.secret, the hub credential `dir`/hub.credential.
  */
 export async function writeOfflineConfig(
   dir: string,
@@ -58,6 +62,8 @@ export async function writeOfflineConfig(
     hubCredential?: string;
     hubCredentialMode?: number;
     stateDir?: string;
+    lines?: string[];
+    pveRequestTimeoutSeconds?: number;
   } = {},
 ): Promise<string> {
   const pveSecret = join(dir, "pve.secret");
@@ -75,8 +81,10 @@ export async function writeOfflineConfig(
       '  token_id: "agent-101@pve!backup"',
       `  token_secret_file: ${pveSecret}`,
       `  tls: ${o.pveTls ?? "{ insecure: true }"}`,
+      ...(o.pveRequestTimeoutSeconds ? [`  request_timeout_seconds: ${o.pveRequestTimeoutSeconds}`] : []),
       "backup:",
       "  storage: bk",
+      ...(o.lines ?? []),
       ...(o.hubUrl ? ["hub:", `  url: ${o.hubUrl}`, `  credential_file: ${credential}`] : []),
       `state_dir: ${stateDir}`,
       "",
@@ -103,13 +111,22 @@ export function runCli(
   });
 }
 
-/** Starts `felhom-guest --config FILE ARGS…`; stdout is piped so a test can watch the progress. */
+/**
+ * Starts `felhom-guest --config FILE ARGS…`; stdout is piped so a test can watch the progress. With
+ * `localFacts`, the child stands for another guest on this machine (its own MACs, hostname or boot time),
+ * through the test-only entry point.
+ */
 export function spawnAgent(
   configFile: string,
   args: string[],
   stdout: "pipe" | "inherit" = "pipe",
+  localFacts?: LocalFactsOverride,
 ): ChildProcess {
-  return spawn(process.execPath, ["--import", "tsx", "agent/cli/main.ts", "--config", configFile, ...args], {
+  const entry =
+    localFacts === undefined
+      ? ["agent/cli/main.ts"]
+      : ["test/support/cli-with-local-facts.ts", JSON.stringify(localFacts)];
+  return spawn(process.execPath, ["--import", "tsx", ...entry, "--config", configFile, ...args], {
     cwd: repoRoot,
     stdio: ["ignore", stdout, stdout === "inherit" ? "inherit" : "pipe"],
   });

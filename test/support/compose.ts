@@ -3,6 +3,16 @@ import { promisify } from "node:util";
 
 const run = promisify(execFile);
 
+/**
+ * The compose the Docker suites run on: the guests' v2 plugin, or v1 on the older platform's leg
+ * (test/docker/leg.sh debian12 sets FELHOM_COMPOSE_LEG=v1 there).
+ */
+export const composeLeg: "v1" | "v2" = process.env.FELHOM_COMPOSE_LEG === "v1" ? "v1" : "v2";
+
+/** How test setup runs compose: the plugin (a machine may have no `docker-compose` binary), or v1's binary. */
+export const composeArgv: readonly string[] =
+  composeLeg === "v1" ? ["docker-compose"] : ["/usr/bin/docker", "compose"];
+
 /** Test setup talks to Docker through the CLI, independent of the agent's own adapters under test. */
 export async function docker(...args: string[]): Promise<string> {
   const { stdout } = await run("/usr/bin/docker", args, { maxBuffer: 64 * 1024 * 1024 });
@@ -10,7 +20,8 @@ export async function docker(...args: string[]): Promise<string> {
 }
 
 export async function compose(project: string, dir: string, ...args: string[]): Promise<string> {
-  const { stdout } = await run("docker-compose", ["-p", project, ...args], {
+  const [cmd, ...pre] = composeArgv;
+  const { stdout } = await run(cmd!, [...pre, "-p", project, ...args], {
     cwd: dir,
     maxBuffer: 16 * 1024 * 1024,
   });

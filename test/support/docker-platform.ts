@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { dirname, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import Docker from "dockerode";
 
@@ -39,9 +39,17 @@ export async function dockerPlatformProblem(): Promise<string | undefined> {
   return undefined;
 }
 
-/** Root on Debian with apt: setup.sh can install the engine from Debian's packages. */
+/**
+ * Root on Debian with apt, and the local engine meant (no DOCKER_HOST: whoever points at another engine
+ * wants that one, not a local install): setup.sh can install the engine from Debian's packages.
+ */
 export function canSetUpHere(): boolean {
-  return process.getuid?.() === 0 && existsSync("/etc/debian_version") && existsSync("/usr/bin/apt-get");
+  return (
+    process.env.DOCKER_HOST === undefined &&
+    process.getuid?.() === 0 &&
+    existsSync("/etc/debian_version") &&
+    existsSync("/usr/bin/apt-get")
+  );
 }
 
 /**
@@ -51,7 +59,8 @@ export function canSetUpHere(): boolean {
 export async function ensureDockerPlatform(say: (line: string) => void): Promise<string | undefined> {
   const problem = await dockerPlatformProblem();
   if (!problem) return undefined;
-  const command = `bash ${SETUP_SCRIPT}`;
+  const where = relative(process.cwd(), SETUP_SCRIPT);
+  const command = `bash ${where.startsWith("..") ? SETUP_SCRIPT : where}`;
   if (!canSetUpHere()) return `${problem}; as root on Debian, run: ${command}`;
   say(
     `${problem}: running ${command} first (Debian 13's docker.io and compose v2, dockerd, the local images; a few minutes on a fresh machine)`,

@@ -25,12 +25,6 @@ if (unreachable && dockerRequired) {
   );
 }
 
-/**
- * The compose the Docker suites run on: the guests' v2 plugin, or v1 on the older platform's leg
- * (test/docker/legacy.sh sets FELHOM_COMPOSE_LEG=v1 there).
- */
-export const composeLeg: "v1" | "v2" = process.env.FELHOM_COMPOSE_LEG === "v1" ? "v1" : "v2";
-
 export const dockerAvailable = unreachable === undefined;
 
 export const describeDocker: typeof describe = (

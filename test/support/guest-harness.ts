@@ -151,7 +151,6 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
       storage: "bk",
       mode: "snapshot",
       max_downtime_seconds: 120,
-      lockwait_minutes: 1,
       busy_retry: { attempts: 1, delay_seconds: 1 },
       protected: false,
       max_protected_backups: 5,

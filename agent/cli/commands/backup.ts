@@ -3,6 +3,7 @@ import { type BackupMode, type BackupOutcome, isDeferred } from "../../backup/ba
 import { recordLastBackup } from "../../backup/last-backup.ts";
 import { outcomeEvent } from "../../backup/outcome-event.ts";
 import type { AgentConfig } from "../../config/schema.ts";
+import type { LocalFacts } from "../../identity/decide-identity.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import type { Logger } from "../../log/logger.ts";
 import { recordBackupHealth } from "../../metrics/textfile.ts";
@@ -10,7 +11,7 @@ import { ExitCode, UsageError } from "../exit-codes.ts";
 import { describeOutcome, printBackupEvent, printJson } from "../output.ts";
 import type { CommandInput } from "./command.ts";
 
-export async function run({ values, loadConfig, logger }: CommandInput): Promise<number> {
+export async function run({ values, loadConfig, logger, localFacts }: CommandInput): Promise<number> {
   const config = await loadConfig();
   const mode = (values.mode as string | undefined) ?? config.backup.mode;
   if (mode !== "snapshot" && mode !== "stop")
@@ -20,7 +21,7 @@ export async function run({ values, loadConfig, logger }: CommandInput): Promise
   const delegated = await backupViaDaemon(config.state_dir, mode, onEvent);
   if (delegated.kind === "busy") return busy(delegated.backupId, delegated.mode, delegated.holder, json);
   if (delegated.kind === "done") return finish(delegated.outcome, json);
-  return runHere(config, mode, json, await logger(json ? "error" : "warn"));
+  return runHere(config, mode, json, await logger(json ? "error" : "warn"), localFacts);
 }
 
 function busy(backupId: string, mode: BackupMode, holder: string, json: boolean): number {
@@ -41,14 +42,20 @@ function finish(outcome: BackupOutcome, json: boolean): number {
 }
 
 /** No daemon: the backup runs in this process, with the same service and lock the daemon would use. */
-async function runHere(config: AgentConfig, mode: BackupMode, json: boolean, log: Logger): Promise<number> {
+async function runHere(
+  config: AgentConfig,
+  mode: BackupMode,
+  json: boolean,
+  log: Logger,
+  localFacts: () => LocalFacts,
+): Promise<number> {
   // Imported here: a backup the daemon runs needs neither the PVE client nor the Docker adapter in this
   // process, and they are most of the command's start-up.
   const [{ createContext }, { BackupService }] = await Promise.all([
     import("../../app/context.ts"),
     import("../../backup/backup-service.ts"),
   ]);
-  const ctx = await createContext(config, log);
+  const ctx = await createContext(config, log, localFacts);
   const shutdown = new AbortController();
   const onSignal = () => shutdown.abort();
   process.on("SIGTERM", onSignal);
@@ -59,6 +66,8 @@ async function runHere(config: AgentConfig, mode: BackupMode, json: boolean, log
     if (!ticket.started) return busy(ticket.backupId, ticket.mode, ticket.kind, json);
     const outcome = await ticket.done;
     if (isDeferred(outcome)) {
+      // A script reading --json gets an answer on stdout even when it stopped the CLI.
+      if (json) printJson({ ok: false, deferred: true, ...outcomeEvent(outcome) });
       process.stderr.write(
         `backup ${ticket.backupId} interrupted by shutdown; the agent's next start follows task ${outcome.ok ? "" : outcome.failure.upid} and reports it\n`,
       );

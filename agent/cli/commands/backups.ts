@@ -1,18 +1,18 @@
 import { createContext } from "../../app/context.ts";
 import { backupIdFromNotes } from "../../backup/notes.ts";
-import { readLocalFacts, resolveIdentity } from "../../identity/identity-service.ts";
+import { resolveIdentity } from "../../identity/identity-service.ts";
 import { AgentError } from "../../lib/errors.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
 import type { CommandInput } from "./command.ts";
 
-export async function run({ values, loadConfig, logger }: CommandInput): Promise<number> {
+export async function run({ values, loadConfig, logger, localFacts }: CommandInput): Promise<number> {
   const config = await loadConfig();
-  const ctx = await createContext(config, await logger("warn"));
+  const ctx = await createContext(config, await logger("warn"), localFacts);
   try {
     const identity = await resolveIdentity(ctx.pve, {
       configuredVmid: config.pve.vmid,
-      local: readLocalFacts(),
+      local: localFacts(),
     });
     if (identity.vmid === undefined || identity.node === undefined) {
       throw new AgentError(

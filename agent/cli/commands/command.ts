@@ -1,5 +1,6 @@
 import type { ParseArgsConfig } from "node:util";
 import type { AgentConfig } from "../../config/schema.ts";
+import type { LocalFacts } from "../../identity/decide-identity.ts";
 import type { Logger } from "../../log/logger.ts";
 
 export interface CommandInput {
@@ -9,6 +10,8 @@ export interface CommandInput {
   loadConfig: () => Promise<AgentConfig>;
   /** A logger to stderr (pino, loaded on the first call: `version` and a relayed backup never need it). */
   logger: (level: string) => Promise<Logger>;
+  /** What this guest sees of itself (hostname, MACs, uptime), for the identity check. */
+  localFacts: () => LocalFacts;
 }
 
 /**
@@ -24,7 +27,8 @@ export interface Command {
   options: NonNullable<ParseArgsConfig["options"]>;
   /**
    * False for a command that reads neither the config nor anything else only root may read (`version`).
-   * Every other command is refused to other users with 77 (EX_NOPERM) before it starts.
+   * Every other command is refused to other users with 77 (EX_NOPERM) before it starts; so is `secret`,
+   * whose file only the root daemon reads and whose check (agent/lib/file-trust.ts) wants it root's.
    */
   asRoot: boolean;
   load(): Promise<(input: CommandInput) => Promise<number>>;

@@ -10,7 +10,7 @@ import {
 import { assessProtectedBackups } from "../../doctor/assess-protected.ts";
 import { probeHub } from "../../doctor/probe-hub.ts";
 import { readHubCa } from "../../hub/hub-client.ts";
-import { readLocalFacts, resolveIdentity } from "../../identity/identity-service.ts";
+import { resolveIdentity } from "../../identity/identity-service.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import { readSecretFile, type Secret } from "../../lib/secret.ts";
 import type { PveClient } from "../../pve/client.ts";
@@ -41,7 +41,7 @@ async function effectivePermissions(
   return { ...listed, ...guest, ...store };
 }
 
-export async function run({ values, loadConfig, logger }: CommandInput): Promise<number> {
+export async function run({ values, loadConfig, logger, localFacts }: CommandInput): Promise<number> {
   const findings: Finding[] = [];
   const check = async (what: string, fn: () => Promise<Finding[] | string>) => {
     try {
@@ -85,7 +85,7 @@ export async function run({ values, loadConfig, logger }: CommandInput): Promise
       hint: `give it its own network identity and token, then: felhom-guest enroll --vmid N --token-id ID --token-secret-file FILE (${DOC_DIR}/restore.md)`,
     });
   }
-  const ctx = await createContext(config, await logger("error")).catch(async (err) => {
+  const ctx = await createContext(config, await logger("error"), localFacts).catch(async (err) => {
     await check("PVE token secret", () => Promise.reject(err));
     return undefined;
   });
@@ -97,7 +97,7 @@ export async function run({ values, loadConfig, logger }: CommandInput): Promise
       });
       const identity = await resolveIdentity(ctx.pve, {
         configuredVmid: config.pve.vmid,
-        local: readLocalFacts(),
+        local: localFacts(),
       }).catch(() => undefined);
       if (identity?.state === "verified") {
         findings.push({

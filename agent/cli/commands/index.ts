@@ -92,7 +92,8 @@ Exit 0 when nothing failed (warnings included), 1 when a check failed, 78 when t
 checked against PVE first: it must see CT N, whose MAC, hostname and run state are this guest's. Only then
 is the secret written (mode 0600) to <state_dir>/enrollment/ and <state_dir>/enrollment.json made to
 override pve.token_id, pve.token_secret_file and pve.vmid of the config. The secret is read from FILE
-(mode 0600) or, with "-", from stdin; never from the command line. Restart the daemon afterwards
+(mode 0600) or, with "-", typed at a prompt that does not echo it (or piped in: - < FILE); never from the
+command line or a here-string, which land in the shell's history. Restart the daemon afterwards
 (systemctl restart felhom-guest); the hub command "enroll" needs no restart.`,
     options: {
       vmid: { type: "string" },
@@ -102,6 +103,18 @@ override pve.token_id, pve.token_secret_file and pve.vmid of the config. The sec
     },
     asRoot: true,
     load: () => import("./enroll.ts").then((m) => m.run),
+  },
+  secret: {
+    args: "FILE",
+    summary:
+      "store a secret (the PVE token secret, the hub credential) in FILE, mode 0600, kept out of shell history",
+    help: `Typed at a prompt that does not echo it, or read from stdin (felhom-guest secret FILE < /root/token.txt),
+never from the command line: an argument or a here-string (<<<) lands in the shell's history. FILE is
+replaced atomically with mode 0600 and checked as the agent checks it at start (owned by root, in a
+directory only root can write). Then point pve.token_secret_file or hub.credential_file at it.`,
+    options: {},
+    asRoot: true,
+    load: () => import("./secret.ts").then((m) => m.run),
   },
   version: {
     args: "",

@@ -10,7 +10,13 @@ import { printJson } from "../output.ts";
 import type { CommandInput } from "./command.ts";
 import { SNAPSHOT_CONFIRM as CONFIRM } from "./index.ts";
 
-export async function run({ values, positionals, loadConfig, logger }: CommandInput): Promise<number> {
+export async function run({
+  values,
+  positionals,
+  loadConfig,
+  logger,
+  localFacts,
+}: CommandInput): Promise<number> {
   const [action, name, ...extra] = positionals;
   if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(" ")}`);
   if (action !== "list" && !name) throw new UsageError(`snapshot ${action ?? ""} needs a NAME`);
@@ -21,7 +27,7 @@ export async function run({ values, positionals, loadConfig, logger }: CommandIn
     throw new UsageError(`rollback kills this guest and every stack in it; confirm with --${CONFIRM}`);
   }
   const config = await loadConfig();
-  const ctx = await createContext(config, await logger("warn"));
+  const ctx = await createContext(config, await logger("warn"), localFacts);
   const deps = ctx.backupDeps(() => {});
   // Ctrl-C or a SIGTERM while the stacks are quiesced: resume them before exiting, never leave them down.
   const shutdown = new AbortController();

@@ -1,10 +1,33 @@
 import { withBackupLock } from "../../backup/backup-lock.ts";
-import { DockerEngine } from "../../docker/docker-engine.ts";
+import { type ContainerDetails, DockerEngine } from "../../docker/docker-engine.ts";
+import type { LabelSource } from "../../quiesce/image-labels.ts";
+import { quiesceLabels } from "../../quiesce/labels.ts";
 import { prepareQuiesce } from "../../quiesce/quiesce-stacks.ts";
 import { bringStacksUp } from "../../restore/stacks-up.ts";
 import { ExitCode, UsageError } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
 import type { CommandInput } from "./command.ts";
+
+/**
+ * A service's felhom.quiesce* labels with where each came from: the compose file (they count) or the
+ * image (ignored, agent/quiesce/image-labels.ts).
+ */
+function labelSources(
+  c: ContainerDetails | undefined,
+): { key: string; value: string; source: LabelSource }[] {
+  if (!c) return [];
+  const own = Object.entries(quiesceLabels(c.labels)).map(([key, value]) => ({
+    key,
+    value,
+    source: "compose" as const,
+  }));
+  const image = Object.entries(c.labelsFromImage ?? {}).map(([key, value]) => ({
+    key,
+    value,
+    source: "image" as const,
+  }));
+  return [...own, ...image].sort((a, b) => a.key.localeCompare(b.key));
+}
 
 export async function run({ values, positionals, loadConfig, logger }: CommandInput): Promise<number> {
   const config = await loadConfig();
@@ -54,6 +77,7 @@ export async function run({ values, positionals, loadConfig, logger }: CommandIn
       strategy: plannedStrategy.get(`${st.project}/${s.name}`) ?? "none",
       dependsOn: s.dependsOn,
       containers: s.containers.map((c) => ({ name: c.name, state: c.state })),
+      labels: labelSources(s.containers[0]),
     })),
   }));
   if (values.json) {
@@ -66,6 +90,10 @@ export async function run({ values, positionals, loadConfig, logger }: CommandIn
       const states = s.containers.map((c) => c.state).join(",");
       const deps = s.dependsOn.length ? `  depends on ${s.dependsOn.join(", ")}` : "";
       process.stdout.write(`  ${s.name.padEnd(20)} ${s.strategy.padEnd(6)} ${states}${deps}\n`);
+      for (const l of s.labels)
+        process.stdout.write(
+          `    ${l.key}=${l.value}  (${l.source === "compose" ? "compose" : "image: ignored"})\n`,
+        );
     }
   }
   if (stacks.length === 0) process.stdout.write("no compose stacks found\n");

@@ -3,7 +3,7 @@ import { createContext } from "../../app/context.ts";
 import { readLastBackup } from "../../backup/last-backup.ts";
 import { readMarker } from "../../backup/marker.ts";
 import { DOC_DIR } from "../../config/paths.ts";
-import { readLocalFacts, resolveIdentity } from "../../identity/identity-service.ts";
+import { resolveIdentity } from "../../identity/identity-service.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import { QuiesceJournal } from "../../quiesce/journal.ts";
 import { journalPath } from "../../quiesce/quiesce-stacks.ts";
@@ -13,18 +13,21 @@ import { ExitCode } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
 import type { CommandInput } from "./command.ts";
 
-export async function run({ values, loadConfig, logger }: CommandInput): Promise<number> {
+export async function run({ values, loadConfig, logger, localFacts }: CommandInput): Promise<number> {
   const config = await loadConfig();
-  const ctx = await createContext(config, await logger("error"));
+  const ctx = await createContext(config, await logger("error"), localFacts);
   try {
-    const identity = await resolveIdentity(ctx.pve, {
+    const local = localFacts();
+    const resolved = await resolveIdentity(ctx.pve, {
       configuredVmid: config.pve.vmid,
-      local: readLocalFacts(),
+      local,
     }).catch((err) => ({
       state: "unverified" as const,
       reason: `PVE not reachable: ${errorMessage(err)}`,
       hint: "run felhom-guest doctor",
     }));
+    // The hostname as the hub hears it (PROTOCOL.md, hello): this system's own, in every state.
+    const identity = { ...resolved, hostname: local.hostname };
     const journal = await QuiesceJournal.open(journalPath(config.state_dir));
     const last = await readLastBackup(config.state_dir);
     const marker = await readMarker(config.state_dir);

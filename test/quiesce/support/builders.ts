@@ -12,6 +12,7 @@ export function container(
     id: `${project}-${service}-${number}-id`,
     name: `${project}_${service}_${number}`,
     image: "local/busybox:1.35",
+    imageId: "sha256:busybox",
     state: "running",
     restartPolicy: "unless-stopped",
     stopSignal: undefined,

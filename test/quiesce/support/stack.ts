@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import Docker from "dockerode";
+import { composeArgv } from "../../support/compose.ts";
 
 /**
  * Runs the fixture stack (test/fixtures/compose/stack) under a unique compose v1 project, with a per-test
@@ -47,17 +48,14 @@ export async function startStack(override: string): Promise<TestStack> {
   const files = [FIXTURE, overrideFile];
   const env = { ...process.env, FELHOM_DATA: dir };
   const compose = (...args: string[]): string => {
-    const r = spawnSync(
-      // From PATH: test/docker/legacy.sh puts compose v1 first for the older platform's leg.
-      "docker-compose",
-      ["-p", project, ...files.flatMap((f) => ["-f", f]), ...args],
-      {
-        env,
-        encoding: "utf8",
-        timeout: 180_000,
-      },
-    );
-    if (r.status !== 0) throw new Error(`docker-compose ${args.join(" ")} failed: ${r.stderr}${r.stdout}`);
+    const [cmd, ...pre] = composeArgv;
+    const r = spawnSync(cmd!, [...pre, "-p", project, ...files.flatMap((f) => ["-f", f]), ...args], {
+      env,
+      encoding: "utf8",
+      timeout: 180_000,
+    });
+    if (r.status !== 0)
+      throw new Error(`${composeArgv.join(" ")} ${args.join(" ")} failed: ${r.stderr}${r.stdout}`);
     return r.stdout;
   };
   const stack: TestStack = {
