@@ -15,7 +15,8 @@ export const ExitCode = {
   config: 78,
   /**
    * Another daemon already runs for this state dir (agent/app/daemon-lock.ts): the second `run` exits
-   * at once, touching nothing. Outside the sysexits range, so it is not taken for anything else.
+   * at once, touching nothing. Outside the sysexits range, so it is not taken for anything else. The unit
+   * does not restart on it either (RestartPreventExitStatus): every restart would meet the same lock.
    */
   daemonRunning: 79,
 } as const;
@@ -34,7 +35,7 @@ const BUSY_CODES = new Set(["backup_running", "vzdump_lock_busy", "guest_locked"
 /**
  * Codes of AgentErrors that only an edit of the config, or of a file it names, can fix (besides the
  * `secret_file_*` codes): 78 keeps systemd from restarting the daemon into the same
- * error every few seconds (packaging/felhom-guest.service, RestartPreventExitStatus=78).
+ * error every few seconds (packaging/felhom-guest.service, RestartPreventExitStatus=78 79).
  */
 export const CONFIG_CODES: ReadonlySet<string> = new Set([
   /** The config file belongs to someone else or others can write it (agent/lib/file-trust.ts). */
