@@ -1,23 +1,36 @@
 #!/usr/bin/env bash
-# Builds felhom-guest_<version>_all.deb: the compiled agent with its production dependencies, the
-# systemd unit and the example config. Runs on the guest's Debian (13, Node 20 from Debian).
+# Builds felhom-guest_<version>_all.deb: the compiled agent with the production dependencies it runs, the
+# systemd unit, the example config, the documentation, a manual page, the changelog and the licences of
+# everything shipped. Runs on the guest's Debian (13, Node 20 from Debian).
 #
 #   bash packaging/build-deb.sh [OUT_DIR]  # → OUT_DIR (default dist)/felhom-guest_<version>_all.deb
 #
 # Needs node and npm (Debian: apt install nodejs npm). On a fresh clone it runs `npm ci` first: the build
 # needs tsc, a devDependency. The package depends on Debian's nodejs (>= 20.19); the agent has no native
 # modules, so "all" is honest.
+#
+# Reproducible: SOURCE_DATE_EPOCH (default: the date of the newest packaging/changelog entry, as
+# dpkg-buildpackage does) sets every timestamp; file order, modes and owners do not depend on the machine.
+# Prints the .deb's path on stdout, and its installed size on stderr.
 set -euo pipefail
 out=$(realpath -m "${1:-$(dirname "${BASH_SOURCE[0]}")/../dist}")
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+umask 022
 version=$(node -p 'require("./package.json").version')
+changelog_version=$(sed -n '1s/^felhom-guest (\([^)]*\)).*/\1/p' packaging/changelog)
+if [ "$version" != "$changelog_version" ]; then
+  echo "build-deb: package.json says $version, packaging/changelog $changelog_version: add a changelog entry" >&2
+  exit 1
+fi
+export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(date -d "$(sed -n 's/^ -- .*>  //p' packaging/changelog | head -1)" +%s)}"
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 
 if [ ! -x node_modules/.bin/tsc ]; then npm ci --no-audit --no-fund >/dev/null; fi
 lib="$stage/usr/lib/felhom-guest"
-mkdir -p "$lib" "$stage/usr/bin" "$stage/lib/systemd/system" "$stage/etc/felhom-guest" "$stage/DEBIAN" \
-  "$stage/usr/share/doc/felhom-guest"
+doc="$stage/usr/share/doc/felhom-guest"
+mkdir -p "$lib" "$stage/usr/bin" "$stage/usr/lib/systemd/system" "$stage/DEBIAN" "$doc/examples" \
+  "$stage/usr/share/man/man1"
 # Compiled straight into the package, not copied from dist/: a module deleted from the source must not live
 # on in the package from an older build. tsconfig.build.json emits no source maps or declarations and leaves
 # out protocol/scripts (a development tool).
@@ -26,10 +39,28 @@ cp package.json package-lock.json "$lib/"
 # package.json's overrides point ssh2 at this stand-in (docker-modem loads ssh2 for ssh:// hosts, never used):
 # npm ci links it from here, so it ships beside node_modules.
 mkdir -p "$lib/packaging" && cp -r packaging/no-ssh2 "$lib/packaging/"
-# Production dependencies only, without install scripts (none is needed: no native addons are used).
-(cd "$lib" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null && rm package-lock.json)
-# Every megabyte is paid by thousands of guests: type declarations, source maps and docs do not run.
-find "$lib/node_modules" -type f \( -name '*.d.ts' -o -name '*.d.cts' -o -name '*.d.mts' -o -name '*.map' -o -name '*.md' \) -delete
+# Production dependencies only, without install scripts (no native addon is needed) and without optional
+# ones (none runs: the native ones were ssh2's, which the stand-in above replaces).
+(cd "$lib" && npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund >/dev/null &&
+  rm package-lock.json)
+# The licences of what ships, read from the packages before their licence files are pruned below.
+node packaging/copyright.mjs "$lib" "$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y)" >"$doc/copyright"
+# Only what runs ships: every megabyte is paid by thousands of guests. Out go the dependencies' tests,
+# benchmarks, docs and examples, their TypeScript sources and declarations (zod ships its src/), source maps,
+# the browser builds, zod's v3 API (the agent imports zod v4), their licence files (in copyright above) and
+# their development dotfiles (.npmignore, .eslintrc, .gitattributes: lintian's errors), and the C++ sources
+# of addons that are never built (--ignore-scripts). package.json files stay: Node resolves through them.
+# The ssh2 stand-in is a link to ../packaging/no-ssh2, which find does not follow: it ships whole.
+nm="$lib/node_modules"
+find "$nm" -depth -type d \( -name test -o -name tests -o -name __tests__ -o -name benchmarks -o -name bench \
+  -o -name docs -o -name example -o -name examples -o -name browser -o -name '.?*' \) \
+  -exec rm -rf {} +
+rm -rf "$nm/zod/src" "$nm/zod/v3"
+find "$nm" -type f \( -name '*.ts' -o -name '*.d.cts' -o -name '*.d.mts' -o -name '*.map' -o -name '*.md' \
+  -o -name '*.markdown' -o -name '*.html' -o -name '.*' -o -iname 'licen[cs]e*' -o -iname 'copying*' \
+  -o -name 'Makefile' -o -name '*.gyp' -o -name '*.gypi' -o -name '*.c' -o -name '*.cc' -o -name '*.h' -o -name '*.yml' -o -name '*.yaml' -o -name 'tsconfig*.json' -o -name '*.tsbuildinfo' \) \
+  -delete
+find "$nm" -depth -type d -empty -delete
 # V8 flags for a small resident set (packaging/node-flags: a 1 MiB young generation instead of 16 MiB, and
 # size over speed): the agent idles in thousands of small containers and is never CPU-bound.
 node_flags=$(cat packaging/node-flags)
@@ -38,11 +69,17 @@ cat >"$stage/usr/bin/felhom-guest" <<SH
 exec /usr/bin/node $node_flags /usr/lib/felhom-guest/agent/cli/main.js "\$@"
 SH
 chmod 755 "$stage/usr/bin/felhom-guest"
-cp packaging/felhom-guest.service "$stage/lib/systemd/system/"
-cp packaging/agent.example.yaml "$stage/etc/felhom-guest/agent.yaml.example"
-cp README.md "$stage/usr/share/doc/felhom-guest/"
+# main.js is run through /usr/bin/felhom-guest, never on its own: no #! line is needed, and without the
+# executable bit lintian does not ask for one.
+sed -i '1{/^#!/d}' "$lib/agent/cli/main.js"
+# Debian 13 ships units under /usr/lib (the /usr merge); /lib is a symlink to it.
+cp packaging/felhom-guest.service "$stage/usr/lib/systemd/system/"
+cp packaging/agent.example.yaml "$doc/examples/agent.yaml"
+cp README.md docs/*.md "$doc/"
+gzip -9n <packaging/changelog >"$doc/changelog.gz"
+gzip -9n <packaging/felhom-guest.1 >"$stage/usr/share/man/man1/felhom-guest.1.gz"
 # What apt shows as the installed size, in KiB (dpkg-deb does not compute it).
-installed_kib=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
+installed_kib=$(du -sk --apparent-size --exclude=DEBIAN "$stage" | cut -f1)
 cat >"$stage/DEBIAN/control" <<CTRL
 Package: felhom-guest
 Version: $version
@@ -50,7 +87,7 @@ Installed-Size: $installed_kib
 Architecture: all
 Maintainer: Felhom <ops@felhom.invalid>
 Depends: nodejs (>= 20.19)
-Recommends: docker.io | docker-ce
+Recommends: docker.io | docker-ce, docker-compose-v2 | docker-compose-plugin | docker-compose
 Section: admin
 Priority: optional
 Description: app-consistent self-backups for a Proxmox LXC guest
@@ -58,8 +95,16 @@ Description: app-consistent self-backups for a Proxmox LXC guest
  Proxmox API with a self-scoped token, resumes the stacks as soon as the
  storage snapshot exists, and reports to the Felhom hub.
 CTRL
-printf '/etc/felhom-guest/agent.yaml.example\n' >"$stage/DEBIAN/conffiles"
+(cd "$stage" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum) \
+  >"$stage/DEBIAN/md5sums"
 for script in postinst prerm postrm; do install -m 755 "packaging/$script" "$stage/DEBIAN/$script"; done
+# Same modes and times on every machine: files 0644 (0755 where executable), everything at SOURCE_DATE_EPOCH.
+find "$stage" -type d -exec chmod 755 {} +
+find "$stage" -type f ! -perm -u+x -exec chmod 644 {} +
+find "$stage" -type f -perm -u+x -exec chmod 755 {} +
+find "$stage" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 mkdir -p "$out"
-dpkg-deb --root-owner-group --build "$stage" "$out/felhom-guest_${version}_all.deb" >/dev/null
-echo "$out/felhom-guest_${version}_all.deb"
+deb="$out/felhom-guest_${version}_all.deb"
+dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
+echo "build-deb: installed size $installed_kib KiB, $(find "$stage" -type f -not -path '*/DEBIAN/*' | wc -l) files" >&2
+echo "$deb"

@@ -4,6 +4,7 @@ import type { BackupDeps } from "../backup/backup-run.ts";
 import { BackupService } from "../backup/backup-service.ts";
 import type { BackupEvent, BackupMode, BackupOutcome, Trigger } from "../backup/backup-types.ts";
 import { recordLastBackup } from "../backup/last-backup.ts";
+import { outcomeEvent } from "../backup/outcome-event.ts";
 import { changedKeys, needsRestart } from "../config/diff.ts";
 import { ConfigError } from "../config/load.ts";
 import type { AgentConfig } from "../config/schema.ts";
@@ -11,10 +12,12 @@ import type { CommandContext, CommandHandlers } from "../hub/command-runner.ts";
 import { CommandError } from "../hub/command-runner.ts";
 import { HubClient, hubOptionsFromConfig } from "../hub/hub-client.ts";
 import type { LocalFacts } from "../identity/decide-identity.ts";
-import { applyEnrollment, enrollGuest } from "../identity/enrollment.ts";
+import { enrollGuest } from "../identity/enrollment.ts";
+import { applyEnrollment } from "../identity/enrollment-record.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import { Secret } from "../lib/secret.ts";
 import type { Logger } from "../log/logger.ts";
+import { publishBackupHealth, recordBackupHealth } from "../metrics/textfile.ts";
 import { type IdentityGate, startUp } from "../restore/start-up.ts";
 import { Scheduler } from "../schedule/scheduler.ts";
 import { AGENT_VERSION } from "../version.ts";
@@ -33,13 +36,6 @@ const STARTING: IdentityGate = {
   reason: "the agent is still deciding who this system is (its original, or a restored copy)",
   hint: "try again once the agent has started",
 };
-
-/** The event for a finished backup, as the hub receives it. */
-export function outcomeEvent(outcome: BackupOutcome): Event {
-  return outcome.ok
-    ? { kind: "backup.completed", ...outcome.result }
-    : { kind: "backup.failed", ...outcome.failure };
-}
 
 /** What one identity (config + token) runs: rebuilt when the guest is enrolled with a new token. */
 interface Runtime {
@@ -122,10 +118,18 @@ export async function runDaemon(
     recordLastBackup(config.state_dir, outcome).catch((err) =>
       log.error({ err: errorMessage(err) }, "could not record the last backup"),
     );
+    recordBackupHealth(config.state_dir, config.metrics?.textfile, outcome).catch((err) =>
+      log.error({ err: errorMessage(err) }, "could not record the backup health (metrics.textfile)"),
+    );
   };
 
   const build = async (config: AgentConfig): Promise<Runtime> => {
     const ctx = await createContext(config, log, localFacts);
+    if (config.metrics) {
+      publishBackupHealth(config.state_dir, config.metrics.textfile).catch((err) =>
+        log.error({ err: errorMessage(err) }, "could not write metrics.textfile"),
+      );
+    }
     const deps = ctx.backupDeps(emit);
     const service = new BackupService({ ...deps, onOutcome: finished(config) });
     const scheduler = config.schedule

@@ -1,13 +1,14 @@
 import { parseArgs } from "node:util";
-import { DEFAULT_CONFIG_PATH, loadConfig } from "../config/load.ts";
+import { DEFAULT_CONFIG_PATH } from "../config/paths.ts";
 import type { LocalFacts } from "../identity/decide-identity.ts";
-import { applyEnrollment } from "../identity/enrollment.ts";
-import { readLocalFacts } from "../identity/identity-service.ts";
+import { readLocalFacts } from "../identity/local-facts.ts";
 import { AgentError } from "../lib/errors.ts";
-import { createLogger } from "../log/logger.ts";
 import { AGENT_VERSION } from "../version.ts";
 import { type Command, commands } from "./commands/index.ts";
 import { ExitCode, exitCodeFor, UsageError } from "./exit-codes.ts";
+
+// Only light modules are imported up front: a command's code, the config loader (yaml, zod, the scheduler)
+// and the logger (pino) are loaded when a command runs and asks for them (commands/command.ts).
 
 const USAGE = `felhom-guest ${AGENT_VERSION}: app-consistent self-backups of this Proxmox guest
 
@@ -20,12 +21,16 @@ ${Object.entries(commands)
 
 global options:
   --config PATH   the config file (default ${DEFAULT_CONFIG_PATH})
-  --help          this text; \`felhom-guest <command> --help\` for one command
+  -h, --help      this text; \`felhom-guest <command> --help\` for one command
+  --version       the agent's version
 
 exit codes: 0 ok, 1 operation failed, 2 usage, 69 a required service is unavailable,
-            75 busy (a backup is running, the node's vzdump lock is held): try later, 78 configuration error,
+            75 busy (a backup is running, the node's vzdump lock is held): try later,
+            77 not run as root, 78 configuration error,
             79 (run) another daemon already runs for this state dir
 `;
+
+const HELP = { help: { type: "boolean", short: "h" } } as const;
 
 function commandHelp(name: string, c: Command): string {
   return `usage: felhom-guest [--config PATH] ${name} ${c.args}\n\n${c.summary}\n${c.help ? `\n${c.help}\n` : ""}`;
@@ -56,21 +61,24 @@ export async function main(argv: string[], system: CliSystem = REAL_SYSTEM): Pro
   const first = commandIndex(argv);
   const global = parseArgs({
     args: first === -1 ? argv : argv.slice(0, first),
-    options: { config: { type: "string" }, help: { type: "boolean" }, version: { type: "boolean" } },
+    options: { config: { type: "string" }, version: { type: "boolean" }, ...HELP },
     strict: true,
   }).values;
-  if (global.version) argv = ["version"];
-  const name = first === -1 ? undefined : argv[first];
-  if (!name || global.help) {
+  if (global.help) {
     process.stdout.write(USAGE);
-    return name || global.help ? ExitCode.ok : ExitCode.usage;
+    return ExitCode.ok;
+  }
+  const name = global.version ? "version" : first === -1 ? undefined : argv[first];
+  if (!name) {
+    // A usage error: the text goes to stderr, where it cannot be mistaken for a command's output.
+    process.stderr.write(USAGE);
+    return ExitCode.usage;
   }
   const command = commands[name];
   if (!command) throw new UsageError(`unknown command "${name}"`);
-  const rest = argv.slice(first + 1);
   const parsed = parseArgs({
-    args: rest,
-    options: { ...command.options, help: { type: "boolean" } },
+    args: global.version || first === -1 ? [] : argv.slice(first + 1),
+    options: { ...command.options, ...HELP },
     allowPositionals: true,
     strict: true,
   });
@@ -78,15 +86,33 @@ export async function main(argv: string[], system: CliSystem = REAL_SYSTEM): Pro
     process.stdout.write(commandHelp(name, command));
     return ExitCode.ok;
   }
+  if (command.asRoot && process.getuid?.() !== 0) {
+    throw new AgentError(
+      "not_root",
+      `${name} must run as root: it reads the config, secrets and state only root may read`,
+      { hint: "run it as root, e.g. with sudo" },
+    );
+  }
   const configPath = global.config ?? DEFAULT_CONFIG_PATH;
-  return command.run({
+  const run = await command.load();
+  return run({
     values: parsed.values as Record<string, string | boolean | undefined>,
     positionals: parsed.positionals,
     configPath,
-    // A re-enrolled copy's own token and vmid (state_dir/enrollment.json) override the installed YAML.
-    loadConfig: () => loadConfig(configPath).then(applyEnrollment),
+    loadConfig: async () => {
+      const [{ loadConfig }, { checkStateDir }, { applyEnrollment }] = await Promise.all([
+        import("../config/load.ts"),
+        import("../config/state-dir.ts"),
+        import("../identity/enrollment-record.ts"),
+      ]);
+      const config = await loadConfig(configPath);
+      await checkStateDir(config, configPath);
+      // A re-enrolled copy's own token and vmid (state_dir/enrollment.json) override the installed YAML.
+      return applyEnrollment(config);
+    },
     // Commands other than `run` keep stdout for their own output; their log lines go to stderr.
-    logger: (level) => createLogger({ level, destination: process.stderr }),
+    logger: async (level) =>
+      (await import("../log/logger.ts")).createLogger({ level, destination: process.stderr }),
     localFacts: system.localFacts,
   });
 }

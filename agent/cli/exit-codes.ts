@@ -1,4 +1,3 @@
-import { ConfigError } from "../config/load.ts";
 import { AgentError } from "../lib/errors.ts";
 
 /** The exit codes of product-brief §8 (sysexits-style where one exists). */
@@ -10,11 +9,14 @@ export const ExitCode = {
   unavailable: 69,
   /** EX_TEMPFAIL: busy (a backup is already running, the node's vzdump lock is held), try later. */
   busy: 75,
+  /** EX_NOPERM: a command that reads root-only files, run by another user. */
+  noPermission: 77,
   /** EX_CONFIG */
   config: 78,
   /**
    * Another daemon already runs for this state dir (agent/app/daemon-lock.ts): the second `run` exits
-   * at once, touching nothing. Outside the sysexits range, so it is not taken for anything else.
+   * at once, touching nothing. Outside the sysexits range, so it is not taken for anything else. The unit
+   * does not restart on it either (RestartPreventExitStatus): every restart would meet the same lock.
    */
   daemonRunning: 79,
 } as const;
@@ -31,16 +33,16 @@ export class UsageError extends AgentError {
 const BUSY_CODES = new Set(["backup_running", "vzdump_lock_busy", "guest_locked"]);
 
 /**
- * Codes of AgentErrors that only an edit of the config, or of a file it names, can fix (besides
- * `ConfigError` and the `secret_file_*` codes): 78 keeps systemd from restarting the daemon into the same
- * error every few seconds (packaging/felhom-guest.service, RestartPreventExitStatus=78).
+ * Codes of AgentErrors that only an edit of the config, or of a file it names, can fix (besides the
+ * `secret_file_*` codes): 78 keeps systemd from restarting the daemon into the same
+ * error every few seconds (packaging/felhom-guest.service, RestartPreventExitStatus=78 79).
  */
 export const CONFIG_CODES: ReadonlySet<string> = new Set([
   /** The config file belongs to someone else or others can write it (agent/lib/file-trust.ts). */
   "config_file_unsafe",
   /** So does a CA file (pve.tls.ca_file, hub.ca_file) or `<state_dir>/enrollment.json`. */
   "file_unsafe",
-  /** `schedule.cron`, checked by the scheduler rather than the schema. */
+  /** `ConfigError` (the file and its schema; `state_dir`), and `schedule.cron` checked by the scheduler. */
   "config_invalid",
   /** `hub.url` (the schema already refuses these; `HubClient.open` checks again). */
   "hub_url_invalid",
@@ -58,8 +60,8 @@ export const CONFIG_CODES: ReadonlySet<string> = new Set([
 
 export function exitCodeFor(err: unknown): ExitCodeValue {
   if (err instanceof UsageError) return ExitCode.usage;
-  if (err instanceof ConfigError) return ExitCode.config;
   if (err instanceof AgentError) {
+    if (err.code === "not_root") return ExitCode.noPermission;
     if (BUSY_CODES.has(err.code)) return ExitCode.busy;
     if (err.code === "docker_unreachable") return ExitCode.unavailable;
     if (err.code === "daemon_running") return ExitCode.daemonRunning;

@@ -3,9 +3,8 @@ import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { AgentError } from "../lib/errors.ts";
 import { requireTrusted } from "../lib/file-trust.ts";
+import { DEFAULT_CONFIG_PATH, EXAMPLE_CONFIG_PATH } from "./paths.ts";
 import { type AgentConfig, configSchema } from "./schema.ts";
-
-export const DEFAULT_CONFIG_PATH = "/etc/felhom-guest/agent.yaml";
 
 /** A config problem: the dotted key and what is wrong with it. */
 export interface ConfigIssue {
@@ -18,7 +17,7 @@ export class ConfigError extends AgentError {
 
   constructor(file: string, issues: ConfigIssue[]) {
     super("config_invalid", `${file}: ${issues.map((i) => `${i.key}: ${i.problem}`).join("; ")}`, {
-      hint: "fix the named keys; `felhom-guest --help` and packaging/agent.example.yaml show every key",
+      hint: `fix the named keys; ${EXAMPLE_CONFIG_PATH} shows every key`,
     });
     this.issues = issues;
   }

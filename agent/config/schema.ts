@@ -180,6 +180,18 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** Backup health as Prometheus text for node_exporter's textfile collector (docs/metrics.md). */
+    metrics: z
+      .object({
+        textfile: z
+          .string()
+          .regex(
+            /^\/.*\.prom$/,
+            "must be an absolute path ending in .prom (the collector reads only *.prom)",
+          ),
+      })
+      .strict()
+      .optional(),
     state_dir: z.string().min(1).default("/var/lib/felhom-guest"),
     log_level: z.enum(["trace", "debug", "info", "warn", "error"]).default("info"),
   })

@@ -115,7 +115,7 @@ export function hubOptionsFromConfig(
   };
 }
 
-async function readHubCa(path: string): Promise<Buffer> {
+export async function readHubCa(path: string): Promise<Buffer> {
   // The CA decides which server gets the hub credential: whoever could write it could stand in for the hub.
   await requireTrusted("config", path, "hub.ca_file", "file_unsafe");
   try {

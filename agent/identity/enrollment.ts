@@ -1,47 +1,20 @@
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
 import { createContext } from "../app/context.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import { AgentError } from "../lib/errors.ts";
-import { requireTrusted } from "../lib/file-trust.ts";
 import type { Secret } from "../lib/secret.ts";
 import type { Logger } from "../log/logger.ts";
 import { clearRestoreRecord } from "../restore/restore-record.ts";
-import { readJsonFile, writeFileDurable, writeJsonDurable } from "../state/durable-file.ts";
+import { writeFileDurable, writeJsonDurable } from "../state/durable-file.ts";
 import type { LocalFacts } from "./decide-identity.ts";
+import { type Enrollment, enrollmentPath } from "./enrollment-record.ts";
 import { resolveIdentity, type VerifiedIdentity } from "./identity-service.ts";
 
-/**
- * Enrollment gives a guest (typically a restored copy) its own token and vmid after installation. The
- * operator's YAML stays as written; `<state_dir>/enrollment.json` names the token, its 0600 secret file
- * and the vmid, and overrides `pve.token_id`, `pve.token_secret_file` and `pve.vmid` wherever the
- * config is loaded. Remove the file (and restart) to fall back to the YAML.
- */
-const enrollmentSchema = z.object({
-  vmid: z.number().int(),
-  tokenId: z.string(),
-  tokenSecretFile: z.string(),
-  enrolledAt: z.iso.datetime(),
-});
-export type Enrollment = z.infer<typeof enrollmentSchema>;
-
-export const enrollmentPath = (stateDir: string): string => join(stateDir, "enrollment.json");
+/** Where enroll keeps the new token secret (0600); enrollment.json names it. */
 const secretPath = (stateDir: string): string => join(stateDir, "enrollment", "pve-token.secret");
 
 export const TOKEN_ID_PATTERN = /^[^@\s!]+@[A-Za-z][A-Za-z0-9.\-_]+![A-Za-z][A-Za-z0-9.\-_]+$/;
-
-/** The config with the enrollment applied (unchanged when the guest was never enrolled). */
-export async function applyEnrollment(config: AgentConfig): Promise<AgentConfig> {
-  // It overrides the token and its secret file, as agent.yaml would: root's alone, like agent.yaml.
-  await requireTrusted("config", enrollmentPath(config.state_dir), "enrollment file", "file_unsafe");
-  const e = await readJsonFile(enrollmentPath(config.state_dir), enrollmentSchema);
-  if (!e) return config;
-  return {
-    ...config,
-    pve: { ...config.pve, token_id: e.tokenId, token_secret_file: e.tokenSecretFile, vmid: e.vmid },
-  };
-}
 
 /**
  * Verifies the new token against PVE first — it must see `vmid`, whose MAC, hostname and run state are

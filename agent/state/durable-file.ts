@@ -14,6 +14,7 @@ export async function writeFileDurable(path: string, data: string | Uint8Array, 
   const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
   const fh = await open(tmp, "w", mode);
   try {
+    await fh.chmod(mode); // exactly `mode`: open() applies the umask (0077 under the systemd unit)
     await fh.writeFile(data);
     await fh.sync();
   } finally {

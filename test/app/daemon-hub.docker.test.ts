@@ -1,4 +1,5 @@
 import type { ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,11 +26,11 @@ afterEach(async () => {
 });
 
 /** A guest, the test hub, and `felhom-guest run` connected to both; resolves once the hub has its status. */
-async function startDaemonWithHub(): Promise<string> {
+async function startDaemonWithHub(extraConfig: (dir: string) => string[] = () => []): Promise<string> {
   h = await startGuestHarness({ archiveBytesPerSecond: 20e6 });
   hub = await startTestHub({ credentials: ["hub-secret"] });
   dir = await mkdtemp(join(tmpdir(), "felhom-daemon-"));
-  const config = await writeAgentConfig(h, dir, [], { url: hub.url, credential: "hub-secret" });
+  const config = await writeAgentConfig(h, dir, extraConfig(dir), { url: hub.url, credential: "hub-secret" });
   daemon = spawnAgent(config, ["run"]);
   daemon.stdout?.resume();
   await hub.waitFor(
@@ -99,6 +100,39 @@ describeDocker("the daemon and the hub (pve sim + real docker + test hub)", () =
     // Events carry consecutive sequence numbers: none missing, none out of order.
     const seqs = link.events.map((e) => e.seq);
     expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
+  });
+
+  it("publishes its backup health for node_exporter's textfile collector at start and after each backup", async () => {
+    const textfile = (d: string) => join(d, "node-exporter", "felhom_guest.prom");
+    await startDaemonWithHub((d) => {
+      mkdirSync(join(d, "node-exporter"));
+      return ["metrics:", `  textfile: ${textfile(d)}`];
+    });
+    const link = hub!;
+    const file = textfile(dir!);
+    const read = () => (existsSync(file) ? readFileSync(file, "utf8") : "");
+    // Written at start from the (empty) history, before any backup.
+    await link.waitFor("the textfile at start", () =>
+      /^felhom_guest_backup_last_success_timestamp_seconds 0$/m.test(read()),
+    );
+    await link.sendCommand({ name: "backup.run", params: { mode: "snapshot" } });
+    const completed = await link.waitFor(
+      "backup.completed",
+      () => link.events.find((e) => e.event.kind === "backup.completed"),
+      60_000,
+    );
+    const event = completed.event as Extract<typeof completed.event, { kind: "backup.completed" }>;
+    await link.waitFor("the textfile after the backup", () =>
+      /^felhom_guest_backup_last_attempt_success 1$/m.test(read()),
+    );
+    const text = read();
+    expect(text).toMatch(new RegExp(`^felhom_guest_backup_archive_size_bytes ${event.sizeBytes}$`, "m"));
+    expect(text).toMatch(/^felhom_guest_backup_consecutive_failures 0$/m);
+    for (const d of event.downtime)
+      expect(text).toContain(
+        `felhom_guest_backup_service_downtime_seconds{project="${d.project}",service="${d.service}"} ${d.downtimeMs / 1000}`,
+      );
+    expect(event.downtime.length).toBeGreaterThan(0);
   });
 
   it("runs an operator's `felhom-guest backup` inside the daemon, so the hub sees it, and shows its progress", async () => {

@@ -76,11 +76,11 @@ describe("one daemon per state dir", { timeout: 60_000 }, () => {
   it("a second `felhom-guest run` exits 79 at once and leaves the first daemon's control socket alone", async () => {
     const dir = await tempDir();
     const stateDir = join(dir, "state");
-    const config = await writeOfflineConfig(dir, [
-      "docker:",
-      `  socket: ${join(dir, "no-engine.sock")}`,
-      `state_dir: ${stateDir}`,
-    ]);
+    const config = await writeOfflineConfig(dir, {
+      lines: ["docker:", `  socket: ${join(dir, "no-engine.sock")}`],
+      stateDir,
+      pveRequestTimeoutSeconds: 1,
+    });
     await chmod(dir, 0o700);
     await mkdir(stateDir, { mode: 0o700 });
     const cli = ["--import", "tsx", "agent/cli/main.ts", "--config", config, "run"];

@@ -1,11 +1,9 @@
-import { execFile } from "node:child_process";
 import { chmod, chown, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { writeOfflineConfig } from "../support/agent-cli.ts";
+import { runCli, writeOfflineConfig } from "../support/agent-cli.ts";
 
-const root = new URL("../../", import.meta.url).pathname;
 const dirs: string[] = [];
 afterEach(async () => {
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
@@ -26,34 +24,12 @@ async function runDaemon(options: {
 }): Promise<{ code: number | null; stderr: string }> {
   const dir = await mkdtemp(join(tmpdir(), "felhom-run-"));
   dirs.push(dir);
-  const credential = join(dir, "hub.credential");
-  await writeFile(credential, "hub-secret\n", { mode: options.hubCredentialMode ?? 0o600 });
-  const config = await writeOfflineConfig(
-    dir,
-    [
-      "hub:",
-      `  url: ${options.hubUrl ?? "ws://127.0.0.1:1/agent"}`,
-      `  credential_file: ${credential}`,
-      `state_dir: ${join(dir, "state")}`,
-    ],
-    options.pveTls,
-  );
-  const pveSecret = join(dir, "pve.secret");
-  if (options.configMode !== undefined) await chmod(config, options.configMode);
-  if (options.configOwner !== undefined) await chown(config, options.configOwner, options.configOwner);
-  if (options.pveSecretOwner !== undefined)
-    await chown(pveSecret, options.pveSecretOwner, options.pveSecretOwner);
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["--import", "tsx", "agent/cli/main.ts", "--config", config, "run"],
-      { cwd: root, timeout: 20_000 },
-      (err, _stdout, stderr) => {
-        const code = err ? ((err as { code?: unknown }).code ?? null) : 0;
-        resolve({ code: typeof code === "number" ? code : null, stderr });
-      },
-    );
-  });
+  const { configMode, configOwner, pveSecretOwner, ...config } = options;
+  const file = await writeOfflineConfig(dir, { hubUrl: "ws://127.0.0.1:1/agent", ...config });
+  if (configMode !== undefined) await chmod(file, configMode);
+  if (configOwner !== undefined) await chown(file, configOwner, configOwner);
+  if (pveSecretOwner !== undefined) await chown(join(dir, "pve.secret"), pveSecretOwner, pveSecretOwner);
+  return runCli(["--config", file, "run"]);
 }
 
 describe("felhom-guest run with a configuration only an edit can fix", { timeout: 60_000 }, () => {

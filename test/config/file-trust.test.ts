@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../agent/config/load.ts";
-import { applyEnrollment, enrollmentPath } from "../../agent/identity/enrollment.ts";
+import { applyEnrollment, enrollmentPath } from "../../agent/identity/enrollment-record.ts";
 import { trustProblem } from "../../agent/lib/file-trust.ts";
 import { writeJsonDurable } from "../../agent/state/durable-file.ts";
 import { minimalConfig } from "./support.ts";

@@ -6,6 +6,7 @@ import { afterEach, expect, it } from "vitest";
 import type { Command, ResultMessage } from "../../protocol/index.ts";
 import { invalidFrames } from "../protocol/strict-validator.ts";
 import { capturedStdout, exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
+import type { LocalFactsOverride } from "../support/cli-with-local-facts.ts";
 import { docker } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, type HarnessOptions, startGuestHarness } from "../support/guest-harness.ts";
@@ -31,31 +32,20 @@ afterEach(async () => {
   h = hub = daemon = dir = undefined;
 });
 
-/** `localFacts`: what this system says it is (the identity test hook, FELHOM_TEST_LOCAL_FACTS). */
+/** `localFacts`: what this system says it is (the test-only entry, test/support/cli-with-local-facts.ts). */
 async function startDaemonWithHub(
-  localFacts?: Record<string, unknown>,
+  localFacts?: LocalFactsOverride,
   harness: HarnessOptions = {},
 ): Promise<{ g: GuestHarness; link: TestHub; config: string }> {
   h = await startGuestHarness({ archiveBytesPerSecond: 20e6, ...harness });
   hub = await startTestHub({ credentials: ["hub-secret"] });
   dir = await mkdtemp(join(tmpdir(), "felhom-wire-"));
   const config = await writeAgentConfig(h, dir, [], { url: hub.url, credential: "hub-secret" });
-  daemon = withLocalFacts(localFacts, () => spawnAgent(config, ["run"]));
+  daemon = spawnAgent(config, ["run"], "pipe", localFacts);
   daemon.stdout?.resume();
   const link = hub;
   await link.waitFor("the first status", () => link.events.find((e) => e.event.kind === "status"), 30_000);
   return { g: h, link, config };
-}
-
-/** Spawns with the identity test hook set (the child copies the environment at spawn). */
-function withLocalFacts<T>(facts: Record<string, unknown> | undefined, spawnIt: () => T): T {
-  if (!facts) return spawnIt();
-  process.env.FELHOM_TEST_LOCAL_FACTS = JSON.stringify(facts);
-  try {
-    return spawnIt();
-  } finally {
-    delete process.env.FELHOM_TEST_LOCAL_FACTS;
-  }
 }
 
 /** What every backup sends up to its vzdump POST, on the wire in this order. */
@@ -194,7 +184,7 @@ describeDocker("a hub driving the real daemon", () => {
     const status = link.events.find((e) => e.event.kind === "status")!.event as { identity: unknown };
     expect(status.identity).toEqual(expected);
 
-    const cli = withLocalFacts(facts, () => spawnAgent(config, ["status", "--json"]));
+    const cli = spawnAgent(config, ["status", "--json"], "pipe", facts);
     const out = capturedStdout(cli);
     await exited(cli);
     expect(JSON.parse(out()).identity).toMatchObject(expected);

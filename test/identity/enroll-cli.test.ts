@@ -1,9 +1,9 @@
 import { spawn } from "node:child_process";
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { enrollmentPath } from "../../agent/identity/enrollment.ts";
+import { enrollmentPath } from "../../agent/identity/enrollment-record.ts";
 import { readLocalFacts } from "../../agent/identity/identity-service.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
@@ -45,6 +45,7 @@ async function setup() {
   const own = await selfScopedGuest(sim, { vmid: 101, tokenName: "enrolled" });
   dir = await mkdtemp(join(tmpdir(), "felhom-enroll-cli-"));
   const stateDir = join(dir, "state");
+  await mkdir(stateDir, { mode: 0o700 }); // as the package creates it
   const oldSecret = join(dir, "old.secret");
   await writeFile(oldSecret, old.secret, { mode: 0o600 });
   const config = join(dir, "agent.yaml");

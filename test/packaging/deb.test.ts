@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +12,7 @@ import { affected, NEVER_SHIPPED } from "./advisories.ts";
 const run = promisify(execFile);
 const root = new URL("../../", import.meta.url).pathname;
 const unit = "felhom-guest.service";
+const hasLintian = existsSync("/usr/bin/lintian");
 
 /**
  * The Debian package as `bash packaging/build-deb.sh` builds it: what it ships, and what its maintainer
@@ -35,14 +37,53 @@ describe("the Debian package", () => {
   }, 300_000);
   afterAll(() => rm(work, { recursive: true, force: true }));
 
-  it("ships the compiled agent without source maps, declarations or development scripts", () => {
+  it("ships the compiled agent and only what runs: no sources, tests, declarations, maps or dotfiles", () => {
     expect(files).toContain("/usr/lib/felhom-guest/agent/cli/main.js");
     expect(files).toContain("/usr/lib/felhom-guest/protocol/index.js");
     expect(files).toContain("/usr/lib/felhom-guest/package.json");
-    expect(files).toContain("/lib/systemd/system/felhom-guest.service");
-    expect(files.filter((f) => /\.map$|\.d\.[cm]?ts$/.test(f))).toEqual([]);
+    expect(files).toContain("/usr/lib/systemd/system/felhom-guest.service");
+    expect(files.filter((f) => f.startsWith("/lib/"))).toEqual([]);
+    const shipped = files.filter((f) => f.startsWith("/usr/lib/felhom-guest/") && !f.endsWith("/"));
+    expect(shipped.filter((f) => /\.map$|\.ts$|\.[cm]ts$/.test(f))).toEqual([]);
+    expect(shipped.filter((f) => /\/(test|tests|benchmarks|docs|example|examples)\//.test(f))).toEqual([]);
+    // Native sources (ssh2's optional cpu-features, nan) and development dotfiles.
+    expect(
+      shipped.filter((f) => /\.(c|cc|h|gyp)$|\/\.[^/]+$|\/(nan|cpu-features|buildcheck)\//.test(f)),
+    ).toEqual([]);
     const own = files.filter((f) => /^\/usr\/lib\/felhom-guest\/(agent|protocol)\//.test(f));
-    expect(own.filter((f) => f.includes("/scripts/") || /\.ts$/.test(f))).toEqual([]);
+    expect(own.filter((f) => f.includes("/scripts/"))).toEqual([]);
+  });
+
+  it("ships the documentation where the agent's hints point: example config, README, docs, changelog, licences, manual page", () => {
+    for (const f of [
+      "/usr/share/doc/felhom-guest/examples/agent.yaml",
+      "/usr/share/doc/felhom-guest/README.md",
+      "/usr/share/doc/felhom-guest/restore.md",
+      "/usr/share/doc/felhom-guest/changelog.gz",
+      "/usr/share/doc/felhom-guest/copyright",
+      "/usr/share/man/man1/felhom-guest.1.gz",
+    ])
+      expect(files).toContain(f);
+  });
+
+  it("names every shipped npm package in the copyright file, with its licence", async () => {
+    const copyright = (
+      await run("sh", [
+        "-c",
+        `dpkg-deb --fsys-tarfile "$1" | tar -xOf - ./usr/share/doc/felhom-guest/copyright`,
+        "-",
+        deb,
+      ])
+    ).stdout;
+    const packages = files
+      .map(
+        (f) => /^\/usr\/lib\/felhom-guest\/node_modules\/((?:@[^/]+\/)?[^/]+)\/package\.json$/.exec(f)?.[1],
+      )
+      .filter((p): p is string => p !== undefined);
+    expect(packages.length).toBeGreaterThan(10);
+    for (const p of packages)
+      expect(copyright).toMatch(new RegExp(`^Comment: ${p.replace("/", "\\/")}@`, "m"));
+    expect(copyright).not.toMatch(/^License: *$/m);
   });
 
   it("ships no package in a known-vulnerable range and none that is never used, and still starts", async () => {
@@ -71,19 +112,71 @@ describe("the Debian package", () => {
     expect(shipped.filter((p) => NEVER_SHIPPED.includes(p.name))).toEqual([]);
     expect(shipped).toContainEqual({ name: "felhom-guest-no-ssh2", version: "1.0.0" });
     expect(files.filter((f) => /\.node$|binding\.gyp$/.test(f))).toEqual([]);
-    // The CLI loads dockerode (and so docker-modem's ssh2 require) at start: the stand-in must satisfy it.
+    // The Docker adapter loads dockerode, and so docker-modem's ssh2 require: the stand-in must satisfy it
+    // (`version` no longer loads it: the CLI imports a command's code only when it runs).
+    await run(process.execPath, [
+      "--input-type=module",
+      "-e",
+      `await import(${JSON.stringify(join(lib, "agent/docker/docker-engine.js"))});`,
+    ]);
     const version = await run(process.execPath, [join(lib, "agent/cli/main.js"), "version"]);
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
   });
 
-  it("declares its installed size and ships executable maintainer scripts that parse", async () => {
+  it("stays under 8 MiB installed, recommends a compose, and ships executable maintainer scripts that parse", async () => {
     const kib = Number((await run("dpkg-deb", ["-f", deb, "Installed-Size"])).stdout.trim());
     expect(kib).toBeGreaterThan(1000);
-    expect((await readdir(control)).sort()).toEqual(["conffiles", "control", "postinst", "postrm", "prerm"]);
+    expect(kib).toBeLessThanOrEqual(8 * 1024);
+    expect((await run("dpkg-deb", ["-f", deb, "Recommends"])).stdout).toMatch(
+      /docker-compose-v2 \| docker-compose-plugin \| docker-compose/,
+    );
+    expect((await readdir(control)).sort()).toEqual(["control", "md5sums", "postinst", "postrm", "prerm"]);
     for (const script of ["postinst", "prerm", "postrm"]) {
       expect((await stat(join(control, script))).mode & 0o777).toBe(0o755);
       await run("sh", ["-n", join(control, script)]);
     }
+  });
+
+  it("loads every shipped module on plain node, and runs version and --help from the installed tree", async () => {
+    const tree = join(work, "tree");
+    await run("dpkg-deb", ["-x", deb, tree]);
+    const lib = join(tree, "usr/lib/felhom-guest");
+    const modules = files
+      .filter((f) => /^\/usr\/lib\/felhom-guest\/(agent|protocol)\/.*\.js$/.test(f))
+      .filter((f) => !f.endsWith("/agent/cli/main.js")) // runs the CLI when imported
+      .map((f) => join(tree, f));
+    await run(process.execPath, [
+      "--input-type=module",
+      "-e",
+      `for (const m of ${JSON.stringify(modules)}) await import(m);`,
+    ]);
+    const cli = join(lib, "agent/cli/main.js");
+    expect((await run(process.execPath, [cli, "version"])).stdout.trim()).toBe(
+      (await run("dpkg-deb", ["-f", deb, "Version"])).stdout.trim(),
+    );
+    expect((await run(process.execPath, [cli, "--help"])).stdout).toMatch(/^felhom-guest /);
+  });
+
+  it("builds byte-identical packages from the same tree (SOURCE_DATE_EPOCH)", {
+    timeout: 300_000,
+  }, async () => {
+    const again = (
+      await run("bash", ["packaging/build-deb.sh", join(work, "again")], { cwd: root })
+    ).stdout.trim();
+    expect((await readFile(again)).equals(await readFile(deb))).toBe(true);
+  });
+
+  // Debian's own check of the package. CI installs lintian; a developer machine without it skips this.
+  it.skipIf(!hasLintian && !process.env.CI)("passes lintian with no errors and no warnings", async () => {
+    const r = await run("lintian", ["--tag-display-limit", "0", deb]).catch((e) => e);
+    const tags = `${r.stdout}`.split("\n").filter((l) => /^[EW]: /.test(l));
+    const count = (level: string) => tags.filter((t) => t.startsWith(level)).length;
+    // For the CI log: what lintian said, and the count.
+    process.stdout.write(
+      `lintian ${deb}:\n${r.stdout}${r.stderr}lintian: ${count("E")} errors, ${count("W")} warnings\n`,
+    );
+    expect(tags).toEqual([]);
+    expect(r.code ?? 0).toBe(0);
   });
 
   describe("maintainer scripts", () => {
@@ -102,7 +195,15 @@ describe("the Debian package", () => {
         await writeFile(join(stubs, name), `#!/bin/sh\necho "${name} $*" >>"${log}"\n`);
         await chmod(join(stubs, name), 0o755);
       }
+      // deb-systemd-helper answers debian-installed and was-enabled from a marker: the admin enabled the
+      // unit (its links exist) and an earlier install recorded it.
+      await writeFile(
+        join(stubs, "deb-systemd-helper"),
+        `#!/bin/sh\necho "deb-systemd-helper $*" >>"${log}"\ncase "$*" in *debian-installed*|*was-enabled*) [ -e "${join(scratch, "enabled")}" ];; esac\n`,
+      );
+      await chmod(join(stubs, "deb-systemd-helper"), 0o755);
     });
+    const adminEnabled = () => writeFile(join(scratch, "enabled"), "");
 
     async function script(name: string, ...args: string[]) {
       const env = { PATH: `${join(scratch, "stubs")}:/usr/sbin:/usr/bin:/sbin:/bin`, DPKG_ROOT: scratch };
@@ -110,31 +211,53 @@ describe("the Debian package", () => {
     }
     const calls = async () => (await readFile(log, "utf8").catch(() => "")).split("\n").filter(Boolean);
 
-    it("on a first install, creates root-only config and state directories and starts nothing", async () => {
+    it("on a first install, creates root-only config and state directories, and enables and starts nothing", async () => {
       const { stderr } = await script("postinst", "configure", "");
       expect((await stat(etc())).mode & 0o777).toBe(0o700);
       expect((await stat(state())).mode & 0o777).toBe(0o700);
-      expect(stderr).toMatch(/agent\.yaml\.example/);
-      expect(await calls()).toEqual(["systemctl daemon-reload"]);
+      expect(stderr).toContain("/usr/share/doc/felhom-guest/examples/agent.yaml");
+      expect(await calls()).toEqual([
+        `deb-systemd-helper debian-installed ${unit}`,
+        `deb-systemd-helper update-state ${unit}`,
+        "systemctl --system daemon-reload",
+      ]);
     });
 
-    it("on an upgrade, restarts the daemon if it runs, so the new code takes over", async () => {
+    it("on an upgrade, restarts the daemon only if it runs when the admin has not enabled it", async () => {
       await script("postinst", "configure", "0.0.9");
-      expect(await calls()).toEqual(["systemctl daemon-reload", `deb-systemd-invoke try-restart ${unit}`]);
+      expect(await calls()).toContain(`deb-systemd-invoke try-restart ${unit}`);
+    });
+
+    it("on an upgrade or a reinstall after remove, keeps an enabled daemon enabled and (re)starts it", async () => {
+      await adminEnabled();
+      await script("postinst", "configure", "0.0.9");
+      expect(await calls()).toEqual([
+        `deb-systemd-helper debian-installed ${unit}`,
+        `deb-systemd-helper --quiet was-enabled ${unit}`,
+        `deb-systemd-helper enable ${unit}`,
+        `deb-systemd-helper update-state ${unit}`,
+        "systemctl --system daemon-reload",
+        `deb-systemd-invoke restart ${unit}`,
+      ]);
     });
 
     it("touches no service when systemd does not run in the target root", async () => {
       await rm(join(scratch, "run"), { recursive: true });
       await script("postinst", "configure", "0.0.9");
       await script("prerm", "remove");
-      expect(await calls()).toEqual([]);
+      expect((await calls()).filter((c) => !c.startsWith("deb-systemd-helper"))).toEqual([]);
     });
 
-    it("stops and disables the daemon on remove, and leaves it running through an upgrade's unpack", async () => {
+    it("stops the daemon on remove without disabling it, and leaves it running through an upgrade's unpack", async () => {
       await script("prerm", "upgrade", "0.2.0");
       expect(await calls()).toEqual([]);
       await script("prerm", "remove");
-      expect(await calls()).toEqual([`deb-systemd-invoke stop ${unit}`, `systemctl disable --quiet ${unit}`]);
+      expect(await calls()).toEqual([`deb-systemd-invoke stop ${unit}`]);
+    });
+
+    it("removes the unit's enablement links on purge", async () => {
+      await script("postrm", "purge");
+      expect(await calls()).toEqual([`deb-systemd-helper purge ${unit}`]);
     });
 
     async function installed(finishedAt: string | null) {

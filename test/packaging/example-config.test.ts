@@ -34,12 +34,13 @@ describe("packaging/agent.example.yaml", () => {
     const keys = schemaKeys(configSchema);
     const names = new Set(keys.map((k) => k.split(".").at(-1)));
     const text = await readFile(new URL("../../packaging/agent.example.yaml", import.meta.url), "utf8");
-    // A commented key is `# name: value` at its own indentation; prose comments are left alone.
+    // A commented key is `# name: value` at its own indentation (or, under a commented section, `#   name:`
+    // with its indentation after the `#`); prose comments are left alone.
     const uncommented = text
       .split("\n")
       .map((line) => {
-        const m = /^(\s*)# ([a-z_]+):( .*)?$/.exec(line);
-        return m && names.has(m[2]) ? `${m[1]}${m[2]}:${m[3] ?? ""}` : line;
+        const m = /^(\s*)# (\s*)([a-z_]+):( .*)?$/.exec(line);
+        return m && names.has(m[3]) ? `${m[1]}${m[2]}${m[3]}:${m[4] ?? ""}` : line;
       })
       .join("\n");
     const shown = new Set(documentKeys(parse(uncommented)));

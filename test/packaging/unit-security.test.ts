@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { ExitCode } from "../../agent/cli/exit-codes.ts";
 
 const run = promisify(execFile);
 const unitPath = new URL("../../packaging/felhom-guest.service", import.meta.url).pathname;
@@ -50,6 +51,14 @@ describe("the shipped systemd unit", () => {
     },
   );
 
+  it("does not restart into what a restart cannot fix: a config error (78), another daemon (79)", async () => {
+    const s = await serviceSettings();
+    expect(s.get("RestartPreventExitStatus")?.[0]?.split(" ").map(Number).sort()).toEqual([
+      ExitCode.config,
+      ExitCode.daemonRunning,
+    ]);
+  });
+
   it("keeps the token out of core dumps and its directories root's alone", async () => {
     const s = await serviceSettings();
     expect(s.get("LimitCORE")).toEqual(["0"]);
@@ -68,6 +77,8 @@ describe("the shipped systemd unit", () => {
     expect(s.has("MemoryDenyWriteExecute")).toBe(false); // V8's JIT
     expect(s.get("ProtectHome")).toEqual(["read-only"]); // compose projects under /root and /home
     expect(s.get("ReadWritePaths")).toContain("-/root/.docker");
+    // metrics.textfile's conventional directory (Debian's prometheus-node-exporter), optional.
+    expect(s.get("ReadWritePaths")).toContain("-/var/lib/prometheus/node-exporter");
     expect(s.get("ExecStartPre")).toContain("+/usr/bin/install -d -m 0700 /root/.docker");
     expect(s.get("CapabilityBoundingSet")).toEqual(["CAP_DAC_READ_SEARCH"]);
   });

@@ -74,11 +74,8 @@ describeDocker("labels baked into a third-party image (real Docker)", { timeout:
     expect(plan.plan.untouched).toEqual([{ project, service: "chosen" }]);
 
     // `felhom-guest stacks` names the source of each label.
-    const cfg = await writeOfflineConfig(dir, [
-      "docker:",
-      `  projects: [${project}]`,
-      `state_dir: ${join(dir, "state")}`,
-    ]);
+    // Its state_dir is created (dir/state): a missing one is a config error.
+    const cfg = await writeOfflineConfig(dir, { lines: ["docker:", `  projects: [${project}]`] });
     const out = run(process.execPath, [
       "--import",
       "tsx",

@@ -6,7 +6,7 @@ import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import { markerPath } from "../../agent/backup/marker.ts";
-import { enrollmentPath } from "../../agent/identity/enrollment.ts";
+import { enrollmentPath } from "../../agent/identity/enrollment-record.ts";
 import { restoreRecordPath } from "../../agent/restore/restore-record.ts";
 import type { Event } from "../../protocol/index.ts";
 import { startTestHub, type TestHub } from "../hub/test-hub.ts";

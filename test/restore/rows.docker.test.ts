@@ -7,7 +7,7 @@ import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import { markerPath } from "../../agent/backup/marker.ts";
 import { DockerEngine } from "../../agent/docker/docker-engine.ts";
-import { enrollmentPath } from "../../agent/identity/enrollment.ts";
+import { enrollmentPath } from "../../agent/identity/enrollment-record.ts";
 import { readLocalFacts, resolveIdentity } from "../../agent/identity/identity-service.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
 import { TASK_BOOT_SLACK_S } from "../../agent/restore/decide-start.ts";

@@ -1,5 +1,5 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { LocalFactsOverride } from "./cli-with-local-facts.ts";
 import type { GuestHarness } from "./guest-harness.ts";
@@ -44,18 +44,34 @@ export async function writeAgentConfig(
   return configFile;
 }
 
+const repoRoot = new URL("../../", import.meta.url).pathname;
+
 /**
- * A config whose PVE is never reached (127.0.0.1:1) with its 0600 token secret (`dir`/pve.secret), in
- * `dir`, for CLI runs that must end, or be judged, before anything is dialled; `lines` adds top-level
- * sections, `tls` replaces `pve.tls`.
+ * A config whose PVE (127.0.0.1:1, TLS unchecked) is never reached: for the CLI's checks that come before
+ * or without PVE, and for runs that must end, or be judged, before anything is dialled. The hub section is
+ * written when `hubUrl` is given; `state_dir` is created (`dir`/state) unless `stateDir` names another
+ * path; `lines` adds top-level sections (not `state_dir`); `pveTls` replaces `pve.tls`;
+ * `pveRequestTimeoutSeconds` sets `pve.request_timeout_seconds`. Its 0600 PVE token secret is
+ * `dir`/pve.secret, the hub credential `dir`/hub.credential.
  */
 export async function writeOfflineConfig(
   dir: string,
-  lines: string[],
-  tls = "{ insecure: true }",
+  o: {
+    pveTls?: string;
+    hubUrl?: string;
+    hubCredential?: string;
+    hubCredentialMode?: number;
+    stateDir?: string;
+    lines?: string[];
+    pveRequestTimeoutSeconds?: number;
+  } = {},
 ): Promise<string> {
-  const secret = join(dir, "pve.secret");
-  await writeFile(secret, "00000000-0000-0000-0000-000000000000\n", { mode: 0o600 });
+  const pveSecret = join(dir, "pve.secret");
+  await writeFile(pveSecret, "00000000-0000-0000-0000-000000000000\n", { mode: 0o600 });
+  const credential = join(dir, "hub.credential");
+  await writeFile(credential, `${o.hubCredential ?? "hub-secret"}\n`, { mode: o.hubCredentialMode ?? 0o600 });
+  const stateDir = o.stateDir ?? join(dir, "state");
+  if (o.stateDir === undefined) await mkdir(stateDir, { mode: 0o700 });
   const config = join(dir, "agent.yaml");
   await writeFile(
     config,
@@ -63,19 +79,37 @@ export async function writeOfflineConfig(
       "pve:",
       "  url: https://127.0.0.1:1",
       '  token_id: "agent-101@pve!backup"',
-      `  token_secret_file: ${secret}`,
-      `  tls: ${tls}`,
-      "  request_timeout_seconds: 1",
+      `  token_secret_file: ${pveSecret}`,
+      `  tls: ${o.pveTls ?? "{ insecure: true }"}`,
+      ...(o.pveRequestTimeoutSeconds ? [`  request_timeout_seconds: ${o.pveRequestTimeoutSeconds}`] : []),
       "backup:",
       "  storage: bk",
-      ...lines,
+      ...(o.lines ?? []),
+      ...(o.hubUrl ? ["hub:", `  url: ${o.hubUrl}`, `  credential_file: ${credential}`] : []),
+      `state_dir: ${stateDir}`,
       "",
     ].join("\n"),
   );
   return config;
 }
 
-const repoRoot = new URL("../../", import.meta.url).pathname;
+/** Runs `felhom-guest ARGS…` to its end (killed after 30 s: then `code` is null). */
+export function runCli(
+  args: string[],
+  o: { uid?: number } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ["--import", "tsx", "agent/cli/main.ts", ...args],
+      { cwd: repoRoot, timeout: 30_000, ...(o.uid === undefined ? {} : { uid: o.uid, gid: o.uid }) },
+      (err, stdout, stderr) => {
+        const code = err ? ((err as { code?: unknown }).code ?? null) : 0;
+        resolve({ code: typeof code === "number" ? code : null, stdout, stderr });
+      },
+    );
+  });
+}
 
 /**
  * Starts `felhom-guest --config FILE ARGS…`; stdout is piped so a test can watch the progress. With

@@ -1,42 +1,28 @@
-import { createContext } from "../../app/context.ts";
 import { backupViaDaemon } from "../../app/control-socket.ts";
-import { outcomeEvent } from "../../app/daemon.ts";
-import { BackupService } from "../../backup/backup-service.ts";
 import { type BackupMode, type BackupOutcome, isDeferred } from "../../backup/backup-types.ts";
 import { recordLastBackup } from "../../backup/last-backup.ts";
+import { outcomeEvent } from "../../backup/outcome-event.ts";
 import type { AgentConfig } from "../../config/schema.ts";
 import type { LocalFacts } from "../../identity/decide-identity.ts";
+import { errorMessage } from "../../lib/errors.ts";
 import type { Logger } from "../../log/logger.ts";
+import { recordBackupHealth } from "../../metrics/textfile.ts";
 import { ExitCode, UsageError } from "../exit-codes.ts";
 import { describeOutcome, printBackupEvent, printJson } from "../output.ts";
-import type { Command } from "./command.ts";
+import type { CommandInput } from "./command.ts";
 
-export const backupCommand: Command = {
-  args: "[--mode snapshot|stop] [--json]",
-  summary: "back this guest up now: quiesce the stacks, vzdump, resume at the snapshot, verify",
-  help: `--mode   snapshot (default from the config; stacks down for seconds) or stop (the whole guest,
-         this agent included, goes down until the archive is written; the next boot reports)
---json   print only the result, as JSON (the same fields as the hub's backup.completed / backup.failed)
-
-When the daemon runs, it runs the backup (so that the hub sees it) and this command shows its progress;
-Ctrl-C then only stops watching. Without a daemon the backup runs in this process.
-
-Exit 0 when the archive is verified in the storage, 1 when the backup failed, 75 when another backup
-is running or the node's vzdump lock is busy.`,
-  options: { mode: { type: "string" }, json: { type: "boolean" } },
-  async run({ values, loadConfig, logger, localFacts }) {
-    const config = await loadConfig();
-    const mode = (values.mode as string | undefined) ?? config.backup.mode;
-    if (mode !== "snapshot" && mode !== "stop")
-      throw new UsageError(`--mode must be snapshot or stop, not "${mode}"`);
-    const json = values.json === true;
-    const onEvent = json ? () => {} : printBackupEvent;
-    const delegated = await backupViaDaemon(config.state_dir, mode, onEvent);
-    if (delegated.kind === "busy") return busy(delegated.backupId, delegated.mode, delegated.holder, json);
-    if (delegated.kind === "done") return finish(delegated.outcome, json);
-    return runHere(config, mode, json, logger(json ? "error" : "warn"), localFacts);
-  },
-};
+export async function run({ values, loadConfig, logger, localFacts }: CommandInput): Promise<number> {
+  const config = await loadConfig();
+  const mode = (values.mode as string | undefined) ?? config.backup.mode;
+  if (mode !== "snapshot" && mode !== "stop")
+    throw new UsageError(`--mode must be snapshot or stop, not "${mode}"`);
+  const json = values.json === true;
+  const onEvent = json ? () => {} : printBackupEvent;
+  const delegated = await backupViaDaemon(config.state_dir, mode, onEvent);
+  if (delegated.kind === "busy") return busy(delegated.backupId, delegated.mode, delegated.holder, json);
+  if (delegated.kind === "done") return finish(delegated.outcome, json);
+  return runHere(config, mode, json, await logger(json ? "error" : "warn"), localFacts);
+}
 
 function busy(backupId: string, mode: BackupMode, holder: string, json: boolean): number {
   if (json) printJson({ ok: false, running: backupId, kind: holder });
@@ -63,6 +49,12 @@ async function runHere(
   log: Logger,
   localFacts: () => LocalFacts,
 ): Promise<number> {
+  // Imported here: a backup the daemon runs needs neither the PVE client nor the Docker adapter in this
+  // process, and they are most of the command's start-up.
+  const [{ createContext }, { BackupService }] = await Promise.all([
+    import("../../app/context.ts"),
+    import("../../backup/backup-service.ts"),
+  ]);
   const ctx = await createContext(config, log, localFacts);
   const shutdown = new AbortController();
   const onSignal = () => shutdown.abort();
@@ -82,6 +74,9 @@ async function runHere(
       return ExitCode.failed;
     }
     await recordLastBackup(config.state_dir, outcome);
+    await recordBackupHealth(config.state_dir, config.metrics?.textfile, outcome).catch((err) =>
+      process.stderr.write(`warning: the backup health was not recorded: ${errorMessage(err)}\n`),
+    );
     return finish(outcome, json);
   } finally {
     process.off("SIGTERM", onSignal);

@@ -7,80 +7,74 @@ import {
 } from "../../snapshot/snapshot-service.ts";
 import { ExitCode, UsageError } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
-import type { Command } from "./command.ts";
+import type { CommandInput } from "./command.ts";
+import { SNAPSHOT_CONFIRM as CONFIRM } from "./index.ts";
 
-const CONFIRM = "yes-kill-the-guest";
-
-export const snapshotCommand: Command = {
-  args: "create NAME [--description TEXT] | list | delete NAME | rollback NAME --yes-kill-the-guest  [--json]",
-  summary: "PVE snapshots of this guest, taken with the same quiesce as a backup",
-  help: `create    quiesce the stacks, snapshot the guest, resume (e.g. before an upgrade)
-list      the guest's snapshots
-delete    remove a snapshot
-rollback  roll the guest back to a snapshot. PVE KILLS the running container to do so (this agent and
-          every stack with it) and starts it again from the snapshot. Only with --${CONFIRM}.
-Names: a letter, then letters, digits, - or _ (2-40 characters); "current" and "vzdump" are reserved.`,
-  options: { description: { type: "string" }, json: { type: "boolean" }, [CONFIRM]: { type: "boolean" } },
-  async run({ values, positionals, loadConfig, logger, localFacts }) {
-    const [action, name, ...extra] = positionals;
-    if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(" ")}`);
-    if (action !== "list" && !name) throw new UsageError(`snapshot ${action ?? ""} needs a NAME`);
-    if (!["create", "list", "delete", "rollback"].includes(action ?? "")) {
-      throw new UsageError("snapshot needs one of: create, list, delete, rollback");
-    }
-    if (action === "rollback" && values[CONFIRM] !== true) {
-      throw new UsageError(`rollback kills this guest and every stack in it; confirm with --${CONFIRM}`);
-    }
-    const config = await loadConfig();
-    const ctx = await createContext(config, logger("warn"), localFacts);
-    const deps = ctx.backupDeps(() => {});
-    // Ctrl-C or a SIGTERM while the stacks are quiesced: resume them before exiting, never leave them down.
-    const shutdown = new AbortController();
-    const onSignal = () => shutdown.abort();
-    process.on("SIGTERM", onSignal);
-    process.on("SIGINT", onSignal);
-    try {
-      if (action === "list") {
-        const list = await listSnapshots(deps);
-        if (values.json) printJson(list);
-        else {
-          for (const s of list) {
-            const when = s.snaptime ? new Date(s.snaptime * 1000).toISOString() : "?";
-            process.stdout.write(`${when}  ${s.name}${s.description ? `  ${s.description.trim()}` : ""}\n`);
-          }
-          if (list.length === 0) process.stdout.write("no snapshots\n");
+export async function run({
+  values,
+  positionals,
+  loadConfig,
+  logger,
+  localFacts,
+}: CommandInput): Promise<number> {
+  const [action, name, ...extra] = positionals;
+  if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(" ")}`);
+  if (action !== "list" && !name) throw new UsageError(`snapshot ${action ?? ""} needs a NAME`);
+  if (!["create", "list", "delete", "rollback"].includes(action ?? "")) {
+    throw new UsageError("snapshot needs one of: create, list, delete, rollback");
+  }
+  if (action === "rollback" && values[CONFIRM] !== true) {
+    throw new UsageError(`rollback kills this guest and every stack in it; confirm with --${CONFIRM}`);
+  }
+  const config = await loadConfig();
+  const ctx = await createContext(config, await logger("warn"), localFacts);
+  const deps = ctx.backupDeps(() => {});
+  // Ctrl-C or a SIGTERM while the stacks are quiesced: resume them before exiting, never leave them down.
+  const shutdown = new AbortController();
+  const onSignal = () => shutdown.abort();
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  try {
+    if (action === "list") {
+      const list = await listSnapshots(deps);
+      if (values.json) printJson(list);
+      else {
+        for (const s of list) {
+          const when = s.snaptime ? new Date(s.snaptime * 1000).toISOString() : "?";
+          process.stdout.write(`${when}  ${s.name}${s.description ? `  ${s.description.trim()}` : ""}\n`);
         }
-        return ExitCode.ok;
+        if (list.length === 0) process.stdout.write("no snapshots\n");
       }
-      if (action === "rollback") {
-        const upid = await rollbackSnapshot(deps, name!);
-        process.stdout.write(`rollback started (${upid}); the guest is being stopped now\n`);
-        return ExitCode.ok;
-      }
-      const outcome =
-        action === "create"
-          ? await createSnapshot(deps, name!, {
-              description: values.description as string | undefined,
-              signal: shutdown.signal,
-            })
-          : await deleteSnapshot(deps, name!, { signal: shutdown.signal });
-      if (values.json) printJson(outcome);
-      else if (outcome.ok)
-        process.stdout.write(
-          `snapshot ${name} ${action === "create" ? "created" : "deleted"} (${outcome.result.upid})\n`,
-        );
-      else process.stdout.write(`snapshot ${action} ${name} FAILED: ${outcome.failure.message}\n`);
-      const down = outcome.ok
-        ? "stacksResumed" in outcome.result && !outcome.result.stacksResumed
-        : !outcome.failure.stacksResumed;
-      if (!values.json && down)
-        process.stdout.write("  stacks NOT all resumed: check `felhom-guest stacks` and the log\n");
-      if (outcome.ok) return ExitCode.ok;
-      return outcome.failure.code === "backup_running" ? ExitCode.busy : ExitCode.failed;
-    } finally {
-      process.off("SIGTERM", onSignal);
-      process.off("SIGINT", onSignal);
-      await ctx.close();
+      return ExitCode.ok;
     }
-  },
-};
+    if (action === "rollback") {
+      const upid = await rollbackSnapshot(deps, name!);
+      process.stdout.write(`rollback started (${upid}); the guest is being stopped now\n`);
+      return ExitCode.ok;
+    }
+    const outcome =
+      action === "create"
+        ? await createSnapshot(deps, name!, {
+            description: values.description as string | undefined,
+            signal: shutdown.signal,
+          })
+        : await deleteSnapshot(deps, name!, { signal: shutdown.signal });
+    if (values.json) printJson(outcome);
+    else if (outcome.ok)
+      process.stdout.write(
+        `snapshot ${name} ${action === "create" ? "created" : "deleted"} (${outcome.result.upid})\n`,
+      );
+    else process.stdout.write(`snapshot ${action} ${name} FAILED: ${outcome.failure.message}\n`);
+    const down = outcome.ok
+      ? "stacksResumed" in outcome.result && !outcome.result.stacksResumed
+      : !outcome.failure.stacksResumed;
+    if (!values.json && down)
+      process.stdout.write("  stacks NOT all resumed: check `felhom-guest stacks` and the log\n");
+    if (outcome.ok) return ExitCode.ok;
+    return outcome.failure.code === "backup_running" ? ExitCode.busy : ExitCode.failed;
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+    await ctx.close();
+  }
+}

@@ -2,6 +2,7 @@ import cron from "node-cron";
 import { createContext } from "../../app/context.ts";
 import { readLastBackup } from "../../backup/last-backup.ts";
 import { readMarker } from "../../backup/marker.ts";
+import { DOC_DIR } from "../../config/paths.ts";
 import { resolveIdentity } from "../../identity/identity-service.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import { QuiesceJournal } from "../../quiesce/journal.ts";
@@ -10,81 +11,76 @@ import { readRestoreRecord } from "../../restore/restore-record.ts";
 import { AGENT_VERSION } from "../../version.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
-import type { Command } from "./command.ts";
+import type { CommandInput } from "./command.ts";
 
-export const statusCommand: Command = {
-  args: "[--json]",
-  summary: "identity, last backup, next scheduled run, and anything left unfinished",
-  options: { json: { type: "boolean" } },
-  async run({ values, loadConfig, logger, localFacts }) {
-    const config = await loadConfig();
-    const ctx = await createContext(config, logger("error"), localFacts);
-    try {
-      const local = localFacts();
-      const resolved = await resolveIdentity(ctx.pve, {
-        configuredVmid: config.pve.vmid,
-        local,
-      }).catch((err) => ({
-        state: "unverified" as const,
-        reason: `PVE not reachable: ${errorMessage(err)}`,
-        hint: "run felhom-guest doctor",
-      }));
-      // The hostname as the hub hears it (PROTOCOL.md, hello): this system's own, in every state.
-      const identity = { ...resolved, hostname: local.hostname };
-      const journal = await QuiesceJournal.open(journalPath(config.state_dir));
-      const last = await readLastBackup(config.state_dir);
-      const marker = await readMarker(config.state_dir);
-      let nextRun: string | null = null;
-      if (config.schedule) {
-        const task = cron.createTask(
-          config.schedule.cron,
-          () => {},
-          config.schedule.timezone ? { timezone: config.schedule.timezone } : {},
-        );
-        nextRun = task.getNextRun()?.toISOString() ?? null;
-        await task.destroy();
-      }
-      const status = {
-        version: AGENT_VERSION,
-        identity,
-        lastBackup: last ?? null,
-        nextScheduledRun: nextRun,
-        unfinishedQuiesce: journal && !journal.finished ? journal.data.backupId : null,
-        marker: marker ?? null,
-        restoredCopy: (await readRestoreRecord(config.state_dir)) ?? null,
-      };
-      if (values.json) {
-        printJson(status);
-        return ExitCode.ok;
-      }
-      const id =
-        identity.state === "verified"
-          ? `CT ${identity.vmid} on ${identity.node} (verified)`
-          : `NOT verified: ${identity.reason}`;
-      const lb = last
-        ? last.outcome.ok
-          ? `${last.finishedAt} ok ${last.outcome.result.volid}`
-          : `${last.finishedAt} FAILED: ${last.outcome.failure.message}`
-        : "none yet";
-      process.stdout.write(
-        `${[
-          `felhom-guest ${AGENT_VERSION}`,
-          `identity      ${id}`,
-          `last backup   ${lb}`,
-          `next run      ${nextRun ?? "no schedule configured"}`,
-          ...(status.restoredCopy
-            ? [
-                `RESTORED COPY of CT ${status.restoredCopy.originalVmid ?? "?"} (backup ${status.restoredCopy.fromBackupId ?? "?"}): no backups until enrolled (docs/restore.md)`,
-              ]
-            : []),
-          ...(status.unfinishedQuiesce
-            ? [`UNFINISHED    quiesce of ${status.unfinishedQuiesce}: the daemon resumes it at start`]
-            : []),
-        ].join("\n")}\n`,
+export async function run({ values, loadConfig, logger, localFacts }: CommandInput): Promise<number> {
+  const config = await loadConfig();
+  const ctx = await createContext(config, await logger("error"), localFacts);
+  try {
+    const local = localFacts();
+    const resolved = await resolveIdentity(ctx.pve, {
+      configuredVmid: config.pve.vmid,
+      local,
+    }).catch((err) => ({
+      state: "unverified" as const,
+      reason: `PVE not reachable: ${errorMessage(err)}`,
+      hint: "run felhom-guest doctor",
+    }));
+    // The hostname as the hub hears it (PROTOCOL.md, hello): this system's own, in every state.
+    const identity = { ...resolved, hostname: local.hostname };
+    const journal = await QuiesceJournal.open(journalPath(config.state_dir));
+    const last = await readLastBackup(config.state_dir);
+    const marker = await readMarker(config.state_dir);
+    let nextRun: string | null = null;
+    if (config.schedule) {
+      const task = cron.createTask(
+        config.schedule.cron,
+        () => {},
+        config.schedule.timezone ? { timezone: config.schedule.timezone } : {},
       );
-      return ExitCode.ok;
-    } finally {
-      await ctx.close();
+      nextRun = task.getNextRun()?.toISOString() ?? null;
+      await task.destroy();
     }
-  },
-};
+    const status = {
+      version: AGENT_VERSION,
+      identity,
+      lastBackup: last ?? null,
+      nextScheduledRun: nextRun,
+      unfinishedQuiesce: journal && !journal.finished ? journal.data.backupId : null,
+      marker: marker ?? null,
+      restoredCopy: (await readRestoreRecord(config.state_dir)) ?? null,
+    };
+    if (values.json) {
+      printJson(status);
+      return ExitCode.ok;
+    }
+    const id =
+      identity.state === "verified"
+        ? `CT ${identity.vmid} on ${identity.node} (verified)`
+        : `NOT verified: ${identity.reason}`;
+    const lb = last
+      ? last.outcome.ok
+        ? `${last.finishedAt} ok ${last.outcome.result.volid}`
+        : `${last.finishedAt} FAILED: ${last.outcome.failure.message}`
+      : "none yet";
+    process.stdout.write(
+      `${[
+        `felhom-guest ${AGENT_VERSION}`,
+        `identity      ${id}`,
+        `last backup   ${lb}`,
+        `next run      ${nextRun ?? "no schedule configured"}`,
+        ...(status.restoredCopy
+          ? [
+              `RESTORED COPY of CT ${status.restoredCopy.originalVmid ?? "?"} (backup ${status.restoredCopy.fromBackupId ?? "?"}): no backups until enrolled (${DOC_DIR}/restore.md)`,
+            ]
+          : []),
+        ...(status.unfinishedQuiesce
+          ? [`UNFINISHED    quiesce of ${status.unfinishedQuiesce}: the daemon resumes it at start`]
+          : []),
+      ].join("\n")}\n`,
+    );
+    return ExitCode.ok;
+  } finally {
+    await ctx.close();
+  }
+}

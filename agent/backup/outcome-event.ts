@@ -1,0 +1,9 @@
+import type { Event } from "../../protocol/index.ts";
+import type { BackupOutcome } from "./backup-types.ts";
+
+/** The event for a finished backup, as the hub receives it. */
+export function outcomeEvent(outcome: BackupOutcome): Event {
+  return outcome.ok
+    ? { kind: "backup.completed", ...outcome.result }
+    : { kind: "backup.failed", ...outcome.failure };
+}
