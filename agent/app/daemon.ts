@@ -219,14 +219,8 @@ export async function runDaemon(
     // its recovery; its outcome may be an artefact of that, and the new runtime reports the backup.
     if (r !== rt) return;
     if (s.recovery?.outcome) {
-      const outcome = s.recovery.outcome;
-      const { backupId, mode } = outcome.ok ? outcome.result : outcome.failure;
-      // The run that announced the blackout and would have reported is gone (killed, or its guest went
-      // down for a stop-mode backup): this start ends both. A journal exists only after the announce.
-      const reason = mode === "stop" ? "stop-mode" : "snapshot-freeze";
-      emit({ kind: "blackout.ended", reason, operationId: backupId });
-      emit({ kind: "backup.phase", backupId, mode, phase: "report", trigger: { source: "journal-replay" } });
-      finished(r.config)(outcome, { source: "journal-replay" });
+      // recoverAtStart has ended the blackout and entered `report`, as a live run does.
+      finished(r.config)(s.recovery.outcome, { source: "journal-replay" });
     }
     gate = s.gate;
     // A rebuilt runtime (reload, enroll) runs the slot the old one left waiting out its jitter.

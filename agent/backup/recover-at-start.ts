@@ -137,20 +137,30 @@ async function finishInFlight(
       ?.update({ backup: patch })
       .catch((err) => deps.log.error({ err: errorMessage(err) }, "journal write failed"));
   };
-  const fail = (code: string, message: string, task?: TaskResult): BackupOutcome => ({
-    ok: false,
-    failure: {
-      backupId,
-      mode: s.mode,
-      phase,
-      code,
-      message: message.slice(0, 2000),
-      exitStatus: task?.exitstatus ?? null,
-      upid: s.upid ?? null,
-      logTail: tail.lines(),
-      stacksResumed,
-    },
-  });
+  // As a live run does (PROTOCOL.md): the blackout its run announced ends, and `report` precedes every
+  // outcome. The run that would have said so is gone (killed, or its guest went down for a stop-mode backup).
+  const conclude = (outcome: BackupOutcome): BackupOutcome => {
+    const reason = s.mode === "stop" ? "stop-mode" : "snapshot-freeze";
+    deps.emit({ kind: "blackout.ended", reason, operationId: backupId });
+    enter("report");
+    return outcome;
+  };
+  // The failure names the phase that failed: built before conclude() enters `report`.
+  const fail = (code: string, message: string, task?: TaskResult): BackupOutcome =>
+    conclude({
+      ok: false,
+      failure: {
+        backupId,
+        mode: s.mode,
+        phase,
+        code,
+        message: message.slice(0, 2000),
+        exitStatus: task?.exitstatus ?? null,
+        upid: s.upid ?? null,
+        logTail: tail.lines(),
+        stacksResumed,
+      },
+    });
   if (!s.upid) {
     // The agent stopped before PVE confirmed the POST. Whether it reached PVE is decided by the node's
     // task list, never by re-sending.
@@ -209,8 +219,7 @@ async function finishInFlight(
   } catch (err) {
     return fail(err instanceof AgentError ? err.code : "internal", errorMessage(err), task);
   }
-  enter("report");
-  return {
+  return conclude({
     ok: true,
     result: {
       backupId,
@@ -226,5 +235,5 @@ async function finishInFlight(
       stacksResumed,
       ...(finished.pruned ? { pruned: finished.pruned } : {}),
     },
-  };
+  });
 }

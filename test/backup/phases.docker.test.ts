@@ -59,8 +59,12 @@ describeDocker("backup phases on the wire (pve sim + real docker)", () => {
     expect(order.indexOf("blackout.ended")).toBe(order.indexOf("report") - 1);
   });
 
-  it("a task that fails with 403 before the snapshot names snapshot-wait, not resume; report precedes the failure", async () => {
-    const { outcome, phases, order } = await backupRecorded({ variant: "missing-vm-backup" });
+  // A 403 for a missing privilege would be one too, but preflight now refuses that before any downtime.
+  it("a task that fails before the snapshot names snapshot-wait, not resume; report precedes the failure", async () => {
+    const { outcome, phases, order } = await backupRecorded({}, (g) => {
+      g.sim.faults.failSnapshot({ type: "vzdump" }, "snapshot feature is not available");
+      return () => undefined;
+    });
     expect(outcome).toMatchObject({
       ok: false,
       failure: { phase: "snapshot-wait", code: "vzdump_failed", stacksResumed: true },

@@ -224,6 +224,10 @@ describeDocker("a hub driving the real daemon", () => {
     expect(kinds.filter((k) => k !== "backup.progress")).toEqual([
       ...UNTIL_SUBMIT,
       "follow",
+      // The booted guest's run finishes the backup as a live run would (recover-at-start.ts).
+      "resume",
+      "follow",
+      "verify",
       "blackout.ended",
       "report",
       "backup.completed",
