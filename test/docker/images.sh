@@ -33,7 +33,7 @@ fi
 export DOCKER_BUILDKIT=0
 if ! $DOCKER image inspect local/postgres:15 >/dev/null 2>&1; then
   step "docker build local/postgres:15"
-  $DOCKER build -q -t local/postgres:15 "$HERE/images/postgres" 2>&1 | grep -v -i -E 'deprecat|buildx|^ *$|install the buildx' || true
+  $DOCKER build -q -t local/postgres:15 "$HERE/images/postgres" 2>&1 | grep -v -i -E 'deprecat|buildx|buildkit|environment-variable|^sha256:|^ *$|install the buildx' || true
   $DOCKER image inspect local/postgres:15 >/dev/null
 fi
 if ! $DOCKER image inspect local/node:20 >/dev/null 2>&1; then
