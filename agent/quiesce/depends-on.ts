@@ -1,4 +1,4 @@
-import { parse } from "yaml";
+import { isRecord, parseComposeFile } from "../docker/compose-file.ts";
 
 /**
  * Dependency edges between compose services. Pure: compose file text comes in, edges come out.
@@ -30,8 +30,8 @@ export interface ComposeFileDeps {
 export function dependsOnFromComposeFiles(texts: string[]): Map<string, string[]> {
   const deps = new Map<string, Set<string>>();
   for (const text of texts) {
-    // Compose files lean on `<<: *anchor` merge keys, which YAML 1.2 leaves off by default.
-    const doc = parse(text, { merge: true }) as unknown;
+    // One file that does not parse leaves the order unknown (the caller's catch), not half-known.
+    const doc = parseComposeFile(text);
     if (!isRecord(doc)) continue;
     const services = doc.services;
     if (!isRecord(services)) continue;
@@ -56,8 +56,4 @@ function namesOf(value: unknown): string[] {
   if (Array.isArray(value)) return value.filter((v): v is string => typeof v === "string");
   if (isRecord(value)) return Object.keys(value);
   return [];
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { parse } from "yaml";
+import { isRecord, parseComposeFile } from "../docker/compose-file.ts";
 import type { ContainerDetails, DockerEngine } from "../docker/docker-engine.ts";
 import { quiesceLabels } from "./labels.ts";
 import { COMPOSE, composeFilePaths } from "./stack-facts.ts";
@@ -42,7 +42,7 @@ export function attributeLabels(
 export function labelKeysFromComposeFiles(texts: string[]): Map<string, Set<string>> {
   const keys = new Map<string, Set<string>>();
   for (const text of texts) {
-    const doc = parse(text, { merge: true }) as unknown;
+    const doc = parseComposeFile(text);
     const services = isRecord(doc) ? doc.services : undefined;
     if (!isRecord(services)) continue;
     for (const [name, svc] of Object.entries(services)) {
@@ -54,10 +54,6 @@ export function labelKeysFromComposeFiles(texts: string[]): Map<string, Set<stri
     }
   }
   return keys;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /**

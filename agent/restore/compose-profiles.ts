@@ -1,4 +1,4 @@
-import { parse } from "yaml";
+import { composeDocuments, isRecord } from "../docker/compose-file.ts";
 
 /**
  * Which of a stack's services belong to compose profiles (pure). Compose labels no profile, and a plain
@@ -10,22 +10,12 @@ import { parse } from "yaml";
 export function profiledServices(composeTexts: string[], services: string[]): string[] {
   const wanted = new Set(services);
   const profiled = new Set<string>();
-  for (const text of composeTexts) {
-    let doc: unknown;
-    try {
-      doc = parse(text, { merge: true });
-    } catch {
-      continue;
-    }
-    if (!isRecord(doc) || !isRecord(doc.services)) continue;
+  for (const doc of composeDocuments(composeTexts)) {
+    if (!isRecord(doc.services)) continue;
     for (const [name, svc] of Object.entries(doc.services)) {
       if (wanted.has(name) && isRecord(svc) && Array.isArray(svc.profiles) && svc.profiles.length > 0)
         profiled.add(name);
     }
   }
   return [...profiled].sort();
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }

@@ -1,4 +1,4 @@
-import { parse } from "yaml";
+import { composeDocuments, isRecord } from "../docker/compose-file.ts";
 
 /**
  * The order in which stacks come back after a restore (pure). Compose orders the services of one
@@ -21,14 +21,7 @@ export function stackResources(project: string, composeTexts: string[]): StackRe
   const needs = new Set<string>();
   let usesDefault = false;
   let declaresDefault = false;
-  for (const text of composeTexts) {
-    let doc: unknown;
-    try {
-      doc = parse(text, { merge: true });
-    } catch {
-      continue;
-    }
-    if (!isRecord(doc)) continue;
+  for (const doc of composeDocuments(composeTexts)) {
     if (isRecord(doc.services)) {
       for (const svc of Object.values(doc.services)) {
         if (isRecord(svc) && svc.networks === undefined && svc.network_mode === undefined) usesDefault = true;
@@ -77,8 +70,4 @@ export function stackStartOrder(stacks: StackResources[]): string[][] {
     remaining = remaining.filter((p) => !done.has(p));
   }
   return levels;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }

@@ -23,6 +23,16 @@ import { orderOf, recordEvents } from "./support/stack.ts";
 const run = promisify(execFile);
 const SLEEPER = `["sh", "-c", "trap 'exit 0' TERM; sleep 2147483647 & wait"]`;
 const engine = new DockerEngine();
+/** What the stack runs: the default services, `worker` (profile prod, active), `adminer` (named alone), a finished init. */
+const RAN = {
+  adminer: "running",
+  app: "running",
+  cache: "running",
+  db: "running",
+  migrate: "exited",
+  proxy: "running",
+  worker: "running",
+};
 let dir: string;
 let project: string;
 let files: string[];
@@ -131,15 +141,7 @@ afterAll(async () => {
 
 describeDocker("compose v2 stacks (Debian 13's engine and compose plugin)", () => {
   it("are discovered with v2 names, label edges, every file and the env file, without the one-off", async () => {
-    expect(await states()).toEqual({
-      adminer: "running",
-      app: "running",
-      cache: "running",
-      db: "running",
-      migrate: "exited",
-      proxy: "running",
-      worker: "running",
-    });
+    expect(await states()).toEqual(RAN);
     expect(
       await docker("ps", "--filter", `label=com.docker.compose.project=${project}`, "--format", "{{.Names}}"),
     ).toContain(`${project}-app-1`);
@@ -218,15 +220,7 @@ describeDocker("compose v2 stacks (Debian 13's engine and compose plugin)", () =
     await removeProject();
     const outcomes = await bringStacksUp({ engine, stateDir, log: silentLogger() });
     expect(outcomes).toEqual([{ project, outcome: "started" }]);
-    expect(await states()).toEqual({
-      adminer: "running",
-      app: "running",
-      cache: "running",
-      db: "running",
-      migrate: "exited",
-      proxy: "running",
-      worker: "running",
-    });
+    expect(await states()).toEqual(RAN);
     expect(await docker("exec", `${project}-app-1`, "sh", "-c", "echo $GREETING")).toBe("from-prod-env");
     expect(await docker("inspect", "-f", "{{.State.ExitCode}}", `${project}-migrate-1`)).toBe("0");
   });
