@@ -109,19 +109,24 @@ export async function runDaemon(
       log.error({ kind: e.kind, err: errorMessage(err) }, "could not queue an event for the hub"),
     );
   };
-  const finished = (config: AgentConfig) => (outcome: BackupOutcome, trigger: Trigger) => {
-    emit(outcomeEvent(outcome));
-    log[outcome.ok ? "info" : "error"](
-      { trigger: trigger.source, ...(outcome.ok ? outcome.result : outcome.failure) },
-      outcome.ok ? "backup completed" : "backup failed",
-    );
-    recordLastBackup(config.state_dir, outcome).catch((err) =>
-      log.error({ err: errorMessage(err) }, "could not record the last backup"),
-    );
-    recordBackupHealth(config.state_dir, config.metrics?.textfile, outcome).catch((err) =>
-      log.error({ err: errorMessage(err) }, "could not record the backup health (metrics.textfile)"),
-    );
-  };
+  const finished =
+    (config: AgentConfig) =>
+    (outcome: BackupOutcome, trigger: Trigger, info = { willRetry: false }) => {
+      emit(outcomeEvent(outcome));
+      log[outcome.ok ? "info" : "error"](
+        { trigger: trigger.source, ...(outcome.ok ? outcome.result : outcome.failure) },
+        outcome.ok ? "backup completed" : "backup failed",
+      );
+      // A busy node's refusal that will be tried again is the hub's to hear, not yet the slot's result: the
+      // last backup and the metrics (consecutive failures, last attempt) wait for the attempt that ends it.
+      if (info.willRetry) return;
+      recordLastBackup(config.state_dir, outcome).catch((err) =>
+        log.error({ err: errorMessage(err) }, "could not record the last backup"),
+      );
+      recordBackupHealth(config.state_dir, config.metrics?.textfile, outcome).catch((err) =>
+        log.error({ err: errorMessage(err) }, "could not record the backup health (metrics.textfile)"),
+      );
+    };
 
   const build = async (config: AgentConfig): Promise<Runtime> => {
     const ctx = await createContext(config, log, localFacts);

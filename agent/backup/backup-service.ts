@@ -20,8 +20,11 @@ export type BackupTicket =
     };
 
 export interface BackupServiceDeps extends BackupDeps {
-  /** Every finished backup, success or failure (the daemon sends it to the hub as backup.completed/failed). */
-  onOutcome?: (outcome: BackupOutcome, trigger: Trigger) => void;
+  /**
+   * Every finished backup, success or failure (the daemon sends it to the hub as backup.completed/failed).
+   * `willRetry`: a busy node's refusal that this service tries again later, so not yet the slot's result.
+   */
+  onOutcome?: (outcome: BackupOutcome, trigger: Trigger, info: { willRetry: boolean }) => void;
 }
 
 /**
@@ -84,9 +87,10 @@ export class BackupService {
     })();
     this.#running = { backupId, mode: opts.mode, done };
     void done.then((outcome) => {
-      if (!isDeferred(outcome)) this.#deps.onOutcome?.(outcome, opts.trigger);
-      if (!outcome.ok && outcome.failure.code === "vzdump_lock_busy" && opts.retryWhenBusy)
-        this.#retryLater(opts, attempt, "the node's vzdump lock was busy");
+      const busy = !outcome.ok && outcome.failure.code === "vzdump_lock_busy" && opts.retryWhenBusy === true;
+      const willRetry = busy && attempt < this.#deps.backup.busy_retry.attempts;
+      if (!isDeferred(outcome)) this.#deps.onOutcome?.(outcome, opts.trigger, { willRetry });
+      if (busy) this.#retryLater(opts, attempt, "the node's vzdump lock was busy");
     });
     return { started: true, backupId, mode: opts.mode, done };
   }

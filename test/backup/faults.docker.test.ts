@@ -244,10 +244,14 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     const g = await harness();
     const lock = g.sim.holdGlobalVzdumpLock();
     const outcomes: BackupOutcome[] = [];
+    const willRetry: boolean[] = [];
     const service = new BackupService({
       ...g.deps(),
       backup: { ...g.backupConfig, busy_retry: { attempts: 2, delay_seconds: 2 } },
-      onOutcome: (o) => outcomes.push(o),
+      onOutcome: (o, _trigger, info) => {
+        outcomes.push(o);
+        willRetry.push(info.willRetry);
+      },
     });
     const first = await service.request({
       mode: "snapshot",
@@ -268,6 +272,8 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     lock.release();
     await expect.poll(() => outcomes.length, { timeout: 60_000, interval: 250 }).toBe(2);
     expect(outcomes[1]).toMatchObject({ ok: true, result: { exitStatus: "OK" } });
+    // The refusal was not the slot's result (the daemon records neither it nor its metrics); the retry was.
+    expect(willRetry).toEqual([true, false]);
     service.stop();
   });
 
