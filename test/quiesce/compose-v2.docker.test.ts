@@ -9,7 +9,7 @@ import { DockerEngine } from "../../agent/docker/docker-engine.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
 import { prepareQuiesce, quiesceStacks } from "../../agent/quiesce/quiesce-stacks.ts";
 import { bringStacksUp } from "../../agent/restore/stacks-up.ts";
-import { docker } from "../support/compose.ts";
+import { docker, projectContainerLines } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
 import { orderOf, recordEvents } from "./support/stack.ts";
 
@@ -44,17 +44,8 @@ const composeV2 = (...args: string[]) =>
 
 /** service → state, for the project's containers that are not one-offs. */
 async function states(): Promise<Record<string, string>> {
-  const out = await docker(
-    "ps",
-    "-a",
-    "--filter",
-    `label=com.docker.compose.project=${project}`,
-    "--filter",
-    "label=com.docker.compose.oneoff=False",
-    "--format",
-    '{{.Label "com.docker.compose.service"}} {{.State}}',
-  );
-  return Object.fromEntries(out ? out.split("\n").map((l) => l.split(" ") as [string, string]) : []);
+  const lines = await projectContainerLines(project, '{{.Label "com.docker.compose.service"}} {{.State}}');
+  return Object.fromEntries(lines.map((l) => l.split(" ") as [string, string]));
 }
 
 async function removeProject(): Promise<void> {

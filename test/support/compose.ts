@@ -29,23 +29,36 @@ export async function compose(project: string, dir: string, ...args: string[]): 
 }
 
 /**
- * The name of a service's container: `<project>-<service>-1` under compose v2, `<project>_<service>_1` under
- * v1, so it is looked up by the labels both write (one-off `compose run` containers excluded).
+ * `docker ps -a --format FORMAT` over a project's containers that are not one-offs (`compose run`), one line
+ * each; `extra` narrows it further (e.g. one service).
  */
-export async function serviceContainer(project: string, service: string): Promise<string> {
+export async function projectContainerLines(
+  project: string,
+  format: string,
+  ...extra: string[]
+): Promise<string[]> {
   const out = await docker(
     "ps",
     "-a",
     "--filter",
     `label=com.docker.compose.project=${project}`,
     "--filter",
-    `label=com.docker.compose.service=${service}`,
-    "--filter",
     "label=com.docker.compose.oneoff=False",
+    ...extra.flatMap((label) => ["--filter", `label=${label}`]),
     "--format",
-    "{{.Names}}",
+    format,
   );
-  const names = out ? out.split("\n").sort() : [];
+  return out ? out.split("\n") : [];
+}
+
+/**
+ * The name of a service's container: `<project>-<service>-1` under compose v2, `<project>_<service>_1` under
+ * v1, so it is looked up by the labels both write.
+ */
+export async function serviceContainer(project: string, service: string): Promise<string> {
+  const names = (
+    await projectContainerLines(project, "{{.Names}}", `com.docker.compose.service=${service}`)
+  ).sort();
   if (names.length === 0) throw new Error(`no container of service ${service} in compose project ${project}`);
   return names[0]!;
 }
