@@ -11,7 +11,7 @@ import { prepareQuiesce, quiesceStacks } from "../../agent/quiesce/quiesce-stack
 import { bringStacksUp } from "../../agent/restore/stacks-up.ts";
 import { docker, projectContainerLines } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
-import { orderOf, recordEvents } from "./support/stack.ts";
+import { forceRemoveProject, orderOf, recordEvents } from "./support/stack.ts";
 
 /**
  * What real compose v2 stacks use, on the guests' compose v2 (Debian 13's 2.26): depends_on conditions
@@ -46,11 +46,6 @@ const composeV2 = (...args: string[]) =>
 async function states(): Promise<Record<string, string>> {
   const lines = await projectContainerLines(project, '{{.Label "com.docker.compose.service"}} {{.State}}');
   return Object.fromEntries(lines.map((l) => l.split(" ") as [string, string]));
-}
-
-async function removeProject(): Promise<void> {
-  const ids = await docker("ps", "-aq", "--filter", `label=com.docker.compose.project=${project}`);
-  if (ids) await docker("rm", "-f", "-v", ...ids.split("\n"));
 }
 
 beforeAll(async () => {
@@ -125,8 +120,7 @@ services:
 }, 180_000);
 
 afterAll(async () => {
-  if (project) await removeProject().catch(() => undefined);
-  await run("docker", ["network", "rm", `${project}_default`]).catch(() => undefined);
+  if (project) await forceRemoveProject(project).catch(() => undefined);
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -208,7 +202,7 @@ describeDocker("compose v2 stacks (Debian 13's engine and compose plugin)", () =
     await docker("rm", "-f", `${project}-oldjob-1`);
     await prepareQuiesce({ engine, stateDir }, { projects: [project] }); // the registry a backup leaves
     // A restored copy whose engine starts empty: only the registry and the files are left.
-    await removeProject();
+    await forceRemoveProject(project);
     const outcomes = await bringStacksUp({ engine, stateDir, log: silentLogger() });
     expect(outcomes).toEqual([{ project, outcome: "started" }]);
     expect(await states()).toEqual(RAN);
@@ -222,7 +216,7 @@ describeDocker("compose v2 stacks (Debian 13's engine and compose plugin)", () =
     const stateDir = join(dir, "state-envfile");
     await mkdir(stateDir);
     await prepareQuiesce({ engine, stateDir }, { projects: [project] });
-    await removeProject();
+    await forceRemoveProject(project);
     await rm(join(dir, "prod.env"));
     const outcomes = await bringStacksUp({ engine, stateDir, log: silentLogger() });
     expect(outcomes).toEqual([

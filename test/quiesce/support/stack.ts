@@ -109,7 +109,8 @@ export async function startStack(override: string): Promise<TestStack> {
   return stack;
 }
 
-async function forceRemoveProject(project: string): Promise<void> {
+/** Every container (one-offs too) and network of a compose project, removed through the engine. */
+export async function forceRemoveProject(project: string): Promise<void> {
   const label = [`com.docker.compose.project=${project}`];
   const list = await docker.listContainers({ all: true, filters: { label } });
   await Promise.allSettled(list.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
