@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import type { CommandResultData, Event } from "../../protocol/index.ts";
+import type { CommandResultData, Event } from "@felhom/protocol";
 import type { BackupDeps } from "../backup/backup-run.ts";
 import { BackupService } from "../backup/backup-service.ts";
 import type { BackupEvent, BackupMode, BackupOutcome, Trigger } from "../backup/backup-types.ts";

@@ -1,5 +1,5 @@
 import { uptime } from "node:os";
-import type { CommandOf, CommandResultData, Event } from "../../protocol/index.ts";
+import type { CommandOf, CommandResultData, Event } from "@felhom/protocol";
 import { BackupLockBusyError, withBackupLock } from "../backup/backup-lock.ts";
 import type { BackupService } from "../backup/backup-service.ts";
 import { readLastBackup } from "../backup/last-backup.ts";

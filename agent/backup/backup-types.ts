@@ -1,4 +1,4 @@
-import type { Event, EventOf } from "../../protocol/index.ts";
+import type { Event, EventOf } from "@felhom/protocol";
 
 export type BackupMode = "snapshot" | "stop";
 export type BackupPhase = EventOf<"backup.phase">["phase"];

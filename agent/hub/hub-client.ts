@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { z } from "zod";
 import {
   ACK_TIMEOUT_MS,
   type Event,
@@ -14,7 +13,8 @@ import {
   type ResultMessage,
   type statusBody,
   type WelcomeMessage,
-} from "../../protocol/index.ts";
+} from "@felhom/protocol";
+import type { z } from "zod";
 import type { AgentConfig } from "../config/schema.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import { requireTrusted } from "../lib/file-trust.ts";

@@ -1,5 +1,5 @@
 import { rm } from "node:fs/promises";
-import type { Event } from "../../protocol/index.ts";
+import type { Event } from "@felhom/protocol";
 import { lockHolder, lockPath } from "../backup/backup-lock.ts";
 import type { BackupDeps } from "../backup/backup-run.ts";
 import { clearMarker } from "../backup/marker.ts";

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { EventOf } from "../../protocol/index.ts";
+import type { EventOf } from "@felhom/protocol";
 import { withBackupLock } from "../backup/backup-lock.ts";
 import { type BackupDeps, downtimeOf, verifiedSelf } from "../backup/backup-run.ts";
 import { LogTail } from "../backup/backup-types.ts";
