@@ -3,6 +3,7 @@ import type { AgentConfig } from "../config/schema.ts";
 import type { DockerEngine } from "../docker/docker-engine.ts";
 import type { LocalFacts } from "../identity/decide-identity.ts";
 import { requireVerified, resolveIdentity, type VerifiedIdentity } from "../identity/identity-service.ts";
+import { refuseAsRestoredCopy } from "../identity/restore-record.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import type { PveClient } from "../pve/client.ts";
@@ -20,7 +21,6 @@ import {
   quiesceStacks,
   retryLeftoverResume,
 } from "../quiesce/quiesce-stacks.ts";
-import { refuseAsRestoredCopy } from "../restore/restore-record.ts";
 import {
   type BackupEvent,
   type BackupMode,

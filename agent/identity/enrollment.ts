@@ -5,11 +5,11 @@ import type { AgentConfig } from "../config/schema.ts";
 import { AgentError } from "../lib/errors.ts";
 import type { Secret } from "../lib/secret.ts";
 import type { Logger } from "../log/logger.ts";
-import { clearRestoreRecord } from "../restore/restore-record.ts";
 import { writeFileDurable, writeJsonDurable } from "../state/durable-file.ts";
 import type { LocalFacts } from "./decide-identity.ts";
 import { type Enrollment, enrollmentPath } from "./enrollment-record.ts";
 import { resolveIdentity, type VerifiedIdentity } from "./identity-service.ts";
+import { clearRestoreRecord } from "./restore-record.ts";
 
 /** Where enroll keeps the new token secret (0600); enrollment.json names it. */
 const secretPath = (stateDir: string): string => join(stateDir, "enrollment", "pve-token.secret");

@@ -8,7 +8,7 @@ import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import { markerPath } from "../../agent/backup/marker.ts";
 import { enrollmentPath } from "../../agent/identity/enrollment-record.ts";
-import { restoreRecordPath } from "../../agent/restore/restore-record.ts";
+import { restoreRecordPath } from "../../agent/identity/restore-record.ts";
 import { startTestHub, type TestHub } from "../hub/test-hub.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
