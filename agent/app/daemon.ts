@@ -1,8 +1,7 @@
 import { join } from "node:path";
 import type { CommandResultData, Event } from "@felhom/protocol";
-import type { BackupDeps } from "../backup/backup-run.ts";
 import { BackupService } from "../backup/backup-service.ts";
-import type { BackupEvent, BackupMode, BackupOutcome, Trigger } from "../backup/backup-types.ts";
+import type { BackupDeps, BackupEvent, BackupMode, BackupOutcome, Trigger } from "../backup/backup-types.ts";
 import { recordLastBackup } from "../backup/last-backup.ts";
 import { outcomeEvent } from "../backup/outcome-event.ts";
 import { type IdentityGate, startUp } from "../boot/start-up.ts";
@@ -11,7 +10,7 @@ import { ConfigError } from "../config/load.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import type { CommandContext, CommandHandlers } from "../hub/command-runner.ts";
 import { CommandError } from "../hub/command-runner.ts";
-import { HubClient, hubOptionsFromConfig } from "../hub/hub-client.ts";
+import { HubClient } from "../hub/hub-client.ts";
 import type { LocalFacts } from "../identity/decide-identity.ts";
 import { enrollGuest } from "../identity/enrollment.ts";
 import { applyEnrollment } from "../identity/enrollment-record.ts";
@@ -26,6 +25,7 @@ import { type AgentContext, createContext } from "./context.ts";
 import { serveControl } from "./control-socket.ts";
 import { acquireDaemonLock } from "./daemon-lock.ts";
 import { hubHandlers, statusProvider } from "./hub-handlers.ts";
+import { hubOptionsFromConfig } from "./hub-options.ts";
 import { refuseWhileBusy } from "./refuse-while-busy.ts";
 
 /** How often an agent that could not verify itself at start asks again. */
@@ -291,6 +291,7 @@ export async function runDaemon(
         secret: new Secret(params.tokenSecret),
         local: rt.deps.localFacts(),
         log,
+        connect: (config) => createContext(config, log, rt.deps.localFacts),
       });
     } catch (err) {
       const message = errorMessage(err).slice(0, 2000);
