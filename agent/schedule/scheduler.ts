@@ -4,7 +4,7 @@ import { AgentError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { readJsonFile, writeJsonDurable } from "../state/durable-file.ts";
 import { findMissedSlot } from "./missed-slot.ts";
-import { nextSlot } from "./slots.ts";
+import { nextSlot, type SlotSpec } from "./slots.ts";
 
 export interface ScheduleConfig {
   cron: string;
@@ -36,7 +36,16 @@ export const LATE_TOLERANCE_MS = 15 * 60_000;
 export const LATE_WARNING_MS = 5_000;
 const MINUTE = 60_000;
 /** nextRun() looks this far ahead; a rarer schedule reports no next run rather than stalling the loop. */
-const NEXT_RUN_HORIZON_DAYS = 62;
+export const NEXT_RUN_HORIZON_DAYS = 62;
+
+/**
+ * The first slot after `after`, within the horizon: what the scheduler arms and what `felhom-guest status`
+ * shows as the next run. One function, so that the two agree around daylight-saving changes (status used
+ * node-cron's getNextRun, which follows node-cron's matcher, not the slots' rule in slots.ts).
+ */
+export function nextScheduledSlot(spec: SlotSpec, after: Date): Date | undefined {
+  return nextSlot(spec, after, NEXT_RUN_HORIZON_DAYS);
+}
 
 /**
  * Runs `onRun` on the configured cron schedule, each run delayed by a random jitter so that a fleet does not
@@ -152,7 +161,7 @@ export class Scheduler {
    * an hour when nothing is in reach, never on every tick.
    */
   #findNext(from: Date): void {
-    this.#next = nextSlot(this.#config, from, NEXT_RUN_HORIZON_DAYS);
+    this.#next = nextScheduledSlot(this.#config, from);
     this.#nextUntil = this.#next ? this.#next.getTime() : from.getTime() + 3_600_000;
   }
 
