@@ -53,6 +53,14 @@ module.exports = {
   forbidden: [
     ...layerRules,
     {
+      name: "agent-in-a-layer",
+      comment:
+        "every module of agent/ belongs to a layer: a new directory goes into LAYERS above, or no rule would hold it",
+      severity: "error",
+      from: { path: "^agent/", pathNot: LAYERS.flat().map(path) },
+      to: {},
+    },
+    {
       name: "no-circular",
       comment: "a cycle makes the layers meaningless and the load order fragile",
       severity: "error",

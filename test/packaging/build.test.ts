@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 
@@ -105,6 +106,8 @@ describe("the built agent", () => {
   afterAll(() => rm(out, { recursive: true, force: true }));
 
   it("compiles with tsc and runs on plain node", { timeout: 120_000 }, async () => {
+    // As `npm run build`: the contract first, which the agent's build resolves by name as a hub would.
+    await run("npm", ["run", "build", "-w", "@felhom/protocol"], { cwd: root });
     await run("npx", ["tsc", "-p", "tsconfig.build.json", "--outDir", out], { cwd: root });
     const cli = join(out, "agent/cli/main.js");
     const version = (await run(process.execPath, [cli, "version"])).stdout.trim();
@@ -114,5 +117,10 @@ describe("the built agent", () => {
     );
     expect(bad.code).toBe(78);
     expect(bad.stderr).toMatch(/nonexistent\/agent\.yaml/);
+    // Neither command loads the contract: the hub session does, by its package name, as the daemon will.
+    const session = pathToFileURL(join(out, "agent/hub/hub-session.js")).href;
+    await run(process.execPath, ["--input-type=module", "-e", `await import(${JSON.stringify(session)})`], {
+      cwd: "/",
+    });
   });
 });
