@@ -1,0 +1,228 @@
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { selfScopedGuest } from "../pve-sim/fixtures.ts";
+import { type PveSimulator, startPveSimulator } from "../pve-sim/index.ts";
+import { listTarZst } from "./archive-listing.ts";
+import { rawClient } from "./pve-client.ts";
+
+/** The lines after `from`, with each expected pattern matched in order (other lines may lie between). */
+function expectInOrder(lines: string[], patterns: RegExp[]): void {
+  let at = 0;
+  for (const re of patterns) {
+    const i = lines.findIndex((l, n) => n >= at && re.test(l));
+    expect(i, `${re} after line ${at} in:\n${lines.join("\n")}`).toBeGreaterThanOrEqual(0);
+    at = i + 1;
+  }
+}
+
+describe("pve sim: a Proxmox Backup Server storage", () => {
+  let sim: PveSimulator;
+  beforeAll(async () => {
+    sim = await startPveSimulator({ authFailureDelayMs: 0, archiveBytesPerSecond: 50e6 });
+  });
+  afterAll(async () => {
+    await sim?.close();
+  });
+
+  it("backs up as vzdump does to PBS: the real log lines in order, a ct/<vmid>/<time>Z volid, notes as the comment, protected, prune by group, restore", async () => {
+    const self = await selfScopedGuest(sim, {
+      vmid: 101,
+      storage: "pbs1",
+      storageType: "pbs",
+      hostname: "web1",
+    });
+    await mkdir(join(self.guest.rootDir, "srv"), { recursive: true });
+    await writeFile(join(self.guest.rootDir, "srv", "data.txt"), "in the archive");
+    const c = rawClient(sim, self.authorization);
+    const root = sim.rootToken();
+    const admin = rawClient(sim, `PVEAPIToken=${root.tokenId}=${root.secret}`);
+    try {
+      const status = await c.get("/nodes/pve1/storage/pbs1/status");
+      expect(status.json.data).toMatchObject({ type: "pbs", active: 1 });
+
+      const backup = async (params: Record<string, string | number> = {}) => {
+        const upid = (
+          await c.post("/nodes/pve1/vzdump", {
+            vmid: 101,
+            storage: "pbs1",
+            mode: "snapshot",
+            "notes-template": "felhom-backup=bk-1 {{guestname}}",
+            ...params,
+          })
+        ).json.data as string;
+        expect((await c.waitTask("pve1", upid)).exitstatus).toBe("OK");
+        return { upid, lines: await c.taskLog("pve1", upid), run: sim.vzdumpRuns.at(-1)! };
+      };
+      const first = await backup();
+      const iso = /^pbs1:backup\/ct\/101\/(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$/.exec(first.run.volid!)?.[1];
+      expect(iso, first.run.volid).toBeDefined();
+      const epoch = Date.parse(iso!) / 1000;
+      expectInOrder(first.lines, [
+        /^INFO: Starting Backup of VM 101 \(lxc\)$/,
+        /^INFO: CT Name: web1$/,
+        /^INFO: including mount point rootfs \('\/'\) in backup$/,
+        /^INFO: backup mode: snapshot$/,
+        /^INFO: create storage snapshot 'vzdump'$/,
+        new RegExp(`^INFO: creating Proxmox Backup Server archive 'ct/101/${iso}'$`),
+        new RegExp(
+          `^INFO: run: lxc-usernsexec -m u:0:100000:65536 -m g:0:100000:65536 -- /usr/bin/proxmox-backup-client backup --crypt-mode=none pct\\.conf:/var/tmp/vzdumptmp\\d+_101/etc/vzdump/pct\\.conf root\\.pxar:/mnt/vzsnap0 --include-dev /mnt/vzsnap0/\\./ --skip-lost-and-found --exclude=/tmp/\\?\\* --exclude=/var/tmp/\\?\\* --exclude=/var/run/\\?\\*\\.pid --backup-type ct --backup-id 101 --backup-time ${epoch} --repository root@pam@192\\.0\\.2\\.10:pbs1$`,
+        ),
+        new RegExp(`^INFO: Starting backup: ct/101/${iso}$`),
+        /^INFO: Client name: pve1$/,
+        /^INFO: Starting backup protocol: \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}$/,
+        /^INFO: No previous manifest available\.$/,
+        /^INFO: Upload config file '\/var\/tmp\/vzdumptmp\d+_101\/etc\/vzdump\/pct\.conf' to 'root@pam@192\.0\.2\.10:8007:pbs1' as pct\.conf\.blob$/,
+        /^INFO: Upload directory '\/mnt\/vzsnap0' to 'root@pam@192\.0\.2\.10:8007:pbs1' as root\.pxar\.didx$/,
+        /^INFO: root\.pxar: had to backup [\d.]+ \w?i?B of [\d.]+ \w?i?B \(compressed [\d.]+ \w?i?B\) in \d+\.\d\ds$/,
+        /^INFO: root\.pxar: average backup speed: [\d.]+ \w?i?B\/s$/,
+        /^INFO: Uploaded backup catalog \([\d.]+ \w?i?B\)$/,
+        /^INFO: Duration: \d+\.\d\ds$/,
+        /^INFO: End Time: /,
+        /^INFO: adding notes to backup$/,
+        /^INFO: cleanup temporary 'vzdump' snapshot$/,
+        /^INFO: Finished Backup of VM 101 /,
+        /^TASK OK$/,
+      ]);
+      // VZDump.pm: no tar totals and no archive file size on PBS, and no log file in a dump directory
+      expect(
+        first.lines.filter((l) => /Total bytes written|archive file size|creating vzdump archive/.test(l)),
+      ).toEqual([]);
+
+      // PBSPlugin.pm list_volumes: format pbs-ct, ctime the backup time, notes the comment (first line)
+      const listed = (await c.get("/nodes/pve1/storage/pbs1/content", { vmid: 101 })).json.data;
+      expect(listed).toEqual([
+        {
+          volid: first.run.volid,
+          content: "backup",
+          format: "pbs-ct",
+          size: expect.any(Number),
+          ctime: epoch,
+          subtype: "lxc",
+          vmid: 101,
+          notes: "felhom-backup=bk-1 web1",
+        },
+      ]);
+      expect(listed[0].size).toBeGreaterThan(0);
+      const volume = encodeURIComponent(first.run.volid!);
+      const info = (await c.get(`/nodes/pve1/storage/pbs1/content/${volume}`)).json.data;
+      expect(info).toMatchObject({ path: `pbs://root@pam@192.0.2.10:pbs1/ct/101/${iso}`, format: "pbs-ct" });
+      // notes: the comment is the first line of the notes
+      await c.call("PUT", `/nodes/pve1/storage/pbs1/content/${volume}`, { notes: "line one\nline two" });
+      expect((await c.get(`/nodes/pve1/storage/pbs1/content/${volume}`)).json.data.notes).toBe(
+        "line one\nline two",
+      );
+      expect((await c.get("/nodes/pve1/storage/pbs1/content")).json.data[0].notes).toBe("line one");
+
+      // protected: listed, and a protected snapshot cannot be deleted
+      await c.call("PUT", `/nodes/pve1/storage/pbs1/content/${volume}`, { protected: 1 });
+      expect((await c.get("/nodes/pve1/storage/pbs1/content")).json.data[0].protected).toBe(1);
+      const refused = await c.waitTask(
+        "pve1",
+        (await c.del(`/nodes/pve1/storage/pbs1/content/${volume}`)).json.data,
+      );
+      expect(refused.exitstatus).toBe(`cannot remove protected volume 'backup/ct/101/${iso}' on 'pbs1'`);
+      await c.call("PUT", `/nodes/pve1/storage/pbs1/content/${volume}`, { protected: 0 });
+
+      // A second backup with retention: the client found the previous manifest; prune runs for the group
+      await new Promise((r) => setTimeout(r, 1100));
+      const second = await admin
+        .post("/nodes/pve1/vzdump", { vmid: 101, storage: "pbs1", "prune-backups": "keep-last=1", remove: 1 })
+        .then(async (r) => {
+          const upid = r.json.data as string;
+          expect((await admin.waitTask("pve1", upid)).exitstatus).toBe("OK");
+          return { lines: await admin.taskLog("pve1", upid), run: sim.vzdumpRuns.at(-1)! };
+        });
+      expectInOrder(second.lines, [
+        /^INFO: Downloading previous manifest \(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\)$/,
+        /^INFO: prune older backups with retention: keep-last=1$/,
+        /^INFO: running 'proxmox-backup-client prune' for 'ct\/101'$/,
+        /^INFO: pruned 1 backup\(s\) not covered by keep-retention policy$/,
+      ]);
+      expect(second.lines.some((l) => l.includes("removing backup"))).toBe(false);
+      expect((await sim.listBackups("pbs1")).map((b) => b.volid)).toEqual([second.run.volid]);
+
+      // pct restore from the PBS volid: the root and the config come back
+      const restored = await sim.restoreGuest(second.run.volid!, 901);
+      expect(await readFile(join(restored.rootDir, "srv", "data.txt"), "utf8")).toBe("in the archive");
+      expect(restored.config.hostname).toBe("web1");
+
+      // DELETE forgets the snapshot
+      const del = await c.del(`/nodes/pve1/storage/pbs1/content/${encodeURIComponent(second.run.volid!)}`);
+      expect((await c.waitTask("pve1", del.json.data)).exitstatus).toBe("OK");
+      expect(await sim.listBackups("pbs1")).toEqual([]);
+    } finally {
+      await c.close();
+      await admin.close();
+    }
+  });
+});
+
+describe("pve sim: mount points in vzdump", () => {
+  let sim: PveSimulator;
+  beforeAll(async () => {
+    sim = await startPveSimulator({ authFailureDelayMs: 0, archiveBytesPerSecond: 50e6 });
+  });
+  afterAll(async () => {
+    await sim?.close();
+  });
+
+  it("excludes bind and backup=0 mount points with LXC.pm's lines, keeps their content out of the archive, and freezes the CT around the snapshots of several volumes", async () => {
+    const self = await selfScopedGuest(sim, { vmid: 102, hostname: "files" });
+    Object.assign(self.guest.config, {
+      mp0: "/srv/bulk,mp=/mnt/bulk",
+      mp1: "local-lvm:vm-102-disk-1,mp=/mnt/cache,size=4G",
+      mp2: "local-lvm:vm-102-disk-2,mp=/mnt/data,backup=1,size=4G",
+    });
+    for (const d of ["mnt/bulk", "mnt/cache", "mnt/data"]) {
+      await mkdir(join(self.guest.rootDir, d), { recursive: true });
+      await writeFile(join(self.guest.rootDir, d, "file.txt"), d);
+    }
+    const c = rawClient(sim, self.authorization);
+    try {
+      const upid = (
+        await c.post("/nodes/pve1/vzdump", { vmid: 102, storage: "bk", mode: "snapshot", compress: "zstd" })
+      ).json.data as string;
+      expect((await c.waitTask("pve1", upid)).exitstatus).toBe("OK");
+      const lines = await c.taskLog("pve1", upid);
+      expectInOrder(lines, [
+        /^INFO: CT Name: files$/,
+        /^INFO: including mount point rootfs \('\/'\) in backup$/,
+        /^INFO: excluding bind mount point mp0 \('\/mnt\/bulk'\) from backup \(not a volume\)$/,
+        /^INFO: excluding volume mount point mp1 \('\/mnt\/cache'\) from backup \(disabled\)$/,
+        /^INFO: including mount point mp2 \('\/mnt\/data'\) in backup$/,
+        /^INFO: backup mode: snapshot$/,
+        /^INFO: suspend vm to make snapshot$/,
+        /^INFO: create storage snapshot 'vzdump'$/,
+        /^INFO: resume vm$/,
+        /^INFO: guest is online again after (<1|\d+) seconds$/,
+        /^INFO: creating vzdump archive /,
+      ]);
+      const paths = (await listTarZst(sim.vzdumpRuns.at(-1)!.archivePath!)).map((e) => e.path);
+      expect(paths).toContain("./mnt/data/file.txt");
+      expect(paths).toContain("./mnt/bulk/");
+      expect(paths).not.toContain("./mnt/bulk/file.txt");
+      expect(paths).not.toContain("./mnt/cache/file.txt");
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("does not freeze a CT whose only backed-up volume is its root", async () => {
+    const self = await selfScopedGuest(sim, { vmid: 103 });
+    Object.assign(self.guest.config, { mp0: "/srv/bulk,mp=/mnt/bulk" });
+    const c = rawClient(sim, self.authorization);
+    try {
+      const upid = (await c.post("/nodes/pve1/vzdump", { vmid: 103, storage: "bk", mode: "snapshot" })).json
+        .data as string;
+      await c.waitTask("pve1", upid);
+      const lines = await c.taskLog("pve1", upid);
+      expect(lines).toContain(
+        "INFO: excluding bind mount point mp0 ('/mnt/bulk') from backup (not a volume)",
+      );
+      expect(lines.filter((l) => /suspend vm|resume vm/.test(l))).toEqual([]);
+    } finally {
+      await c.close();
+    }
+  });
+});
