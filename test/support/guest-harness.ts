@@ -37,6 +37,8 @@ export interface HarnessOptions {
   onGuestStart?: PveSimulatorOptions["onGuestStart"];
   /** The backup storage's own `prune-backups` (storage.cfg), e.g. "keep-last=2". */
   storagePruneBackups?: string;
+  /** The backup storage `bk`: a directory storage, or a Proxmox Backup Server. @default "dir" */
+  storageType?: "dir" | "pbs";
   /** The token's grants (see test/pve-sim/fixtures.ts). @default "production" */
   variant?: SelfScopedVariant;
   log?: Logger;
@@ -120,6 +122,7 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
       hwaddr: local.macs[0]!,
       variant: o.variant ?? "production",
       ...(o.storagePruneBackups ? { pruneBackups: o.storagePruneBackups } : {}),
+      ...(o.storageType ? { storageType: o.storageType } : {}),
     });
     const stateDir = join(self.guest.rootDir, "var/lib/felhom-guest");
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
