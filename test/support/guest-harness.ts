@@ -29,6 +29,8 @@ export interface HarnessOptions {
   dbLabels?: Record<string, string>;
   /** Publish the app on this loopback port (a test can then take the port and make its start fail). */
   appPort?: number;
+  /** More services (and a top-level `volumes:` section if they need one) appended to the compose file. */
+  extraCompose?: string;
   archiveBytesPerSecond?: number;
   lockwaitScaleMs?: number;
   backup?: Partial<AgentConfig["backup"]>;
@@ -144,7 +146,7 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
     await mkdir(stackDir, { recursive: true });
     await writeFile(
       join(stackDir, "docker-compose.yml"),
-      demoComposeFile(o.dbStrategy ?? "stop", o.dbLabels, o.appPort),
+      demoComposeFile(o.dbStrategy ?? "stop", o.dbLabels, o.appPort) + (o.extraCompose ?? ""),
     );
     await compose(project, stackDir, "up", "-d");
     const dbContainer = await serviceContainer(project, "db");
