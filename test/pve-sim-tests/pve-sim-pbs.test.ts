@@ -158,6 +158,50 @@ describe("pve sim: a Proxmox Backup Server storage", () => {
   });
 });
 
+describe("pve sim: PBS in suspend and stop mode", () => {
+  let sim: PveSimulator;
+  beforeAll(async () => {
+    sim = await startPveSimulator({ authFailureDelayMs: 0, archiveBytesPerSecond: 50e6 });
+  });
+  afterAll(async () => {
+    await sim?.close();
+  });
+
+  it("uploads the rsync copy in /var/tmp in suspend mode and the mounted snapshot dir in stop mode (LXC.pm prepare/archive)", async () => {
+    const self = await selfScopedGuest(sim, { vmid: 104, storage: "pbs2", storageType: "pbs" });
+    Object.assign(self.guest.config, { mp0: "local-lvm:vm-104-disk-1,mp=/srv,backup=1,size=1G" });
+    const c = rawClient(sim, self.authorization);
+    try {
+      const run = async (mode: string) => {
+        const upid = (await c.post("/nodes/pve1/vzdump", { vmid: 104, storage: "pbs2", mode })).json
+          .data as string;
+        expect((await c.waitTask("pve1", upid)).exitstatus).toBe("OK");
+        await new Promise((r) => setTimeout(r, 1100));
+        return c.taskLog("pve1", upid);
+      };
+      const suspend = await run("suspend");
+      expectInOrder(suspend, [
+        /^INFO: backup mode: suspend$/,
+        /^INFO: suspending guest$/,
+        /^INFO: resuming guest$/,
+        /^INFO: creating Proxmox Backup Server archive 'ct\/104\//,
+        /^INFO: run: .* root\.pxar:\/var\/tmp\/vzdumptmp(\d+)_104 --include-dev \/var\/tmp\/vzdumptmp\1_104\/\. --skip-lost-and-found /,
+        /^INFO: Upload directory '\/var\/tmp\/vzdumptmp\d+_104' to /,
+      ]);
+      const stop = await run("stop");
+      expectInOrder(stop, [
+        /^INFO: backup mode: stop$/,
+        /^INFO: stopping virtual guest$/,
+        /^INFO: run: .* root\.pxar:\/mnt\/vzsnap0 --include-dev \/mnt\/vzsnap0\/\.\/ --include-dev \/mnt\/vzsnap0\/\.\/srv --skip-lost-and-found /,
+        /^INFO: restarting vm$/,
+      ]);
+      expect((await sim.listBackups("pbs2")).map((b) => b.format)).toEqual(["pbs-ct", "pbs-ct"]);
+    } finally {
+      await c.close();
+    }
+  });
+});
+
 describe("pve sim: mount points in vzdump", () => {
   let sim: PveSimulator;
   beforeAll(async () => {
