@@ -91,6 +91,8 @@ export interface JournalBackupSection {
   upid?: string;
   /** Set when the stacks were resumed: "app" if after the snapshot existed, "crash" if before. */
   consistency?: "app" | "crash";
+  /** Data the archive will not hold (preflight): reported by whichever run finishes the backup. */
+  outside?: OutsideArchive;
   reported?: boolean;
 }
 
@@ -234,6 +236,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
           vmid,
           storage: cfg.storage,
           phase: "quiesce",
+          ...(outside.notInArchive.length ? { outside } : {}),
         } satisfies JournalBackupSection,
         journalled: () => enter("quiesce"),
       },

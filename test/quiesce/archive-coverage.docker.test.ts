@@ -5,6 +5,7 @@ import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import { outcomeEvent } from "../../agent/backup/outcome-event.ts";
+import { recoverAtStart, type StartRecovery } from "../../agent/backup/recover-at-start.ts";
 import { EVENTS } from "../../protocol/schemas/events.ts";
 import { capturedStdout, exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { docker } from "../support/compose.ts";
@@ -139,5 +140,52 @@ volumes:
     const log = h.sim.tasks.get(outcome.result.upid)!.lines;
     expect(log).toContain(`INFO: excluding bind mount point mp0 ('${bulk}') from backup (not a volume)`);
     expect(log).toContain(`INFO: excluding volume mount point mp1 ('${volumeDir}') from backup (disabled)`);
+  });
+
+  it("reports it for a stop-mode backup too, from the run that finishes it after the boot", {
+    timeout: 150_000,
+  }, async () => {
+    const bulk = await mkdtemp(join(tmpdir(), "felhom-bulk-"));
+    dirs.push(bulk);
+    const shutdown = new AbortController();
+    let booted: Promise<StartRecovery> | undefined;
+    h = await startGuestHarness({
+      extraCompose: `  files:
+    image: local/busybox:1.35
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 2147483647 & wait"]
+    volumes:
+      - ${bulk}:/data
+    restart: unless-stopped
+`,
+      onGuestStop: async () => {
+        shutdown.abort(); // systemd stops the agent as the guest shuts down…
+        for (const id of await h!.running()) await docker("stop", "-t", "10", id); // …and every container
+      },
+      onGuestStart: async () => {
+        booted = recoverAtStart(h!.deps()); // the agent's start after the boot
+      },
+    });
+    h.sim.getGuest(101).config.mp0 = `/srv/bulk,mp=${bulk}`;
+    const stopId = newBackupId();
+    const interrupted = await runBackup(h.deps(), {
+      backupId: stopId,
+      mode: "stop",
+      trigger: { source: "cli" },
+      signal: shutdown.signal,
+    });
+    expect(interrupted).toMatchObject({ ok: false, failure: { code: "interrupted" } });
+    await expect.poll(() => booted, { timeout: 60_000, interval: 250 }).toBeDefined();
+    const { outcome } = await booted!;
+    expect(outcome).toMatchObject({
+      ok: true,
+      result: {
+        backupId: stopId,
+        mode: "stop",
+        notInArchive: [{ service: "files", destination: "/data", mountPoint: "mp0", reason: "not a volume" }],
+      },
+    });
+    expect(
+      outcome?.ok && outcome.result.warnings.filter((w) => w.includes("is NOT in the backup")),
+    ).toHaveLength(1);
   });
 });
