@@ -41,17 +41,30 @@ export function mountCoverage(
         if ((m.type !== "bind" && m.type !== "volume") || !m.source) continue;
         const on = mountPointOf(m.source, mountPoints);
         if (!on) continue;
-        out.push({
+        const entry = (source: string, destination: string, mp: CtMountPoint): MountCoverage => ({
           project: stack.project,
           service: svc.name,
           container: c.name,
-          type: m.type,
-          source: m.source,
-          destination: m.destination,
+          type: m.type as "bind" | "volume",
+          source,
+          destination,
           ...(m.type === "volume" && m.name ? { volume: m.name } : {}),
-          inArchive: on.inBackup,
-          mountPoint: { key: on.key, path: on.path, type: on.type, reason: on.reason },
+          inArchive: mp.inBackup,
+          mountPoint: { key: mp.key, path: mp.path, type: mp.type, reason: mp.reason },
         });
+        out.push(entry(m.source, m.destination, on));
+        // A mount point below the source is part of what the container sees, and may be left out on its own
+        // (a bind of /srv with /srv/data a backup=0 volume): that part is its own answer.
+        const source = trimSlash(posix.normalize(m.source));
+        for (const below of mountPoints) {
+          if (
+            below.inBackup ||
+            below.path === source ||
+            !below.path.startsWith(`${source === "/" ? "" : source}/`)
+          )
+            continue;
+          out.push(entry(below.path, posix.join(m.destination, posix.relative(source, below.path)), below));
+        }
       }
     }
   }

@@ -141,6 +141,17 @@ describe("which container data is in the archive", () => {
     expect(findings[0]!.hint).toContain("pct set 101 -mp2");
   });
 
+  it("answers for a left-out mount point below a mount's source on its own: the container sees it, the archive lacks it", () => {
+    const coverage = mountCoverage(
+      [stack("app", [{ type: "bind", name: undefined, source: "/srv/", destination: "/app/srv" }])],
+      mps,
+    );
+    expect(coverage.map((c) => [c.destination, c.source, c.inArchive, c.mountPoint.key])).toEqual([
+      ["/app/srv", "/srv/", true, "rootfs"],
+      ["/app/srv/data", "/srv/data", false, "mp2"],
+    ]);
+  });
+
   it("says all is in, and which mount points vzdump skips, when no stack uses them", () => {
     const coverage = mountCoverage(
       [stack("web", [{ type: "bind", name: undefined, source: "/srv/www", destination: "/www" }])],
