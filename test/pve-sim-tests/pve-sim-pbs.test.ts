@@ -16,6 +16,17 @@ function expectInOrder(lines: string[], patterns: RegExp[]): void {
   }
 }
 
+/** POST vzdump, wait for the task, expect it OK, return the task log and the simulator's record of it. */
+async function vzdumpOk(
+  sim: PveSimulator,
+  c: ReturnType<typeof rawClient>,
+  params: Record<string, string | number>,
+) {
+  const upid = (await c.post("/nodes/pve1/vzdump", params)).json.data as string;
+  expect((await c.waitTask("pve1", upid)).exitstatus).toBe("OK");
+  return { lines: await c.taskLog("pve1", upid), run: sim.vzdumpRuns.at(-1)! };
+}
+
 describe("pve sim: a Proxmox Backup Server storage", () => {
   let sim: PveSimulator;
   beforeAll(async () => {
@@ -41,20 +52,12 @@ describe("pve sim: a Proxmox Backup Server storage", () => {
       const status = await c.get("/nodes/pve1/storage/pbs1/status");
       expect(status.json.data).toMatchObject({ type: "pbs", active: 1 });
 
-      const backup = async (params: Record<string, string | number> = {}) => {
-        const upid = (
-          await c.post("/nodes/pve1/vzdump", {
-            vmid: 101,
-            storage: "pbs1",
-            mode: "snapshot",
-            "notes-template": "felhom-backup=bk-1 {{guestname}}",
-            ...params,
-          })
-        ).json.data as string;
-        expect((await c.waitTask("pve1", upid)).exitstatus).toBe("OK");
-        return { upid, lines: await c.taskLog("pve1", upid), run: sim.vzdumpRuns.at(-1)! };
-      };
-      const first = await backup();
+      const first = await vzdumpOk(sim, c, {
+        vmid: 101,
+        storage: "pbs1",
+        mode: "snapshot",
+        "notes-template": "felhom-backup=bk-1 {{guestname}}",
+      });
       const iso = /^pbs1:backup\/ct\/101\/(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$/.exec(first.run.volid!)?.[1];
       expect(iso, first.run.volid).toBeDefined();
       const epoch = Date.parse(iso!) / 1000;
@@ -126,13 +129,12 @@ describe("pve sim: a Proxmox Backup Server storage", () => {
 
       // A second backup with retention: the client found the previous manifest; prune runs for the group
       await new Promise((r) => setTimeout(r, 1100));
-      const second = await admin
-        .post("/nodes/pve1/vzdump", { vmid: 101, storage: "pbs1", "prune-backups": "keep-last=1", remove: 1 })
-        .then(async (r) => {
-          const upid = r.json.data as string;
-          expect((await admin.waitTask("pve1", upid)).exitstatus).toBe("OK");
-          return { lines: await admin.taskLog("pve1", upid), run: sim.vzdumpRuns.at(-1)! };
-        });
+      const second = await vzdumpOk(sim, admin, {
+        vmid: 101,
+        storage: "pbs1",
+        "prune-backups": "keep-last=1",
+        remove: 1,
+      });
       expectInOrder(second.lines, [
         /^INFO: Downloading previous manifest \(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\)$/,
         /^INFO: prune older backups with retention: keep-last=1$/,
@@ -173,11 +175,9 @@ describe("pve sim: PBS in suspend and stop mode", () => {
     const c = rawClient(sim, self.authorization);
     try {
       const run = async (mode: string) => {
-        const upid = (await c.post("/nodes/pve1/vzdump", { vmid: 104, storage: "pbs2", mode })).json
-          .data as string;
-        expect((await c.waitTask("pve1", upid)).exitstatus).toBe("OK");
-        await new Promise((r) => setTimeout(r, 1100));
-        return c.taskLog("pve1", upid);
+        const { lines } = await vzdumpOk(sim, c, { vmid: 104, storage: "pbs2", mode });
+        await new Promise((r) => setTimeout(r, 1100)); // PBS snapshots are named by the second
+        return lines;
       };
       const suspend = await run("suspend");
       expectInOrder(suspend, [
@@ -224,11 +224,12 @@ describe("pve sim: mount points in vzdump", () => {
     }
     const c = rawClient(sim, self.authorization);
     try {
-      const upid = (
-        await c.post("/nodes/pve1/vzdump", { vmid: 102, storage: "bk", mode: "snapshot", compress: "zstd" })
-      ).json.data as string;
-      expect((await c.waitTask("pve1", upid)).exitstatus).toBe("OK");
-      const lines = await c.taskLog("pve1", upid);
+      const { lines, run } = await vzdumpOk(sim, c, {
+        vmid: 102,
+        storage: "bk",
+        mode: "snapshot",
+        compress: "zstd",
+      });
       expectInOrder(lines, [
         /^INFO: CT Name: files$/,
         /^INFO: including mount point rootfs \('\/'\) in backup$/,
@@ -242,7 +243,7 @@ describe("pve sim: mount points in vzdump", () => {
         /^INFO: guest is online again after (<1|\d+) seconds$/,
         /^INFO: creating vzdump archive /,
       ]);
-      const paths = (await listTarZst(sim.vzdumpRuns.at(-1)!.archivePath!)).map((e) => e.path);
+      const paths = (await listTarZst(run.archivePath!)).map((e) => e.path);
       expect(paths).toContain("./mnt/data/file.txt");
       expect(paths).toContain("./mnt/bulk/");
       expect(paths).not.toContain("./mnt/bulk/file.txt");
@@ -257,10 +258,7 @@ describe("pve sim: mount points in vzdump", () => {
     Object.assign(self.guest.config, { mp0: "/srv/bulk,mp=/mnt/bulk" });
     const c = rawClient(sim, self.authorization);
     try {
-      const upid = (await c.post("/nodes/pve1/vzdump", { vmid: 103, storage: "bk", mode: "snapshot" })).json
-        .data as string;
-      await c.waitTask("pve1", upid);
-      const lines = await c.taskLog("pve1", upid);
+      const { lines } = await vzdumpOk(sim, c, { vmid: 103, storage: "bk", mode: "snapshot" });
       expect(lines).toContain(
         "INFO: excluding bind mount point mp0 ('/mnt/bulk') from backup (not a volume)",
       );
