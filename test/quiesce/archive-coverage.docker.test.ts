@@ -5,12 +5,12 @@ import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import { outcomeEvent } from "../../agent/backup/outcome-event.ts";
-import { recoverAtStart, type StartRecovery } from "../../agent/backup/recover-at-start.ts";
 import { EVENTS } from "../../protocol/schemas/events.ts";
 import { capturedStdout, exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { docker } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
+import { inProcessReboot } from "../support/guest-reboot.ts";
 
 let h: GuestHarness | undefined;
 const dirs: string[] = [];
@@ -147,8 +147,7 @@ volumes:
   }, async () => {
     const bulk = await mkdtemp(join(tmpdir(), "felhom-bulk-"));
     dirs.push(bulk);
-    const shutdown = new AbortController();
-    let booted: Promise<StartRecovery> | undefined;
+    const reboot = inProcessReboot(() => h!);
     h = await startGuestHarness({
       extraCompose: `  files:
     image: local/busybox:1.35
@@ -157,25 +156,11 @@ volumes:
       - ${bulk}:/data
     restart: unless-stopped
 `,
-      onGuestStop: async () => {
-        shutdown.abort(); // systemd stops the agent as the guest shuts down…
-        for (const id of await h!.running()) await docker("stop", "-t", "10", id); // …and every container
-      },
-      onGuestStart: async () => {
-        booted = recoverAtStart(h!.deps()); // the agent's start after the boot
-      },
+      ...reboot.hooks,
     });
     h.sim.getGuest(101).config.mp0 = `/srv/bulk,mp=${bulk}`;
     const stopId = newBackupId();
-    const interrupted = await runBackup(h.deps(), {
-      backupId: stopId,
-      mode: "stop",
-      trigger: { source: "cli" },
-      signal: shutdown.signal,
-    });
-    expect(interrupted).toMatchObject({ ok: false, failure: { code: "interrupted" } });
-    await expect.poll(() => booted, { timeout: 60_000, interval: 250 }).toBeDefined();
-    const { outcome } = await booted!;
+    const outcome = await reboot.stopModeBackup(stopId);
     expect(outcome).toMatchObject({
       ok: true,
       result: {
