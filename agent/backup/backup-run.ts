@@ -1,8 +1,9 @@
-import type { EventOf } from "../../protocol/index.ts";
+import type { EventOf } from "@felhom/protocol";
 import type { AgentConfig } from "../config/schema.ts";
 import type { DockerEngine } from "../docker/docker-engine.ts";
 import type { LocalFacts } from "../identity/decide-identity.ts";
 import { requireVerified, resolveIdentity, type VerifiedIdentity } from "../identity/identity-service.ts";
+import { refuseAsRestoredCopy } from "../identity/restore-record.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import type { PveClient } from "../pve/client.ts";
@@ -20,12 +21,13 @@ import {
   quiesceStacks,
   retryLeftoverResume,
 } from "../quiesce/quiesce-stacks.ts";
-import { refuseAsRestoredCopy } from "../restore/restore-record.ts";
 import {
+  type BackupDeps,
   type BackupEvent,
   type BackupMode,
   type BackupOutcome,
   type BackupPhase,
+  type JournalBackupSection,
   LogTail,
   type Trigger,
 } from "./backup-types.ts";
@@ -44,24 +46,6 @@ import { DEFAULT_STALL_BOUNDS, type StallBounds, StallWatch, stoppedStalledTask 
  */
 const TASK_FOLLOW_LIMIT_MS = 12 * 3600 * 1000;
 
-/** What one backup run needs; every adapter is passed in (no service locator). */
-export interface BackupDeps {
-  pve: PveClient;
-  engine: DockerEngine;
-  stateDir: string;
-  backup: AgentConfig["backup"];
-  configuredVmid?: number | undefined;
-  /** Only these compose projects (config docker.projects); undefined: every stack in the guest. */
-  projects?: string[] | undefined;
-  localFacts: () => LocalFacts;
-  emit: (event: BackupEvent) => void;
-  log: Logger;
-  /** Test seam for poll speed only; production uses the follower's defaults. */
-  follow?: Pick<FollowOptions, "minIntervalMs" | "maxIntervalMs">;
-  /** Test seam: how long a task may make no progress (production: DEFAULT_STALL_BOUNDS). */
-  stall?: StallBounds;
-}
-
 export interface BackupRequest {
   backupId: string;
   mode: BackupMode;
@@ -77,23 +61,6 @@ export interface BackupRequest {
    * (backup.busy_retry), so that the failure says what will really happen. Undefined: no retry.
    */
   busyRetry?: { retriesLeft: number };
-}
-
-/** The journal's `backup` section: what a restarted agent needs to finish the report (recover-at-start.ts). */
-export interface JournalBackupSection {
-  mode: BackupMode;
-  trigger: Trigger["source"];
-  startedAt: string;
-  node: string;
-  vmid: number;
-  storage: string;
-  phase: BackupPhase;
-  upid?: string;
-  /** Set when the stacks were resumed: "app" if after the snapshot existed, "crash" if before. */
-  consistency?: "app" | "crash";
-  /** Data the archive will not hold (preflight): reported by whichever run finishes the backup. */
-  outside?: OutsideArchive;
-  reported?: boolean;
 }
 
 export class VzdumpLockBusyError extends AgentError {

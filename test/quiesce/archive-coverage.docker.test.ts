@@ -1,11 +1,11 @@
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { EVENTS } from "@felhom/protocol";
 import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import { outcomeEvent } from "../../agent/backup/outcome-event.ts";
-import { EVENTS } from "../../protocol/schemas/events.ts";
 import { capturedStdout, exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { docker } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
