@@ -19,7 +19,8 @@ export type VzdumpPhase =
   | { phase: "snapshot-created"; confirmedBy: "next-line" | "task-ended" }
   /** The storage snapshot could not be taken: PVE cleans up and fails the guest's backup. */
   | { phase: "snapshot-failed" }
-  | { phase: "archive-started"; path: string }
+  /** `path` is the archive file, or on a Proxmox Backup Server (`pbs`) the snapshot `ct/<vmid>/<time>Z`. */
+  | { phase: "archive-started"; path: string; pbs: boolean }
   | { phase: "bytes-written"; bytes: number }
   | { phase: "archive-size"; text: string; approxBytes: number }
   | { phase: "restarting" }
@@ -113,8 +114,8 @@ const INFO_RULES: Rule[] = [
   // VZDump.pm exec_backup_task: "creating $archive_txt archive '$task->{target}'"; on a PBS storage the
   // target is the snapshot path (ct/<vmid>/<time>Z) and there is no tar totals line, nor an archive size
   [
-    /^creating (?:vzdump|Proxmox Backup Server) archive '(.*)'$/,
-    (m) => ({ phase: "archive-started", path: m[1]! }),
+    /^creating (vzdump|Proxmox Backup Server) archive '(.*)'$/,
+    (m) => ({ phase: "archive-started", path: m[2]!, pbs: m[1] !== "vzdump" }),
   ],
   [/^Total bytes written: (\d+)/, (m) => ({ phase: "bytes-written", bytes: Number(m[1]) })],
   // The PBS client's line once the root archive is uploaded (pbs-client backup_writer.rs `upload_stream`):

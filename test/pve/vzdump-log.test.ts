@@ -69,6 +69,7 @@ describe("pve vzdump log phase recogniser", () => {
     expect(phases).toContainEqual({
       phase: "archive-started",
       path: "/mnt/pve/bk/dump/vzdump-lxc-100-2025_01_01-02_00_00.tar.zst",
+      pbs: false,
     });
     expect(phases).toContainEqual({ phase: "bytes-written", bytes: 878131200 });
     expect(phases).toContainEqual({ phase: "archive-size", text: "245MB", approxBytes: 245 * 1024 * 1024 });
@@ -324,6 +325,7 @@ describe("pve vzdump log phase recogniser, PBS storage", () => {
     expect(phases.find((p) => p.phase === "archive-started")).toEqual({
       phase: "archive-started",
       path: "ct/101/2026-12-04T02:30:14Z",
+      pbs: true,
     });
     expect(phases.find((p) => p.phase === "bytes-written")).toEqual({
       phase: "bytes-written",
