@@ -73,6 +73,14 @@ describeDocker("backup to a Proxmox Backup Server storage (pve sim + real docker
       }),
     ]);
 
+    // doctor names the storage's type
+    const doctor = spawnAgent(config, ["doctor", "--json"]);
+    const report = capturedStdout(doctor);
+    await exited(doctor);
+    expect((JSON.parse(report()) as { message: string }[]).map((f) => f.message)).toContainEqual(
+      expect.stringMatching(/^backup storage bk: active \(Proxmox Backup Server\), [\d.]+ GiB free$/),
+    );
+
     // pct restore from the PBS snapshot: the copy boots with the marker and knows it is a restored copy
     const restored = await sim.restoreGuest(second.result.volid, 201);
     sim.setGuestRunning(201, true);

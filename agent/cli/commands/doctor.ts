@@ -122,7 +122,9 @@ export async function run({ values, loadConfig, logger, localFacts }: CommandInp
         await check(`backup storage ${config.backup.storage}`, async () => {
           const s = await ctx.pve.storageStatus(identity.node!, config.backup.storage);
           if (s.active === false) throw new Error("not active on this node");
-          return s.avail !== undefined ? `active, ${(s.avail / 1024 ** 3).toFixed(1)} GiB free` : "active";
+          // on a PBS datastore the free space is the whole datastore's, shared with every other client
+          const kind = s.type === "pbs" ? " (Proxmox Backup Server)" : s.type ? ` (${s.type})` : "";
+          return `active${kind}${s.avail !== undefined ? `, ${(s.avail / 1024 ** 3).toFixed(1)} GiB free` : ""}`;
         });
         const vmid = identity.vmid;
         if (vmid !== undefined) {
