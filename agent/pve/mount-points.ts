@@ -22,7 +22,8 @@ export interface CtMountPoint {
 
 /**
  * The mount points of a CT config (`GET /nodes/{node}/lxc/{vmid}/config` with `current=1`, which a
- * guest-scoped token reads with VM.Audit): `rootfs`, then `mp0`, `mp1`, ... in the order vzdump walks
+ * guest-scoped token reads with VM.Audit: pve-container src/PVE/API2/LXC/Config.pm `vm_config`, the raw
+ * `mpN` strings, pending changes left out as vzdump leaves them out): `rootfs`, then `mp0`, `mp1`, ... in the order vzdump walks
  * them (`valid_volume_keys`). Entries without a volume or a path are skipped, as `prepare` skips them.
  */
 export function ctMountPoints(config: Record<string, unknown>): CtMountPoint[] {
