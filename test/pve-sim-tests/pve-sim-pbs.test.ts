@@ -200,6 +200,21 @@ describe("pve sim: PBS in suspend and stop mode", () => {
       await c.close();
     }
   });
+  it("fails an upload with the guest's error line and keeps no snapshot (faults.failTask)", async () => {
+    const self = await selfScopedGuest(sim, { vmid: 105, storage: "pbs3", storageType: "pbs" });
+    const c = rawClient(sim, self.authorization);
+    try {
+      sim.faults.failTask({ type: "vzdump", vmid: 105 }, "upload failed: connection reset");
+      const upid = (await c.post("/nodes/pve1/vzdump", { vmid: 105, storage: "pbs3" })).json.data as string;
+      expect((await c.waitTask("pve1", upid)).exitstatus).toBe("job errors");
+      expect(await c.taskLog("pve1", upid)).toContain(
+        "ERROR: Backup of VM 105 failed - upload failed: connection reset",
+      );
+      expect(await sim.listBackups("pbs3")).toEqual([]);
+    } finally {
+      await c.close();
+    }
+  });
 });
 
 describe("pve sim: mount points in vzdump", () => {

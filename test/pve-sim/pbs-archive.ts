@@ -32,6 +32,8 @@ export async function archiveToPbs(
     ctx: TaskContext;
     log: (level: "INFO", msg: string) => Promise<void>;
     run: VzdumpRun;
+    /** `faults.failTask`: the upload fails with this message; PBS keeps no snapshot. */
+    failure?: string;
   },
 ): Promise<void> {
   const { storage, vmid, ctx, log } = o;
@@ -104,6 +106,7 @@ export async function archiveToPbs(
       signal: ctx.signal,
     });
     if (ctx.signal.aborted) throw new Error("interrupted by signal");
+    if (o.failure !== undefined) throw new Error(o.failure);
     const seconds = (Date.now() - o.run.archiveStartedAt) / 1000;
     const size = result.bytesWritten;
     const compressed = (await stat(root)).size;

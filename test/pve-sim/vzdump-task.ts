@@ -393,6 +393,8 @@ async function backupGuest(
       }
     }
     const excludeDirs = mountPoints.filter((m) => !m.included).map((m) => m.mp);
+    const injected = sim.taskRegistry.takeFailure(ctx.task, "fail");
+    const warning = sim.taskRegistry.takeFailure(ctx.task, "warn");
     if (storage.type === "pbs") {
       await archiveToPbs(sim, {
         g,
@@ -406,7 +408,9 @@ async function backupGuest(
         ctx,
         log,
         run,
+        ...(injected !== undefined ? { failure: injected } : {}),
       });
+      if (warning) await log("WARN", warning);
     } else {
       const suffix = archiveSuffixOf(job);
       const dumpdir = join(storage.path, "dump");
@@ -423,8 +427,6 @@ async function backupGuest(
       await writeFile(join(cleanup.configDir, "etc", "vzdump", "pct.conf"), renderConfig(g.config));
       await writeFile(join(cleanup.configDir, "etc", "vzdump", "pct.fw"), ""); // no firewall config: an empty one
       run.archiveStartedAt = Date.now();
-      const injected = sim.taskRegistry.takeFailure(ctx.task, "fail");
-      const warning = sim.taskRegistry.takeFailure(ctx.task, "warn");
       const result = await writeArchive({
         configDir: cleanup.configDir,
         sourceDir: source,
@@ -457,8 +459,8 @@ async function backupGuest(
         node: job.node,
         vmid: String(vmid),
       });
-      if (notesFailure === undefined && backup) await setBackupNotes(storage, backup, notes);
-      else await log("WARN", `unable to add notes - ${notesFailure}`);
+      if (notesFailure !== undefined) await log("WARN", `unable to add notes - ${notesFailure}`);
+      else if (backup) await setBackupNotes(storage, backup, notes);
     }
     if (job.protected && backup) {
       await log("INFO", "marking backup as protected");
@@ -539,7 +541,9 @@ async function backupGuest(
   // VZDump.pm: a PBS backup's log is uploaded into its snapshot (`upload-log`), and only when it succeeded
   if (storage.type === "pbs") {
     if (!err && run.volid)
-      await writeFile(join(dirname(run.archivePath!), "client.log.blob"), `${fileLines.join("\n")}\n`);
+      await writeFile(join(dirname(run.archivePath!), "client.log.blob"), `${fileLines.join("\n")}\n`).catch(
+        () => {},
+      );
   } else if (basename)
     await writeFile(join(storage.path, "dump", `${basename}.log`), `${fileLines.join("\n")}\n`).catch(
       () => {},
