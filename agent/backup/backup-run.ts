@@ -35,6 +35,7 @@ import { finishBackup } from "./finish-backup.ts";
 import { stopModeBlackoutSeconds } from "./last-backup.ts";
 import { clearMarker, writeMarker } from "./marker.ts";
 import { notesTemplate } from "./notes.ts";
+import { type OutsideArchive, outsideArchive, readMountPoints } from "./outside-archive.ts";
 import { PROTECTED_LIMIT_HINT, protectedLimitProblem } from "./protected-limit.ts";
 import { backupRefusedAhead } from "./refused-ahead.ts";
 import { DEFAULT_STALL_BOUNDS, type StallBounds, StallWatch, stoppedStalledTask } from "./stall-watch.ts";
@@ -163,7 +164,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
   enter("lock");
   try {
     enter("preflight");
-    const { identity, plan } = await preflight(deps, req);
+    const { identity, plan, outside } = await preflight(deps, req);
     const { node, vmid } = identity;
     const notes = notesTemplate(backupId);
 
@@ -202,6 +203,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
           vmid,
           storage: cfg.storage,
           phase: "quiesce",
+          ...(outside.notInArchive.length ? { outside } : {}),
         } satisfies JournalBackupSection,
         journalled: () => enter("quiesce"),
       },
@@ -344,7 +346,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     const report = await resumed!;
     // The archive is good, but a stack is down: the hub must hear it (and the journal stays open, so the
     // next backup or start retries the resume).
-    warnings.push(...resumeWarnings(report));
+    warnings.push(...resumeWarnings(report), ...outside.warnings);
     await journalPatch({ phase: "report", reported: true });
     return {
       ok: true,
@@ -361,6 +363,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         consistency,
         stacksResumed: report.finished,
         ...(finished.pruned ? { pruned: finished.pruned } : {}),
+        ...(outside.notInArchive.length ? { notInArchive: outside.notInArchive } : {}),
       },
     };
   } catch (err) {
@@ -408,7 +411,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
 async function preflight(
   deps: BackupDeps,
   { backupId, mode }: BackupRequest,
-): Promise<{ identity: VerifiedIdentity; plan: QuiescePlan }> {
+): Promise<{ identity: VerifiedIdentity; plan: QuiescePlan; outside: OutsideArchive }> {
   const { pve, log, backup: cfg } = deps;
   const identity = await verifiedSelf(deps);
   const { node, vmid } = identity;
@@ -445,12 +448,17 @@ async function preflight(
     if (problem) throw new AgentError("protected_limit_reached", problem, { hint: PROTECTED_LIMIT_HINT });
   }
   await retryLeftoverResume({ engine: deps.engine, stateDir: deps.stateDir, logger: log });
+  const mountPoints = await readMountPoints(pve, node, vmid, log);
   const prepared = await prepareQuiesce(
     { engine: deps.engine, stateDir: deps.stateDir, logger: log },
-    { guestGoesDown: mode === "stop", ...(deps.projects ? { projects: deps.projects } : {}) },
+    {
+      guestGoesDown: mode === "stop",
+      ...(deps.projects ? { projects: deps.projects } : {}),
+      ...(mountPoints ? { mountPoints } : {}),
+    },
   );
   for (const w of prepared.warnings) log.warn({ backupId, code: w.code }, w.message);
-  return { identity, plan: prepared.plan };
+  return { identity, plan: prepared.plan, outside: outsideArchive(prepared) };
 }
 
 /**

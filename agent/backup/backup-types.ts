@@ -5,6 +5,7 @@ import type { LocalFacts } from "../identity/decide-identity.ts";
 import type { Logger } from "../log/logger.ts";
 import type { PveClient } from "../pve/client.ts";
 import type { FollowOptions } from "../pve/task-follower.ts";
+import type { OutsideArchive } from "./outside-archive.ts";
 import type { StallBounds } from "./stall-watch.ts";
 
 export type BackupMode = "snapshot" | "stop";
@@ -82,5 +83,7 @@ export interface JournalBackupSection {
   upid?: string;
   /** Set when the stacks were resumed: "app" if after the snapshot existed, "crash" if before. */
   consistency?: "app" | "crash";
+  /** Data the archive will not hold (preflight): reported by whichever run finishes the backup. */
+  outside?: OutsideArchive;
   reported?: boolean;
 }

@@ -231,10 +231,15 @@ async function finishInFlight(
       totalMs: Date.now() - Date.parse(s.startedAt),
       downtime: resumed ? downtimeOf(resumed, plan) : [],
       exitStatus: task.exitstatus,
-      warnings: [...finished.warnings, ...(resumed ? resumeWarnings(resumed) : [])].slice(0, 100),
+      warnings: [
+        ...finished.warnings,
+        ...(resumed ? resumeWarnings(resumed) : []),
+        ...(s.outside?.warnings ?? []),
+      ].slice(0, 100),
       consistency: s.mode === "stop" ? "app" : (s.consistency ?? "crash"),
       stacksResumed,
       ...(finished.pruned ? { pruned: finished.pruned } : {}),
+      ...(s.outside?.notInArchive.length ? { notInArchive: s.outside.notInArchive } : {}),
     },
   });
 }
