@@ -164,7 +164,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
   enter("lock");
   try {
     enter("preflight");
-    const { identity, plan, outside } = await preflight(deps, req);
+    const { identity, plan, outside, storageType } = await preflight(deps, req);
     const { node, vmid } = identity;
     const notes = notesTemplate(backupId);
 
@@ -284,7 +284,8 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     let stalled: string | undefined;
     const watch = new StallWatch({
       bounds: deps.stall ?? DEFAULT_STALL_BOUNDS,
-      storageUsed: async () => (await pve.storageStatus(node, cfg.storage)).used,
+      storageType,
+      storage: () => pve.storageStatus(node, cfg.storage),
       onStall: (reason) => {
         stalled = reason;
         stall.abort();
@@ -411,7 +412,12 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
 async function preflight(
   deps: BackupDeps,
   { backupId, mode }: BackupRequest,
-): Promise<{ identity: VerifiedIdentity; plan: QuiescePlan; outside: OutsideArchive }> {
+): Promise<{
+  identity: VerifiedIdentity;
+  plan: QuiescePlan;
+  outside: OutsideArchive;
+  storageType: string | undefined;
+}> {
   const { pve, log, backup: cfg } = deps;
   const identity = await verifiedSelf(deps);
   const { node, vmid } = identity;
@@ -458,7 +464,7 @@ async function preflight(
     },
   );
   for (const w of prepared.warnings) log.warn({ backupId, code: w.code }, w.message);
-  return { identity, plan: prepared.plan, outside: outsideArchive(prepared) };
+  return { identity, plan: prepared.plan, outside: outsideArchive(prepared), storageType: storage.type };
 }
 
 /**
