@@ -2,7 +2,8 @@ import { join } from "node:path";
 import type { DockerEngine } from "../docker/docker-engine.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
 import type { CtMountPoint } from "../pve/mount-points.ts";
-import { type MountCoverage, mountCoverage } from "./archive-coverage.ts";
+import type { MountCoverage } from "./archive-coverage.ts";
+import { judgedCoverage } from "./coverage-facts.ts";
 import { discoverStacks } from "./discover-stacks.ts";
 import { PlanInvalidError, StacksDownError } from "./errors.ts";
 import { type QuiesceHandle, type QuiesceOptions, quiesce } from "./executor.ts";
@@ -68,7 +69,7 @@ export async function prepareQuiesce(
   await registry.recordDiscovered(stacks);
   const result = buildPlan(stacks, options);
   if (!result.ok) throw new PlanInvalidError(result.issues);
-  const coverage = options.mountPoints && mountCoverage(stacks, options.mountPoints);
+  const coverage = options.mountPoints && (await judgedCoverage(deps.engine, stacks, options.mountPoints));
   const warnings = stackWarnings(stacks, {
     observedStopMs: (p, s) => registry.observedStopMs(p, s),
     ...(options.volumeSizes ? { volumeSizes: await deps.engine.volumeSizes() } : {}),

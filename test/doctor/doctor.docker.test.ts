@@ -36,7 +36,17 @@ async function doctor(
 describeDocker("felhom-guest doctor (pve sim + real docker)", () => {
   it("passes every check for the production token", async () => {
     const { code, findings } = await doctor("production");
-    expect(findings.filter((f) => f.level !== "ok")).toEqual([]);
+    // The harness's guest root is the simulator's directory under /tmp, where vzdump's standard excludes
+    // (/tmp/?*) would leave the demo db's data out of a real guest: the one warning, which does not fail doctor
+    expect(findings.filter((f) => f.level !== "ok")).toEqual([
+      {
+        level: "warn",
+        message: expect.stringMatching(
+          /^archive coverage: felhom-e2e-\w+\/db: .* vzdump leaves out everything in \/tmp/,
+        ),
+        hint: expect.stringContaining("stdexcludes"),
+      },
+    ]);
     expect(findings.map((f) => f.message).join("\n")).toMatch(/identity: CT 101 on node pve1/);
     expect(code).toBe(0);
   });

@@ -18,7 +18,7 @@ import { readSecretFile, type Secret } from "../../lib/secret.ts";
 import type { PveClient } from "../../pve/client.ts";
 import { ctMountPoints } from "../../pve/mount-points.ts";
 import type { Permissions } from "../../pve/schemas.ts";
-import { mountCoverage } from "../../quiesce/archive-coverage.ts";
+import { judgedCoverage } from "../../quiesce/coverage-facts.ts";
 import { discoverStacks } from "../../quiesce/discover-stacks.ts";
 import { ExitCode, exitCodeFor } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
@@ -132,7 +132,11 @@ export async function run({ values, loadConfig, logger, localFacts }: CommandInp
             const raw = (await ctx.pve.lxcConfig(identity.node!, vmid, { current: true })).raw;
             const mountPoints = ctMountPoints(raw);
             const stacks = await discoverStacks(ctx.engine, config.docker.projects);
-            return assessArchiveCoverage(vmid, mountPoints, mountCoverage(stacks, mountPoints));
+            return assessArchiveCoverage(
+              vmid,
+              mountPoints,
+              await judgedCoverage(ctx.engine, stacks, mountPoints),
+            );
           });
         }
         if (config.backup.protected && vmid !== undefined) {

@@ -115,7 +115,9 @@ export async function run({
                 destination: c.destination,
                 ...(c.volume ? { volume: c.volume } : {}),
                 inArchive: c.inArchive,
-                mountPoint: c.mountPoint.key,
+                cause: c.cause,
+                ...(c.realPath ? { realPath: c.realPath } : {}),
+                ...(c.mountPoint ? { mountPoint: c.mountPoint.key } : {}),
                 why: coverageText(c),
               })),
           }
@@ -139,7 +141,7 @@ export async function run({
         );
       for (const m of s.mounts ?? [])
         process.stdout.write(
-          `    ${m.destination}  in backup: ${m.inArchive ? "yes" : "NO "} (${m.mountPoint === "rootfs" ? "root file system" : `mount point ${m.mountPoint}`}; ${m.source})\n`,
+          `    ${m.destination}  in backup: ${m.inArchive ? "yes" : "NO "} (${m.cause !== "mount point" ? m.cause : m.mountPoint === "rootfs" ? "root file system" : `mount point ${m.mountPoint}`}; ${m.realPath ? `${m.source} → ${m.realPath}` : m.source})\n`,
         );
     }
   }
