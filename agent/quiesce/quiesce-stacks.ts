@@ -60,8 +60,11 @@ export async function prepareQuiesce(
     volumeSizes?: boolean;
     /** Only these compose projects. @default all */
     projects?: string[];
-    /** The CT's mount points (PVE config): warns about data that is not in the archive. */
-    mountPoints?: CtMountPoint[];
+    /**
+     * The CT's mount points (PVE config): warns about data that is not in the archive. A promise is awaited
+     * only after the discovery, so PVE can be asked meanwhile.
+     */
+    mountPoints?: CtMountPoint[] | Promise<CtMountPoint[] | undefined>;
   } = {},
 ): Promise<PreparedQuiesce> {
   const stacks = await discoverStacks(deps.engine, options.projects);
@@ -69,7 +72,8 @@ export async function prepareQuiesce(
   await registry.recordDiscovered(stacks);
   const result = buildPlan(stacks, options);
   if (!result.ok) throw new PlanInvalidError(result.issues);
-  const coverage = options.mountPoints && (await judgedCoverage(deps.engine, stacks, options.mountPoints));
+  const mountPoints = await options.mountPoints;
+  const coverage = mountPoints && (await judgedCoverage(deps.engine, stacks, mountPoints));
   const warnings = stackWarnings(stacks, {
     observedStopMs: (p, s) => registry.observedStopMs(p, s),
     ...(options.volumeSizes ? { volumeSizes: await deps.engine.volumeSizes() } : {}),
