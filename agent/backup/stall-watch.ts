@@ -17,7 +17,8 @@ export interface StallBounds {
    * The same on a Proxmox Backup Server. PBS stores only chunks it does not have yet, and its client
    * (proxmox-backup-client `create_backup`, as read) logs nothing while it reads the root: an incremental
    * backup of a large guest that changed little moves neither the log nor the datastore's `used` for as
-   * long as the read takes. Default: PBS_UPLOAD_IDLE_MS.
+   * long as the read takes. Also suspend mode's first sync while its copy is not seen landing on the
+   * storage (stallBound). Default: PBS_UPLOAD_IDLE_MS.
    */
   pbsUploadIdleMs?: number;
   /** How often the storage is looked at. */
