@@ -186,6 +186,13 @@ describe("data a CT mount point does not decide (standard excludes, guest mounts
       c.cause,
       c.mountPoint?.key,
     ]);
+  const bind = (source: string, destination: string, rw = true) => ({
+    type: "bind",
+    name: undefined,
+    source,
+    destination,
+    rw,
+  });
   const vol = (name: string, destination: string) => ({
     type: "volume",
     name,
@@ -248,12 +255,6 @@ describe("data a CT mount point does not decide (standard excludes, guest mounts
   });
 
   it("flags vzdump's standard excludes: anything inside /tmp and /var/tmp, pid files in /var/run", () => {
-    const bind = (source: string, destination: string) => ({
-      type: "bind",
-      name: undefined,
-      source,
-      destination,
-    });
     expect(
       judge(
         [
@@ -273,12 +274,6 @@ describe("data a CT mount point does not decide (standard excludes, guest mounts
   });
 
   it("flags a source on a file system mounted inside the guest; the CT's own mount points are judged by their rules", () => {
-    const bind = (source: string, destination: string) => ({
-      type: "bind",
-      name: undefined,
-      source,
-      destination,
-    });
     const f = facts({}, { "/srv/nfs/app": { foreignFs: true }, "/mnt/bulk/x": {}, "/srv/www": {} });
     const coverage = mountCoverage(
       [stack("app", [bind("/srv/nfs/app", "/n"), bind("/mnt/bulk/x", "/b"), bind("/srv/www", "/w")])],
@@ -294,12 +289,6 @@ describe("data a CT mount point does not decide (standard excludes, guest mounts
   });
 
   it("resolves symlinks before judging, and says when a source could not be resolved", () => {
-    const bind = (source: string, destination: string) => ({
-      type: "bind",
-      name: undefined,
-      source,
-      destination,
-    });
     const f = facts({}, { "/srv/app/data": { real: "/mnt/bulk/data" }, "/opt/gone": { real: undefined } });
     const coverage = mountCoverage(
       [stack("app", [bind("/srv/app/data", "/data"), bind("/opt/gone", "/g")])],
@@ -317,13 +306,6 @@ describe("data a CT mount point does not decide (standard excludes, guest mounts
   });
 
   it("does not judge mounts that hold no application data: runtime paths, and / or Docker's data-root read-only", () => {
-    const bind = (source: string, destination: string, rw = true) => ({
-      type: "bind",
-      name: undefined,
-      source,
-      destination,
-      rw,
-    });
     expect(
       judge(
         [
