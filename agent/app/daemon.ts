@@ -1,8 +1,7 @@
 import { join } from "node:path";
 import type { CommandResultData, Event } from "../../protocol/index.ts";
-import type { BackupDeps } from "../backup/backup-run.ts";
 import { BackupService } from "../backup/backup-service.ts";
-import type { BackupEvent, BackupMode, BackupOutcome, Trigger } from "../backup/backup-types.ts";
+import type { BackupDeps, BackupEvent, BackupMode, BackupOutcome, Trigger } from "../backup/backup-types.ts";
 import { recordLastBackup } from "../backup/last-backup.ts";
 import { outcomeEvent } from "../backup/outcome-event.ts";
 import { changedKeys, needsRestart } from "../config/diff.ts";

@@ -1,4 +1,4 @@
-import type { BackupDeps, JournalBackupSection } from "../backup/backup-run.ts";
+import type { BackupDeps, JournalBackupSection } from "../backup/backup-types.ts";
 import { readMarker } from "../backup/marker.ts";
 import { resolveIdentity } from "../identity/identity-service.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";

@@ -1,7 +1,7 @@
 import { rm } from "node:fs/promises";
 import type { Event } from "../../protocol/index.ts";
 import { lockHolder, lockPath } from "../backup/backup-lock.ts";
-import type { BackupDeps } from "../backup/backup-run.ts";
+import type { BackupDeps } from "../backup/backup-types.ts";
 import { clearMarker } from "../backup/marker.ts";
 import { recoverAtStart, type StartRecovery } from "../backup/recover-at-start.ts";
 import { errorMessage } from "../lib/errors.ts";

@@ -1,8 +1,10 @@
 import { randomBytes } from "node:crypto";
 import type { EventOf } from "../../protocol/index.ts";
 import { withBackupLock } from "../backup/backup-lock.ts";
-import { type BackupDeps, downtimeOf, verifiedSelf } from "../backup/backup-run.ts";
+import { verifiedSelf } from "../backup/backup-preflight.ts";
+import type { BackupDeps } from "../backup/backup-types.ts";
 import { LogTail } from "../backup/backup-types.ts";
+import { downtimeOf } from "../backup/downtime.ts";
 import { resolveIdentity } from "../identity/identity-service.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import { snapshotNameProblem } from "../pve/client.ts";

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { BACKUP_ID_PATTERN, newBackupId } from "../../agent/backup/backup-id.ts";
-import { VzdumpLockBusyError } from "../../agent/backup/backup-run.ts";
+import { VzdumpLockBusyError } from "../../agent/backup/backup-task.ts";
 import { busyRetryDelayMs } from "../../agent/backup/busy-retry.ts";
 import { recordLastBackup, stopModeBlackoutSeconds } from "../../agent/backup/last-backup.ts";
 import {
