@@ -3,9 +3,11 @@ import { createConnection, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { z } from "zod";
+import { backupMode } from "../../protocol/index.ts";
 import type { BackupEvent, BackupMode, BackupOutcome } from "../backup/backup-types.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
+import { type Operation, operationKind } from "../operation/operation-lock.ts";
 import { daemonRunning } from "./daemon-lock.ts";
 
 /**
@@ -16,14 +18,12 @@ import { daemonRunning } from "./daemon-lock.ts";
  */
 export const controlSocketPath = (stateDir: string): string => join(stateDir, "control.sock");
 
-const request = z.object({ op: z.literal("backup"), mode: z.enum(["snapshot", "stop"]) });
+const request = z.object({ op: z.literal("backup"), mode: backupMode });
 const reply = z.discriminatedUnion("type", [
   z.object({ type: z.literal("started"), backupId: z.string() }),
   z.object({
     type: z.literal("busy"),
-    backupId: z.string(),
-    mode: z.enum(["snapshot", "stop"]),
-    kind: z.enum(["backup", "snapshot", "stacks-up"]).default("backup"),
+    holder: z.object({ kind: operationKind, operationId: z.string(), mode: backupMode.optional() }),
   }),
   z.object({
     type: z.literal("event"),
@@ -51,8 +51,7 @@ export interface ControlHandlers {
     mode: BackupMode,
     onEvent: (e: BackupEvent) => void,
   ): Promise<
-    | { started: true; backupId: string; done: Promise<BackupOutcome> }
-    | { started: false; backupId: string; mode: BackupMode; kind: "backup" | "snapshot" | "stacks-up" }
+    { started: true; backupId: string; done: Promise<BackupOutcome> } | { started: false; holder: Operation }
   >;
 }
 
@@ -82,7 +81,7 @@ export async function serveControl(
           send(socket, { type: "event", event }),
         );
         if (!ticket.started) {
-          send(socket, { type: "busy", backupId: ticket.backupId, mode: ticket.mode, kind: ticket.kind });
+          send(socket, { type: "busy", holder: ticket.holder });
         } else {
           send(socket, { type: "started", backupId: ticket.backupId });
           send(socket, { type: "outcome", outcome: await ticket.done });
@@ -129,7 +128,7 @@ function controlSocketMissing(stateDir: string, pid: string): AgentError {
 
 export type DelegatedBackup =
   | { kind: "no-daemon" }
-  | { kind: "busy"; backupId: string; mode: BackupMode; holder: "backup" | "snapshot" | "stacks-up" }
+  | { kind: "busy"; holder: Operation }
   | { kind: "done"; backupId: string; outcome: BackupOutcome };
 
 /** Asks the daemon to run the backup; `no-daemon` when none listens (then the CLI runs it itself). */
@@ -177,8 +176,7 @@ export function backupViaDaemon(
       const r = parsed.data;
       if (r.type === "started") backupId = r.backupId;
       else if (r.type === "event") onEvent(r.event);
-      else if (r.type === "busy")
-        finish(() => resolve({ kind: "busy", backupId: r.backupId, mode: r.mode, holder: r.kind }));
+      else if (r.type === "busy") finish(() => resolve({ kind: "busy", holder: r.holder as Operation }));
       else if (r.type === "outcome") finish(() => resolve({ kind: "done", backupId, outcome: r.outcome }));
       else finish(() => reject(new AgentError("daemon_refused", `the daemon refused: ${r.message}`)));
     });

@@ -149,7 +149,10 @@ export async function runDaemon(
               signal: shutdown.signal,
             });
             if (!ticket.started)
-              log.info({ running: ticket.backupId }, "scheduled backup skipped: a backup is already running");
+              log.info(
+                { running: ticket.holder },
+                "scheduled backup skipped: another operation holds the guest",
+              );
             await ticket.done;
           },
         })
@@ -280,7 +283,7 @@ export async function runDaemon(
     // Before the start-up decision has run, its verdict would land after (and undo) this enrollment.
     refuseBeforeStarted("enroll");
     refuseWhileDeciding();
-    await refuseWhileBusy(rt.service, installed.state_dir, "enroll");
+    await refuseWhileBusy(installed.state_dir, "enroll");
     let identity: Awaited<ReturnType<typeof enrollGuest>>;
     try {
       identity = await enrollGuest({
@@ -335,7 +338,7 @@ export async function runDaemon(
     }
     if (changed.length === 0) return { changedKeys: [] };
     refuseWhileDeciding();
-    await refuseWhileBusy(rt.service, installed.state_dir, "reload");
+    await refuseWhileBusy(installed.state_dir, "reload");
     // A changed cron must not make the new schedule's earlier slots look missed; an unchanged one catches
     // up as usual (slots passed while the identity was unverified, the seconds of the swap).
     const slotsMoved = changed.some((k) => ["schedule", "schedule.cron", "schedule.timezone"].includes(k));

@@ -1,8 +1,10 @@
-import { quiesceConsistency } from "../quiesce/consistency.ts";
-import { quiesceStacks } from "../quiesce/quiesce-stacks.ts";
+import type { VerifiedIdentity } from "../identity/identity-service.ts";
+import type { JournalBackupSection } from "../operation/journal-section.ts";
+import { withQuiescedStacks } from "../operation/quiesced-stacks.ts";
+import type { QuiescePlan } from "../quiesce/plan.ts";
 import { preflight } from "./backup-preflight.ts";
 import { followBackupTask, submitBackupTask } from "./backup-task.ts";
-import type { BackupDeps, BackupOutcome, BackupRequest, JournalBackupSection } from "./backup-types.ts";
+import type { BackupDeps, BackupOutcome, BackupRequest } from "./backup-types.ts";
 import { finishBackup } from "./finish-backup.ts";
 import { stopModeBlackoutSeconds } from "./last-backup.ts";
 import { writeMarker } from "./marker.ts";
@@ -23,7 +25,6 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
   try {
     run.enter("preflight");
     const { identity, plan } = await preflight(deps, req);
-    const { node, vmid } = identity;
 
     run.enter("announce");
     run.announceBlackout(
@@ -32,57 +33,74 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     run.refuseIfStopping("nothing was quiesced");
 
     run.enter("journal");
-    const quiesced = await quiesceStacks(
+    const section: JournalBackupSection = {
+      kind: "backup",
+      mode,
+      trigger: req.trigger.source,
+      startedAt: new Date(run.started).toISOString(),
+      node: identity.node,
+      vmid: identity.vmid,
+      storage: cfg.storage,
+      phase: "quiesce",
+    };
+    return await withQuiescedStacks(
       { engine: deps.engine, stateDir: deps.stateDir, logger: deps.log },
-      // The executor's own dead man's switch is the backstop should this process hang; the real downtime
-      // deadline is the machine's, which also records that the backup became crash-consistent. In stop
-      // mode the stacks stay down for the whole archive by design (the guest is off).
       {
-        backupId,
+        operationId: backupId,
         plan,
+        // The executor's backstop, should this process hang; the real downtime deadline is the machine's,
+        // which also records that the backup became crash-consistent. In stop mode the stacks stay down
+        // for the whole archive by design (the guest is off).
         downtimeDeadlineMs: (mode === "stop" ? 86_400 : cfg.max_downtime_seconds + 60) * 1000,
-        // Journalled with the plan, so that an agent killed mid-quiesce still reports this backup.
-        backup: {
-          mode,
-          trigger: req.trigger.source,
-          startedAt: new Date(run.started).toISOString(),
-          node,
-          vmid,
-          storage: cfg.storage,
-          phase: "quiesce",
-        } satisfies JournalBackupSection,
+        section,
         // Downtime begins with the journal's fsync (a slow shutdown or pre hook counts).
         journalled: () => run.journalled(),
       },
+      (quiesced) => run.whileQuiesced(quiesced, plan, () => whileDown(run, identity, plan)),
     );
-    await run.quiesced(quiesced, quiesceConsistency(plan, quiesced.handle));
-
-    run.enter("marker");
-    const takenAt = new Date().toISOString();
-    await writeMarker(deps.stateDir, { backupId, mode, takenAt, vmid, node, hostname: identity.hostname });
-    run.refuseIfStopping("the backup was not submitted");
-
-    run.enter("submit");
-    await run.journalPatch({ phase: "submit" });
-    const upid = await submitBackupTask(run, identity);
-
-    run.enter(mode === "snapshot" ? "snapshot-wait" : "follow");
-    await followBackupTask(run, identity, upid);
-    await run.stacksBack();
-
-    const finished = await finishBackup(deps, {
-      backupId,
-      node,
-      vmid,
-      task: run.task!,
-      enter: (phase) => run.enter(phase),
-      journalPatch: run.journalPatch,
-    });
-
-    run.endBlackout();
-    run.enter("report");
-    return await run.completed(finished, plan);
   } catch (err) {
     return await run.failed(err);
   }
+}
+
+/** From the quiesce to the report: marker, submit, the task (the stacks resume inside it), finish. */
+async function whileDown(
+  run: RunningBackup,
+  identity: VerifiedIdentity,
+  plan: QuiescePlan,
+): Promise<BackupOutcome> {
+  const { deps, req } = run;
+  const { node, vmid } = identity;
+  run.enter("marker");
+  const takenAt = new Date().toISOString();
+  await writeMarker(deps.stateDir, {
+    backupId: req.backupId,
+    mode: req.mode,
+    takenAt,
+    vmid,
+    node,
+    hostname: identity.hostname,
+  });
+  run.refuseIfStopping("the backup was not submitted");
+
+  run.enter("submit");
+  await run.journalPatch({ phase: "submit" });
+  const upid = await submitBackupTask(run, identity);
+
+  run.enter(req.mode === "snapshot" ? "snapshot-wait" : "follow");
+  await followBackupTask(run, identity, upid);
+  await run.stacksBack();
+
+  const finished = await finishBackup(deps, {
+    backupId: req.backupId,
+    node,
+    vmid,
+    task: run.task!,
+    enter: (phase) => run.enter(phase),
+    journalPatch: run.journalPatch,
+  });
+
+  run.endBlackout();
+  run.enter("report");
+  return await run.completed(finished, plan);
 }

@@ -86,18 +86,3 @@ export interface BackupRequest {
    */
   busyRetry?: { retriesLeft: number };
 }
-
-/** The journal's `backup` section: what a restarted agent needs to finish the report (recover-at-start.ts). */
-export interface JournalBackupSection {
-  mode: BackupMode;
-  trigger: Trigger["source"];
-  startedAt: string;
-  node: string;
-  vmid: number;
-  storage: string;
-  phase: BackupPhase;
-  upid?: string;
-  /** Set when the stacks were resumed: "app" if after the snapshot existed, "crash" if before. */
-  consistency?: "app" | "crash";
-  reported?: boolean;
-}

@@ -1,4 +1,5 @@
 import { AgentError, errorMessage } from "../lib/errors.ts";
+import { backupSection, type JournalBackupSection } from "../operation/journal-section.ts";
 import { listOurTasks } from "../pve/submit.ts";
 import { followTaskToEnd, type TaskResult } from "../pve/task-follower.ts";
 import { VzdumpLogRecogniser } from "../pve/vzdump-log.ts";
@@ -7,7 +8,7 @@ import { QuiesceJournal } from "../quiesce/journal.ts";
 import type { QuiescePlan } from "../quiesce/plan.ts";
 import { journalPath } from "../quiesce/quiesce-stacks.ts";
 import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
-import type { BackupDeps, JournalBackupSection } from "./backup-types.ts";
+import type { BackupDeps } from "./backup-types.ts";
 import { type BackupOutcome, type BackupPhase, LogTail } from "./backup-types.ts";
 import { downtimeOf, resumeWarnings } from "./downtime.ts";
 import { type FinishedBackup, finishBackup } from "./finish-backup.ts";
@@ -41,7 +42,8 @@ export async function recoverAtStart(
   const path = journalPath(deps.stateDir);
   const journal = await QuiesceJournal.open(path);
   if (!journal) return { resumed: undefined, outcome: undefined };
-  const section = journal.data.backup as Partial<JournalBackupSection>;
+  // Another operation's journal (a snapshot's): its stacks are resumed, there is no backup to report.
+  const section = backupSection(journal.data) ?? {};
   const backupId = journal.data.backupId;
 
   let resumed: ResumeReport | undefined;

@@ -1,5 +1,8 @@
 import { AgentError, errorMessage } from "../lib/errors.ts";
+import type { JournalBackupSection } from "../operation/journal-section.ts";
+import type { QuiescedStacks } from "../operation/quiesced-stacks.ts";
 import type { TaskResult } from "../pve/task-follower.ts";
+import { quiesceConsistency } from "../quiesce/consistency.ts";
 import { QuiesceFailedError } from "../quiesce/errors.ts";
 import type { QuiesceHandle, ResumeReport } from "../quiesce/executor.ts";
 import { QuiesceJournal } from "../quiesce/journal.ts";
@@ -18,7 +21,6 @@ import {
   type BackupOutcome,
   type BackupPhase,
   type BackupRequest,
-  type JournalBackupSection,
   LogTail,
 } from "./backup-types.ts";
 import { downtimeOf, resumeWarnings } from "./downtime.ts";
@@ -106,14 +108,27 @@ export class RunningBackup {
     this.enter("quiesce");
   }
 
-  async quiesced(
-    q: { handle: QuiesceHandle; journal: QuiesceJournal },
-    consistency: "app" | "crash",
-  ): Promise<void> {
+  /**
+   * The stacks are down (withQuiescedStacks): `body` runs the phases until the report. A failure in there
+   * is reported here, while the stacks are still the machine's to resume; when it keeps them down (the
+   * guest goes down for its stop-mode backup) withQuiescedStacks leaves them so.
+   */
+  async whileQuiesced(
+    q: QuiescedStacks,
+    plan: QuiescePlan,
+    body: () => Promise<BackupOutcome>,
+  ): Promise<BackupOutcome> {
     this.#handle = q.handle;
     this.#journal = q.journal;
-    this.dispatch({ type: "quiesced", consistency });
+    this.dispatch({ type: "quiesced", consistency: quiesceConsistency(plan, q.handle) });
     await this.#consistencyWritten;
+    try {
+      return await body();
+    } catch (err) {
+      const outcome = await this.failed(err);
+      if (this.#state.resume === undefined) q.leaveDown();
+      return outcome;
+    }
   }
 
   journalPatch = (patch: Partial<JournalBackupSection>): Promise<void> | undefined =>

@@ -1,7 +1,8 @@
-import type { BackupDeps, JournalBackupSection } from "../backup/backup-types.ts";
+import type { BackupDeps } from "../backup/backup-types.ts";
 import { readMarker } from "../backup/marker.ts";
 import { resolveIdentity } from "../identity/identity-service.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
+import { backupSection } from "../operation/journal-section.ts";
 import { QuiesceJournal } from "../quiesce/journal.ts";
 import { journalPath } from "../quiesce/quiesce-stacks.ts";
 import type { StartFacts } from "./decide-start.ts";
@@ -29,7 +30,7 @@ export async function gatherStartFacts(
     code: err instanceof AgentError ? err.code : "internal",
     message: errorMessage(err),
   }));
-  const section = (journal?.data.backup ?? {}) as Partial<JournalBackupSection>;
+  const section = backupSection(journal?.data) ?? {};
   // Only a verified identity with a marker can turn on the task's end (decide-start.ts row 5).
   const taskEndedAt =
     marker && identity.state === "verified" && section.upid && section.node

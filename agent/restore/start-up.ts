@@ -1,10 +1,10 @@
 import { rm } from "node:fs/promises";
 import type { Event } from "../../protocol/index.ts";
-import { lockHolder, lockPath } from "../backup/backup-lock.ts";
 import type { BackupDeps } from "../backup/backup-types.ts";
 import { clearMarker } from "../backup/marker.ts";
 import { recoverAtStart, type StartRecovery } from "../backup/recover-at-start.ts";
 import { errorMessage } from "../lib/errors.ts";
+import { lockPath, operationHolder } from "../operation/operation-lock.ts";
 import { journalPath } from "../quiesce/quiesce-stacks.ts";
 import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
 import { decideStart, type StartDecision } from "./decide-start.ts";
@@ -52,11 +52,11 @@ export async function startUp(
   // A live process whose operation the journal is (an operator's `felhom-guest snapshot create` while the
   // daemon restarts) owns it and the marker: resuming its stacks now would take its snapshot with them
   // running. Decide who we are, but leave its journal to it. Any other journal is recovered as usual.
-  const lock = await lockHolder(stateDir);
-  const holder = lock && facts.journal?.backupId === lock.backupId ? lock : undefined;
+  const lock = await operationHolder(stateDir);
+  const holder = lock && facts.journal?.backupId === lock.operationId ? lock : undefined;
   if (holder) {
     log.info(
-      { holder: holder.backupId, kind: holder.kind },
+      { holder: holder.operationId, kind: holder.kind },
       "the journal's operation is still running: left to it",
     );
   }

@@ -76,21 +76,24 @@ describe("the CLI's control socket to the daemon", () => {
   it("reports the running backup (or snapshot) instead of starting a second one", async () => {
     ({ close } = await serveControl(
       dir,
-      { backup: async () => ({ started: false, backupId: "op-1", mode: "snapshot", kind: "snapshot" }) },
+      { backup: async () => ({ started: false, holder: { kind: "snapshot", operationId: "op-1" } }) },
       silentLogger(),
     ));
     expect(await backupViaDaemon(dir, "snapshot", () => {})).toEqual({
       kind: "busy",
-      backupId: "op-1",
-      mode: "snapshot",
-      holder: "snapshot",
+      holder: { kind: "snapshot", operationId: "op-1" },
     });
   });
 
   it("answers garbage with an error and keeps serving", async () => {
     ({ close } = await serveControl(
       dir,
-      { backup: async () => ({ started: false, backupId: "bk-0", mode: "stop", kind: "backup" }) },
+      {
+        backup: async () => ({
+          started: false,
+          holder: { kind: "backup", operationId: "bk-0", mode: "stop" },
+        }),
+      },
       silentLogger(),
     ));
     const answer = await new Promise<string>((resolve) => {

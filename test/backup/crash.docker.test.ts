@@ -2,8 +2,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
-import { acquireBackupLock } from "../../agent/backup/backup-lock.ts";
 import { recoverAtStart } from "../../agent/backup/recover-at-start.ts";
+import { acquireOperationLock } from "../../agent/operation/operation-lock.ts";
 import { QuiesceJournal } from "../../agent/quiesce/journal.ts";
 import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
 import { startUp } from "../../agent/restore/start-up.ts";
@@ -89,11 +89,10 @@ describeDocker("agent killed mid-backup (pve sim + real docker)", () => {
     await exited(agent);
     const vzdump = h.sim.tasks.list().find((t) => t.type === "vzdump")!;
     await h.sim.tasks.wait(vzdump.upid);
-    const lock = await acquireBackupLock(h.stateDir, {
+    const lock = await acquireOperationLock(h.stateDir, {
       pid: process.pid,
-      backupId: "stacks-up-1",
-      mode: "snapshot",
       kind: "stacks-up",
+      operationId: "stacks-up-1",
     });
     try {
       const s = await startUp(h.deps(), { configuredProjects: [h.project] });

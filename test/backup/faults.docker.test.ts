@@ -1,11 +1,11 @@
 import { createServer } from "node:net";
 import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
-import { acquireBackupLock } from "../../agent/backup/backup-lock.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import { BackupService } from "../../agent/backup/backup-service.ts";
 import type { BackupOutcome } from "../../agent/backup/backup-types.ts";
 import { recoverAtStart } from "../../agent/backup/recover-at-start.ts";
+import { acquireOperationLock } from "../../agent/operation/operation-lock.ts";
 import { QuiesceJournal } from "../../agent/quiesce/journal.ts";
 import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
 import { describeDocker } from "../support/docker.ts";
@@ -332,11 +332,10 @@ describeDocker("backup faults (pve sim + real docker)", () => {
 
   it("runs a scheduled backup later when a snapshot holds the guest at its time", async () => {
     const g = await harness();
-    const snapshot = await acquireBackupLock(g.stateDir, {
+    const snapshot = await acquireOperationLock(g.stateDir, {
       pid: process.pid,
-      backupId: "op-snapshot",
-      mode: "snapshot",
       kind: "snapshot",
+      operationId: "op-snapshot",
     });
     expect(snapshot.acquired).toBe(true);
     const outcomes: BackupOutcome[] = [];
@@ -350,7 +349,7 @@ describeDocker("backup faults (pve sim + real docker)", () => {
       trigger: { source: "schedule" },
       retryWhenBusy: true,
     });
-    expect(first).toMatchObject({ started: false, backupId: "op-snapshot" });
+    expect(first).toMatchObject({ started: false, holder: { kind: "snapshot", operationId: "op-snapshot" } });
     if (snapshot.acquired) await snapshot.release();
     await expect.poll(() => outcomes.length, { timeout: 60_000, interval: 250 }).toBe(1);
     expect(outcomes[0]).toMatchObject({ ok: true, result: { exitStatus: "OK" } });
@@ -362,7 +361,10 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     const service = new BackupService(g.deps());
     const first = await service.request({ mode: "snapshot", trigger: { source: "cli" } });
     const second = await service.request({ mode: "snapshot", trigger: { source: "hub" } });
-    expect(second).toMatchObject({ started: false, backupId: first.backupId });
+    expect(second).toMatchObject({
+      started: false,
+      holder: { kind: "backup", operationId: first.started && first.backupId },
+    });
     expect(await first.done).toMatchObject({ ok: true });
   });
 });

@@ -1,5 +1,5 @@
-import { withBackupLock } from "../../backup/backup-lock.ts";
 import { type ContainerDetails, DockerEngine } from "../../docker/docker-engine.ts";
+import { withOperationLock } from "../../operation/operation-lock.ts";
 import type { LabelSource } from "../../quiesce/image-labels.ts";
 import { quiesceLabels } from "../../quiesce/labels.ts";
 import { prepareQuiesce } from "../../quiesce/quiesce-stacks.ts";
@@ -35,14 +35,9 @@ export async function run({ values, positionals, loadConfig, logger }: CommandIn
   if (action !== undefined && action !== "up")
     throw new UsageError(`unknown stacks action "${action}"; see --help`);
   if (action === "up") {
-    const me = {
-      pid: process.pid,
-      backupId: `stacks-up-${process.pid}`,
-      mode: "snapshot",
-      kind: "stacks-up",
-    } as const;
+    const me = { kind: "stacks-up", operationId: `stacks-up-${process.pid}` } as const;
     const log = await logger("warn");
-    const outcomes = await withBackupLock(config.state_dir, me, "stacks up", () =>
+    const outcomes = await withOperationLock(config.state_dir, me, "stacks up", () =>
       bringStacksUp(
         {
           engine: new DockerEngine({ socketPath: config.docker.socket }),

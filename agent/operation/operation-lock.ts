@@ -2,28 +2,58 @@ import { randomBytes } from "node:crypto";
 import { link, open, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
+import { backupMode } from "../../protocol/index.ts";
 import { AgentError } from "../lib/errors.ts";
 
 /**
- * One backup or snapshot at a time in the guest, across processes: the daemon (cron, hub) and an
- * operator's `felhom-guest backup` share the state dir (PVE would refuse the second anyway, with the
- * guest's `lock: backup`, but only after the stacks were quiesced for nothing). The lock file is created
- * exclusively and names its holder; a holder whose process is gone (killed, guest rebooted) is stale and
- * is taken over. The holder's start time is recorded with its pid: after a power loss the pid may belong
- * to some other live process (dockerd, for ever), and a lock that outlived its holder would stop every
- * backup without a word.
+ * What takes the guest for itself: a backup, a snapshot (create or delete), an operator's or the hub's
+ * `stacks up` (which must not start containers in the middle of a quiesce). One at a time.
  */
-const holderSchema = z.object({
-  pid: z.number().int(),
-  /** The backup id, or the operation id of a snapshot. */
-  backupId: z.string(),
-  mode: z.enum(["snapshot", "stop"]),
-  /** stacks-up: an operator's `stacks up`, which must not start containers in the middle of a quiesce. */
-  kind: z.enum(["backup", "snapshot", "stacks-up"]).default("backup"),
-  /** The holder's start time (/proc/PID/stat field 22), set by acquireBackupLock. */
-  pidStart: z.string().optional(),
-});
-export type LockHolder = Omit<z.input<typeof holderSchema>, "pidStart">;
+export const operationKind = z.enum(["backup", "snapshot", "stacks-up"]);
+export type OperationKind = z.infer<typeof operationKind>;
+
+/**
+ * One operation at a time in the guest, across processes: the daemon (cron, hub) and an operator's
+ * `felhom-guest backup` share the state dir (PVE would refuse the second anyway, with the guest's
+ * `lock: backup`, but only after the stacks were quiesced for nothing). The lock file is created
+ * exclusively and names its holder by `{kind, operationId}`; a holder whose process is gone (killed, guest
+ * rebooted) is stale and is taken over. The holder's start time is recorded with its pid: after a power
+ * loss the pid may belong to some other live process (dockerd, for ever), and a lock that outlived its
+ * holder would stop every backup without a word.
+ */
+const holderSchema = z.preprocess(
+  // Agents up to 0.1.0 wrote `backupId` for every kind and a mode for every holder: a lock such an agent
+  // holds while this one starts (an upgrade in the middle of an operator's backup) is still a lock.
+  (raw) =>
+    raw && typeof raw === "object" && !("operationId" in raw) && "backupId" in raw
+      ? { ...raw, operationId: (raw as { backupId: unknown }).backupId }
+      : raw,
+  z
+    .object({
+      pid: z.number().int(),
+      kind: operationKind.default("backup"),
+      operationId: z.string(),
+      /** A backup's mode; other kinds have none. */
+      mode: backupMode.optional(),
+      /** The holder's start time (/proc/PID/stat field 22), set by acquireOperationLock. */
+      pidStart: z.string().optional(),
+    })
+    .transform(({ mode, ...h }): typeof h & { mode?: z.infer<typeof backupMode> } =>
+      h.kind === "backup" && mode ? { ...h, mode } : h,
+    ),
+);
+type StoredHolder = z.infer<typeof holderSchema>;
+export type OperationHolder = Omit<StoredHolder, "pidStart">;
+/** An operation as the hub, the CLI and the logs name it. */
+export type Operation = Omit<OperationHolder, "pid">;
+
+export const operationOf = ({ kind, operationId, mode }: OperationHolder): Operation =>
+  mode ? { kind, operationId, mode } : { kind, operationId };
+
+/** What a new holder writes: the fields older agents read too, so that they see the lock as held. */
+function onDisk(me: OperationHolder, pidStart: string | undefined) {
+  return { ...me, pidStart, backupId: me.operationId, mode: me.mode ?? "snapshot" };
+}
 
 export const lockPath = (stateDir: string): string => join(stateDir, "backup.lock");
 
@@ -47,7 +77,7 @@ async function processStart(pid: number): Promise<string | undefined> {
   }
 }
 
-async function readHolder(path: string): Promise<z.infer<typeof holderSchema> | undefined> {
+async function readHolder(path: string): Promise<StoredHolder | undefined> {
   try {
     const parsed = holderSchema.safeParse(JSON.parse(await readFile(path, "utf8")));
     return parsed.success ? parsed.data : undefined;
@@ -63,23 +93,21 @@ async function readHolder(path: string): Promise<z.infer<typeof holderSchema> | 
  */
 const heldHere = new Set<string>();
 
-async function live(path: string, holder: z.infer<typeof holderSchema> | undefined): Promise<boolean> {
+async function live(path: string, holder: StoredHolder | undefined): Promise<boolean> {
   if (!holder) return false;
   if (holder.pid === process.pid) return heldHere.has(path);
   if (!alive(holder.pid)) return false;
   return holder.pidStart === undefined || (await processStart(holder.pid)) === holder.pidStart;
 }
 
-/** Who holds the lock now (this process or another), or undefined when nobody does. */
-export async function lockHolder(stateDir: string): Promise<z.infer<typeof holderSchema> | undefined> {
+/** Who holds the guest now (this process or another), or undefined when nobody does. */
+export async function operationHolder(stateDir: string): Promise<StoredHolder | undefined> {
   const path = lockPath(stateDir);
   const holder = await readHolder(path);
   return (await live(path, holder)) ? holder : undefined;
 }
 
-type Acquired =
-  | { acquired: true; release: () => Promise<void> }
-  | { acquired: false; holder: z.infer<typeof holderSchema> };
+type Acquired = { acquired: true; release: () => Promise<void> } | { acquired: false; holder: StoredHolder };
 
 /**
  * Acquisitions of this process, one after the other. The file alone cannot order them: a winner's link
@@ -89,27 +117,27 @@ type Acquired =
  */
 let acquiring: Promise<unknown> = Promise.resolve();
 
-/** The lock is held by someone else; `holder` says who (the CLI exits 75, busy). */
-export class BackupLockBusyError extends AgentError {
+/** The guest is held by another operation; `holder` says which (the CLI exits 75, busy). */
+export class OperationBusyError extends AgentError {
   constructor(
-    readonly holder: z.infer<typeof holderSchema>,
+    readonly holder: OperationHolder,
     what: string,
   ) {
-    super("backup_running", `${holder.kind} ${holder.backupId} is running; not starting ${what}`, {
+    super("backup_running", `${holder.kind} ${holder.operationId} is running; not starting ${what}`, {
       hint: "try again when it has finished",
     });
   }
 }
 
-/** Runs `fn` holding the lock; BackupLockBusyError when someone else holds it. */
-export async function withBackupLock<T>(
+/** Runs `fn` holding the lock as `me`; OperationBusyError when another operation holds it. */
+export async function withOperationLock<T>(
   stateDir: string,
-  me: LockHolder,
+  me: Omit<OperationHolder, "pid">,
   what: string,
   fn: () => Promise<T>,
 ): Promise<T> {
-  const lock = await acquireBackupLock(stateDir, me);
-  if (!lock.acquired) throw new BackupLockBusyError(lock.holder, what);
+  const lock = await acquireOperationLock(stateDir, { pid: process.pid, ...me });
+  if (!lock.acquired) throw new OperationBusyError(lock.holder, what);
   try {
     return await fn();
   } finally {
@@ -118,13 +146,13 @@ export async function withBackupLock<T>(
 }
 
 /** Takes the lock, or returns who holds it. The returned release is idempotent. */
-export function acquireBackupLock(stateDir: string, me: LockHolder): Promise<Acquired> {
+export function acquireOperationLock(stateDir: string, me: OperationHolder): Promise<Acquired> {
   const attempt = acquiring.then(() => acquireNow(stateDir, me));
   acquiring = attempt.catch(() => undefined);
   return attempt;
 }
 
-async function acquireNow(stateDir: string, me: LockHolder): Promise<Acquired> {
+async function acquireNow(stateDir: string, me: OperationHolder): Promise<Acquired> {
   const path = lockPath(stateDir);
   for (let attempt = 0; attempt < 3; attempt++) {
     // Written in full under a private name, then linked into place: link fails if the lock exists, and a
@@ -132,7 +160,7 @@ async function acquireNow(stateDir: string, me: LockHolder): Promise<Acquired> {
     const draft = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`;
     const fh = await open(draft, "wx", 0o600);
     try {
-      await fh.writeFile(JSON.stringify({ ...me, pidStart: await processStart(me.pid) }));
+      await fh.writeFile(JSON.stringify(onDisk(me, await processStart(me.pid))));
       await fh.sync();
     } finally {
       await fh.close();
@@ -162,5 +190,5 @@ async function acquireNow(stateDir: string, me: LockHolder): Promise<Acquired> {
       },
     };
   }
-  throw new Error(`could not take the backup lock ${path}`);
+  throw new Error(`could not take the operation lock ${path}`);
 }
