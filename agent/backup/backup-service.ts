@@ -46,7 +46,14 @@ export class BackupService {
   }
 
   async request(
-    opts: { mode: BackupMode; trigger: Trigger; retryWhenBusy?: boolean; signal?: AbortSignal },
+    opts: {
+      mode: BackupMode;
+      trigger: Trigger;
+      retryWhenBusy?: boolean;
+      signal?: AbortSignal;
+      /** The backup's id, before its first event: a caller can follow exactly its events from the start. */
+      onStarted?: (backupId: string) => void;
+    },
     attempt = 1,
   ): Promise<BackupTicket> {
     if (this.#running) {
@@ -67,6 +74,7 @@ export class BackupService {
         this.#retryLater(opts, attempt, `${lock.holder.kind} ${lock.holder.operationId} is running`);
       return { started: false, holder: operationOf(lock.holder), done: undefined };
     }
+    opts.onStarted?.(backupId);
     const done = (async () => {
       try {
         return await runBackup(this.#deps, {

@@ -1,0 +1,56 @@
+import type { Event } from "../../protocol/index.ts";
+import type { BackupEvent } from "../backup/backup-types.ts";
+import type { HubClient } from "../hub/hub-client.ts";
+import { errorMessage } from "../lib/errors.ts";
+import type { Logger } from "../log/logger.ts";
+
+/**
+ * Where the daemon's events go: the hub's outbox (durable once the link is open), the log, and the CLI
+ * backups relayed through the control socket, each watching its own backup's events.
+ */
+export class DaemonEvents {
+  hub: HubClient | undefined;
+  readonly #watchers = new Set<(e: BackupEvent) => void>();
+
+  constructor(private readonly log: Logger) {}
+
+  readonly emit = (e: Event): void => {
+    if (isBackupEvent(e)) for (const watch of this.#watchers) watch(e);
+    const { log, hub } = this;
+    if (e.kind === "backup.phase") log.info({ backupId: e.backupId, phase: e.phase }, "backup phase");
+    if (e.kind === "restore.detected" || e.kind === "identity.warning") log.warn({ event: e }, e.kind);
+    if (!hub) return;
+    const sent =
+      e.kind === "blackout"
+        ? hub.announceBlackout(e.expectedSeconds, e.reason, e.operationId)
+        : e.kind === "blackout.ended"
+          ? hub.endBlackout(e.reason, e.operationId)
+          : hub.emit(e);
+    // The outbox refused it (invalid) or the disk failed: log it, never let it break the backup.
+    sent.catch((err) =>
+      log.error({ kind: e.kind, err: errorMessage(err) }, "could not queue an event for the hub"),
+    );
+  };
+
+  /** The events of one operation, from now on; returns the unsubscribe. */
+  watch(operationId: () => string | undefined, onEvent: (e: BackupEvent) => void): () => void {
+    const watch = (e: BackupEvent) => {
+      if (eventOperationId(e) === operationId()) onEvent(e);
+    };
+    this.#watchers.add(watch);
+    return () => this.#watchers.delete(watch);
+  }
+}
+
+function isBackupEvent(e: Event): e is BackupEvent {
+  return (
+    e.kind === "backup.phase" ||
+    e.kind === "backup.progress" ||
+    e.kind === "blackout" ||
+    e.kind === "blackout.ended"
+  );
+}
+
+function eventOperationId(e: BackupEvent): string {
+  return e.kind === "blackout" || e.kind === "blackout.ended" ? e.operationId : e.backupId;
+}
