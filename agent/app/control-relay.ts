@@ -1,6 +1,6 @@
 import type { BackupService } from "../backup/backup-service.ts";
+import type { IdentityGate } from "../boot/start-up.ts";
 import { AgentError } from "../lib/errors.ts";
-import type { IdentityGate } from "../restore/start-up.ts";
 import type { ControlHandlers } from "./control-socket.ts";
 import type { DaemonEvents } from "./daemon-events.ts";
 

@@ -1,4 +1,4 @@
-import type { Event } from "../../protocol/index.ts";
+import type { Event } from "@felhom/protocol";
 import type { BackupEvent } from "../backup/backup-types.ts";
 import type { HubClient } from "../hub/hub-client.ts";
 import { errorMessage } from "../lib/errors.ts";

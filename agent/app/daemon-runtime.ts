@@ -1,14 +1,14 @@
 import { join } from "node:path";
-import type { CommandResultData } from "../../protocol/index.ts";
+import type { CommandResultData } from "@felhom/protocol";
 import { BackupService } from "../backup/backup-service.ts";
 import type { BackupDeps } from "../backup/backup-types.ts";
+import type { IdentityGate } from "../boot/start-up.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import type { CommandHandlers } from "../hub/command-runner.ts";
 import type { LocalFacts } from "../identity/decide-identity.ts";
 import { errorMessage } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { publishBackupHealth } from "../metrics/textfile.ts";
-import type { IdentityGate } from "../restore/start-up.ts";
 import { Scheduler } from "../schedule/scheduler.ts";
 import { type AgentContext, createContext } from "./context.ts";
 import type { DaemonEvents } from "./daemon-events.ts";

@@ -1,5 +1,5 @@
 import type { AgentConfig } from "../config/schema.ts";
-import { HubClient, hubOptionsFromConfig } from "../hub/hub-client.ts";
+import { HubClient } from "../hub/hub-client.ts";
 import type { LocalFacts } from "../identity/decide-identity.ts";
 import { errorMessage } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
@@ -10,6 +10,7 @@ import { serveControl } from "./control-socket.ts";
 import { DaemonEvents } from "./daemon-events.ts";
 import { acquireDaemonLock } from "./daemon-lock.ts";
 import { BackgroundOperations } from "./daemon-runtime.ts";
+import { hubOptionsFromConfig } from "./hub-options.ts";
 import { RuntimeSlot } from "./runtime-slot.ts";
 import { StartGate } from "./start-gate.ts";
 

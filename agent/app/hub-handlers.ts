@@ -1,8 +1,9 @@
 import { uptime } from "node:os";
-import type { CommandOf, CommandResultData, Event } from "../../protocol/index.ts";
+import type { CommandOf, CommandResultData, Event } from "@felhom/protocol";
 import type { BackupService } from "../backup/backup-service.ts";
 import { readLastBackup } from "../backup/last-backup.ts";
 import { backupIdFromNotes } from "../backup/notes.ts";
+import type { IdentityGate } from "../boot/start-up.ts";
 import type { CommandHandlers } from "../hub/command-runner.ts";
 import { CommandError } from "../hub/command-runner.ts";
 import type { StatusBody, StatusPayload } from "../hub/hub-client.ts";
@@ -12,7 +13,6 @@ import { errorMessage } from "../lib/errors.ts";
 import { OperationBusyError, withOperationLock } from "../operation/operation-lock.ts";
 import { discoverStacks } from "../quiesce/discover-stacks.ts";
 import { bringStacksUp } from "../restore/stacks-up.ts";
-import type { IdentityGate } from "../restore/start-up.ts";
 import {
   createSnapshot,
   deleteSnapshot,

@@ -1,4 +1,4 @@
-import type { CommandResultData } from "../../protocol/index.ts";
+import type { CommandResultData } from "@felhom/protocol";
 import { changedKeys, needsRestart } from "../config/diff.ts";
 import { ConfigError } from "../config/load.ts";
 import type { AgentConfig } from "../config/schema.ts";
@@ -7,6 +7,7 @@ import { enrollGuest } from "../identity/enrollment.ts";
 import { applyEnrollment } from "../identity/enrollment-record.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import { Secret } from "../lib/secret.ts";
+import { createContext } from "./context.ts";
 import {
   type BackgroundOperations,
   buildRuntime,
@@ -102,6 +103,7 @@ export class RuntimeSlot {
         secret: new Secret(params.tokenSecret),
         local: this.current.deps.localFacts(),
         log: parts.log,
+        connect: (config) => createContext(config, parts.log, parts.localFacts),
       });
     } catch (err) {
       const message = errorMessage(err).slice(0, 2000);

@@ -1,7 +1,7 @@
+import { type IdentityGate, startUp } from "../boot/start-up.ts";
 import { CommandError } from "../hub/command-runner.ts";
 import { errorMessage } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
-import { type IdentityGate, startUp } from "../restore/start-up.ts";
 import type { DaemonEvents } from "./daemon-events.ts";
 import type { Runtime } from "./daemon-runtime.ts";
 
@@ -15,7 +15,7 @@ const STARTING: IdentityGate = {
 };
 
 /**
- * The start-up decision (agent/restore/start-up.ts: the original, possibly back from its own stop-mode
+ * The start-up decision (agent/boot/start-up.ts: the original, possibly back from its own stop-mode
  * backup, or a restored copy) and what it allows. While it is not made, or the identity is unsure, the
  * gate is closed: every PVE write is refused, the schedule is off, and the decision runs again every
  * minute. A restored copy stays closed until it is enrolled.

@@ -1,8 +1,8 @@
 import { requireVerified, resolveIdentity, type VerifiedIdentity } from "../identity/identity-service.ts";
+import { refuseAsRestoredCopy } from "../identity/restore-record.ts";
 import { AgentError } from "../lib/errors.ts";
 import type { QuiescePlan } from "../quiesce/plan.ts";
 import { prepareQuiesce, retryLeftoverResume } from "../quiesce/quiesce-stacks.ts";
-import { refuseAsRestoredCopy } from "../restore/restore-record.ts";
 import type { BackupDeps, BackupRequest } from "./backup-types.ts";
 import { PROTECTED_LIMIT_HINT, protectedLimitProblem } from "./protected-limit.ts";
 import { backupRefusedAhead } from "./refused-ahead.ts";

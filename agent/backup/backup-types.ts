@@ -1,4 +1,4 @@
-import type { Event, EventOf } from "../../protocol/index.ts";
+import type { Event, EventOf } from "@felhom/protocol";
 import type { AgentConfig } from "../config/schema.ts";
 import type { DockerEngine } from "../docker/docker-engine.ts";
 import type { LocalFacts } from "../identity/decide-identity.ts";

@@ -1,4 +1,4 @@
-import type { EventOf } from "../../protocol/index.ts";
+import type { EventOf } from "@felhom/protocol";
 import type { ResumeReport } from "../quiesce/executor.ts";
 import type { QuiescePlan } from "../quiesce/plan.ts";
 

@@ -31,7 +31,7 @@ export interface StartRecovery {
  *
  * Only for the journal's own guest: a restored copy boots with its original's journal, and following that
  * task would report the original's backup as its own. The daemon calls this only after
- * agent/restore/start-up.ts decided who this system is.
+ * agent/boot/start-up.ts decided who this system is.
  */
 export async function recoverAtStart(
   deps: BackupDeps,

@@ -1,5 +1,5 @@
+import { backupMode, backupPhase, consistency } from "@felhom/protocol";
 import { z } from "zod";
-import { backupMode, backupPhase, consistency } from "../../protocol/index.ts";
 import type { JournalData } from "../quiesce/journal.ts";
 
 /**

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { link, open, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { backupMode } from "@felhom/protocol";
 import { z } from "zod";
-import { backupMode } from "../../protocol/index.ts";
 import { AgentError } from "../lib/errors.ts";
 
 /**

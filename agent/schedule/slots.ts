@@ -1,4 +1,4 @@
-import cron from "node-cron";
+import { nodeCron } from "../lib/cron.ts";
 
 /** What decides when a backup is due: a 5-field cron expression, read in `timezone` (or the guest's zone). */
 export interface SlotSpec {
@@ -32,7 +32,7 @@ export function isFixedTime(expression: string): boolean {
 export function scheduleSlots(spec: SlotSpec, from: Date, to: Date): Date[] {
   // A matcher in UTC applied to wall-clock minutes (local time read as if it were UTC): that is the cron
   // expression in local time without any daylight-saving shift, so skipped local times can be asked about.
-  const wallMatcher = cron.createTask(spec.cron, () => {}, { timezone: "UTC" });
+  const wallMatcher = nodeCron().createTask(spec.cron, () => {}, { timezone: "UTC" });
   try {
     const matchesWall = (wall: number) => wallMatcher.match(new Date(wall * MINUTE));
     const format = wallFormatter(spec.timezone);

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { EventOf } from "../../protocol/index.ts";
+import type { EventOf } from "@felhom/protocol";
 import { verifiedSelf } from "../backup/backup-preflight.ts";
 import type { BackupDeps } from "../backup/backup-types.ts";
 import { LogTail } from "../backup/backup-types.ts";
