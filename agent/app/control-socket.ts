@@ -5,7 +5,7 @@ import { createInterface } from "node:readline";
 import { backupMode } from "@felhom/protocol";
 import { z } from "zod";
 import type { BackupEvent, BackupMode, BackupOutcome } from "../backup/backup-types.ts";
-import { AgentError, errorMessage } from "../lib/errors.ts";
+import { AgentError, describeError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { type Operation, operationKind } from "../operation/operation-lock.ts";
 import { daemonRunning } from "./daemon-lock.ts";
@@ -87,7 +87,7 @@ export async function serveControl(
           send(socket, { type: "outcome", outcome: await ticket.done });
         }
       } catch (err) {
-        send(socket, { type: "error", message: errorMessage(err) });
+        send(socket, { type: "error", message: describeError(err) });
       }
       socket.end();
       return;

@@ -1,7 +1,7 @@
 import type { Event } from "@felhom/protocol";
 import type { BackupEvent } from "../backup/backup-types.ts";
 import type { HubClient } from "../hub/hub-client.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 
 /**
@@ -28,7 +28,7 @@ export class DaemonEvents {
           : hub.emit(e);
     // The outbox refused it (invalid) or the disk failed: log it, never let it break the backup.
     sent.catch((err) =>
-      log.error({ kind: e.kind, err: errorMessage(err) }, "could not queue an event for the hub"),
+      log.error({ kind: e.kind, err: describeError(err) }, "could not queue an event for the hub"),
     );
   };
 

@@ -6,7 +6,7 @@ import type { IdentityGate } from "../boot/start-up.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import type { CommandHandlers } from "../hub/command-runner.ts";
 import type { LocalFacts } from "../identity/decide-identity.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { publishBackupHealth } from "../metrics/textfile.ts";
 import { Scheduler } from "../schedule/scheduler.ts";
@@ -50,7 +50,7 @@ export async function buildRuntime(config: AgentConfig, p: RuntimeParts): Promis
   const ctx = await createContext(config, log, p.localFacts);
   if (config.metrics) {
     publishBackupHealth(config.state_dir, config.metrics.textfile).catch((err) =>
-      log.error({ err: errorMessage(err) }, "could not write metrics.textfile"),
+      log.error({ err: describeError(err) }, "could not write metrics.textfile"),
     );
   }
   const deps = ctx.backupDeps(events.emit);
@@ -112,7 +112,7 @@ export class BackgroundOperations {
 
   track(operation: Promise<unknown>): void {
     const p = operation
-      .catch((err) => this.log.error({ err: errorMessage(err) }, "background operation failed"))
+      .catch((err) => this.log.error({ err: describeError(err) }, "background operation failed"))
       .finally(() => this.#running.delete(p));
     this.#running.add(p);
   }

@@ -1,7 +1,7 @@
 import type { AgentConfig } from "../config/schema.ts";
 import { HubClient } from "../hub/hub-client.ts";
 import type { LocalFacts } from "../identity/decide-identity.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { AGENT_VERSION } from "../version.ts";
 import { agentId } from "./agent-id.ts";
@@ -86,7 +86,7 @@ export async function runDaemon(
   const onSighup = () => {
     slot.reload().then(
       (r) => log.info({ changedKeys: r.changedKeys }, "SIGHUP: configuration reloaded"),
-      (err) => log.error({ err: errorMessage(err) }, "SIGHUP: configuration not reloaded"),
+      (err) => log.error({ err: describeError(err) }, "SIGHUP: configuration not reloaded"),
     );
   };
   process.on("SIGHUP", onSighup);

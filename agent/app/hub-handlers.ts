@@ -9,7 +9,7 @@ import { CommandError } from "../hub/command-runner.ts";
 import type { StatusBody, StatusPayload } from "../hub/hub-client.ts";
 import type { Identity } from "../identity/decide-identity.ts";
 import { resolveIdentity } from "../identity/identity-service.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
 import { OperationBusyError, withOperationLock } from "../operation/operation-lock.ts";
 import { discoverStacks } from "../quiesce/discover-stacks.ts";
 import { bringStacksUp } from "../restore/stacks-up.ts";
@@ -201,7 +201,7 @@ export function statusProvider(
     }).catch((err) => ({
       state: "unverified" as const,
       signal: "vmid-missing" as const,
-      reason: errorMessage(err),
+      reason: describeError(err),
       hint: "",
     }));
     // A restored copy may look verified to the live check (same MAC, hostname, token): the gate decides.

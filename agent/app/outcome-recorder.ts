@@ -2,7 +2,7 @@ import type { BackupOutcome, Trigger } from "../backup/backup-types.ts";
 import { recordLastBackup } from "../backup/last-backup.ts";
 import { outcomeEvent } from "../backup/outcome-event.ts";
 import type { AgentConfig } from "../config/schema.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { recordBackupHealth } from "../metrics/textfile.ts";
 import type { DaemonEvents } from "./daemon-events.ts";
@@ -28,10 +28,10 @@ export function outcomeRecorder(config: AgentConfig, log: Logger, events: Daemon
     // last backup and the metrics (consecutive failures, last attempt) wait for the attempt that ends it.
     if (info.willRetry) return;
     recordLastBackup(config.state_dir, outcome).catch((err) =>
-      log.error({ err: errorMessage(err) }, "could not record the last backup"),
+      log.error({ err: describeError(err) }, "could not record the last backup"),
     );
     recordBackupHealth(config.state_dir, config.metrics?.textfile, outcome).catch((err) =>
-      log.error({ err: errorMessage(err) }, "could not record the backup health (metrics.textfile)"),
+      log.error({ err: describeError(err) }, "could not record the backup health (metrics.textfile)"),
     );
   };
 }

@@ -5,7 +5,7 @@ import type { AgentConfig } from "../config/schema.ts";
 import { type CommandContext, CommandError, type CommandHandlers } from "../hub/command-runner.ts";
 import { enrollGuest } from "../identity/enrollment.ts";
 import { applyEnrollment } from "../identity/enrollment-record.ts";
-import { AgentError, errorMessage } from "../lib/errors.ts";
+import { AgentError, describeError } from "../lib/errors.ts";
 import { Secret } from "../lib/secret.ts";
 import { createContext } from "./context.ts";
 import {
@@ -74,7 +74,7 @@ export class RuntimeSlot {
     } catch (err) {
       throw new CommandError(
         "config_invalid",
-        `the new configuration cannot be used: ${errorMessage(err)}; the running one stays`.slice(0, 2000),
+        `the new configuration cannot be used: ${describeError(err)}; the running one stays`.slice(0, 2000),
         { details: { key: "(runtime)" } },
       );
     }
@@ -106,7 +106,7 @@ export class RuntimeSlot {
         connect: (config) => createContext(config, parts.log, parts.localFacts),
       });
     } catch (err) {
-      const message = errorMessage(err).slice(0, 2000);
+      const message = describeError(err).slice(0, 2000);
       const code = err instanceof AgentError ? err.code : "internal";
       if (code === "pve_authentication_failed") throw new CommandError("pve_auth", message);
       if (code === "pve_network_error" || code === "pve_timeout" || code === "pve_server_error")
@@ -137,7 +137,7 @@ export class RuntimeSlot {
       next = await this.o.readConfig();
     } catch (err) {
       const key = err instanceof ConfigError ? (err.issues[0]?.key ?? "(file)") : "(file)";
-      throw new CommandError("config_invalid", errorMessage(err).slice(0, 2000), { details: { key } });
+      throw new CommandError("config_invalid", describeError(err).slice(0, 2000), { details: { key } });
     }
     const changed = changedKeys(this.current.config, next);
     const restart = needsRestart(changed);

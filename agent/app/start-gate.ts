@@ -1,6 +1,6 @@
 import { type IdentityGate, startUp } from "../boot/start-up.ts";
 import { CommandError } from "../hub/command-runner.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import type { DaemonEvents } from "./daemon-events.ts";
 import type { Runtime } from "./daemon-runtime.ts";
@@ -82,7 +82,7 @@ export class StartGate {
     else if (s.decision.kind !== "restored-copy" && !this.#stopping) {
       this.#recheck = setTimeout(() => {
         this.decide(this.o.current(), opts).catch((err) =>
-          log.error({ err: errorMessage(err) }, "identity re-check failed"),
+          log.error({ err: describeError(err) }, "identity re-check failed"),
         );
       }, IDENTITY_RECHECK_MS);
     }

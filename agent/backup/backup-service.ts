@@ -1,4 +1,4 @@
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
 import { acquireOperationLock, type Operation, operationOf } from "../operation/operation-lock.ts";
 import { newBackupId } from "./backup-id.ts";
 import { runBackup } from "./backup-run.ts";
@@ -112,7 +112,7 @@ export class BackupService {
     const timer = setTimeout(() => {
       this.#retries.delete(timer);
       this.request(opts, attempt + 1).catch((err) =>
-        this.#deps.log.error({ err: errorMessage(err) }, "backup retry failed to start"),
+        this.#deps.log.error({ err: describeError(err) }, "backup retry failed to start"),
       );
     }, delay);
     this.#retries.add(timer);

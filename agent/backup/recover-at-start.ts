@@ -1,4 +1,4 @@
-import { AgentError, errorMessage } from "../lib/errors.ts";
+import { AgentError, describeError } from "../lib/errors.ts";
 import { backupSection, type JournalBackupSection } from "../operation/journal-section.ts";
 import { listOurTasks } from "../pve/submit.ts";
 import { followTaskToEnd, type TaskResult } from "../pve/task-follower.ts";
@@ -65,7 +65,7 @@ export async function recoverAtStart(
     );
   }
   await clearMarker(deps.stateDir).catch((err) =>
-    log.warn({ err: errorMessage(err) }, "could not clear the marker"),
+    log.warn({ err: describeError(err) }, "could not clear the marker"),
   );
 
   if (
@@ -104,7 +104,7 @@ async function snapshotTaken(deps: BackupDeps, node: string, upid: string): Prom
       : "crash";
   } catch (err) {
     deps.log.warn(
-      { err: errorMessage(err) },
+      { err: describeError(err) },
       "could not read the task to judge consistency; assuming crash-consistent",
     );
     return "crash";
@@ -138,7 +138,7 @@ async function finishInFlight(
     const journal = await QuiesceJournal.open(journalPath(deps.stateDir)).catch(() => undefined);
     await journal
       ?.update({ backup: patch })
-      .catch((err) => deps.log.error({ err: errorMessage(err) }, "journal write failed"));
+      .catch((err) => deps.log.error({ err: describeError(err) }, "journal write failed"));
   };
   // As a live run does (PROTOCOL.md): the blackout its run announced ends, and `report` precedes every
   // outcome. The run that would have said so is gone (killed, or its guest went down for a stop-mode backup).
@@ -207,11 +207,11 @@ async function finishInFlight(
     if (signal?.aborted) return undefined;
     if (stalled !== undefined) {
       const error = await stoppedStalledTask(deps.pve, { node: s.node, vmid: s.vmid, upid: s.upid }, stalled);
-      return fail(error.code, errorMessage(error));
+      return fail(error.code, describeError(error));
     }
     return fail(
       err instanceof AgentError ? err.code : "internal",
-      `could not follow task ${s.upid}: ${errorMessage(err)}`,
+      `could not follow task ${s.upid}: ${describeError(err)}`,
     );
   } finally {
     watch.stop();
@@ -220,7 +220,7 @@ async function finishInFlight(
   try {
     finished = await finishBackup(deps, { backupId, node: s.node, vmid: s.vmid, task, enter, journalPatch });
   } catch (err) {
-    return fail(err instanceof AgentError ? err.code : "internal", errorMessage(err), task);
+    return fail(err instanceof AgentError ? err.code : "internal", describeError(err), task);
   }
   return conclude({
     ok: true,

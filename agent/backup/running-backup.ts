@@ -1,4 +1,4 @@
-import { AgentError, errorMessage } from "../lib/errors.ts";
+import { AgentError, describeError } from "../lib/errors.ts";
 import type { JournalBackupSection } from "../operation/journal-section.ts";
 import type { QuiescedStacks } from "../operation/quiesced-stacks.ts";
 import type { TaskResult } from "../pve/task-follower.ts";
@@ -134,7 +134,7 @@ export class RunningBackup {
   journalPatch = (patch: Partial<JournalBackupSection>): Promise<void> | undefined =>
     this.#journal
       ?.update({ backup: { ...patch } })
-      .catch((err) => this.deps.log.error({ err: errorMessage(err) }, "journal write failed"));
+      .catch((err) => this.deps.log.error({ err: describeError(err) }, "journal write failed"));
 
   /** Waits for the resume the machine decided (the task's end decides one if nothing did before). */
   async stacksBack(): Promise<void> {
@@ -194,7 +194,7 @@ export class RunningBackup {
     await this.#consistencyWritten;
     // The live system is no longer "inside a backup"; a restored copy still finds the marker.
     await clearMarker(deps.stateDir).catch((err) =>
-      deps.log.warn({ err: errorMessage(err) }, "could not clear the marker"),
+      deps.log.warn({ err: describeError(err) }, "could not clear the marker"),
     );
     return report;
   }
@@ -248,7 +248,7 @@ export class RunningBackup {
       // `backup.failed` follows; it names the phase that failed, not this one.
       this.#announce("report");
     }
-    deps.log.error({ backupId, phase, err: errorMessage(err) }, "backup failed");
+    deps.log.error({ backupId, phase, err: describeError(err) }, "backup failed");
     return {
       ok: false,
       failure: {
@@ -256,7 +256,7 @@ export class RunningBackup {
         mode,
         phase,
         code: shuttingDown ? "interrupted" : err instanceof AgentError ? err.code : "internal",
-        message: errorMessage(err).slice(0, 2000),
+        message: describeError(err).slice(0, 2000),
         exitStatus: this.task?.exitstatus ?? null,
         upid: this.upid,
         logTail: this.tail.lines(),

@@ -2,7 +2,7 @@ import type { BackupDeps } from "../backup/backup-types.ts";
 import { readMarker } from "../backup/marker.ts";
 import { resolveIdentity } from "../identity/identity-service.ts";
 import { readRestoreRecord } from "../identity/restore-record.ts";
-import { AgentError, errorMessage } from "../lib/errors.ts";
+import { AgentError, describeError } from "../lib/errors.ts";
 import { backupSection } from "../operation/journal-section.ts";
 import { QuiesceJournal } from "../quiesce/journal.ts";
 import { journalPath } from "../quiesce/quiesce-stacks.ts";
@@ -28,7 +28,7 @@ export async function gatherStartFacts(
   }).catch((err) => ({
     state: "error" as const,
     code: err instanceof AgentError ? err.code : "internal",
-    message: errorMessage(err),
+    message: describeError(err),
   }));
   const section = backupSection(journal?.data) ?? {};
   // Only a verified identity with a marker can turn on the task's end (decide-start.ts row 5).
@@ -69,7 +69,7 @@ async function taskEnd(
     });
     return tasks.find((t) => t.upid === upid)?.endtime;
   } catch (err) {
-    deps.log.warn({ err: errorMessage(err), upid }, "could not read the journalled task's end time");
+    deps.log.warn({ err: describeError(err), upid }, "could not read the journalled task's end time");
     return undefined;
   }
 }

@@ -4,7 +4,7 @@ import type { BackupDeps } from "../backup/backup-types.ts";
 import { clearMarker } from "../backup/marker.ts";
 import { recoverAtStart, type StartRecovery } from "../backup/recover-at-start.ts";
 import { clearRestoreRecord, writeRestoreRecord } from "../identity/restore-record.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
 import { lockPath, operationHolder } from "../operation/operation-lock.ts";
 import { journalPath } from "../quiesce/quiesce-stacks.ts";
 import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
@@ -183,6 +183,6 @@ async function retireOriginalsBackup(deps: BackupDeps, backupId: string): Promis
   await rm(journalPath(deps.stateDir), { force: true });
   await rm(lockPath(deps.stateDir), { force: true });
   await clearMarker(deps.stateDir).catch((err) =>
-    deps.log.warn({ err: errorMessage(err) }, "could not clear the marker"),
+    deps.log.warn({ err: describeError(err) }, "could not clear the marker"),
   );
 }

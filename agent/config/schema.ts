@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { validateCron, validateTimezone } from "../lib/cron.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
 import { checkHubUrl } from "./hub-url.ts";
 
 /**
@@ -151,7 +151,7 @@ export const configSchema = z
               checkHubUrl(url);
               return undefined;
             } catch (err) {
-              return errorMessage(err);
+              return describeError(err);
             }
           }),
         ),

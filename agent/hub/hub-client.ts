@@ -16,7 +16,7 @@ import {
 } from "@felhom/protocol";
 import type { z } from "zod";
 import { checkHubUrl } from "../config/hub-url.ts";
-import { AgentError, errorMessage } from "../lib/errors.ts";
+import { AgentError, describeError } from "../lib/errors.ts";
 import { requireTrusted } from "../lib/file-trust.ts";
 import { readSecretFile } from "../lib/secret.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
@@ -310,7 +310,7 @@ export class HubClient {
       ca = this.#o.caFile ? await readHubCa(this.#o.caFile) : undefined;
       hello = await this.#hello();
     } catch (err) {
-      return this.#onDrop({ kind: "local", message: errorMessage(err) });
+      return this.#onDrop({ kind: "local", message: describeError(err) });
     }
     if (this.#isStopped()) return;
     try {
@@ -333,7 +333,7 @@ export class HubClient {
         },
       });
     } catch (err) {
-      return this.#onDrop({ kind: "network", message: errorMessage(err) });
+      return this.#onDrop({ kind: "network", message: describeError(err) });
     }
   }
 
@@ -344,7 +344,7 @@ export class HubClient {
       // Dial with the identity we knew; only the very first hello needs the provider to work.
       if (!this.#lastStatus) throw err;
       this.#log.warn(
-        { err: errorMessage(err) },
+        { err: describeError(err) },
         "status provider failed; the hello carries the last known identity",
       );
     }
@@ -457,7 +457,7 @@ export class HubClient {
         lastSeq: this.#outbox.lastSeq,
       });
     } catch (err) {
-      this.#log.warn({ err: errorMessage(err) }, "cannot send the periodic status");
+      this.#log.warn({ err: describeError(err) }, "cannot send the periodic status");
     }
   }
 }

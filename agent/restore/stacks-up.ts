@@ -4,7 +4,7 @@ import type { EventOf } from "@felhom/protocol";
 import { type ComposeTool, composeUp, detectCompose } from "../docker/compose-cli.ts";
 import type { DockerEngine } from "../docker/docker-engine.ts";
 import { ComposeFailedError } from "../docker/errors.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
 import { outputTailForReport } from "../lib/report-text.ts";
 import type { Logger } from "../log/logger.ts";
 import { registryPath } from "../quiesce/quiesce-stacks.ts";
@@ -52,7 +52,7 @@ export async function bringStacksUp(deps: StacksUpDeps, only?: string[]): Promis
   } catch (err) {
     return [
       ...outcomes,
-      ...wanted.map((s) => ({ project: s.project, outcome: "failed" as const, message: errorMessage(err) })),
+      ...wanted.map((s) => ({ project: s.project, outcome: "failed" as const, message: describeError(err) })),
     ];
   }
   const texts = new Map(
@@ -112,7 +112,7 @@ async function upOne(
     // compose's own words say why (a missing image, a port taken…): the end of its output goes with it,
     // bounded and redacted like a hook's.
     const output = err instanceof ComposeFailedError ? outputTailForReport(err.output) : "";
-    const message = output ? `${errorMessage(err)}: ${output}` : errorMessage(err);
+    const message = output ? `${describeError(err)}: ${output}` : describeError(err);
     return { project, outcome: "failed", message: message.slice(0, 2000) };
   }
 }

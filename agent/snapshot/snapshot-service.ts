@@ -5,7 +5,7 @@ import type { BackupDeps } from "../backup/backup-types.ts";
 import { LogTail } from "../backup/backup-types.ts";
 import { downtimeOf } from "../backup/downtime.ts";
 import { resolveIdentity } from "../identity/identity-service.ts";
-import { AgentError, errorMessage } from "../lib/errors.ts";
+import { AgentError, describeError } from "../lib/errors.ts";
 import { withOperationLock } from "../operation/operation-lock.ts";
 import { withQuiescedStacks } from "../operation/quiesced-stacks.ts";
 import { snapshotNameProblem } from "../pve/client.ts";
@@ -234,7 +234,7 @@ function failed(
       action: op.action,
       name: op.name,
       code: err instanceof AgentError ? err.code : "internal",
-      message: errorMessage(err).slice(0, 2000),
+      message: describeError(err).slice(0, 2000),
       upid: op.upid,
       logTail: op.tail.lines(),
       stacksResumed,

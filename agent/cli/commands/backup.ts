@@ -4,7 +4,7 @@ import { recordLastBackup } from "../../backup/last-backup.ts";
 import { outcomeEvent } from "../../backup/outcome-event.ts";
 import type { AgentConfig } from "../../config/schema.ts";
 import type { LocalFacts } from "../../identity/decide-identity.ts";
-import { errorMessage } from "../../lib/errors.ts";
+import { describeError } from "../../lib/errors.ts";
 import type { Logger } from "../../log/logger.ts";
 import { recordBackupHealth } from "../../metrics/textfile.ts";
 import type { Operation } from "../../operation/operation-lock.ts";
@@ -79,7 +79,7 @@ async function runHere(
     }
     await recordLastBackup(config.state_dir, outcome);
     await recordBackupHealth(config.state_dir, config.metrics?.textfile, outcome).catch((err) =>
-      process.stderr.write(`warning: the backup health was not recorded: ${errorMessage(err)}\n`),
+      process.stderr.write(`warning: the backup health was not recorded: ${describeError(err)}\n`),
     );
     return finish(outcome, json);
   } finally {
