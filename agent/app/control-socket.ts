@@ -1,6 +1,5 @@
 import { chmod, rm } from "node:fs/promises";
 import { createConnection, createServer, type Socket } from "node:net";
-import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { backupMode } from "@felhom/protocol";
 import { z } from "zod";
@@ -8,6 +7,7 @@ import type { BackupEvent, BackupMode, BackupOutcome } from "../backup/backup-ty
 import { AgentError, describeError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { type Operation, operationKind } from "../operation/operation-lock.ts";
+import { statePaths } from "../state/paths.ts";
 import { daemonRunning } from "./daemon-lock.ts";
 
 /**
@@ -16,7 +16,6 @@ import { daemonRunning } from "./daemon-lock.ts";
  * sees every backup — its phases, its result — whoever started it. Newline-delimited JSON, validated on
  * both ends; one request per connection.
  */
-export const controlSocketPath = (stateDir: string): string => join(stateDir, "control.sock");
 
 const request = z.object({ op: z.literal("backup"), mode: backupMode });
 const reply = z.discriminatedUnion("type", [
@@ -60,7 +59,7 @@ export async function serveControl(
   handlers: ControlHandlers,
   log: Logger,
 ): Promise<{ close(): Promise<void> }> {
-  const path = controlSocketPath(stateDir);
+  const path = statePaths(stateDir).controlSocket;
   await rm(path, { force: true }); // a socket left by a killed daemon
   const server = createServer((socket) => void handle(socket));
   const send = (socket: Socket, r: Reply) => {
@@ -121,7 +120,7 @@ function daemonGone(backupId: string, why: string): AgentError {
 function controlSocketMissing(stateDir: string, pid: string): AgentError {
   return new AgentError(
     "daemon_unreachable",
-    `the daemon (pid ${pid}) runs for ${stateDir} but does not answer on ${controlSocketPath(stateDir)}; not running a backup beside it`,
+    `the daemon (pid ${pid}) runs for ${stateDir} but does not answer on ${statePaths(stateDir).controlSocket}; not running a backup beside it`,
     { hint: "restart it (systemctl restart felhom-guest), then try again" },
   );
 }
@@ -138,7 +137,7 @@ export function backupViaDaemon(
   onEvent: (e: BackupEvent) => void,
 ): Promise<DelegatedBackup> {
   return new Promise((resolve, reject) => {
-    const socket = createConnection(controlSocketPath(stateDir));
+    const socket = createConnection(statePaths(stateDir).controlSocket);
     let backupId = "";
     let settled = false;
     const finish = (fn: () => void) => {

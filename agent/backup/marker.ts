@@ -1,7 +1,7 @@
 import { rm } from "node:fs/promises";
-import { join } from "node:path";
 import { z } from "zod";
 import { readJsonFile, writeJsonDurable } from "../state/durable-file.ts";
+import { statePaths } from "../state/paths.ts";
 
 /**
  * "This file system is inside backup <id>" (brief §3 step 6). Written after the quiesce and before the
@@ -20,16 +20,14 @@ export const markerSchema = z.object({
 
 export type BackupMarker = z.infer<typeof markerSchema>;
 
-export const markerPath = (stateDir: string): string => join(stateDir, "backup-marker.json");
-
 export function writeMarker(stateDir: string, marker: BackupMarker): Promise<void> {
-  return writeJsonDurable(markerPath(stateDir), marker);
+  return writeJsonDurable(statePaths(stateDir).backupMarker, marker);
 }
 
 export function readMarker(stateDir: string): Promise<BackupMarker | undefined> {
-  return readJsonFile(markerPath(stateDir), markerSchema);
+  return readJsonFile(statePaths(stateDir).backupMarker, markerSchema);
 }
 
 export async function clearMarker(stateDir: string): Promise<void> {
-  await rm(markerPath(stateDir), { force: true });
+  await rm(statePaths(stateDir).backupMarker, { force: true });
 }

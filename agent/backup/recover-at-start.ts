@@ -6,8 +6,8 @@ import { VzdumpLogRecogniser } from "../pve/vzdump-log.ts";
 import type { ResumeReport } from "../quiesce/executor.ts";
 import { QuiesceJournal } from "../quiesce/journal.ts";
 import type { QuiescePlan } from "../quiesce/plan.ts";
-import { journalPath } from "../quiesce/quiesce-stacks.ts";
 import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
+import { statePaths } from "../state/paths.ts";
 import type { BackupDeps } from "./backup-types.ts";
 import { type BackupOutcome, type BackupPhase, LogTail } from "./backup-types.ts";
 import { downtimeOf, resumeWarnings } from "./downtime.ts";
@@ -39,7 +39,7 @@ export async function recoverAtStart(
   signal?: AbortSignal,
 ): Promise<StartRecovery> {
   const { log } = deps;
-  const path = journalPath(deps.stateDir);
+  const path = statePaths(deps.stateDir).quiesceJournal;
   const journal = await QuiesceJournal.open(path);
   if (!journal) return { resumed: undefined, outcome: undefined };
   // Another operation's journal (a snapshot's): its stacks are resumed, there is no backup to report.
@@ -135,7 +135,9 @@ async function finishInFlight(
     });
   };
   const journalPatch = async (patch: Partial<JournalBackupSection>) => {
-    const journal = await QuiesceJournal.open(journalPath(deps.stateDir)).catch(() => undefined);
+    const journal = await QuiesceJournal.open(statePaths(deps.stateDir).quiesceJournal).catch(
+      () => undefined,
+    );
     await journal
       ?.update({ backup: patch })
       .catch((err) => deps.log.error({ err: describeError(err) }, "journal write failed"));

@@ -7,7 +7,8 @@ import { QuiesceFailedError } from "../quiesce/errors.ts";
 import type { QuiesceHandle, ResumeReport } from "../quiesce/executor.ts";
 import { QuiesceJournal } from "../quiesce/journal.ts";
 import type { QuiescePlan } from "../quiesce/plan.ts";
-import { journalLeftOpen, journalPath } from "../quiesce/quiesce-stacks.ts";
+import { journalLeftOpen } from "../quiesce/quiesce-stacks.ts";
+import { statePaths } from "../state/paths.ts";
 import {
   type BackupRunAction,
   type BackupRunEvent,
@@ -268,6 +269,6 @@ export class RunningBackup {
 }
 
 async function ownJournal(stateDir: string, backupId: string): Promise<QuiesceJournal | undefined> {
-  const j = await QuiesceJournal.open(journalPath(stateDir)).catch(() => undefined);
+  const j = await QuiesceJournal.open(statePaths(stateDir).quiesceJournal).catch(() => undefined);
   return j?.data.backupId === backupId ? j : undefined;
 }

@@ -5,7 +5,7 @@ import { readRestoreRecord } from "../identity/restore-record.ts";
 import { AgentError, describeError } from "../lib/errors.ts";
 import { backupSection } from "../operation/journal-section.ts";
 import { QuiesceJournal } from "../quiesce/journal.ts";
-import { journalPath } from "../quiesce/quiesce-stacks.ts";
+import { statePaths } from "../state/paths.ts";
 import type { StartFacts } from "./decide-start.ts";
 
 /**
@@ -18,7 +18,7 @@ export async function gatherStartFacts(
 ): Promise<StartFacts> {
   const [marker, journal, record] = await Promise.all([
     readMarker(deps.stateDir),
-    QuiesceJournal.open(journalPath(deps.stateDir)),
+    QuiesceJournal.open(statePaths(deps.stateDir).quiesceJournal),
     readRestoreRecord(deps.stateDir),
   ]);
   const local = deps.localFacts();

@@ -5,10 +5,10 @@ import { clearMarker } from "../backup/marker.ts";
 import { recoverAtStart, type StartRecovery } from "../backup/recover-at-start.ts";
 import { clearRestoreRecord, writeRestoreRecord } from "../identity/restore-record.ts";
 import { describeError } from "../lib/errors.ts";
-import { lockPath, operationHolder } from "../operation/operation-lock.ts";
-import { journalPath } from "../quiesce/quiesce-stacks.ts";
+import { operationHolder } from "../operation/operation-lock.ts";
 import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
 import { bringStacksUp, type StackOutcome, type StacksUpDeps } from "../restore/stacks-up.ts";
+import { statePaths } from "../state/paths.ts";
 import { decideStart, type StartDecision } from "./decide-start.ts";
 import { gatherStartFacts } from "./start-facts.ts";
 
@@ -147,7 +147,7 @@ export async function startUp(
       // Stacks are never left down, whoever this is; but nothing is followed or reported against PVE.
       const resumed = holder
         ? undefined
-        : await resumeFromJournal(journalPath(stateDir), deps.engine, { logger: log });
+        : await resumeFromJournal(statePaths(stateDir).quiesceJournal, deps.engine, { logger: log });
       if (resumed)
         log.warn({ resumed: resumed.resumed.length }, "resumed stacks left quiesced (PVE not consulted)");
       return {
@@ -180,8 +180,8 @@ export async function startUp(
  */
 async function retireOriginalsBackup(deps: BackupDeps, backupId: string): Promise<void> {
   deps.log.info({ backupId }, "retiring the original's marker and journal unreplayed");
-  await rm(journalPath(deps.stateDir), { force: true });
-  await rm(lockPath(deps.stateDir), { force: true });
+  await rm(statePaths(deps.stateDir).quiesceJournal, { force: true });
+  await rm(statePaths(deps.stateDir).operationLock, { force: true });
   await clearMarker(deps.stateDir).catch((err) =>
     deps.log.warn({ err: describeError(err) }, "could not clear the marker"),
   );

@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import {
   ACK_TIMEOUT_MS,
   type Event,
@@ -20,6 +19,7 @@ import { AgentError, describeError } from "../lib/errors.ts";
 import { requireTrusted } from "../lib/file-trust.ts";
 import { readSecretFile } from "../lib/secret.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
+import { statePaths } from "../state/paths.ts";
 import { type BackoffPolicy, DEFAULT_BACKOFF, type RetryWait } from "./backoff.ts";
 import { type CommandHandlers, CommandRunner, interruptedResult } from "./command-runner.ts";
 import { CommandStore } from "./command-store.ts";
@@ -109,9 +109,6 @@ export async function readHubCa(path: string): Promise<Buffer> {
   }
 }
 
-export const OUTBOX_DIR = "hub-outbox";
-export const COMMANDS_FILE = "hub-commands.json";
-
 /**
  * The agent's link to its hub: an outbound WebSocket that reconnects forever (exponential backoff with a random phase;
  * auth rejections and fatal close codes back off hard and are logged once), a durable outbox of events
@@ -167,7 +164,7 @@ export class HubClient {
     if (options.caFile) await readHubCa(options.caFile);
     const tuning = { ...DEFAULT_TUNING, ...options.tuning };
     const outbox = await Outbox.open<Event>({
-      dir: join(options.stateDir, OUTBOX_DIR),
+      dir: statePaths(options.stateDir).hubOutbox,
       maxEvents: options.outbox.maxEvents,
       maxBytes: options.outbox.maxBytes,
       kindOf,
@@ -175,7 +172,7 @@ export class HubClient {
       makeGap: (gap) => gapEvent(gap),
     });
     const store = await CommandStore.open<ResultMessage>({
-      path: join(options.stateDir, COMMANDS_FILE),
+      path: statePaths(options.stateDir).hubCommands,
       ...tuning.commandRetention,
       interrupted: interruptedResult,
     });

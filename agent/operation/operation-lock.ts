@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { link, open, readFile, rm } from "node:fs/promises";
-import { join } from "node:path";
 import { backupMode } from "@felhom/protocol";
 import { z } from "zod";
 import { AgentError } from "../lib/errors.ts";
+import { statePaths } from "../state/paths.ts";
 
 /**
  * What takes the guest for itself: a backup, a snapshot (create or delete), an operator's or the hub's
@@ -55,8 +55,6 @@ function onDisk(me: OperationHolder, pidStart: string | undefined) {
   return { ...me, pidStart, backupId: me.operationId, mode: me.mode ?? "snapshot" };
 }
 
-export const lockPath = (stateDir: string): string => join(stateDir, "backup.lock");
-
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -102,7 +100,7 @@ async function live(path: string, holder: StoredHolder | undefined): Promise<boo
 
 /** Who holds the guest now (this process or another), or undefined when nobody does. */
 export async function operationHolder(stateDir: string): Promise<StoredHolder | undefined> {
-  const path = lockPath(stateDir);
+  const path = statePaths(stateDir).operationLock;
   const holder = await readHolder(path);
   return (await live(path, holder)) ? holder : undefined;
 }
@@ -153,7 +151,7 @@ export function acquireOperationLock(stateDir: string, me: OperationHolder): Pro
 }
 
 async function acquireNow(stateDir: string, me: OperationHolder): Promise<Acquired> {
-  const path = lockPath(stateDir);
+  const path = statePaths(stateDir).operationLock;
   for (let attempt = 0; attempt < 3; attempt++) {
     // Written in full under a private name, then linked into place: link fails if the lock exists, and a
     // reader never sees a half-written holder (which it would take for a dead one).

@@ -7,9 +7,9 @@ import { ComposeFailedError } from "../docker/errors.ts";
 import { describeError } from "../lib/errors.ts";
 import { outputTailForReport } from "../lib/report-text.ts";
 import type { Logger } from "../log/logger.ts";
-import { registryPath } from "../quiesce/quiesce-stacks.ts";
 import { isOneOff } from "../quiesce/stack-facts.ts";
 import { type RegisteredStack, StackRegistry } from "../quiesce/stack-registry.ts";
+import { statePaths } from "../state/paths.ts";
 import { profiledServices } from "./compose-profiles.ts";
 import { stackResources, stackStartOrder } from "./stack-order.ts";
 
@@ -34,7 +34,7 @@ export interface StacksUpDeps {
  * fails does not stop the others. `only` limits it to named projects (the hub's `stacks.up`).
  */
 export async function bringStacksUp(deps: StacksUpDeps, only?: string[]): Promise<StackOutcome[]> {
-  const registry = await StackRegistry.load(registryPath(deps.stateDir));
+  const registry = await StackRegistry.load(statePaths(deps.stateDir).stackRegistry);
   const known = registry.stacks.filter(
     (s) => deps.configuredProjects === undefined || deps.configuredProjects.includes(s.project),
   );

@@ -3,9 +3,10 @@ import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { backupViaDaemon, controlSocketPath, serveControl } from "../../agent/app/control-socket.ts";
+import { backupViaDaemon, serveControl } from "../../agent/app/control-socket.ts";
 import type { BackupEvent, BackupOutcome } from "../../agent/backup/backup-types.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 
 let dir: string;
 let close: (() => Promise<void>) | undefined;
@@ -63,7 +64,7 @@ describe("the CLI's control socket to the daemon", () => {
       },
       silentLogger(),
     ));
-    expect((await stat(controlSocketPath(dir))).mode & 0o777).toBe(0o600);
+    expect((await stat(statePaths(dir).controlSocket)).mode & 0o777).toBe(0o600);
     const events: BackupEvent[] = [];
     const r = await backupViaDaemon(dir, "snapshot", (e) => events.push(e));
     expect(r).toEqual({ kind: "done", backupId: "bk-1", outcome });
@@ -97,7 +98,7 @@ describe("the CLI's control socket to the daemon", () => {
       silentLogger(),
     ));
     const answer = await new Promise<string>((resolve) => {
-      const s = createConnection(controlSocketPath(dir), () => s.write("{not json\n"));
+      const s = createConnection(statePaths(dir).controlSocket, () => s.write("{not json\n"));
       let got = "";
       s.on("data", (d) => {
         got += d;

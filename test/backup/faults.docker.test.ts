@@ -7,7 +7,7 @@ import type { BackupOutcome } from "../../agent/backup/backup-types.ts";
 import { recoverAtStart } from "../../agent/backup/recover-at-start.ts";
 import { acquireOperationLock } from "../../agent/operation/operation-lock.ts";
 import { QuiesceJournal } from "../../agent/quiesce/journal.ts";
-import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, type HarnessOptions, startGuestHarness } from "../support/guest-harness.ts";
 
@@ -29,7 +29,7 @@ async function harness(o: HarnessOptions = {}) {
 
 /** What the journal says about the consistency of the copy PVE took (or would have taken). */
 const journalledConsistency = async (g: GuestHarness) =>
-  (await QuiesceJournal.open(journalPath(g.stateDir)))?.data.backup.consistency;
+  (await QuiesceJournal.open(statePaths(g.stateDir).quiesceJournal))?.data.backup.consistency;
 
 /** A backup whose task counts as stalled after 3 s without progress (production: 10 min). */
 const stalledBackup = (g: GuestHarness) =>
@@ -142,7 +142,7 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     });
     await paused.reached;
     await expect
-      .poll(async () => (await QuiesceJournal.open(journalPath(g.stateDir)))?.data.backup.upid)
+      .poll(async () => (await QuiesceJournal.open(statePaths(g.stateDir).quiesceJournal))?.data.backup.upid)
       .toBeDefined();
     shutdown.abort(); // the agent stops; its next start finds the task in the journal
     expect(await run).toMatchObject({ ok: false, failure: { code: "interrupted" } });
@@ -213,7 +213,7 @@ describeDocker("backup faults (pve sim + real docker)", () => {
       expect(outcome).toMatchObject({ ok: true, result: { exitStatus: "OK", stacksResumed: false } });
       const warnings = outcome.ok ? outcome.result.warnings : [];
       expect(warnings.some((w) => /^resume: start of \S*[_-]app[_-]1 failed: /.test(w))).toBe(true);
-      expect((await QuiesceJournal.open(journalPath(g.stateDir)))?.finished).toBe(false);
+      expect((await QuiesceJournal.open(statePaths(g.stateDir).quiesceJournal))?.finished).toBe(false);
 
       // The next backup tries the resume again first, and while the app stays down it quiesces nothing.
       const vzdumps = g.sim.vzdumpRuns.length;
@@ -227,7 +227,7 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     }
     // Once the port is free again, the next backup finishes that resume first and runs.
     expect(await backup(g)).toMatchObject({ ok: true, result: { consistency: "app" } });
-    expect((await QuiesceJournal.open(journalPath(g.stateDir)))?.finished).toBe(true);
+    expect((await QuiesceJournal.open(statePaths(g.stateDir).quiesceJournal))?.finished).toBe(true);
   });
 
   it("rides out 5xx answers and dropped connections while following the task, and still verifies the archive", async () => {

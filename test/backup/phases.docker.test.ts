@@ -4,7 +4,7 @@ import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import type { BackupEvent, BackupOutcome } from "../../agent/backup/backup-types.ts";
-import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, type HarnessOptions, startGuestHarness } from "../support/guest-harness.ts";
 
@@ -28,7 +28,7 @@ async function backupRecorded(o: HarnessOptions = {}, before?: (g: GuestHarness)
   const journalAt = new Map<string, boolean>();
   const emit = (e: BackupEvent) => {
     events.push(e);
-    if (e.kind === "backup.phase") journalAt.set(e.phase, existsSync(journalPath(g.stateDir)));
+    if (e.kind === "backup.phase") journalAt.set(e.phase, existsSync(statePaths(g.stateDir).quiesceJournal));
   };
   const after = before?.(g);
   let outcome: BackupOutcome;

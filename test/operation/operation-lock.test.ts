@@ -3,7 +3,8 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { acquireOperationLock, lockPath, operationHolder } from "../../agent/operation/operation-lock.ts";
+import { acquireOperationLock, operationHolder } from "../../agent/operation/operation-lock.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 
 let dir: string;
 beforeEach(async () => {
@@ -47,7 +48,9 @@ describe("the operation lock", () => {
   });
 
   it("takes over a lock file naming this process's pid that this process does not hold (a predecessor after a reboot)", async () => {
-    await writeFile(lockPath(dir), JSON.stringify(backup("b-before-reboot")), { mode: 0o600 });
+    await writeFile(statePaths(dir).operationLock, JSON.stringify(backup("b-before-reboot")), {
+      mode: 0o600,
+    });
     expect(await operationHolder(dir)).toBeUndefined();
     const lock = await acquireOperationLock(dir, backup("b-now"));
     expect(lock.acquired).toBe(true);
@@ -58,9 +61,13 @@ describe("the operation lock", () => {
   it("is refused while another live process holds it, and taken over once that process is gone", async () => {
     const child = spawn("sleep", ["30"]);
     try {
-      await writeFile(lockPath(dir), JSON.stringify({ pid: child.pid, backupId: "b-other", mode: "stop" }), {
-        mode: 0o600,
-      });
+      await writeFile(
+        statePaths(dir).operationLock,
+        JSON.stringify({ pid: child.pid, backupId: "b-other", mode: "stop" }),
+        {
+          mode: 0o600,
+        },
+      );
       const refused = await acquireOperationLock(dir, backup("b-mine"));
       expect(refused).toMatchObject({
         acquired: false,
@@ -82,7 +89,7 @@ describe("the operation lock", () => {
       const started = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]!;
       const write = (pidStart: string) =>
         writeFile(
-          lockPath(dir),
+          statePaths(dir).operationLock,
           JSON.stringify({ pid: child.pid, backupId: "b-other", mode: "snapshot", pidStart }),
           { mode: 0o600 },
         );
@@ -107,7 +114,7 @@ describe("the operation lock", () => {
       kind: "stacks-up",
       operationId: "stacks-up-1",
     });
-    expect(JSON.parse(await readFile(lockPath(dir), "utf8"))).toMatchObject({
+    expect(JSON.parse(await readFile(statePaths(dir).operationLock, "utf8"))).toMatchObject({
       pid: process.pid,
       kind: "stacks-up",
       operationId: "stacks-up-1",
@@ -127,7 +134,7 @@ describe("the operation lock", () => {
   it("writes the holder in full before the lock appears, 0600, and leaves no draft files behind", async () => {
     const lock = await acquireOperationLock(dir, backup("b-1"));
     expect(lock.acquired).toBe(true);
-    expect((await stat(lockPath(dir))).mode & 0o777).toBe(0o600);
+    expect((await stat(statePaths(dir).operationLock)).mode & 0o777).toBe(0o600);
     expect(await readdir(dir)).toEqual(["backup.lock"]);
     if (lock.acquired) await lock.release();
     expect(await readdir(dir)).toEqual([]);

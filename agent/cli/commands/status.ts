@@ -7,8 +7,8 @@ import { resolveIdentity } from "../../identity/identity-service.ts";
 import { readRestoreRecord } from "../../identity/restore-record.ts";
 import { describeError } from "../../lib/errors.ts";
 import { QuiesceJournal } from "../../quiesce/journal.ts";
-import { journalPath } from "../../quiesce/quiesce-stacks.ts";
 import { NEXT_RUN_HORIZON_DAYS, nextScheduledSlot } from "../../schedule/scheduler.ts";
+import { statePaths } from "../../state/paths.ts";
 import { AGENT_VERSION } from "../../version.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
@@ -34,7 +34,7 @@ export async function run({ values, loadConfig, logger, localFacts }: CommandInp
     }));
     // The hostname as the hub hears it (PROTOCOL.md, hello): this system's own, in every state.
     const identity = { ...resolved, hostname: local.hostname };
-    const journal = await QuiesceJournal.open(journalPath(config.state_dir));
+    const journal = await QuiesceJournal.open(statePaths(config.state_dir).quiesceJournal);
     const last = await readLastBackup(config.state_dir);
     const marker = await readMarker(config.state_dir);
     const nextRun = nextScheduledRun(config.schedule, new Date());
