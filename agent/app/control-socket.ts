@@ -3,9 +3,10 @@ import { createConnection, createServer, type Socket } from "node:net";
 import { createInterface } from "node:readline";
 import { backupMode } from "@felhom/protocol";
 import { z } from "zod";
-import type { BackupEvent, BackupMode, BackupOutcome } from "../backup/backup-types.ts";
+import type { BackupMode, BackupOutcome } from "../backup/backup-types.ts";
 import { AgentError, describeError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
+import type { OperationEvent } from "../operation/operation-deps.ts";
 import { type Operation, operationKind } from "../operation/operation-lock.ts";
 import { statePaths } from "../state/paths.ts";
 import { daemonRunning } from "./daemon-lock.ts";
@@ -26,7 +27,7 @@ const reply = z.discriminatedUnion("type", [
   }),
   z.object({
     type: z.literal("event"),
-    event: z.custom<BackupEvent>((v) => typeof v === "object" && v !== null),
+    event: z.custom<OperationEvent>((v) => typeof v === "object" && v !== null),
   }),
   z.object({
     type: z.literal("outcome"),
@@ -48,7 +49,7 @@ export interface ControlHandlers {
   /** Starts a backup (or reports the running one), streaming its events to `onEvent`. */
   backup(
     mode: BackupMode,
-    onEvent: (e: BackupEvent) => void,
+    onEvent: (e: OperationEvent) => void,
   ): Promise<
     { started: true; backupId: string; done: Promise<BackupOutcome> } | { started: false; holder: Operation }
   >;
@@ -134,7 +135,7 @@ export type DelegatedBackup =
 export function backupViaDaemon(
   stateDir: string,
   mode: BackupMode,
-  onEvent: (e: BackupEvent) => void,
+  onEvent: (e: OperationEvent) => void,
 ): Promise<DelegatedBackup> {
   return new Promise((resolve, reject) => {
     const socket = createConnection(statePaths(stateDir).controlSocket);

@@ -1,8 +1,8 @@
 import type { Event } from "@felhom/protocol";
-import type { BackupEvent } from "../backup/backup-types.ts";
 import type { HubClient } from "../hub/hub-client.ts";
 import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
+import type { OperationEvent } from "../operation/operation-deps.ts";
 
 /**
  * Where the daemon's events go: the hub's outbox (durable once the link is open), the log, and the CLI
@@ -10,7 +10,7 @@ import type { Logger } from "../log/logger.ts";
  */
 export class DaemonEvents {
   hub: HubClient | undefined;
-  readonly #watchers = new Set<(e: BackupEvent) => void>();
+  readonly #watchers = new Set<(e: OperationEvent) => void>();
 
   constructor(private readonly log: Logger) {}
 
@@ -33,8 +33,8 @@ export class DaemonEvents {
   };
 
   /** The events of one operation, from now on; returns the unsubscribe. */
-  watch(operationId: () => string | undefined, onEvent: (e: BackupEvent) => void): () => void {
-    const watch = (e: BackupEvent) => {
+  watch(operationId: () => string | undefined, onEvent: (e: OperationEvent) => void): () => void {
+    const watch = (e: OperationEvent) => {
       if (eventOperationId(e) === operationId()) onEvent(e);
     };
     this.#watchers.add(watch);
@@ -42,7 +42,7 @@ export class DaemonEvents {
   }
 }
 
-function isBackupEvent(e: Event): e is BackupEvent {
+function isBackupEvent(e: Event): e is OperationEvent {
   return (
     e.kind === "backup.phase" ||
     e.kind === "backup.progress" ||
@@ -51,6 +51,6 @@ function isBackupEvent(e: Event): e is BackupEvent {
   );
 }
 
-function eventOperationId(e: BackupEvent): string {
+function eventOperationId(e: OperationEvent): string {
   return e.kind === "blackout" || e.kind === "blackout.ended" ? e.operationId : e.backupId;
 }

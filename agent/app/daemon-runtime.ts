@@ -1,7 +1,6 @@
 import { join } from "node:path";
 import type { CommandResultData } from "@felhom/protocol";
 import { BackupService } from "../backup/backup-service.ts";
-import type { BackupDeps } from "../backup/backup-types.ts";
 import type { IdentityGate } from "../boot/start-up.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import type { CommandHandlers } from "../hub/command-runner.ts";
@@ -9,6 +8,7 @@ import type { LocalFacts } from "../identity/decide-identity.ts";
 import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { publishBackupHealth } from "../metrics/textfile.ts";
+import type { OperationDeps } from "../operation/operation-deps.ts";
 import { Scheduler } from "../schedule/scheduler.ts";
 import { type AgentContext, createContext } from "./context.ts";
 import type { DaemonEvents } from "./daemon-events.ts";
@@ -19,7 +19,7 @@ import { type OutcomeHandler, outcomeRecorder } from "./outcome-recorder.ts";
 export interface Runtime {
   config: AgentConfig;
   ctx: AgentContext;
-  deps: BackupDeps;
+  deps: OperationDeps;
   service: BackupService;
   scheduler: Scheduler | undefined;
   handlers: CommandHandlers;
@@ -53,7 +53,7 @@ export async function buildRuntime(config: AgentConfig, p: RuntimeParts): Promis
       log.error({ err: describeError(err) }, "could not write metrics.textfile"),
     );
   }
-  const deps = ctx.backupDeps(events.emit);
+  const deps = ctx.operationDeps(events.emit);
   const recordOutcome = outcomeRecorder(config, log, events);
   const service = new BackupService({ ...deps, onOutcome: recordOutcome });
   const scheduler = config.schedule

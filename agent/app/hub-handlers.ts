@@ -45,7 +45,7 @@ export function hubHandlers(o: {
   background: { signal: AbortSignal; track: (operation: Promise<unknown>) => void };
 }): CommandHandlers {
   const { ctx, backups, emit } = o;
-  const deps = ctx.backupDeps(emit);
+  const deps = ctx.operationDeps(emit);
   const verifiedOrRefuse = async () => {
     const gate = o.gate();
     if (gate) {
@@ -194,7 +194,7 @@ export function statusProvider(
   gate: () => IdentityGate | undefined = () => undefined,
 ): () => Promise<StatusPayload> {
   return async () => {
-    const local = ctx.backupDeps(() => {}).localFacts();
+    const local = ctx.operationDeps(() => {}).localFacts();
     const live: Identity = await resolveIdentity(ctx.pve, {
       configuredVmid: ctx.config.pve.vmid,
       local,

@@ -1,3 +1,5 @@
+import type { consistency } from "@felhom/protocol";
+import type { z } from "zod";
 import type { VzdumpPhase } from "../pve/vzdump-log.ts";
 import type { ResumeReport } from "../quiesce/executor.ts";
 import type { BackupMode, BackupPhase } from "./backup-types.ts";
@@ -15,7 +17,7 @@ import type { BackupMode, BackupPhase } from "./backup-types.ts";
  * executor's own backstop resuming before the run asked.
  */
 
-export type Consistency = "app" | "crash";
+export type Consistency = z.infer<typeof consistency>;
 
 /** Why the stacks were resumed. */
 export type ResumeCause = "snapshot" | "deadline" | "task-ended" | "busy" | "error";

@@ -1,4 +1,5 @@
 import { rm } from "node:fs/promises";
+import { backupMode } from "@felhom/protocol";
 import { z } from "zod";
 import { readJsonFile, writeJsonDurable } from "../state/durable-file.ts";
 import { statePaths } from "../state/paths.ts";
@@ -11,7 +12,7 @@ import { statePaths } from "../state/paths.ts";
  */
 export const markerSchema = z.object({
   backupId: z.string(),
-  mode: z.enum(["snapshot", "stop"]),
+  mode: backupMode,
   takenAt: z.iso.datetime(),
   vmid: z.number().int(),
   node: z.string(),

@@ -8,6 +8,7 @@ import { QuiesceJournal } from "../quiesce/journal.ts";
 import type { QuiescePlan } from "../quiesce/plan.ts";
 import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
 import { statePaths } from "../state/paths.ts";
+import type { Consistency } from "./backup-machine.ts";
 import type { BackupDeps } from "./backup-types.ts";
 import { type BackupOutcome, type BackupPhase, LogTail } from "./backup-types.ts";
 import { downtimeOf, resumeWarnings } from "./downtime.ts";
@@ -92,7 +93,7 @@ export async function recoverAtStart(
 }
 
 /** True once the task log shows the storage snapshot done (or the task over). One read, no waiting. */
-async function snapshotTaken(deps: BackupDeps, node: string, upid: string): Promise<"app" | "crash"> {
+async function snapshotTaken(deps: BackupDeps, node: string, upid: string): Promise<Consistency> {
   try {
     const status = await deps.pve.taskStatus(node, upid);
     if (status.status === "stopped") return "app";

@@ -14,6 +14,7 @@ import {
   type BackupRunEvent,
   type BackupRunState,
   backupStep,
+  type Consistency,
   initialBackupState,
   stacksWaiting,
 } from "./backup-machine.ts";
@@ -182,7 +183,7 @@ export class RunningBackup {
     this.deps.emit({ kind: "backup.phase", backupId, mode, phase, trigger });
   }
 
-  async #resume(why: string, consistency: "app" | "crash"): Promise<ResumeReport> {
+  async #resume(why: string, consistency: Consistency): Promise<ResumeReport> {
     const { deps } = this;
     const handle = this.#handle as QuiesceHandle;
     deps.log.info({ backupId: this.req.backupId, why }, "resuming stacks");

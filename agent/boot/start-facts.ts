@@ -1,9 +1,9 @@
-import type { BackupDeps } from "../backup/backup-types.ts";
 import { readMarker } from "../backup/marker.ts";
 import { resolveIdentity } from "../identity/identity-service.ts";
 import { readRestoreRecord } from "../identity/restore-record.ts";
 import { AgentError, describeError } from "../lib/errors.ts";
 import { backupSection } from "../operation/journal-section.ts";
+import type { OperationDeps } from "../operation/operation-deps.ts";
 import { QuiesceJournal } from "../quiesce/journal.ts";
 import { statePaths } from "../state/paths.ts";
 import type { StartFacts } from "./decide-start.ts";
@@ -13,7 +13,7 @@ import type { StartFacts } from "./decide-start.ts";
  * ownership (identity, the journalled task's end). Nothing here writes to PVE.
  */
 export async function gatherStartFacts(
-  deps: Pick<BackupDeps, "pve" | "stateDir" | "configuredVmid" | "localFacts" | "log">,
+  deps: Pick<OperationDeps, "pve" | "stateDir" | "configuredVmid" | "localFacts" | "log">,
   now = Date.now(),
 ): Promise<StartFacts> {
   const [marker, journal, record] = await Promise.all([
@@ -54,7 +54,7 @@ export async function gatherStartFacts(
 
 /** The end time of a task, from the node's task list (the status call has no end time). */
 async function taskEnd(
-  deps: Pick<BackupDeps, "pve" | "log">,
+  deps: Pick<OperationDeps, "pve" | "log">,
   node: string,
   upid: string,
   vmid: number | undefined,

@@ -1,10 +1,10 @@
 import { rm } from "node:fs/promises";
 import type { Event } from "@felhom/protocol";
-import type { BackupDeps } from "../backup/backup-types.ts";
 import { clearMarker } from "../backup/marker.ts";
 import { recoverAtStart, type StartRecovery } from "../backup/recover-at-start.ts";
 import { clearRestoreRecord, writeRestoreRecord } from "../identity/restore-record.ts";
 import { describeError } from "../lib/errors.ts";
+import type { OperationDeps } from "../operation/operation-deps.ts";
 import { operationHolder } from "../operation/operation-lock.ts";
 import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
 import { bringStacksUp, type StackOutcome, type StacksUpDeps } from "../restore/stacks-up.ts";
@@ -42,7 +42,7 @@ export interface StartUp {
  * journal and marker unreplayed and brings the remembered stacks up with compose instead.
  */
 export async function startUp(
-  deps: BackupDeps,
+  deps: OperationDeps,
   stacks: Omit<StacksUpDeps, "engine" | "stateDir" | "log">,
   /** The daemon is stopping: an in-flight backup is left for the next start to follow and report. */
   signal?: AbortSignal,
@@ -178,7 +178,7 @@ export async function startUp(
  * The marker, the journal and the backup lock in a copy are the original's: its task, its container ids,
  * its process. They are removed unreplayed (the record keeps what the operator may want to know).
  */
-async function retireOriginalsBackup(deps: BackupDeps, backupId: string): Promise<void> {
+async function retireOriginalsBackup(deps: OperationDeps, backupId: string): Promise<void> {
   deps.log.info({ backupId }, "retiring the original's marker and journal unreplayed");
   await rm(statePaths(deps.stateDir).quiesceJournal, { force: true });
   await rm(statePaths(deps.stateDir).operationLock, { force: true });

@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
 import type { EventOf } from "@felhom/protocol";
 import { verifiedSelf } from "../backup/backup-preflight.ts";
-import type { BackupDeps } from "../backup/backup-types.ts";
 import { LogTail } from "../backup/backup-types.ts";
 import { downtimeOf } from "../backup/downtime.ts";
 import { resolveIdentity } from "../identity/identity-service.ts";
 import { AgentError, describeError } from "../lib/errors.ts";
+import type { OperationDeps } from "../operation/operation-deps.ts";
 import { withOperationLock } from "../operation/operation-lock.ts";
 import { withQuiescedStacks } from "../operation/quiesced-stacks.ts";
 import { snapshotNameProblem } from "../pve/client.ts";
@@ -17,8 +17,8 @@ import { QuiesceFailedError } from "../quiesce/errors.ts";
 import type { QuiesceHandle, ResumeReport } from "../quiesce/executor.ts";
 import { journalLeftOpen, prepareQuiesce, retryLeftoverResume } from "../quiesce/quiesce-stacks.ts";
 
-export type SnapshotDeps = Omit<BackupDeps, "emit" | "backup"> & {
-  backup: Pick<BackupDeps["backup"], "max_downtime_seconds">;
+export type SnapshotDeps = Omit<OperationDeps, "emit" | "backup"> & {
+  backup: Pick<OperationDeps["backup"], "max_downtime_seconds">;
 };
 
 /** Like a backup's outcome, in the shape of the hub's events (without `kind`). */

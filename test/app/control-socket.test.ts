@@ -4,8 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { backupViaDaemon, serveControl } from "../../agent/app/control-socket.ts";
-import type { BackupEvent, BackupOutcome } from "../../agent/backup/backup-types.ts";
+import type { BackupOutcome } from "../../agent/backup/backup-types.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
+import type { OperationEvent } from "../../agent/operation/operation-deps.ts";
 import { statePaths } from "../../agent/state/paths.ts";
 
 let dir: string;
@@ -19,7 +20,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const phase = (p: string): BackupEvent => ({
+const phase = (p: string): OperationEvent => ({
   kind: "backup.phase",
   backupId: "bk-1",
   mode: "snapshot",
@@ -65,7 +66,7 @@ describe("the CLI's control socket to the daemon", () => {
       silentLogger(),
     ));
     expect((await stat(statePaths(dir).controlSocket)).mode & 0o777).toBe(0o600);
-    const events: BackupEvent[] = [];
+    const events: OperationEvent[] = [];
     const r = await backupViaDaemon(dir, "snapshot", (e) => events.push(e));
     expect(r).toEqual({ kind: "done", backupId: "bk-1", outcome });
     expect(events.map((e) => (e.kind === "backup.phase" ? e.phase : e.kind))).toEqual([

@@ -65,7 +65,7 @@ async function runHere(
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
-    const service = new BackupService(ctx.backupDeps(json ? () => {} : printBackupEvent));
+    const service = new BackupService(ctx.operationDeps(json ? () => {} : printBackupEvent));
     const ticket = await service.request({ mode, trigger: { source: "cli" }, signal: shutdown.signal });
     if (!ticket.started) return busy(ticket.holder, json);
     const outcome = await ticket.done;
