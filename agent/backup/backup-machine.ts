@@ -19,6 +19,8 @@ import type { BackupMode, BackupPhase } from "./backup-types.ts";
 
 export type Consistency = z.infer<typeof consistency>;
 
+export type TimelineStep = BackupPhase | "submitted" | "snapshot" | "resume" | "resumed";
+
 /** Why the stacks were resumed. */
 export type ResumeCause = "snapshot" | "deadline" | "task-ended" | "busy" | "error";
 
@@ -41,9 +43,11 @@ export interface BackupRunState {
   readonly deferred: boolean;
   /**
    * Every transition with its instant (ms since the epoch), in order: the phase list as it was lived,
-   * the resume among it. What a per-phase downtime breakdown reads.
+   * and beside it the POST accepted (`submitted`), the snapshot line noticed (`snapshot`), the resume
+   * decided and finished. What a per-phase downtime breakdown reads (waiting for PVE: `submitted` to
+   * `snapshot`).
    */
-  readonly timeline: readonly { readonly step: BackupPhase | "resume" | "resumed"; readonly at: number }[];
+  readonly timeline: readonly { readonly step: TimelineStep; readonly at: number }[];
 }
 
 /** What happened, as the driver saw it; `at` is when (ms since the epoch). */
@@ -113,7 +117,10 @@ export function backupStep(s: BackupRunState, ev: BackupRunEvent): Step {
       return { state: next, actions };
     }
     case "submitted":
-      return { state: { ...s, submitted: true }, actions: [] };
+      return {
+        state: { ...s, submitted: true, timeline: [...s.timeline, { step: "submitted", at: ev.at }] },
+        actions: [],
+      };
     case "task-phase":
       return taskPhase(s, ev.phase, ev.at);
     case "deadline-passed":
@@ -163,7 +170,7 @@ function taskPhase(s: BackupRunState, phase: VzdumpPhase["phase"], at: number): 
     return resume(state, "error", at, actions);
   }
   if (phase === "snapshot-created" || phase === "suspend-resumed") {
-    const { state, actions } = disarm(s);
+    const { state, actions } = disarm({ ...s, timeline: [...s.timeline, { step: "snapshot", at }] });
     const resumed = resume(state, "snapshot", at, actions);
     return enter(resumed.state, "follow", at, resumed.actions);
   }

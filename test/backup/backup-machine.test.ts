@@ -89,6 +89,20 @@ describe("backup machine: what resumes the stacks", () => {
     ]);
     expect(state).toMatchObject({ phase: "follow", consistency: "app", resume: { cause: "snapshot" } });
     expect(stacksWaiting(state)).toBe(false);
+    // The instants a downtime breakdown reads: the POST accepted, the snapshot line noticed, the resume.
+    expect(state.timeline.map((t) => t.step)).toEqual([
+      "lock",
+      "preflight",
+      "journal",
+      "quiesce",
+      "submit",
+      "submitted",
+      "snapshot-wait",
+      "snapshot",
+      "resume",
+      "follow",
+    ]);
+    expect(state.timeline.map((t) => t.at)).toEqual([0, 1, 2, 3, 5, 6, 7, 8, 8, 8]);
   });
 
   it("suspend mode's `resume vm` counts as the snapshot", () => {
