@@ -1,6 +1,7 @@
+import { backupMode } from "@felhom/protocol";
 import { z } from "zod";
 import { validateCron, validateTimezone } from "../lib/cron.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
 import { checkHubUrl } from "./hub-url.ts";
 
 /**
@@ -84,7 +85,7 @@ export const configSchema = z
     backup: z
       .object({
         storage: z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i, "must be a PVE storage id"),
-        mode: z.enum(["snapshot", "stop"]).default("snapshot"),
+        mode: backupMode.default("snapshot"),
         /**
          * When the resume starts at the latest, counted from the start of the quiesce, if the storage
          * snapshot has not appeared by then (the backup then finishes crash-consistent, and says so). Not a
@@ -151,7 +152,7 @@ export const configSchema = z
               checkHubUrl(url);
               return undefined;
             } catch (err) {
-              return errorMessage(err);
+              return describeError(err);
             }
           }),
         ),

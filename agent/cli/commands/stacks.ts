@@ -1,7 +1,7 @@
 import { createContext } from "../../app/context.ts";
-import { withBackupLock } from "../../backup/backup-lock.ts";
 import { type ContainerDetails, DockerEngine } from "../../docker/docker-engine.ts";
-import { errorMessage } from "../../lib/errors.ts";
+import { describeError } from "../../lib/errors.ts";
+import { withOperationLock } from "../../operation/operation-lock.ts";
 import { coverageText } from "../../quiesce/archive-coverage.ts";
 import type { LabelSource } from "../../quiesce/image-labels.ts";
 import { quiesceLabels } from "../../quiesce/labels.ts";
@@ -45,14 +45,9 @@ export async function run({
   if (action !== undefined && action !== "up")
     throw new UsageError(`unknown stacks action "${action}"; see --help`);
   if (action === "up") {
-    const me = {
-      pid: process.pid,
-      backupId: `stacks-up-${process.pid}`,
-      mode: "snapshot",
-      kind: "stacks-up",
-    } as const;
+    const me = { kind: "stacks-up", operationId: `stacks-up-${process.pid}` } as const;
     const log = await logger("warn");
-    const outcomes = await withBackupLock(config.state_dir, me, "stacks up", () =>
+    const outcomes = await withOperationLock(config.state_dir, me, "stacks up", () =>
       bringStacksUp(
         {
           engine: new DockerEngine({ socketPath: config.docker.socket }),
@@ -79,7 +74,7 @@ export async function run({
         await ctx.close();
       }
     },
-    (err) => ({ unknown: `no PVE client: ${errorMessage(err)}` }),
+    (err) => ({ unknown: `no PVE client: ${describeError(err)}` }),
   );
   const engine = new DockerEngine({ socketPath: config.docker.socket });
   const prepared = await prepareQuiesce(
