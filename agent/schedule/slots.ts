@@ -1,4 +1,5 @@
 import cron from "node-cron";
+import { plainCronMatcher } from "./cron-matcher.ts";
 
 /** What decides when a backup is due: a 5-field cron expression, read in `timezone` (or the guest's zone). */
 export interface SlotSpec {
@@ -32,19 +33,22 @@ export function isFixedTime(expression: string): boolean {
 export function scheduleSlots(spec: SlotSpec, from: Date, to: Date): Date[] {
   // A matcher in UTC applied to wall-clock minutes (local time read as if it were UTC): that is the cron
   // expression in local time without any daylight-saving shift, so skipped local times can be asked about.
-  const wallMatcher = cron.createTask(spec.cron, () => {}, { timezone: "UTC" });
+  // node-cron's matcher only for its extensions (L, W, #): it loads ICU's data (cron-matcher.ts).
+  const plain = plainCronMatcher(spec.cron);
+  const wallMatcher = plain ? undefined : cron.createTask(spec.cron, () => {}, { timezone: "UTC" });
   try {
-    const matchesWall = (wall: number) => wallMatcher.match(new Date(wall * MINUTE));
-    const format = wallFormatter(spec.timezone);
+    const match = plain ?? ((date: Date) => wallMatcher!.match(date));
+    const matchesWall = (wall: number) => match(new Date(wall * MINUTE));
+    const wallMinute = wallClock(spec.timezone);
     const fixed = isFixedTime(spec.cron);
     const first = Math.floor(from.getTime() / MINUTE) + 1;
     const last = Math.floor(to.getTime() / MINUTE);
     // The latest wall minute the clock has shown: a fixed time at or below it has had its run.
     let shown = Number.NEGATIVE_INFINITY;
-    for (let m = first - SHIFT_WINDOW_MINUTES; m < first; m++) shown = Math.max(shown, wallMinute(format, m));
+    for (let m = first - SHIFT_WINDOW_MINUTES; m < first; m++) shown = Math.max(shown, wallMinute(m));
     const slots: Date[] = [];
     for (let m = first; m <= last; m++) {
-      const wall = wallMinute(format, m);
+      const wall = wallMinute(m);
       if (fixed) {
         for (let w = Math.max(shown + 1, wall - SHIFT_WINDOW_MINUTES); w <= wall; w++) {
           if (matchesWall(w)) {
@@ -59,7 +63,7 @@ export function scheduleSlots(spec: SlotSpec, from: Date, to: Date): Date[] {
     }
     return slots;
   } finally {
-    void wallMatcher.destroy();
+    void wallMatcher?.destroy();
   }
 }
 
@@ -75,12 +79,23 @@ export function nextSlot(spec: SlotSpec, after: Date, horizonDays = 31): Date | 
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
 
-function wallFormatter(timezone: string | undefined): Intl.DateTimeFormat {
-  const key = timezone ?? "";
-  let format = formatters.get(key);
+/**
+ * The wall-clock time at minute `m` (minutes since the epoch) in `timezone`, as minutes since the epoch read
+ * as UTC. The guest's own zone is read through Date's local fields, which give what Intl.DateTimeFormat
+ * without a timeZone gives (both use the process's default zone) without loading ICU's locale data; a named
+ * zone needs Intl, and pays for it (README, Measured).
+ */
+function wallClock(timezone: string | undefined): (m: number) => number {
+  if (timezone === undefined) {
+    return (m) => {
+      const d = new Date(m * MINUTE);
+      return Date.UTC(d.getFullYear(), d.getMonth(), d.getDate(), d.getHours(), d.getMinutes()) / MINUTE;
+    };
+  }
+  let format = formatters.get(timezone);
   if (!format) {
     format = new Intl.DateTimeFormat("en-US", {
-      ...(timezone ? { timeZone: timezone } : {}),
+      timeZone: timezone,
       year: "numeric",
       month: "numeric",
       day: "numeric",
@@ -88,16 +103,14 @@ function wallFormatter(timezone: string | undefined): Intl.DateTimeFormat {
       minute: "numeric",
       hourCycle: "h23",
     });
-    formatters.set(key, format);
+    formatters.set(timezone, format);
   }
-  return format;
-}
-
-/** The local wall-clock time at minute `m` (minutes since the epoch), as minutes since the epoch read as UTC. */
-function wallMinute(format: Intl.DateTimeFormat, m: number): number {
-  const p: Record<string, number> = {};
-  for (const part of format.formatToParts(m * MINUTE)) {
-    if (part.type !== "literal") p[part.type] = Number(part.value);
-  }
-  return Date.UTC(p.year!, p.month! - 1, p.day!, p.hour!, p.minute!) / MINUTE;
+  const f = format;
+  return (m) => {
+    const p: Record<string, number> = {};
+    for (const part of f.formatToParts(m * MINUTE)) {
+      if (part.type !== "literal") p[part.type] = Number(part.value);
+    }
+    return Date.UTC(p.year!, p.month! - 1, p.day!, p.hour!, p.minute!) / MINUTE;
+  };
 }
