@@ -10,14 +10,17 @@
  *   - the same with the flags, holding the npm packages the daemon loads (`daemon_idle_rss_over_floor`: what
  *     the agent's own code and state cost on top of its dependencies; the floor makes no PVE request, so
  *     llhttp's WebAssembly that the daemon's first PVE call compiles is on the daemon's side).
- * Each figure is the median over FELHOM_BENCH_DAEMON_RUNS runs (default 3, a fresh daemon each) of the
- * median of its samples.
+ * Then one backup (`felhom-guest backup`, which the daemon runs) and the same window again: the daemon's
+ * resident set once it has done its work (`daemon_rss_after_backup`, against the same bare process), which a
+ * flag or a lazy import that only defers a cost would show. Each figure is the median over
+ * FELHOM_BENCH_DAEMON_RUNS runs (default 3, a fresh daemon each) of the median of its samples.
  */
 
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { startTestHub } from "../hub/test-hub.ts";
 import { writeAgentConfig } from "../support/agent-cli.ts";
 import { startGuestHarness } from "../support/guest-harness.ts";
@@ -40,8 +43,18 @@ const DEPENDENCIES = [
   "undici/lib/api/api-request.js",
 ];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const run = promisify(execFile);
 
-type Run = { daemon: number; max: number; bare: number; bareFlags: number; floor: number; cpu: number };
+type Run = {
+  daemon: number;
+  max: number;
+  bare: number;
+  bareFlags: number;
+  floor: number;
+  cpu: number;
+  afterBackup: number;
+  bareAfterBackup: number;
+};
 
 export default async function (report: BenchReport): Promise<void> {
   const compiled = await compileAgent();
@@ -77,6 +90,12 @@ export default async function (report: BenchReport): Promise<void> {
   });
   report({ metric: "daemon_idle_rss_over_floor", value: daemon, unit: "MiB", baseline: med((r) => r.floor) });
   report({ metric: "daemon_idle_rss_max", value: Math.max(...results.map((r) => r.max)), unit: "MiB" });
+  report({
+    metric: "daemon_rss_after_backup",
+    value: med((r) => r.afterBackup),
+    unit: "MiB",
+    baseline: med((r) => r.bareAfterBackup),
+  });
   report({ metric: "daemon_idle_cpu", value: med((r) => r.cpu), unit: "%" });
 }
 
@@ -106,18 +125,37 @@ async function oneRun(
     // The scheduler ticks at every minute boundary: measure after its first tick.
     await sleep(60_000 - (Date.now() % 60_000) + 2_000);
     const pids = [daemon.pid!, ...baselines.map((b) => b.pid)];
-    const samples = pids.map(() => [] as number[]);
     const cpu0 = cpuTicks(daemon.pid!);
-    for (let s = 0; s < windowSeconds; s++) {
-      for (const [i, pid] of pids.entries()) samples[i]!.push(rssBytes(pid) / MB);
-      await sleep(1_000);
-    }
+    const samples = await sampleRss(pids);
     const cpu = ((cpuTicks(daemon.pid!) - cpu0) / CLK_TCK / windowSeconds) * 100;
     const [d, bare, bareFlags, floor] = samples.map((x) => median(x)) as [number, number, number, number];
-    return { daemon: d, max: Math.max(...samples[0]!), bare, bareFlags, floor, cpu };
+    // Relayed through the daemon's control socket: the daemon runs it.
+    await run(process.execPath, [main, "--config", config, "backup"]);
+    await sleep(2_000);
+    const after = await sampleRss(pids.slice(0, 2));
+    return {
+      daemon: d,
+      max: Math.max(...samples[0]!),
+      bare,
+      bareFlags,
+      floor,
+      cpu,
+      afterBackup: median(after[0]!),
+      bareAfterBackup: median(after[1]!),
+    };
   } finally {
     for (const b of baselines) b.kill();
     daemon.kill("SIGTERM");
     await exited;
   }
+}
+
+/** RSS of each pid in MiB, once a second for the window. */
+async function sampleRss(pids: number[]): Promise<number[][]> {
+  const samples = pids.map(() => [] as number[]);
+  for (let s = 0; s < windowSeconds; s++) {
+    for (const [i, pid] of pids.entries()) samples[i]!.push(rssBytes(pid) / MB);
+    await sleep(1_000);
+  }
+  return samples;
 }
