@@ -46,10 +46,21 @@ export class BackupService {
   }
 
   async request(
-    opts: { mode: BackupMode; trigger: Trigger; retryWhenBusy?: boolean; signal?: AbortSignal },
+    opts: {
+      mode: BackupMode;
+      trigger: Trigger;
+      retryWhenBusy?: boolean;
+      signal?: AbortSignal;
+      /**
+       * The outcome that ends this request (no busy retry follows it), with the time (ms epoch) its
+       * attempt started: a retried request's last attempt, not its first.
+       */
+      onSettled?: (outcome: BackupOutcome, startedAtMs: number) => void;
+    },
     attempt = 1,
   ): Promise<BackupTicket> {
     if (this.#running) return { started: false, kind: "backup", ...this.#running };
+    const startedAt = Date.now();
     const backupId = newBackupId();
     const lock = await acquireBackupLock(this.#deps.stateDir, {
       pid: process.pid,
@@ -89,7 +100,10 @@ export class BackupService {
     void done.then((outcome) => {
       const busy = !outcome.ok && outcome.failure.code === "vzdump_lock_busy" && opts.retryWhenBusy === true;
       const willRetry = busy && attempt < this.#deps.backup.busy_retry.attempts;
-      if (!isDeferred(outcome)) this.#deps.onOutcome?.(outcome, opts.trigger, { willRetry });
+      if (!isDeferred(outcome)) {
+        this.#deps.onOutcome?.(outcome, opts.trigger, { willRetry });
+        if (!willRetry) opts.onSettled?.(outcome, startedAt);
+      }
       if (busy) this.#retryLater(opts, attempt, "the node's vzdump lock was busy");
     });
     return { started: true, backupId, mode: opts.mode, done };
@@ -101,7 +115,7 @@ export class BackupService {
       this.#deps.log.warn({ attempt, why }, "busy; no retry left for this backup");
       return;
     }
-    const delay = busyRetryDelayMs(attempt, this.#deps.backup.busy_retry.delay_seconds);
+    const delay = busyRetryDelayMs(this.#deps.backup.busy_retry.delay_seconds);
     this.#deps.log.info({ attempt, delayMs: delay, why }, "busy; retrying the backup later");
     const timer = setTimeout(() => {
       this.#retries.delete(timer);
