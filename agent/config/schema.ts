@@ -100,7 +100,7 @@ export const configSchema = z
         lockwait_minutes: z.number().int().min(0).max(10).optional(),
         /**
          * When the node's vzdump lock is busy: attempts, and the delay between them (± 50 %, no growth;
-         * decision in agent/backup/busy-retry.ts). Was 4 × 300 s doubling, which missed backups on a busy node.
+         * decision in agent/backup/busy-retry.ts). Was 4 × 300 s doubling, which left the lock idle while refused guests waited.
          */
         busy_retry: z
           .object({
