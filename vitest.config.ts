@@ -1,6 +1,17 @@
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
+  // The contract by its package name is its sources here, as tsconfig.json's `paths` says for tsc and tsx.
+  // Only the bare name: its sub-path exports (the JSON Schemas) resolve as the package declares them.
+  resolve: {
+    alias: [
+      {
+        find: /^@felhom\/protocol$/,
+        replacement: fileURLToPath(new URL("protocol/index.ts", import.meta.url)),
+      },
+    ],
+  },
   test: {
     // Docker and simulator tests start real processes and containers; a 2-core machine needs slack.
     testTimeout: 60_000,

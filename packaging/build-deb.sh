@@ -31,10 +31,19 @@ lib="$stage/usr/lib/felhom-guest"
 doc="$stage/usr/share/doc/felhom-guest"
 mkdir -p "$lib" "$stage/usr/bin" "$stage/usr/lib/systemd/system" "$stage/DEBIAN" "$doc/examples" \
   "$stage/usr/share/man/man1"
-# Compiled straight into the package, not copied from dist/: a module deleted from the source must not live
-# on in the package from an older build. tsconfig.build.json emits no source maps or declarations and leaves
-# out protocol/scripts (a development tool).
-node_modules/.bin/tsc -p tsconfig.build.json --outDir "$lib"
+# Compiled fresh for the package, not copied from dist/: a module deleted from the source must not live on in
+# the package from an older build. tsconfig.build.json emits no source maps or declarations; it compiles the
+# agent and the protocol sources it imports (not protocol/scripts, a development tool), which ship as the
+# workspace package @felhom/protocol: its package.json and that JavaScript as its dist/ (what its exports
+# name), linked into node_modules by the `npm ci` below as in the repo. protocol/dist is left alone: tests
+# build the package there while this runs.
+build="$stage/build"
+node_modules/.bin/tsc -p tsconfig.build.json --outDir "$build"
+mv "$build/agent" "$lib/agent"
+mkdir -p "$lib/protocol"
+mv "$build/protocol" "$lib/protocol/dist"
+cp protocol/package.json "$lib/protocol/"
+rmdir "$build"
 cp package.json package-lock.json "$lib/"
 # package.json's overrides point ssh2 at this stand-in (docker-modem loads ssh2 for ssh:// hosts, never used):
 # npm ci links it from here, so it ships beside node_modules.

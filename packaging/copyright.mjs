@@ -103,8 +103,9 @@ for (const p of packages(modules)) {
   const key = `${p.pkg.name}@${p.pkg.version}`;
   if (seen.has(key)) continue;
   seen.add(key);
-  // The agent's own stand-ins (packaging/no-ssh2, installed as ssh2): Felhom's code, under "Files: *".
-  if (p.pkg.name.startsWith("felhom-guest-")) continue;
+  // The agent's own stand-ins (packaging/no-ssh2, installed as ssh2) and its protocol package (a link to
+  // ../../protocol): Felhom's code, under "Files: *".
+  if (p.pkg.name.startsWith("felhom-guest-") || p.pkg.name.startsWith("@felhom/")) continue;
   const l = licenceOf(p);
   const rel = p.dir.slice(lib.length).replace(/^\/+/, "");
   paragraphs.push(

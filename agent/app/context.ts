@@ -1,4 +1,4 @@
-import type { BackupDeps } from "../backup/backup-run.ts";
+import type { BackupDeps } from "../backup/backup-types.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import { DockerEngine } from "../docker/docker-engine.ts";
 import type { LocalFacts } from "../identity/decide-identity.ts";

@@ -1,16 +1,16 @@
 import { join } from "node:path";
-import type { CommandResultData, Event } from "../../protocol/index.ts";
-import type { BackupDeps } from "../backup/backup-run.ts";
+import type { CommandResultData, Event } from "@felhom/protocol";
 import { BackupService } from "../backup/backup-service.ts";
-import type { BackupEvent, BackupMode, BackupOutcome, Trigger } from "../backup/backup-types.ts";
+import type { BackupDeps, BackupEvent, BackupMode, BackupOutcome, Trigger } from "../backup/backup-types.ts";
 import { recordLastBackup } from "../backup/last-backup.ts";
 import { outcomeEvent } from "../backup/outcome-event.ts";
+import { type IdentityGate, startUp } from "../boot/start-up.ts";
 import { changedKeys, needsRestart } from "../config/diff.ts";
 import { ConfigError } from "../config/load.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import type { CommandContext, CommandHandlers } from "../hub/command-runner.ts";
 import { CommandError } from "../hub/command-runner.ts";
-import { HubClient, hubOptionsFromConfig } from "../hub/hub-client.ts";
+import { HubClient } from "../hub/hub-client.ts";
 import type { LocalFacts } from "../identity/decide-identity.ts";
 import { enrollGuest } from "../identity/enrollment.ts";
 import { applyEnrollment } from "../identity/enrollment-record.ts";
@@ -18,7 +18,6 @@ import { AgentError, errorMessage } from "../lib/errors.ts";
 import { Secret } from "../lib/secret.ts";
 import type { Logger } from "../log/logger.ts";
 import { publishBackupHealth, recordBackupHealth } from "../metrics/textfile.ts";
-import { type IdentityGate, startUp } from "../restore/start-up.ts";
 import { Scheduler } from "../schedule/scheduler.ts";
 import { AGENT_VERSION } from "../version.ts";
 import { agentId } from "./agent-id.ts";
@@ -26,6 +25,7 @@ import { type AgentContext, createContext } from "./context.ts";
 import { serveControl } from "./control-socket.ts";
 import { acquireDaemonLock } from "./daemon-lock.ts";
 import { hubHandlers, statusProvider } from "./hub-handlers.ts";
+import { hubOptionsFromConfig } from "./hub-options.ts";
 import { refuseWhileBusy } from "./refuse-while-busy.ts";
 
 /** How often an agent that could not verify itself at start asks again. */
@@ -296,6 +296,7 @@ export async function runDaemon(
         secret: new Secret(params.tokenSecret),
         local: rt.deps.localFacts(),
         log,
+        connect: (config) => createContext(config, log, rt.deps.localFacts),
       });
     } catch (err) {
       const message = errorMessage(err).slice(0, 2000);

@@ -1,9 +1,10 @@
 import { uptime } from "node:os";
-import type { CommandOf, CommandResultData, Event } from "../../protocol/index.ts";
+import type { CommandOf, CommandResultData, Event } from "@felhom/protocol";
 import { BackupLockBusyError, withBackupLock } from "../backup/backup-lock.ts";
 import type { BackupService } from "../backup/backup-service.ts";
 import { readLastBackup } from "../backup/last-backup.ts";
 import { backupIdFromNotes } from "../backup/notes.ts";
+import type { IdentityGate } from "../boot/start-up.ts";
 import type { CommandHandlers } from "../hub/command-runner.ts";
 import { CommandError } from "../hub/command-runner.ts";
 import type { StatusBody, StatusPayload } from "../hub/hub-client.ts";
@@ -12,7 +13,6 @@ import { resolveIdentity } from "../identity/identity-service.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { discoverStacks } from "../quiesce/discover-stacks.ts";
 import { bringStacksUp } from "../restore/stacks-up.ts";
-import type { IdentityGate } from "../restore/start-up.ts";
 import {
   createSnapshot,
   deleteSnapshot,
@@ -33,7 +33,7 @@ export function hubHandlers(o: {
   backups: BackupService;
   emit: (e: Event) => void;
   status: () => Promise<StatusBody>;
-  /** The start-up decision's verdict (agent/restore): while set, every PVE write is refused. */
+  /** The start-up decision's verdict (agent/boot): while set, every PVE write is refused. */
   gate: () => IdentityGate | undefined;
   /** Enrolls with the new token and switches the daemon over to it (daemon.ts). */
   enroll: (params: CommandOf<"enroll">["params"]) => Promise<CommandResultData<"enroll">>;

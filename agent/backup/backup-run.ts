@@ -1,8 +1,9 @@
-import type { EventOf } from "../../protocol/index.ts";
+import type { EventOf } from "@felhom/protocol";
 import type { AgentConfig } from "../config/schema.ts";
 import type { DockerEngine } from "../docker/docker-engine.ts";
 import type { LocalFacts } from "../identity/decide-identity.ts";
 import { requireVerified, resolveIdentity, type VerifiedIdentity } from "../identity/identity-service.ts";
+import { refuseAsRestoredCopy } from "../identity/restore-record.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import type { PveClient } from "../pve/client.ts";
@@ -20,12 +21,13 @@ import {
   quiesceStacks,
   retryLeftoverResume,
 } from "../quiesce/quiesce-stacks.ts";
-import { refuseAsRestoredCopy } from "../restore/restore-record.ts";
 import {
+  type BackupDeps,
   type BackupEvent,
   type BackupMode,
   type BackupOutcome,
   type BackupPhase,
+  type JournalBackupSection,
   LogTail,
   type Trigger,
 } from "./backup-types.ts";
@@ -33,6 +35,7 @@ import { finishBackup } from "./finish-backup.ts";
 import { stopModeBlackoutSeconds } from "./last-backup.ts";
 import { clearMarker, writeMarker } from "./marker.ts";
 import { notesTemplate } from "./notes.ts";
+import { type OutsideArchive, outsideArchive, readMountPoints } from "./outside-archive.ts";
 import { PROTECTED_LIMIT_HINT, protectedLimitProblem } from "./protected-limit.ts";
 import { backupRefusedAhead } from "./refused-ahead.ts";
 import { DEFAULT_STALL_BOUNDS, type StallBounds, StallWatch, stoppedStalledTask } from "./stall-watch.ts";
@@ -42,24 +45,6 @@ import { DEFAULT_STALL_BOUNDS, type StallBounds, StallWatch, stoppedStalledTask 
  * is released, the next schedule can run) while PVE goes on with whatever it is stuck on.
  */
 const TASK_FOLLOW_LIMIT_MS = 12 * 3600 * 1000;
-
-/** What one backup run needs; every adapter is passed in (no service locator). */
-export interface BackupDeps {
-  pve: PveClient;
-  engine: DockerEngine;
-  stateDir: string;
-  backup: AgentConfig["backup"];
-  configuredVmid?: number | undefined;
-  /** Only these compose projects (config docker.projects); undefined: every stack in the guest. */
-  projects?: string[] | undefined;
-  localFacts: () => LocalFacts;
-  emit: (event: BackupEvent) => void;
-  log: Logger;
-  /** Test seam for poll speed only; production uses the follower's defaults. */
-  follow?: Pick<FollowOptions, "minIntervalMs" | "maxIntervalMs">;
-  /** Test seam: how long a task may make no progress (production: DEFAULT_STALL_BOUNDS). */
-  stall?: StallBounds;
-}
 
 export interface BackupRequest {
   backupId: string;
@@ -76,21 +61,6 @@ export interface BackupRequest {
    * (backup.busy_retry), so that the failure says what will really happen. Undefined: no retry.
    */
   busyRetry?: { retriesLeft: number };
-}
-
-/** The journal's `backup` section: what a restarted agent needs to finish the report (recover-at-start.ts). */
-export interface JournalBackupSection {
-  mode: BackupMode;
-  trigger: Trigger["source"];
-  startedAt: string;
-  node: string;
-  vmid: number;
-  storage: string;
-  phase: BackupPhase;
-  upid?: string;
-  /** Set when the stacks were resumed: "app" if after the snapshot existed, "crash" if before. */
-  consistency?: "app" | "crash";
-  reported?: boolean;
 }
 
 export class VzdumpLockBusyError extends AgentError {
@@ -194,7 +164,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
   enter("lock");
   try {
     enter("preflight");
-    const { identity, plan } = await preflight(deps, req);
+    const { identity, plan, outside } = await preflight(deps, req);
     const { node, vmid } = identity;
     const notes = notesTemplate(backupId);
 
@@ -233,6 +203,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
           vmid,
           storage: cfg.storage,
           phase: "quiesce",
+          ...(outside.notInArchive.length ? { outside } : {}),
         } satisfies JournalBackupSection,
         journalled: () => enter("quiesce"),
       },
@@ -375,7 +346,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     const report = await resumed!;
     // The archive is good, but a stack is down: the hub must hear it (and the journal stays open, so the
     // next backup or start retries the resume).
-    warnings.push(...resumeWarnings(report));
+    warnings.push(...resumeWarnings(report), ...outside.warnings);
     await journalPatch({ phase: "report", reported: true });
     return {
       ok: true,
@@ -392,6 +363,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         consistency,
         stacksResumed: report.finished,
         ...(finished.pruned ? { pruned: finished.pruned } : {}),
+        ...(outside.notInArchive.length ? { notInArchive: outside.notInArchive } : {}),
       },
     };
   } catch (err) {
@@ -439,7 +411,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
 async function preflight(
   deps: BackupDeps,
   { backupId, mode }: BackupRequest,
-): Promise<{ identity: VerifiedIdentity; plan: QuiescePlan }> {
+): Promise<{ identity: VerifiedIdentity; plan: QuiescePlan; outside: OutsideArchive }> {
   const { pve, log, backup: cfg } = deps;
   const identity = await verifiedSelf(deps);
   const { node, vmid } = identity;
@@ -476,12 +448,17 @@ async function preflight(
     if (problem) throw new AgentError("protected_limit_reached", problem, { hint: PROTECTED_LIMIT_HINT });
   }
   await retryLeftoverResume({ engine: deps.engine, stateDir: deps.stateDir, logger: log });
+  const mountPoints = await readMountPoints(pve, node, vmid, log);
   const prepared = await prepareQuiesce(
     { engine: deps.engine, stateDir: deps.stateDir, logger: log },
-    { guestGoesDown: mode === "stop", ...(deps.projects ? { projects: deps.projects } : {}) },
+    {
+      guestGoesDown: mode === "stop",
+      ...(deps.projects ? { projects: deps.projects } : {}),
+      ...(mountPoints ? { mountPoints } : {}),
+    },
   );
   for (const w of prepared.warnings) log.warn({ backupId, code: w.code }, w.message);
-  return { identity, plan: prepared.plan };
+  return { identity, plan: prepared.plan, outside: outsideArchive(prepared) };
 }
 
 /**

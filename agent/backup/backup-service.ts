@@ -1,7 +1,8 @@
 import { errorMessage } from "../lib/errors.ts";
 import { newBackupId } from "./backup-id.ts";
 import { acquireBackupLock } from "./backup-lock.ts";
-import { type BackupDeps, runBackup } from "./backup-run.ts";
+import { runBackup } from "./backup-run.ts";
+import type { BackupDeps } from "./backup-types.ts";
 import { type BackupMode, type BackupOutcome, isDeferred, type Trigger } from "./backup-types.ts";
 import { busyRetryDelayMs } from "./busy-retry.ts";
 

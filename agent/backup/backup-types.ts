@@ -1,4 +1,12 @@
-import type { Event, EventOf } from "../../protocol/index.ts";
+import type { Event, EventOf } from "@felhom/protocol";
+import type { AgentConfig } from "../config/schema.ts";
+import type { DockerEngine } from "../docker/docker-engine.ts";
+import type { LocalFacts } from "../identity/decide-identity.ts";
+import type { Logger } from "../log/logger.ts";
+import type { PveClient } from "../pve/client.ts";
+import type { FollowOptions } from "../pve/task-follower.ts";
+import type { OutsideArchive } from "./outside-archive.ts";
+import type { StallBounds } from "./stall-watch.ts";
 
 export type BackupMode = "snapshot" | "stop";
 export type BackupPhase = EventOf<"backup.phase">["phase"];
@@ -43,4 +51,39 @@ export class LogTail {
  */
 export function isDeferred(o: BackupOutcome): boolean {
   return !o.ok && o.failure.code === "interrupted" && o.failure.upid !== null;
+}
+
+/** What one backup run needs; every adapter is passed in (no service locator). */
+export interface BackupDeps {
+  pve: PveClient;
+  engine: DockerEngine;
+  stateDir: string;
+  backup: AgentConfig["backup"];
+  configuredVmid?: number | undefined;
+  /** Only these compose projects (config docker.projects); undefined: every stack in the guest. */
+  projects?: string[] | undefined;
+  localFacts: () => LocalFacts;
+  emit: (event: BackupEvent) => void;
+  log: Logger;
+  /** Test seam for poll speed only; production uses the follower's defaults. */
+  follow?: Pick<FollowOptions, "minIntervalMs" | "maxIntervalMs">;
+  /** Test seam: how long a task may make no progress (production: DEFAULT_STALL_BOUNDS). */
+  stall?: StallBounds;
+}
+
+/** The journal's `backup` section: what a restarted agent needs to finish the report (recover-at-start.ts). */
+export interface JournalBackupSection {
+  mode: BackupMode;
+  trigger: Trigger["source"];
+  startedAt: string;
+  node: string;
+  vmid: number;
+  storage: string;
+  phase: BackupPhase;
+  upid?: string;
+  /** Set when the stacks were resumed: "app" if after the snapshot existed, "crash" if before. */
+  consistency?: "app" | "crash";
+  /** Data the archive will not hold (preflight): reported by whichever run finishes the backup. */
+  outside?: OutsideArchive;
+  reported?: boolean;
 }

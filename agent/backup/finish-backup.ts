@@ -4,8 +4,7 @@ import { isSuccess } from "../pve/exit-status.ts";
 import type { TaskResult } from "../pve/task-follower.ts";
 import { VzdumpLogRecogniser } from "../pve/vzdump-log.ts";
 import { applyRetention } from "./apply-retention.ts";
-import type { BackupDeps, JournalBackupSection } from "./backup-run.ts";
-import type { BackupPhase } from "./backup-types.ts";
+import type { BackupDeps, BackupPhase, JournalBackupSection } from "./backup-types.ts";
 import { findArchive } from "./notes.ts";
 import { PROTECTED_LIMIT_HINT } from "./protected-limit.ts";
 

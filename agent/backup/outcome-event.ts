@@ -1,4 +1,4 @@
-import type { Event } from "../../protocol/index.ts";
+import type { Event } from "@felhom/protocol";
 import type { BackupOutcome } from "./backup-types.ts";
 
 /** The event for a finished backup, as the hub receives it. */

@@ -7,7 +7,8 @@ import { QuiesceJournal } from "../quiesce/journal.ts";
 import type { QuiescePlan } from "../quiesce/plan.ts";
 import { journalPath } from "../quiesce/quiesce-stacks.ts";
 import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
-import { type BackupDeps, downtimeOf, type JournalBackupSection, resumeWarnings } from "./backup-run.ts";
+import { downtimeOf, resumeWarnings } from "./backup-run.ts";
+import type { BackupDeps, JournalBackupSection } from "./backup-types.ts";
 import { type BackupOutcome, type BackupPhase, LogTail } from "./backup-types.ts";
 import { type FinishedBackup, finishBackup } from "./finish-backup.ts";
 import { clearMarker } from "./marker.ts";
@@ -29,7 +30,7 @@ export interface StartRecovery {
  *
  * Only for the journal's own guest: a restored copy boots with its original's journal, and following that
  * task would report the original's backup as its own. The daemon calls this only after
- * agent/restore/start-up.ts decided who this system is.
+ * agent/boot/start-up.ts decided who this system is.
  */
 export async function recoverAtStart(
   deps: BackupDeps,
@@ -230,10 +231,15 @@ async function finishInFlight(
       totalMs: Date.now() - Date.parse(s.startedAt),
       downtime: resumed ? downtimeOf(resumed, plan) : [],
       exitStatus: task.exitstatus,
-      warnings: [...finished.warnings, ...(resumed ? resumeWarnings(resumed) : [])].slice(0, 100),
+      warnings: [
+        ...finished.warnings,
+        ...(resumed ? resumeWarnings(resumed) : []),
+        ...(s.outside?.warnings ?? []),
+      ].slice(0, 100),
       consistency: s.mode === "stop" ? "app" : (s.consistency ?? "crash"),
       stacksResumed,
       ...(finished.pruned ? { pruned: finished.pruned } : {}),
+      ...(s.outside?.notInArchive.length ? { notInArchive: s.outside.notInArchive } : {}),
     },
   });
 }

@@ -13,13 +13,24 @@ export interface StallBounds {
   logSilenceMs: number;
   /** No new byte on the storage (and no log line) for this long while the archive is written. */
   archiveIdleMs: number;
+  /**
+   * The same on a Proxmox Backup Server. PBS stores only chunks it does not have yet, and its client
+   * (proxmox-backup-client `create_backup`, as read) logs nothing while it reads the root: an incremental
+   * backup of a large guest that changed little moves neither the log nor the datastore's `used` for as
+   * long as the read takes. Default: PBS_UPLOAD_IDLE_MS.
+   */
+  pbsUploadIdleMs?: number;
   /** How often the storage is looked at. */
   checkEveryMs: number;
 }
 
+/** Reading 2 TB at a modest 150 MB/s. */
+export const PBS_UPLOAD_IDLE_MS = 4 * 3600_000;
+
 export const DEFAULT_STALL_BOUNDS: StallBounds = {
   logSilenceMs: 10 * 60_000,
   archiveIdleMs: 30 * 60_000,
+  pbsUploadIdleMs: PBS_UPLOAD_IDLE_MS,
   checkEveryMs: 60_000,
 };
 
@@ -35,7 +46,7 @@ export class StallWatch {
   readonly #now: () => number;
   readonly #timer: NodeJS.Timeout;
   #lastProgress: number;
-  #archiving = false;
+  #archiving: false | "file" | "pbs" = false;
   #used: number | undefined;
   #fired = false;
 
@@ -64,12 +75,13 @@ export class StallWatch {
   see(ev: FollowEvent): void {
     if (ev.type === "line") this.line();
     if (ev.type !== "phase") return;
-    if (ev.phase.phase === "archive-started" || ev.phase.phase === "suspend") this.archiving(true);
+    if (ev.phase.phase === "archive-started") this.archiving(true, ev.phase.pbs ? "pbs" : "file");
+    if (ev.phase.phase === "suspend") this.archiving(true);
     if (["bytes-written", "suspend-resumed", "guest-failed"].includes(ev.phase.phase)) this.archiving(false);
   }
 
-  archiving(on: boolean): void {
-    this.#archiving = on;
+  archiving(on: boolean, target: "file" | "pbs" = "file"): void {
+    this.#archiving = on && target;
     this.#used = undefined;
   }
 
@@ -86,15 +98,22 @@ export class StallWatch {
         this.#lastProgress = this.#now();
       if (used !== undefined) this.#used = used;
     }
-    const bound = this.#archiving ? this.#bounds.archiveIdleMs : this.#bounds.logSilenceMs;
+    const bound =
+      this.#archiving === "pbs"
+        ? (this.#bounds.pbsUploadIdleMs ?? PBS_UPLOAD_IDLE_MS)
+        : this.#archiving
+          ? this.#bounds.archiveIdleMs
+          : this.#bounds.logSilenceMs;
     const idle = this.#now() - this.#lastProgress;
     if (idle < bound || this.#fired) return;
     this.#fired = true;
     this.stop();
     this.#onStall(
-      this.#archiving
-        ? `no new byte on the backup storage for ${Math.round(idle / 1000)} s while the archive was written`
-        : `no new log line for ${Math.round(idle / 1000)} s`,
+      this.#archiving === "pbs"
+        ? `no new chunk on the Proxmox Backup Server and no log line for ${Math.round(idle / 1000)} s while the archive was uploaded`
+        : this.#archiving
+          ? `no new byte on the backup storage for ${Math.round(idle / 1000)} s while the archive was written`
+          : `no new log line for ${Math.round(idle / 1000)} s`,
     );
   }
 }

@@ -42,7 +42,10 @@ export const CONFIG_CODES: ReadonlySet<string> = new Set([
   "config_file_unsafe",
   /** So does a CA file (pve.tls.ca_file, hub.ca_file) or `<state_dir>/enrollment.json`. */
   "file_unsafe",
-  /** `ConfigError` (the file and its schema; `state_dir`), and `schedule.cron` checked by the scheduler. */
+  /**
+   * `ConfigError`: the file and its schema, `schedule.cron` and `schedule.timezone` included (the schema runs
+   * the scheduler's own checks, agent/lib/cron.ts; the Scheduler repeats them), and `state_dir`.
+   */
   "config_invalid",
   /** `hub.url` (the schema already refuses these; `HubClient.open` checks again). */
   "hub_url_invalid",

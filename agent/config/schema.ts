@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { checkHubUrl } from "../hub/hub-url.ts";
+import { validateCron, validateTimezone } from "../lib/cron.ts";
 import { errorMessage } from "../lib/errors.ts";
-import { validateCron, validateTimezone } from "../schedule/scheduler.ts";
+import { checkHubUrl } from "./hub-url.ts";
 
 /**
  * The agent's one config file (`/etc/felhom-guest/agent.yaml`), as written by the operator. Keys are
@@ -123,8 +123,9 @@ export const configSchema = z
       .object({
         /**
          * A 5-field cron expression (minute hour day-of-month month day-of-week; no seconds field), in the
-         * guest's local time unless `timezone` is set. Checked here with the scheduler's own validateCron,
-         * so `run` and `config.reload` refuse it (78 / config_invalid) before any runtime is torn down.
+         * guest's local time unless `timezone` is set. Checked here with validateCron (agent/lib/cron.ts), the
+         * scheduler's own check, so `run` and `config.reload` refuse it (78 / config_invalid) before any
+         * runtime is torn down.
          */
         cron: z.string().superRefine(refineWith(validateCron)),
         /** An IANA zone (Europe/Berlin). A misspelt one would only throw when the schedule starts. */

@@ -1,5 +1,5 @@
+import { CLOSE_CODES, CloseCode, SUBPROTOCOL, shouldReconnect } from "@felhom/protocol";
 import WebSocket from "ws";
-import { CLOSE_CODES, CloseCode, SUBPROTOCOL, shouldReconnect } from "../../protocol/index.ts";
 import { AgentError } from "../lib/errors.ts";
 import type { Secret } from "../lib/secret.ts";
 

@@ -1,4 +1,4 @@
-import type { CommandErrorCode } from "../../protocol/index.ts";
+import type { CommandErrorCode } from "@felhom/protocol";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 
 type Details = Record<string, string | number | boolean | null>;

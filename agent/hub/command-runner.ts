@@ -8,7 +8,7 @@ import {
   type CommandResultData,
   type ResultMessage,
   stringifyMessage,
-} from "../../protocol/index.ts";
+} from "@felhom/protocol";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { commandFailureOf } from "./command-errors.ts";

@@ -1,4 +1,4 @@
-import type { Event } from "../../protocol/index.ts";
+import type { Event } from "@felhom/protocol";
 import type { GapInfo } from "./outbox-overflow.ts";
 
 /**

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { z } from "zod";
 import {
   ACK_TIMEOUT_MS,
   type Event,
@@ -14,8 +13,9 @@ import {
   type ResultMessage,
   type statusBody,
   type WelcomeMessage,
-} from "../../protocol/index.ts";
-import type { AgentConfig } from "../config/schema.ts";
+} from "@felhom/protocol";
+import type { z } from "zod";
+import { checkHubUrl } from "../config/hub-url.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import { requireTrusted } from "../lib/file-trust.ts";
 import { readSecretFile } from "../lib/secret.ts";
@@ -25,7 +25,6 @@ import { type CommandHandlers, CommandRunner, interruptedResult } from "./comman
 import { CommandStore } from "./command-store.ts";
 import { gapEvent, isDroppableFirst, kindOf } from "./event-policy.ts";
 import { type Heartbeat, HubSession } from "./hub-session.ts";
-import { checkHubUrl } from "./hub-url.ts";
 import { backoffAttempt, type LinkState, transition } from "./link-state.ts";
 import { Outbox } from "./outbox.ts";
 import { decideReconnect, describeDrop, type LinkDrop } from "./reconnect-decision.ts";
@@ -96,24 +95,6 @@ export const DEFAULT_TUNING: HubTuning = {
   stopGraceMs: 5_000,
   commandRetention: { retentionMs: RESULT_RETENTION_MS, minKeep: 1_000, maxEntries: 10_000 },
 };
-
-/** The part of the options that comes straight from the config file's `hub` section. */
-export function hubOptionsFromConfig(
-  hub: NonNullable<AgentConfig["hub"]>,
-  stateDir: string,
-): Pick<
-  HubClientOptions,
-  "url" | "credentialFile" | "caFile" | "stateDir" | "outbox" | "statusIntervalSeconds"
-> {
-  return {
-    url: hub.url,
-    credentialFile: hub.credential_file,
-    ...(hub.ca_file === undefined ? {} : { caFile: hub.ca_file }),
-    stateDir,
-    outbox: { maxEvents: hub.outbox.max_events, maxBytes: hub.outbox.max_bytes },
-    statusIntervalSeconds: hub.status_interval_seconds,
-  };
-}
 
 export async function readHubCa(path: string): Promise<Buffer> {
   // The CA decides which server gets the hub credential: whoever could write it could stand in for the hub.

@@ -1,4 +1,3 @@
-import WebSocket from "ws";
 import {
   type AgentToHubMessage,
   CloseCode,
@@ -15,7 +14,8 @@ import {
   stringifyMessage,
   TRANSPORT_MAX_PAYLOAD_BYTES,
   type WelcomeMessage,
-} from "../../protocol/index.ts";
+} from "@felhom/protocol";
+import WebSocket from "ws";
 import { errorMessage } from "../lib/errors.ts";
 import type { Secret } from "../lib/secret.ts";
 import type { Logger } from "../log/logger.ts";

@@ -1,8 +1,8 @@
 import type { FileHandle } from "node:fs/promises";
 import { mkdir, open, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { MAX_HUB_SEQ } from "@felhom/protocol";
 import { z } from "zod";
-import { MAX_HUB_SEQ } from "../../protocol/index.ts";
 import { AgentError } from "../lib/errors.ts";
 import { readJsonFile, writeFileDurable, writeJsonDurable } from "../state/durable-file.ts";
 import { type GapInfo, type OverflowCandidate, planOverflow } from "./outbox-overflow.ts";

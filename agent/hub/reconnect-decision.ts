@@ -1,4 +1,4 @@
-import { CloseCode, shouldReconnect } from "../../protocol/close-codes.ts";
+import { CloseCode, shouldReconnect } from "@felhom/protocol";
 import { type BackoffPolicy, hardDelayMs, phasedDelayMs } from "./backoff.ts";
 
 /** Why a socket ended (or never opened). */

@@ -1,15 +1,15 @@
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { createContext } from "../app/context.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import { AgentError } from "../lib/errors.ts";
 import type { Secret } from "../lib/secret.ts";
 import type { Logger } from "../log/logger.ts";
-import { clearRestoreRecord } from "../restore/restore-record.ts";
+import type { PveClient } from "../pve/client.ts";
 import { writeFileDurable, writeJsonDurable } from "../state/durable-file.ts";
 import type { LocalFacts } from "./decide-identity.ts";
 import { type Enrollment, enrollmentPath } from "./enrollment-record.ts";
 import { resolveIdentity, type VerifiedIdentity } from "./identity-service.ts";
+import { clearRestoreRecord } from "./restore-record.ts";
 
 /** Where enroll keeps the new token secret (0600); enrollment.json names it. */
 const secretPath = (stateDir: string): string => join(stateDir, "enrollment", "pve-token.secret");
@@ -28,6 +28,11 @@ export async function enrollGuest(o: {
   secret: Secret;
   local: LocalFacts;
   log: Logger;
+  /**
+   * The PVE client a config describes, as the process builds its own (app/context.ts's createContext):
+   * passed in, because identity/ sits below the wiring (README, "Layout").
+   */
+  connect: (config: AgentConfig) => Promise<{ pve: PveClient; close(): Promise<void> }>;
 }): Promise<VerifiedIdentity> {
   if (!TOKEN_ID_PATTERN.test(o.tokenId))
     throw new AgentError("enroll_invalid", `token id ${JSON.stringify(o.tokenId)} is malformed`, {
@@ -38,14 +43,10 @@ export async function enrollGuest(o: {
   const candidate = `${final}.new`;
   await writeFileDurable(candidate, `${o.secret.reveal()}\n`, 0o600);
   try {
-    const ctx = await createContext(
-      {
-        ...o.config,
-        pve: { ...o.config.pve, token_id: o.tokenId, token_secret_file: candidate, vmid: o.vmid },
-      },
-      o.log,
-      () => o.local,
-    );
+    const ctx = await o.connect({
+      ...o.config,
+      pve: { ...o.config.pve, token_id: o.tokenId, token_secret_file: candidate, vmid: o.vmid },
+    });
     let identity: Awaited<ReturnType<typeof resolveIdentity>>;
     try {
       identity = await resolveIdentity(ctx.pve, { configuredVmid: o.vmid, local: o.local });

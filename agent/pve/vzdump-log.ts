@@ -19,7 +19,8 @@ export type VzdumpPhase =
   | { phase: "snapshot-created"; confirmedBy: "next-line" | "task-ended" }
   /** The storage snapshot could not be taken: PVE cleans up and fails the guest's backup. */
   | { phase: "snapshot-failed" }
-  | { phase: "archive-started"; path: string }
+  /** `path` is the archive file, or on a Proxmox Backup Server (`pbs`) the snapshot `ct/<vmid>/<time>Z`. */
+  | { phase: "archive-started"; path: string; pbs: boolean }
   | { phase: "bytes-written"; bytes: number }
   | { phase: "archive-size"; text: string; approxBytes: number }
   | { phase: "restarting" }
@@ -44,6 +45,8 @@ const PROTECTED_LIMIT_RE =
 // pve-guest-common AbstractConfig.pm `snapshot_create`: `warn "snapshot create failed: starting cleanup\n"`.
 const SNAPSHOT_FAILED_RE = /^snapshot create failed: starting cleanup$/;
 const UNITS: Record<string, number> = { KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
+// proxmox-human-byte's binary units, as the PBS client prints sizes
+const BINARY_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 
 /**
  * Feed it task-log lines in order; each call returns the phases that line completes. Pure and
@@ -108,8 +111,22 @@ const INFO_RULES: Rule[] = [
   [/^trying 'suspend' mode instead$/, () => ({ phase: "suspend" })],
   [/^resuming guest$/, () => ({ phase: "suspend-resumed" })],
   [/^create storage snapshot 'vzdump'$/, () => ({ phase: "snapshot-requested" })],
-  [/^creating vzdump archive '(.*)'$/, (m) => ({ phase: "archive-started", path: m[1]! })],
+  // VZDump.pm exec_backup_task: "creating $archive_txt archive '$task->{target}'"; on a PBS storage the
+  // target is the snapshot path (ct/<vmid>/<time>Z) and there is no tar totals line, nor an archive size
+  [
+    /^creating (vzdump|Proxmox Backup Server) archive '(.*)'$/,
+    (m) => ({ phase: "archive-started", path: m[2]!, pbs: m[1] !== "vzdump" }),
+  ],
   [/^Total bytes written: (\d+)/, (m) => ({ phase: "bytes-written", bytes: Number(m[1]) })],
+  // The PBS client's line once the root archive is uploaded (pbs-client backup_writer.rs `upload_stream`):
+  // "root.pxar: had to backup <new> of <total> (compressed <c>) in <s>s"; <total> plays tar's total
+  [
+    /^root\.pxar: had to backup \S+ \S+ of ([\d.]+) (B|KiB|MiB|GiB|TiB|PiB) /,
+    (m) => ({
+      phase: "bytes-written",
+      bytes: Math.round(Number(m[1]) * 1024 ** BINARY_UNITS.indexOf(m[2]!)),
+    }),
+  ],
   [
     /^archive file size: ([\d.]+)(KB|MB|GB|TB)$/,
     (m) => ({

@@ -1,6 +1,8 @@
 import { join } from "node:path";
 import type { DockerEngine } from "../docker/docker-engine.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
+import type { CtMountPoint } from "../pve/mount-points.ts";
+import { type MountCoverage, mountCoverage } from "./archive-coverage.ts";
 import { discoverStacks } from "./discover-stacks.ts";
 import { PlanInvalidError, StacksDownError } from "./errors.ts";
 import { type QuiesceHandle, type QuiesceOptions, quiesce } from "./executor.ts";
@@ -42,6 +44,8 @@ export interface PreparedQuiesce {
   stacks: StackFacts[];
   plan: QuiescePlan;
   warnings: StackWarning[];
+  /** Whether each mount's data is in the archive; undefined without the CT's mount points. */
+  coverage: MountCoverage[] | undefined;
 }
 
 /**
@@ -55,6 +59,8 @@ export async function prepareQuiesce(
     volumeSizes?: boolean;
     /** Only these compose projects. @default all */
     projects?: string[];
+    /** The CT's mount points (PVE config): warns about data that is not in the archive. */
+    mountPoints?: CtMountPoint[];
   } = {},
 ): Promise<PreparedQuiesce> {
   const stacks = await discoverStacks(deps.engine, options.projects);
@@ -62,11 +68,13 @@ export async function prepareQuiesce(
   await registry.recordDiscovered(stacks);
   const result = buildPlan(stacks, options);
   if (!result.ok) throw new PlanInvalidError(result.issues);
+  const coverage = options.mountPoints && mountCoverage(stacks, options.mountPoints);
   const warnings = stackWarnings(stacks, {
     observedStopMs: (p, s) => registry.observedStopMs(p, s),
     ...(options.volumeSizes ? { volumeSizes: await deps.engine.volumeSizes() } : {}),
+    ...(coverage ? { coverage } : {}),
   });
-  return { stacks, plan: result.plan, warnings };
+  return { stacks, plan: result.plan, warnings, coverage };
 }
 
 /**

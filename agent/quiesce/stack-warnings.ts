@@ -1,3 +1,4 @@
+import { coverageText, type MountCoverage } from "./archive-coverage.ts";
 import { parsePolicy } from "./labels.ts";
 import type { StackFacts } from "./stack-facts.ts";
 
@@ -12,7 +13,8 @@ export type StackWarningCode =
   | "stop_grace_short"
   | "crash_consistent_database"
   | "depends_on_unknown"
-  | "image_label_ignored";
+  | "image_label_ignored"
+  | "outside_archive";
 
 export interface StackWarning {
   code: StackWarningCode;
@@ -26,6 +28,8 @@ export interface WarningFacts {
   volumeSizes?: Map<string, number>;
   /** Last observed stop duration of a service (StackRegistry.observedStopMs). */
   observedStopMs?: (project: string, service: string) => number | undefined;
+  /** Whether each mount's data is in the archive (archive-coverage.ts); omit when the CT config is unknown. */
+  coverage?: readonly MountCoverage[];
   /** @default 1 GiB */
   largeVolumeBytes?: number;
   /** A stop that took at least this share of the grace period is close to being SIGKILLed. @default 0.8 */
@@ -110,6 +114,10 @@ export function stackWarnings(stacks: StackFacts[], facts: WarningFacts = {}): S
         }
       }
     }
+  }
+  for (const c of facts.coverage ?? []) {
+    if (!c.inArchive)
+      out.push({ code: "outside_archive", project: c.project, service: c.service, message: coverageText(c) });
   }
   return out;
 }

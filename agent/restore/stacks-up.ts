@@ -1,6 +1,6 @@
 import { access, readFile } from "node:fs/promises";
 import { isAbsolute, resolve } from "node:path";
-import type { EventOf } from "../../protocol/index.ts";
+import type { EventOf } from "@felhom/protocol";
 import { type ComposeTool, composeUp, detectCompose } from "../docker/compose-cli.ts";
 import type { DockerEngine } from "../docker/docker-engine.ts";
 import { ComposeFailedError } from "../docker/errors.ts";

@@ -1,11 +1,11 @@
-import cron from "node-cron";
 import { z } from "zod";
+import { validateCron, validateTimezone } from "../lib/cron.ts";
 import { AgentError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { readJsonFile, writeJsonDurable } from "../state/durable-file.ts";
 import { findMissedSlot } from "./missed-slot.ts";
 import { type LearnedDelay, MAX_LEARNED_DELAY_MS, runDelayMs } from "./run-delay.ts";
-import { nextSlot } from "./slots.ts";
+import { nextSlot, type SlotSpec } from "./slots.ts";
 
 export interface ScheduleConfig {
   cron: string;
@@ -38,30 +38,6 @@ const stateSchema = z.object({
  */
 export type LearnDelay = (gotNodeAtMs: number | undefined) => void;
 
-/** Checks a cron expression the way the scheduler will use it; the message names the bad field. */
-export function validateCron(expression: string): string | undefined {
-  const fields = expression.trim().split(/\s+/);
-  if (fields.length !== 5) {
-    return `must have 5 fields (minute hour day-of-month month day-of-week), got ${fields.length}`;
-  }
-  const detail = cron.validateDetailed(expression);
-  if (!detail.valid) return detail.errors.map((e) => `${e.field}: ${e.message}`).join("; ");
-  return undefined;
-}
-
-/**
- * Checks a time zone the way the scheduler will use it: the slot computation formats through
- * Intl.DateTimeFormat, which throws RangeError for a zone it does not know (node-cron did so only in start()).
- */
-export function validateTimezone(timezone: string): string | undefined {
-  try {
-    new Intl.DateTimeFormat("en-US", { timeZone: timezone });
-    return undefined;
-  } catch {
-    return `unknown time zone "${timezone}"; use an IANA name such as Europe/Budapest or UTC`;
-  }
-}
-
 /**
  * How late a slot may still run as a slot. A timer fires late when the event loop stalls or the wall clock
  * steps over the slot (NTP, a resumed guest); node-cron's default of 1 s silently dropped that day's backup.
@@ -72,7 +48,16 @@ export const LATE_TOLERANCE_MS = 15 * 60_000;
 export const LATE_WARNING_MS = 5_000;
 const MINUTE = 60_000;
 /** nextRun() looks this far ahead; a rarer schedule reports no next run rather than stalling the loop. */
-const NEXT_RUN_HORIZON_DAYS = 62;
+export const NEXT_RUN_HORIZON_DAYS = 62;
+
+/**
+ * The first slot after `after`, within the horizon: what the scheduler arms and what `felhom-guest status`
+ * shows as the next run. One function, so that the two agree around daylight-saving changes (status used
+ * node-cron's getNextRun, which follows node-cron's matcher, not the slots' rule in slots.ts).
+ */
+export function nextScheduledSlot(spec: SlotSpec, after: Date): Date | undefined {
+  return nextSlot(spec, after, NEXT_RUN_HORIZON_DAYS);
+}
 
 /**
  * Runs `onRun` on the configured cron schedule, each run delayed within the jitter window so that a fleet does
@@ -193,7 +178,7 @@ export class Scheduler {
    * an hour when nothing is in reach, never on every tick.
    */
   #findNext(from: Date): void {
-    this.#next = nextSlot(this.#config, from, NEXT_RUN_HORIZON_DAYS);
+    this.#next = nextScheduledSlot(this.#config, from);
     this.#nextUntil = this.#next ? this.#next.getTime() : from.getTime() + 3_600_000;
   }
 

@@ -1,4 +1,4 @@
-import cron from "node-cron";
+import { nodeCron } from "../lib/cron.ts";
 
 /** What decides when a backup is due: a 5-field cron expression, read in `timezone` (or the guest's zone). */
 export interface SlotSpec {
@@ -7,6 +7,8 @@ export interface SlotSpec {
 }
 
 const MINUTE = 60_000;
+const MINUTES_PER_DAY = 1440;
+const DAY = MINUTES_PER_DAY * MINUTE;
 /** More than any daylight-saving shift (1 h in Europe, 30 min on Lord Howe, 2 h historically). */
 const SHIFT_WINDOW_MINUTES = 180;
 
@@ -32,7 +34,7 @@ export function isFixedTime(expression: string): boolean {
 export function scheduleSlots(spec: SlotSpec, from: Date, to: Date): Date[] {
   // A matcher in UTC applied to wall-clock minutes (local time read as if it were UTC): that is the cron
   // expression in local time without any daylight-saving shift, so skipped local times can be asked about.
-  const wallMatcher = cron.createTask(spec.cron, () => {}, { timezone: "UTC" });
+  const wallMatcher = nodeCron().createTask(spec.cron, () => {}, { timezone: "UTC" });
   try {
     const matchesWall = (wall: number) => wallMatcher.match(new Date(wall * MINUTE));
     const format = wallFormatter(spec.timezone);
@@ -65,12 +67,47 @@ export function scheduleSlots(spec: SlotSpec, from: Date, to: Date): Date[] {
 
 /** The first slot after `after`, looking up to `horizonDays` ahead (one day at a time, so a daily schedule is cheap). */
 export function nextSlot(spec: SlotSpec, after: Date, horizonDays = 31): Date | undefined {
-  for (let day = 0; day < horizonDays; day++) {
-    const from = new Date(after.getTime() + day * 24 * 3600_000);
-    const [slot] = scheduleSlots(spec, from, new Date(from.getTime() + 24 * 3600_000));
-    if (slot) return slot;
+  const days = dayFilter(spec);
+  try {
+    for (let day = 0; day < horizonDays; day++) {
+      const from = new Date(after.getTime() + day * DAY);
+      const to = new Date(from.getTime() + DAY);
+      if (!days.mayHoldSlot(from, to)) continue;
+      const [slot] = scheduleSlots(spec, from, to);
+      if (slot) return slot;
+    }
+    return undefined;
+  } finally {
+    days.close();
   }
-  return undefined;
+}
+
+/**
+ * Whether a 24-hour window can hold a slot at all, judged by the expression's date fields alone: the minute
+ * scan costs a time-zone lookup per minute, and a monthly schedule would otherwise scan a month of minutes
+ * (about a second) for every next-run question. Conservative: the local days it checks reach back and ahead
+ * by the daylight-saving window, as scheduleSlots does.
+ */
+function dayFilter(spec: SlotSpec): { mayHoldSlot(from: Date, to: Date): boolean; close(): void } {
+  const fields = spec.cron.trim().split(/\s+/);
+  if (fields.length !== 5) return { mayHoldSlot: () => true, close: () => {} };
+  // Every minute of a matching local day matches: node-cron's own day-of-month/weekday rule, hours ignored.
+  const dateMatcher = nodeCron().createTask(`* * ${fields.slice(2).join(" ")}`, () => {}, {
+    timezone: "UTC",
+  });
+  const format = wallFormatter(spec.timezone);
+  const wallDay = (at: Date, shiftMinutes: number) =>
+    Math.floor((wallMinute(format, Math.floor(at.getTime() / MINUTE)) + shiftMinutes) / MINUTES_PER_DAY);
+  return {
+    mayHoldSlot(from, to) {
+      const last = wallDay(to, SHIFT_WINDOW_MINUTES);
+      for (let d = wallDay(from, -SHIFT_WINDOW_MINUTES); d <= last; d++) {
+        if (dateMatcher.match(new Date(d * DAY))) return true;
+      }
+      return false;
+    },
+    close: () => void dateMatcher.destroy(),
+  };
 }
 
 const formatters = new Map<string, Intl.DateTimeFormat>();

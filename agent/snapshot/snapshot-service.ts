@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
-import type { EventOf } from "../../protocol/index.ts";
+import type { EventOf } from "@felhom/protocol";
 import { withBackupLock } from "../backup/backup-lock.ts";
-import { type BackupDeps, downtimeOf, verifiedSelf } from "../backup/backup-run.ts";
+import { downtimeOf, verifiedSelf } from "../backup/backup-run.ts";
+import type { BackupDeps } from "../backup/backup-types.ts";
 import { LogTail } from "../backup/backup-types.ts";
 import { resolveIdentity } from "../identity/identity-service.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";

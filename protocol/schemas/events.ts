@@ -55,6 +55,25 @@ const serviceDowntime = z.object({
   downtimeMs: z.int().min(0),
 });
 
+/**
+ * A service's data that vzdump leaves out of the archive: it lies on a CT mount point that is a bind (or
+ * device) mount point ("not a volume") or a volume without backup=1 ("disabled").
+ */
+const notInArchive = z.object({
+  project: stackName,
+  service: serviceName,
+  /** The path inside the container. */
+  destination: z.string().min(1).max(4_096),
+  /** Where the data lives in the guest: a bind mount's source, a volume's mountpoint. */
+  source: z.string().min(1).max(4_096),
+  /** The volume's name, for a Docker volume. */
+  volume: z.string().min(1).max(255).optional(),
+  /** The CT mount point (`mp0`, ...) and its path in the guest. */
+  mountPoint: z.string().regex(/^mp\d{1,3}$/),
+  mountPath: z.string().min(1).max(4_096),
+  reason: z.enum(["not a volume", "disabled"]),
+});
+
 const blackoutReason = z.enum(["stop-mode", "snapshot-freeze"]);
 
 /** Why an operation failed: an agent error code (open set, informative) and a sentence. */
@@ -89,6 +108,8 @@ export const EVENTS = {
     stacksResumed: z.boolean(),
     /** The archives retention removed after this backup (absent when none was configured). */
     pruned: z.array(volid).max(1_024).optional(),
+    /** Container data this archive does not hold (absent when all of it is in, or the CT config was unreadable). */
+    notInArchive: z.array(notInArchive).max(1_024).optional(),
   }),
   "backup.failed": z.object({
     backupId: id,

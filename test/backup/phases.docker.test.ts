@@ -1,10 +1,10 @@
 import { existsSync } from "node:fs";
+import { BACKUP_PHASES } from "@felhom/protocol";
 import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import type { BackupEvent, BackupOutcome } from "../../agent/backup/backup-types.ts";
 import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
-import { BACKUP_PHASES } from "../../protocol/index.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, type HarnessOptions, startGuestHarness } from "../support/guest-harness.ts";
 

@@ -194,4 +194,36 @@ describe("stop-mode blackout estimate", () => {
       watch.stop();
     }
   });
+
+  it("gives an upload to a Proxmox Backup Server its own bound: deduplication leaves the datastore's used unchanged", async () => {
+    let now = 0;
+    const stalls: string[] = [];
+    const watch = new StallWatch({
+      bounds: {
+        logSilenceMs: 10_000,
+        archiveIdleMs: 30_000,
+        pbsUploadIdleMs: 300_000,
+        checkEveryMs: 3_600_000,
+      },
+      storageUsed: async () => 100,
+      onStall: (reason) => stalls.push(reason),
+      now: () => now,
+    });
+    try {
+      watch.see({
+        type: "phase",
+        phase: { phase: "archive-started", path: "ct/101/2026-12-04T02:30:14Z", pbs: true },
+      });
+      now = 299_000; // far past archiveIdleMs, with neither a line nor a new byte
+      await watch.check();
+      expect(stalls).toEqual([]);
+      now = 301_000;
+      await watch.check();
+      expect(stalls).toEqual([
+        "no new chunk on the Proxmox Backup Server and no log line for 301 s while the archive was uploaded",
+      ]);
+    } finally {
+      watch.stop();
+    }
+  });
 });

@@ -6,11 +6,11 @@ import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import { readLastBackup } from "../../agent/backup/last-backup.ts";
-import { recoverAtStart, type StartRecovery } from "../../agent/backup/recover-at-start.ts";
 import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { docker } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
+import { inProcessReboot } from "../support/guest-reboot.ts";
 
 /**
  * Stop mode across a simulated guest shutdown and boot: vzdump stops the guest (the agent gets SIGTERM,
@@ -89,18 +89,11 @@ describeDocker("backup, stop mode (pve sim + real docker)", () => {
   it("finishes a stop-mode backup after the boot the way a live one finishes: verify, retention (it prunes) and report, with the same events", {
     timeout: 150_000,
   }, async () => {
-    const shutdown = new AbortController();
-    let booted: Promise<StartRecovery> | undefined;
+    const reboot = inProcessReboot(() => h!);
     h = await startGuestHarness({
       archiveBytesPerSecond: 20e6,
       backup: { retention: { keep_last: 1 } },
-      onGuestStop: async () => {
-        shutdown.abort(); // systemd stops the agent as the guest shuts down…
-        for (const id of await h!.running()) await docker("stop", "-t", "10", id); // …and every container
-      },
-      onGuestStart: async () => {
-        booted = recoverAtStart(h!.deps()); // the agent's start after the boot
-      },
+      ...reboot.hooks,
     });
     const before = await h.running();
     const live = await runBackup(h.deps(), {
@@ -112,15 +105,7 @@ describeDocker("backup, stop mode (pve sim + real docker)", () => {
     await new Promise((r) => setTimeout(r, 1100)); // archive names go by the second
 
     const stopId = newBackupId();
-    const interrupted = await runBackup(h.deps(), {
-      backupId: stopId,
-      mode: "stop",
-      trigger: { source: "cli" },
-      signal: shutdown.signal,
-    });
-    expect(interrupted).toMatchObject({ ok: false, failure: { code: "interrupted" } });
-    await expect.poll(() => booted, { timeout: 60_000, interval: 250 }).toBeDefined();
-    const { outcome } = await booted!;
+    const outcome = await reboot.stopModeBackup(stopId);
     expect(outcome).toMatchObject({
       ok: true,
       result: {

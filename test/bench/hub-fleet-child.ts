@@ -14,9 +14,9 @@
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { PROTOCOL_VERSION, SUBPROTOCOL } from "@felhom/protocol";
 import WebSocket from "ws";
 import { HubClient } from "../../agent/hub/hub-client.ts";
-import { PROTOCOL_VERSION, SUBPROTOCOL } from "../../protocol/index.ts";
 import { statusPayload } from "../hub/support.ts";
 
 export interface FleetConfig {

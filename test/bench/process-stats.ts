@@ -30,6 +30,8 @@ export async function compileAgent(...extra: string[]): Promise<(source: string)
       include: [join(root, "agent"), join(root, "protocol"), ...extra.map((e) => join(root, e))],
     }),
   );
+  // The compiled agent imports @felhom/protocol by name, which resolves through node_modules to protocol/dist.
+  execFileSync("npm", ["run", "build", "-w", "@felhom/protocol"], { cwd: root, stdio: "pipe" });
   try {
     execFileSync(join(root, "node_modules/.bin/tsc"), ["-p", tsconfig], { stdio: "pipe" });
   } catch (err) {

@@ -2,7 +2,7 @@
  * What validation costs on the hub's hot path: parsing one backup.progress event frame through the
  * protocol's guarded, validating parser, against a bare JSON.parse of the same frame in the same run.
  */
-import { parseAgentToHub, stringifyMessage } from "../../protocol/index.ts";
+import { parseAgentToHub, stringifyMessage } from "@felhom/protocol";
 import type { BenchReport } from "./report.ts";
 
 export default async function (report: BenchReport): Promise<void> {

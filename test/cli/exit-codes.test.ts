@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ExitCode, exitCodeFor, UsageError } from "../../agent/cli/exit-codes.ts";
+import { checkHubUrl } from "../../agent/config/hub-url.ts";
 import { ConfigError } from "../../agent/config/load.ts";
-import { checkHubUrl } from "../../agent/hub/hub-url.ts";
 import { AgentError } from "../../agent/lib/errors.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
 import { PveConfigError } from "../../agent/pve/errors.ts";

@@ -1,5 +1,5 @@
+import type { Event } from "@felhom/protocol";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Event } from "../../protocol/index.ts";
 import {
   AGENT_ID,
   agentDir,

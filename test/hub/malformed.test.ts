@@ -1,12 +1,12 @@
-import fc from "fast-check";
-import { afterEach, describe, expect, it } from "vitest";
 import {
   MAX_FRAME_BYTES,
   MAX_NESTING_DEPTH,
   parseHubToAgent,
   replyToRejectedFrame,
   TRANSPORT_MAX_PAYLOAD_BYTES,
-} from "../../protocol/index.ts";
+} from "@felhom/protocol";
+import fc from "fast-check";
+import { afterEach, describe, expect, it } from "vitest";
 import { agentDir, cleanup, clientForTest, hubForTest, phase, prng } from "./support.ts";
 
 afterEach(cleanup);

@@ -1,10 +1,10 @@
 import { appendFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { MAX_HUB_SEQ } from "@felhom/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { OUTBOX_LOG, Outbox, type OutboxOptions, RebaseRefusedError } from "../../agent/hub/outbox.ts";
 import type { GapInfo } from "../../agent/hub/outbox-overflow.ts";
-import { MAX_HUB_SEQ } from "../../protocol/index.ts";
 
 type Ev = { kind: string; n?: number; gap?: GapInfo; pad?: string };
 

@@ -1,11 +1,11 @@
+import { CLOSE_CODES } from "@felhom/protocol";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { checkHubUrl, isLoopback } from "../../agent/config/hub-url.ts";
 import { hardDelayMs, phasedDelayMs } from "../../agent/hub/backoff.ts";
-import { checkHubUrl, isLoopback } from "../../agent/hub/hub-url.ts";
 import { backoffAttempt, IllegalStateError, type LinkState, transition } from "../../agent/hub/link-state.ts";
 import { type OverflowCandidate, planOverflow } from "../../agent/hub/outbox-overflow.ts";
 import { decideReconnect, type LinkDrop } from "../../agent/hub/reconnect-decision.ts";
-import { CLOSE_CODES } from "../../protocol/index.ts";
 import { peakInWindow } from "../bench/report.ts";
 import { prng } from "./support.ts";
 

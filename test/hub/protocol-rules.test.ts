@@ -1,10 +1,10 @@
 import { appendFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import { CloseCode, MAX_HUB_SEQ } from "@felhom/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { OUTBOX_DIR } from "../../agent/hub/hub-client.ts";
 import { OUTBOX_LOG } from "../../agent/hub/outbox.ts";
 import type { LinkDrop } from "../../agent/hub/reconnect-decision.ts";
-import { CloseCode, MAX_HUB_SEQ } from "../../protocol/index.ts";
 import { AGENT_ID, agentDir, cleanup, clientForTest, hubForTest, phase, storedSeqs } from "./support.ts";
 
 afterEach(cleanup);

@@ -1,7 +1,7 @@
+import type { CommandName } from "@felhom/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CommandHandlers } from "../../agent/hub/command-runner.ts";
 import { CommandError } from "../../agent/hub/command-runner.ts";
-import type { CommandName } from "../../protocol/index.ts";
 import { commands, events, resultData } from "../protocol/examples.ts";
 import { invalidFrames } from "../protocol/strict-validator.ts";
 import { AGENT_ID, agentDir, cleanup, clientForTest, hubForTest } from "./support.ts";

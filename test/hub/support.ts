@@ -2,8 +2,8 @@ import { spawn } from "node:child_process";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Event } from "@felhom/protocol";
 import { HubClient, type HubClientOptions, type StatusPayload } from "../../agent/hub/hub-client.ts";
-import type { Event } from "../../protocol/index.ts";
 import { startTestHub, type TestHub, type TestHubOptions } from "./test-hub.ts";
 
 /** Disposers run in reverse order by `cleanup()` (call it from afterEach). */

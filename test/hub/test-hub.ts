@@ -10,7 +10,6 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import { createServer as createTlsServer } from "node:https";
 import type { Socket } from "node:net";
 import { pathToFileURL } from "node:url";
-import { WebSocket, WebSocketServer } from "ws";
 import {
   type AgentToHubMessage,
   CloseCode,
@@ -27,7 +26,8 @@ import {
   SUBPROTOCOL,
   stringifyMessage,
   TRANSPORT_MAX_PAYLOAD_BYTES,
-} from "../../protocol/index.ts";
+} from "@felhom/protocol";
+import { WebSocket, WebSocketServer } from "ws";
 import { describeErrors, strictErrors } from "../protocol/strict-validator.ts";
 
 export interface TestHubOptions {

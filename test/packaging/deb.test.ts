@@ -39,7 +39,11 @@ describe("the Debian package", () => {
 
   it("ships the compiled agent and only what runs: no sources, tests, declarations, maps or dotfiles", () => {
     expect(files).toContain("/usr/lib/felhom-guest/agent/cli/main.js");
-    expect(files).toContain("/usr/lib/felhom-guest/protocol/index.js");
+    // The protocol as the workspace package the agent imports by name: its JavaScript and package.json,
+    // linked into node_modules as `npm ci` links a workspace.
+    expect(files).toContain("/usr/lib/felhom-guest/protocol/dist/index.js");
+    expect(files).toContain("/usr/lib/felhom-guest/protocol/package.json");
+    expect(files).toContain("/usr/lib/felhom-guest/node_modules/@felhom/protocol -> ../../protocol");
     expect(files).toContain("/usr/lib/felhom-guest/package.json");
     expect(files).toContain("/usr/lib/systemd/system/felhom-guest.service");
     expect(files.filter((f) => f.startsWith("/lib/"))).toEqual([]);

@@ -1,11 +1,11 @@
-import { describe, expect, it } from "vitest";
 import {
   CLOSE_CODES,
   CloseCode,
   limitCloseReason,
   MAX_CLOSE_REASON_BYTES,
   shouldReconnect,
-} from "../../protocol/index.ts";
+} from "@felhom/protocol";
+import { describe, expect, it } from "vitest";
 
 describe("close codes", () => {
   it.each([

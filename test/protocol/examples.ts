@@ -6,7 +6,7 @@ import type {
   EventOf,
   Message,
   MessageType,
-} from "../../protocol/index.ts";
+} from "@felhom/protocol";
 
 /** One valid instance of every message type, command, result and event kind; typed so none can be missing. */
 

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
+import { buildJsonSchemas, SECRET_FIELDS } from "@felhom/protocol";
 import { describe, expect, it } from "vitest";
-import { buildJsonSchemas, SECRET_FIELDS } from "../../protocol/index.ts";
 
 const schemaDir = new URL("../../protocol/schema/", import.meta.url);
 

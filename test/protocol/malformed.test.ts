@@ -1,4 +1,3 @@
-import { describe, expect, it } from "vitest";
 import {
   type FrameErrorCode,
   MAX_FRAME_BYTES,
@@ -9,7 +8,8 @@ import {
   parseMessage,
   type RawFrame,
   replyToRejectedFrame,
-} from "../../protocol/index.ts";
+} from "@felhom/protocol";
+import { describe, expect, it } from "vitest";
 import { messages } from "./examples.ts";
 
 const example = (label: string) => structuredClone(messages.find((m) => m.label === label)!.message) as never;

@@ -1,5 +1,3 @@
-import fc from "fast-check";
-import { describe, expect, it } from "vitest";
 import {
   buildJsonSchemas,
   FRAME_ERROR_CODES,
@@ -8,7 +6,9 @@ import {
   parseHubToAgent,
   parseMessage,
   stringifyMessage,
-} from "../../protocol/index.ts";
+} from "@felhom/protocol";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
 import { messages } from "./examples.ts";
 import { arbitraryFromJsonSchema } from "./json-schema-arbitrary.ts";
 

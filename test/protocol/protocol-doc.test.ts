@@ -1,5 +1,4 @@
 import { readFileSync } from "node:fs";
-import { describe, expect, it } from "vitest";
 import {
   BACKUP_PHASES,
   CLOSE_CODES,
@@ -12,7 +11,8 @@ import {
   MESSAGE_TYPES,
   parseMessage,
   SUBPROTOCOL,
-} from "../../protocol/index.ts";
+} from "@felhom/protocol";
+import { describe, expect, it } from "vitest";
 
 const doc = readFileSync(new URL("../../protocol/PROTOCOL.md", import.meta.url), "utf8");
 /** A table row starting with these cells; tolerant of the column padding the formatter adds. */

@@ -1,4 +1,3 @@
-import { describe, expect, it } from "vitest";
 import {
   AGENT_TO_HUB_TYPES,
   HUB_TO_AGENT_TYPES,
@@ -7,7 +6,8 @@ import {
   parseHubToAgent,
   parseMessage,
   stringifyMessage,
-} from "../../protocol/index.ts";
+} from "@felhom/protocol";
+import { describe, expect, it } from "vitest";
 import { messages } from "./examples.ts";
 
 describe("valid messages", () => {

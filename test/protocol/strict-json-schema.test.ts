@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
+import { parseMessage } from "@felhom/protocol";
 import { describe, expect, it } from "vitest";
-import { parseMessage } from "../../protocol/index.ts";
 import { messages } from "./examples.ts";
 import { describeErrors, directionsOf, strictErrors } from "./strict-validator.ts";
 

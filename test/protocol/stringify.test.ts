@@ -1,4 +1,3 @@
-import { describe, expect, it } from "vitest";
 import {
   type CommandMessage,
   MAX_FRAME_BYTES,
@@ -7,7 +6,8 @@ import {
   REDACTED,
   redactSecrets,
   stringifyMessage,
-} from "../../protocol/index.ts";
+} from "@felhom/protocol";
+import { describe, expect, it } from "vitest";
 import { messages } from "./examples.ts";
 
 function encodeError(fn: () => unknown): ProtocolEncodeError {

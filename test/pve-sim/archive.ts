@@ -59,6 +59,8 @@ function waitExit(
 export async function writeArchive(o: {
   configDir: string;
   sourceDir: string;
+  /** Paths inside the guest whose content stays out (excluded mount points; their directory stays). */
+  excludeDirs?: readonly string[];
   target: string;
   compression: Compression;
   zstdThreads: number;
@@ -89,6 +91,7 @@ export async function writeArchive(o: {
     "--exclude=./tmp/?*",
     "--exclude=./var/tmp/?*",
     "--exclude=./var/run/?*.pid",
+    ...(o.excludeDirs ?? []).map((d) => `--exclude=.${d.replace(/\/$/, "")}/?*`),
     "./",
   ];
   const tar = spawn("tar", tarArgs, { stdio: ["ignore", "pipe", "pipe"] });

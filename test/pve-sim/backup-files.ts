@@ -1,6 +1,7 @@
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Storage } from "./cluster-model.ts";
+import { listPbsBackups, pbsNotes, setPbsNotes, setPbsProtected } from "./pbs-store.ts";
 
 /** Backup archives on a directory storage, as pve-storage's Plugin.pm `$get_subdir_files` + `archive_info` see them. */
 export interface BackupFile {
@@ -29,12 +30,14 @@ export function backupBaseName(vmid: number, at: Date): string {
   return `vzdump-lxc-${vmid}-${ts}`;
 }
 
+/** `file` is the archive's name on a dir storage, the snapshot path `ct/<vmid>/<time>` on a PBS one. */
 export function parseBackupVolid(volid: string): { storage: string; file: string } | undefined {
-  const m = /^([a-z][a-z0-9\-_.]*[a-z0-9]):backup\/([^/]+)$/i.exec(volid);
+  const m = /^([a-z][a-z0-9\-_.]*[a-z0-9]):backup\/([^/]+|(?:ct|vm)\/\d+\/[^/]+)$/i.exec(volid);
   return m ? { storage: m[1] as string, file: m[2] as string } : undefined;
 }
 
 export async function listBackups(storage: Storage): Promise<BackupFile[]> {
+  if (storage.type === "pbs") return listPbsBackups(storage);
   const dir = join(storage.path, "dump");
   const names = await readdir(dir).catch(() => [] as string[]);
   const out: BackupFile[] = [];
@@ -73,4 +76,24 @@ export async function listBackups(storage: Storage): Promise<BackupFile[]> {
     out.push(item);
   }
   return out.sort((a, b) => a.volid.toLowerCase().localeCompare(b.volid.toLowerCase()));
+}
+
+/** The full notes (the listing shows the first line only): a `.notes` file, or the PBS manifest's. */
+export function backupNotes(s: Storage, b: BackupFile): Promise<string | undefined> {
+  if (s.type === "pbs") return pbsNotes(s, b.file);
+  return readFile(`${b.path}.notes`, "utf8").catch(() => undefined);
+}
+
+/** PVE::Storage::update_volume_attribute 'notes': an empty text removes them. */
+export async function setBackupNotes(s: Storage, b: BackupFile, notes: string): Promise<void> {
+  if (s.type === "pbs") return setPbsNotes(s, b.file, notes);
+  if (notes === "") await rm(`${b.path}.notes`, { force: true });
+  else await writeFile(`${b.path}.notes`, notes);
+}
+
+/** PVE::Storage::update_volume_attribute 'protected'. */
+export async function setBackupProtected(s: Storage, b: BackupFile, on: boolean): Promise<void> {
+  if (s.type === "pbs") return setPbsProtected(s, b.file, on);
+  if (on) await writeFile(`${b.path}.protected`, "");
+  else await rm(`${b.path}.protected`, { force: true });
 }

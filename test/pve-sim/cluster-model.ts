@@ -32,8 +32,15 @@ export interface Guest {
 
 export interface Storage {
   id: string;
-  /** The storage directory; archives go to `<path>/dump`. */
+  /**
+   * `dir`: archives are files in `<path>/dump`. `pbs`: a Proxmox Backup Server datastore, its snapshots
+   * as `<path>/ct/<vmid>/<ISO time>Z/` directories (pbs-store.ts).
+   */
+  type: "dir" | "pbs";
+  /** The storage directory (a `pbs` storage's stand-in for its datastore). */
   path: string;
+  /** `pbs`: storage.cfg `server` and `datastore` and `username`, which make the client's repository. */
+  pbs?: { server: string; datastore: string; username: string };
   content: string[];
   /** Property string as in storage.cfg, e.g. "keep-last=3,keep-daily=7". */
   pruneBackups?: string;

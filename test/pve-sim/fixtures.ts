@@ -51,12 +51,18 @@ export async function selfScopedGuest(
     tokenName?: string;
     /** storage.cfg prune-backups of a storage created here */
     pruneBackups?: string;
+    /** the type of a storage created here. @default "dir" */
+    storageType?: "dir" | "pbs";
   },
 ): Promise<SelfScopedGuest> {
   const storageId = o.storage ?? "bk";
   const storage =
     sim.storages.get(storageId) ??
-    (await sim.addStorage({ id: storageId, ...(o.pruneBackups ? { pruneBackups: o.pruneBackups } : {}) }));
+    (await sim.addStorage({
+      id: storageId,
+      ...(o.storageType ? { type: o.storageType } : {}),
+      ...(o.pruneBackups ? { pruneBackups: o.pruneBackups } : {}),
+    }));
   const guest =
     sim.guests.get(o.vmid) ??
     (await sim.addGuest({

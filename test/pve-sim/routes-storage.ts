@@ -1,7 +1,12 @@
-import { readFile, rm, stat, statfs, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { statfs } from "node:fs/promises";
 import type { Route } from "./api-server.ts";
-import { listBackups, parseBackupVolid } from "./backup-files.ts";
+import {
+  backupNotes,
+  listBackups,
+  parseBackupVolid,
+  setBackupNotes,
+  setBackupProtected,
+} from "./backup-files.ts";
 import type { Storage } from "./cluster-model.ts";
 import { dieError } from "./http-error.ts";
 import { type KeepOptions, markBackups, parseKeep } from "./prune.ts";
@@ -9,7 +14,7 @@ import { stdProps } from "./schema.ts";
 import type { PveSimulator } from "./simulator.ts";
 import { TaskError } from "./task-registry.ts";
 import { assertBackupAccess, backupOwner, canAccessBackup, volidOf } from "./volume-access.ts";
-import { removeArchive } from "./vzdump-task.ts";
+import { prunePbsGroups, removeArchive } from "./vzdump-task.ts";
 
 const pruneProp = {
   type: "string",
@@ -70,7 +75,7 @@ export function storageRoutes(sim: PveSimulator): Route[] {
             continue;
           out.push({
             storage: s.id,
-            type: "dir",
+            type: s.type,
             ...(await usage(s)),
             content: s.content.join(","),
             active: 1,
@@ -89,7 +94,7 @@ export function storageRoutes(sim: PveSimulator): Route[] {
       handler: async ({ params }) => {
         const s = sim.storageOn(String(params.node), String(params.storage));
         return {
-          type: "dir",
+          type: s.type,
           content: s.content.join(","),
           ...(await usage(s)),
           active: 1,
@@ -112,20 +117,26 @@ export function storageRoutes(sim: PveSimulator): Route[] {
         const s = sim.storageOn(String(params.node), String(params.storage));
         if (params.content !== undefined && params.content !== "backup") return [];
         const vmid = params.vmid === undefined ? undefined : Number(params.vmid);
-        return (await listBackups(s))
-          .filter((b) => vmid === undefined || b.file.includes(`-${vmid}-`))
-          .filter((b) => canAccessBackup(sim.access, user, s.id, b.vmid))
-          .map((b) => ({
-            volid: b.volid,
-            content: "backup",
-            format: b.format,
-            size: b.size,
-            ctime: b.ctime,
-            subtype: b.subtype,
-            ...(b.vmid !== undefined ? { vmid: b.vmid } : {}),
-            ...(b.notes !== undefined ? { notes: b.notes } : {}),
-            ...(b.protected ? { protected: 1 } : {}),
-          }));
+        return (
+          (await listBackups(s))
+            // Plugin.pm matches the vmid in the file name; PBSPlugin.pm `list_volumes` asks PBS for the backup-id
+            .filter(
+              (b) =>
+                vmid === undefined || (s.type === "pbs" ? b.vmid === vmid : b.file.includes(`-${vmid}-`)),
+            )
+            .filter((b) => canAccessBackup(sim.access, user, s.id, b.vmid))
+            .map((b) => ({
+              volid: b.volid,
+              content: "backup",
+              format: b.format,
+              size: b.size,
+              ctime: b.ctime,
+              subtype: b.subtype,
+              ...(b.vmid !== undefined ? { vmid: b.vmid } : {}),
+              ...(b.notes !== undefined ? { notes: b.notes } : {}),
+              ...(b.protected ? { protected: 1 } : {}),
+            }))
+        );
       },
     },
     {
@@ -139,12 +150,16 @@ export function storageRoutes(sim: PveSimulator): Route[] {
       handler: async ({ user, params }) => {
         const { s, backup } = await volumeFor(String(params.node), params.storage, String(params.volume));
         assertBackupAccess(sim.access, user, s.id, backup.vmid);
+        const notes = await backupNotes(s, backup);
         return {
-          path: backup.path,
+          // PBSPlugin.pm `path`: an artificial pbs:// URL
+          path: s.pbs
+            ? `pbs://${s.pbs.username}@${s.pbs.server}:${s.pbs.datastore}/${backup.file}`
+            : backup.path,
           size: backup.size,
           used: backup.size,
           format: backup.format,
-          ...(backup.notes !== undefined ? { notes: await readFile(`${backup.path}.notes`, "utf8") } : {}),
+          ...(notes !== undefined ? { notes } : {}),
           ...(backup.protected ? { protected: 1 } : {}),
         };
       },
@@ -162,12 +177,9 @@ export function storageRoutes(sim: PveSimulator): Route[] {
       handler: async ({ user, params }) => {
         const { s, backup } = await volumeFor(String(params.node), params.storage, String(params.volume));
         assertBackupAccess(sim.access, user, s.id, backup.vmid);
-        if (typeof params.notes === "string") {
-          if (params.notes === "") await rm(`${backup.path}.notes`, { force: true });
-          else await writeFile(`${backup.path}.notes`, params.notes);
-        }
-        if (params.protected === 1) await writeFile(`${backup.path}.protected`, "");
-        if (params.protected === 0) await rm(`${backup.path}.protected`, { force: true });
+        if (typeof params.notes === "string") await setBackupNotes(s, backup, params.notes);
+        if (params.protected === 1 || params.protected === 0)
+          await setBackupProtected(s, backup, params.protected === 1);
         return null;
       },
     },
@@ -195,11 +207,7 @@ export function storageRoutes(sim: PveSimulator): Route[] {
           sim.access.check(user, `/vms/${owner}`, ["VM.Backup"]);
         } else sim.access.check(user, `/storage/${s.id}`, ["Datastore.Allocate"]);
         const task = sim.taskRegistry.start(node, "imgdel", `${owner ?? ""}@${s.id}`, user, async (ctx) => {
-          const path = join(s.path, "dump", file);
-          const isProtected = await stat(`${path}.protected`).then(
-            () => true,
-            () => false,
-          );
+          const isProtected = (await listBackups(s)).find((b) => b.volid === volid)?.protected;
           if (isProtected)
             throw new TaskError(`cannot remove protected volume 'backup/${file}' on '${s.id}'`);
           await removeArchive(s, volid);
@@ -269,6 +277,10 @@ export function storageRoutes(sim: PveSimulator): Route[] {
             ...(vmid !== undefined ? { vmid } : {}),
             ...(typeof params.type === "string" ? { type: params.type } : {}),
           });
+          if (s.type === "pbs") {
+            await prunePbsGroups(s, marked, (line) => ctx.log(line));
+            return;
+          }
           for (const e of marked.filter((x) => x.mark === "remove")) {
             await ctx.log(`removing backup '${e.volid}'`);
             await removeArchive(s, e.volid);

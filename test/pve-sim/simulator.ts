@@ -297,14 +297,23 @@ export class PveSimulator {
 
   async addStorage(o: {
     id: string;
+    /** @default "dir" */
+    type?: "dir" | "pbs";
     content?: string[];
     pruneBackups?: string;
     maxProtectedBackups?: number;
     nodes?: string[];
   }): Promise<Storage> {
     const path = join(this.dataDir, "storage", o.id);
-    await mkdir(join(path, "dump"), { recursive: true });
-    const s: Storage = { content: ["backup"], ...o, path };
+    const type = o.type ?? "dir";
+    await mkdir(type === "pbs" ? path : join(path, "dump"), { recursive: true });
+    const s: Storage = {
+      content: ["backup"],
+      ...o,
+      type,
+      path,
+      ...(type === "pbs" ? { pbs: { server: "192.0.2.10", datastore: o.id, username: "root@pam" } } : {}),
+    };
     this.storages.set(o.id, s);
     return s;
   }
@@ -350,7 +359,12 @@ export class PveSimulator {
     if (!parsed || !storage) throw new Error(`unable to parse volume ID '${volid}'`);
     if (this.guests.has(newVmid)) throw new Error(`CT ${newVmid} already exists`);
     const rootDir = await this.volumes.createRoot(`subvol-${newVmid}-disk-0`);
-    const conf = await restoreArchiveInto(join(storage.path, "dump", parsed.file), rootDir);
+    // a PBS snapshot's root archive (pbs-store.ts), or the archive file of a dir storage
+    const archive =
+      storage.type === "pbs"
+        ? join(storage.path, parsed.file, "root.pxar.didx")
+        : join(storage.path, "dump", parsed.file);
+    const conf = await restoreArchiveInto(archive, rootDir);
     conf.rootfs = `local-lvm:vm-${newVmid}-disk-0,size=8G`;
     const guest: Guest = {
       vmid: newVmid,

@@ -1,8 +1,12 @@
 import type { AccessModel } from "./access-model.ts";
 
-/** The guest that owns a backup file (`vzdump-<type>-<vmid>-...`), as pve-storage's parse_volname reports it. */
+/**
+ * The guest that owns a backup (`vzdump-<type>-<vmid>-...`, or a PBS snapshot `ct/<vmid>/<time>`), as
+ * pve-storage's parse_volname (Plugin.pm, PBSPlugin.pm) reports it.
+ */
 export function backupOwner(file: string): number | undefined {
-  const m = /^vzdump-(?:lxc|qemu|openvz)-([1-9][0-9]{2,8})-/.exec(file);
+  const m = /^(?:vzdump-(?:lxc|qemu|openvz)-([1-9][0-9]{2,8})-|(?:ct|vm)\/(\d+)\/)/.exec(file);
+  if (m?.[2] !== undefined) return Number(m[2]);
   return m ? Number(m[1]) : undefined;
 }
 

@@ -1,11 +1,21 @@
 import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { archiveSuffix, type Compression, writeArchive } from "./archive.ts";
-import { backupBaseName, listBackups } from "./backup-files.ts";
+import { backupBaseName, listBackups, setBackupNotes, setBackupProtected } from "./backup-files.ts";
 import { hostnameOf, renderConfig, type Storage } from "./cluster-model.ts";
 import { sh } from "./exec.ts";
 import { PveHttpError } from "./http-error.ts";
-import { isKeepAll, type KeepOptions, keepToString, markBackups, parseKeep } from "./prune.ts";
+import { mountPointsOf } from "./mount-points.ts";
+import { archiveToPbs } from "./pbs-archive.ts";
+import { pbsSnapshotExists, pbsSnapshotName, removePbsSnapshot } from "./pbs-store.ts";
+import {
+  isKeepAll,
+  type KeepOptions,
+  keepToString,
+  markBackups,
+  type PruneEntry,
+  parseKeep,
+} from "./prune.ts";
 import type { PveSimulator, VzdumpRun } from "./simulator.ts";
 import { type TaskContext, TaskError, TaskExit, type TaskWorker } from "./task-registry.ts";
 
@@ -262,9 +272,11 @@ async function backupGuest(
     }
     let backupTime = new Date();
     // Archive names carry seconds: a second backup of the same guest in the same second waits for the next one.
-    while (
-      await exists(join(storage.path, "dump", `${backupBaseName(vmid, backupTime)}${archiveSuffixOf(job)}`))
-    ) {
+    const taken = (at: Date) =>
+      storage.type === "pbs"
+        ? pbsSnapshotExists(storage, pbsSnapshotName(vmid, Math.floor(at.getTime() / 1000)))
+        : exists(join(storage.path, "dump", `${backupBaseName(vmid, at)}${archiveSuffixOf(job)}`));
+    while (await taken(backupTime)) {
       await sleep(1000 - (Date.now() % 1000) + 5);
       backupTime = new Date();
     }
@@ -278,9 +290,15 @@ async function backupGuest(
     cleanup.unlock = true;
     const mode = running ? job.mode : "stop";
     run.mode = mode;
+    // VZDump/LXC.pm `prepare`: one line per mount point, in config order; excluded ones become exclude dirs
+    const mountPoints = mountPointsOf(g.config);
     const prepare = async () => {
       await log("INFO", `CT Name: ${hostnameOf(g)}`);
-      await log("INFO", "including mount point rootfs ('/') in backup");
+      for (const m of mountPoints) {
+        if (m.included) await log("INFO", `including mount point ${m.key} ('${m.mp}') in backup`);
+        else
+          await log("INFO", `excluding ${m.type} mount point ${m.key} ('${m.mp}') from backup (${m.reason})`);
+      }
       if (mode === "snapshot" && g.snapshots.has("vzdump")) {
         await log("INFO", "found old vzdump snapshot (force removal)");
         await sim.volumes.remove((g.snapshots.get("vzdump") as { path: string }).path);
@@ -330,6 +348,15 @@ async function backupGuest(
       await log("INFO", `guest is online again after ${onlineAgainAfter(frozenAt)} seconds`);
       source = tmpRoot;
     } else {
+      // VZDump.pm exec_backup_task: with more than one volume to snapshot ($task->{snapshot_count}, the
+      // included volumes), the whole CT is frozen around the snapshots
+      const frozen = mountPoints.filter((m) => m.included).length > 1;
+      let frozenAt = 0;
+      if (frozen) {
+        await log("INFO", "suspend vm to make snapshot");
+        frozenAt = Date.now();
+        run.guestStoppedAt = frozenAt;
+      }
       await log("INFO", "create storage snapshot 'vzdump'");
       g.lock = "snapshot";
       await sleep(sim.opts.snapshotDelayMs);
@@ -359,44 +386,70 @@ async function backupGuest(
       // the storage plugin's own output, unprefixed, as lvcreate prints it on LVM-thin (the default install)
       if (sim.opts.rawStorageOutput)
         await ctx.log(`  Logical volume "snap_vm-${vmid}-disk-0_vzdump" created.`);
+      if (frozen) {
+        await log("INFO", "resume vm");
+        run.guestStartedAt = Date.now();
+        await log("INFO", `guest is online again after ${onlineAgainAfter(frozenAt)} seconds`);
+      }
     }
-    const suffix = archiveSuffixOf(job);
-    const dumpdir = join(storage.path, "dump");
-    await mkdir(dumpdir, { recursive: true });
-    const target = join(dumpdir, `${basename}${suffix}`);
-    const tmp = target.replace(/\.[^.]+$/, ".dat");
-    cleanup.tmp = tmp;
-    await log("INFO", `creating vzdump archive '${target}'`);
-    if (job.compression === "lzo")
-      throw new Error("lzop is not available in the PVE simulator (use zstd or gzip)");
-    // vzdump's tmpdir on a POSIX dumpdir: <dumpdir>/<basename>.tmp, holding ./etc/vzdump/pct.conf for tar
-    cleanup.configDir = join(dumpdir, `${basename}.tmp`);
-    await mkdir(join(cleanup.configDir, "etc", "vzdump"), { recursive: true });
-    await writeFile(join(cleanup.configDir, "etc", "vzdump", "pct.conf"), renderConfig(g.config));
-    await writeFile(join(cleanup.configDir, "etc", "vzdump", "pct.fw"), ""); // no firewall config: an empty one
-    run.archiveStartedAt = Date.now();
+    const excludeDirs = mountPoints.filter((m) => !m.included).map((m) => m.mp);
     const injected = sim.taskRegistry.takeFailure(ctx.task, "fail");
     const warning = sim.taskRegistry.takeFailure(ctx.task, "warn");
-    const result = await writeArchive({
-      configDir: cleanup.configDir,
-      sourceDir: source,
-      target: tmp,
-      compression: job.compression,
-      zstdThreads: job.zstdThreads,
-      bytesPerSecond: sim.opts.archiveBytesPerSecond,
-      signal: ctx.signal,
-    });
-    if (ctx.signal.aborted) throw new Error("interrupted by signal");
-    if (injected) throw new Error(injected);
-    if (warning) await log("WARN", warning);
-    await log("INFO", result.totalsLine);
-    await rename(tmp, target);
-    delete cleanup.tmp;
-    run.archiveFinishedAt = Date.now();
-    run.archivePath = target;
-    run.bytesWritten = result.bytesWritten;
-    run.volid = `${storage.id}:backup/${basename}${suffix}`;
-    await log("INFO", `archive file size: ${formatSize((await stat(target)).size)}`);
+    if (storage.type === "pbs") {
+      await archiveToPbs(sim, {
+        g,
+        storage,
+        vmid,
+        backupTime: Math.floor(backupTime.getTime() / 1000),
+        mode,
+        source,
+        excludeDirs,
+        includedMps: mountPoints.filter((m) => m.included).map((m) => m.mp),
+        ctx,
+        log,
+        run,
+        ...(injected !== undefined ? { failure: injected } : {}),
+      });
+      if (warning) await log("WARN", warning);
+    } else {
+      const suffix = archiveSuffixOf(job);
+      const dumpdir = join(storage.path, "dump");
+      await mkdir(dumpdir, { recursive: true });
+      const target = join(dumpdir, `${basename}${suffix}`);
+      const tmp = target.replace(/\.[^.]+$/, ".dat");
+      cleanup.tmp = tmp;
+      await log("INFO", `creating vzdump archive '${target}'`);
+      if (job.compression === "lzo")
+        throw new Error("lzop is not available in the PVE simulator (use zstd or gzip)");
+      // vzdump's tmpdir on a POSIX dumpdir: <dumpdir>/<basename>.tmp, holding ./etc/vzdump/pct.conf for tar
+      cleanup.configDir = join(dumpdir, `${basename}.tmp`);
+      await mkdir(join(cleanup.configDir, "etc", "vzdump"), { recursive: true });
+      await writeFile(join(cleanup.configDir, "etc", "vzdump", "pct.conf"), renderConfig(g.config));
+      await writeFile(join(cleanup.configDir, "etc", "vzdump", "pct.fw"), ""); // no firewall config: an empty one
+      run.archiveStartedAt = Date.now();
+      const result = await writeArchive({
+        configDir: cleanup.configDir,
+        sourceDir: source,
+        excludeDirs,
+        target: tmp,
+        compression: job.compression,
+        zstdThreads: job.zstdThreads,
+        bytesPerSecond: sim.opts.archiveBytesPerSecond,
+        signal: ctx.signal,
+      });
+      if (ctx.signal.aborted) throw new Error("interrupted by signal");
+      if (injected) throw new Error(injected);
+      if (warning) await log("WARN", warning);
+      await log("INFO", result.totalsLine);
+      await rename(tmp, target);
+      delete cleanup.tmp;
+      run.archiveFinishedAt = Date.now();
+      run.archivePath = target;
+      run.bytesWritten = result.bytesWritten;
+      run.volid = `${storage.id}:backup/${basename}${suffix}`;
+      await log("INFO", `archive file size: ${formatSize((await stat(target)).size)}`);
+    }
+    const backup = (await listBackups(storage)).find((b) => b.volid === run.volid);
     if (job.notesTemplate) {
       await log("INFO", "adding notes to backup");
       const notesFailure = sim.taskRegistry.takeFailure(ctx.task, "notes-fail");
@@ -406,28 +459,32 @@ async function backupGuest(
         node: job.node,
         vmid: String(vmid),
       });
-      if (notesFailure === undefined) await writeFile(`${target}.notes`, notes);
-      else await log("WARN", `unable to add notes - ${notesFailure}`);
+      if (notesFailure !== undefined) await log("WARN", `unable to add notes - ${notesFailure}`);
+      else if (backup) await setBackupNotes(storage, backup, notes);
     }
-    if (job.protected) {
+    if (job.protected && backup) {
       await log("INFO", "marking backup as protected");
-      await writeFile(`${target}.protected`, "");
+      await setBackupProtected(storage, backup, true);
     }
     // VZDump->new: "avoid triggering any remove code path if keep-all is set"
     if (job.remove && !keep["keep-all"]) {
       await log("INFO", `prune older backups with retention: ${keepToString(keep, ", ")}`);
-      const removed = isKeepAll(keep)
+      const marked = isKeepAll(keep)
         ? []
-        : markBackups(await listBackups(storage), keep, { vmid, type: "lxc" }).filter(
-            (m) => m.mark === "remove",
-          );
-      for (const r of removed) {
-        await log("INFO", `removing backup '${r.volid}'`);
-        await removeArchive(storage, r.volid);
+        : markBackups(await listBackups(storage), keep, { vmid, type: "lxc" });
+      let pruned = 0;
+      if (storage.type === "pbs") {
+        pruned = await prunePbsGroups(storage, marked, (line) => log("INFO", line), [`ct/${vmid}`]);
+      } else {
+        for (const r of marked.filter((m) => m.mark === "remove")) {
+          await log("INFO", `removing backup '${r.volid}'`);
+          await removeArchive(storage, r.volid);
+          pruned++;
+        }
       }
       await log(
         "INFO",
-        `pruned ${removed.length} backup(s)${removed.length > 0 ? " not covered by keep-retention policy" : ""}`,
+        `pruned ${pruned} backup(s)${pruned > 0 ? " not covered by keep-retention policy" : ""}`,
       );
     }
   } catch (e) {
@@ -481,7 +538,13 @@ async function backupGuest(
     );
     await logQuiet(ctx, fileLines, "INFO", `Backup finished at ${localTimestamp()}`);
   }
-  if (basename)
+  // VZDump.pm: a PBS backup's log is uploaded into its snapshot (`upload-log`), and only when it succeeded
+  if (storage.type === "pbs") {
+    if (!err && run.volid)
+      await writeFile(join(dirname(run.archivePath!), "client.log.blob"), `${fileLines.join("\n")}\n`).catch(
+        () => {},
+      );
+  } else if (basename)
     await writeFile(join(storage.path, "dump", `${basename}.log`), `${fileLines.join("\n")}\n`).catch(
       () => {},
     );
@@ -519,9 +582,32 @@ function retentionOf(job: VzdumpJob, storage: Storage): KeepOptions {
   return keep === undefined || typeof keep === "string" ? { "keep-all": 1 } : keep;
 }
 
-/** PVE::Storage::archive_remove: the archive and its side files. */
+/**
+ * PBSPlugin.pm `prune_backups`: one `proxmox-backup-client prune` per group (`ct/<vmid>`), which PBS carries
+ * out itself; PVE logs the group, not each removed snapshot.
+ */
+export async function prunePbsGroups(
+  storage: Storage,
+  marked: readonly PruneEntry[],
+  log: (line: string) => Promise<void>,
+  groups = [...new Set(marked.map((e) => `${e.type === "qemu" ? "vm" : "ct"}/${e.vmid}`))],
+): Promise<number> {
+  let removed = 0;
+  for (const group of groups) {
+    await log(`running 'proxmox-backup-client prune' for '${group}'`);
+    for (const e of marked) {
+      if (e.mark !== "remove" || `${e.type === "qemu" ? "vm" : "ct"}/${e.vmid}` !== group) continue;
+      await removeArchive(storage, e.volid);
+      removed++;
+    }
+  }
+  return removed;
+}
+
+/** PVE::Storage::archive_remove: the archive and its side files; on PBS, `snapshot forget`. */
 export async function removeArchive(storage: Storage, volid: string): Promise<void> {
   const file = volid.slice(`${storage.id}:backup/`.length);
+  if (storage.type === "pbs") return removePbsSnapshot(storage, file);
   const path = join(storage.path, "dump", file);
   await rm(path, { force: true });
   await rm(`${path}.notes`, { force: true });

@@ -69,6 +69,7 @@ describe("pve vzdump log phase recogniser", () => {
     expect(phases).toContainEqual({
       phase: "archive-started",
       path: "/mnt/pve/bk/dump/vzdump-lxc-100-2025_01_01-02_00_00.tar.zst",
+      pbs: false,
     });
     expect(phases).toContainEqual({ phase: "bytes-written", bytes: 878131200 });
     expect(phases).toContainEqual({ phase: "archive-size", text: "245MB", approxBytes: 245 * 1024 * 1024 });
@@ -265,5 +266,70 @@ describe("pve vzdump log phase recogniser", () => {
       "archive-started",
       "task-end",
     ]);
+  });
+});
+
+// A PBS storage (VZDump.pm exec_backup_task's PBS branch, LXC.pm `archive`, the client's own lines), with
+// a second backed-up volume: the CT is frozen around the snapshots ("suspend vm to make snapshot").
+const PBS_LOG = [
+  "INFO: starting new backup job: vzdump 101 --storage pbs --mode snapshot --node pve1",
+  "INFO: Starting Backup of VM 101 (lxc)",
+  "INFO: status = running",
+  "INFO: CT Name: web1",
+  "INFO: including mount point rootfs ('/') in backup",
+  "INFO: excluding bind mount point mp0 ('/mnt/bulk') from backup (not a volume)",
+  "INFO: including mount point mp1 ('/mnt/data') in backup",
+  "INFO: backup mode: snapshot",
+  "INFO: ionice priority: 7",
+  "INFO: suspend vm to make snapshot",
+  "INFO: create storage snapshot 'vzdump'",
+  "INFO: resume vm",
+  "INFO: guest is online again after <1 seconds",
+  "INFO: creating Proxmox Backup Server archive 'ct/101/2026-12-04T02:30:14Z'",
+  "INFO: run: /usr/bin/proxmox-backup-client backup --crypt-mode=none pct.conf:/var/tmp/vzdumptmp1234_101/etc/vzdump/pct.conf root.pxar:/mnt/vzsnap0 --include-dev /mnt/vzsnap0/./ --include-dev /mnt/vzsnap0/./mnt/data --backup-type ct --backup-id 101 --backup-time 1796437814 --repository root@pam@192.0.2.10:store",
+  "INFO: Starting backup: ct/101/2026-12-04T02:30:14Z",
+  "INFO: Client name: pve1",
+  "INFO: Starting backup protocol: Fri Dec  4 03:30:14 2026",
+  "INFO: No previous manifest available.",
+  "INFO: Upload config file '/var/tmp/vzdumptmp1234_101/etc/vzdump/pct.conf' to 'root@pam@192.0.2.10:8007:store' as pct.conf.blob",
+  "INFO: Upload directory '/mnt/vzsnap0' to 'root@pam@192.0.2.10:8007:store' as root.pxar.didx",
+  "INFO: root.pxar: had to backup 1.184 GiB of 1.5 GiB (compressed 503.652 MiB) in 14.43s",
+  "INFO: root.pxar: average backup speed: 84.033 MiB/s",
+  "INFO: Uploaded backup catalog (1.09 MiB)",
+  "INFO: Duration: 15.02s",
+  "INFO: End Time: Fri Dec  4 03:30:29 2026",
+  "INFO: adding notes to backup",
+  "INFO: cleanup temporary 'vzdump' snapshot",
+  "INFO: Finished Backup of VM 101 (00:00:16)",
+  "INFO: Backup job finished successfully",
+  "TASK OK",
+];
+
+describe("pve vzdump log phase recogniser, PBS storage", () => {
+  it("takes the PBS archive line as the archive start and the client's total as the bytes written; the snapshot exists at 'resume vm'", () => {
+    const { phases, at } = run(PBS_LOG);
+    expect(names(phases)).toEqual([
+      "job-started",
+      "guest-started",
+      "backup-mode",
+      "snapshot-requested",
+      "snapshot-created",
+      "guest-online",
+      "archive-started",
+      "bytes-written",
+      "guest-finished",
+      "finished",
+      "task-end",
+    ]);
+    expect(at[names(phases).indexOf("snapshot-created")]).toBe(PBS_LOG.indexOf("INFO: resume vm"));
+    expect(phases.find((p) => p.phase === "archive-started")).toEqual({
+      phase: "archive-started",
+      path: "ct/101/2026-12-04T02:30:14Z",
+      pbs: true,
+    });
+    expect(phases.find((p) => p.phase === "bytes-written")).toEqual({
+      phase: "bytes-written",
+      bytes: Math.round(1.5 * 1024 ** 3),
+    });
   });
 });

@@ -6,12 +6,12 @@ import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import { markerPath } from "../../agent/backup/marker.ts";
+import { TASK_BOOT_SLACK_S } from "../../agent/boot/decide-start.ts";
+import { type StartUp, startUp } from "../../agent/boot/start-up.ts";
 import { DockerEngine } from "../../agent/docker/docker-engine.ts";
 import { enrollmentPath } from "../../agent/identity/enrollment-record.ts";
 import { readLocalFacts, resolveIdentity } from "../../agent/identity/identity-service.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
-import { TASK_BOOT_SLACK_S } from "../../agent/restore/decide-start.ts";
-import { type StartUp, startUp } from "../../agent/restore/start-up.ts";
 import { createSnapshot, deleteSnapshot, rollbackSnapshot } from "../../agent/snapshot/snapshot-service.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
@@ -25,7 +25,7 @@ import { type CopyView, guestFacts, isWrite, viewFromCopy } from "./support.ts";
 
 /**
  * The start-up decision against the simulator and real stacks, row by row where a row needs more than the
- * pure table (test/restore/decide-start.test.ts): the original back from its stop-mode backup, a copy whose
+ * pure table (test/boot/decide-start.test.ts): the original back from its stop-mode backup, a copy whose
  * original was destroyed, a copy with a reset MAC enrolled through the CLI, a migrated guest.
  */
 let h: GuestHarness | undefined;

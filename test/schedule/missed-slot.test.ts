@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { validateCron } from "../../agent/lib/cron.ts";
 import { findMissedSlot, MAX_LOOKBACK_MS } from "../../agent/schedule/missed-slot.ts";
-import { validateCron } from "../../agent/schedule/scheduler.ts";
 
 const at = (iso: string) => new Date(iso);
 const daily0230 = { cron: "30 2 * * *", timezone: "UTC" };

@@ -72,6 +72,22 @@ describe("schedule slots", () => {
     );
   });
 
+  it("skips days by the date fields alone without losing a slot the minute scan finds", () => {
+    // The day filter only saves work: every answer must be the first slot of a plain scan of the horizon.
+    const cases = [
+      { spec: { cron: "30 2 29 3 *", timezone: "Europe/Berlin" }, after: "2026-03-01T00:00:00Z" }, // skipped 02:30
+      { spec: { cron: "30 2 * * 0", timezone: "Europe/Berlin" }, after: "2026-10-20T00:00:00Z" }, // repeated hour
+      { spec: { cron: "30 0 * * 0", timezone: "America/Santiago" }, after: "2026-09-01T00:00:00Z" }, // jump at 00:00
+      { spec: { cron: "59 23 31 * *", timezone: "Pacific/Auckland" }, after: "2026-09-01T00:00:00Z" },
+      { spec: { cron: "0 3 29 2 *", timezone: "UTC" }, after: "2027-12-31T00:00:00Z" }, // none within 40 days
+    ];
+    for (const { spec, after } of cases) {
+      const from = at(after);
+      const [first] = scheduleSlots(spec, from, new Date(from.getTime() + 40 * 86_400_000));
+      expect(nextSlot(spec, from, 40), `${spec.cron} ${spec.timezone}`).toEqual(first);
+    }
+  });
+
   it("tells a fixed time of day from a wildcard job the way vixie cron does", () => {
     expect(isFixedTime("30 2 * * *")).toBe(true);
     expect(isFixedTime("0 1,3 * * 1-5")).toBe(true);

@@ -2,8 +2,7 @@ import { randomBytes } from "node:crypto";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { BackupDeps } from "../../agent/backup/backup-run.ts";
-import type { BackupEvent } from "../../agent/backup/backup-types.ts";
+import type { BackupDeps, BackupEvent } from "../../agent/backup/backup-types.ts";
 import type { AgentConfig } from "../../agent/config/schema.ts";
 import { DockerEngine } from "../../agent/docker/docker-engine.ts";
 import { readLocalFacts } from "../../agent/identity/identity-service.ts";
@@ -29,6 +28,8 @@ export interface HarnessOptions {
   dbLabels?: Record<string, string>;
   /** Publish the app on this loopback port (a test can then take the port and make its start fail). */
   appPort?: number;
+  /** More services (and a top-level `volumes:` section if they need one) appended to the compose file. */
+  extraCompose?: string;
   archiveBytesPerSecond?: number;
   lockwaitScaleMs?: number;
   backup?: Partial<AgentConfig["backup"]>;
@@ -37,6 +38,8 @@ export interface HarnessOptions {
   onGuestStart?: PveSimulatorOptions["onGuestStart"];
   /** The backup storage's own `prune-backups` (storage.cfg), e.g. "keep-last=2". */
   storagePruneBackups?: string;
+  /** The backup storage `bk`: a directory storage, or a Proxmox Backup Server. @default "dir" */
+  storageType?: "dir" | "pbs";
   /** The token's grants (see test/pve-sim/fixtures.ts). @default "production" */
   variant?: SelfScopedVariant;
   log?: Logger;
@@ -120,6 +123,7 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
       hwaddr: local.macs[0]!,
       variant: o.variant ?? "production",
       ...(o.storagePruneBackups ? { pruneBackups: o.storagePruneBackups } : {}),
+      ...(o.storageType ? { storageType: o.storageType } : {}),
     });
     const stateDir = join(self.guest.rootDir, "var/lib/felhom-guest");
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
@@ -141,7 +145,7 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
     await mkdir(stackDir, { recursive: true });
     await writeFile(
       join(stackDir, "docker-compose.yml"),
-      demoComposeFile(o.dbStrategy ?? "stop", o.dbLabels, o.appPort),
+      demoComposeFile(o.dbStrategy ?? "stop", o.dbLabels, o.appPort) + (o.extraCompose ?? ""),
     );
     await compose(project, stackDir, "up", "-d");
     const dbContainer = await serviceContainer(project, "db");

@@ -3,6 +3,12 @@ import type { AgentConfig } from "../../config/schema.ts";
 import type { LocalFacts } from "../../identity/decide-identity.ts";
 import type { Logger } from "../../log/logger.ts";
 
+/**
+ * The option that confirms a rollback, which kills the running guest: here, beside the command types, so
+ * that the command table (index.ts) and `snapshot` (which index.ts loads) both read it without a cycle.
+ */
+export const SNAPSHOT_CONFIRM = "yes-kill-the-guest";
+
 export interface CommandInput {
   values: Record<string, string | boolean | undefined>;
   positionals: string[];

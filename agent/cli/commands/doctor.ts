@@ -2,6 +2,7 @@ import { createContext } from "../../app/context.ts";
 import { DOC_DIR } from "../../config/paths.ts";
 import type { AgentConfig } from "../../config/schema.ts";
 import { detectCompose } from "../../docker/compose-cli.ts";
+import { assessArchiveCoverage } from "../../doctor/assess-archive-coverage.ts";
 import {
   assessPermissions,
   assessUnscopedPermissions,
@@ -11,11 +12,14 @@ import { assessProtectedBackups } from "../../doctor/assess-protected.ts";
 import { probeHub } from "../../doctor/probe-hub.ts";
 import { readHubCa } from "../../hub/hub-client.ts";
 import { resolveIdentity } from "../../identity/identity-service.ts";
+import { readRestoreRecord } from "../../identity/restore-record.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import { readSecretFile, type Secret } from "../../lib/secret.ts";
 import type { PveClient } from "../../pve/client.ts";
+import { ctMountPoints } from "../../pve/mount-points.ts";
 import type { Permissions } from "../../pve/schemas.ts";
-import { readRestoreRecord } from "../../restore/restore-record.ts";
+import { mountCoverage } from "../../quiesce/archive-coverage.ts";
+import { discoverStacks } from "../../quiesce/discover-stacks.ts";
 import { ExitCode, exitCodeFor } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
 import type { CommandInput } from "./command.ts";
@@ -118,9 +122,19 @@ export async function run({ values, loadConfig, logger, localFacts }: CommandInp
         await check(`backup storage ${config.backup.storage}`, async () => {
           const s = await ctx.pve.storageStatus(identity.node!, config.backup.storage);
           if (s.active === false) throw new Error("not active on this node");
-          return s.avail !== undefined ? `active, ${(s.avail / 1024 ** 3).toFixed(1)} GiB free` : "active";
+          // on a PBS datastore the free space is the whole datastore's, shared with every other client
+          const kind = s.type === "pbs" ? " (Proxmox Backup Server)" : s.type ? ` (${s.type})` : "";
+          return `active${kind}${s.avail !== undefined ? `, ${(s.avail / 1024 ** 3).toFixed(1)} GiB free` : ""}`;
         });
         const vmid = identity.vmid;
+        if (vmid !== undefined) {
+          await check("archive coverage", async () => {
+            const raw = (await ctx.pve.lxcConfig(identity.node!, vmid, { current: true })).raw;
+            const mountPoints = ctMountPoints(raw);
+            const stacks = await discoverStacks(ctx.engine, config.docker.projects);
+            return assessArchiveCoverage(vmid, mountPoints, mountCoverage(stacks, mountPoints));
+          });
+        }
         if (config.backup.protected && vmid !== undefined) {
           await check("protected backups", async () => {
             const archives = await ctx.pve.backups(identity.node!, config.backup.storage, vmid);

@@ -1,3 +1,4 @@
+import { createContext } from "../../app/context.ts";
 import { enrollGuest } from "../../identity/enrollment.ts";
 import { readSecretFile } from "../../lib/secret.ts";
 import { ExitCode, UsageError } from "../exit-codes.ts";
@@ -25,13 +26,15 @@ export async function run({
     secretFile === "-"
       ? await readSecretInput("PVE token secret", process.stdin, process.stderr)
       : await readSecretFile(secretFile, "PVE token secret");
+  const log = await logger("warn");
   const identity = await enrollGuest({
     config,
     vmid,
     tokenId,
     secret,
     local: localFacts(),
-    log: await logger("warn"),
+    log,
+    connect: (c) => createContext(c, log, localFacts),
   });
   if (values.json) printJson({ vmid: identity.vmid, node: identity.node, identityState: identity.state });
   else

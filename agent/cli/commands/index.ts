@@ -1,9 +1,6 @@
-import type { Command } from "./command.ts";
+import { type Command, SNAPSHOT_CONFIRM } from "./command.ts";
 
 export type { Command };
-
-/** The option that confirms a rollback, which kills the running guest. */
-export const SNAPSHOT_CONFIRM = "yes-kill-the-guest";
 
 export const commands: Record<string, Command> = {
   run: {

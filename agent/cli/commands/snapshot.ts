@@ -7,8 +7,7 @@ import {
 } from "../../snapshot/snapshot-service.ts";
 import { ExitCode, UsageError } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
-import type { CommandInput } from "./command.ts";
-import { SNAPSHOT_CONFIRM as CONFIRM } from "./index.ts";
+import { SNAPSHOT_CONFIRM as CONFIRM, type CommandInput } from "./command.ts";
 
 export async function run({
   values,

@@ -1,9 +1,13 @@
+import { createContext } from "../../app/context.ts";
 import { withBackupLock } from "../../backup/backup-lock.ts";
 import { type ContainerDetails, DockerEngine } from "../../docker/docker-engine.ts";
+import { errorMessage } from "../../lib/errors.ts";
+import { coverageText } from "../../quiesce/archive-coverage.ts";
 import type { LabelSource } from "../../quiesce/image-labels.ts";
 import { quiesceLabels } from "../../quiesce/labels.ts";
 import { prepareQuiesce } from "../../quiesce/quiesce-stacks.ts";
 import { bringStacksUp } from "../../restore/stacks-up.ts";
+import { mountPointsForReport } from "../ct-mount-points.ts";
 import { ExitCode, UsageError } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
 import type { CommandInput } from "./command.ts";
@@ -29,7 +33,13 @@ function labelSources(
   return [...own, ...image].sort((a, b) => a.key.localeCompare(b.key));
 }
 
-export async function run({ values, positionals, loadConfig, logger }: CommandInput): Promise<number> {
+export async function run({
+  values,
+  positionals,
+  loadConfig,
+  logger,
+  localFacts,
+}: CommandInput): Promise<number> {
   const config = await loadConfig();
   const [action, ...projects] = positionals;
   if (action !== undefined && action !== "up")
@@ -59,11 +69,27 @@ export async function run({ values, positionals, loadConfig, logger }: CommandIn
         process.stdout.write(`${o.project.padEnd(24)} ${o.outcome}${o.message ? `  ${o.message}` : ""}\n`);
     return outcomes.some((o) => o.outcome === "failed") ? ExitCode.failed : ExitCode.ok;
   }
+  const log = await logger("warn");
+  // Which mount point each mount's data lies on, and whether vzdump archives it: PVE's side of the answer.
+  const ct = await createContext(config, log, localFacts).then(
+    async (ctx) => {
+      try {
+        return await mountPointsForReport(ctx, config, localFacts);
+      } finally {
+        await ctx.close();
+      }
+    },
+    (err) => ({ unknown: `no PVE client: ${errorMessage(err)}` }),
+  );
   const engine = new DockerEngine({ socketPath: config.docker.socket });
   const prepared = await prepareQuiesce(
-    { engine, stateDir: config.state_dir, logger: await logger("warn") },
+    { engine, stateDir: config.state_dir, logger: log },
     // The same stacks a backup would quiesce: docker.projects, when set, names the guest's own.
-    { volumeSizes: true, ...(config.docker.projects ? { projects: config.docker.projects } : {}) },
+    {
+      volumeSizes: true,
+      ...(config.docker.projects ? { projects: config.docker.projects } : {}),
+      ...("mountPoints" in ct ? { mountPoints: ct.mountPoints } : {}),
+    },
   );
   const plannedStrategy = new Map(
     prepared.plan.levels.flat().map((s) => [`${s.project}/${s.service}`, s.strategy] as const),
@@ -78,10 +104,27 @@ export async function run({ values, positionals, loadConfig, logger }: CommandIn
       dependsOn: s.dependsOn,
       containers: s.containers.map((c) => ({ name: c.name, state: c.state })),
       labels: labelSources(s.containers[0]),
+      // "Is this data in the backup?" per mount; absent when PVE could not say (`archiveCheck`)
+      ...(prepared.coverage
+        ? {
+            mounts: prepared.coverage
+              .filter((c) => c.project === st.project && c.service === s.name)
+              .map((c) => ({
+                type: c.type,
+                source: c.source,
+                destination: c.destination,
+                ...(c.volume ? { volume: c.volume } : {}),
+                inArchive: c.inArchive,
+                mountPoint: c.mountPoint.key,
+                why: coverageText(c),
+              })),
+          }
+        : {}),
     })),
   }));
+  const archiveCheck = "unknown" in ct ? { known: false, reason: ct.unknown } : { known: true };
   if (values.json) {
-    printJson({ stacks, warnings: prepared.warnings });
+    printJson({ stacks, warnings: prepared.warnings, archiveCheck });
     return ExitCode.ok;
   }
   for (const st of stacks) {
@@ -94,8 +137,14 @@ export async function run({ values, positionals, loadConfig, logger }: CommandIn
         process.stdout.write(
           `    ${l.key}=${l.value}  (${l.source === "compose" ? "compose" : "image: ignored"})\n`,
         );
+      for (const m of s.mounts ?? [])
+        process.stdout.write(
+          `    ${m.destination}  in backup: ${m.inArchive ? "yes" : "NO "} (${m.mountPoint === "rootfs" ? "root file system" : `mount point ${m.mountPoint}`}; ${m.source})\n`,
+        );
     }
   }
+  if (!archiveCheck.known)
+    process.stdout.write(`note: whether each mount is in the backup is unknown: ${archiveCheck.reason}\n`);
   if (stacks.length === 0) process.stdout.write("no compose stacks found\n");
   for (const w of prepared.warnings) process.stdout.write(`warning: ${w.message}\n`);
   return ExitCode.ok;

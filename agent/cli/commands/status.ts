@@ -1,17 +1,23 @@
-import cron from "node-cron";
 import { createContext } from "../../app/context.ts";
 import { readLastBackup } from "../../backup/last-backup.ts";
 import { readMarker } from "../../backup/marker.ts";
 import { DOC_DIR } from "../../config/paths.ts";
+import type { AgentConfig } from "../../config/schema.ts";
 import { resolveIdentity } from "../../identity/identity-service.ts";
+import { readRestoreRecord } from "../../identity/restore-record.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import { QuiesceJournal } from "../../quiesce/journal.ts";
 import { journalPath } from "../../quiesce/quiesce-stacks.ts";
-import { readRestoreRecord } from "../../restore/restore-record.ts";
+import { NEXT_RUN_HORIZON_DAYS, nextScheduledSlot } from "../../schedule/scheduler.ts";
 import { AGENT_VERSION } from "../../version.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
 import type { CommandInput } from "./command.ts";
+
+/** The next run `status` shows: the scheduler's own next slot, never a second computation of it. */
+export function nextScheduledRun(schedule: AgentConfig["schedule"], now: Date): string | null {
+  return schedule ? (nextScheduledSlot(schedule, now)?.toISOString() ?? null) : null;
+}
 
 export async function run({ values, loadConfig, logger, localFacts }: CommandInput): Promise<number> {
   const config = await loadConfig();
@@ -31,16 +37,7 @@ export async function run({ values, loadConfig, logger, localFacts }: CommandInp
     const journal = await QuiesceJournal.open(journalPath(config.state_dir));
     const last = await readLastBackup(config.state_dir);
     const marker = await readMarker(config.state_dir);
-    let nextRun: string | null = null;
-    if (config.schedule) {
-      const task = cron.createTask(
-        config.schedule.cron,
-        () => {},
-        config.schedule.timezone ? { timezone: config.schedule.timezone } : {},
-      );
-      nextRun = task.getNextRun()?.toISOString() ?? null;
-      await task.destroy();
-    }
+    const nextRun = nextScheduledRun(config.schedule, new Date());
     const status = {
       version: AGENT_VERSION,
       identity,
@@ -68,7 +65,7 @@ export async function run({ values, loadConfig, logger, localFacts }: CommandInp
         `felhom-guest ${AGENT_VERSION}`,
         `identity      ${id}`,
         `last backup   ${lb}`,
-        `next run      ${nextRun ?? "no schedule configured"}`,
+        `next run      ${nextRun ?? (config.schedule ? `none in the next ${NEXT_RUN_HORIZON_DAYS} days` : "no schedule configured")}`,
         ...(status.restoredCopy
           ? [
               `RESTORED COPY of CT ${status.restoredCopy.originalVmid ?? "?"} (backup ${status.restoredCopy.fromBackupId ?? "?"}): no backups until enrolled (${DOC_DIR}/restore.md)`,

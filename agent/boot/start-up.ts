@@ -1,15 +1,15 @@
 import { rm } from "node:fs/promises";
-import type { Event } from "../../protocol/index.ts";
+import type { Event } from "@felhom/protocol";
 import { lockHolder, lockPath } from "../backup/backup-lock.ts";
-import type { BackupDeps } from "../backup/backup-run.ts";
+import type { BackupDeps } from "../backup/backup-types.ts";
 import { clearMarker } from "../backup/marker.ts";
 import { recoverAtStart, type StartRecovery } from "../backup/recover-at-start.ts";
+import { clearRestoreRecord, writeRestoreRecord } from "../identity/restore-record.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { journalPath } from "../quiesce/quiesce-stacks.ts";
 import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
+import { bringStacksUp, type StackOutcome, type StacksUpDeps } from "../restore/stacks-up.ts";
 import { decideStart, type StartDecision } from "./decide-start.ts";
-import { clearRestoreRecord, writeRestoreRecord } from "./restore-record.ts";
-import { bringStacksUp, type StackOutcome, type StacksUpDeps } from "./stacks-up.ts";
 import { gatherStartFacts } from "./start-facts.ts";
 
 export const RESET_NET_HINT =

@@ -1,7 +1,7 @@
 import type { BackupMode } from "../backup/backup-types.ts";
 import type { BackupMarker } from "../backup/marker.ts";
 import type { Identity } from "../identity/decide-identity.ts";
-import type { RestoreRecord } from "./restore-record.ts";
+import type { RestoreRecord } from "../identity/restore-record.ts";
 
 /**
  * Who am I, at start (pure; start-facts.ts gathers the facts, start-up.ts acts). Decided before anything

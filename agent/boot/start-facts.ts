@@ -1,11 +1,11 @@
-import type { BackupDeps, JournalBackupSection } from "../backup/backup-run.ts";
+import type { BackupDeps, JournalBackupSection } from "../backup/backup-types.ts";
 import { readMarker } from "../backup/marker.ts";
 import { resolveIdentity } from "../identity/identity-service.ts";
+import { readRestoreRecord } from "../identity/restore-record.ts";
 import { AgentError, errorMessage } from "../lib/errors.ts";
 import { QuiesceJournal } from "../quiesce/journal.ts";
 import { journalPath } from "../quiesce/quiesce-stacks.ts";
 import type { StartFacts } from "./decide-start.ts";
-import { readRestoreRecord } from "./restore-record.ts";
 
 /**
  * Gathers what decideStart needs. Reads only: the state dir, and PVE calls that need VM.Audit or task

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { BackupMarker } from "../../agent/backup/marker.ts";
+import { decideStart, type StartFacts, TASK_BOOT_SLACK_S } from "../../agent/boot/decide-start.ts";
 import type { Identity } from "../../agent/identity/decide-identity.ts";
-import { decideStart, type StartFacts, TASK_BOOT_SLACK_S } from "../../agent/restore/decide-start.ts";
 
 /** Every row of the start-up decision table (docs/restore.md), one test each. */
 const marker = (mode: "snapshot" | "stop"): BackupMarker => ({

@@ -1,0 +1,43 @@
+import { errorMessage } from "../lib/errors.ts";
+import type { Logger } from "../log/logger.ts";
+import type { PveClient } from "../pve/client.ts";
+import { type CtMountPoint, ctMountPoints } from "../pve/mount-points.ts";
+import { notInArchive } from "../quiesce/archive-coverage.ts";
+import type { PreparedQuiesce } from "../quiesce/quiesce-stacks.ts";
+
+/** What a backup reports about data its archive does not hold: warning lines and the structured list. */
+export interface OutsideArchive {
+  warnings: string[];
+  notInArchive: ReturnType<typeof notInArchive>;
+}
+
+/**
+ * The CT's mount points as vzdump will judge them, from the config as it is now (`current=1`: pending
+ * changes apply at the next start, vzdump reads the current values). Unreadable, the backup goes on
+ * without the check: it only informs.
+ */
+export async function readMountPoints(
+  pve: Pick<PveClient, "lxcConfig">,
+  node: string,
+  vmid: number,
+  log: Logger,
+): Promise<CtMountPoint[] | undefined> {
+  try {
+    return ctMountPoints((await pve.lxcConfig(node, vmid, { current: true })).raw);
+  } catch (err) {
+    log.warn(
+      { err: errorMessage(err) },
+      "could not read the CT config: which data is outside the archive is unknown",
+    );
+    return undefined;
+  }
+}
+
+export function outsideArchive(prepared: Pick<PreparedQuiesce, "warnings" | "coverage">): OutsideArchive {
+  return {
+    warnings: prepared.warnings
+      .filter((w) => w.code === "outside_archive")
+      .map((w) => w.message.slice(0, 1000)),
+    notInArchive: notInArchive(prepared.coverage ?? []),
+  };
+}
