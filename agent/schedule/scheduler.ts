@@ -62,8 +62,9 @@ export function nextScheduledSlot(spec: SlotSpec, after: Date): Date | undefined
 /**
  * Runs `onRun` on the configured cron schedule, each run delayed within the jitter window so that a fleet does
  * not hit one node at once: at random the first time, then where the last run's backup got the node
- * (run-delay.ts; `onRun` reports it through `learn`). Overlap is impossible twice over: a slot that comes while a run is still going is
- * skipped, and the backup service's own lock (a second request joins the running backup).
+ * (run-delay.ts; `onRun` reports it through `learn`). Overlap is impossible twice over: a slot that comes
+ * while a run is still going is skipped, and the backup service's own lock (a second request joins the
+ * running backup).
  *
  * The clock is our own, not node-cron's runner: a timer at every minute boundary; once the next slot (found
  * once per slot) is due, it runs the newest slot in (previous tick, now] by scheduleSlots' rule, so a late
