@@ -61,12 +61,17 @@ export async function buildRuntime(config: AgentConfig, p: RuntimeParts): Promis
         config: config.schedule,
         statePath: join(config.state_dir, "schedule.json"),
         log,
-        onRun: async () => {
+        onRun: async (_reason, learn) => {
           const ticket = await service.request({
             mode: config.backup.mode,
             trigger: { source: "schedule" },
             retryWhenBusy: true,
             signal: p.signal,
+            // Where the node was free for this guest: the next slot comes back there (run-delay.ts).
+            onSettled: (outcome, startedAt) => {
+              if (outcome.ok) learn(startedAt);
+              else if (outcome.failure.code === "vzdump_lock_busy") learn(undefined);
+            },
           });
           if (!ticket.started)
             log.info(

@@ -53,6 +53,11 @@ export class BackupService {
       signal?: AbortSignal;
       /** The backup's id, before its first event: a caller can follow exactly its events from the start. */
       onStarted?: (backupId: string) => void;
+      /**
+       * The outcome that ends this request (no busy retry follows it), with the time (ms epoch) its
+       * attempt started: a retried request's last attempt, not its first.
+       */
+      onSettled?: (outcome: BackupOutcome, startedAtMs: number) => void;
     },
     attempt = 1,
   ): Promise<BackupTicket> {
@@ -60,6 +65,7 @@ export class BackupService {
       const { backupId, mode, done } = this.#running;
       return { started: false, holder: { kind: "backup", operationId: backupId, mode }, done };
     }
+    const startedAt = Date.now();
     const backupId = newBackupId();
     const lock = await acquireOperationLock(this.#deps.stateDir, {
       pid: process.pid,
@@ -95,7 +101,10 @@ export class BackupService {
     void done.then((outcome) => {
       const busy = !outcome.ok && outcome.failure.code === "vzdump_lock_busy" && opts.retryWhenBusy === true;
       const willRetry = busy && attempt < this.#deps.backup.busy_retry.attempts;
-      if (!isDeferred(outcome)) this.#deps.onOutcome?.(outcome, opts.trigger, { willRetry });
+      if (!isDeferred(outcome)) {
+        this.#deps.onOutcome?.(outcome, opts.trigger, { willRetry });
+        if (!willRetry) opts.onSettled?.(outcome, startedAt);
+      }
       if (busy) this.#retryLater(opts, attempt, "the node's vzdump lock was busy");
     });
     return { started: true, backupId, mode: opts.mode, done };
@@ -107,7 +116,7 @@ export class BackupService {
       this.#deps.log.warn({ attempt, why }, "busy; no retry left for this backup");
       return;
     }
-    const delay = busyRetryDelayMs(attempt, this.#deps.backup.busy_retry.delay_seconds);
+    const delay = busyRetryDelayMs(this.#deps.backup.busy_retry.delay_seconds);
     this.#deps.log.info({ attempt, delayMs: delay, why }, "busy; retrying the backup later");
     const timer = setTimeout(() => {
       this.#retries.delete(timer);

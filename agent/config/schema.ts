@@ -99,11 +99,14 @@ export const configSchema = z
          * for an older agent loads after an upgrade.
          */
         lockwait_minutes: z.number().int().min(0).max(10).optional(),
-        /** When the node's vzdump lock is busy: attempts and the base delay between them (with jitter). */
+        /**
+         * When the node's vzdump lock is busy: attempts, and the delay between them (± 50 %, no growth;
+         * decision in agent/backup/busy-retry.ts). Was 4 × 300 s doubling, which left the lock idle while refused guests waited.
+         */
         busy_retry: z
           .object({
-            attempts: z.number().int().min(1).max(20).default(4),
-            delay_seconds: positiveSeconds.default(300),
+            attempts: z.number().int().min(1).max(20).default(10),
+            delay_seconds: positiveSeconds.default(60),
           })
           .strict()
           .prefault({}),

@@ -3,11 +3,10 @@ import { VzdumpLockBusyError } from "../../agent/backup/backup-task.ts";
 import { busyRetryDelayMs } from "../../agent/backup/busy-retry.ts";
 
 describe("busy retry", () => {
-  it("waits at least half the base and at most the exponential cap", () => {
-    expect(busyRetryDelayMs(1, 300, () => 0)).toBe(150_000);
-    expect(busyRetryDelayMs(1, 300, () => 1)).toBe(300_000);
-    expect(busyRetryDelayMs(3, 300, () => 1)).toBe(1_200_000);
-    expect(busyRetryDelayMs(3, 300, () => 0)).toBe(150_000);
+  it("waits the base ± 50 %, the same spread for every attempt (no growth)", () => {
+    expect(busyRetryDelayMs(60, () => 0)).toBe(30_000);
+    expect(busyRetryDelayMs(60, () => 0.5)).toBe(60_000);
+    expect(busyRetryDelayMs(60, () => 1)).toBe(90_000);
   });
 
   it("says what happens after a busy node for each trigger: a retry, no retry left, or none for this request", () => {

@@ -253,10 +253,12 @@ describeDocker("backup faults (pve sim + real docker)", () => {
         willRetry.push(info.willRetry);
       },
     });
+    const settled: Array<{ ok: boolean; startedAt: number }> = [];
     const first = await service.request({
       mode: "snapshot",
       trigger: { source: "schedule" },
       retryWhenBusy: true,
+      onSettled: (o, startedAt) => settled.push({ ok: o.ok, startedAt }),
     });
     expect(first.started).toBe(true);
     const failed = await first.done;
@@ -269,11 +271,15 @@ describeDocker("backup faults (pve sim + real docker)", () => {
       },
     });
     expect(await g.running()).toEqual(before);
+    const releasedAt = Date.now();
     lock.release();
     await expect.poll(() => outcomes.length, { timeout: 60_000, interval: 250 }).toBe(2);
     expect(outcomes[1]).toMatchObject({ ok: true, result: { exitStatus: "OK" } });
     // The refusal was not the slot's result (the daemon records neither it nor its metrics); the retry was.
     expect(willRetry).toEqual([true, false]);
+    // The request ends once, with the retry and the time it started: where the schedule learns the node was free.
+    expect(settled).toEqual([{ ok: true, startedAt: expect.any(Number) }]);
+    expect(settled[0]!.startedAt).toBeGreaterThanOrEqual(releasedAt);
     service.stop();
   });
 
