@@ -20,6 +20,9 @@ const LAYERS = [
   ["quiesce"],
   // Who this guest is: identity checks against PVE, enrollment, the restored-copy record.
   ["identity"],
+  // What every operation shares: one at a time (the lock keyed by kind and id), the journal's section per
+  // kind, and the one quiesce they go through (withQuiescedStacks).
+  ["operation"],
   // The operations: a backup (vzdump with quiesced stacks) and bringing stacks up after a restore.
   ["backup", "restore"],
   // What builds on a backup: PVE snapshots (same lock and quiesce), the metrics textfile, doctor's checks.

@@ -1,10 +1,10 @@
-import type { BackupDeps } from "../backup/backup-types.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import { DockerEngine } from "../docker/docker-engine.ts";
 import type { LocalFacts } from "../identity/decide-identity.ts";
 import { requireTrusted } from "../lib/file-trust.ts";
 import { readSecretFile } from "../lib/secret.ts";
 import type { Logger } from "../log/logger.ts";
+import type { OperationDeps } from "../operation/operation-deps.ts";
 import { PveClient } from "../pve/client.ts";
 import type { RetryPolicy } from "../pve/retry.ts";
 import type { PveTls } from "../pve/tls.ts";
@@ -15,7 +15,7 @@ export interface AgentContext {
   log: Logger;
   pve: PveClient;
   engine: DockerEngine;
-  backupDeps(emit: BackupDeps["emit"]): BackupDeps;
+  operationDeps(emit: OperationDeps["emit"]): OperationDeps;
   close(): Promise<void>;
 }
 
@@ -58,7 +58,7 @@ export async function createContext(
     log,
     pve,
     engine,
-    backupDeps: (emit) => ({
+    operationDeps: (emit) => ({
       pve,
       engine,
       stateDir: config.state_dir,

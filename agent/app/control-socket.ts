@@ -1,11 +1,14 @@
 import { chmod, rm } from "node:fs/promises";
 import { createConnection, createServer, type Socket } from "node:net";
-import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { backupMode } from "@felhom/protocol";
 import { z } from "zod";
-import type { BackupEvent, BackupMode, BackupOutcome } from "../backup/backup-types.ts";
-import { AgentError, errorMessage } from "../lib/errors.ts";
+import type { BackupMode, BackupOutcome } from "../backup/backup-types.ts";
+import { AgentError, describeError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
+import type { OperationEvent } from "../operation/operation-deps.ts";
+import { type Operation, operationKind } from "../operation/operation-lock.ts";
+import { statePaths } from "../state/paths.ts";
 import { daemonRunning } from "./daemon-lock.ts";
 
 /**
@@ -14,20 +17,17 @@ import { daemonRunning } from "./daemon-lock.ts";
  * sees every backup — its phases, its result — whoever started it. Newline-delimited JSON, validated on
  * both ends; one request per connection.
  */
-export const controlSocketPath = (stateDir: string): string => join(stateDir, "control.sock");
 
-const request = z.object({ op: z.literal("backup"), mode: z.enum(["snapshot", "stop"]) });
+const request = z.object({ op: z.literal("backup"), mode: backupMode });
 const reply = z.discriminatedUnion("type", [
   z.object({ type: z.literal("started"), backupId: z.string() }),
   z.object({
     type: z.literal("busy"),
-    backupId: z.string(),
-    mode: z.enum(["snapshot", "stop"]),
-    kind: z.enum(["backup", "snapshot", "stacks-up"]).default("backup"),
+    holder: z.object({ kind: operationKind, operationId: z.string(), mode: backupMode.optional() }),
   }),
   z.object({
     type: z.literal("event"),
-    event: z.custom<BackupEvent>((v) => typeof v === "object" && v !== null),
+    event: z.custom<OperationEvent>((v) => typeof v === "object" && v !== null),
   }),
   z.object({
     type: z.literal("outcome"),
@@ -49,10 +49,9 @@ export interface ControlHandlers {
   /** Starts a backup (or reports the running one), streaming its events to `onEvent`. */
   backup(
     mode: BackupMode,
-    onEvent: (e: BackupEvent) => void,
+    onEvent: (e: OperationEvent) => void,
   ): Promise<
-    | { started: true; backupId: string; done: Promise<BackupOutcome> }
-    | { started: false; backupId: string; mode: BackupMode; kind: "backup" | "snapshot" | "stacks-up" }
+    { started: true; backupId: string; done: Promise<BackupOutcome> } | { started: false; holder: Operation }
   >;
 }
 
@@ -61,7 +60,7 @@ export async function serveControl(
   handlers: ControlHandlers,
   log: Logger,
 ): Promise<{ close(): Promise<void> }> {
-  const path = controlSocketPath(stateDir);
+  const path = statePaths(stateDir).controlSocket;
   await rm(path, { force: true }); // a socket left by a killed daemon
   const server = createServer((socket) => void handle(socket));
   const send = (socket: Socket, r: Reply) => {
@@ -82,13 +81,13 @@ export async function serveControl(
           send(socket, { type: "event", event }),
         );
         if (!ticket.started) {
-          send(socket, { type: "busy", backupId: ticket.backupId, mode: ticket.mode, kind: ticket.kind });
+          send(socket, { type: "busy", holder: ticket.holder });
         } else {
           send(socket, { type: "started", backupId: ticket.backupId });
           send(socket, { type: "outcome", outcome: await ticket.done });
         }
       } catch (err) {
-        send(socket, { type: "error", message: errorMessage(err) });
+        send(socket, { type: "error", message: describeError(err) });
       }
       socket.end();
       return;
@@ -122,24 +121,24 @@ function daemonGone(backupId: string, why: string): AgentError {
 function controlSocketMissing(stateDir: string, pid: string): AgentError {
   return new AgentError(
     "daemon_unreachable",
-    `the daemon (pid ${pid}) runs for ${stateDir} but does not answer on ${controlSocketPath(stateDir)}; not running a backup beside it`,
+    `the daemon (pid ${pid}) runs for ${stateDir} but does not answer on ${statePaths(stateDir).controlSocket}; not running a backup beside it`,
     { hint: "restart it (systemctl restart felhom-guest), then try again" },
   );
 }
 
 export type DelegatedBackup =
   | { kind: "no-daemon" }
-  | { kind: "busy"; backupId: string; mode: BackupMode; holder: "backup" | "snapshot" | "stacks-up" }
+  | { kind: "busy"; holder: Operation }
   | { kind: "done"; backupId: string; outcome: BackupOutcome };
 
 /** Asks the daemon to run the backup; `no-daemon` when none listens (then the CLI runs it itself). */
 export function backupViaDaemon(
   stateDir: string,
   mode: BackupMode,
-  onEvent: (e: BackupEvent) => void,
+  onEvent: (e: OperationEvent) => void,
 ): Promise<DelegatedBackup> {
   return new Promise((resolve, reject) => {
-    const socket = createConnection(controlSocketPath(stateDir));
+    const socket = createConnection(statePaths(stateDir).controlSocket);
     let backupId = "";
     let settled = false;
     const finish = (fn: () => void) => {
@@ -177,8 +176,7 @@ export function backupViaDaemon(
       const r = parsed.data;
       if (r.type === "started") backupId = r.backupId;
       else if (r.type === "event") onEvent(r.event);
-      else if (r.type === "busy")
-        finish(() => resolve({ kind: "busy", backupId: r.backupId, mode: r.mode, holder: r.kind }));
+      else if (r.type === "busy") finish(() => resolve({ kind: "busy", holder: r.holder as Operation }));
       else if (r.type === "outcome") finish(() => resolve({ kind: "done", backupId, outcome: r.outcome }));
       else finish(() => reject(new AgentError("daemon_refused", `the daemon refused: ${r.message}`)));
     });

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { type FileHandle, mkdir, open, readFile } from "node:fs/promises";
-import { join } from "node:path";
 import { AgentError } from "../lib/errors.ts";
+import { statePaths } from "../state/paths.ts";
 
 /**
  * One daemon per state dir. A second `felhom-guest run` would unlink the first one's control socket and
@@ -13,7 +13,6 @@ import { AgentError } from "../lib/errors.ts";
  * daemon's descriptor until the daemon closes it or dies; Node opens files close-on-exec, so no child
  * (compose, hooks) inherits it.
  */
-export const daemonLockPath = (stateDir: string): string => join(stateDir, "daemon.lock");
 
 /** flock(1)'s exit code on a conflict (its -E): told apart from its own failures. */
 const CONFLICT = 75;
@@ -74,7 +73,7 @@ export class DaemonRunningError extends AgentError {
  */
 export async function acquireDaemonLock(stateDir: string): Promise<{ release(): Promise<void> }> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
-  const path = daemonLockPath(stateDir);
+  const path = statePaths(stateDir).daemonLock;
   // Opened for writing without truncation: the pid is written only once the lock is ours.
   const fh = await open(path, "a+", 0o600);
   try {
@@ -96,7 +95,7 @@ export async function acquireDaemonLock(stateDir: string): Promise<{ release(): 
  * missing beside a live daemon is never taken for "no daemon".
  */
 export async function daemonRunning(stateDir: string): Promise<{ pid: string } | undefined> {
-  const path = daemonLockPath(stateDir);
+  const path = statePaths(stateDir).daemonLock;
   let fh: FileHandle;
   try {
     fh = await open(path, "r");

@@ -1,6 +1,5 @@
 import { uptime } from "node:os";
 import type { CommandOf, CommandResultData, Event } from "@felhom/protocol";
-import { BackupLockBusyError, withBackupLock } from "../backup/backup-lock.ts";
 import type { BackupService } from "../backup/backup-service.ts";
 import { readLastBackup } from "../backup/last-backup.ts";
 import { backupIdFromNotes } from "../backup/notes.ts";
@@ -10,7 +9,8 @@ import { CommandError } from "../hub/command-runner.ts";
 import type { StatusBody, StatusPayload } from "../hub/hub-client.ts";
 import type { Identity } from "../identity/decide-identity.ts";
 import { resolveIdentity } from "../identity/identity-service.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
+import { OperationBusyError, withOperationLock } from "../operation/operation-lock.ts";
 import { discoverStacks } from "../quiesce/discover-stacks.ts";
 import { bringStacksUp } from "../restore/stacks-up.ts";
 import {
@@ -33,7 +33,7 @@ export function hubHandlers(o: {
   backups: BackupService;
   emit: (e: Event) => void;
   status: () => Promise<StatusBody>;
-  /** The start-up decision's verdict (agent/boot): while set, every PVE write is refused. */
+  /** The start-up decision's verdict (agent/restore): while set, every PVE write is refused. */
   gate: () => IdentityGate | undefined;
   /** Enrolls with the new token and switches the daemon over to it (daemon.ts). */
   enroll: (params: CommandOf<"enroll">["params"]) => Promise<CommandResultData<"enroll">>;
@@ -45,7 +45,7 @@ export function hubHandlers(o: {
   background: { signal: AbortSignal; track: (operation: Promise<unknown>) => void };
 }): CommandHandlers {
   const { ctx, backups, emit } = o;
-  const deps = ctx.backupDeps(emit);
+  const deps = ctx.operationDeps(emit);
   const verifiedOrRefuse = async () => {
     const gate = o.gate();
     if (gate) {
@@ -85,7 +85,7 @@ export function hubHandlers(o: {
   };
   return {
     "backup.run": async ({ mode }, { id }) => {
-      await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
+      await refuseWhileBusy(ctx.config.state_dir, "try again");
       await refuseIfLocked(await verifiedOrRefuse());
       // The daemon's shutdown, as for a scheduled backup: the command's own signal fires only once the
       // link stops, after the daemon has waited for this backup — a stop-mode backup would hold the
@@ -96,7 +96,7 @@ export function hubHandlers(o: {
         signal: o.background.signal,
       });
       // Something took the guest between the check above and the request.
-      if (!ticket.started) throw busyError(ticket, "try again");
+      if (!ticket.started) throw busyError(ticket.holder, "try again");
       return { backupId: ticket.backupId, mode };
     },
     "status.get": () => o.status(),
@@ -125,7 +125,7 @@ export function hubHandlers(o: {
         })),
       }) satisfies CommandResultData<"snapshot.list">,
     "snapshot.create": async ({ name, description }) => {
-      await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
+      await refuseWhileBusy(ctx.config.state_dir, "try again");
       if ((await snapshotsOfSelf()).includes(name)) {
         throw new CommandError(
           "already_exists",
@@ -144,7 +144,7 @@ export function hubHandlers(o: {
       return { operationId, name };
     },
     "snapshot.delete": async ({ name }) => {
-      await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
+      await refuseWhileBusy(ctx.config.state_dir, "try again");
       if (!(await snapshotsOfSelf()).includes(name)) {
         throw new CommandError("not_found", `CT snapshot "${name}" does not exist; nothing was deleted`, {
           details: { name },
@@ -160,12 +160,12 @@ export function hubHandlers(o: {
     },
     // Never while a backup has stacks quiesced: `up -d` would start them in the middle of it.
     "stacks.up": async ({ projects }, { id }) => {
-      await refuseWhileBusy(backups, ctx.config.state_dir, "try again");
+      await refuseWhileBusy(ctx.config.state_dir, "try again");
       // Without the engine every stack would come back "failed" one by one: say what is wrong instead.
       await ctx.engine.ping();
       // Held for the whole `up -d` (health waits included): a backup must not quiesce meanwhile.
-      const me = { pid: process.pid, backupId: id, mode: "snapshot", kind: "stacks-up" } as const;
-      const stacks = await withBackupLock(ctx.config.state_dir, me, "stacks up", () =>
+      const me = { kind: "stacks-up", operationId: id } as const;
+      const stacks = await withOperationLock(ctx.config.state_dir, me, "stacks up", () =>
         bringStacksUp(
           {
             engine: ctx.engine,
@@ -177,7 +177,7 @@ export function hubHandlers(o: {
         ),
       ).catch((err) => {
         // Taken between the check and the lock: answer as the check would.
-        throw err instanceof BackupLockBusyError ? busyError(err.holder, "try again") : err;
+        throw err instanceof OperationBusyError ? busyError(err.holder, "try again") : err;
       });
       return { stacks };
     },
@@ -194,14 +194,14 @@ export function statusProvider(
   gate: () => IdentityGate | undefined = () => undefined,
 ): () => Promise<StatusPayload> {
   return async () => {
-    const local = ctx.backupDeps(() => {}).localFacts();
+    const local = ctx.operationDeps(() => {}).localFacts();
     const live: Identity = await resolveIdentity(ctx.pve, {
       configuredVmid: ctx.config.pve.vmid,
       local,
     }).catch((err) => ({
       state: "unverified" as const,
       signal: "vmid-missing" as const,
-      reason: errorMessage(err),
+      reason: describeError(err),
       hint: "",
     }));
     // A restored copy may look verified to the live check (same MAC, hostname, token): the gate decides.

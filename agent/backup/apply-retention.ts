@@ -1,5 +1,5 @@
 import type { AgentConfig } from "../config/schema.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
 import type { PveClient } from "../pve/client.ts";
 import { isSuccess } from "../pve/exit-status.ts";
 import { type FollowOptions, followTaskToEnd } from "../pve/task-follower.ts";
@@ -40,7 +40,7 @@ export async function applyRetention(
             policy,
           );
   } catch (err) {
-    outcome.warnings.push(`retention: could not list the backups: ${errorMessage(err)}`.slice(0, 1000));
+    outcome.warnings.push(`retention: could not list the backups: ${describeError(err)}`.slice(0, 1000));
     return outcome;
   }
   for (const volid of doomed) {
@@ -51,7 +51,7 @@ export async function applyRetention(
         outcome.warnings.push(`retention: deleting ${volid} ended with: ${task.exitstatus}`.slice(0, 1000));
       else outcome.removed.push(volid);
     } catch (err) {
-      outcome.warnings.push(`retention: could not delete ${volid}: ${errorMessage(err)}`.slice(0, 1000));
+      outcome.warnings.push(`retention: could not delete ${volid}: ${describeError(err)}`.slice(0, 1000));
     }
   }
   return outcome;

@@ -1,24 +1,23 @@
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
+import { acquireOperationLock, type Operation, operationOf } from "../operation/operation-lock.ts";
 import { newBackupId } from "./backup-id.ts";
-import { acquireBackupLock } from "./backup-lock.ts";
 import { runBackup } from "./backup-run.ts";
-import type { BackupDeps } from "./backup-types.ts";
-import { type BackupMode, type BackupOutcome, isDeferred, type Trigger } from "./backup-types.ts";
+import {
+  type BackupDeps,
+  type BackupMode,
+  type BackupOutcome,
+  isDeferred,
+  type Trigger,
+} from "./backup-types.ts";
 import { busyRetryDelayMs } from "./busy-retry.ts";
 
 export type BackupTicket =
   | { started: true; backupId: string; mode: BackupMode; done: Promise<BackupOutcome> }
   /**
-   * Something holds the guest (in this process or another): its id, not a second backup. `kind` says
-   * what: a backup (then that is the backup asked for), a snapshot or an operator's `stacks up`.
+   * Another operation holds the guest (in this process or another): which, not a second backup. A backup
+   * holder is the backup asked for; a snapshot or a `stacks up` is not.
    */
-  | {
-      started: false;
-      backupId: string;
-      mode: BackupMode;
-      kind: "backup" | "snapshot" | "stacks-up";
-      done: Promise<BackupOutcome> | undefined;
-    };
+  | { started: false; holder: Operation; done: Promise<BackupOutcome> | undefined };
 
 export interface BackupServiceDeps extends BackupDeps {
   /**
@@ -47,29 +46,41 @@ export class BackupService {
   }
 
   async request(
-    opts: { mode: BackupMode; trigger: Trigger; retryWhenBusy?: boolean; signal?: AbortSignal },
+    opts: {
+      mode: BackupMode;
+      trigger: Trigger;
+      retryWhenBusy?: boolean;
+      signal?: AbortSignal;
+      /** The backup's id, before its first event: a caller can follow exactly its events from the start. */
+      onStarted?: (backupId: string) => void;
+      /**
+       * The outcome that ends this request (no busy retry follows it), with the time (ms epoch) its
+       * attempt started: a retried request's last attempt, not its first.
+       */
+      onSettled?: (outcome: BackupOutcome, startedAtMs: number) => void;
+    },
     attempt = 1,
   ): Promise<BackupTicket> {
-    if (this.#running) return { started: false, kind: "backup", ...this.#running };
+    if (this.#running) {
+      const { backupId, mode, done } = this.#running;
+      return { started: false, holder: { kind: "backup", operationId: backupId, mode }, done };
+    }
+    const startedAt = Date.now();
     const backupId = newBackupId();
-    const lock = await acquireBackupLock(this.#deps.stateDir, {
+    const lock = await acquireOperationLock(this.#deps.stateDir, {
       pid: process.pid,
-      backupId,
+      kind: "backup",
+      operationId: backupId,
       mode: opts.mode,
     });
     if (!lock.acquired) {
       // A scheduled backup that meets a snapshot (or a `stacks up`) is not done by it: try again later.
       // One that meets another backup is: that one is the backup of this slot.
       if (opts.retryWhenBusy && lock.holder.kind !== "backup")
-        this.#retryLater(opts, attempt, `${lock.holder.kind} ${lock.holder.backupId} is running`);
-      return {
-        started: false,
-        backupId: lock.holder.backupId,
-        mode: lock.holder.mode,
-        kind: lock.holder.kind,
-        done: undefined,
-      };
+        this.#retryLater(opts, attempt, `${lock.holder.kind} ${lock.holder.operationId} is running`);
+      return { started: false, holder: operationOf(lock.holder), done: undefined };
     }
+    opts.onStarted?.(backupId);
     const done = (async () => {
       try {
         return await runBackup(this.#deps, {
@@ -90,7 +101,10 @@ export class BackupService {
     void done.then((outcome) => {
       const busy = !outcome.ok && outcome.failure.code === "vzdump_lock_busy" && opts.retryWhenBusy === true;
       const willRetry = busy && attempt < this.#deps.backup.busy_retry.attempts;
-      if (!isDeferred(outcome)) this.#deps.onOutcome?.(outcome, opts.trigger, { willRetry });
+      if (!isDeferred(outcome)) {
+        this.#deps.onOutcome?.(outcome, opts.trigger, { willRetry });
+        if (!willRetry) opts.onSettled?.(outcome, startedAt);
+      }
       if (busy) this.#retryLater(opts, attempt, "the node's vzdump lock was busy");
     });
     return { started: true, backupId, mode: opts.mode, done };
@@ -102,12 +116,12 @@ export class BackupService {
       this.#deps.log.warn({ attempt, why }, "busy; no retry left for this backup");
       return;
     }
-    const delay = busyRetryDelayMs(attempt, this.#deps.backup.busy_retry.delay_seconds);
+    const delay = busyRetryDelayMs(this.#deps.backup.busy_retry.delay_seconds);
     this.#deps.log.info({ attempt, delayMs: delay, why }, "busy; retrying the backup later");
     const timer = setTimeout(() => {
       this.#retries.delete(timer);
       this.request(opts, attempt + 1).catch((err) =>
-        this.#deps.log.error({ err: errorMessage(err) }, "backup retry failed to start"),
+        this.#deps.log.error({ err: describeError(err) }, "backup retry failed to start"),
       );
     }, delay);
     this.#retries.add(timer);

@@ -1,22 +1,11 @@
-import type { Event, EventOf } from "@felhom/protocol";
-import type { AgentConfig } from "../config/schema.ts";
-import type { DockerEngine } from "../docker/docker-engine.ts";
-import type { LocalFacts } from "../identity/decide-identity.ts";
-import type { Logger } from "../log/logger.ts";
-import type { PveClient } from "../pve/client.ts";
-import type { FollowOptions } from "../pve/task-follower.ts";
-import type { OutsideArchive } from "./outside-archive.ts";
+import type { backupMode, EventOf } from "@felhom/protocol";
+import type { z } from "zod";
+import type { OperationDeps } from "../operation/operation-deps.ts";
 import type { StallBounds } from "./stall-watch.ts";
 
-export type BackupMode = "snapshot" | "stop";
+export type BackupMode = z.infer<typeof backupMode>;
 export type BackupPhase = EventOf<"backup.phase">["phase"];
 export type Trigger = EventOf<"backup.phase">["trigger"];
-
-/** The events a backup emits; the daemon routes them to the hub outbox and the CLI to the terminal. */
-export type BackupEvent = Extract<
-  Event,
-  { kind: "backup.phase" | "backup.progress" | "blackout" | "blackout.ended" }
->;
 
 /**
  * A backup's end, in the same shape the hub receives (`backup.completed` / `backup.failed` without
@@ -53,37 +42,25 @@ export function isDeferred(o: BackupOutcome): boolean {
   return !o.ok && o.failure.code === "interrupted" && o.failure.upid !== null;
 }
 
-/** What one backup run needs; every adapter is passed in (no service locator). */
-export interface BackupDeps {
-  pve: PveClient;
-  engine: DockerEngine;
-  stateDir: string;
-  backup: AgentConfig["backup"];
-  configuredVmid?: number | undefined;
-  /** Only these compose projects (config docker.projects); undefined: every stack in the guest. */
-  projects?: string[] | undefined;
-  localFacts: () => LocalFacts;
-  emit: (event: BackupEvent) => void;
-  log: Logger;
-  /** Test seam for poll speed only; production uses the follower's defaults. */
-  follow?: Pick<FollowOptions, "minIntervalMs" | "maxIntervalMs">;
+/** A backup's needs: an operation's, and a test seam of its own. */
+export interface BackupDeps extends OperationDeps {
   /** Test seam: how long a task may make no progress (production: DEFAULT_STALL_BOUNDS). */
   stall?: StallBounds;
 }
 
-/** The journal's `backup` section: what a restarted agent needs to finish the report (recover-at-start.ts). */
-export interface JournalBackupSection {
+export interface BackupRequest {
+  backupId: string;
   mode: BackupMode;
-  trigger: Trigger["source"];
-  startedAt: string;
-  node: string;
-  vmid: number;
-  storage: string;
-  phase: BackupPhase;
-  upid?: string;
-  /** Set when the stacks were resumed: "app" if after the snapshot existed, "crash" if before. */
-  consistency?: "app" | "crash";
-  /** Data the archive will not hold (preflight): reported by whichever run finishes the backup. */
-  outside?: OutsideArchive;
-  reported?: boolean;
+  trigger: Trigger;
+  /**
+   * The agent is shutting down. Snapshot mode: resume now and leave the task to the next start, which
+   * follows it and reports it. Stop mode after the POST: the guest itself is going down for the backup;
+   * touch nothing, the next boot resumes and reports.
+   */
+  signal?: AbortSignal;
+  /**
+   * Whether the caller tries again if the node's vzdump lock is busy: `retriesLeft` more attempts
+   * (backup.busy_retry), so that the failure says what will really happen. Undefined: no retry.
+   */
+  busyRetry?: { retriesLeft: number };
 }

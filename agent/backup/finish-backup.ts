@@ -1,10 +1,11 @@
 import { AgentError } from "../lib/errors.ts";
+import type { JournalBackupSection } from "../operation/journal-section.ts";
 import type { PveClient } from "../pve/client.ts";
 import { isSuccess } from "../pve/exit-status.ts";
 import type { TaskResult } from "../pve/task-follower.ts";
 import { VzdumpLogRecogniser } from "../pve/vzdump-log.ts";
 import { applyRetention } from "./apply-retention.ts";
-import type { BackupDeps, BackupPhase, JournalBackupSection } from "./backup-types.ts";
+import type { BackupDeps, BackupPhase } from "./backup-types.ts";
 import { findArchive } from "./notes.ts";
 import { PROTECTED_LIMIT_HINT } from "./protected-limit.ts";
 

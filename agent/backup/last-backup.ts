@@ -1,6 +1,6 @@
-import { join } from "node:path";
 import { z } from "zod";
 import { readJsonFile, writeJsonDurable } from "../state/durable-file.ts";
+import { statePaths } from "../state/paths.ts";
 import type { BackupOutcome } from "./backup-types.ts";
 
 /** The last finished backup, for `status` and the hub's periodic status. */
@@ -10,14 +10,12 @@ const lastBackupSchema = z.object({
 });
 export type LastBackup = z.infer<typeof lastBackupSchema>;
 
-const path = (stateDir: string) => join(stateDir, "last-backup.json");
-
 export function recordLastBackup(stateDir: string, outcome: BackupOutcome, now = new Date()): Promise<void> {
-  return writeJsonDurable(path(stateDir), { finishedAt: now.toISOString(), outcome });
+  return writeJsonDurable(statePaths(stateDir).lastBackup, { finishedAt: now.toISOString(), outcome });
 }
 
 export function readLastBackup(stateDir: string): Promise<LastBackup | undefined> {
-  return readJsonFile(path(stateDir), lastBackupSchema);
+  return readJsonFile(statePaths(stateDir).lastBackup, lastBackupSchema);
 }
 
 /**

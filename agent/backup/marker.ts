@@ -1,7 +1,8 @@
 import { rm } from "node:fs/promises";
-import { join } from "node:path";
+import { backupMode } from "@felhom/protocol";
 import { z } from "zod";
 import { readJsonFile, writeJsonDurable } from "../state/durable-file.ts";
+import { statePaths } from "../state/paths.ts";
 
 /**
  * "This file system is inside backup <id>" (brief §3 step 6). Written after the quiesce and before the
@@ -11,7 +12,7 @@ import { readJsonFile, writeJsonDurable } from "../state/durable-file.ts";
  */
 export const markerSchema = z.object({
   backupId: z.string(),
-  mode: z.enum(["snapshot", "stop"]),
+  mode: backupMode,
   takenAt: z.iso.datetime(),
   vmid: z.number().int(),
   node: z.string(),
@@ -20,16 +21,14 @@ export const markerSchema = z.object({
 
 export type BackupMarker = z.infer<typeof markerSchema>;
 
-export const markerPath = (stateDir: string): string => join(stateDir, "backup-marker.json");
-
 export function writeMarker(stateDir: string, marker: BackupMarker): Promise<void> {
-  return writeJsonDurable(markerPath(stateDir), marker);
+  return writeJsonDurable(statePaths(stateDir).backupMarker, marker);
 }
 
 export function readMarker(stateDir: string): Promise<BackupMarker | undefined> {
-  return readJsonFile(markerPath(stateDir), markerSchema);
+  return readJsonFile(statePaths(stateDir).backupMarker, markerSchema);
 }
 
 export async function clearMarker(stateDir: string): Promise<void> {
-  await rm(markerPath(stateDir), { force: true });
+  await rm(statePaths(stateDir).backupMarker, { force: true });
 }

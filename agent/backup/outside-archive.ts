@@ -1,4 +1,4 @@
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import type { PveClient } from "../pve/client.ts";
 import { type CtMountPoint, ctMountPoints } from "../pve/mount-points.ts";
@@ -26,7 +26,7 @@ export async function readMountPoints(
     return ctMountPoints((await pve.lxcConfig(node, vmid, { current: true })).raw);
   } catch (err) {
     log.warn(
-      { err: errorMessage(err) },
+      { err: describeError(err) },
       "could not read the CT config: which data is outside the archive is unknown",
     );
     return undefined;

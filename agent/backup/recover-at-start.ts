@@ -1,15 +1,17 @@
-import { AgentError, errorMessage } from "../lib/errors.ts";
+import { AgentError, describeError } from "../lib/errors.ts";
+import { backupSection, type JournalBackupSection } from "../operation/journal-section.ts";
 import { listOurTasks } from "../pve/submit.ts";
 import { followTaskToEnd, type TaskResult } from "../pve/task-follower.ts";
 import { VzdumpLogRecogniser } from "../pve/vzdump-log.ts";
 import type { ResumeReport } from "../quiesce/executor.ts";
 import { QuiesceJournal } from "../quiesce/journal.ts";
 import type { QuiescePlan } from "../quiesce/plan.ts";
-import { journalPath } from "../quiesce/quiesce-stacks.ts";
 import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
-import { downtimeOf, resumeWarnings } from "./backup-run.ts";
-import type { BackupDeps, JournalBackupSection } from "./backup-types.ts";
+import { statePaths } from "../state/paths.ts";
+import type { Consistency } from "./backup-machine.ts";
+import type { BackupDeps } from "./backup-types.ts";
 import { type BackupOutcome, type BackupPhase, LogTail } from "./backup-types.ts";
+import { downtimeOf, resumeWarnings } from "./downtime.ts";
 import { type FinishedBackup, finishBackup } from "./finish-backup.ts";
 import { clearMarker } from "./marker.ts";
 import { DEFAULT_STALL_BOUNDS, StallWatch, stoppedStalledTask } from "./stall-watch.ts";
@@ -38,10 +40,11 @@ export async function recoverAtStart(
   signal?: AbortSignal,
 ): Promise<StartRecovery> {
   const { log } = deps;
-  const path = journalPath(deps.stateDir);
+  const path = statePaths(deps.stateDir).quiesceJournal;
   const journal = await QuiesceJournal.open(path);
   if (!journal) return { resumed: undefined, outcome: undefined };
-  const section = journal.data.backup as Partial<JournalBackupSection>;
+  // Another operation's journal (a snapshot's): its stacks are resumed, there is no backup to report.
+  const section = backupSection(journal.data) ?? {};
   const backupId = journal.data.backupId;
 
   let resumed: ResumeReport | undefined;
@@ -63,7 +66,7 @@ export async function recoverAtStart(
     );
   }
   await clearMarker(deps.stateDir).catch((err) =>
-    log.warn({ err: errorMessage(err) }, "could not clear the marker"),
+    log.warn({ err: describeError(err) }, "could not clear the marker"),
   );
 
   if (
@@ -90,7 +93,7 @@ export async function recoverAtStart(
 }
 
 /** True once the task log shows the storage snapshot done (or the task over). One read, no waiting. */
-async function snapshotTaken(deps: BackupDeps, node: string, upid: string): Promise<"app" | "crash"> {
+async function snapshotTaken(deps: BackupDeps, node: string, upid: string): Promise<Consistency> {
   try {
     const status = await deps.pve.taskStatus(node, upid);
     if (status.status === "stopped") return "app";
@@ -102,7 +105,7 @@ async function snapshotTaken(deps: BackupDeps, node: string, upid: string): Prom
       : "crash";
   } catch (err) {
     deps.log.warn(
-      { err: errorMessage(err) },
+      { err: describeError(err) },
       "could not read the task to judge consistency; assuming crash-consistent",
     );
     return "crash";
@@ -133,10 +136,12 @@ async function finishInFlight(
     });
   };
   const journalPatch = async (patch: Partial<JournalBackupSection>) => {
-    const journal = await QuiesceJournal.open(journalPath(deps.stateDir)).catch(() => undefined);
+    const journal = await QuiesceJournal.open(statePaths(deps.stateDir).quiesceJournal).catch(
+      () => undefined,
+    );
     await journal
       ?.update({ backup: patch })
-      .catch((err) => deps.log.error({ err: errorMessage(err) }, "journal write failed"));
+      .catch((err) => deps.log.error({ err: describeError(err) }, "journal write failed"));
   };
   // As a live run does (PROTOCOL.md): the blackout its run announced ends, and `report` precedes every
   // outcome. The run that would have said so is gone (killed, or its guest went down for a stop-mode backup).
@@ -205,11 +210,11 @@ async function finishInFlight(
     if (signal?.aborted) return undefined;
     if (stalled !== undefined) {
       const error = await stoppedStalledTask(deps.pve, { node: s.node, vmid: s.vmid, upid: s.upid }, stalled);
-      return fail(error.code, errorMessage(error));
+      return fail(error.code, describeError(error));
     }
     return fail(
       err instanceof AgentError ? err.code : "internal",
-      `could not follow task ${s.upid}: ${errorMessage(err)}`,
+      `could not follow task ${s.upid}: ${describeError(err)}`,
     );
   } finally {
     watch.stop();
@@ -218,7 +223,7 @@ async function finishInFlight(
   try {
     finished = await finishBackup(deps, { backupId, node: s.node, vmid: s.vmid, task, enter, journalPatch });
   } catch (err) {
-    return fail(err instanceof AgentError ? err.code : "internal", errorMessage(err), task);
+    return fail(err instanceof AgentError ? err.code : "internal", describeError(err), task);
   }
   return conclude({
     ok: true,

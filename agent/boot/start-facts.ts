@@ -1,10 +1,11 @@
-import type { BackupDeps, JournalBackupSection } from "../backup/backup-types.ts";
 import { readMarker } from "../backup/marker.ts";
 import { resolveIdentity } from "../identity/identity-service.ts";
 import { readRestoreRecord } from "../identity/restore-record.ts";
-import { AgentError, errorMessage } from "../lib/errors.ts";
+import { AgentError, describeError } from "../lib/errors.ts";
+import { backupSection } from "../operation/journal-section.ts";
+import type { OperationDeps } from "../operation/operation-deps.ts";
 import { QuiesceJournal } from "../quiesce/journal.ts";
-import { journalPath } from "../quiesce/quiesce-stacks.ts";
+import { statePaths } from "../state/paths.ts";
 import type { StartFacts } from "./decide-start.ts";
 
 /**
@@ -12,12 +13,12 @@ import type { StartFacts } from "./decide-start.ts";
  * ownership (identity, the journalled task's end). Nothing here writes to PVE.
  */
 export async function gatherStartFacts(
-  deps: Pick<BackupDeps, "pve" | "stateDir" | "configuredVmid" | "localFacts" | "log">,
+  deps: Pick<OperationDeps, "pve" | "stateDir" | "configuredVmid" | "localFacts" | "log">,
   now = Date.now(),
 ): Promise<StartFacts> {
   const [marker, journal, record] = await Promise.all([
     readMarker(deps.stateDir),
-    QuiesceJournal.open(journalPath(deps.stateDir)),
+    QuiesceJournal.open(statePaths(deps.stateDir).quiesceJournal),
     readRestoreRecord(deps.stateDir),
   ]);
   const local = deps.localFacts();
@@ -27,9 +28,9 @@ export async function gatherStartFacts(
   }).catch((err) => ({
     state: "error" as const,
     code: err instanceof AgentError ? err.code : "internal",
-    message: errorMessage(err),
+    message: describeError(err),
   }));
-  const section = (journal?.data.backup ?? {}) as Partial<JournalBackupSection>;
+  const section = backupSection(journal?.data) ?? {};
   // Only a verified identity with a marker can turn on the task's end (decide-start.ts row 5).
   const taskEndedAt =
     marker && identity.state === "verified" && section.upid && section.node
@@ -53,7 +54,7 @@ export async function gatherStartFacts(
 
 /** The end time of a task, from the node's task list (the status call has no end time). */
 async function taskEnd(
-  deps: Pick<BackupDeps, "pve" | "log">,
+  deps: Pick<OperationDeps, "pve" | "log">,
   node: string,
   upid: string,
   vmid: number | undefined,
@@ -68,7 +69,7 @@ async function taskEnd(
     });
     return tasks.find((t) => t.upid === upid)?.endtime;
   } catch (err) {
-    deps.log.warn({ err: errorMessage(err), upid }, "could not read the journalled task's end time");
+    deps.log.warn({ err: describeError(err), upid }, "could not read the journalled task's end time");
     return undefined;
   }
 }

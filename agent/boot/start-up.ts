@@ -1,14 +1,14 @@
 import { rm } from "node:fs/promises";
 import type { Event } from "@felhom/protocol";
-import { lockHolder, lockPath } from "../backup/backup-lock.ts";
-import type { BackupDeps } from "../backup/backup-types.ts";
 import { clearMarker } from "../backup/marker.ts";
 import { recoverAtStart, type StartRecovery } from "../backup/recover-at-start.ts";
 import { clearRestoreRecord, writeRestoreRecord } from "../identity/restore-record.ts";
-import { errorMessage } from "../lib/errors.ts";
-import { journalPath } from "../quiesce/quiesce-stacks.ts";
+import { describeError } from "../lib/errors.ts";
+import type { OperationDeps } from "../operation/operation-deps.ts";
+import { operationHolder } from "../operation/operation-lock.ts";
 import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
 import { bringStacksUp, type StackOutcome, type StacksUpDeps } from "../restore/stacks-up.ts";
+import { statePaths } from "../state/paths.ts";
 import { decideStart, type StartDecision } from "./decide-start.ts";
 import { gatherStartFacts } from "./start-facts.ts";
 
@@ -42,7 +42,7 @@ export interface StartUp {
  * journal and marker unreplayed and brings the remembered stacks up with compose instead.
  */
 export async function startUp(
-  deps: BackupDeps,
+  deps: OperationDeps,
   stacks: Omit<StacksUpDeps, "engine" | "stateDir" | "log">,
   /** The daemon is stopping: an in-flight backup is left for the next start to follow and report. */
   signal?: AbortSignal,
@@ -52,11 +52,11 @@ export async function startUp(
   // A live process whose operation the journal is (an operator's `felhom-guest snapshot create` while the
   // daemon restarts) owns it and the marker: resuming its stacks now would take its snapshot with them
   // running. Decide who we are, but leave its journal to it. Any other journal is recovered as usual.
-  const lock = await lockHolder(stateDir);
-  const holder = lock && facts.journal?.backupId === lock.backupId ? lock : undefined;
+  const lock = await operationHolder(stateDir);
+  const holder = lock && facts.journal?.backupId === lock.operationId ? lock : undefined;
   if (holder) {
     log.info(
-      { holder: holder.backupId, kind: holder.kind },
+      { holder: holder.operationId, kind: holder.kind },
       "the journal's operation is still running: left to it",
     );
   }
@@ -147,7 +147,7 @@ export async function startUp(
       // Stacks are never left down, whoever this is; but nothing is followed or reported against PVE.
       const resumed = holder
         ? undefined
-        : await resumeFromJournal(journalPath(stateDir), deps.engine, { logger: log });
+        : await resumeFromJournal(statePaths(stateDir).quiesceJournal, deps.engine, { logger: log });
       if (resumed)
         log.warn({ resumed: resumed.resumed.length }, "resumed stacks left quiesced (PVE not consulted)");
       return {
@@ -178,11 +178,11 @@ export async function startUp(
  * The marker, the journal and the backup lock in a copy are the original's: its task, its container ids,
  * its process. They are removed unreplayed (the record keeps what the operator may want to know).
  */
-async function retireOriginalsBackup(deps: BackupDeps, backupId: string): Promise<void> {
+async function retireOriginalsBackup(deps: OperationDeps, backupId: string): Promise<void> {
   deps.log.info({ backupId }, "retiring the original's marker and journal unreplayed");
-  await rm(journalPath(deps.stateDir), { force: true });
-  await rm(lockPath(deps.stateDir), { force: true });
+  await rm(statePaths(deps.stateDir).quiesceJournal, { force: true });
+  await rm(statePaths(deps.stateDir).operationLock, { force: true });
   await clearMarker(deps.stateDir).catch((err) =>
-    deps.log.warn({ err: errorMessage(err) }, "could not clear the marker"),
+    deps.log.warn({ err: describeError(err) }, "could not clear the marker"),
   );
 }

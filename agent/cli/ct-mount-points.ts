@@ -2,7 +2,7 @@ import type { AgentContext } from "../app/context.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import type { LocalFacts } from "../identity/decide-identity.ts";
 import { resolveIdentity } from "../identity/identity-service.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
 import { type CtMountPoint, ctMountPoints } from "../pve/mount-points.ts";
 
 /**
@@ -24,6 +24,6 @@ export async function mountPointsForReport(
     const raw = (await ctx.pve.lxcConfig(identity.node, identity.vmid, { current: true })).raw;
     return { mountPoints: ctMountPoints(raw) };
   } catch (err) {
-    return { unknown: `could not read the CT config from PVE: ${errorMessage(err)}` };
+    return { unknown: `could not read the CT config from PVE: ${describeError(err)}` };
   }
 }

@@ -1,4 +1,5 @@
-import type { BackupEvent, BackupOutcome } from "../backup/backup-types.ts";
+import type { BackupOutcome } from "../backup/backup-types.ts";
+import type { OperationEvent } from "../operation/operation-deps.ts";
 
 /** Human output goes to stdout; with --json only the final JSON document does. */
 export function printJson(value: unknown): void {
@@ -10,7 +11,7 @@ const dim = (s: string) => (tty ? `\x1b[2m${s}\x1b[22m` : s);
 const bold = (s: string) => (tty ? `\x1b[1m${s}\x1b[22m` : s);
 
 /** Live progress of a backup for a person: one line per phase, the task log dimmed beneath it. */
-export function printBackupEvent(e: BackupEvent): void {
+export function printBackupEvent(e: OperationEvent): void {
   if (e.kind === "backup.phase") process.stdout.write(`${bold(`▸ ${e.phase}`)}\n`);
   else if (e.kind === "blackout")
     process.stdout.write(dim(`  stacks may be unreachable for up to ${e.expectedSeconds} s (${e.reason})\n`));

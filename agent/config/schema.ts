@@ -1,6 +1,7 @@
+import { backupMode } from "@felhom/protocol";
 import { z } from "zod";
 import { validateCron, validateTimezone } from "../lib/cron.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
 import { checkHubUrl } from "./hub-url.ts";
 
 /**
@@ -84,7 +85,7 @@ export const configSchema = z
     backup: z
       .object({
         storage: z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i, "must be a PVE storage id"),
-        mode: z.enum(["snapshot", "stop"]).default("snapshot"),
+        mode: backupMode.default("snapshot"),
         /**
          * When the resume starts at the latest, counted from the start of the quiesce, if the storage
          * snapshot has not appeared by then (the backup then finishes crash-consistent, and says so). Not a
@@ -98,11 +99,14 @@ export const configSchema = z
          * for an older agent loads after an upgrade.
          */
         lockwait_minutes: z.number().int().min(0).max(10).optional(),
-        /** When the node's vzdump lock is busy: attempts and the base delay between them (with jitter). */
+        /**
+         * When the node's vzdump lock is busy: attempts, and the delay between them (± 50 %, no growth;
+         * decision in agent/backup/busy-retry.ts). Was 4 × 300 s doubling, which left the lock idle while refused guests waited.
+         */
         busy_retry: z
           .object({
-            attempts: z.number().int().min(1).max(20).default(4),
-            delay_seconds: positiveSeconds.default(300),
+            attempts: z.number().int().min(1).max(20).default(10),
+            delay_seconds: positiveSeconds.default(60),
           })
           .strict()
           .prefault({}),
@@ -151,7 +155,7 @@ export const configSchema = z
               checkHubUrl(url);
               return undefined;
             } catch (err) {
-              return errorMessage(err);
+              return describeError(err);
             }
           }),
         ),

@@ -1,5 +1,5 @@
 import type { CommandErrorCode } from "@felhom/protocol";
-import { AgentError, errorMessage } from "../lib/errors.ts";
+import { AgentError, describeError } from "../lib/errors.ts";
 
 type Details = Record<string, string | number | boolean | null>;
 
@@ -35,7 +35,7 @@ const BY_AGENT_CODE: Record<string, CommandErrorCode> = {
 
 /** What the hub hears for an error a command handler threw (CommandError or not). */
 export function commandFailureOf(err: unknown): CommandFailure {
-  const message = errorMessage(err);
+  const message = describeError(err);
   if (!(err instanceof AgentError)) return { code: "internal", message };
   const code = BY_AGENT_CODE[err.code];
   if (!code) return { code: "internal", message };

@@ -9,7 +9,7 @@ import {
   type ResultMessage,
   stringifyMessage,
 } from "@felhom/protocol";
-import { AgentError, errorMessage } from "../lib/errors.ts";
+import { AgentError, describeError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { commandFailureOf } from "./command-errors.ts";
 import type { CommandStore } from "./command-store.ts";
@@ -120,11 +120,16 @@ export class CommandRunner {
     } catch (err) {
       // Without a durable "running" record a repeat could run it twice: refuse instead.
       this.#log.error(
-        { err: errorMessage(err), commandId: id },
+        { err: describeError(err), commandId: id },
         "cannot record the hub command; not running it",
       );
       send(
-        failedResult(id, command.name, "internal", `cannot record the command durably: ${errorMessage(err)}`),
+        failedResult(
+          id,
+          command.name,
+          "internal",
+          `cannot record the command durably: ${describeError(err)}`,
+        ),
       );
       return;
     }
@@ -152,7 +157,7 @@ export class CommandRunner {
     try {
       const result = await run;
       await this.#store.finish(id, result).catch((err: unknown) => {
-        this.#log.error({ err: errorMessage(err), commandId: id }, "cannot store the hub command's result");
+        this.#log.error({ err: describeError(err), commandId: id }, "cannot store the hub command's result");
       });
       send(result);
     } finally {

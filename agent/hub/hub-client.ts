@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import {
   ACK_TIMEOUT_MS,
   type Event,
@@ -16,10 +15,11 @@ import {
 } from "@felhom/protocol";
 import type { z } from "zod";
 import { checkHubUrl } from "../config/hub-url.ts";
-import { AgentError, errorMessage } from "../lib/errors.ts";
+import { AgentError, describeError } from "../lib/errors.ts";
 import { requireTrusted } from "../lib/file-trust.ts";
 import { readSecretFile } from "../lib/secret.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
+import { statePaths } from "../state/paths.ts";
 import { type BackoffPolicy, DEFAULT_BACKOFF, type RetryWait } from "./backoff.ts";
 import { type CommandHandlers, CommandRunner, interruptedResult } from "./command-runner.ts";
 import { CommandStore } from "./command-store.ts";
@@ -109,9 +109,6 @@ export async function readHubCa(path: string): Promise<Buffer> {
   }
 }
 
-export const OUTBOX_DIR = "hub-outbox";
-export const COMMANDS_FILE = "hub-commands.json";
-
 /**
  * The agent's link to its hub: an outbound WebSocket that reconnects forever (exponential backoff with a random phase;
  * auth rejections and fatal close codes back off hard and are logged once), a durable outbox of events
@@ -167,7 +164,7 @@ export class HubClient {
     if (options.caFile) await readHubCa(options.caFile);
     const tuning = { ...DEFAULT_TUNING, ...options.tuning };
     const outbox = await Outbox.open<Event>({
-      dir: join(options.stateDir, OUTBOX_DIR),
+      dir: statePaths(options.stateDir).hubOutbox,
       maxEvents: options.outbox.maxEvents,
       maxBytes: options.outbox.maxBytes,
       kindOf,
@@ -175,7 +172,7 @@ export class HubClient {
       makeGap: (gap) => gapEvent(gap),
     });
     const store = await CommandStore.open<ResultMessage>({
-      path: join(options.stateDir, COMMANDS_FILE),
+      path: statePaths(options.stateDir).hubCommands,
       ...tuning.commandRetention,
       interrupted: interruptedResult,
     });
@@ -310,7 +307,7 @@ export class HubClient {
       ca = this.#o.caFile ? await readHubCa(this.#o.caFile) : undefined;
       hello = await this.#hello();
     } catch (err) {
-      return this.#onDrop({ kind: "local", message: errorMessage(err) });
+      return this.#onDrop({ kind: "local", message: describeError(err) });
     }
     if (this.#isStopped()) return;
     try {
@@ -333,7 +330,7 @@ export class HubClient {
         },
       });
     } catch (err) {
-      return this.#onDrop({ kind: "network", message: errorMessage(err) });
+      return this.#onDrop({ kind: "network", message: describeError(err) });
     }
   }
 
@@ -344,7 +341,7 @@ export class HubClient {
       // Dial with the identity we knew; only the very first hello needs the provider to work.
       if (!this.#lastStatus) throw err;
       this.#log.warn(
-        { err: errorMessage(err) },
+        { err: describeError(err) },
         "status provider failed; the hello carries the last known identity",
       );
     }
@@ -457,7 +454,7 @@ export class HubClient {
         lastSeq: this.#outbox.lastSeq,
       });
     } catch (err) {
-      this.#log.warn({ err: errorMessage(err) }, "cannot send the periodic status");
+      this.#log.warn({ err: describeError(err) }, "cannot send the periodic status");
     }
   }
 }

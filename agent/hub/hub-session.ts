@@ -16,7 +16,7 @@ import {
   type WelcomeMessage,
 } from "@felhom/protocol";
 import WebSocket from "ws";
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
 import type { Secret } from "../lib/secret.ts";
 import type { Logger } from "../log/logger.ts";
 import { type Outbox, RebaseRefusedError } from "./outbox.ts";
@@ -124,7 +124,7 @@ export class HubSession {
     ws.on("open", () => this.#onOpen());
     ws.on("message", (data, isBinary) => this.#onMessage(data as Buffer | Buffer[] | ArrayBuffer, isBinary));
     ws.on("error", (err) => {
-      this.#transportError = errorMessage(err);
+      this.#transportError = describeError(err);
     });
     ws.on("close", (code, reason) => {
       if (code === 1006 && this.#transportError)
@@ -142,7 +142,7 @@ export class HubSession {
       text = stringifyMessage(msg);
     } catch (err) {
       // Our bug, never the hub's input: the frame is not sent, and nothing is thrown into a socket callback.
-      this.#o.log.error({ type: msg.type, err: errorMessage(err) }, "refusing to send an invalid frame");
+      this.#o.log.error({ type: msg.type, err: describeError(err) }, "refusing to send an invalid frame");
       return false;
     }
     this.#ws.send(text);
@@ -185,7 +185,7 @@ export class HubSession {
       // Stored by an older agent version under a schema that no longer accepts it: it can never be
       // sent, so it is replaced by a gap instead of blocking everything behind it.
       this.#o.log.error(
-        { seq, kind: event.kind, err: errorMessage(err) },
+        { seq, kind: event.kind, err: describeError(err) },
         "a stored hub event is invalid; declaring it lost with a gap",
       );
       this.#o.outbox.discard(seq);
@@ -280,11 +280,11 @@ export class HubSession {
       if (err instanceof RebaseRefusedError) {
         // The hub broke the handshake's contract (PROTOCOL.md, welcome): say so with 4400, keep every
         // event queued as it is, and try again with backoff.
-        this.#o.log.error({ err: errorMessage(err) }, "refusing the hub's welcome");
+        this.#o.log.error({ err: describeError(err) }, "refusing the hub's welcome");
         this.#closeWith(CloseCode.BadHandshake, "welcome.lastAckedSeq jumps above MAX_HUB_SEQ", "refused");
         return;
       }
-      this.#o.log.error({ err: errorMessage(err) }, "cannot apply the hub's welcome");
+      this.#o.log.error({ err: describeError(err) }, "cannot apply the hub's welcome");
       this.#stall("welcome could not be applied");
       return;
     }

@@ -1,8 +1,8 @@
-import { join } from "node:path";
 import { z } from "zod";
 import type { AgentConfig } from "../config/schema.ts";
 import { requireTrusted } from "../lib/file-trust.ts";
 import { readJsonFile } from "../state/durable-file.ts";
+import { statePaths } from "../state/paths.ts";
 
 /**
  * Enrollment gives a guest (typically a restored copy) its own token and vmid after installation. The
@@ -18,13 +18,11 @@ const enrollmentSchema = z.object({
 });
 export type Enrollment = z.infer<typeof enrollmentSchema>;
 
-export const enrollmentPath = (stateDir: string): string => join(stateDir, "enrollment.json");
-
 /** The config with the enrollment applied (unchanged when the guest was never enrolled). */
 export async function applyEnrollment(config: AgentConfig): Promise<AgentConfig> {
   // It overrides the token and its secret file, as agent.yaml would: root's alone, like agent.yaml.
-  await requireTrusted("config", enrollmentPath(config.state_dir), "enrollment file", "file_unsafe");
-  const e = await readJsonFile(enrollmentPath(config.state_dir), enrollmentSchema);
+  await requireTrusted("config", statePaths(config.state_dir).enrollment, "enrollment file", "file_unsafe");
+  const e = await readJsonFile(statePaths(config.state_dir).enrollment, enrollmentSchema);
   if (!e) return config;
   return {
     ...config,

@@ -1,18 +1,17 @@
 import { rm } from "node:fs/promises";
-import { join } from "node:path";
 import type { AgentConfig } from "../config/schema.ts";
 import { AgentError } from "../lib/errors.ts";
 import type { Secret } from "../lib/secret.ts";
 import type { Logger } from "../log/logger.ts";
 import type { PveClient } from "../pve/client.ts";
 import { writeFileDurable, writeJsonDurable } from "../state/durable-file.ts";
+import { statePaths } from "../state/paths.ts";
 import type { LocalFacts } from "./decide-identity.ts";
-import { type Enrollment, enrollmentPath } from "./enrollment-record.ts";
+import type { Enrollment } from "./enrollment-record.ts";
 import { resolveIdentity, type VerifiedIdentity } from "./identity-service.ts";
 import { clearRestoreRecord } from "./restore-record.ts";
 
 /** Where enroll keeps the new token secret (0600); enrollment.json names it. */
-const secretPath = (stateDir: string): string => join(stateDir, "enrollment", "pve-token.secret");
 
 export const TOKEN_ID_PATTERN = /^[^@\s!]+@[A-Za-z][A-Za-z0-9.\-_]+![A-Za-z][A-Za-z0-9.\-_]+$/;
 
@@ -39,7 +38,7 @@ export async function enrollGuest(o: {
       hint: "give it as user@realm!tokenname, e.g. agent-201@pve!backup",
     });
   const stateDir = o.config.state_dir;
-  const final = secretPath(stateDir);
+  const final = statePaths(stateDir).enrollmentSecret;
   const candidate = `${final}.new`;
   await writeFileDurable(candidate, `${o.secret.reveal()}\n`, 0o600);
   try {
@@ -61,7 +60,7 @@ export async function enrollGuest(o: {
       );
     }
     await writeFileDurable(final, `${o.secret.reveal()}\n`, 0o600);
-    await writeJsonDurable(enrollmentPath(stateDir), {
+    await writeJsonDurable(statePaths(stateDir).enrollment, {
       vmid: o.vmid,
       tokenId: o.tokenId,
       tokenSecretFile: final,

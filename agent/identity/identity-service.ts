@@ -1,4 +1,4 @@
-import { AgentError, errorMessage } from "../lib/errors.ts";
+import { AgentError, describeError } from "../lib/errors.ts";
 import type { PveClient } from "../pve/client.ts";
 import { PveHttpError, PvePermissionError, PveServerError } from "../pve/errors.ts";
 import { confirmCandidate, type Identity, type LocalFacts, pickCandidate } from "./decide-identity.ts";
@@ -35,7 +35,7 @@ export async function resolveIdentity(
       signal: "vmid-missing",
       vmid,
       node,
-      reason: `CT ${vmid} went away while it was being checked (${errorMessage(err)})`,
+      reason: `CT ${vmid} went away while it was being checked (${describeError(err)})`,
       hint: "if this guest was restored from a backup, re-enroll it (felhom-guest enroll)",
     };
   }

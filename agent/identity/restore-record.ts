@@ -1,8 +1,8 @@
 import { rm } from "node:fs/promises";
-import { join } from "node:path";
 import { z } from "zod";
 import { AgentError } from "../lib/errors.ts";
 import { readJsonFile, writeJsonDurable } from "../state/durable-file.ts";
+import { statePaths } from "../state/paths.ts";
 
 /**
  * "This system is a restored copy of CT <originalVmid>, made from backup <id>": written by the first start
@@ -22,14 +22,12 @@ export const restoreRecordSchema = z.object({
 
 export type RestoreRecord = z.infer<typeof restoreRecordSchema>;
 
-export const restoreRecordPath = (stateDir: string): string => join(stateDir, "restored-copy.json");
-
 export function readRestoreRecord(stateDir: string): Promise<RestoreRecord | undefined> {
-  return readJsonFile(restoreRecordPath(stateDir), restoreRecordSchema);
+  return readJsonFile(statePaths(stateDir).restoredCopy, restoreRecordSchema);
 }
 
 export function writeRestoreRecord(stateDir: string, record: RestoreRecord): Promise<void> {
-  return writeJsonDurable(restoreRecordPath(stateDir), record);
+  return writeJsonDurable(statePaths(stateDir).restoredCopy, record);
 }
 
 /**
@@ -50,5 +48,5 @@ export async function refuseAsRestoredCopy(stateDir: string): Promise<void> {
 }
 
 export async function clearRestoreRecord(stateDir: string): Promise<void> {
-  await rm(restoreRecordPath(stateDir), { force: true });
+  await rm(statePaths(stateDir).restoredCopy, { force: true });
 }

@@ -20,8 +20,11 @@ export class AgentError extends Error {
   }
 }
 
-/** A message for anything thrown, AgentError or not, without a stack. */
-export function errorMessage(err: unknown): string {
+/**
+ * A message for anything thrown, AgentError or not, without a stack. (Not the protocol's `errorMessage`, which
+ * is the schema of an `error` frame.)
+ */
+export function describeError(err: unknown): string {
   if (err instanceof AgentError) return err.describe();
   if (err instanceof Error) return err.message;
   return String(err);

@@ -1,8 +1,9 @@
 import { stat } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import type { BackupOutcome } from "../backup/backup-types.ts";
 import { AgentError } from "../lib/errors.ts";
 import { readJsonFile, writeFileDurable, writeJsonDurable } from "../state/durable-file.ts";
+import { statePaths } from "../state/paths.ts";
 import {
   type BackupHealth,
   backupHealthSchema,
@@ -10,8 +11,6 @@ import {
   nextHealth,
   renderHealth,
 } from "./backup-health.ts";
-
-const healthPath = (stateDir: string) => join(stateDir, "backup-health.json");
 
 /**
  * Writes the textfile the way the collector needs it: whole (a temporary sibling renamed over it; the
@@ -43,13 +42,16 @@ export async function recordBackupHealth(
   outcome: BackupOutcome,
   now = new Date(),
 ): Promise<void> {
-  const prev = (await readJsonFile(healthPath(stateDir), backupHealthSchema)) ?? NO_HISTORY;
+  const prev = (await readJsonFile(statePaths(stateDir).backupHealth, backupHealthSchema)) ?? NO_HISTORY;
   const next = nextHealth(prev, outcome, now);
-  await writeJsonDurable(healthPath(stateDir), next);
+  await writeJsonDurable(statePaths(stateDir).backupHealth, next);
   if (textfile) await writeTextfile(textfile, next);
 }
 
 /** At start (and after a reload): the textfile from the stored health, so it exists before the next backup. */
 export async function publishBackupHealth(stateDir: string, textfile: string): Promise<void> {
-  await writeTextfile(textfile, (await readJsonFile(healthPath(stateDir), backupHealthSchema)) ?? NO_HISTORY);
+  await writeTextfile(
+    textfile,
+    (await readJsonFile(statePaths(stateDir).backupHealth, backupHealthSchema)) ?? NO_HISTORY,
+  );
 }

@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
 import type { TLSSocket } from "node:tls";
-import { buildConnector } from "undici";
 import { AgentError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { PveTlsPinMismatchError } from "./errors.ts";
+import { buildConnector, type Connector } from "./undici-core.ts";
 
 /**
  * How the agent trusts pveproxy's certificate. PVE's certificate is signed by its own cluster CA, so the
@@ -34,11 +34,7 @@ export function normaliseFingerprint(fingerprint: string): string {
  * Authorization header). Session resumption is off for pins: a resumed session skips the handshake the
  * pin is checked against.
  */
-export function pveConnector(
-  tls: PveTls,
-  logger: Logger,
-  connectTimeoutMs: number,
-): buildConnector.connector {
+export function pveConnector(tls: PveTls, logger: Logger, connectTimeoutMs: number): Connector {
   if ("fingerprint" in tls) {
     const expected = normaliseFingerprint(tls.fingerprint);
     const base = buildConnector({

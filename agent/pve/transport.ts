@@ -1,4 +1,3 @@
-import { Pool } from "undici";
 import type { Secret } from "../lib/secret.ts";
 import type { Logger } from "../log/logger.ts";
 import {
@@ -19,6 +18,7 @@ import {
 } from "./errors.ts";
 import { defaultRetryPolicy, type RetryPolicy } from "./retry.ts";
 import { type PveTls, pveConnector } from "./tls.ts";
+import { Pool, request } from "./undici-core.ts";
 
 export interface PveTimeouts {
   connectMs: number;
@@ -149,10 +149,10 @@ export class PveTransport {
       headers["content-type"] = "application/x-www-form-urlencoded";
       body = new URLSearchParams(options.form).toString();
     }
-    let res: Awaited<ReturnType<Pool["request"]>>;
+    let res: Awaited<ReturnType<typeof request>>;
     let text: string;
     try {
-      res = await this.#pool.request({
+      res = await request(this.#pool, {
         method,
         path: `/api2/json${path}${encodeQuery(options.query)}`,
         headers,

@@ -1,3 +1,5 @@
+import type { consistency } from "@felhom/protocol";
+import type { z } from "zod";
 import type { QuiesceHandle } from "./executor.ts";
 import type { QuiescePlan } from "./plan.ts";
 
@@ -12,7 +14,7 @@ import type { QuiescePlan } from "./plan.ts";
 export function quiesceConsistency(
   plan: QuiescePlan,
   handle: Pick<QuiesceHandle, "failures" | "quiesced">,
-): "app" | "crash" {
+): z.infer<typeof consistency> {
   if (handle.failures.length > 0) return "crash";
   const frozen = new Set(handle.quiesced.map((q) => `${q.project}/${q.service}`));
   // A freeze without a flush, or an exec whose only hook runs after the snapshot: nothing made the data

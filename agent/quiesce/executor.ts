@@ -1,5 +1,5 @@
 import type { DockerEngine, ExecResult } from "../docker/docker-engine.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
 import { commandForReport, outputTailForReport } from "../lib/report-text.ts";
 import { redactSecrets } from "../lib/secret.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
@@ -113,7 +113,7 @@ export async function quiesce(
     deadlineHit = true;
     if (!quiescing) {
       resume("deadline").catch((err) =>
-        log.error({ err: errorMessage(err) }, "resume after the deadline failed"),
+        log.error({ err: describeError(err) }, "resume after the deadline failed"),
       );
     }
   }, opts.downtimeDeadlineMs);
@@ -149,9 +149,9 @@ export async function quiesce(
         container: "-",
         action: "journal",
         code: (r.reason as { code?: string }).code ?? "internal",
-        message: errorMessage(r.reason),
+        message: describeError(r.reason),
       });
-      abort ??= `quiesce of ${svc.project}/${svc.service} failed: ${errorMessage(r.reason)}`;
+      abort ??= `quiesce of ${svc.project}/${svc.service} failed: ${describeError(r.reason)}`;
     }
   });
 
@@ -182,9 +182,9 @@ export async function quiesce(
         ...ref,
         action,
         code: typeof code === "string" ? code : "internal",
-        message: errorMessage(err),
+        message: describeError(err),
       });
-      if (svc.onError === "abort") abort ??= `${action} of ${c.name} failed: ${errorMessage(err)}`;
+      if (svc.onError === "abort") abort ??= `${action} of ${c.name} failed: ${describeError(err)}`;
     };
     if (svc.pre) {
       await journal.updateContainer(c.id, { pre: "started" });
@@ -201,7 +201,7 @@ export async function quiesce(
         await journal.updateContainer(c.id, { pre: "ok" });
       } catch (err) {
         if (err instanceof HookRunError) hooks.push(err.run);
-        await journal.updateContainer(c.id, { pre: "failed", error: errorMessage(err) });
+        await journal.updateContainer(c.id, { pre: "failed", error: describeError(err) });
         fail("pre", err);
         if (svc.onError === "abort") return;
       }
@@ -231,7 +231,7 @@ export async function quiesce(
       await journal.updateContainer(c.id, { status: "quiesced", quiescedAt: new Date(t0).toISOString() });
       quiesced.push(ref);
     } catch (err) {
-      await journal.updateContainer(c.id, { status: "quiesce_failed", error: errorMessage(err) });
+      await journal.updateContainer(c.id, { status: "quiesce_failed", error: describeError(err) });
       fail(svc.strategy, err);
     }
   }
@@ -263,7 +263,7 @@ export async function resumeJournal(
   const persist = (id: string, patch: Partial<JournalEntry>) =>
     journal
       .updateContainer(id, patch)
-      .catch((err) => log.error({ err: errorMessage(err) }, "journal write failed during resume"));
+      .catch((err) => log.error({ err: describeError(err) }, "journal write failed during resume"));
 
   // A service resumes as soon as the services it depends on are back (the reverse of quiesce order).
   const dependencies = new Map<string, string[]>();
@@ -306,7 +306,7 @@ export async function resumeJournal(
   if (report.finished) {
     await journal
       .finish()
-      .catch((err) => log.error({ err: errorMessage(err) }, "could not mark the journal finished"));
+      .catch((err) => log.error({ err: describeError(err) }, "could not mark the journal finished"));
   }
   log.info(
     { backupId, trigger, resumed: report.resumed.length, failures: report.failures.length },
@@ -324,7 +324,7 @@ export async function resumeJournal(
         ...ref,
         action,
         code: typeof code === "string" ? code : "internal",
-        message: errorMessage(err),
+        message: describeError(err),
       });
     };
     const touched = entry.status !== "pending" && entry.status !== "resumed";
@@ -350,7 +350,7 @@ export async function resumeJournal(
           err instanceof HealthTimeoutError ? "health" : svc.strategy === "pause" ? "unpause" : "start",
           err,
         );
-        await persist(c.id, { status: "resume_failed", error: errorMessage(err) });
+        await persist(c.id, { status: "resume_failed", error: describeError(err) });
         if (!(err instanceof HealthTimeoutError)) return;
       }
     }

@@ -8,8 +8,9 @@ import { type QuiescePlan, quiescePlanSchema } from "./plan.ts";
  * quiesced container has been resumed. If the agent dies in between, the next start finds it unfinished
  * and resumes from it (resume-from-journal.ts).
  *
- * `backup` is an open section owned by the backup flow (UPID, phase, marker…): `update({ backup })`
- * merges into it, so this module never needs to know those fields.
+ * `backup` is an open section owned by the operation that quiesced (a backup's UPID and phase, a
+ * snapshot's name): `update({ backup })` merges into it, so this module never needs to know those fields;
+ * agent/operation/journal-section.ts gives it one typed shape per kind.
  */
 
 export const containerStatusSchema = z.enum([

@@ -1,7 +1,7 @@
-import { join } from "node:path";
 import type { DockerEngine } from "../docker/docker-engine.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
 import type { CtMountPoint } from "../pve/mount-points.ts";
+import { statePaths } from "../state/paths.ts";
 import type { MountCoverage } from "./archive-coverage.ts";
 import { judgedCoverage } from "./coverage-facts.ts";
 import { discoverStacks } from "./discover-stacks.ts";
@@ -19,16 +19,13 @@ import { type StackWarning, stackWarnings } from "./stack-warnings.ts";
  * labels), `quiesceStacks` right before the snapshot. File names inside the state dir live here only.
  */
 
-export const journalPath = (stateDir: string): string => join(stateDir, "quiesce-journal.json");
-export const registryPath = (stateDir: string): string => join(stateDir, "stacks.json");
-
 /**
  * An unfinished journal means containers of some operation are (or may be) still down; so does one that
  * cannot be read (it may list stopped containers).
  */
 export async function journalLeftOpen(stateDir: string): Promise<boolean> {
   try {
-    const j = await QuiesceJournal.open(journalPath(stateDir));
+    const j = await QuiesceJournal.open(statePaths(stateDir).quiesceJournal);
     return j !== undefined && !j.finished;
   } catch {
     return true;
@@ -68,7 +65,7 @@ export async function prepareQuiesce(
   } = {},
 ): Promise<PreparedQuiesce> {
   const stacks = await discoverStacks(deps.engine, options.projects);
-  const registry = await StackRegistry.load(registryPath(deps.stateDir));
+  const registry = await StackRegistry.load(statePaths(deps.stateDir).stackRegistry);
   await registry.recordDiscovered(stacks);
   const result = buildPlan(stacks, options);
   if (!result.ok) throw new PlanInvalidError(result.issues);
@@ -88,7 +85,7 @@ export async function prepareQuiesce(
  * quiesced (StacksDownError). Outside the lock the journal may belong to a running operation.
  */
 export async function retryLeftoverResume(deps: QuiesceDeps): Promise<void> {
-  const leftover = await resumeFromJournal(journalPath(deps.stateDir), deps.engine, {
+  const leftover = await resumeFromJournal(statePaths(deps.stateDir).quiesceJournal, deps.engine, {
     ...(deps.logger ? { logger: deps.logger } : {}),
   });
   if (leftover && !leftover.finished) throw new StacksDownError(leftover);
@@ -112,7 +109,7 @@ export async function quiesceStacks(
 ): Promise<{ handle: QuiesceHandle; journal: QuiesceJournal }> {
   const { backupId, plan, backup, journalled, ...options } = run;
   const logger = deps.logger ?? silentLogger();
-  const journal = await QuiesceJournal.create(journalPath(deps.stateDir), {
+  const journal = await QuiesceJournal.create(statePaths(deps.stateDir).quiesceJournal, {
     backupId,
     plan,
     ...(backup ? { backup } : {}),
@@ -120,7 +117,7 @@ export async function quiesceStacks(
   journalled?.();
   const handle = await quiesce(journal, deps.engine, { logger, ...options });
   try {
-    const registry = await StackRegistry.load(registryPath(deps.stateDir));
+    const registry = await StackRegistry.load(statePaths(deps.stateDir).stackRegistry);
     await registry.recordStopDurations(handle.stopDurationsMs);
   } catch (err) {
     // Losing a duration only weakens a warning; it must not turn a quiesced stack into a failed backup.

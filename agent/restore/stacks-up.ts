@@ -4,12 +4,12 @@ import type { EventOf } from "@felhom/protocol";
 import { type ComposeTool, composeUp, detectCompose } from "../docker/compose-cli.ts";
 import type { DockerEngine } from "../docker/docker-engine.ts";
 import { ComposeFailedError } from "../docker/errors.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { describeError } from "../lib/errors.ts";
 import { outputTailForReport } from "../lib/report-text.ts";
 import type { Logger } from "../log/logger.ts";
-import { registryPath } from "../quiesce/quiesce-stacks.ts";
 import { isOneOff } from "../quiesce/stack-facts.ts";
 import { type RegisteredStack, StackRegistry } from "../quiesce/stack-registry.ts";
+import { statePaths } from "../state/paths.ts";
 import { profiledServices } from "./compose-profiles.ts";
 import { stackResources, stackStartOrder } from "./stack-order.ts";
 
@@ -34,7 +34,7 @@ export interface StacksUpDeps {
  * fails does not stop the others. `only` limits it to named projects (the hub's `stacks.up`).
  */
 export async function bringStacksUp(deps: StacksUpDeps, only?: string[]): Promise<StackOutcome[]> {
-  const registry = await StackRegistry.load(registryPath(deps.stateDir));
+  const registry = await StackRegistry.load(statePaths(deps.stateDir).stackRegistry);
   const known = registry.stacks.filter(
     (s) => deps.configuredProjects === undefined || deps.configuredProjects.includes(s.project),
   );
@@ -52,7 +52,7 @@ export async function bringStacksUp(deps: StacksUpDeps, only?: string[]): Promis
   } catch (err) {
     return [
       ...outcomes,
-      ...wanted.map((s) => ({ project: s.project, outcome: "failed" as const, message: errorMessage(err) })),
+      ...wanted.map((s) => ({ project: s.project, outcome: "failed" as const, message: describeError(err) })),
     ];
   }
   const texts = new Map(
@@ -112,7 +112,7 @@ async function upOne(
     // compose's own words say why (a missing image, a port taken…): the end of its output goes with it,
     // bounded and redacted like a hook's.
     const output = err instanceof ComposeFailedError ? outputTailForReport(err.output) : "";
-    const message = output ? `${errorMessage(err)}: ${output}` : errorMessage(err);
+    const message = output ? `${describeError(err)}: ${output}` : describeError(err);
     return { project, outcome: "failed", message: message.slice(0, 2000) };
   }
 }

@@ -4,6 +4,7 @@ import { AgentError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { readJsonFile, writeJsonDurable } from "../state/durable-file.ts";
 import { findMissedSlot } from "./missed-slot.ts";
+import { type LearnedDelay, MAX_LEARNED_DELAY_MS, runDelayMs } from "./run-delay.ts";
 import { nextSlot, type SlotSpec } from "./slots.ts";
 
 export interface ScheduleConfig {
@@ -23,8 +24,19 @@ export type ScheduledRunReason = { kind: "slot"; slot: Date } | { kind: "missed"
  * `last_slot`: every slot up to here is handled (ran, was skipped, or belonged to an earlier schedule).
  * `pending`: a slot whose run was due but had not started (the jitter wait) when the agent stopped or the
  * runtime was rebuilt; a start without catch-up (reload) runs it, a daemon start treats it as missed.
+ * `learned`: the delay after its slot at which the last scheduled backup got the node (run-delay.ts).
  */
-const stateSchema = z.object({ last_slot: z.iso.datetime(), pending: z.iso.datetime().optional() });
+const stateSchema = z.object({
+  last_slot: z.iso.datetime(),
+  pending: z.iso.datetime().optional(),
+  learned: z.object({ ms: z.int().min(0), jitter_seconds: z.number().min(0) }).optional(),
+});
+
+/**
+ * What the run's backup tells the schedule: the time (ms epoch) at which the backup that ended the run
+ * started, when it got the node; undefined when the node's lock refused it to the end (forget the delay).
+ */
+export type LearnDelay = (gotNodeAtMs: number | undefined) => void;
 
 /**
  * How late a slot may still run as a slot. A timer fires late when the event loop stalls or the wall clock
@@ -48,9 +60,11 @@ export function nextScheduledSlot(spec: SlotSpec, after: Date): Date | undefined
 }
 
 /**
- * Runs `onRun` on the configured cron schedule, each run delayed by a random jitter so that a fleet does not
- * hit one node at once. Overlap is impossible twice over: a slot that comes while a run is still going is
- * skipped, and the backup service's own lock (a second request joins the running backup).
+ * Runs `onRun` on the configured cron schedule, each run delayed within the jitter window so that a fleet does
+ * not hit one node at once: at random the first time, then where the last run's backup got the node
+ * (run-delay.ts; `onRun` reports it through `learn`). Overlap is impossible twice over: a slot that comes
+ * while a run is still going is skipped, and the backup service's own lock (a second request joins the
+ * running backup).
  *
  * The clock is our own, not node-cron's runner: a timer at every minute boundary; once the next slot (found
  * once per slot) is due, it runs the newest slot in (previous tick, now] by scheduleSlots' rule, so a late
@@ -67,7 +81,7 @@ export class Scheduler {
   readonly #config: ScheduleConfig;
   readonly #statePath: string;
   readonly #log: Logger;
-  readonly #onRun: (reason: ScheduledRunReason) => Promise<void>;
+  readonly #onRun: (reason: ScheduledRunReason, learn: LearnDelay) => Promise<void>;
   #tick: NodeJS.Timeout | undefined;
   #delayed: NodeJS.Timeout | undefined;
   /** The live clock's position: slots up to here were looked at; it never goes back (a clock stepped back). */
@@ -75,6 +89,9 @@ export class Scheduler {
   /** Persisted as last_slot. */
   #handled = new Date(0);
   #pending: Date | undefined;
+  #learned: LearnedDelay | undefined;
+  /** Bumped by stop(): a run's late answer must not write over the state of a scheduler started since. */
+  #generation = 0;
   #busy = false;
   /** The first slot after the tick cursor; no scan happens before #nextUntil (its time, or an hour on). */
   #next: Date | undefined;
@@ -85,7 +102,7 @@ export class Scheduler {
     config: ScheduleConfig;
     statePath: string;
     log: Logger;
-    onRun: (reason: ScheduledRunReason) => Promise<void>;
+    onRun: (reason: ScheduledRunReason, learn: LearnDelay) => Promise<void>;
   }) {
     const problem = validateCron(options.config.cron);
     if (problem) {
@@ -124,6 +141,7 @@ export class Scheduler {
     const last = state ? new Date(state.last_slot) : undefined;
     this.#handled = last && last > now ? last : now;
     this.#pending = undefined;
+    this.#learned = state?.learned;
     const overdue = missed ?? pending;
     const runPending = options.runPending ?? !catchUp;
     const runIt = missed ? this.#config.missed === "run" : runPending || this.#config.missed === "run";
@@ -167,6 +185,7 @@ export class Scheduler {
 
   /** Stops the clock and a run still waiting out its jitter (that slot stays pending for the next start). */
   async stop(): Promise<void> {
+    this.#generation++;
     clearTimeout(this.#tick);
     clearTimeout(this.#delayed);
     this.#tick = undefined;
@@ -207,7 +226,7 @@ export class Scheduler {
     }
   }
 
-  /** Starts a run after the jitter, unless one is still going (the slot then counts as handled). */
+  /** Starts a run after its delay (run-delay.ts), unless one is still going (the slot then counts as handled). */
   #run(reason: ScheduledRunReason): void {
     this.#handle(reason.slot);
     if (this.#busy) {
@@ -221,19 +240,30 @@ export class Scheduler {
     this.#busy = true;
     this.#pending = reason.slot;
     this.#save();
-    const delay = Math.floor(Math.random() * this.#config.jitter_seconds * 1000);
+    const dueAt = Date.now();
+    const delay = runDelayMs({ jitterSeconds: this.#config.jitter_seconds, learned: this.#learned });
     this.#delayed = setTimeout(() => {
       this.#pending = undefined;
       this.#save();
-      void this.#fire(reason).finally(() => {
+      void this.#fire(reason, dueAt).finally(() => {
         this.#busy = false;
       });
     }, delay);
   }
 
-  async #fire(reason: ScheduledRunReason): Promise<void> {
+  async #fire(reason: ScheduledRunReason, dueAt: number): Promise<void> {
+    const generation = this.#generation;
+    const learn: LearnDelay = (gotNodeAt) => {
+      if (generation !== this.#generation) return;
+      const ms = gotNodeAt === undefined ? undefined : Math.max(0, Math.round(gotNodeAt - dueAt));
+      this.#learned =
+        ms !== undefined && ms <= MAX_LEARNED_DELAY_MS
+          ? { ms, jitter_seconds: this.#config.jitter_seconds }
+          : undefined;
+      this.#save();
+    };
     try {
-      await this.#onRun(reason);
+      await this.#onRun(reason, learn);
     } catch (err) {
       // The run reports its own failure; the schedule keeps going.
       this.#log.error({ err, reason: reason.kind }, "scheduled backup failed");
@@ -249,6 +279,7 @@ export class Scheduler {
     const state = {
       last_slot: this.#handled.toISOString(),
       ...(this.#pending ? { pending: this.#pending.toISOString() } : {}),
+      ...(this.#learned ? { learned: this.#learned } : {}),
     };
     this.#saving = this.#saving
       .then(() => writeJsonDurable(this.#statePath, state))

@@ -1,4 +1,5 @@
 import { nodeCron } from "../lib/cron.ts";
+import { plainCronMatcher } from "./cron-matcher.ts";
 
 /** What decides when a backup is due: a 5-field cron expression, read in `timezone` (or the guest's zone). */
 export interface SlotSpec {
@@ -34,19 +35,19 @@ export function isFixedTime(expression: string): boolean {
 export function scheduleSlots(spec: SlotSpec, from: Date, to: Date): Date[] {
   // A matcher in UTC applied to wall-clock minutes (local time read as if it were UTC): that is the cron
   // expression in local time without any daylight-saving shift, so skipped local times can be asked about.
-  const wallMatcher = nodeCron().createTask(spec.cron, () => {}, { timezone: "UTC" });
+  const wallMatcher = utcMatcher(spec.cron);
   try {
     const matchesWall = (wall: number) => wallMatcher.match(new Date(wall * MINUTE));
-    const format = wallFormatter(spec.timezone);
+    const wallMinute = wallClock(spec.timezone);
     const fixed = isFixedTime(spec.cron);
     const first = Math.floor(from.getTime() / MINUTE) + 1;
     const last = Math.floor(to.getTime() / MINUTE);
     // The latest wall minute the clock has shown: a fixed time at or below it has had its run.
     let shown = Number.NEGATIVE_INFINITY;
-    for (let m = first - SHIFT_WINDOW_MINUTES; m < first; m++) shown = Math.max(shown, wallMinute(format, m));
+    for (let m = first - SHIFT_WINDOW_MINUTES; m < first; m++) shown = Math.max(shown, wallMinute(m));
     const slots: Date[] = [];
     for (let m = first; m <= last; m++) {
-      const wall = wallMinute(format, m);
+      const wall = wallMinute(m);
       if (fixed) {
         for (let w = Math.max(shown + 1, wall - SHIFT_WINDOW_MINUTES); w <= wall; w++) {
           if (matchesWall(w)) {
@@ -61,7 +62,7 @@ export function scheduleSlots(spec: SlotSpec, from: Date, to: Date): Date[] {
     }
     return slots;
   } finally {
-    void wallMatcher.destroy();
+    wallMatcher.close();
   }
 }
 
@@ -92,12 +93,10 @@ function dayFilter(spec: SlotSpec): { mayHoldSlot(from: Date, to: Date): boolean
   const fields = spec.cron.trim().split(/\s+/);
   if (fields.length !== 5) return { mayHoldSlot: () => true, close: () => {} };
   // Every minute of a matching local day matches: node-cron's own day-of-month/weekday rule, hours ignored.
-  const dateMatcher = nodeCron().createTask(`* * ${fields.slice(2).join(" ")}`, () => {}, {
-    timezone: "UTC",
-  });
-  const format = wallFormatter(spec.timezone);
+  const dateMatcher = utcMatcher(`* * ${fields.slice(2).join(" ")}`);
+  const wallMinute = wallClock(spec.timezone);
   const wallDay = (at: Date, shiftMinutes: number) =>
-    Math.floor((wallMinute(format, Math.floor(at.getTime() / MINUTE)) + shiftMinutes) / MINUTES_PER_DAY);
+    Math.floor((wallMinute(Math.floor(at.getTime() / MINUTE)) + shiftMinutes) / MINUTES_PER_DAY);
   return {
     mayHoldSlot(from, to) {
       const last = wallDay(to, SHIFT_WINDOW_MINUTES);
@@ -106,18 +105,40 @@ function dayFilter(spec: SlotSpec): { mayHoldSlot(from: Date, to: Date): boolean
       }
       return false;
     },
-    close: () => void dateMatcher.destroy(),
+    close: () => dateMatcher.close(),
   };
+}
+
+/**
+ * A cron expression matched against a date's UTC fields: the plain matcher (cron-matcher.ts), node-cron's for
+ * its extensions (L, W, #), which loads ICU's data. `close` ends node-cron's task.
+ */
+function utcMatcher(expression: string): { match(date: Date): boolean; close(): void } {
+  const plain = plainCronMatcher(expression);
+  if (plain) return { match: plain, close: () => {} };
+  const task = nodeCron().createTask(expression, () => {}, { timezone: "UTC" });
+  return { match: (date) => task.match(date), close: () => void task.destroy() };
 }
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
 
-function wallFormatter(timezone: string | undefined): Intl.DateTimeFormat {
-  const key = timezone ?? "";
-  let format = formatters.get(key);
+/**
+ * The wall-clock time at minute `m` (minutes since the epoch) in `timezone`, as minutes since the epoch read
+ * as UTC. The guest's own zone is read through Date's local fields, which give what Intl.DateTimeFormat
+ * without a timeZone gives (both use the process's default zone) without loading ICU's locale data; a named
+ * zone needs Intl, and pays for it (README, Measured).
+ */
+function wallClock(timezone: string | undefined): (m: number) => number {
+  if (timezone === undefined) {
+    return (m) => {
+      const d = new Date(m * MINUTE);
+      return Date.UTC(d.getFullYear(), d.getMonth(), d.getDate(), d.getHours(), d.getMinutes()) / MINUTE;
+    };
+  }
+  let format = formatters.get(timezone);
   if (!format) {
     format = new Intl.DateTimeFormat("en-US", {
-      ...(timezone ? { timeZone: timezone } : {}),
+      timeZone: timezone,
       year: "numeric",
       month: "numeric",
       day: "numeric",
@@ -125,16 +146,14 @@ function wallFormatter(timezone: string | undefined): Intl.DateTimeFormat {
       minute: "numeric",
       hourCycle: "h23",
     });
-    formatters.set(key, format);
+    formatters.set(timezone, format);
   }
-  return format;
-}
-
-/** The local wall-clock time at minute `m` (minutes since the epoch), as minutes since the epoch read as UTC. */
-function wallMinute(format: Intl.DateTimeFormat, m: number): number {
-  const p: Record<string, number> = {};
-  for (const part of format.formatToParts(m * MINUTE)) {
-    if (part.type !== "literal") p[part.type] = Number(part.value);
-  }
-  return Date.UTC(p.year!, p.month! - 1, p.day!, p.hour!, p.minute!) / MINUTE;
+  const f = format;
+  return (m) => {
+    const p: Record<string, number> = {};
+    for (const part of f.formatToParts(m * MINUTE)) {
+      if (part.type !== "literal") p[part.type] = Number(part.value);
+    }
+    return Date.UTC(p.year!, p.month! - 1, p.day!, p.hour!, p.minute!) / MINUTE;
+  };
 }

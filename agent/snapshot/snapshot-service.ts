@@ -1,11 +1,13 @@
 import { randomBytes } from "node:crypto";
 import type { EventOf } from "@felhom/protocol";
-import { withBackupLock } from "../backup/backup-lock.ts";
-import { downtimeOf, verifiedSelf } from "../backup/backup-run.ts";
-import type { BackupDeps } from "../backup/backup-types.ts";
+import { verifiedSelf } from "../backup/backup-preflight.ts";
 import { LogTail } from "../backup/backup-types.ts";
+import { downtimeOf } from "../backup/downtime.ts";
 import { resolveIdentity } from "../identity/identity-service.ts";
-import { AgentError, errorMessage } from "../lib/errors.ts";
+import { AgentError, describeError } from "../lib/errors.ts";
+import type { OperationDeps } from "../operation/operation-deps.ts";
+import { withOperationLock } from "../operation/operation-lock.ts";
+import { withQuiescedStacks } from "../operation/quiesced-stacks.ts";
 import { snapshotNameProblem } from "../pve/client.ts";
 import { isSuccess } from "../pve/exit-status.ts";
 import { submitSnapshot } from "../pve/submit.ts";
@@ -13,15 +15,10 @@ import { followTaskToEnd } from "../pve/task-follower.ts";
 import { quiesceConsistency } from "../quiesce/consistency.ts";
 import { QuiesceFailedError } from "../quiesce/errors.ts";
 import type { QuiesceHandle, ResumeReport } from "../quiesce/executor.ts";
-import {
-  journalLeftOpen,
-  prepareQuiesce,
-  quiesceStacks,
-  retryLeftoverResume,
-} from "../quiesce/quiesce-stacks.ts";
+import { journalLeftOpen, prepareQuiesce, retryLeftoverResume } from "../quiesce/quiesce-stacks.ts";
 
-export type SnapshotDeps = Omit<BackupDeps, "emit" | "backup"> & {
-  backup: Pick<BackupDeps["backup"], "max_downtime_seconds">;
+export type SnapshotDeps = Omit<OperationDeps, "emit" | "backup"> & {
+  backup: Pick<OperationDeps["backup"], "max_downtime_seconds">;
 };
 
 /** Like a backup's outcome, in the shape of the hub's events (without `kind`). */
@@ -41,8 +38,7 @@ export function assertSnapshotName(name: string): void {
 }
 
 function withLock<T>(deps: SnapshotDeps, operationId: string, fn: () => Promise<T>): Promise<T> {
-  const me = { pid: process.pid, backupId: operationId, mode: "snapshot", kind: "snapshot" } as const;
-  return withBackupLock(deps.stateDir, me, "a snapshot", fn);
+  return withOperationLock(deps.stateDir, { kind: "snapshot", operationId }, "a snapshot", fn);
 }
 
 /**
@@ -72,58 +68,51 @@ export async function createSnapshot(
     return await withLock(deps, operationId, async () => {
       const { node, vmid } = await verifiedSelf(deps);
       await refuseSnapshotAhead(deps, node, vmid, name);
-      await retryLeftoverResume({ engine: deps.engine, stateDir: deps.stateDir, logger: deps.log });
-      const prepared = await prepareQuiesce(
-        { engine: deps.engine, stateDir: deps.stateDir, logger: deps.log },
-        deps.projects ? { projects: deps.projects } : {},
-      );
+      const quiesceDeps = { engine: deps.engine, stateDir: deps.stateDir, logger: deps.log };
+      await retryLeftoverResume(quiesceDeps);
+      const { plan } = await prepareQuiesce(quiesceDeps, deps.projects ? { projects: deps.projects } : {});
       // Stopping already: do not take the stacks down only to bring them back.
       if (signal?.aborted) throw new AgentError("interrupted", "the agent is stopping; nothing was quiesced");
-      const quiesced = await quiesceStacks(
-        { engine: deps.engine, stateDir: deps.stateDir, logger: deps.log },
-        {
-          backupId: operationId,
-          plan: prepared.plan,
-          downtimeDeadlineMs: deps.backup.max_downtime_seconds * 1000,
+      const section = { kind: "snapshot", name } as const;
+      const downtimeDeadlineMs = deps.backup.max_downtime_seconds * 1000;
+      return await withQuiescedStacks(
+        quiesceDeps,
+        { operationId, plan, downtimeDeadlineMs, section },
+        async (q) => {
+          handle = q.handle;
+          if (signal?.aborted)
+            throw new AgentError("interrupted", "the agent is stopping; nothing was submitted");
+          const submitted = await submitSnapshot(deps.pve, node, vmid, name, {
+            logger: deps.log,
+            ...(description === undefined ? {} : { description }),
+          });
+          upid = submitted.upid;
+          // The storage snapshot is taken inside the task, with the CT frozen: the stacks wait for its end.
+          const task = await followKeepingTail(deps, node, upid, tail, signal);
+          report = await q.handle.resume();
+          if (!isSuccess(task.classified)) {
+            throw new AgentError("snapshot_failed", `snapshot task ${upid} ended with: ${task.exitstatus}`, {
+              hint: "see the log tail (a running backup holds the guest's lock; names must be unique)",
+            });
+          }
+          const consistency =
+            quiesceConsistency(plan, q.handle) === "app" && report.trigger === "caller" ? "app" : "crash";
+          return {
+            ok: true as const,
+            result: {
+              operationId,
+              name,
+              upid,
+              downtime: downtimeOf(report, plan),
+              consistency,
+              stacksResumed: report.finished,
+            },
+          };
         },
       );
-      handle = quiesced.handle;
-      await quiesced.journal.update({ backup: { kind: "snapshot", name } });
-      try {
-        if (signal?.aborted)
-          throw new AgentError("interrupted", "the agent is stopping; nothing was submitted");
-        const submitted = await submitSnapshot(deps.pve, node, vmid, name, {
-          logger: deps.log,
-          ...(description === undefined ? {} : { description }),
-        });
-        upid = submitted.upid;
-        const task = await followKeepingTail(deps, node, upid, tail, signal);
-        report = await handle.resume();
-        if (!isSuccess(task.classified)) {
-          throw new AgentError("snapshot_failed", `snapshot task ${upid} ended with: ${task.exitstatus}`, {
-            hint: "see the log tail (a running backup holds the guest's lock; names must be unique)",
-          });
-        }
-        const consistency =
-          quiesceConsistency(prepared.plan, handle) === "app" && report.trigger === "caller"
-            ? ("app" as const)
-            : ("crash" as const);
-        return {
-          ok: true as const,
-          result: {
-            operationId,
-            name,
-            upid,
-            downtime: downtimeOf(report, prepared.plan),
-            consistency,
-            stacksResumed: report.finished,
-          },
-        };
-      } finally {
-        report ??= await handle.resume();
-      }
     });
   } catch (err) {
+    // withQuiescedStacks resumed them on the way out; the same resume, for its report.
     if (handle && !report) report = await handle.resume();
     report ??= err instanceof QuiesceFailedError ? (err.resumeReport as ResumeReport) : undefined;
     // A failed post hook is a failure too, but leaves nothing down: `finished` is the alarm. Nothing
@@ -245,7 +234,7 @@ function failed(
       action: op.action,
       name: op.name,
       code: err instanceof AgentError ? err.code : "internal",
-      message: errorMessage(err).slice(0, 2000),
+      message: describeError(err).slice(0, 2000),
       upid: op.upid,
       logTail: op.tail.lines(),
       stacksResumed,

@@ -59,7 +59,7 @@ const serviceDowntime = z.object({
  * A service's data that vzdump leaves out of the archive: it lies on a CT mount point that is a bind (or
  * device) mount point ("not a volume") or a volume without backup=1 ("disabled").
  */
-const notInArchive = z.object({
+export const notInArchive = z.object({
   project: stackName,
   service: serviceName,
   /** The path inside the container. */

@@ -3,9 +3,11 @@ import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { backupViaDaemon, controlSocketPath, serveControl } from "../../agent/app/control-socket.ts";
-import type { BackupEvent, BackupOutcome } from "../../agent/backup/backup-types.ts";
+import { backupViaDaemon, serveControl } from "../../agent/app/control-socket.ts";
+import type { BackupOutcome } from "../../agent/backup/backup-types.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
+import type { OperationEvent } from "../../agent/operation/operation-deps.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 
 let dir: string;
 let close: (() => Promise<void>) | undefined;
@@ -18,7 +20,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const phase = (p: string): BackupEvent => ({
+const phase = (p: string): OperationEvent => ({
   kind: "backup.phase",
   backupId: "bk-1",
   mode: "snapshot",
@@ -63,8 +65,8 @@ describe("the CLI's control socket to the daemon", () => {
       },
       silentLogger(),
     ));
-    expect((await stat(controlSocketPath(dir))).mode & 0o777).toBe(0o600);
-    const events: BackupEvent[] = [];
+    expect((await stat(statePaths(dir).controlSocket)).mode & 0o777).toBe(0o600);
+    const events: OperationEvent[] = [];
     const r = await backupViaDaemon(dir, "snapshot", (e) => events.push(e));
     expect(r).toEqual({ kind: "done", backupId: "bk-1", outcome });
     expect(events.map((e) => (e.kind === "backup.phase" ? e.phase : e.kind))).toEqual([
@@ -76,25 +78,28 @@ describe("the CLI's control socket to the daemon", () => {
   it("reports the running backup (or snapshot) instead of starting a second one", async () => {
     ({ close } = await serveControl(
       dir,
-      { backup: async () => ({ started: false, backupId: "op-1", mode: "snapshot", kind: "snapshot" }) },
+      { backup: async () => ({ started: false, holder: { kind: "snapshot", operationId: "op-1" } }) },
       silentLogger(),
     ));
     expect(await backupViaDaemon(dir, "snapshot", () => {})).toEqual({
       kind: "busy",
-      backupId: "op-1",
-      mode: "snapshot",
-      holder: "snapshot",
+      holder: { kind: "snapshot", operationId: "op-1" },
     });
   });
 
   it("answers garbage with an error and keeps serving", async () => {
     ({ close } = await serveControl(
       dir,
-      { backup: async () => ({ started: false, backupId: "bk-0", mode: "stop", kind: "backup" }) },
+      {
+        backup: async () => ({
+          started: false,
+          holder: { kind: "backup", operationId: "bk-0", mode: "stop" },
+        }),
+      },
       silentLogger(),
     ));
     const answer = await new Promise<string>((resolve) => {
-      const s = createConnection(controlSocketPath(dir), () => s.write("{not json\n"));
+      const s = createConnection(statePaths(dir).controlSocket, () => s.write("{not json\n"));
       let got = "";
       s.on("data", (d) => {
         got += d;

@@ -3,8 +3,9 @@ import { chmod, mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { backupViaDaemon, controlSocketPath } from "../../agent/app/control-socket.ts";
+import { backupViaDaemon } from "../../agent/app/control-socket.ts";
 import { acquireDaemonLock, DaemonRunningError, daemonRunning } from "../../agent/app/daemon-lock.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { exited, waitForLine, writeOfflineConfig } from "../support/agent-cli.ts";
 
 const repoRoot = new URL("../../", import.meta.url).pathname;
@@ -90,7 +91,7 @@ describe("one daemon per state dir", { timeout: 60_000 }, () => {
     await expect
       .poll(
         () =>
-          stat(controlSocketPath(stateDir)).then(
+          stat(statePaths(stateDir).controlSocket).then(
             () => true,
             () => false,
           ),
@@ -110,7 +111,7 @@ describe("one daemon per state dir", { timeout: 60_000 }, () => {
     expect(second.stderr).toContain(
       `another felhom-guest daemon (pid ${first.pid}) already runs for ${stateDir}`,
     );
-    expect((await stat(controlSocketPath(stateDir))).isSocket()).toBe(true);
+    expect((await stat(statePaths(stateDir).controlSocket)).isSocket()).toBe(true);
     expect(first.exitCode).toBe(null);
   });
 });

@@ -2,8 +2,7 @@ import { readFile } from "node:fs/promises";
 import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
-import { markerPath } from "../../agent/backup/marker.ts";
-import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { rawClient } from "../pve-sim-tests/pve-client.ts";
 import { docker } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
@@ -40,10 +39,10 @@ describeDocker("backup, snapshot mode (pve sim + real docker)", () => {
     expect(outcome.result.downtime.map((d) => d.service).sort()).toEqual(["app", "db"]);
     expect(await h.running()).toEqual(before);
     // The journal is finished and reported, the marker cleared on the live system.
-    const journal = JSON.parse(await readFile(journalPath(h.stateDir), "utf8"));
+    const journal = JSON.parse(await readFile(statePaths(h.stateDir).quiesceJournal, "utf8"));
     expect(journal.finishedAt).not.toBeNull();
     expect(journal.backup).toMatchObject({ upid: outcome.result.upid, reported: true, consistency: "app" });
-    await expect(readFile(markerPath(h.stateDir))).rejects.toThrow(/ENOENT/);
+    await expect(readFile(statePaths(h.stateDir).backupMarker)).rejects.toThrow(/ENOENT/);
     const phases = h.events.filter((e) => e.kind === "backup.phase").map((e) => e.phase);
     expect(phases).toEqual([
       "lock",

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
-import type { BackupEvent } from "../../agent/backup/backup-types.ts";
+import type { OperationEvent } from "../../agent/operation/operation-deps.ts";
 import { containerLogs, docker, waitHealthy } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
@@ -30,7 +30,7 @@ async function backupUnderLoad(dbStrategy: "stop" | "none") {
   writer = await PgWriter.start(h.network);
   await writer.waitForAcks(30);
   const phaseAt = new Map<string, number>();
-  const emit = (e: BackupEvent) => {
+  const emit = (e: OperationEvent) => {
     if (e.kind === "backup.phase" && !phaseAt.has(e.phase)) phaseAt.set(e.phase, Date.now());
   };
   const outcome = await runBackup(h.deps({ emit }), {

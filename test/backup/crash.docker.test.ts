@@ -2,11 +2,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
-import { acquireBackupLock } from "../../agent/backup/backup-lock.ts";
 import { recoverAtStart } from "../../agent/backup/recover-at-start.ts";
 import { startUp } from "../../agent/boot/start-up.ts";
+import { acquireOperationLock } from "../../agent/operation/operation-lock.ts";
 import { QuiesceJournal } from "../../agent/quiesce/journal.ts";
-import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { exited, spawnAgent, waitForLine, writeAgentConfig } from "../support/agent-cli.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, type HarnessOptions, startGuestHarness } from "../support/guest-harness.ts";
@@ -89,11 +89,10 @@ describeDocker("agent killed mid-backup (pve sim + real docker)", () => {
     await exited(agent);
     const vzdump = h.sim.tasks.list().find((t) => t.type === "vzdump")!;
     await h.sim.tasks.wait(vzdump.upid);
-    const lock = await acquireBackupLock(h.stateDir, {
+    const lock = await acquireOperationLock(h.stateDir, {
       pid: process.pid,
-      backupId: "stacks-up-1",
-      mode: "snapshot",
       kind: "stacks-up",
+      operationId: "stacks-up-1",
     });
     try {
       const s = await startUp(h.deps(), { configuredProjects: [h.project] });
@@ -125,7 +124,7 @@ describeDocker("agent killed mid-backup (pve sim + real docker)", () => {
     // …and `systemctl stop` must not wait for that task.
     daemon.kill("SIGTERM");
     expect(await exited(daemon)).toBe(0);
-    const journal = await QuiesceJournal.open(journalPath(h.stateDir));
+    const journal = await QuiesceJournal.open(statePaths(h.stateDir).quiesceJournal);
     expect(journal?.data.backup.reported).not.toBe(true);
     const task = h.sim.tasks.list().find((t) => t.type === "vzdump")!;
     await h.pve.stopTask("pve1", task.upid);
@@ -140,7 +139,7 @@ describeDocker("agent killed mid-backup (pve sim + real docker)", () => {
   it("killed while archiving, after the resume: nothing to resume, the next start reports the backup completed", async () => {
     const resumeFinished = (g: GuestHarness) =>
       expect
-        .poll(async () => (await QuiesceJournal.open(journalPath(g.stateDir)))?.finished, {
+        .poll(async () => (await QuiesceJournal.open(statePaths(g.stateDir).quiesceJournal))?.finished, {
           timeout: 30_000,
           interval: 100,
         })

@@ -1,13 +1,13 @@
 import { createServer } from "node:net";
 import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
-import { acquireBackupLock } from "../../agent/backup/backup-lock.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import { BackupService } from "../../agent/backup/backup-service.ts";
 import type { BackupOutcome } from "../../agent/backup/backup-types.ts";
 import { recoverAtStart } from "../../agent/backup/recover-at-start.ts";
+import { acquireOperationLock } from "../../agent/operation/operation-lock.ts";
 import { QuiesceJournal } from "../../agent/quiesce/journal.ts";
-import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, type HarnessOptions, startGuestHarness } from "../support/guest-harness.ts";
 
@@ -29,7 +29,7 @@ async function harness(o: HarnessOptions = {}) {
 
 /** What the journal says about the consistency of the copy PVE took (or would have taken). */
 const journalledConsistency = async (g: GuestHarness) =>
-  (await QuiesceJournal.open(journalPath(g.stateDir)))?.data.backup.consistency;
+  (await QuiesceJournal.open(statePaths(g.stateDir).quiesceJournal))?.data.backup.consistency;
 
 /** A backup whose task counts as stalled after 3 s without progress (production: 10 min). */
 const stalledBackup = (g: GuestHarness) =>
@@ -142,7 +142,7 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     });
     await paused.reached;
     await expect
-      .poll(async () => (await QuiesceJournal.open(journalPath(g.stateDir)))?.data.backup.upid)
+      .poll(async () => (await QuiesceJournal.open(statePaths(g.stateDir).quiesceJournal))?.data.backup.upid)
       .toBeDefined();
     shutdown.abort(); // the agent stops; its next start finds the task in the journal
     expect(await run).toMatchObject({ ok: false, failure: { code: "interrupted" } });
@@ -213,7 +213,7 @@ describeDocker("backup faults (pve sim + real docker)", () => {
       expect(outcome).toMatchObject({ ok: true, result: { exitStatus: "OK", stacksResumed: false } });
       const warnings = outcome.ok ? outcome.result.warnings : [];
       expect(warnings.some((w) => /^resume: start of \S*[_-]app[_-]1 failed: /.test(w))).toBe(true);
-      expect((await QuiesceJournal.open(journalPath(g.stateDir)))?.finished).toBe(false);
+      expect((await QuiesceJournal.open(statePaths(g.stateDir).quiesceJournal))?.finished).toBe(false);
 
       // The next backup tries the resume again first, and while the app stays down it quiesces nothing.
       const vzdumps = g.sim.vzdumpRuns.length;
@@ -227,7 +227,7 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     }
     // Once the port is free again, the next backup finishes that resume first and runs.
     expect(await backup(g)).toMatchObject({ ok: true, result: { consistency: "app" } });
-    expect((await QuiesceJournal.open(journalPath(g.stateDir)))?.finished).toBe(true);
+    expect((await QuiesceJournal.open(statePaths(g.stateDir).quiesceJournal))?.finished).toBe(true);
   });
 
   it("rides out 5xx answers and dropped connections while following the task, and still verifies the archive", async () => {
@@ -253,10 +253,12 @@ describeDocker("backup faults (pve sim + real docker)", () => {
         willRetry.push(info.willRetry);
       },
     });
+    const settled: Array<{ ok: boolean; startedAt: number }> = [];
     const first = await service.request({
       mode: "snapshot",
       trigger: { source: "schedule" },
       retryWhenBusy: true,
+      onSettled: (o, startedAt) => settled.push({ ok: o.ok, startedAt }),
     });
     expect(first.started).toBe(true);
     const failed = await first.done;
@@ -269,11 +271,15 @@ describeDocker("backup faults (pve sim + real docker)", () => {
       },
     });
     expect(await g.running()).toEqual(before);
+    const releasedAt = Date.now();
     lock.release();
     await expect.poll(() => outcomes.length, { timeout: 60_000, interval: 250 }).toBe(2);
     expect(outcomes[1]).toMatchObject({ ok: true, result: { exitStatus: "OK" } });
     // The refusal was not the slot's result (the daemon records neither it nor its metrics); the retry was.
     expect(willRetry).toEqual([true, false]);
+    // The request ends once, with the retry and the time it started: where the schedule learns the node was free.
+    expect(settled).toEqual([{ ok: true, startedAt: expect.any(Number) }]);
+    expect(settled[0]!.startedAt).toBeGreaterThanOrEqual(releasedAt);
     service.stop();
   });
 
@@ -332,11 +338,10 @@ describeDocker("backup faults (pve sim + real docker)", () => {
 
   it("runs a scheduled backup later when a snapshot holds the guest at its time", async () => {
     const g = await harness();
-    const snapshot = await acquireBackupLock(g.stateDir, {
+    const snapshot = await acquireOperationLock(g.stateDir, {
       pid: process.pid,
-      backupId: "op-snapshot",
-      mode: "snapshot",
       kind: "snapshot",
+      operationId: "op-snapshot",
     });
     expect(snapshot.acquired).toBe(true);
     const outcomes: BackupOutcome[] = [];
@@ -350,7 +355,7 @@ describeDocker("backup faults (pve sim + real docker)", () => {
       trigger: { source: "schedule" },
       retryWhenBusy: true,
     });
-    expect(first).toMatchObject({ started: false, backupId: "op-snapshot" });
+    expect(first).toMatchObject({ started: false, holder: { kind: "snapshot", operationId: "op-snapshot" } });
     if (snapshot.acquired) await snapshot.release();
     await expect.poll(() => outcomes.length, { timeout: 60_000, interval: 250 }).toBe(1);
     expect(outcomes[0]).toMatchObject({ ok: true, result: { exitStatus: "OK" } });
@@ -362,7 +367,10 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     const service = new BackupService(g.deps());
     const first = await service.request({ mode: "snapshot", trigger: { source: "cli" } });
     const second = await service.request({ mode: "snapshot", trigger: { source: "hub" } });
-    expect(second).toMatchObject({ started: false, backupId: first.backupId });
+    expect(second).toMatchObject({
+      started: false,
+      holder: { kind: "backup", operationId: first.started && first.backupId },
+    });
     expect(await first.done).toMatchObject({ ok: true });
   });
 });

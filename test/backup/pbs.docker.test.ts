@@ -4,9 +4,9 @@ import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
-import { markerPath } from "../../agent/backup/marker.ts";
 import { decideStart } from "../../agent/boot/decide-start.ts";
 import { gatherStartFacts } from "../../agent/boot/start-facts.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { guestFacts, viewFromCopy } from "../restore/support.ts";
 import { capturedStdout, exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { describeDocker } from "../support/docker.ts";
@@ -85,7 +85,7 @@ describeDocker("backup to a Proxmox Backup Server storage (pve sim + real docker
     const restored = await sim.restoreGuest(second.result.volid, 201);
     sim.setGuestRunning(201, true);
     const copy = await viewFromCopy(h, restored.rootDir);
-    await stat(markerPath(copy.stateDir));
+    await stat(statePaths(copy.stateDir).backupMarker);
     const facts = await gatherStartFacts({
       pve: h.pve,
       stateDir: copy.stateDir,

@@ -3,8 +3,9 @@ import { BACKUP_PHASES } from "@felhom/protocol";
 import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
-import type { BackupEvent, BackupOutcome } from "../../agent/backup/backup-types.ts";
-import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
+import type { BackupOutcome } from "../../agent/backup/backup-types.ts";
+import type { OperationEvent } from "../../agent/operation/operation-deps.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, type HarnessOptions, startGuestHarness } from "../support/guest-harness.ts";
 
@@ -24,11 +25,11 @@ afterEach(async () => {
 async function backupRecorded(o: HarnessOptions = {}, before?: (g: GuestHarness) => () => void) {
   h = await startGuestHarness({ archiveBytesPerSecond: 20e6, ...o });
   const g = h;
-  const events: BackupEvent[] = [];
+  const events: OperationEvent[] = [];
   const journalAt = new Map<string, boolean>();
-  const emit = (e: BackupEvent) => {
+  const emit = (e: OperationEvent) => {
     events.push(e);
-    if (e.kind === "backup.phase") journalAt.set(e.phase, existsSync(journalPath(g.stateDir)));
+    if (e.kind === "backup.phase") journalAt.set(e.phase, existsSync(statePaths(g.stateDir).quiesceJournal));
   };
   const after = before?.(g);
   let outcome: BackupOutcome;

@@ -5,7 +5,7 @@ import { afterEach, expect, it } from "vitest";
 import { readLastBackup } from "../../agent/backup/last-backup.ts";
 import { recoverAtStart } from "../../agent/backup/recover-at-start.ts";
 import { QuiesceJournal } from "../../agent/quiesce/journal.ts";
-import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { capturedStdout, exited, spawnAgent, waitForLine, writeAgentConfig } from "../support/agent-cli.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
@@ -35,7 +35,7 @@ describeDocker("agent stopped with SIGTERM mid-backup (pve sim + real docker)", 
     expect(await exited(agent)).toBe(1);
     // Back before the process was gone, without waiting for the snapshot.
     expect(await h.running()).toEqual(before);
-    expect((await QuiesceJournal.open(journalPath(h.stateDir)))?.finished).toBe(true);
+    expect((await QuiesceJournal.open(statePaths(h.stateDir).quiesceJournal))?.finished).toBe(true);
     expect(await readLastBackup(h.stateDir)).toBeUndefined(); // not a result yet
     paused.resume();
     const task = h.sim.tasks.list().find((t) => t.type === "vzdump")!;
@@ -53,7 +53,7 @@ describeDocker("agent stopped with SIGTERM mid-backup (pve sim + real docker)", 
     const out = capturedStdout(agent);
     await paused.reached;
     const journalledUpid = async () =>
-      (await QuiesceJournal.open(journalPath(h!.stateDir)))?.data.backup.upid;
+      (await QuiesceJournal.open(statePaths(h!.stateDir).quiesceJournal))?.data.backup.upid;
     await expect.poll(journalledUpid, { timeout: 30_000, interval: 100 }).toBeDefined();
     agent.kill("SIGTERM");
     expect(await exited(agent)).toBe(1);

@@ -4,6 +4,7 @@
  * WebSocket to the same hub (the baseline of the idle figures).
  */
 import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -58,16 +59,24 @@ export function cpuTicks(pid: number): number {
   return Number(fields[11]) + Number(fields[12]); // utime + stime
 }
 
-/** A node process holding one WebSocket to the hub: upgrade, hello, answer pings. Nothing else. */
+/**
+ * A node process holding one WebSocket to the hub: upgrade, hello, answer pings. Nothing else. `nodeFlags`:
+ * V8 flags it runs with (none unless given); `preload`: packages it imports first and holds (a floor);
+ * `agentId`: its hello's (the hub keeps one link per agent: two baselines side by side need two).
+ */
 export function spawnBare(
   url: string,
   credential: string,
+  options: { nodeFlags?: string[]; preload?: string[]; agentId?: string } = {},
 ): { pid: number; ready: Promise<void>; kill: () => void } {
+  const held = (options.preload ?? []).map((p, i) => `import * as held${i} from ${JSON.stringify(p)};`);
   const script = `
+    ${held.join("\n    ")}
+    globalThis.held = [${held.map((_, i) => `held${i}`).join(", ")}];
     import WebSocket from "ws";
     const ws = new WebSocket(${JSON.stringify(url)}, "felhom-guest.v1", { headers: { Authorization: "Bearer ${credential}" } });
     ws.on("open", () => ws.send(JSON.stringify({ type: "hello", protocolVersion: 1,
-      agent: { id: "bare-baseline", version: "0" },
+      agent: { id: ${JSON.stringify(options.agentId ?? "bare-baseline")}, version: "0" },
       identity: { state: "verified", vmid: 102, node: "pve1", hostname: "bare" },
       capabilities: [], lastAckedSeq: 0, session: { runId: "bare-run", resume: false } })));
     ws.on("message", (data) => {
@@ -76,9 +85,14 @@ export function spawnBare(
       if (m.type === "ping") ws.send(JSON.stringify({ type: "pong", id: m.id, at: new Date().toISOString() }));
     });
   `;
-  const file = join(buildDir, "bare-websocket.mjs");
+  const file = join(
+    buildDir,
+    `bare-websocket-${createHash("sha256").update(script).digest("hex").slice(0, 8)}.mjs`,
+  );
   writeFileSync(file, script);
-  const child = spawn(process.execPath, [file], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), file], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const ready = new Promise<void>((res) =>
     child.stdout.on("data", (d: Buffer) => d.toString().includes("ready") && res()),
   );

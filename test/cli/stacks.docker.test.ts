@@ -4,7 +4,7 @@ import { createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
-import { lockPath } from "../../agent/backup/backup-lock.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { capturedStdout, exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { docker } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
@@ -98,7 +98,7 @@ describeDocker("felhom-guest stacks (real docker)", () => {
     const holder = spawn("sleep", ["60"]);
     try {
       await writeFile(
-        lockPath(h.stateDir),
+        statePaths(h.stateDir).operationLock,
         JSON.stringify({ pid: holder.pid, backupId: "bk-running", mode: "snapshot" }),
         { mode: 0o600 },
       );

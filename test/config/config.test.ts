@@ -15,7 +15,7 @@ describe("config", () => {
     const config = parseConfig(minimalConfig);
     expect(config.backup.mode).toBe("snapshot");
     expect(config.backup.max_downtime_seconds).toBe(300);
-    expect(config.backup.busy_retry).toEqual({ attempts: 4, delay_seconds: 300 });
+    expect(config.backup.busy_retry).toEqual({ attempts: 10, delay_seconds: 60 });
     expect(config.state_dir).toBe("/var/lib/felhom-guest");
     expect(config.docker.socket).toBe("/var/run/docker.sock");
     expect(config.hub).toBeUndefined();

@@ -3,9 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../agent/config/load.ts";
-import { applyEnrollment, enrollmentPath } from "../../agent/identity/enrollment-record.ts";
+import { applyEnrollment } from "../../agent/identity/enrollment-record.ts";
 import { trustProblem } from "../../agent/lib/file-trust.ts";
 import { writeJsonDurable } from "../../agent/state/durable-file.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { minimalConfig } from "./support.ts";
 
 const rootDir = { uid: 0, mode: 0o40700 };
@@ -73,7 +74,7 @@ describe("the enrollment file, which overrides the token as agent.yaml would", (
       const stateDir = join(dir, "state");
       await mkdir(stateDir, { mode: 0o700 });
       const config = parseConfig(`${minimalConfig}state_dir: ${stateDir}\n`);
-      const path = enrollmentPath(stateDir);
+      const path = statePaths(stateDir).enrollment;
       await writeJsonDurable(path, {
         vmid: 201,
         tokenId: "agent-201@pve!backup",

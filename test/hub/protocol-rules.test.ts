@@ -2,9 +2,9 @@ import { appendFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { CloseCode, MAX_HUB_SEQ } from "@felhom/protocol";
 import { afterEach, describe, expect, it } from "vitest";
-import { OUTBOX_DIR } from "../../agent/hub/hub-client.ts";
 import { OUTBOX_LOG } from "../../agent/hub/outbox.ts";
 import type { LinkDrop } from "../../agent/hub/reconnect-decision.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { AGENT_ID, agentDir, cleanup, clientForTest, hubForTest, phase, storedSeqs } from "./support.ts";
 
 afterEach(cleanup);
@@ -112,7 +112,7 @@ describe("the link follows the protocol's rules", () => {
   it("replaces a stored event that no longer validates with a gap instead of blocking the queue", async () => {
     const hub = await hubForTest();
     const dir = await agentDir();
-    await mkdir(join(dir.stateDir, OUTBOX_DIR), { recursive: true });
+    await mkdir(statePaths(dir.stateDir).hubOutbox, { recursive: true });
     const at = "2026-11-27T07:00:00.000Z";
     const lines = [
       { s: 1, t: at, e: phase("b-ok", "quiesce") },
@@ -130,7 +130,7 @@ describe("the link follows the protocol's rules", () => {
       { s: 3, t: at, e: phase("b-ok", "submit") },
     ];
     await appendFile(
-      join(dir.stateDir, OUTBOX_DIR, OUTBOX_LOG),
+      join(statePaths(dir.stateDir).hubOutbox, OUTBOX_LOG),
       lines.map((l) => `${JSON.stringify(l)}\n`).join(""),
     );
     const client = await clientForTest(hub, dir);

@@ -3,8 +3,8 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/pr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { enrollmentPath } from "../../agent/identity/enrollment-record.ts";
 import { readLocalFacts } from "../../agent/identity/identity-service.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
 import type { PveSimulator } from "../pve-sim/simulator.ts";
@@ -77,7 +77,7 @@ describe("felhom-guest enroll", () => {
     );
     expect(r).toMatchObject({ code: 0, out: expect.stringMatching(/enrolled as CT 101 on pve1/) });
     expect(r.out).not.toContain(own.secret);
-    const enrollment = JSON.parse(await readFile(enrollmentPath(stateDir), "utf8"));
+    const enrollment = JSON.parse(await readFile(statePaths(stateDir).enrollment, "utf8"));
     expect(enrollment).toMatchObject({ vmid: 101, tokenId: own.tokenId });
     expect((await stat(enrollment.tokenSecretFile)).mode & 0o777).toBe(0o600);
     expect((await readFile(enrollment.tokenSecretFile, "utf8")).trim()).toBe(own.secret);
@@ -105,7 +105,7 @@ describe("felhom-guest enroll", () => {
     expect(await exited).toBe(0);
     expect(out).toMatch(/enrolled as CT 101 on pve1/);
     expect(out).not.toContain(own.secret);
-    const enrollment = JSON.parse(await readFile(enrollmentPath(stateDir), "utf8"));
+    const enrollment = JSON.parse(await readFile(statePaths(stateDir).enrollment, "utf8"));
     expect((await readFile(enrollment.tokenSecretFile, "utf8")).trim()).toBe(own.secret);
   });
 
@@ -128,6 +128,6 @@ describe("felhom-guest enroll", () => {
     expect(
       (await cli(["--config", config, "enroll", "--token-id", own.tokenId, "--token-secret-file", "-"])).code,
     ).toBe(2);
-    await expect(stat(enrollmentPath(stateDir))).rejects.toThrow();
+    await expect(stat(statePaths(stateDir).enrollment)).rejects.toThrow();
   });
 });

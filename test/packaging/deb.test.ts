@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
 import { writeJsonDurable } from "../../agent/state/durable-file.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { affected, NEVER_SHIPPED } from "./advisories.ts";
 
 const run = promisify(execFile);
@@ -268,7 +268,7 @@ describe("the Debian package", () => {
       await script("postinst", "configure", "");
       await writeFile(join(etc(), "agent.yaml"), "pve: {}\n", { mode: 0o600 });
       await writeFile(join(etc(), "pve-token.secret"), "secret\n", { mode: 0o600 });
-      await writeJsonDurable(journalPath(state()), {
+      await writeJsonDurable(statePaths(state()).quiesceJournal, {
         version: 1,
         backupId: "b1",
         finishedAt,
@@ -285,7 +285,7 @@ describe("the Debian package", () => {
       await installed(null);
       await script("postrm", "remove");
       expect(await exists(join(etc(), "agent.yaml"))).toBe(true);
-      expect(await exists(journalPath(state()))).toBe(true);
+      expect(await exists(statePaths(state()).quiesceJournal)).toBe(true);
     });
 
     it("deletes the config, its secrets and the state on purge", async () => {
@@ -299,7 +299,7 @@ describe("the Debian package", () => {
       await installed(null);
       const { stderr } = await script("postrm", "purge");
       expect(await exists(etc())).toBe(false);
-      expect(await exists(journalPath(state()))).toBe(true);
+      expect(await exists(statePaths(state()).quiesceJournal)).toBe(true);
       expect(stderr).toMatch(/unfinished.*docker start/);
     });
   });

@@ -94,6 +94,8 @@ export class TaskRegistry {
   private nextPid = 0x1000 + Math.floor(Math.random() * 0x10000);
   readonly hangs: TaskHang[] = [];
   readonly failures: TaskFailure[] = [];
+  /** Running tasks a DELETE stopped (each is a failed job the PVE admin is notified of). */
+  readonly stopped: string[] = [];
   private readonly simStart = Date.now();
 
   /** `pstartBase` is the worker start time in clock ticks; above 0xFFFFFFFF it prints as 9 hex digits. */
@@ -200,6 +202,7 @@ export class TaskRegistry {
   stop(upid: string, killAfterMs = 5000): void {
     const it = this.internal.get(upid);
     if (!it?.task.running) return;
+    this.stopped.push(upid);
     it.abort.abort();
     if (it.hung) {
       it.kill();

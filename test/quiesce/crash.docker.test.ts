@@ -4,8 +4,8 @@ import { fileURLToPath } from "node:url";
 import { afterEach, expect, it } from "vitest";
 import { DockerEngine } from "../../agent/docker/docker-engine.ts";
 import { QuiesceJournal } from "../../agent/quiesce/journal.ts";
-import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
 import { resumeFromJournal } from "../../agent/quiesce/resume-from-journal.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { describeDocker } from "../support/docker.ts";
 import { startStack, type TestStack } from "./support/stack.ts";
 
@@ -54,14 +54,16 @@ describeDocker("an agent killed while stacks are quiesced", () => {
 
     const down = await s.containers();
     expect([...down.values()].map((c) => c.state)).toEqual(["exited", "exited", "exited"]);
-    expect((await QuiesceJournal.open(journalPath(s.stateDir)))?.finished).toBe(false);
+    expect((await QuiesceJournal.open(statePaths(s.stateDir).quiesceJournal))?.finished).toBe(false);
 
-    const report = await resumeFromJournal(journalPath(s.stateDir), new DockerEngine());
+    const report = await resumeFromJournal(statePaths(s.stateDir).quiesceJournal, new DockerEngine());
     expect(report?.trigger).toBe("journal");
     expect(report?.backupId).toBe("b-crash");
     expect(report?.failures).toEqual([]);
     expect(report?.resumed.map((r) => r.service)).toEqual(["db", "app", "proxy"]);
-    expect((await QuiesceJournal.open(journalPath(s.stateDir)))?.finished).toBe(true);
-    expect(await resumeFromJournal(journalPath(s.stateDir), new DockerEngine())).toBeUndefined();
+    expect((await QuiesceJournal.open(statePaths(s.stateDir).quiesceJournal))?.finished).toBe(true);
+    expect(
+      await resumeFromJournal(statePaths(s.stateDir).quiesceJournal, new DockerEngine()),
+    ).toBeUndefined();
   });
 });

@@ -8,15 +8,11 @@ import { DockerEngine } from "../../agent/docker/docker-engine.ts";
 import type { QuiesceFailedError } from "../../agent/quiesce/errors.ts";
 import type { ResumeReport } from "../../agent/quiesce/executor.ts";
 import { QuiesceJournal } from "../../agent/quiesce/journal.ts";
-import {
-  journalPath,
-  prepareQuiesce,
-  quiesceStacks,
-  registryPath,
-} from "../../agent/quiesce/quiesce-stacks.ts";
+import { prepareQuiesce, quiesceStacks } from "../../agent/quiesce/quiesce-stacks.ts";
 import { resumeFromJournal } from "../../agent/quiesce/resume-from-journal.ts";
 import { StackRegistry } from "../../agent/quiesce/stack-registry.ts";
 import { stackWarnings } from "../../agent/quiesce/stack-warnings.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { composeLeg } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
 import {
@@ -103,7 +99,7 @@ describeDocker("quiesce on the real engine", () => {
     const db = st.services.find((x) => x.name === "db")!.containers[0]!;
     expect(db).toMatchObject({ stopSignal: "SIGINT", hasHealthcheck: true, restartPolicy: "unless-stopped" });
     expect(plan.levels.map((l) => l.map((x) => x.service))).toEqual([["proxy"], ["app"], ["db"]]);
-    const registry = await StackRegistry.load(registryPath(s.stateDir));
+    const registry = await StackRegistry.load(statePaths(s.stateDir).stackRegistry);
     expect(registry.stack(s.project)?.services.app?.dependsOn).toEqual(["db"]);
   });
 
@@ -140,8 +136,8 @@ describeDocker("quiesce on the real engine", () => {
     );
     const db = await s.service("db");
     expect((await docker.getContainer(db.id).inspect()).State.Health?.Status).toBe("healthy");
-    expect((await QuiesceJournal.open(journalPath(s.stateDir)))?.finished).toBe(true);
-    const registry = await StackRegistry.load(registryPath(s.stateDir));
+    expect((await QuiesceJournal.open(statePaths(s.stateDir).quiesceJournal))?.finished).toBe(true);
+    const registry = await StackRegistry.load(statePaths(s.stateDir).stackRegistry);
     expect(registry.observedStopMs(s.project, "db")).toBeGreaterThan(0);
   });
 
@@ -234,7 +230,7 @@ describeDocker("quiesce on the real engine", () => {
     expect(orderOf(rec.events, "die")).toEqual(["proxy"]);
     expect(await execIn((await s.service("proxy")).id, ["test", "-f", "/tmp/proxy-post"])).toBe(0);
     expect(await execIn((await s.service("app")).id, ["test", "-f", "/tmp/app-post"])).toBe(0);
-    expect((await QuiesceJournal.open(journalPath(s.stateDir)))?.finished).toBe(true);
+    expect((await QuiesceJournal.open(statePaths(s.stateDir).quiesceJournal))?.finished).toBe(true);
   });
 
   it("goes on when a pre hook fails with on-error continue and reports the failure", async () => {
@@ -288,7 +284,7 @@ describeDocker("quiesce on the real engine", () => {
     const report = await handle.resume();
     expect(report.trigger).toBe("deadline");
     expect(services(report)).toEqual(["app", "db", "proxy"]);
-    expect((await QuiesceJournal.open(journalPath(s.stateDir)))?.finished).toBe(true);
+    expect((await QuiesceJournal.open(statePaths(s.stateDir).quiesceJournal))?.finished).toBe(true);
   });
 
   it("keeps the journal open when a container cannot be started again, so a later resumeFromJournal brings it back", async () => {
@@ -311,9 +307,9 @@ describeDocker("quiesce on the real engine", () => {
       expect.objectContaining({ service: "proxy", action: "start", code: "docker_failed" }),
     ]);
     expect(services(report)).toEqual(["app", "db"]);
-    expect((await QuiesceJournal.open(journalPath(s.stateDir)))?.finished).toBe(false);
+    expect((await QuiesceJournal.open(statePaths(s.stateDir).quiesceJournal))?.finished).toBe(false);
 
-    const retried = await resumeFromJournal(journalPath(s.stateDir), engine);
+    const retried = await resumeFromJournal(statePaths(s.stateDir).quiesceJournal, engine);
     expect(retried?.finished).toBe(true);
     expect(retried?.resumed.map((r) => r.service)).toEqual(["proxy"]);
   });
@@ -344,7 +340,7 @@ describeDocker("quiesce on the real engine", () => {
     expect((await s.containers()).size).toBe(0);
     const tool = await detectCompose({ dockerBin: "/usr/bin/docker" });
     expect(tool.kind).toBe(composeLeg);
-    const registered = (await StackRegistry.load(registryPath(s.stateDir))).stack(s.project)!;
+    const registered = (await StackRegistry.load(statePaths(s.stateDir).stackRegistry)).stack(s.project)!;
     const result = await composeUp(tool, registered, { env: { FELHOM_DATA: s.dir }, timeoutMs: 120_000 });
     expect(result.output).toContain(s.project);
     const now = await s.containers();

@@ -6,9 +6,7 @@ import type { Event } from "@felhom/protocol";
 import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
-import { markerPath } from "../../agent/backup/marker.ts";
-import { enrollmentPath } from "../../agent/identity/enrollment-record.ts";
-import { restoreRecordPath } from "../../agent/identity/restore-record.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { startTestHub, type TestHub } from "../hub/test-hub.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
@@ -70,12 +68,12 @@ describeDocker("restore: a restored copy under the daemon (pve sim + real docker
     expect(first.ok).toBe(true);
     if (!first.ok) return;
     // The live original cleared its marker; the archive still holds it.
-    await expect(stat(markerPath(h.stateDir))).rejects.toThrow();
+    await expect(stat(statePaths(h.stateDir).backupMarker)).rejects.toThrow();
 
     const restored = await sim.restoreGuest(first.result.volid, 201);
     sim.setGuestRunning(201, true); // the operator starts the copy
     copy = await viewFromCopy(h, restored.rootDir);
-    await stat(markerPath(copy.stateDir)); // the copy boots with the marker
+    await stat(statePaths(copy.stateDir).backupMarker); // the copy boots with the marker
 
     hub = await startTestHub({ credentials: ["hub-secret"] });
     const dir = await mkdtemp(join(tmpdir(), "felhom-copy-"));
@@ -122,8 +120,8 @@ describeDocker("restore: a restored copy under the daemon (pve sim + real docker
     expect(await runningContainers(copy.project)).toHaveLength(2);
     expect(await psql(copyDb, "SELECT v FROM before_backup")).toBe("kept");
     // The original's marker and journal are retired unreplayed; the decision is kept.
-    await expect(stat(markerPath(copy.stateDir))).rejects.toThrow();
-    expect(JSON.parse(await readFile(restoreRecordPath(copy.stateDir), "utf8"))).toMatchObject({
+    await expect(stat(statePaths(copy.stateDir).backupMarker)).rejects.toThrow();
+    expect(JSON.parse(await readFile(statePaths(copy.stateDir).restoredCopy, "utf8"))).toMatchObject({
       fromBackupId: backupId,
       originalVmid: 101,
     });
@@ -173,7 +171,7 @@ describeDocker("restore: a restored copy under the daemon (pve sim + real docker
       ok: false,
       error: { code: "identity_unverified", message: expect.stringMatching(/does not verify as CT 201/) },
     });
-    await expect(stat(enrollmentPath(copy.stateDir))).rejects.toThrow();
+    await expect(stat(statePaths(copy.stateDir).enrollment)).rejects.toThrow();
     expect(await hub.sendCommand({ name: "status.get", params: {} })).toMatchObject({
       data: { identity: { state: "restored-copy" } },
     });
@@ -188,11 +186,11 @@ describeDocker("restore: a restored copy under the daemon (pve sim + real docker
       ok: true,
       data: { vmid: 201, node: "pve1", identityState: "verified" },
     });
-    const enrollment = JSON.parse(await readFile(enrollmentPath(copy.stateDir), "utf8"));
+    const enrollment = JSON.parse(await readFile(statePaths(copy.stateDir).enrollment, "utf8"));
     expect(enrollment).toMatchObject({ vmid: 201, tokenId: own.tokenId });
     expect((await stat(enrollment.tokenSecretFile)).mode & 0o777).toBe(0o600);
     expect(await readFile(enrollment.tokenSecretFile, "utf8")).toBe(`${own.secret}\n`);
-    await expect(stat(restoreRecordPath(copy.stateDir))).rejects.toThrow();
+    await expect(stat(statePaths(copy.stateDir).restoredCopy)).rejects.toThrow();
     expect(JSON.stringify(hub.events)).not.toContain(own.secret);
     expect(output).toContain("enrolled");
     expect(output).not.toContain(own.secret);

@@ -5,14 +5,13 @@ import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
-import { markerPath } from "../../agent/backup/marker.ts";
 import { TASK_BOOT_SLACK_S } from "../../agent/boot/decide-start.ts";
 import { type StartUp, startUp } from "../../agent/boot/start-up.ts";
 import { DockerEngine } from "../../agent/docker/docker-engine.ts";
-import { enrollmentPath } from "../../agent/identity/enrollment-record.ts";
 import { readLocalFacts, resolveIdentity } from "../../agent/identity/identity-service.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
 import { createSnapshot, deleteSnapshot, rollbackSnapshot } from "../../agent/snapshot/snapshot-service.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
 import type { PveSimulator } from "../pve-sim/simulator.ts";
@@ -272,14 +271,14 @@ describeDocker("restore: the start-up decision, row by row (pve sim + real docke
     const wrong = await enroll(h.self.tokenId, h.self.secret);
     expect(wrong.code).toBe(1);
     expect(wrong.out).toMatch(/does not verify as CT 201/);
-    await expect(stat(enrollmentPath(view.stateDir))).rejects.toThrow();
+    await expect(stat(statePaths(view.stateDir).enrollment)).rejects.toThrow();
 
     const own = await selfScopedGuest(h.sim, { vmid: 201 });
     const right = await enroll(own.tokenId, own.secret);
     expect(right).toMatchObject({ code: 0 });
     expect(right.out).toMatch(/enrolled as CT 201 on pve1/);
     expect(right.out).not.toContain(own.secret);
-    const enrollment = JSON.parse(await readFile(enrollmentPath(view.stateDir), "utf8"));
+    const enrollment = JSON.parse(await readFile(statePaths(view.stateDir).enrollment, "utf8"));
     expect((await stat(enrollment.tokenSecretFile)).mode & 0o777).toBe(0o600);
 
     // The daemon starts with the enrolled token: verified as CT 201, and that is a normal start now.
@@ -403,7 +402,7 @@ describeDocker("restore: the start-up decision, row by row (pve sim + real docke
       expect(s.events).toEqual([
         expect.objectContaining({ kind: "identity.warning", signal: "pve-unreachable" }),
       ]);
-      await stat(markerPath(view.stateDir)); // kept for the next check
+      await stat(statePaths(view.stateDir).backupMarker); // kept for the next check
       // Only the failed identity read: no task was read, followed or written.
       expect(h.sim.requests.filter((r) => r.at >= started).map((r) => r.path)).toEqual([
         "/cluster/resources",

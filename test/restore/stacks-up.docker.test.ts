@@ -4,8 +4,8 @@ import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { DockerEngine } from "../../agent/docker/docker-engine.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
-import { registryPath } from "../../agent/quiesce/quiesce-stacks.ts";
 import { bringStacksUp } from "../../agent/restore/stacks-up.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { compose, docker, runningContainers } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
 
@@ -78,7 +78,7 @@ networks:
     await mkdir(stateDir, { recursive: true });
     const now = new Date().toISOString();
     await writeFile(
-      registryPath(stateDir),
+      statePaths(stateDir).stackRegistry,
       JSON.stringify({
         version: 1,
         stacks: {

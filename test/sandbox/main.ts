@@ -14,8 +14,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { BackupEvent } from "../../agent/backup/backup-types.ts";
 import { printBackupEvent, printJson } from "../../agent/cli/output.ts";
+import type { OperationEvent } from "../../agent/operation/operation-deps.ts";
 import { startTestHub, type TestHub } from "../hub/test-hub.ts";
 import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { ensureDockerPlatform } from "../support/docker-platform.ts";
@@ -40,7 +40,7 @@ async function followOnHub(hub: TestHub, backupId: string, quiet: boolean) {
       printed++;
       if (quiet) continue;
       if (event.kind === "backup.phase" || event.kind === "backup.progress" || event.kind === "blackout") {
-        printBackupEvent(event as BackupEvent);
+        printBackupEvent(event as OperationEvent);
       } else if (event.kind !== "status") {
         process.stdout.write(`  hub received ${event.kind}\n`);
       }

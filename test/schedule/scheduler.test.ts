@@ -3,17 +3,27 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createLogger } from "../../agent/log/logger.ts";
-import { type ScheduleConfig, type ScheduledRunReason, Scheduler } from "../../agent/schedule/scheduler.ts";
+import {
+  type LearnDelay,
+  type ScheduleConfig,
+  type ScheduledRunReason,
+  Scheduler,
+} from "../../agent/schedule/scheduler.ts";
 
 let dir: string;
 let scheduler: Scheduler | undefined;
 let runs: ScheduledRunReason[];
 let logs: { level: number; msg: string; slot?: string }[];
+/** When each run started (fake clock), and what its backup tells the schedule (nothing when unset). */
+let runAt: number[];
+let answer: ((learn: LearnDelay) => void) | undefined;
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "felhom-sched-"));
   runs = [];
   logs = [];
+  runAt = [];
+  answer = undefined;
 });
 afterEach(async () => {
   await scheduler?.stop();
@@ -36,8 +46,10 @@ function make(config: Partial<ScheduleConfig>, now: string) {
       level: "info",
       destination: { write: (line: string) => logs.push(JSON.parse(line)) },
     }),
-    onRun: async (r) => {
+    onRun: async (r, learn) => {
       runs.push(r);
+      runAt.push(Date.now());
+      answer?.(learn);
     },
   });
   return scheduler;
@@ -166,6 +178,44 @@ describe("scheduler", () => {
     await advance(10 * 60_000);
     expect(runs).toEqual([{ kind: "missed", slot: new Date("2026-11-27T02:30:00Z") }]);
     expect((await readState()).pending).toBeUndefined();
+  });
+
+  it("comes back the next night to the delay at which the last run's backup got the node, not a new random one", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(0.5);
+    // The backup got the node 40 s after the run started (a busy retry, say).
+    answer = (learn) => learn(Date.now() + 40_000);
+    await make({ jitter_seconds: 600 }, "2026-11-27T02:29:30Z").start();
+    await advance(10 * 60_000);
+    expect(runAt).toEqual([Date.parse("2026-11-27T02:35:00Z")]);
+    expect((await readState()).learned).toEqual({ ms: 340_000, jitter_seconds: 600 });
+
+    vi.spyOn(Math, "random").mockReturnValue(0.1);
+    await make({ jitter_seconds: 600 }, "2026-11-28T02:29:30Z").start();
+    await advance(10 * 60_000);
+    expect(runAt.slice(1)).toEqual([Date.parse("2026-11-28T02:35:40Z")]);
+  });
+
+  it("draws afresh after a run the busy node refused to the end, and under a changed jitter window", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(0.1);
+    await writeState({
+      last_slot: "2026-11-27T02:30:00.000Z",
+      learned: { ms: 340_000, jitter_seconds: 600 },
+    });
+    answer = (learn) => learn(undefined);
+    await make({ jitter_seconds: 600 }, "2026-11-28T02:29:30Z").start();
+    await advance(10 * 60_000);
+    expect(runAt).toEqual([Date.parse("2026-11-28T02:35:40Z")]);
+    expect((await readState()).learned).toBeUndefined();
+
+    await writeState({
+      last_slot: "2026-11-28T02:30:00.000Z",
+      learned: { ms: 340_000, jitter_seconds: 600 },
+    });
+    answer = undefined;
+    await make({ jitter_seconds: 900 }, "2026-11-29T02:29:30Z").start();
+    await advance(20 * 60_000);
+    expect(runAt.slice(1)).toEqual([Date.parse("2026-11-29T02:31:30Z")]);
+    expect((await readState()).learned).toEqual({ ms: 340_000, jitter_seconds: 600 });
   });
 
   it("runs a jittered slot after a reload that kept the cron, also when the missed policy is skip; a restart skips it", async () => {

@@ -4,8 +4,8 @@ import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { startUp } from "../../agent/boot/start-up.ts";
 import { QuiesceJournal } from "../../agent/quiesce/journal.ts";
-import { journalPath } from "../../agent/quiesce/quiesce-stacks.ts";
 import { createSnapshot, deleteSnapshot, listSnapshots } from "../../agent/snapshot/snapshot-service.ts";
+import { statePaths } from "../../agent/state/paths.ts";
 import { capturedStdout, exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { describeDocker } from "../support/docker.ts";
 import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
@@ -69,7 +69,7 @@ describeDocker("snapshots (pve sim + real docker)", () => {
 
   it("refuses before any downtime a snapshot PVE would refuse in its task: no snapshot feature, a name already used", async () => {
     h = await startGuestHarness();
-    const journal = () => QuiesceJournal.open(journalPath(h!.stateDir));
+    const journal = () => QuiesceJournal.open(statePaths(h!.stateDir).quiesceJournal);
     h.sim.getGuest(101)!.noSnapshotFeature = true;
     expect(await createSnapshot(h.deps(), "no-feature")).toMatchObject({
       ok: false,
@@ -100,7 +100,7 @@ describeDocker("snapshots (pve sim + real docker)", () => {
     expect(await exited(agent)).toBe(1);
     expect(out()).toMatch(/FAILED: the agent stopped while the snapshot was being taken; stacks resumed/);
     expect(await h.running()).toEqual(before);
-    expect((await QuiesceJournal.open(journalPath(h.stateDir)))?.finished).toBe(true);
+    expect((await QuiesceJournal.open(statePaths(h.stateDir).quiesceJournal))?.finished).toBe(true);
     paused.resume();
   });
 

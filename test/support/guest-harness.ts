@@ -2,12 +2,13 @@ import { randomBytes } from "node:crypto";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { BackupDeps, BackupEvent } from "../../agent/backup/backup-types.ts";
+import type { BackupDeps } from "../../agent/backup/backup-types.ts";
 import type { AgentConfig } from "../../agent/config/schema.ts";
 import { DockerEngine } from "../../agent/docker/docker-engine.ts";
 import { readLocalFacts } from "../../agent/identity/identity-service.ts";
 import { readSecretFile } from "../../agent/lib/secret.ts";
 import { type Logger, silentLogger } from "../../agent/log/logger.ts";
+import type { OperationEvent } from "../../agent/operation/operation-deps.ts";
 import { PveClient } from "../../agent/pve/client.ts";
 import { type SelfScopedGuest, type SelfScopedVariant, selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
@@ -57,7 +58,7 @@ export interface GuestHarness {
   dbContainer: string;
   network: string;
   backupConfig: AgentConfig["backup"];
-  events: BackupEvent[];
+  events: OperationEvent[];
   deps(overrides?: Partial<BackupDeps>): BackupDeps;
   /** Every container of the project that runs now (ids, sorted). */
   running(): Promise<string[]>;
@@ -160,7 +161,7 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
       max_protected_backups: 5,
       ...o.backup,
     };
-    const events: BackupEvent[] = [];
+    const events: OperationEvent[] = [];
     return {
       sim,
       self,

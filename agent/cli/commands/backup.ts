@@ -4,9 +4,10 @@ import { recordLastBackup } from "../../backup/last-backup.ts";
 import { outcomeEvent } from "../../backup/outcome-event.ts";
 import type { AgentConfig } from "../../config/schema.ts";
 import type { LocalFacts } from "../../identity/decide-identity.ts";
-import { errorMessage } from "../../lib/errors.ts";
+import { describeError } from "../../lib/errors.ts";
 import type { Logger } from "../../log/logger.ts";
 import { recordBackupHealth } from "../../metrics/textfile.ts";
+import type { Operation } from "../../operation/operation-lock.ts";
 import { ExitCode, UsageError } from "../exit-codes.ts";
 import { describeOutcome, printBackupEvent, printJson } from "../output.ts";
 import type { CommandInput } from "./command.ts";
@@ -19,16 +20,19 @@ export async function run({ values, loadConfig, logger, localFacts }: CommandInp
   const json = values.json === true;
   const onEvent = json ? () => {} : printBackupEvent;
   const delegated = await backupViaDaemon(config.state_dir, mode, onEvent);
-  if (delegated.kind === "busy") return busy(delegated.backupId, delegated.mode, delegated.holder, json);
+  if (delegated.kind === "busy") return busy(delegated.holder, json);
   if (delegated.kind === "done") return finish(delegated.outcome, json);
   return runHere(config, mode, json, await logger(json ? "error" : "warn"), localFacts);
 }
 
-function busy(backupId: string, mode: BackupMode, holder: string, json: boolean): number {
-  if (json) printJson({ ok: false, running: backupId, kind: holder });
-  else if (holder === "backup")
-    process.stderr.write(`backup ${backupId} (${mode} mode) is already running; not starting another\n`);
-  else process.stderr.write(`${holder} ${backupId} is running; try the backup again when it has finished\n`);
+function busy(holder: Operation, json: boolean): number {
+  const { kind, operationId } = holder;
+  if (json) printJson({ ok: false, running: operationId, kind });
+  else if (kind === "backup")
+    process.stderr.write(
+      `backup ${operationId} (${holder.mode} mode) is already running; not starting another\n`,
+    );
+  else process.stderr.write(`${kind} ${operationId} is running; try the backup again when it has finished\n`);
   return ExitCode.busy;
 }
 
@@ -61,9 +65,9 @@ async function runHere(
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
-    const service = new BackupService(ctx.backupDeps(json ? () => {} : printBackupEvent));
+    const service = new BackupService(ctx.operationDeps(json ? () => {} : printBackupEvent));
     const ticket = await service.request({ mode, trigger: { source: "cli" }, signal: shutdown.signal });
-    if (!ticket.started) return busy(ticket.backupId, ticket.mode, ticket.kind, json);
+    if (!ticket.started) return busy(ticket.holder, json);
     const outcome = await ticket.done;
     if (isDeferred(outcome)) {
       // A script reading --json gets an answer on stdout even when it stopped the CLI.
@@ -75,7 +79,7 @@ async function runHere(
     }
     await recordLastBackup(config.state_dir, outcome);
     await recordBackupHealth(config.state_dir, config.metrics?.textfile, outcome).catch((err) =>
-      process.stderr.write(`warning: the backup health was not recorded: ${errorMessage(err)}\n`),
+      process.stderr.write(`warning: the backup health was not recorded: ${describeError(err)}\n`),
     );
     return finish(outcome, json);
   } finally {

@@ -13,7 +13,7 @@ import { probeHub } from "../../doctor/probe-hub.ts";
 import { readHubCa } from "../../hub/hub-client.ts";
 import { resolveIdentity } from "../../identity/identity-service.ts";
 import { readRestoreRecord } from "../../identity/restore-record.ts";
-import { errorMessage } from "../../lib/errors.ts";
+import { describeError } from "../../lib/errors.ts";
 import { readSecretFile, type Secret } from "../../lib/secret.ts";
 import type { PveClient } from "../../pve/client.ts";
 import { ctMountPoints } from "../../pve/mount-points.ts";
@@ -56,8 +56,8 @@ export async function run({ values, loadConfig, logger, localFacts }: CommandInp
       const hint = (err as { hint?: string }).hint;
       findings.push({
         level: "error",
-        // The hint has its own line: not again inside the message, as errorMessage would add it.
-        message: `${what}: ${hint ? (err as Error).message : errorMessage(err)}`,
+        // The hint has its own line: not again inside the message, as describeError would add it.
+        message: `${what}: ${hint ? (err as Error).message : describeError(err)}`,
         ...(hint ? { hint } : {}),
       });
     }
@@ -144,7 +144,7 @@ export async function run({ values, loadConfig, logger, localFacts }: CommandInp
               return [
                 {
                   level: "warn",
-                  message: `archive coverage: not checked: ${errorMessage(err)}`,
+                  message: `archive coverage: not checked: ${describeError(err)}`,
                   hint: "which container data a backup leaves out is unknown until this check can run; see the other findings for the cause",
                 },
               ];

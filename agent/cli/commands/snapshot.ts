@@ -27,7 +27,7 @@ export async function run({
   }
   const config = await loadConfig();
   const ctx = await createContext(config, await logger("warn"), localFacts);
-  const deps = ctx.backupDeps(() => {});
+  const deps = ctx.operationDeps(() => {});
   // Ctrl-C or a SIGTERM while the stacks are quiesced: resume them before exiting, never leave them down.
   const shutdown = new AbortController();
   const onSignal = () => shutdown.abort();

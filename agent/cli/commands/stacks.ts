@@ -1,10 +1,10 @@
 import { createContext } from "../../app/context.ts";
-import { withBackupLock } from "../../backup/backup-lock.ts";
 import type { AgentConfig } from "../../config/schema.ts";
 import { type ContainerDetails, DockerEngine } from "../../docker/docker-engine.ts";
 import type { LocalFacts } from "../../identity/decide-identity.ts";
-import { errorMessage } from "../../lib/errors.ts";
+import { describeError } from "../../lib/errors.ts";
 import type { Logger } from "../../log/logger.ts";
+import { withOperationLock } from "../../operation/operation-lock.ts";
 import type { CtMountPoint } from "../../pve/mount-points.ts";
 import { coverageText } from "../../quiesce/archive-coverage.ts";
 import type { LabelSource } from "../../quiesce/image-labels.ts";
@@ -46,7 +46,7 @@ async function pveMountPoints(
   localFacts: () => LocalFacts,
 ): Promise<{ mountPoints: CtMountPoint[] } | { unknown: string }> {
   const ctx = await createContext(config, log, localFacts, { timeoutMs: PVE_LOOK_MS }).catch(
-    (err: unknown) => ({ unknown: `no PVE client: ${errorMessage(err)}` }),
+    (err: unknown) => ({ unknown: `no PVE client: ${describeError(err)}` }),
   );
   if ("unknown" in ctx) return ctx;
   let timer: NodeJS.Timeout | undefined;
@@ -76,14 +76,9 @@ export async function run({
   if (action !== undefined && action !== "up")
     throw new UsageError(`unknown stacks action "${action}"; see --help`);
   if (action === "up") {
-    const me = {
-      pid: process.pid,
-      backupId: `stacks-up-${process.pid}`,
-      mode: "snapshot",
-      kind: "stacks-up",
-    } as const;
+    const me = { kind: "stacks-up", operationId: `stacks-up-${process.pid}` } as const;
     const log = await logger("warn");
-    const outcomes = await withBackupLock(config.state_dir, me, "stacks up", () =>
+    const outcomes = await withOperationLock(config.state_dir, me, "stacks up", () =>
       bringStacksUp(
         {
           engine: new DockerEngine({ socketPath: config.docker.socket }),

@@ -5,10 +5,10 @@ import { DOC_DIR } from "../../config/paths.ts";
 import type { AgentConfig } from "../../config/schema.ts";
 import { resolveIdentity } from "../../identity/identity-service.ts";
 import { readRestoreRecord } from "../../identity/restore-record.ts";
-import { errorMessage } from "../../lib/errors.ts";
+import { describeError } from "../../lib/errors.ts";
 import { QuiesceJournal } from "../../quiesce/journal.ts";
-import { journalPath } from "../../quiesce/quiesce-stacks.ts";
 import { NEXT_RUN_HORIZON_DAYS, nextScheduledSlot } from "../../schedule/scheduler.ts";
+import { statePaths } from "../../state/paths.ts";
 import { AGENT_VERSION } from "../../version.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
@@ -29,12 +29,12 @@ export async function run({ values, loadConfig, logger, localFacts }: CommandInp
       local,
     }).catch((err) => ({
       state: "unverified" as const,
-      reason: `PVE not reachable: ${errorMessage(err)}`,
+      reason: `PVE not reachable: ${describeError(err)}`,
       hint: "run felhom-guest doctor",
     }));
     // The hostname as the hub hears it (PROTOCOL.md, hello): this system's own, in every state.
     const identity = { ...resolved, hostname: local.hostname };
-    const journal = await QuiesceJournal.open(journalPath(config.state_dir));
+    const journal = await QuiesceJournal.open(statePaths(config.state_dir).quiesceJournal);
     const last = await readLastBackup(config.state_dir);
     const marker = await readMarker(config.state_dir);
     const nextRun = nextScheduledRun(config.schedule, new Date());

@@ -1,0 +1,202 @@
+import type { consistency } from "@felhom/protocol";
+import type { z } from "zod";
+import type { VzdumpPhase } from "../pve/vzdump-log.ts";
+import type { ResumeReport } from "../quiesce/executor.ts";
+import type { BackupMode, BackupPhase } from "./backup-types.ts";
+
+/**
+ * A backup's decisions, apart from its driver (backup-run.ts): which phase it is in, when the stacks
+ * resume and why, and whether the copy is app- or crash-consistent. Pure: events in (with the instant
+ * they happened), the next state and the actions for the driver out. No timers, no I/O; every transition
+ * has a unit test (test/backup/backup-machine.test.ts).
+ *
+ * The resume happens once, for whatever comes first: the snapshot exists (snapshot mode: the line after
+ * PVE's snapshot, or `resume vm` after a suspend), the downtime deadline, a busy node lock, a failed
+ * snapshot, a stalled task, the task's end, or an error. Only the snapshot and the task's end leave the
+ * copy app-consistent; anything before the snapshot existed makes it crash-consistent, and so does the
+ * executor's own backstop resuming before the run asked.
+ */
+
+export type Consistency = z.infer<typeof consistency>;
+
+export type TimelineStep = BackupPhase | "submitted" | "snapshot" | "resume" | "resumed";
+
+/** Why the stacks were resumed. */
+export type ResumeCause = "snapshot" | "deadline" | "task-ended" | "busy" | "error";
+
+export interface BackupRunState {
+  readonly mode: BackupMode;
+  /** The main line's phase: the one a failure names. `resume` runs beside it and is never this. */
+  readonly phase: BackupPhase;
+  readonly consistency: Consistency;
+  /** Containers were quiesced: there is something to resume. */
+  readonly quiesced: boolean;
+  /** PVE accepted the task (a UPID exists): it goes on even if this process stops following it. */
+  readonly submitted: boolean;
+  /** PVE refused the task at once: another guest's backup holds the node's vzdump lock. */
+  readonly busy: boolean;
+  /** The downtime deadline's timer runs (snapshot mode, from the quiesce to the snapshot). */
+  readonly deadlineArmed: boolean;
+  /** Set once, when the resume was decided. */
+  readonly resume: { readonly cause: ResumeCause; readonly at: number } | undefined;
+  /** A shutdown interrupted the run after the POST: the next start follows the task and reports it. */
+  readonly deferred: boolean;
+  /**
+   * Every transition with its instant (ms since the epoch), in order: the phase list as it was lived,
+   * and beside it the POST accepted (`submitted`), the snapshot line noticed (`snapshot`), the resume
+   * decided and finished. What a per-phase downtime breakdown reads (waiting for PVE: `submitted` to
+   * `snapshot`).
+   */
+  readonly timeline: readonly { readonly step: TimelineStep; readonly at: number }[];
+}
+
+/** What happened, as the driver saw it; `at` is when (ms since the epoch). */
+export type BackupRunEvent = { readonly at: number } & (
+  | { readonly type: "enter"; readonly phase: BackupPhase }
+  /** The quiesce finished; `consistency` is what the quiesce itself made of the copy (consistency.ts). */
+  | { readonly type: "quiesced"; readonly consistency: Consistency }
+  | { readonly type: "submitted" }
+  /** A phase recognised in the task's log (vzdump-log.ts). */
+  | { readonly type: "task-phase"; readonly phase: VzdumpPhase["phase"] }
+  | { readonly type: "deadline-passed" }
+  /** The task made no progress within its bounds (stall-watch.ts) and is being stopped. */
+  | { readonly type: "task-stalled" }
+  /** The follower saw the task's end. */
+  | { readonly type: "task-ended" }
+  /** The executor finished the resume; `trigger` says who started it (the run, or its backstop). */
+  | { readonly type: "resumed"; readonly trigger: ResumeReport["trigger"] }
+  /** The run failed; `shuttingDown`: the agent is stopping. */
+  | { readonly type: "failed"; readonly shuttingDown: boolean }
+);
+
+/** What the driver does, in order. */
+export type BackupRunAction =
+  /** Send `backup.phase` for this phase. */
+  | { readonly type: "announce"; readonly phase: BackupPhase }
+  | { readonly type: "arm-deadline" }
+  | { readonly type: "disarm-deadline" }
+  /** Resume the stacks now; journal `consistency` before the first container moves. */
+  | { readonly type: "resume"; readonly cause: ResumeCause; readonly consistency: Consistency }
+  /** Journal the copy's consistency (it changed after the journal last had it). */
+  | { readonly type: "journal-consistency"; readonly consistency: Consistency };
+
+export interface Step {
+  readonly state: BackupRunState;
+  readonly actions: readonly BackupRunAction[];
+}
+
+/** A run that has taken the lock: its first phase. */
+export function initialBackupState(mode: BackupMode, at: number): BackupRunState {
+  return {
+    mode,
+    phase: "lock",
+    consistency: "app",
+    quiesced: false,
+    submitted: false,
+    busy: false,
+    deadlineArmed: false,
+    resume: undefined,
+    deferred: false,
+    timeline: [{ step: "lock", at }],
+  };
+}
+
+export function backupStep(s: BackupRunState, ev: BackupRunEvent): Step {
+  switch (ev.type) {
+    case "enter":
+      return enter(s, ev.phase, ev.at, []);
+    case "quiesced": {
+      const next = { ...s, quiesced: true, consistency: ev.consistency };
+      // Journalled at once when the quiesce already made it crash: an agent killed later must not take
+      // this copy for app-consistent.
+      const actions: BackupRunAction[] =
+        ev.consistency === "crash" ? [{ type: "journal-consistency", consistency: "crash" }] : [];
+      // Stop mode keeps the stacks down for the whole archive by design (the guest is off): no deadline.
+      if (s.mode === "snapshot")
+        return { state: { ...next, deadlineArmed: true }, actions: [...actions, { type: "arm-deadline" }] };
+      return { state: next, actions };
+    }
+    case "submitted":
+      return {
+        state: { ...s, submitted: true, timeline: [...s.timeline, { step: "submitted", at: ev.at }] },
+        actions: [],
+      };
+    case "task-phase":
+      return taskPhase(s, ev.phase, ev.at);
+    case "deadline-passed":
+      return resume({ ...s, deadlineArmed: false }, "deadline", ev.at, []);
+    case "task-stalled":
+      return resume(s, "error", ev.at, []);
+    case "task-ended": {
+      const { state, actions } = disarm(s);
+      // A busy refusal resumed already; the driver reports it as such.
+      return state.busy ? { state, actions } : resume(state, "task-ended", ev.at, actions);
+    }
+    case "resumed": {
+      const timeline = [...s.timeline, { step: "resumed" as const, at: ev.at }];
+      // The executor's own dead man's switch resumed the stacks before this run asked: the snapshot that
+      // follows sees them running.
+      if (ev.trigger !== "caller" && s.consistency === "app")
+        return {
+          state: { ...s, consistency: "crash", timeline },
+          actions: [{ type: "journal-consistency", consistency: "crash" }],
+        };
+      return { state: { ...s, timeline }, actions: [] };
+    }
+    case "failed": {
+      const { state, actions } = disarm(s);
+      // Interrupted by a shutdown after the POST, the task goes on in PVE: the next start reports it.
+      const deferred = ev.shuttingDown && s.submitted;
+      // Stop mode after the POST while the agent stops: the guest itself is going down for the backup;
+      // touch nothing, the next boot resumes and reports.
+      if (deferred && s.mode === "stop") return { state: { ...state, deferred }, actions };
+      return resume({ ...state, deferred }, "error", ev.at, actions);
+    }
+  }
+}
+
+/** Whether the task is still urgent to follow: the stacks wait on it until they are resumed. */
+export const stacksWaiting = (s: BackupRunState): boolean => s.resume === undefined;
+
+function taskPhase(s: BackupRunState, phase: VzdumpPhase["phase"], at: number): Step {
+  if (phase === "global-lock-timeout" && !s.busy) {
+    // Another guest's backup holds the node: PVE refused ours at once and the task is ending.
+    return resume({ ...s, busy: true }, "busy", at, []);
+  }
+  if (s.mode !== "snapshot") return { state: s, actions: [] };
+  if (phase === "snapshot-failed") {
+    // No snapshot will come: resume now, and nothing of this run counts as app-consistent.
+    const { state, actions } = disarm(s);
+    return resume(state, "error", at, actions);
+  }
+  if (phase === "snapshot-created" || phase === "suspend-resumed") {
+    const { state, actions } = disarm({ ...s, timeline: [...s.timeline, { step: "snapshot", at }] });
+    const resumed = resume(state, "snapshot", at, actions);
+    return enter(resumed.state, "follow", at, resumed.actions);
+  }
+  return { state: s, actions: [] };
+}
+
+function enter(s: BackupRunState, phase: BackupPhase, at: number, before: readonly BackupRunAction[]): Step {
+  return {
+    state: { ...s, phase, timeline: [...s.timeline, { step: phase, at }] },
+    actions: [...before, { type: "announce", phase }],
+  };
+}
+
+function disarm(s: BackupRunState): Step {
+  return s.deadlineArmed
+    ? { state: { ...s, deadlineArmed: false }, actions: [{ type: "disarm-deadline" }] }
+    : { state: s, actions: [] };
+}
+
+/** Resume once, for the first cause; nothing when nothing was quiesced or the resume is under way. */
+function resume(s: BackupRunState, cause: ResumeCause, at: number, before: readonly BackupRunAction[]): Step {
+  if (!s.quiesced || s.resume) return { state: s, actions: before };
+  // Resumed before the storage snapshot existed: whatever PVE archives now is crash-consistent.
+  const consistency = cause === "snapshot" || cause === "task-ended" ? s.consistency : "crash";
+  return {
+    state: { ...s, consistency, resume: { cause, at }, timeline: [...s.timeline, { step: "resume", at }] },
+    actions: [...before, { type: "resume", cause, consistency }],
+  };
+}

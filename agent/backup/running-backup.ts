@@ -1,0 +1,281 @@
+import { AgentError, describeError } from "../lib/errors.ts";
+import type { JournalBackupSection } from "../operation/journal-section.ts";
+import type { QuiescedStacks } from "../operation/quiesced-stacks.ts";
+import type { TaskResult } from "../pve/task-follower.ts";
+import { quiesceConsistency } from "../quiesce/consistency.ts";
+import { QuiesceFailedError } from "../quiesce/errors.ts";
+import type { QuiesceHandle, ResumeReport } from "../quiesce/executor.ts";
+import { QuiesceJournal } from "../quiesce/journal.ts";
+import type { QuiescePlan } from "../quiesce/plan.ts";
+import { journalLeftOpen } from "../quiesce/quiesce-stacks.ts";
+import { statePaths } from "../state/paths.ts";
+import {
+  type BackupRunAction,
+  type BackupRunEvent,
+  type BackupRunState,
+  backupStep,
+  type Consistency,
+  initialBackupState,
+  stacksWaiting,
+} from "./backup-machine.ts";
+import {
+  type BackupDeps,
+  type BackupOutcome,
+  type BackupPhase,
+  type BackupRequest,
+  LogTail,
+} from "./backup-types.ts";
+import { downtimeOf, resumeWarnings } from "./downtime.ts";
+import type { FinishedBackup } from "./finish-backup.ts";
+import { clearMarker } from "./marker.ts";
+import type { OutsideArchive } from "./outside-archive.ts";
+
+type Distribute<T> = T extends unknown ? Omit<T, "at"> : never;
+
+/**
+ * One backup's I/O around its pure state machine (backup-machine.ts): the events it emits, the journal
+ * section it keeps, the quiesce handle it resumes, the deadline timer, the report it returns. Every
+ * decision comes from the machine; this object only carries them out.
+ */
+export class RunningBackup {
+  readonly tail = new LogTail(20);
+  readonly started = Date.now();
+  upid: string | null = null;
+  task: TaskResult | undefined;
+  #state: BackupRunState;
+  #handle: QuiesceHandle | undefined;
+  #journal: QuiesceJournal | undefined;
+  #resumed: Promise<ResumeReport> | undefined;
+  #deadline: NodeJS.Timeout | undefined;
+  #quiesceStarted = 0;
+  #blackout: "stop-mode" | "snapshot-freeze" | undefined;
+  /** The last consistency the machine had journalled: durable before the run moves on. */
+  #consistencyWritten: Promise<void> | undefined;
+
+  constructor(
+    readonly deps: BackupDeps,
+    readonly req: BackupRequest,
+  ) {
+    this.#state = initialBackupState(req.mode, this.started);
+  }
+
+  get phase(): BackupPhase {
+    return this.#state.phase;
+  }
+
+  /** Whether the stacks still wait on the task (the follower polls quickly only then). */
+  get urgent(): boolean {
+    return stacksWaiting(this.#state);
+  }
+
+  get busy(): boolean {
+    return this.#state.busy;
+  }
+
+  /** The main line enters `phase` (announced to the hub and the terminal). */
+  enter(phase: BackupPhase): void {
+    this.dispatch({ type: "enter", phase });
+  }
+
+  dispatch(event: Distribute<BackupRunEvent>): void {
+    const { state, actions } = backupStep(this.#state, { ...event, at: Date.now() } as BackupRunEvent);
+    this.#state = state;
+    for (const a of actions) this.#act(a);
+  }
+
+  /** Stopping already: do not take the next step only to undo it. */
+  refuseIfStopping(what: string): void {
+    if (this.req.signal?.aborted) throw new AgentError("interrupted", `the agent is shutting down; ${what}`);
+  }
+
+  announceBlackout(expectedSeconds: number): void {
+    this.#blackout = this.req.mode === "stop" ? "stop-mode" : "snapshot-freeze";
+    this.deps.emit({
+      kind: "blackout",
+      reason: this.#blackout,
+      expectedSeconds,
+      operationId: this.req.backupId,
+    });
+  }
+
+  /** The operation is over: the hub (and the link) stop waiting out the blackout it announced. */
+  endBlackout(): void {
+    if (this.#blackout)
+      this.deps.emit({ kind: "blackout.ended", reason: this.#blackout, operationId: this.req.backupId });
+    this.#blackout = undefined;
+  }
+
+  /** Downtime (and the executor's backstop) begins with the journal's fsync. */
+  journalled(): void {
+    this.#quiesceStarted = Date.now();
+    this.enter("quiesce");
+  }
+
+  /**
+   * The stacks are down (withQuiescedStacks): `body` runs the phases until the report. A failure in there
+   * is reported here, while the stacks are still the machine's to resume; when it keeps them down (the
+   * guest goes down for its stop-mode backup) withQuiescedStacks leaves them so.
+   */
+  async whileQuiesced(
+    q: QuiescedStacks,
+    plan: QuiescePlan,
+    body: () => Promise<BackupOutcome>,
+  ): Promise<BackupOutcome> {
+    this.#handle = q.handle;
+    this.#journal = q.journal;
+    this.dispatch({ type: "quiesced", consistency: quiesceConsistency(plan, q.handle) });
+    await this.#consistencyWritten;
+    try {
+      return await body();
+    } catch (err) {
+      const outcome = await this.failed(err);
+      if (this.#state.resume === undefined) q.leaveDown();
+      return outcome;
+    }
+  }
+
+  journalPatch = (patch: Partial<JournalBackupSection>): Promise<void> | undefined =>
+    this.#journal
+      ?.update({ backup: { ...patch } })
+      .catch((err) => this.deps.log.error({ err: describeError(err) }, "journal write failed"));
+
+  /** Waits for the resume the machine decided (the task's end decides one if nothing did before). */
+  async stacksBack(): Promise<void> {
+    await this.#resumed;
+  }
+
+  progress(fields: { line: string } | { bytes: number }): void {
+    this.deps.emit({ kind: "backup.progress", backupId: this.req.backupId, phase: this.phase, ...fields });
+  }
+
+  #act(a: BackupRunAction): void {
+    const { deps } = this;
+    switch (a.type) {
+      case "announce":
+        this.#announce(a.phase);
+        return;
+      case "arm-deadline": {
+        const seconds = deps.backup.max_downtime_seconds;
+        this.#deadline = setTimeout(
+          () => {
+            deps.log.warn(
+              { backupId: this.req.backupId, seconds },
+              "downtime deadline passed before the snapshot; resuming, the backup will be crash-consistent",
+            );
+            this.dispatch({ type: "deadline-passed" });
+          },
+          Math.max(0, seconds * 1000 - (Date.now() - this.#quiesceStarted)),
+        );
+        return;
+      }
+      case "disarm-deadline":
+        clearTimeout(this.#deadline);
+        return;
+      case "journal-consistency":
+        this.#consistencyWritten = this.journalPatch({ consistency: a.consistency });
+        return;
+      case "resume":
+        this.#resumed = this.#resume(a.cause, a.consistency);
+    }
+  }
+
+  #announce(phase: BackupPhase): void {
+    const { backupId, mode, trigger } = this.req;
+    this.deps.emit({ kind: "backup.phase", backupId, mode, phase, trigger });
+  }
+
+  async #resume(why: string, consistency: Consistency): Promise<ResumeReport> {
+    const { deps } = this;
+    const handle = this.#handle as QuiesceHandle;
+    deps.log.info({ backupId: this.req.backupId, why }, "resuming stacks");
+    this.#announce("resume");
+    // Journalled before the first container moves: an agent killed after the resume must still know
+    // whether the snapshot was taken while the stacks were down.
+    await this.journalPatch({ consistency });
+    const report = await handle.resume();
+    this.dispatch({ type: "resumed", trigger: report.trigger });
+    await this.#consistencyWritten;
+    // The live system is no longer "inside a backup"; a restored copy still finds the marker.
+    await clearMarker(deps.stateDir).catch((err) =>
+      deps.log.warn({ err: describeError(err) }, "could not clear the marker"),
+    );
+    return report;
+  }
+
+  /** The archive is verified and the stacks are back: `backup.completed`'s fields. */
+  async completed(
+    finished: FinishedBackup,
+    plan: QuiescePlan,
+    outside: OutsideArchive,
+  ): Promise<BackupOutcome> {
+    const report = (await this.#resumed) as ResumeReport;
+    // The archive is good, but a stack is down: the hub must hear it (and the journal stays open, so the
+    // next backup or start retries the resume).
+    const warnings = [...finished.warnings, ...resumeWarnings(report), ...outside.warnings];
+    await this.journalPatch({ phase: "report", reported: true });
+    const { backupId, mode } = this.req;
+    const task = this.task as TaskResult;
+    return {
+      ok: true,
+      result: {
+        backupId,
+        mode,
+        upid: this.upid as string,
+        volid: finished.volid,
+        sizeBytes: finished.sizeBytes,
+        totalMs: Date.now() - this.started,
+        downtime: downtimeOf(report, plan),
+        exitStatus: task.exitstatus,
+        warnings: warnings.slice(0, 100),
+        consistency: this.#state.consistency,
+        stacksResumed: report.finished,
+        ...(finished.pruned ? { pruned: finished.pruned } : {}),
+        ...(outside.notInArchive.length ? { notInArchive: outside.notInArchive } : {}),
+      },
+    };
+  }
+
+  /** Any failure, at any phase: the stacks come back (unless the guest itself goes down), then `backup.failed`. */
+  async failed(err: unknown): Promise<BackupOutcome> {
+    const { deps, req } = this;
+    const { backupId, mode } = req;
+    const phase = this.phase;
+    // A quiesce that aborted journalled this backup before it threw: mark it reported, or the next start
+    // would report it a second time.
+    if (!this.#journal && err instanceof QuiesceFailedError)
+      this.#journal = await ownJournal(deps.stateDir, backupId);
+    const shuttingDown = req.signal?.aborted === true;
+    this.dispatch({ type: "failed", shuttingDown });
+    const report = this.#resumed ? await this.#resumed : undefined;
+    const resumeReport =
+      report ?? (err instanceof QuiesceFailedError ? (err.resumeReport as ResumeReport) : undefined);
+    const deferred = this.#state.deferred;
+    await this.journalPatch(deferred ? { phase } : { phase, reported: true });
+    if (!deferred) {
+      this.endBlackout();
+      // `backup.failed` follows; it names the phase that failed, not this one.
+      this.#announce("report");
+    }
+    deps.log.error({ backupId, phase, err: describeError(err) }, "backup failed");
+    return {
+      ok: false,
+      failure: {
+        backupId,
+        mode,
+        phase,
+        code: shuttingDown ? "interrupted" : err instanceof AgentError ? err.code : "internal",
+        message: describeError(err).slice(0, 2000),
+        exitStatus: this.task?.exitstatus ?? null,
+        upid: this.upid,
+        logTail: this.tail.lines(),
+        // A failed post hook is in the failures too, but leaves nothing down: `finished` is the alarm.
+        stacksResumed: resumeReport ? resumeReport.finished : !(await journalLeftOpen(deps.stateDir)),
+      },
+    };
+  }
+}
+
+async function ownJournal(stateDir: string, backupId: string): Promise<QuiesceJournal | undefined> {
+  const j = await QuiesceJournal.open(statePaths(stateDir).quiesceJournal).catch(() => undefined);
+  return j?.data.backupId === backupId ? j : undefined;
+}

@@ -1,0 +1,279 @@
+import { describe, expect, it } from "vitest";
+import {
+  type BackupRunEvent,
+  type BackupRunState,
+  backupStep,
+  initialBackupState,
+  stacksWaiting,
+} from "../../agent/backup/backup-machine.ts";
+import type { BackupMode } from "../../agent/backup/backup-types.ts";
+
+type EventWithoutAt = BackupRunEvent extends infer E ? (E extends unknown ? Omit<E, "at"> : never) : never;
+
+/** Feeds events in order (instants 1, 2, 3…); returns the last state and every action, in order. */
+function run(mode: BackupMode, events: EventWithoutAt[], from?: BackupRunState) {
+  let state = from ?? initialBackupState(mode, 0);
+  const actions = [];
+  let at = state.timeline.at(-1)?.at ?? 0;
+  for (const ev of events) {
+    const step = backupStep(state, { ...ev, at: ++at } as BackupRunEvent);
+    state = step.state;
+    actions.push(...step.actions);
+  }
+  return { state, actions };
+}
+
+/** A run that quiesced its stacks (app-consistent so far) and submitted its task. */
+function waitingForSnapshot(mode: BackupMode = "snapshot") {
+  return run(mode, [
+    { type: "enter", phase: "preflight" },
+    { type: "enter", phase: "journal" },
+    { type: "enter", phase: "quiesce" },
+    { type: "quiesced", consistency: "app" },
+    { type: "enter", phase: "submit" },
+    { type: "submitted" },
+    { type: "enter", phase: mode === "snapshot" ? "snapshot-wait" : "follow" },
+  ]).state;
+}
+
+describe("backup machine: phases", () => {
+  it("starts in lock, app-consistent, nothing to resume", () => {
+    const s = initialBackupState("snapshot", 5);
+    expect(s).toMatchObject({ phase: "lock", consistency: "app", quiesced: false, resume: undefined });
+    expect(s.timeline).toEqual([{ step: "lock", at: 5 }]);
+    expect(stacksWaiting(s)).toBe(true);
+  });
+
+  it("entering a phase announces it and records its instant", () => {
+    const { state, actions } = run("snapshot", [{ type: "enter", phase: "preflight" }]);
+    expect(state.phase).toBe("preflight");
+    expect(actions).toEqual([{ type: "announce", phase: "preflight" }]);
+    expect(state.timeline.at(-1)).toEqual({ step: "preflight", at: 1 });
+  });
+});
+
+describe("backup machine: the quiesce", () => {
+  it("snapshot mode arms the downtime deadline", () => {
+    const { state, actions } = run("snapshot", [{ type: "quiesced", consistency: "app" }]);
+    expect(state).toMatchObject({ quiesced: true, deadlineArmed: true, consistency: "app" });
+    expect(actions).toEqual([{ type: "arm-deadline" }]);
+  });
+
+  it("stop mode arms no deadline: the stacks stay down for the whole archive", () => {
+    const { state, actions } = run("stop", [{ type: "quiesced", consistency: "app" }]);
+    expect(state.deadlineArmed).toBe(false);
+    expect(actions).toEqual([]);
+  });
+
+  it("a quiesce that already made the copy crash-consistent is journalled at once", () => {
+    const { state, actions } = run("snapshot", [{ type: "quiesced", consistency: "crash" }]);
+    expect(state.consistency).toBe("crash");
+    expect(actions).toEqual([
+      { type: "journal-consistency", consistency: "crash" },
+      { type: "arm-deadline" },
+    ]);
+  });
+});
+
+describe("backup machine: what resumes the stacks", () => {
+  it("the snapshot line: disarm, resume app-consistent, enter follow", () => {
+    const { state, actions } = run(
+      "snapshot",
+      [{ type: "task-phase", phase: "snapshot-created" }],
+      waitingForSnapshot(),
+    );
+    expect(actions).toEqual([
+      { type: "disarm-deadline" },
+      { type: "resume", cause: "snapshot", consistency: "app" },
+      { type: "announce", phase: "follow" },
+    ]);
+    expect(state).toMatchObject({ phase: "follow", consistency: "app", resume: { cause: "snapshot" } });
+    expect(stacksWaiting(state)).toBe(false);
+    // The instants a downtime breakdown reads: the POST accepted, the snapshot line noticed, the resume.
+    expect(state.timeline.map((t) => t.step)).toEqual([
+      "lock",
+      "preflight",
+      "journal",
+      "quiesce",
+      "submit",
+      "submitted",
+      "snapshot-wait",
+      "snapshot",
+      "resume",
+      "follow",
+    ]);
+    expect(state.timeline.map((t) => t.at)).toEqual([0, 1, 2, 3, 5, 6, 7, 8, 8, 8]);
+  });
+
+  it("suspend mode's `resume vm` counts as the snapshot", () => {
+    const { actions } = run(
+      "snapshot",
+      [{ type: "task-phase", phase: "suspend-resumed" }],
+      waitingForSnapshot(),
+    );
+    expect(actions).toContainEqual({ type: "resume", cause: "snapshot", consistency: "app" });
+  });
+
+  it("the deadline before the snapshot: resume, crash-consistent", () => {
+    const { state, actions } = run("snapshot", [{ type: "deadline-passed" }], waitingForSnapshot());
+    expect(actions).toEqual([{ type: "resume", cause: "deadline", consistency: "crash" }]);
+    expect(state).toMatchObject({ consistency: "crash", deadlineArmed: false, phase: "snapshot-wait" });
+  });
+
+  it("a busy node lock: resume, crash, and the run is marked busy", () => {
+    const { state, actions } = run(
+      "snapshot",
+      [{ type: "task-phase", phase: "global-lock-timeout" }],
+      waitingForSnapshot(),
+    );
+    expect(actions).toEqual([{ type: "resume", cause: "busy", consistency: "crash" }]);
+    expect(state.busy).toBe(true);
+  });
+
+  it("a failed snapshot: disarm, resume, crash", () => {
+    const { state, actions } = run(
+      "snapshot",
+      [{ type: "task-phase", phase: "snapshot-failed" }],
+      waitingForSnapshot(),
+    );
+    expect(actions).toEqual([
+      { type: "disarm-deadline" },
+      { type: "resume", cause: "error", consistency: "crash" },
+    ]);
+    expect(state.consistency).toBe("crash");
+  });
+
+  it("a stalled task: resume, crash", () => {
+    const { actions } = run("snapshot", [{ type: "task-stalled" }], waitingForSnapshot());
+    expect(actions).toEqual([{ type: "resume", cause: "error", consistency: "crash" }]);
+  });
+
+  it("the task's end (stop mode): resume, still app-consistent", () => {
+    const { state, actions } = run("stop", [{ type: "task-ended" }], waitingForSnapshot("stop"));
+    expect(actions).toEqual([{ type: "resume", cause: "task-ended", consistency: "app" }]);
+    expect(state.consistency).toBe("app");
+  });
+
+  it("the task's end after a busy refusal resumes nothing more", () => {
+    const busy = run(
+      "snapshot",
+      [{ type: "task-phase", phase: "global-lock-timeout" }],
+      waitingForSnapshot(),
+    ).state;
+    const { actions } = run("snapshot", [{ type: "task-ended" }], busy);
+    expect(actions).toEqual([{ type: "disarm-deadline" }]);
+  });
+
+  it("resumes once: a deadline after the snapshot changes nothing", () => {
+    const snap = run(
+      "snapshot",
+      [{ type: "task-phase", phase: "snapshot-created" }],
+      waitingForSnapshot(),
+    ).state;
+    const { state, actions } = run("snapshot", [{ type: "deadline-passed" }, { type: "task-ended" }], snap);
+    expect(actions).toEqual([]);
+    expect(state).toMatchObject({ consistency: "app", resume: { cause: "snapshot" } });
+  });
+
+  it("stop mode ignores snapshot lines: the guest is off, the task's end resumes", () => {
+    const { actions } = run(
+      "stop",
+      [{ type: "task-phase", phase: "snapshot-created" }],
+      waitingForSnapshot("stop"),
+    );
+    expect(actions).toEqual([]);
+  });
+
+  it("other log phases decide nothing", () => {
+    const { state, actions } = run(
+      "snapshot",
+      [{ type: "task-phase", phase: "archive-started" }],
+      waitingForSnapshot(),
+    );
+    expect(actions).toEqual([]);
+    expect(state.resume).toBeUndefined();
+  });
+
+  it("nothing quiesced, nothing to resume", () => {
+    const { actions } = run("snapshot", [
+      { type: "deadline-passed" },
+      { type: "failed", shuttingDown: false },
+    ]);
+    expect(actions.filter((a) => a.type === "resume")).toEqual([]);
+  });
+});
+
+describe("backup machine: the resume's report", () => {
+  const resumedBy = (trigger: "caller" | "deadline", from: BackupRunState) =>
+    run("snapshot", [{ type: "resumed", trigger }], from);
+
+  it("the executor's backstop resumed first: crash, journalled", () => {
+    const { state, actions } = resumedBy("deadline", waitingForSnapshot());
+    expect(state.consistency).toBe("crash");
+    expect(actions).toEqual([{ type: "journal-consistency", consistency: "crash" }]);
+  });
+
+  it("the run's own resume keeps the consistency it had", () => {
+    const snap = run(
+      "snapshot",
+      [{ type: "task-phase", phase: "snapshot-created" }],
+      waitingForSnapshot(),
+    ).state;
+    const { state, actions } = resumedBy("caller", snap);
+    expect(state.consistency).toBe("app");
+    expect(actions).toEqual([]);
+    expect(state.timeline.map((t) => t.step).slice(-3)).toEqual(["resume", "follow", "resumed"]);
+  });
+});
+
+describe("backup machine: failure", () => {
+  it("before the POST: resume, crash, not deferred", () => {
+    const { state, actions } = run("snapshot", [
+      { type: "quiesced", consistency: "app" },
+      { type: "failed", shuttingDown: false },
+    ]);
+    expect(actions.slice(1)).toEqual([
+      { type: "disarm-deadline" },
+      { type: "resume", cause: "error", consistency: "crash" },
+    ]);
+    expect(state.deferred).toBe(false);
+  });
+
+  it("the phase a failure names is the main line's, not resume", () => {
+    const snap = run(
+      "snapshot",
+      [{ type: "task-phase", phase: "snapshot-created" }],
+      waitingForSnapshot(),
+    ).state;
+    expect(run("snapshot", [{ type: "failed", shuttingDown: false }], snap).state.phase).toBe("follow");
+  });
+
+  it("a shutdown after the POST in snapshot mode resumes and defers the report", () => {
+    const { state, actions } = run(
+      "snapshot",
+      [{ type: "failed", shuttingDown: true }],
+      waitingForSnapshot(),
+    );
+    expect(actions).toContainEqual({ type: "resume", cause: "error", consistency: "crash" });
+    expect(state.deferred).toBe(true);
+  });
+
+  it("a shutdown after the POST in stop mode touches nothing: the guest goes down for the backup", () => {
+    const { state, actions } = run(
+      "stop",
+      [{ type: "failed", shuttingDown: true }],
+      waitingForSnapshot("stop"),
+    );
+    expect(actions).toEqual([]);
+    expect(state).toMatchObject({ deferred: true, resume: undefined });
+  });
+
+  it("a shutdown before the POST in stop mode resumes and is not deferred", () => {
+    const { state, actions } = run("stop", [
+      { type: "quiesced", consistency: "app" },
+      { type: "failed", shuttingDown: true },
+    ]);
+    expect(actions).toEqual([{ type: "resume", cause: "error", consistency: "crash" }]);
+    expect(state.deferred).toBe(false);
+  });
+});

@@ -1,0 +1,92 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BackupService } from "../../agent/backup/backup-service.ts";
+import { parseConfig } from "../../agent/config/load.ts";
+import { DockerEngine } from "../../agent/docker/docker-engine.ts";
+import { writeRestoreRecord } from "../../agent/identity/restore-record.ts";
+import { silentLogger } from "../../agent/log/logger.ts";
+import type { OperationEvent } from "../../agent/operation/operation-deps.ts";
+import type { PveClient } from "../../agent/pve/client.ts";
+import { selfScopedGuest } from "../pve-sim/fixtures.ts";
+import { startPveSimulator } from "../pve-sim/index.ts";
+import type { PveSimulator } from "../pve-sim/simulator.ts";
+import { simClient } from "../support/sim-client.ts";
+
+/**
+ * The service names a backup before its first event: whoever relays one backup's events (the daemon's
+ * control socket, for an operator's `felhom-guest backup`) follows exactly its events from the first,
+ * with nothing to buffer. A restored copy's record makes the run fail at preflight, before any downtime,
+ * so the run is short and needs no Docker.
+ */
+describe("the backup service, against the PVE simulator", () => {
+  let sim: PveSimulator;
+  let pve: PveClient;
+  let stateDir: string;
+
+  beforeAll(async () => {
+    sim = await startPveSimulator();
+    const self = await selfScopedGuest(sim, { vmid: 101, hostname: "web1", hwaddr: "bc:24:11:0a:0b:0d" });
+    pve = simClient(sim, self);
+    stateDir = await mkdtemp(join(tmpdir(), "felhom-service-"));
+    await writeRestoreRecord(stateDir, {
+      detectedAt: new Date().toISOString(),
+      fromBackupId: "bk-original",
+      takenAt: new Date().toISOString(),
+      originalVmid: 101,
+      signals: ["marker"],
+      originalUpid: null,
+    });
+  });
+
+  afterAll(async () => {
+    await pve?.close();
+    await sim?.close();
+    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+  });
+
+  it("hands out the backup's id before the backup's first event, and every event names it", async () => {
+    const seen: (string | OperationEvent)[] = [];
+    const config = parseConfig(
+      [
+        "pve:",
+        "  url: https://127.0.0.1:8006",
+        "  token_id: agent-101@pve!backup",
+        "  token_secret_file: /x",
+        "  tls:",
+        "    insecure: true",
+        "backup:",
+        "  storage: bk",
+      ].join("\n"),
+    );
+    const service = new BackupService({
+      pve,
+      engine: new DockerEngine({ socketPath: join(stateDir, "no-docker.sock") }),
+      stateDir,
+      backup: config.backup,
+      localFacts: () => ({ hostname: "web1", macs: [] }),
+      emit: (e) => seen.push(e),
+      log: silentLogger(),
+    });
+    const ticket = await service.request({
+      mode: "snapshot",
+      trigger: { source: "cli" },
+      onStarted: (id) => seen.push(id),
+    });
+    expect(ticket.started).toBe(true);
+    if (!ticket.started) return;
+    expect(await ticket.done).toMatchObject({
+      ok: false,
+      failure: { phase: "preflight", code: "identity_unverified" },
+    });
+    expect(seen[0]).toBe(ticket.backupId);
+    const events = seen.slice(1) as OperationEvent[];
+    expect(events.map((e) => (e.kind === "backup.phase" ? e.phase : e.kind))).toEqual([
+      "lock",
+      "preflight",
+      "report",
+    ]);
+    for (const e of events) expect(e.kind === "backup.phase" && e.backupId).toBe(ticket.backupId);
+  });
+});
