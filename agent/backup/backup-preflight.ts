@@ -16,7 +16,13 @@ import { backupRefusedAhead } from "./refused-ahead.ts";
 export async function preflight(
   deps: BackupDeps,
   { backupId, mode }: Pick<BackupRequest, "backupId" | "mode">,
-): Promise<{ identity: VerifiedIdentity; plan: QuiescePlan; outside: OutsideArchive }> {
+): Promise<{
+  identity: VerifiedIdentity;
+  plan: QuiescePlan;
+  outside: OutsideArchive;
+  /** The backup storage's type (`dir`, `pbs`…): the stall watch's bounds depend on it. */
+  storageType: string | undefined;
+}> {
   const { pve, log, backup: cfg } = deps;
   const identity = await verifiedSelf(deps);
   const { node, vmid } = identity;
@@ -63,7 +69,7 @@ export async function preflight(
     },
   );
   for (const w of prepared.warnings) log.warn({ backupId, code: w.code }, w.message);
-  return { identity, plan: prepared.plan, outside: outsideArchive(prepared) };
+  return { identity, plan: prepared.plan, outside: outsideArchive(prepared), storageType: storage.type };
 }
 
 /**

@@ -25,7 +25,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
   run.enter("lock");
   try {
     run.enter("preflight");
-    const { identity, plan, outside } = await preflight(deps, req);
+    const { identity, plan, outside, storageType } = await preflight(deps, req);
 
     run.enter("announce");
     run.announceBlackout(
@@ -58,7 +58,8 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         // Downtime begins with the journal's fsync (a slow shutdown or pre hook counts).
         journalled: () => run.journalled(),
       },
-      (quiesced) => run.whileQuiesced(quiesced, plan, () => whileDown(run, identity, plan, outside)),
+      (quiesced) =>
+        run.whileQuiesced(quiesced, plan, () => whileDown(run, identity, plan, outside, storageType)),
     );
   } catch (err) {
     return await run.failed(err);
@@ -71,6 +72,7 @@ async function whileDown(
   identity: VerifiedIdentity,
   plan: QuiescePlan,
   outside: OutsideArchive,
+  storageType: string | undefined,
 ): Promise<BackupOutcome> {
   const { deps, req } = run;
   const { node, vmid } = identity;
@@ -91,7 +93,7 @@ async function whileDown(
   const upid = await submitBackupTask(run, identity);
 
   run.enter(req.mode === "snapshot" ? "snapshot-wait" : "follow");
-  await followBackupTask(run, identity, upid);
+  await followBackupTask(run, identity, upid, storageType);
   await run.stacksBack();
 
   const finished = await finishBackup(deps, {

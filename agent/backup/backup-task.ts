@@ -95,6 +95,7 @@ export async function followBackupTask(
   run: RunningBackup,
   { node, vmid }: VerifiedIdentity,
   upid: string,
+  storageType: string | undefined,
 ): Promise<void> {
   const { pve, backup: cfg } = run.deps;
   const { signal } = run.req;
@@ -102,7 +103,8 @@ export async function followBackupTask(
   let stalled: string | undefined;
   const watch = new StallWatch({
     bounds: run.deps.stall ?? DEFAULT_STALL_BOUNDS,
-    storageUsed: async () => (await pve.storageStatus(node, cfg.storage)).used,
+    storageType,
+    storage: () => pve.storageStatus(node, cfg.storage),
     onStall: (reason) => {
       stalled = reason;
       stall.abort();

@@ -189,7 +189,7 @@ async function finishInFlight(
   let stalled: string | undefined;
   const watch = new StallWatch({
     bounds: deps.stall ?? DEFAULT_STALL_BOUNDS,
-    storageUsed: async () => (await deps.pve.storageStatus(s.node, s.storage)).used,
+    storage: () => deps.pve.storageStatus(s.node, s.storage),
     onStall: (reason) => {
       stalled = reason;
       stall.abort();

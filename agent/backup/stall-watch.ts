@@ -17,7 +17,8 @@ export interface StallBounds {
    * The same on a Proxmox Backup Server. PBS stores only chunks it does not have yet, and its client
    * (proxmox-backup-client `create_backup`, as read) logs nothing while it reads the root: an incremental
    * backup of a large guest that changed little moves neither the log nor the datastore's `used` for as
-   * long as the read takes. Default: PBS_UPLOAD_IDLE_MS.
+   * long as the read takes. Also suspend mode's first sync while its copy is not seen landing on the
+   * storage (stallBound). Default: PBS_UPLOAD_IDLE_MS.
    */
   pbsUploadIdleMs?: number;
   /** How often the storage is looked at. */
@@ -35,29 +36,89 @@ export const DEFAULT_STALL_BOUNDS: StallBounds = {
 };
 
 /**
+ * The task's current step as far as the watch is concerned: logging (`log`), suspend mode's first rsync
+ * of the guest into vzdump's tmpdir (`sync`, silent until "first sync finished", pve-container
+ * src/PVE/VZDump/LXC.pm `rsync_vm`), or the archive written to a file storage or uploaded to a PBS.
+ */
+export type StallStep = "log" | "sync" | "archive-file" | "archive-pbs";
+
+/**
+ * The bound for the current step and what to say when it is exceeded; pure.
+ *
+ * `sync`: where the rsync writes decides whether the storage's `used` can show progress. pve-manager
+ * PVE/VZDump.pm `exec_backup_task` puts the tmpdir on the PVE host's /var/tmp for a PBS target, inside
+ * the dump directory for a file storage whose file system is ext3/ext4/nfs/nfs4/reiserfs/xfs
+ * (`@posix_filesystems`), and on /var/tmp for any other (zfs, btrfs, cifs…) or wherever /etc/vzdump.conf's
+ * `tmpdir` says. The agent sees neither the file system nor vzdump.conf, so a sync gets the short bound
+ * only once the storage was seen to grow during it (proof the copy lands there); until then, and always
+ * on a PBS, it gets the long bound: a healthy backup stopped for looking idle is worse than a hung one
+ * found late.
+ */
+export function stallBound(
+  step: StallStep,
+  o: { storageType: string | undefined; syncGrewStorage: boolean },
+  bounds: StallBounds,
+): { ms: number; what: (idleS: number) => string } {
+  const long = bounds.pbsUploadIdleMs ?? PBS_UPLOAD_IDLE_MS;
+  if (step === "archive-pbs")
+    return {
+      ms: long,
+      what: (s) =>
+        `no new chunk on the Proxmox Backup Server and no log line for ${s} s while the archive was uploaded`,
+    };
+  if (step === "archive-file")
+    return {
+      ms: bounds.archiveIdleMs,
+      what: (s) => `no new byte on the backup storage for ${s} s while the archive was written`,
+    };
+  if (step === "sync") {
+    const onStorage = o.storageType !== "pbs" && o.syncGrewStorage;
+    return {
+      ms: onStorage ? bounds.archiveIdleMs : long,
+      what: onStorage
+        ? (s) => `no new byte on the backup storage for ${s} s while suspend mode copied the guest`
+        : (s) =>
+            `no log line for ${s} s while suspend mode copied the guest to the PVE host's temporary directory`,
+    };
+  }
+  return { ms: bounds.logSilenceMs, what: (s) => `no new log line for ${s} s` };
+}
+
+/** What the watch reads of the backup storage (PVE `storage/{storage}/status`). */
+export interface StorageLook {
+  used?: number | undefined;
+  type?: string | undefined;
+}
+
+/**
  * Watches a followed vzdump task for progress and calls `onStall` once, with the reason, when there was
- * none within the bound of its current step. Call `line()` on every new log line, `archiving(b)` when
- * the archive starts and ends, `stop()` when the task ended.
+ * none within the bound of its current step. Call `see()` with every follower event (or `line()` and
+ * `step()`), `stop()` when the task ended.
  */
 export class StallWatch {
   readonly #bounds: StallBounds;
-  readonly #storageUsed: () => Promise<number | undefined>;
+  readonly #storage: () => Promise<StorageLook>;
   readonly #onStall: (reason: string) => void;
   readonly #now: () => number;
   readonly #timer: NodeJS.Timeout;
   #lastProgress: number;
-  #archiving: false | "file" | "pbs" = false;
+  #step: StallStep = "log";
+  #storageType: string | undefined;
+  #syncGrewStorage = false;
   #used: number | undefined;
   #fired = false;
 
   constructor(o: {
     bounds: StallBounds;
-    storageUsed: () => Promise<number | undefined>;
+    /** The storage's type (`dir`, `nfs`, `pbs`…) from the preflight, if known; a look at the storage fills it in. */
+    storageType?: string | undefined;
+    storage: () => Promise<StorageLook>;
     onStall: (reason: string) => void;
     now?: () => number;
   }) {
     this.#bounds = o.bounds;
-    this.#storageUsed = o.storageUsed;
+    this.#storageType = o.storageType;
+    this.#storage = o.storage;
     this.#onStall = o.onStall;
     this.#now = o.now ?? Date.now;
     this.#lastProgress = this.#now();
@@ -69,20 +130,24 @@ export class StallWatch {
   }
 
   /**
-   * Feeds one follower event: a line is progress; the archive (and suspend mode's sync to the dump
-   * directory) write to the storage without logging.
+   * Feeds one follower event: a line is progress; the archive, and suspend mode's first sync (from the
+   * fallback, or "backup mode: suspend", VZDump.pm `exec_backup_task`, until "resuming guest"), write
+   * without logging.
    */
   see(ev: FollowEvent): void {
     if (ev.type === "line") this.line();
     if (ev.type !== "phase") return;
-    if (ev.phase.phase === "archive-started") this.archiving(true, ev.phase.pbs ? "pbs" : "file");
-    if (ev.phase.phase === "suspend") this.archiving(true);
-    if (["bytes-written", "suspend-resumed", "guest-failed"].includes(ev.phase.phase)) this.archiving(false);
+    const p = ev.phase;
+    if (p.phase === "archive-started") this.step(p.pbs ? "archive-pbs" : "archive-file");
+    if (p.phase === "suspend" || (p.phase === "backup-mode" && p.mode === "suspend")) this.step("sync");
+    if (["bytes-written", "suspend-resumed", "guest-failed"].includes(p.phase)) this.step("log");
   }
 
-  archiving(on: boolean, target: "file" | "pbs" = "file"): void {
-    this.#archiving = on && target;
+  step(step: StallStep): void {
+    if (step === this.#step) return;
+    this.#step = step;
     this.#used = undefined;
+    this.#syncGrewStorage = false;
   }
 
   stop(): void {
@@ -92,29 +157,28 @@ export class StallWatch {
   /** One look; the timer calls it every `checkEveryMs`. */
   async check(): Promise<void> {
     if (this.#fired) return;
-    if (this.#archiving) {
-      const used = await this.#storageUsed().catch(() => undefined);
-      if (used !== undefined && this.#used !== undefined && used !== this.#used)
+    if (this.#step !== "log") {
+      const look = await this.#storage().catch((): StorageLook => ({}));
+      this.#storageType ??= look.type;
+      const used = look.used;
+      // a PBS sync writes to the host's /var/tmp: the datastore growing is another client's upload
+      const counts = this.#step !== "sync" || this.#storageType !== "pbs";
+      if (counts && used !== undefined && this.#used !== undefined && used !== this.#used) {
         this.#lastProgress = this.#now();
+        if (this.#step === "sync") this.#syncGrewStorage = true;
+      }
       if (used !== undefined) this.#used = used;
     }
-    const bound =
-      this.#archiving === "pbs"
-        ? (this.#bounds.pbsUploadIdleMs ?? PBS_UPLOAD_IDLE_MS)
-        : this.#archiving
-          ? this.#bounds.archiveIdleMs
-          : this.#bounds.logSilenceMs;
+    const bound = stallBound(
+      this.#step,
+      { storageType: this.#storageType, syncGrewStorage: this.#syncGrewStorage },
+      this.#bounds,
+    );
     const idle = this.#now() - this.#lastProgress;
-    if (idle < bound || this.#fired) return;
+    if (idle < bound.ms || this.#fired) return;
     this.#fired = true;
     this.stop();
-    this.#onStall(
-      this.#archiving === "pbs"
-        ? `no new chunk on the Proxmox Backup Server and no log line for ${Math.round(idle / 1000)} s while the archive was uploaded`
-        : this.#archiving
-          ? `no new byte on the backup storage for ${Math.round(idle / 1000)} s while the archive was written`
-          : `no new log line for ${Math.round(idle / 1000)} s`,
-    );
+    this.#onStall(bound.what(Math.round(idle / 1000)));
   }
 }
 

@@ -31,6 +31,10 @@ export interface ContainerMount {
   name: string | undefined;
   source: string;
   destination: string;
+  /** A volume's driver (`local` unless a plugin's). */
+  driver?: string | undefined;
+  /** false for a read-only mount. */
+  rw?: boolean | undefined;
 }
 
 export interface ContainerDetails extends ContainerSummary {
@@ -133,6 +137,8 @@ export class DockerEngine {
         name: m.Name,
         source: m.Source,
         destination: m.Destination,
+        driver: m.Driver || undefined,
+        rw: m.RW,
       })),
     };
   }
@@ -234,6 +240,14 @@ export class DockerEngine {
       if (v.UsageData && v.UsageData.Size >= 0) sizes.set(v.Name, v.UsageData.Size);
     }
     return sizes;
+  }
+
+  /** `docker volume inspect`: the driver and its options (`type`, `o`, `device` for `local`). */
+  async volume(name: string): Promise<{ driver: string; options: Record<string, string> }> {
+    const v = await this.call(`volume ${name}`, "inspect", CALL_TIMEOUT_MS, () =>
+      this.docker.getVolume(name).inspect(),
+    );
+    return { driver: v.Driver, options: v.Options ?? {} };
   }
 
   private async call<T>(

@@ -44,6 +44,12 @@ const PROTECTED_LIMIT_RE =
   /^The number of protected backups per guest is limited to (\d+) on storage '([^']*)'/;
 // pve-guest-common AbstractConfig.pm `snapshot_create`: `warn "snapshot create failed: starting cleanup\n"`.
 const SNAPSHOT_FAILED_RE = /^snapshot create failed: starting cleanup$/;
+// The PBS client's line once an archive of the root is uploaded (proxmox-backup pbs-client
+// backup_writer.rs `upload_stream`): "<archive>: had to backup <new> of <total> (compressed <c>) in <s>s",
+// <archive> without its .didx; <total> plays tar's total. With a change-detection mode `data` or
+// `metadata` (pve-container LXC.pm `archive` passes --change-detection-mode, e.g. from /etc/vzdump.conf)
+// the root is two archives, root.mpxar (metadata) and root.ppxar (payload), one line each.
+const PBS_ROOT_UPLOADED_RE = /^root\.([mp]?)pxar: had to backup \S+ \S+ of ([\d.]+) (B|KiB|MiB|GiB|TiB|PiB) /;
 const UNITS: Record<string, number> = { KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
 // proxmox-human-byte's binary units, as the PBS client prints sizes
 const BINARY_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -55,6 +61,8 @@ const BINARY_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 export class VzdumpLogRecogniser {
   #snapshotPending = false;
   #warnings = 0;
+  /** Totals of a split root archive seen so far, by `m`/`p`: the bytes are their sum, once both are in. */
+  #splitRoot = new Map<string, number>();
 
   /** The number of `WARN:` lines, which is what PVE counts for `TASK WARNINGS: n`. */
   get warnings(): number {
@@ -72,7 +80,7 @@ export class VzdumpLogRecogniser {
       if (SNAPSHOT_FAILED_RE.test(line)) out.push({ phase: "snapshot-failed" });
       else if (!failure) out.push({ phase: "snapshot-created", confirmedBy: "next-line" });
     }
-    const phase = recogniseLine(line, failure);
+    const phase = recogniseLine(line, failure) ?? this.#pbsRootUploaded(line);
     if (phase) {
       if (phase.phase === "warning") this.#warnings++;
       if (phase.phase === "snapshot-requested") this.#snapshotPending = true;
@@ -88,6 +96,18 @@ export class VzdumpLogRecogniser {
       });
     }
     return out;
+  }
+
+  #pbsRootUploaded(line: string): VzdumpPhase | undefined {
+    const m = line.startsWith("INFO: ") ? PBS_ROOT_UPLOADED_RE.exec(line.slice(6)) : null;
+    if (!m) return undefined;
+    const bytes = Math.round(Number(m[2]) * 1024 ** BINARY_UNITS.indexOf(m[3]!));
+    if (!m[1]) return { phase: "bytes-written", bytes };
+    this.#splitRoot.set(m[1], bytes);
+    if (this.#splitRoot.size < 2) return undefined;
+    const total = [...this.#splitRoot.values()].reduce((a, b) => a + b, 0);
+    this.#splitRoot.clear();
+    return { phase: "bytes-written", bytes: total };
   }
 
   /** The task has stopped: a pending snapshot step is over, whatever its outcome. */
@@ -118,15 +138,6 @@ const INFO_RULES: Rule[] = [
     (m) => ({ phase: "archive-started", path: m[2]!, pbs: m[1] !== "vzdump" }),
   ],
   [/^Total bytes written: (\d+)/, (m) => ({ phase: "bytes-written", bytes: Number(m[1]) })],
-  // The PBS client's line once the root archive is uploaded (pbs-client backup_writer.rs `upload_stream`):
-  // "root.pxar: had to backup <new> of <total> (compressed <c>) in <s>s"; <total> plays tar's total
-  [
-    /^root\.pxar: had to backup \S+ \S+ of ([\d.]+) (B|KiB|MiB|GiB|TiB|PiB) /,
-    (m) => ({
-      phase: "bytes-written",
-      bytes: Math.round(Number(m[1]) * 1024 ** BINARY_UNITS.indexOf(m[2]!)),
-    }),
-  ],
   [
     /^archive file size: ([\d.]+)(KB|MB|GB|TB)$/,
     (m) => ({

@@ -2,7 +2,8 @@ import type { DockerEngine } from "../docker/docker-engine.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
 import type { CtMountPoint } from "../pve/mount-points.ts";
 import { statePaths } from "../state/paths.ts";
-import { type MountCoverage, mountCoverage } from "./archive-coverage.ts";
+import type { MountCoverage } from "./archive-coverage.ts";
+import { judgedCoverage } from "./coverage-facts.ts";
 import { discoverStacks } from "./discover-stacks.ts";
 import { PlanInvalidError, StacksDownError } from "./errors.ts";
 import { type QuiesceHandle, type QuiesceOptions, quiesce } from "./executor.ts";
@@ -56,8 +57,11 @@ export async function prepareQuiesce(
     volumeSizes?: boolean;
     /** Only these compose projects. @default all */
     projects?: string[];
-    /** The CT's mount points (PVE config): warns about data that is not in the archive. */
-    mountPoints?: CtMountPoint[];
+    /**
+     * The CT's mount points (PVE config): warns about data that is not in the archive. A promise is awaited
+     * only after the discovery, so PVE can be asked meanwhile.
+     */
+    mountPoints?: CtMountPoint[] | Promise<CtMountPoint[] | undefined>;
   } = {},
 ): Promise<PreparedQuiesce> {
   const stacks = await discoverStacks(deps.engine, options.projects);
@@ -65,7 +69,8 @@ export async function prepareQuiesce(
   await registry.recordDiscovered(stacks);
   const result = buildPlan(stacks, options);
   if (!result.ok) throw new PlanInvalidError(result.issues);
-  const coverage = options.mountPoints && mountCoverage(stacks, options.mountPoints);
+  const mountPoints = await options.mountPoints;
+  const coverage = mountPoints && (await judgedCoverage(deps.engine, stacks, mountPoints));
   const warnings = stackWarnings(stacks, {
     observedStopMs: (p, s) => registry.observedStopMs(p, s),
     ...(options.volumeSizes ? { volumeSizes: await deps.engine.volumeSizes() } : {}),

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
@@ -43,6 +44,47 @@ describeDocker("felhom-guest stacks (real docker)", () => {
     expect(up.code).toBe(0);
     expect(JSON.parse(up.out)).toEqual([{ project: h.project, outcome: "started" }]);
     expect(await h.running()).toEqual(before);
+  });
+
+  it("answers from Docker with the archive check unknown when PVE does not answer: one attempt, a short deadline, no retry noise", async () => {
+    h = await startGuestHarness();
+    dir = await mkdtemp(join(tmpdir(), "felhom-stacks-"));
+    // a PVE that accepts the connection and never says a word
+    const held: Socket[] = [];
+    const silent = createServer((s) => held.push(s));
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    try {
+      const config = await writeAgentConfig(h, dir);
+      const port = (silent.address() as { port: number }).port;
+      await writeFile(
+        config,
+        (await readFile(config, "utf8")).replace(h.sim.url, `https://127.0.0.1:${port}`),
+      );
+      const agent = spawnAgent(config, ["stacks", "--json"]);
+      const out = capturedStdout(agent);
+      let err = "";
+      agent.stderr?.on("data", (d) => {
+        err += d;
+      });
+      const started = Date.now();
+      expect(await exited(agent)).toBe(0);
+      console.info(`stacks with a silent PVE took ${Date.now() - started} ms`);
+      const listed = JSON.parse(out()) as {
+        stacks: { project: string; services: { name: string; mounts?: unknown[] }[] }[];
+        archiveCheck: { known: boolean; reason?: string };
+      };
+      expect(listed.stacks.map((s) => s.project)).toEqual([h.project]);
+      expect(listed.stacks[0]!.services.every((s) => s.mounts === undefined)).toBe(true);
+      expect(listed.archiveCheck).toEqual({
+        known: false,
+        reason: expect.stringMatching(/PVE|timeout|time/i),
+      });
+      expect(err).not.toMatch(/retrying/);
+      expect(held.length).toBe(1); // one attempt: one connection
+    } finally {
+      for (const s of held) s.destroy();
+      silent.close();
+    }
   });
 
   it("refuses `stacks up` (exit 75) while a backup holds the lock with the stacks quiesced, and runs once it is gone", async () => {

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
@@ -16,7 +16,7 @@ afterEach(async () => {
 
 async function doctor(
   variant: "production" | "token-only" | "over-privileged" | "parent-paths",
-  o: { extraConfig?: string[]; protectedArchives?: number } = {},
+  o: { extraConfig?: string[]; protectedArchives?: number; dockerSocket?: string } = {},
 ) {
   h = await startGuestHarness({ variant });
   dir = await mkdtemp(join(tmpdir(), "felhom-doctor-"));
@@ -27,7 +27,13 @@ async function doctor(
     await writeFile(file, "x");
     await writeFile(`${file}.protected`, "");
   }
-  const agent = spawnAgent(await writeAgentConfig(h, dir, o.extraConfig), ["doctor", "--json"]);
+  const config = await writeAgentConfig(h, dir, o.extraConfig);
+  if (o.dockerSocket)
+    await writeFile(
+      config,
+      (await readFile(config, "utf8")).replace("docker:\n", `docker:\n  socket: ${o.dockerSocket}\n`),
+    );
+  const agent = spawnAgent(config, ["doctor", "--json"]);
   const out = capturedStdout(agent);
   const code = await exited(agent);
   return { code, findings: JSON.parse(out()) as { level: string; message: string; hint?: string }[] };
@@ -36,9 +42,35 @@ async function doctor(
 describeDocker("felhom-guest doctor (pve sim + real docker)", () => {
   it("passes every check for the production token", async () => {
     const { code, findings } = await doctor("production");
-    expect(findings.filter((f) => f.level !== "ok")).toEqual([]);
+    // The harness's guest root is the simulator's directory under /tmp, where vzdump's standard excludes
+    // (/tmp/?*) would leave the demo db's data out of a real guest: the one warning, which does not fail doctor
+    expect(findings.filter((f) => f.level !== "ok")).toEqual([
+      {
+        level: "warn",
+        message: expect.stringMatching(
+          /^archive coverage: felhom-e2e-\w+\/db: .* vzdump leaves out everything in \/tmp/,
+        ),
+        hint: expect.stringContaining("stdexcludes"),
+      },
+    ]);
     expect(findings.map((f) => f.message).join("\n")).toMatch(/identity: CT 101 on node pve1/);
     expect(code).toBe(0);
+  });
+
+  it("reports Docker down once, as the Docker engine's error: the archive coverage it prevents is a warning", async () => {
+    const { code, findings } = await doctor("production", { dockerSocket: "/nonexistent/docker.sock" });
+    expect(code).toBe(1);
+    const coverage = findings.filter((f) => f.message.startsWith("archive coverage"));
+    expect(coverage).toEqual([
+      expect.objectContaining({
+        level: "warn",
+        message: expect.stringMatching(/^archive coverage: not checked: /),
+      }),
+    ]);
+    expect(findings.filter((f) => f.level === "error").map((f) => f.message.split(":")[0])).not.toContain(
+      "archive coverage",
+    );
+    expect(findings.some((f) => f.level === "error" && f.message.startsWith("Docker engine"))).toBe(true);
   });
 
   it("explains the privilege-separation trap and exits 1", async () => {

@@ -333,3 +333,43 @@ describe("pve vzdump log phase recogniser, PBS storage", () => {
     });
   });
 });
+
+describe("pve vzdump log phase recogniser, PBS split archive (change-detection-mode data or metadata)", () => {
+  // LXC.pm `archive` adds --change-detection-mode; the client then uploads root.mpxar and root.ppxar and prints
+  // backup_writer.rs `upload_stream`'s line once per archive (the .didx stripped).
+  const split = (first: string, second: string) =>
+    PBS_LOG.flatMap((line) =>
+      line.startsWith("INFO: root.pxar: had to backup")
+        ? [first, "INFO: root.mpxar: average backup speed: 1.5 MiB/s", second]
+        : line.startsWith("INFO: root.pxar: average")
+          ? ["INFO: root.ppxar: average backup speed: 11.2 MiB/s"]
+          : [
+              line.replace(
+                "root.pxar:/mnt/vzsnap0",
+                "root.pxar:/mnt/vzsnap0 --change-detection-mode=metadata",
+              ),
+            ],
+    );
+  const meta = "INFO: root.mpxar: had to backup 1.5 MiB of 3 MiB (compressed 312.5 KiB) in 2.01s";
+  const payload = "INFO: root.ppxar: had to backup 22.5 MiB of 1.5 GiB (compressed 11.25 MiB) in 2.02s";
+  const total = 3 * 1024 ** 2 + Math.round(1.5 * 1024 ** 3);
+
+  it("sums the metadata and payload archives' totals into one bytes-written, in either order", () => {
+    for (const [first, second] of [
+      [meta, payload],
+      [payload, meta],
+    ] as const) {
+      const log = split(first, second);
+      const { phases, at } = run(log);
+      expect(phases.filter((p) => p.phase === "bytes-written")).toEqual([
+        { phase: "bytes-written", bytes: total },
+      ]);
+      expect(at[names(phases).indexOf("bytes-written")]).toBe(log.indexOf(second));
+    }
+  });
+
+  it("reports no bytes when only one of the two archives was uploaded", () => {
+    const { phases } = run(split(meta, "ERROR: Backup of VM 101 failed - upload failed"));
+    expect(names(phases)).not.toContain("bytes-written");
+  });
+});

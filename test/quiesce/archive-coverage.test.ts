@@ -3,10 +3,14 @@ import type { ContainerDetails } from "../../agent/docker/docker-engine.ts";
 import { assessArchiveCoverage } from "../../agent/doctor/assess-archive-coverage.ts";
 import { ctMountPoints } from "../../agent/pve/mount-points.ts";
 import {
+  type CoverageFacts,
   coverageText,
   mountCoverage,
   mountPointOf,
   notInArchive,
+  type PathFacts,
+  pathsToResolve,
+  type VolumeFacts,
 } from "../../agent/quiesce/archive-coverage.ts";
 import type { StackFacts } from "../../agent/quiesce/stack-facts.ts";
 
@@ -103,7 +107,7 @@ describe("which container data is in the archive", () => {
     expect(mountPointOf("/mnt/bulk/../other", mps)?.key).toBe("rootfs");
   });
 
-  it("answers per bind mount and volume, skipping tmpfs and volumes without a source in the guest", () => {
+  it("answers per bind mount and volume, skipping tmpfs", () => {
     const coverage = mountCoverage(
       [
         stack("db", [
@@ -116,12 +120,11 @@ describe("which container data is in the archive", () => {
           },
           { type: "bind", name: undefined, source: "/mnt/bulk/photos", destination: "/photos" },
           { type: "tmpfs", name: undefined, source: "", destination: "/run" },
-          { type: "volume", name: "nfs", source: "", destination: "/nfs" },
         ]),
       ],
       mps,
     );
-    expect(coverage.map((c) => [c.destination, c.inArchive, c.mountPoint.key])).toEqual([
+    expect(coverage.map((c) => [c.destination, c.inArchive, c.mountPoint?.key])).toEqual([
       ["/var/lib/postgresql/data", false, "mp2"],
       ["/media", true, "mp3"],
       ["/photos", false, "mp0"],
@@ -146,7 +149,7 @@ describe("which container data is in the archive", () => {
       [stack("app", [{ type: "bind", name: undefined, source: "/srv/", destination: "/app/srv" }])],
       mps,
     );
-    expect(coverage.map((c) => [c.destination, c.source, c.inArchive, c.mountPoint.key])).toEqual([
+    expect(coverage.map((c) => [c.destination, c.source, c.inArchive, c.mountPoint?.key])).toEqual([
       ["/app/srv", "/srv/", true, "rootfs"],
       ["/app/srv/data", "/srv/data", false, "mp2"],
     ]);
@@ -166,3 +169,166 @@ describe("which container data is in the archive", () => {
     ]);
   });
 });
+
+describe("data a CT mount point does not decide (standard excludes, guest mounts, volume options, symlinks)", () => {
+  const mps = ctMountPoints(CONFIG);
+  const facts = (
+    volumes: Record<string, VolumeFacts> = {},
+    paths: Record<string, Partial<PathFacts>> = {},
+  ): CoverageFacts => ({
+    volumes: new Map(Object.entries(volumes)),
+    paths: new Map(Object.entries(paths).map(([p, f]) => [p, { real: p, foreignFs: false, ...f }])),
+  });
+  const judge = (mounts: ContainerDetails["mounts"], f: CoverageFacts) =>
+    mountCoverage([stack("app", mounts)], mps, f).map((c) => [
+      c.destination,
+      c.inArchive,
+      c.cause,
+      c.mountPoint?.key,
+    ]);
+  const bind = (source: string, destination: string, rw = true) => ({
+    type: "bind",
+    name: undefined,
+    source,
+    destination,
+    rw,
+  });
+  const vol = (name: string, destination: string) => ({
+    type: "volume",
+    name,
+    source: `/var/lib/docker/volumes/${name}/_data`,
+    destination,
+    driver: "local",
+  });
+
+  it("judges a local volume with o=bind by its device path, not by its _data mountpoint", () => {
+    const f = facts({
+      bulk: { driver: "local", options: { type: "none", o: "bind", device: "/mnt/bulk/app" } },
+    });
+    expect(pathsToResolve([stack("app", [vol("bulk", "/data")])], f.volumes)).toEqual(["/mnt/bulk/app"]);
+    const coverage = mountCoverage([stack("app", [vol("bulk", "/data")])], mps, f);
+    expect(coverage.map((c) => [c.inArchive, c.cause, c.mountPoint?.key, c.realPath])).toEqual([
+      [false, "mount point", "mp0", "/mnt/bulk/app"],
+    ]);
+    expect(coverageText(coverage[0]!)).toContain(
+      "(volume bulk at /var/lib/docker/volumes/bulk/_data → /mnt/bulk/app)",
+    );
+    expect(notInArchive(coverage)).toMatchObject([
+      { mountPoint: "mp0", reason: "not a volume", volume: "bulk" },
+    ]);
+  });
+
+  it("marks an nfs or cifs volume, a block-device volume and another driver's volume as not in the archive; a tmpfs volume holds nothing", () => {
+    const f = facts({
+      share: { driver: "local", options: { type: "nfs", o: "addr=192.0.2.5,rw", device: ":/export/app" } },
+      smb: { driver: "local", options: { type: "cifs", device: "//nas/app", o: "username=x" } },
+      disk: { driver: "local", options: { type: "ext4", device: "/dev/sdc1" } },
+      scratch: { driver: "local", options: { type: "tmpfs", device: "tmpfs" } },
+      plugin: { driver: "rclone", options: {} },
+    });
+    const mounts = [
+      vol("share", "/share"),
+      vol("smb", "/smb"),
+      vol("disk", "/disk"),
+      vol("scratch", "/scratch"),
+    ];
+    mounts.push({ type: "volume", name: "plugin", source: "", destination: "/remote", driver: "rclone" });
+    expect(judge(mounts, f)).toEqual([
+      ["/share", false, "mounted volume", undefined],
+      ["/smb", false, "mounted volume", undefined],
+      ["/disk", false, "mounted volume", undefined],
+      ["/remote", false, "volume driver", undefined],
+    ]);
+    const coverage = mountCoverage([stack("app", mounts)], mps, f);
+    expect(coverageText(coverage[0]!)).toBe(
+      "p/app: /share (volume share at /var/lib/docker/volumes/share/_data) is NOT in the backup: Docker mounts a nfs file system there at container start, and vzdump archives the directory beneath it, empty",
+    );
+    expect(coverageText(coverage[3]!)).toContain("volume driver rclone keeps its data outside the guest");
+    // protocol v1's notInArchive carries only what a CT mount point leaves out; the rest is in the warnings
+    expect(notInArchive(coverage)).toEqual([]);
+    expect(assessArchiveCoverage(101, mps, coverage).map((x) => x.level)).toEqual([
+      "warn",
+      "warn",
+      "warn",
+      "warn",
+    ]);
+  });
+
+  it("flags vzdump's standard excludes: anything inside /tmp and /var/tmp, pid files in /var/run", () => {
+    expect(
+      judge(
+        [
+          bind("/tmp/uploads", "/u"),
+          bind("/var/tmp/", "/vt"),
+          bind("/tmpdata", "/t"),
+          bind("/srv/www", "/w"),
+        ],
+        NO_PATHS,
+      ),
+    ).toEqual([
+      ["/u", false, "standard exclude", "rootfs"],
+      ["/vt", false, "standard exclude", "rootfs"],
+      ["/t", true, "mount point", "rootfs"],
+      ["/w", true, "mount point", "rootfs"],
+    ]);
+  });
+
+  it("flags a source on a file system mounted inside the guest; the CT's own mount points are judged by their rules", () => {
+    const f = facts({}, { "/srv/nfs/app": { foreignFs: true }, "/mnt/bulk/x": {}, "/srv/www": {} });
+    const coverage = mountCoverage(
+      [stack("app", [bind("/srv/nfs/app", "/n"), bind("/mnt/bulk/x", "/b"), bind("/srv/www", "/w")])],
+      mps,
+      f,
+    );
+    expect(coverage.map((c) => [c.destination, c.inArchive, c.cause])).toEqual([
+      ["/n", false, "guest mount"],
+      ["/b", false, "mount point"],
+      ["/w", true, "mount point"],
+    ]);
+    expect(coverageText(coverage[0]!)).toContain("it lies on a file system mounted inside the guest");
+  });
+
+  it("resolves symlinks before judging, and says when a source could not be resolved", () => {
+    const f = facts({}, { "/srv/app/data": { real: "/mnt/bulk/data" }, "/opt/gone": { real: undefined } });
+    const coverage = mountCoverage(
+      [stack("app", [bind("/srv/app/data", "/data"), bind("/opt/gone", "/g")])],
+      mps,
+      f,
+    );
+    expect(coverage.map((c) => [c.inArchive, c.mountPoint?.key, c.realPath, c.unresolved])).toEqual([
+      [false, "mp0", "/mnt/bulk/data", undefined],
+      [true, "rootfs", undefined, true],
+    ]);
+    expect(coverageText(coverage[0]!)).toContain("(/srv/app/data → /mnt/bulk/data) is NOT in the backup");
+    expect(coverageText(coverage[1]!)).toContain(
+      "(/opt/gone, a path the agent cannot see, judged as written)",
+    );
+  });
+
+  it("does not judge mounts that hold no application data: runtime paths, and / or Docker's data-root read-only", () => {
+    expect(
+      judge(
+        [
+          bind("/", "/host", false),
+          bind("/var/lib/docker/", "/var/lib/docker", false),
+          bind("/proc", "/host/proc", false),
+          bind("/sys", "/sys", false),
+          bind("/var/run/docker.sock", "/var/run/docker.sock"),
+          bind("/run/udev", "/run/udev"),
+          bind("/srv/config", "/config", false),
+          bind("/", "/rootfs"),
+        ],
+        NO_PATHS,
+      ),
+    ).toEqual([
+      ["/config", true, "mount point", "rootfs"],
+      ["/rootfs", true, "mount point", "rootfs"],
+      // a writable bind of / is judged, with the left-out mount points it shows the container
+      ["/rootfs/mnt/bulk", false, "mount point", "mp0"],
+      ["/rootfs/mnt/usb", false, "mount point", "mp1"],
+      ["/rootfs/srv/data", false, "mount point", "mp2"],
+    ]);
+  });
+});
+
+const NO_PATHS: CoverageFacts = { volumes: new Map(), paths: new Map() };

@@ -18,7 +18,7 @@ import { readSecretFile, type Secret } from "../../lib/secret.ts";
 import type { PveClient } from "../../pve/client.ts";
 import { ctMountPoints } from "../../pve/mount-points.ts";
 import type { Permissions } from "../../pve/schemas.ts";
-import { mountCoverage } from "../../quiesce/archive-coverage.ts";
+import { judgedCoverage } from "../../quiesce/coverage-facts.ts";
 import { discoverStacks } from "../../quiesce/discover-stacks.ts";
 import { ExitCode, exitCodeFor } from "../exit-codes.ts";
 import { printJson } from "../output.ts";
@@ -128,11 +128,27 @@ export async function run({ values, loadConfig, logger, localFacts }: CommandInp
         });
         const vmid = identity.vmid;
         if (vmid !== undefined) {
+          // Only informs, as in a backup: a coverage that cannot be judged is a warning, and the cause (Docker
+          // down, the CT config unreadable) is the error of its own check ("Docker engine", "permissions").
           await check("archive coverage", async () => {
-            const raw = (await ctx.pve.lxcConfig(identity.node!, vmid, { current: true })).raw;
-            const mountPoints = ctMountPoints(raw);
-            const stacks = await discoverStacks(ctx.engine, config.docker.projects);
-            return assessArchiveCoverage(vmid, mountPoints, mountCoverage(stacks, mountPoints));
+            try {
+              const raw = (await ctx.pve.lxcConfig(identity.node!, vmid, { current: true })).raw;
+              const mountPoints = ctMountPoints(raw);
+              const stacks = await discoverStacks(ctx.engine, config.docker.projects);
+              return assessArchiveCoverage(
+                vmid,
+                mountPoints,
+                await judgedCoverage(ctx.engine, stacks, mountPoints),
+              );
+            } catch (err) {
+              return [
+                {
+                  level: "warn",
+                  message: `archive coverage: not checked: ${describeError(err)}`,
+                  hint: "which container data a backup leaves out is unknown until this check can run; see the other findings for the cause",
+                },
+              ];
+            }
           });
         }
         if (config.backup.protected && vmid !== undefined) {

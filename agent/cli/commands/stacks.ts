@@ -1,7 +1,11 @@
 import { createContext } from "../../app/context.ts";
+import type { AgentConfig } from "../../config/schema.ts";
 import { type ContainerDetails, DockerEngine } from "../../docker/docker-engine.ts";
+import type { LocalFacts } from "../../identity/decide-identity.ts";
 import { describeError } from "../../lib/errors.ts";
+import type { Logger } from "../../log/logger.ts";
 import { withOperationLock } from "../../operation/operation-lock.ts";
+import type { CtMountPoint } from "../../pve/mount-points.ts";
 import { coverageText } from "../../quiesce/archive-coverage.ts";
 import type { LabelSource } from "../../quiesce/image-labels.ts";
 import { quiesceLabels } from "../../quiesce/labels.ts";
@@ -31,6 +35,33 @@ function labelSources(
     source: "image" as const,
   }));
   return [...own, ...image].sort((a, b) => a.key.localeCompare(b.key));
+}
+
+/** How long `stacks` waits for PVE, all requests together, with no retry. */
+const PVE_LOOK_MS = 5_000;
+
+async function pveMountPoints(
+  config: AgentConfig,
+  log: Logger,
+  localFacts: () => LocalFacts,
+): Promise<{ mountPoints: CtMountPoint[] } | { unknown: string }> {
+  const ctx = await createContext(config, log, localFacts, { timeoutMs: PVE_LOOK_MS }).catch(
+    (err: unknown) => ({ unknown: `no PVE client: ${describeError(err)}` }),
+  );
+  if ("unknown" in ctx) return ctx;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<{ unknown: string }>((resolve) => {
+    timer = setTimeout(
+      () => resolve({ unknown: `PVE did not answer within ${PVE_LOOK_MS / 1000} s` }),
+      PVE_LOOK_MS,
+    );
+  });
+  try {
+    return await Promise.race([mountPointsForReport(ctx, config, localFacts), deadline]);
+  } finally {
+    clearTimeout(timer);
+    await ctx.close().catch(() => undefined);
+  }
 }
 
 export async function run({
@@ -65,17 +96,9 @@ export async function run({
     return outcomes.some((o) => o.outcome === "failed") ? ExitCode.failed : ExitCode.ok;
   }
   const log = await logger("warn");
-  // Which mount point each mount's data lies on, and whether vzdump archives it: PVE's side of the answer.
-  const ct = await createContext(config, log, localFacts).then(
-    async (ctx) => {
-      try {
-        return await mountPointsForReport(ctx, config, localFacts);
-      } finally {
-        await ctx.close();
-      }
-    },
-    (err) => ({ unknown: `no PVE client: ${describeError(err)}` }),
-  );
+  // Which mount point each mount's data lies on, and whether vzdump archives it: PVE's side of the answer,
+  // asked alongside Docker's, once and briefly: the stacks are the answer, this only completes it.
+  const ct = pveMountPoints(config, log, localFacts);
   const engine = new DockerEngine({ socketPath: config.docker.socket });
   const prepared = await prepareQuiesce(
     { engine, stateDir: config.state_dir, logger: log },
@@ -83,7 +106,7 @@ export async function run({
     {
       volumeSizes: true,
       ...(config.docker.projects ? { projects: config.docker.projects } : {}),
-      ...("mountPoints" in ct ? { mountPoints: ct.mountPoints } : {}),
+      mountPoints: ct.then((c) => ("mountPoints" in c ? c.mountPoints : undefined)),
     },
   );
   const plannedStrategy = new Map(
@@ -110,14 +133,17 @@ export async function run({
                 destination: c.destination,
                 ...(c.volume ? { volume: c.volume } : {}),
                 inArchive: c.inArchive,
-                mountPoint: c.mountPoint.key,
+                cause: c.cause,
+                ...(c.realPath ? { realPath: c.realPath } : {}),
+                ...(c.mountPoint ? { mountPoint: c.mountPoint.key } : {}),
                 why: coverageText(c),
               })),
           }
         : {}),
     })),
   }));
-  const archiveCheck = "unknown" in ct ? { known: false, reason: ct.unknown } : { known: true };
+  const pveAnswer = await ct;
+  const archiveCheck = "unknown" in pveAnswer ? { known: false, reason: pveAnswer.unknown } : { known: true };
   if (values.json) {
     printJson({ stacks, warnings: prepared.warnings, archiveCheck });
     return ExitCode.ok;
@@ -134,7 +160,7 @@ export async function run({
         );
       for (const m of s.mounts ?? [])
         process.stdout.write(
-          `    ${m.destination}  in backup: ${m.inArchive ? "yes" : "NO "} (${m.mountPoint === "rootfs" ? "root file system" : `mount point ${m.mountPoint}`}; ${m.source})\n`,
+          `    ${m.destination}  in backup: ${m.inArchive ? "yes" : "NO "} (${m.cause !== "mount point" ? m.cause : m.mountPoint === "rootfs" ? "root file system" : `mount point ${m.mountPoint}`}; ${m.realPath ? `${m.source} → ${m.realPath}` : m.source})\n`,
         );
     }
   }
