@@ -116,7 +116,7 @@ export class BackupService {
       this.#deps.log.warn({ attempt, why }, "busy; no retry left for this backup");
       return;
     }
-    const delay = busyRetryDelayMs(this.#deps.backup.busy_retry.delay_seconds);
+    const delay = busyRetryDelayMs(this.#deps.backup.busy_retry.delay_seconds, attempt);
     this.#deps.log.info({ attempt, delayMs: delay, why }, "busy; retrying the backup later");
     const timer = setTimeout(() => {
       this.#retries.delete(timer);
