@@ -69,10 +69,10 @@ const service = new BackupService({
   localFacts: () => ({ hostname: config.hostname, macs: [config.mac] }),
   emit: () => {},
   log,
-  onOutcome: (outcome, trigger, { willRetry }) => {
+  onOutcome: (outcome, trigger, { retry }) => {
     if (trigger.source !== "schedule") return;
-    out({ attempt: summary(outcome), willRetry });
-    if (!willRetry) out({ final: summary(outcome) });
+    out({ attempt: summary(outcome), willRetry: retry !== undefined });
+    if (!retry) out({ final: summary(outcome) });
   },
 });
 /** A schedule whose daily slot is `slot`'s minute; the state file (what was learned) carries over. */
