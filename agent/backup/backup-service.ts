@@ -6,6 +6,7 @@ import {
   type BackupDeps,
   type BackupMode,
   type BackupOutcome,
+  type BusyRetry,
   isDeferred,
   type Trigger,
 } from "./backup-types.ts";
@@ -22,9 +23,10 @@ export type BackupTicket =
 export interface BackupServiceDeps extends BackupDeps {
   /**
    * Every finished backup, success or failure (the daemon sends it to the hub as backup.completed/failed).
-   * `willRetry`: a busy node's refusal that this service tries again later, so not yet the slot's result.
+   * `retry`: set for a busy node's refusal that this service tries again later (when, and how many attempts
+   * are left), so not yet the slot's result.
    */
-  onOutcome?: (outcome: BackupOutcome, trigger: Trigger, info: { willRetry: boolean }) => void;
+  onOutcome?: (outcome: BackupOutcome, trigger: Trigger, info: { retry: BusyRetry | undefined }) => void;
 }
 
 /**
@@ -106,23 +108,41 @@ export class BackupService {
     this.#running = { backupId, mode: opts.mode, done };
     void done.then((outcome) => {
       const busy = !outcome.ok && outcome.failure.code === "vzdump_lock_busy" && opts.retryWhenBusy === true;
-      const willRetry = busy && attempt < this.#deps.backup.busy_retry.attempts;
+      const delayMs = busy ? this.#retryDelayMs(attempt) : undefined;
       if (!isDeferred(outcome)) {
-        this.#deps.onOutcome?.(outcome, opts.trigger, { willRetry });
-        if (!willRetry) opts.onSettled?.(outcome, startedAt);
+        const retry: BusyRetry | undefined =
+          delayMs === undefined
+            ? undefined
+            : {
+                attempt,
+                retriesLeft: this.#deps.backup.busy_retry.attempts - attempt,
+                inSeconds: Math.ceil(delayMs / 1000),
+              };
+        this.#deps.onOutcome?.(outcome, opts.trigger, { retry });
+        if (!retry) opts.onSettled?.(outcome, startedAt);
       }
-      if (busy) this.#retryLater(opts, attempt, "the node's vzdump lock was busy");
+      if (busy) this.#retryLater(opts, attempt, "the node's vzdump lock was busy", delayMs);
     });
     return { started: true, backupId, mode: opts.mode, done };
   }
 
-  /** Within backup.busy_retry's attempts, with jitter; nothing when they are used up. */
-  #retryLater(opts: Parameters<BackupService["request"]>[0], attempt: number, why: string): void {
-    if (attempt >= this.#deps.backup.busy_retry.attempts) {
+  /** The wait before the attempt after `attempt`, with jitter; undefined when the attempts are used up. */
+  #retryDelayMs(attempt: number): number | undefined {
+    const { attempts, delay_seconds } = this.#deps.backup.busy_retry;
+    return attempt < attempts ? busyRetryDelayMs(delay_seconds, attempt) : undefined;
+  }
+
+  /** Within backup.busy_retry's attempts, after `delay` (drawn now when not given); nothing when they are used up. */
+  #retryLater(
+    opts: Parameters<BackupService["request"]>[0],
+    attempt: number,
+    why: string,
+    delay = this.#retryDelayMs(attempt),
+  ): void {
+    if (delay === undefined) {
       this.#deps.log.warn({ attempt, why }, "busy; no retry left for this backup");
       return;
     }
-    const delay = busyRetryDelayMs(this.#deps.backup.busy_retry.delay_seconds);
     this.#deps.log.info({ attempt, delayMs: delay, why }, "busy; retrying the backup later");
     const timer = setTimeout(() => {
       this.#retries.delete(timer);

@@ -64,3 +64,9 @@ export interface BackupRequest {
    */
   busyRetry?: { retriesLeft: number };
 }
+
+/**
+ * A busy node's refusal that the backup service tries again (backup.failed's `retry` for the hub): the attempt
+ * that was refused (1 for the first), attempts still to come (at least 1), and seconds until the next.
+ */
+export type BusyRetry = NonNullable<EventOf<"backup.failed">["retry"]>;

@@ -100,8 +100,8 @@ export const configSchema = z
          */
         lockwait_minutes: z.number().int().min(0).max(10).optional(),
         /**
-         * When the node's vzdump lock is busy: attempts, and the delay between them (± 50 %, no growth;
-         * decision in agent/backup/busy-retry.ts). Was 4 × 300 s doubling, which left the lock idle while refused guests waited.
+         * When the node's vzdump lock is busy: attempts, and the base delay between them (± 50 %; four at the
+         * base, then doubling up to 10 × base; decision in agent/backup/busy-retry.ts).
          */
         busy_retry: z
           .object({

@@ -4,7 +4,7 @@ import { AgentError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { readJsonFile, writeJsonDurable } from "../state/durable-file.ts";
 import { findMissedSlot } from "./missed-slot.ts";
-import { type LearnedDelay, MAX_LEARNED_DELAY_MS, runDelayMs } from "./run-delay.ts";
+import { isUsableLearnedDelay, type LearnedDelay, runDelayMs } from "./run-delay.ts";
 import { nextSlot, type SlotSpec } from "./slots.ts";
 
 export interface ScheduleConfig {
@@ -24,7 +24,7 @@ export type ScheduledRunReason = { kind: "slot"; slot: Date } | { kind: "missed"
  * `last_slot`: every slot up to here is handled (ran, was skipped, or belonged to an earlier schedule).
  * `pending`: a slot whose run was due but had not started (the jitter wait) when the agent stopped or the
  * runtime was rebuilt; a start without catch-up (reload) runs it, a daemon start treats it as missed.
- * `learned`: the delay after its slot at which the last scheduled backup got the node (run-delay.ts).
+ * `learned`: the delay after its slot at which the last slot's backup got the node (run-delay.ts).
  */
 const stateSchema = z.object({
   last_slot: z.iso.datetime(),
@@ -60,9 +60,9 @@ export function nextScheduledSlot(spec: SlotSpec, after: Date): Date | undefined
 }
 
 /**
- * Runs `onRun` on the configured cron schedule, each run delayed within the jitter window so that a fleet does
- * not hit one node at once: at random the first time, then where the last run's backup got the node
- * (run-delay.ts; `onRun` reports it through `learn`). Overlap is impossible twice over: a slot that comes
+ * Runs `onRun` on the configured cron schedule, each run delayed after its slot so that a fleet does not hit
+ * one node at once: at random within the jitter window the first time, then where the last slot's backup got
+ * the node (run-delay.ts; `onRun` reports it through `learn`). Overlap is impossible twice over: a slot that comes
  * while a run is still going is skipped, and the backup service's own lock (a second request joins the
  * running backup).
  *
@@ -240,24 +240,50 @@ export class Scheduler {
     this.#busy = true;
     this.#pending = reason.slot;
     this.#save();
-    const dueAt = Date.now();
-    const delay = runDelayMs({ jitterSeconds: this.#config.jitter_seconds, learned: this.#learned });
-    this.#delayed = setTimeout(() => {
-      this.#pending = undefined;
-      this.#save();
-      void this.#fire(reason, dueAt).finally(() => {
-        this.#busy = false;
-      });
-    }, delay);
+    const gap = this.#slotGapMs(reason);
+    this.#delayed = setTimeout(
+      () => {
+        this.#pending = undefined;
+        this.#save();
+        void this.#fire(reason, gap).finally(() => {
+          this.#busy = false;
+        });
+      },
+      this.#waitMs(reason, gap),
+    );
   }
 
-  async #fire(reason: ScheduledRunReason, dueAt: number): Promise<void> {
+  /** From a slot to the following one, by the slots the scheduler runs; none for a catch-up (no place learned). */
+  #slotGapMs(reason: ScheduledRunReason): number | undefined {
+    if (reason.kind !== "slot") return undefined;
+    const following = nextScheduledSlot(this.#config, reason.slot);
+    return following && following.getTime() - reason.slot.getTime();
+  }
+
+  /**
+   * How long from now until the run starts. A slot's run starts at its delay after the slot's time (a late
+   * tick has used part of it), where it learns; a catch-up (a missed or pending slot, its time long past)
+   * draws afresh from now and never uses the learned place, which belongs to the slot's time.
+   */
+  #waitMs(reason: ScheduledRunReason, slotGapMs: number | undefined): number {
+    const jitterSeconds = this.#config.jitter_seconds;
+    if (reason.kind !== "slot") return runDelayMs({ jitterSeconds, learned: undefined, slotGapMs });
+    const delay = runDelayMs({ jitterSeconds, learned: this.#learned, slotGapMs });
+    return Math.max(0, reason.slot.getTime() + delay - Date.now());
+  }
+
+  async #fire(reason: ScheduledRunReason, slotGapMs: number | undefined): Promise<void> {
     const generation = this.#generation;
     const learn: LearnDelay = (gotNodeAt) => {
       if (generation !== this.#generation) return;
-      const ms = gotNodeAt === undefined ? undefined : Math.max(0, Math.round(gotNodeAt - dueAt));
+      // Only a slot's own run, measured from the slot's time, says where in the slot the node was free: a
+      // catch-up started at another time. Under a jitter of 0 the operator wants the exact time: nothing to
+      // learn, or one busy night would move the backup for good.
+      if (reason.kind !== "slot" || this.#config.jitter_seconds === 0) return;
+      const ms =
+        gotNodeAt === undefined ? undefined : Math.max(0, Math.round(gotNodeAt - reason.slot.getTime()));
       this.#learned =
-        ms !== undefined && ms <= MAX_LEARNED_DELAY_MS
+        ms !== undefined && isUsableLearnedDelay(ms, slotGapMs)
           ? { ms, jitter_seconds: this.#config.jitter_seconds }
           : undefined;
       this.#save();

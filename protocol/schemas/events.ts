@@ -122,6 +122,21 @@ export const EVENTS = {
     logTail,
     /** true when every stack this backup quiesced runs again (also when nothing was quiesced). */
     stacksResumed: z.boolean(),
+    /**
+     * Present only when the agent will try this backup again (a scheduled backup refused by a busy node,
+     * `vzdump_lock_busy`): this failure is not the slot's result, a later backup.completed/failed is. Absent:
+     * this failure is final.
+     */
+    retry: z
+      .object({
+        /** The attempt that failed, 1 for the first. */
+        attempt: z.int().min(1).max(100),
+        /** Attempts still to come (at least 1). */
+        retriesLeft: z.int().min(1).max(100),
+        /** When the next attempt starts, in seconds from this event. */
+        inSeconds: z.int().min(0).max(86_400),
+      })
+      .optional(),
   }),
   "snapshot.created": z.object({
     operationId: id,

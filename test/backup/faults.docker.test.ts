@@ -1,9 +1,11 @@
 import { createServer } from "node:net";
+import { eventBody } from "@felhom/protocol";
 import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import { BackupService } from "../../agent/backup/backup-service.ts";
-import type { BackupOutcome } from "../../agent/backup/backup-types.ts";
+import type { BackupOutcome, BusyRetry } from "../../agent/backup/backup-types.ts";
+import { outcomeEvent } from "../../agent/backup/outcome-event.ts";
 import { recoverAtStart } from "../../agent/backup/recover-at-start.ts";
 import { acquireOperationLock } from "../../agent/operation/operation-lock.ts";
 import { QuiesceJournal } from "../../agent/quiesce/journal.ts";
@@ -244,13 +246,13 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     const g = await harness();
     const lock = g.sim.holdGlobalVzdumpLock();
     const outcomes: BackupOutcome[] = [];
-    const willRetry: boolean[] = [];
+    const retries: Array<BusyRetry | undefined> = [];
     const service = new BackupService({
       ...g.deps(),
       backup: { ...g.backupConfig, busy_retry: { attempts: 2, delay_seconds: 2 } },
       onOutcome: (o, _trigger, info) => {
         outcomes.push(o);
-        willRetry.push(info.willRetry);
+        retries.push(info.retry);
       },
     });
     const settled: Array<{ ok: boolean; startedAt: number }> = [];
@@ -276,7 +278,11 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     await expect.poll(() => outcomes.length, { timeout: 60_000, interval: 250 }).toBe(2);
     expect(outcomes[1]).toMatchObject({ ok: true, result: { exitStatus: "OK" } });
     // The refusal was not the slot's result (the daemon records neither it nor its metrics); the retry was.
-    expect(willRetry).toEqual([true, false]);
+    // The hub hears when: the first attempt's retry is 2 s ± 50 % away (attempts: 2, so one left).
+    expect(retries).toEqual([{ attempt: 1, retriesLeft: 1, inSeconds: expect.any(Number) }, undefined]);
+    expect(retries[0]!.inSeconds).toBeGreaterThanOrEqual(1);
+    expect(retries[0]!.inSeconds).toBeLessThanOrEqual(3);
+    expect(eventBody.safeParse(outcomeEvent(outcomes[0]!, retries[0])).success).toBe(true);
     // The request ends once, with the retry and the time it started: where the schedule learns the node was free.
     expect(settled).toEqual([{ ok: true, startedAt: expect.any(Number) }]);
     expect(settled[0]!.startedAt).toBeGreaterThanOrEqual(releasedAt);

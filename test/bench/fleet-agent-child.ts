@@ -6,8 +6,9 @@
  * (the test-only seam, as test/support/cli-with-local-facts.ts). Configured by the JSON in FELHOM_TEST_AGENT,
  * driven by one word per stdin line, answers JSON lines on stdout:
  *   alone   an operator's backup now (no retry); {"alone": outcome}
- *   slot    the schedule starts with its state one day behind, so the start's catch-up runs the last
- *           `30 2 * * *` slot after the jitter (Scheduler #run, the same path as a live slot);
+ *   slot T  a night: the schedule restarts with a daily cron at T's minute (ms epoch, UTC, a minute boundary
+ *           the parent chose ahead for every agent) and runs that slot live at its tick, after its delay
+ *           (a catch-up would neither use nor teach the learned delay, Scheduler #waitMs);
  *           {"attempt": outcome, "willRetry"} per attempt and {"final": outcome} for the slot's result
  */
 import { readFile } from "node:fs/promises";
@@ -19,9 +20,7 @@ import { DockerEngine } from "../../agent/docker/docker-engine.ts";
 import { Secret } from "../../agent/lib/secret.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
 import { PveClient } from "../../agent/pve/client.ts";
-import { findMissedSlot } from "../../agent/schedule/missed-slot.ts";
 import { Scheduler } from "../../agent/schedule/scheduler.ts";
-import { writeJsonDurable } from "../../agent/state/durable-file.ts";
 
 export interface FleetAgentConfig {
   pveUrl: string;
@@ -32,7 +31,6 @@ export interface FleetAgentConfig {
   project: string;
   hostname: string;
   mac: string;
-  cron: string;
   jitterSeconds: number;
   busyRetry: AgentConfig["backup"]["busy_retry"];
 }
@@ -71,56 +69,51 @@ const service = new BackupService({
   localFacts: () => ({ hostname: config.hostname, macs: [config.mac] }),
   emit: () => {},
   log,
-  onOutcome: (outcome, trigger, { willRetry }) => {
+  onOutcome: (outcome, trigger, { retry }) => {
     if (trigger.source !== "schedule") return;
-    out({ attempt: summary(outcome), willRetry });
-    if (!willRetry) out({ final: summary(outcome) });
+    out({ attempt: summary(outcome), willRetry: retry !== undefined });
+    if (!retry) out({ final: summary(outcome) });
   },
 });
-const scheduleConfig = {
-  cron: config.cron,
-  timezone: "UTC",
-  jitter_seconds: config.jitterSeconds,
-  missed: "run" as const,
-};
-const scheduler = new Scheduler({
-  config: scheduleConfig,
-  statePath: `${config.stateDir}/schedule.json`,
-  log,
-  // As agent/app/daemon.ts `build` wires it.
-  onRun: async (_reason, learn) => {
-    const ticket = await service.request({
-      mode: "snapshot",
-      trigger: { source: "schedule" },
-      retryWhenBusy: true,
-      onSettled: (outcome, startedAt) => {
-        if (outcome.ok) learn(startedAt);
-        else if (outcome.failure.code === "vzdump_lock_busy") learn(undefined);
-      },
-    });
-    await ticket.done;
-  },
-});
-const statePath = `${config.stateDir}/schedule.json`;
+/** A schedule whose daily slot is `slot`'s minute; the state file (what was learned) carries over. */
+const scheduleAt = (slot: Date) =>
+  new Scheduler({
+    config: {
+      cron: `${slot.getUTCMinutes()} ${slot.getUTCHours()} * * *`,
+      timezone: "UTC",
+      jitter_seconds: config.jitterSeconds,
+      missed: "run",
+    },
+    statePath: `${config.stateDir}/schedule.json`,
+    log,
+    // As agent/app/daemon.ts `build` wires it.
+    onRun: async (_reason, learn) => {
+      const ticket = await service.request({
+        mode: "snapshot",
+        trigger: { source: "schedule" },
+        retryWhenBusy: true,
+        onSettled: (outcome, startedAt) => {
+          if (outcome.ok) learn(startedAt);
+          else if (outcome.failure.code === "vzdump_lock_busy") learn(undefined);
+        },
+      });
+      await ticket.done;
+    },
+  });
+let scheduler: Scheduler | undefined;
 
 for await (const line of createInterface({ input: process.stdin })) {
   const word = line.trim();
   if (word === "alone") {
     const ticket = await service.request({ mode: "snapshot", trigger: { source: "cli" } });
     out({ alone: ticket.done ? summary(await ticket.done) : { ok: false, code: "not_started" } });
-  } else if (word === "slot") {
-    // A night: the schedule (stopped after an earlier night) starts with its state one minute before the
-    // last slot, keeping what it learned, so that the start's catch-up runs that slot.
-    await scheduler.stop();
-    const now = new Date();
-    const slot = findMissedSlot(scheduleConfig, new Date(now.getTime() - 86_400_000), now);
-    if (!slot) throw new Error(`no slot of ${config.cron} in the last day`);
-    const state = JSON.parse(await readFile(statePath, "utf8").catch(() => "{}")) as Record<string, unknown>;
-    await writeJsonDurable(statePath, {
-      ...state,
-      last_slot: new Date(slot.getTime() - 60_000).toISOString(),
-    });
-    await scheduler.start({ catchUp: true });
+  } else if (word.startsWith("slot ")) {
+    await scheduler?.stop();
+    const slot = new Date(Number(word.slice("slot ".length)));
+    scheduler = scheduleAt(slot);
+    // Not a daemon start: nothing counts as missed, and the slot ahead runs at its tick.
+    await scheduler.start({ catchUp: false });
+    const state = JSON.parse(await readFile(`${config.stateDir}/schedule.json`, "utf8").catch(() => "{}"));
     out({ slotStarted: slot.toISOString(), learned: state.learned ?? null });
   }
 }

@@ -4,7 +4,7 @@
  * only), its own root of a few hundred MB (200-400 MB of real, allocated bytes; the simulator archives at the
  * measured 110 MB/s, so the archive time is that of a real host) and its own tiny compose stack (one busybox
  * service) on the one Docker engine. Each guest runs its own agent process (fleet-agent-child.ts: the real
- * BackupService + Scheduler, own state dir, quiescing only its own project) with `30 2 * * *` and the
+ * BackupService + Scheduler, own state dir, quiescing only its own project) with a daily slot and the
  * default 900 s jitter and busy_retry, all three scaled by 1/FELHOM_BENCH_FLEET_SCALE (default 6), so that
  * their ratios hold while the night fits in a few minutes. The archive rate is not scaled: the bench's night is
  * a node whose guests are SCALE times larger (1-2 GB), the harder, contended case.
@@ -26,6 +26,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
+import { busyRetryDelayMs } from "../../agent/backup/busy-retry.ts";
 import { configSchema } from "../../agent/config/schema.ts";
 import { cleanup, spawnChildAgent } from "../hub/support.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
@@ -155,7 +156,6 @@ async function setUpGuest(sim: PveSimulator, entry: string, i: number, blob: str
     project,
     hostname,
     mac,
-    cron: "30 2 * * *",
     jitterSeconds: JITTER_S,
     busyRetry: RETRY,
   };
@@ -181,12 +181,16 @@ async function runNight(
   const stoppedBefore = sim.taskRegistry.stopped.length;
   const runsBefore = sim.vzdumpRuns.length;
 
-  // The night: every agent's schedule runs the slot.
-  const slotAt = Date.now();
+  // The night: every agent's schedule runs one slot, live, at the next minute boundary at least 10 s ahead
+  // (the learned delay counts from a slot's time; a catch-up neither uses nor teaches it).
+  const slotAt = Math.ceil((Date.now() + 10_000) / 60_000) * 60_000;
   const from = new Map(guests.map((g) => [g.vmid, g.child.lines.length]));
-  for (const g of guests) g.child.send("slot");
-  // The jitter, every retry at its longest (busy-retry.ts: base + 50 %), and a backup's time per guest.
-  const horizonS = JITTER_S + 1.5 * RETRY.delay_seconds * (RETRY.attempts - 1) + n * 15;
+  for (const g of guests) g.child.send(`slot ${slotAt}`);
+  // Until the slot, the jitter, every retry at its longest (busy-retry.ts), and a backup's time per guest.
+  let retriesMs = 0;
+  for (let attempt = 1; attempt < RETRY.attempts; attempt++)
+    retriesMs += busyRetryDelayMs(RETRY.delay_seconds, attempt, () => 1);
+  const horizonS = (slotAt - Date.now() + retriesMs) / 1000 + JITTER_S + n * 15;
   const finals = new Map<number, { ok: boolean }>();
   await Promise.all(
     guests.map(async (g) => {

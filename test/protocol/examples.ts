@@ -250,6 +250,24 @@ export const messages: { type: MessageType; label: string; message: Message }[] 
     label: `event ${event.kind}`,
     message: { type: "event" as const, seq: 41 + i, at, event } as Message,
   })),
+  {
+    type: "event",
+    label: "event backup.failed, a busy refusal that will be retried",
+    message: {
+      type: "event",
+      seq: 90,
+      at,
+      event: {
+        ...events["backup.failed"],
+        phase: "snapshot-wait",
+        code: "vzdump_lock_busy",
+        message:
+          "the node's vzdump lock is held by another backup; the agent tries again later (up to 9 more times)",
+        exitStatus: "can't acquire lock '/var/run/vzdump.lock' (wait = 0)",
+        retry: { attempt: 1, retriesLeft: 9, inSeconds: 47 },
+      },
+    },
+  },
   { type: "ack", label: "ack", message: { type: "ack", seq: 41 } },
   { type: "ping", label: "ping", message: { type: "ping", id: "p-1", at } },
   { type: "pong", label: "pong", message: { type: "pong", id: "p-1", at } },

@@ -1,22 +1,45 @@
 import { describe, expect, it } from "vitest";
 import { MAX_LEARNED_DELAY_MS, runDelayMs } from "../../agent/schedule/run-delay.ts";
 
+const DAY = 86_400_000;
+
 describe("a scheduled run's delay", () => {
   it("is random within the jitter window when nothing was learned", () => {
-    expect(runDelayMs({ jitterSeconds: 900, learned: undefined, random: () => 0.25 })).toBe(225_000);
-    expect(runDelayMs({ jitterSeconds: 0, learned: undefined, random: () => 0.9 })).toBe(0);
+    expect(runDelayMs({ jitterSeconds: 900, learned: undefined, slotGapMs: DAY, random: () => 0.25 })).toBe(
+      225_000,
+    );
   });
 
   it("is the learned delay under the same jitter window, also past the window (a retry got the node)", () => {
     const learned = { ms: 1_000_000, jitter_seconds: 900 };
-    expect(runDelayMs({ jitterSeconds: 900, learned, random: () => 0.25 })).toBe(1_000_000);
+    expect(runDelayMs({ jitterSeconds: 900, learned, slotGapMs: DAY, random: () => 0.25 })).toBe(1_000_000);
+    expect(runDelayMs({ jitterSeconds: 900, learned, slotGapMs: undefined, random: () => 0.25 })).toBe(
+      1_000_000,
+    );
   });
 
   it("draws afresh under a changed window or after a delay beyond the bound", () => {
-    expect(
-      runDelayMs({ jitterSeconds: 60, learned: { ms: 500_000, jitter_seconds: 900 }, random: () => 0.5 }),
-    ).toBe(30_000);
+    const random = () => 0.5;
+    const learned = { ms: 500_000, jitter_seconds: 900 };
+    expect(runDelayMs({ jitterSeconds: 60, learned, slotGapMs: DAY, random })).toBe(30_000);
     const tooLate = { ms: MAX_LEARNED_DELAY_MS + 1, jitter_seconds: 900 };
-    expect(runDelayMs({ jitterSeconds: 900, learned: tooLate, random: () => 0.5 })).toBe(450_000);
+    expect(runDelayMs({ jitterSeconds: 900, learned: tooLate, slotGapMs: DAY, random })).toBe(450_000);
+  });
+
+  it("draws afresh when the learned delay does not end well before the following slot (under half the gap)", () => {
+    const random = () => 0.5;
+    const learned = { ms: 1_900_000, jitter_seconds: 900 };
+    // */30: a 30-minute gap; 1,900,000 ms would run past the next slot and have it skipped.
+    expect(runDelayMs({ jitterSeconds: 900, learned, slotGapMs: 1_800_000, random })).toBe(450_000);
+    const half = { ms: 900_000, jitter_seconds: 900 };
+    expect(runDelayMs({ jitterSeconds: 900, learned: half, slotGapMs: 1_800_000, random })).toBe(450_000);
+    const under = { ms: 899_999, jitter_seconds: 900 };
+    expect(runDelayMs({ jitterSeconds: 900, learned: under, slotGapMs: 1_800_000, random })).toBe(899_999);
+  });
+
+  it("is 0 under a jitter of 0, whatever was learned: the operator wants the exact time", () => {
+    const learned = { ms: 340_000, jitter_seconds: 0 };
+    expect(runDelayMs({ jitterSeconds: 0, learned, slotGapMs: DAY, random: () => 0.9 })).toBe(0);
+    expect(runDelayMs({ jitterSeconds: 0, learned: undefined, slotGapMs: DAY, random: () => 0.9 })).toBe(0);
   });
 });

@@ -218,6 +218,57 @@ describe("scheduler", () => {
     expect((await readState()).learned).toEqual({ ms: 340_000, jitter_seconds: 600 });
   });
 
+  it("keeps every slot of */30 when the learned delay would reach past the next one (draws afresh)", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(0.1);
+    await writeState({
+      last_slot: "2026-11-28T01:30:00.000Z",
+      learned: { ms: 1_900_000, jitter_seconds: 900 },
+    });
+    await make({ cron: "*/30 * * * *", jitter_seconds: 900 }, "2026-11-28T01:59:30Z").start();
+    await advance(65 * 60_000);
+    expect(runAt).toEqual(
+      ["2026-11-28T02:01:30Z", "2026-11-28T02:31:30Z", "2026-11-28T03:01:30Z"].map((t) => Date.parse(t)),
+    );
+    expect(warnings()).toEqual([]);
+  });
+
+  it("under a jitter of 0 runs at the slot and learns nothing, also after a busy night", async () => {
+    await writeState({
+      last_slot: "2026-11-27T02:30:00.000Z",
+      learned: { ms: 340_000, jitter_seconds: 0 },
+    });
+    answer = (learn) => learn(Date.now() + 40_000);
+    await make({ jitter_seconds: 0 }, "2026-11-28T02:29:30Z").start();
+    await advance(5 * 60_000);
+    // A timer of 0 fires 1 ms on, as Node's does.
+    expect(runAt).toEqual([Date.parse("2026-11-28T02:30:00Z") + 1]);
+    expect((await readState()).learned).toEqual({ ms: 340_000, jitter_seconds: 0 });
+
+    await writeState({ last_slot: "2026-11-28T02:30:00.000Z" });
+    await make({ jitter_seconds: 0 }, "2026-11-29T02:29:30Z").start();
+    await advance(5 * 60_000);
+    expect(runAt.slice(1)).toEqual([Date.parse("2026-11-29T02:30:00Z") + 1]);
+    expect((await readState()).learned).toBeUndefined();
+  });
+
+  it("learns from a slot's run measured from the slot's time, also when its tick came late; not from a catch-up", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(0.5);
+    answer = (learn) => learn(Date.now() + 40_000);
+    await make({ jitter_seconds: 600 }, "2026-11-27T02:29:30Z").start();
+    // The wall clock steps 5 minutes forward before the 02:30 tick: the slot runs late.
+    vi.setSystemTime(new Date("2026-11-27T02:34:30Z"));
+    await advance(10 * 60_000);
+    // Its delay counts from 02:30: due at 02:35:00, it runs at once at the late tick (a timer of 0: 1 ms on).
+    expect(runAt).toEqual([Date.parse("2026-11-27T02:35:00Z") + 1]);
+    expect((await readState()).learned).toEqual({ ms: 340_001, jitter_seconds: 600 });
+
+    // A catch-up at boot, hours after its slot: a fresh draw from now, and the learned place stays.
+    await make({ jitter_seconds: 600 }, "2026-11-28T09:00:00Z").start();
+    await advance(10 * 60_000);
+    expect(runAt.slice(1)).toEqual([Date.parse("2026-11-28T09:05:00Z")]);
+    expect((await readState()).learned).toEqual({ ms: 340_001, jitter_seconds: 600 });
+  });
+
   it("runs a jittered slot after a reload that kept the cron, also when the missed policy is skip; a restart skips it", async () => {
     await writeState({ last_slot: "2026-11-27T02:30:00.000Z", pending: "2026-11-27T02:30:00.000Z" });
     await make({ missed: "skip" }, "2026-11-27T02:35:00Z").start({ catchUp: true, runPending: true });
