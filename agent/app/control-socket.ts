@@ -19,22 +19,41 @@ import { daemonRunning } from "./daemon-lock.ts";
  */
 
 const request = z.object({ op: z.literal("backup"), mode: backupMode });
-const reply = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("started"), backupId: z.string() }),
-  z.object({
-    type: z.literal("busy"),
-    holder: z.object({ kind: operationKind, operationId: z.string(), mode: backupMode.optional() }),
-  }),
-  z.object({
-    type: z.literal("event"),
-    event: z.custom<OperationEvent>((v) => typeof v === "object" && v !== null),
-  }),
-  z.object({
-    type: z.literal("outcome"),
-    outcome: z.custom<BackupOutcome>((v) => typeof v === "object" && v !== null && "ok" in v),
-  }),
-  z.object({ type: z.literal("error"), message: z.string() }),
-]);
+/**
+ * A daemon of agent 0.1.0 answered busy as `{backupId, mode, kind}`. During an upgrade dpkg unpacks the new
+ * CLI seconds before postinst restarts the daemon, so the CLI may still be talking to the old one: read its
+ * answer as the holder it names, as the operation lock reads the old lock file.
+ */
+function legacyBusy(v: unknown): unknown {
+  if (typeof v !== "object" || v === null) return v;
+  const r = v as Record<string, unknown>;
+  if (r.type !== "busy" || "holder" in r || typeof r.backupId !== "string") return v;
+  const kind = r.kind ?? "backup";
+  return {
+    type: "busy",
+    holder: { kind, operationId: r.backupId, ...(kind === "backup" ? { mode: r.mode } : {}) },
+  };
+}
+
+const reply = z.preprocess(
+  legacyBusy,
+  z.discriminatedUnion("type", [
+    z.object({ type: z.literal("started"), backupId: z.string() }),
+    z.object({
+      type: z.literal("busy"),
+      holder: z.object({ kind: operationKind, operationId: z.string(), mode: backupMode.optional() }),
+    }),
+    z.object({
+      type: z.literal("event"),
+      event: z.custom<OperationEvent>((v) => typeof v === "object" && v !== null),
+    }),
+    z.object({
+      type: z.literal("outcome"),
+      outcome: z.custom<BackupOutcome>((v) => typeof v === "object" && v !== null && "ok" in v),
+    }),
+    z.object({ type: z.literal("error"), message: z.string() }),
+  ]),
+);
 type Reply = z.infer<typeof reply>;
 
 function jsonOrUndefined(line: string): unknown {

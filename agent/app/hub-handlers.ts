@@ -33,7 +33,7 @@ export function hubHandlers(o: {
   backups: BackupService;
   emit: (e: Event) => void;
   status: () => Promise<StatusBody>;
-  /** The start-up decision's verdict (agent/restore): while set, every PVE write is refused. */
+  /** The start-up decision's verdict (agent/boot): while set, every PVE write is refused. */
   gate: () => IdentityGate | undefined;
   /** Enrolls with the new token and switches the daemon over to it (daemon.ts). */
   enroll: (params: CommandOf<"enroll">["params"]) => Promise<CommandResultData<"enroll">>;

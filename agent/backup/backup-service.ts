@@ -80,7 +80,13 @@ export class BackupService {
         this.#retryLater(opts, attempt, `${lock.holder.kind} ${lock.holder.operationId} is running`);
       return { started: false, holder: operationOf(lock.holder), done: undefined };
     }
-    opts.onStarted?.(backupId);
+    try {
+      opts.onStarted?.(backupId);
+    } catch (err) {
+      // A caller's callback must not leave the guest's one lock held by a backup that never ran.
+      await lock.release();
+      throw err;
+    }
     const done = (async () => {
       try {
         return await runBackup(this.#deps, {

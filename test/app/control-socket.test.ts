@@ -1,5 +1,5 @@
 import { mkdtemp, rm, stat } from "node:fs/promises";
-import { createConnection } from "node:net";
+import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -84,6 +84,21 @@ describe("the CLI's control socket to the daemon", () => {
     expect(await backupViaDaemon(dir, "snapshot", () => {})).toEqual({
       kind: "busy",
       holder: { kind: "snapshot", operationId: "op-1" },
+    });
+  });
+
+  it("reads the busy answer of a daemon from before the upgrade (dpkg unpacks the CLI before the daemon restarts)", async () => {
+    // agent 0.1.0's daemon: `{type: "busy", backupId, mode, kind}`, one line, then the connection closes.
+    const server = createServer((socket) => {
+      socket.once("data", () =>
+        socket.end(`${JSON.stringify({ type: "busy", backupId: "bk-old", mode: "stop", kind: "backup" })}\n`),
+      );
+    });
+    await new Promise<void>((resolve) => server.listen(statePaths(dir).controlSocket, resolve));
+    close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+    expect(await backupViaDaemon(dir, "snapshot", () => {})).toEqual({
+      kind: "busy",
+      holder: { kind: "backup", operationId: "bk-old", mode: "stop" },
     });
   });
 

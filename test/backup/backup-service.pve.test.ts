@@ -8,6 +8,7 @@ import { DockerEngine } from "../../agent/docker/docker-engine.ts";
 import { writeRestoreRecord } from "../../agent/identity/restore-record.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
 import type { OperationEvent } from "../../agent/operation/operation-deps.ts";
+import { operationHolder } from "../../agent/operation/operation-lock.ts";
 import type { PveClient } from "../../agent/pve/client.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
@@ -46,8 +47,7 @@ describe("the backup service, against the PVE simulator", () => {
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });
 
-  it("hands out the backup's id before the backup's first event, and every event names it", async () => {
-    const seen: (string | OperationEvent)[] = [];
+  const newService = (emit: (e: OperationEvent) => void) => {
     const config = parseConfig(
       [
         "pve:",
@@ -60,15 +60,20 @@ describe("the backup service, against the PVE simulator", () => {
         "  storage: bk",
       ].join("\n"),
     );
-    const service = new BackupService({
+    return new BackupService({
       pve,
       engine: new DockerEngine({ socketPath: join(stateDir, "no-docker.sock") }),
       stateDir,
       backup: config.backup,
       localFacts: () => ({ hostname: "web1", macs: [] }),
-      emit: (e) => seen.push(e),
+      emit,
       log: silentLogger(),
     });
+  };
+
+  it("hands out the backup's id before the backup's first event, and every event names it", async () => {
+    const seen: (string | OperationEvent)[] = [];
+    const service = newService((e) => seen.push(e));
     const ticket = await service.request({
       mode: "snapshot",
       trigger: { source: "cli" },
@@ -88,5 +93,19 @@ describe("the backup service, against the PVE simulator", () => {
       "report",
     ]);
     for (const e of events) expect(e.kind === "backup.phase" && e.backupId).toBe(ticket.backupId);
+  });
+
+  it("releases the guest's lock when the caller's onStarted throws: no backup holds it that never ran", async () => {
+    const service = newService(() => {});
+    await expect(
+      service.request({
+        mode: "snapshot",
+        trigger: { source: "cli" },
+        onStarted: () => {
+          throw new Error("relay gone");
+        },
+      }),
+    ).rejects.toThrow("relay gone");
+    expect(await operationHolder(stateDir)).toBeUndefined();
   });
 });
