@@ -47,7 +47,17 @@ export interface BackupRunState {
    * decided and finished. What a per-phase downtime breakdown reads (waiting for PVE: `submitted` to
    * `snapshot`).
    */
-  readonly timeline: readonly { readonly step: TimelineStep; readonly at: number }[];
+  readonly timeline: readonly TimelineEntry[];
+}
+
+export interface TimelineEntry {
+  readonly step: TimelineStep;
+  readonly at: number;
+  /**
+   * `snapshot` only: the line appeared in the task log after this instant (the previous log read, which
+   * did not have it, was sent then); `at` is when the agent acted on the read that returned it.
+   */
+  readonly lineAfter?: number;
 }
 
 /** What happened, as the driver saw it; `at` is when (ms since the epoch). */
@@ -56,8 +66,12 @@ export type BackupRunEvent = { readonly at: number } & (
   /** The quiesce finished; `consistency` is what the quiesce itself made of the copy (consistency.ts). */
   | { readonly type: "quiesced"; readonly consistency: Consistency }
   | { readonly type: "submitted" }
-  /** A phase recognised in the task's log (vzdump-log.ts). */
-  | { readonly type: "task-phase"; readonly phase: VzdumpPhase["phase"] }
+  /** A phase recognised in the task's log (vzdump-log.ts); `seen`: when its line appeared (task-follower.ts). */
+  | {
+      readonly type: "task-phase";
+      readonly phase: VzdumpPhase["phase"];
+      readonly seen?: { readonly after: number; readonly by: number };
+    }
   | { readonly type: "deadline-passed" }
   /** The task made no progress within its bounds (stall-watch.ts) and is being stopped. */
   | { readonly type: "task-stalled" }
@@ -122,7 +136,7 @@ export function backupStep(s: BackupRunState, ev: BackupRunEvent): Step {
         actions: [],
       };
     case "task-phase":
-      return taskPhase(s, ev.phase, ev.at);
+      return taskPhase(s, ev.phase, ev.at, ev.seen?.after);
     case "deadline-passed":
       return resume({ ...s, deadlineArmed: false }, "deadline", ev.at, []);
     case "task-stalled":
@@ -158,7 +172,12 @@ export function backupStep(s: BackupRunState, ev: BackupRunEvent): Step {
 /** Whether the task is still urgent to follow: the stacks wait on it until they are resumed. */
 export const stacksWaiting = (s: BackupRunState): boolean => s.resume === undefined;
 
-function taskPhase(s: BackupRunState, phase: VzdumpPhase["phase"], at: number): Step {
+function taskPhase(
+  s: BackupRunState,
+  phase: VzdumpPhase["phase"],
+  at: number,
+  lineAfter: number | undefined,
+): Step {
   if (phase === "global-lock-timeout" && !s.busy) {
     // Another guest's backup holds the node: PVE refused ours at once and the task is ending.
     return resume({ ...s, busy: true }, "busy", at, []);
@@ -170,7 +189,9 @@ function taskPhase(s: BackupRunState, phase: VzdumpPhase["phase"], at: number): 
     return resume(state, "error", at, actions);
   }
   if (phase === "snapshot-created" || phase === "suspend-resumed") {
-    const { state, actions } = disarm({ ...s, timeline: [...s.timeline, { step: "snapshot", at }] });
+    const noticed: TimelineEntry =
+      lineAfter === undefined ? { step: "snapshot", at } : { step: "snapshot", at, lineAfter };
+    const { state, actions } = disarm({ ...s, timeline: [...s.timeline, noticed] });
     const resumed = resume(state, "snapshot", at, actions);
     return enter(resumed.state, "follow", at, resumed.actions);
   }

@@ -124,7 +124,8 @@ export async function followBackupTask(
         run.progress({ line: ev.text.slice(0, 1000) });
       } else if (ev.type === "phase") {
         if (ev.phase.phase === "bytes-written") run.progress({ bytes: ev.phase.bytes });
-        else run.dispatch({ type: "task-phase", phase: ev.phase.phase });
+        else
+          run.dispatch({ type: "task-phase", phase: ev.phase.phase, ...(ev.seen ? { seen: ev.seen } : {}) });
       } else if (ev.type === "end") {
         run.task = ev.result;
       }

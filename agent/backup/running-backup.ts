@@ -224,7 +224,7 @@ export class RunningBackup {
         volid: finished.volid,
         sizeBytes: finished.sizeBytes,
         totalMs: Date.now() - this.started,
-        downtime: downtimeOf(report, plan),
+        downtime: downtimeOf(report, plan, this.#state.timeline),
         exitStatus: task.exitstatus,
         warnings: warnings.slice(0, 100),
         consistency: this.#state.consistency,

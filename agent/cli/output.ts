@@ -1,3 +1,4 @@
+import type { EventOf } from "@felhom/protocol";
 import type { BackupOutcome } from "../backup/backup-types.ts";
 import type { OperationEvent } from "../operation/operation-deps.ts";
 
@@ -18,12 +19,27 @@ export function printBackupEvent(e: OperationEvent): void {
   else if (e.kind === "backup.progress" && e.line) process.stdout.write(dim(`  ${e.line}\n`));
 }
 
+const seconds = (ms: number) => (ms / 1000).toFixed(2);
+
+/**
+ * One service's downtime and where it went (README "Where the downtime goes"):
+ * `shop/db 3.45 s = quiesce 0.40 + PVE 2.10 + notice ≤0.25 + resume 0.70`.
+ */
+export function describeDowntime(d: EventOf<"backup.completed">["downtime"][number]): string {
+  const b = d.breakdown;
+  const parts = [
+    b?.quiesceMs !== undefined ? `quiesce ${seconds(b.quiesceMs)}` : undefined,
+    b?.pveMs !== undefined ? `PVE ${seconds(b.pveMs)}` : undefined,
+    b?.noticeMs !== undefined ? `notice ≤${seconds(b.noticeMs)}` : undefined,
+    b ? `resume ${seconds(b.resumeMs)}` : undefined,
+  ].filter((p) => p !== undefined);
+  return `${d.project}/${d.service} ${seconds(d.downtimeMs)} s${parts.length ? ` = ${parts.join(" + ")}` : ""}`;
+}
+
 export function describeOutcome(o: BackupOutcome): string {
   if (o.ok) {
     const r = o.result;
-    const down = r.downtime
-      .map((d) => `${d.project}/${d.service} ${(d.downtimeMs / 1000).toFixed(1)} s`)
-      .join(", ");
+    const down = r.downtime.map(describeDowntime).join("\n           ");
     return [
       `backup ${r.backupId} ${r.exitStatus === "OK" ? "completed" : `completed with ${r.exitStatus}`} (${r.consistency}-consistent)`,
       `  archive  ${r.volid} (${(r.sizeBytes / 1024 / 1024).toFixed(1)} MiB)`,

@@ -21,7 +21,12 @@ export interface TaskResult {
  */
 export type FollowEvent =
   | { type: "line"; n: number; text: string }
-  | { type: "phase"; phase: VzdumpPhase }
+  /**
+   * `seen`: the bounds of when the line that completed the phase appeared in the log, as far as polling can
+   * tell (PVE's log lines carry no timestamp): after the previous log read was sent (it did not have the
+   * line), by the answer of the read that returned it. Absent for phases found only at the task's end.
+   */
+  | { type: "phase"; phase: VzdumpPhase; seen?: { after: number; by: number } }
   | { type: "retry"; error: PveError; consecutiveFailures: number }
   | { type: "end"; result: TaskResult };
 
@@ -131,6 +136,8 @@ export async function* followTask(
   let emitted = 0;
   let interval = minInterval;
   let failures = 0;
+  // When the last log read was sent: a line it did not return appeared after it.
+  let absentSince = now();
 
   while (true) {
     if (signal?.aborted) throw new PveAbortedError(`following ${upid}`);
@@ -139,8 +146,11 @@ export async function* followTask(
     try {
       const status = await client.taskStatus(node, upid, signal);
       // Read the log after the status: once the status says stopped, this read sees the final line.
+      let sent = now();
       while (true) {
+        sent = now();
         const page = await client.taskLog(node, upid, { start: emitted, limit: pageSize }, signal);
+        const seen = { after: absentSince, by: now() };
         const fresh = page.lines
           .filter((l) => l.n > emitted && !isPlaceholder(l, emitted))
           .sort((a, b) => a.n - b.n);
@@ -151,12 +161,14 @@ export async function* followTask(
           yield { type: "line", n: line.n, text: line.t };
           for (const phase of recogniser?.feed(line.t) ?? []) {
             urgency.see(phase);
-            yield { type: "phase", phase };
+            yield { type: "phase", phase, seen };
           }
         }
         const more = page.total !== undefined ? emitted < page.total : page.lines.length >= pageSize;
         if (fresh.length === 0 || !more) break;
       }
+      // The last read reached the log's end: anything later appeared after it was sent.
+      absentSince = sent;
       failures = 0;
       if (status.status === "stopped") {
         for (const phase of recogniser?.end() ?? []) yield { type: "phase", phase };

@@ -55,6 +55,10 @@ export interface ResumeReport {
   hooks: HookRun[];
   /** Per "project/service": first container quiesced → last container resumed. */
   downtimeMs: Record<string, number>;
+  /** The same windows as instants (ms since the epoch), for a breakdown of where the downtime went. */
+  spans: Record<string, { down: number; up: number }>;
+  /** When this resume began (ms since the epoch). */
+  startedAt: number;
   /**
    * False when a container could not be started or unpaused again: the journal stays unfinished so that
    * resumeFromJournal retries it at the next agent start.
@@ -258,6 +262,8 @@ export async function resumeJournal(
     failures: [],
     hooks: [],
     downtimeMs: {},
+    spans: {},
+    startedAt: Date.now(),
     finished: false,
   };
   const persist = (id: string, patch: Partial<JournalEntry>) =>
@@ -294,8 +300,11 @@ export async function resumeJournal(
       .map((e) => e.resumedAt)
       .filter((t): t is string => t !== null)
       .map(Date.parse);
-    if (from.length > 0 && to.length > 0)
-      report.downtimeMs[`${svc.project}/${svc.service}`] = Math.max(...to) - Math.min(...from);
+    if (from.length > 0 && to.length > 0) {
+      const span = { down: Math.min(...from), up: Math.max(...to) };
+      report.spans[`${svc.project}/${svc.service}`] = span;
+      report.downtimeMs[`${svc.project}/${svc.service}`] = span.up - span.down;
+    }
   }
   // A container that could not be started again keeps the journal open, so the next agent start retries
   // it (and no new backup starts meanwhile). A container removed meanwhile has nothing left to resume.

@@ -53,6 +53,25 @@ const serviceDowntime = z.object({
   service: serviceName,
   strategy: quiesceStrategy,
   downtimeMs: z.int().min(0),
+  /**
+   * Where the downtime went (additive; absent from agents before it). The parts follow each other and add
+   * up to `downtimeMs` (to rounding): `quiesceMs` this service down → the vzdump POST sent (the stops and
+   * hooks of the services quiesced after it included); `pveMs` the POST → the last task-log read without
+   * the snapshot line (PVE's part, a lower bound); `noticeMs` that read → the agent resuming on the read
+   * that returned the line (the agent's part, an upper bound: the line's own time is not in the log);
+   * `resumeMs` the resume's start → this service back (the services it depends on, health waits
+   * included). `noticeMs` is absent when no log line released the stacks (deadline, task end, failure):
+   * `pveMs` then runs to the resume. After a restart (a stop-mode backup, a journal replayed at start)
+   * only `resumeMs` is known: the run that quiesced is gone.
+   */
+  breakdown: z
+    .object({
+      quiesceMs: z.int().min(0).optional(),
+      pveMs: z.int().min(0).optional(),
+      noticeMs: z.int().min(0).optional(),
+      resumeMs: z.int().min(0),
+    })
+    .optional(),
 });
 
 /**

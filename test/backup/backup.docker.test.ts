@@ -3,6 +3,7 @@ import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import { statePaths } from "../../agent/state/paths.ts";
+import { describeErrors, strictErrors } from "../protocol/strict-validator.ts";
 import { rawClient } from "../pve-sim-tests/pve-client.ts";
 import { docker } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
@@ -43,6 +44,29 @@ describeDocker("backup, snapshot mode (pve sim + real docker)", () => {
     expect(journal.finishedAt).not.toBeNull();
     expect(journal.backup).toMatchObject({ upid: outcome.result.upid, reported: true, consistency: "app" });
     await expect(readFile(statePaths(h.stateDir).backupMarker)).rejects.toThrow(/ENOENT/);
+    // Where the downtime went: a snapshot line released the stacks, so every part is there, none is
+    // negative, and they add up to the service's downtime. The POST went out before the simulator took the
+    // snapshot; the resume was decided only after (its line follows the snapshot).
+    const entries = Object.values(journal.containers) as { service: string; quiescedAt: string }[];
+    for (const d of outcome.result.downtime) {
+      const b = d.breakdown;
+      expect(Object.keys(b ?? {}).sort()).toEqual(["noticeMs", "pveMs", "quiesceMs", "resumeMs"]);
+      if (b?.quiesceMs === undefined || b.pveMs === undefined || b.noticeMs === undefined) continue;
+      expect([b.quiesceMs, b.pveMs, b.noticeMs, b.resumeMs].every((v) => v >= 0)).toBe(true);
+      expect(b.quiesceMs + b.pveMs + b.noticeMs + b.resumeMs).toBe(d.downtimeMs);
+      const down = Math.min(
+        ...entries.filter((e) => e.service === d.service).map((e) => Date.parse(e.quiescedAt)),
+      );
+      expect(down + b.quiesceMs).toBeLessThan(run.snapshotTakenAt!);
+      expect(down + b.quiesceMs + b.pveMs + b.noticeMs).toBeGreaterThanOrEqual(run.snapshotTakenAt!);
+    }
+    const event = {
+      type: "event",
+      seq: 1,
+      at: new Date().toISOString(),
+      event: { kind: "backup.completed", ...outcome.result },
+    };
+    expect(describeErrors(strictErrors("agent-to-hub", event))).toBe("");
     const phases = h.events.filter((e) => e.kind === "backup.phase").map((e) => e.phase);
     expect(phases).toEqual([
       "lock",

@@ -83,6 +83,13 @@ describeDocker("backup, stop mode (pve sim + real docker)", () => {
       const run = h.sim.vzdumpRuns.at(-1)!;
       expect(run.mode).toBe("stop");
       expect(last.outcome.ok && last.outcome.result.volid).toBe(run.volid);
+      // Finished by the process that booted: of where the downtime went, only the resume is known.
+      const downtime = last.outcome.ok ? last.outcome.result.downtime : [];
+      expect(downtime.length).toBeGreaterThan(0);
+      for (const d of downtime) {
+        expect(Object.keys(d.breakdown ?? {})).toEqual(["resumeMs"]);
+        expect(d.breakdown!.resumeMs).toBeLessThanOrEqual(d.downtimeMs);
+      }
     },
   );
 

@@ -9,7 +9,7 @@
  */
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
-import type { BackupMode } from "../../agent/backup/backup-types.ts";
+import type { BackupDeps, BackupMode } from "../../agent/backup/backup-types.ts";
 import { docker } from "../support/compose.ts";
 import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
 import { longestGapMs, PgWriter } from "../support/pg-writer.ts";
@@ -20,7 +20,7 @@ const SIZES_MB = [50, 500];
 /** ~290 bytes per row on disk (8 × md5 hex padding, like consistency-facts.md). */
 const ROWS_PER_MB = 3_500;
 
-async function fill(h: GuestHarness, mb: number): Promise<void> {
+export async function fill(h: GuestHarness, mb: number): Promise<void> {
   const psql = (sql: string) => docker("exec", h.dbContainer, "psql", "-U", "postgres", "-qtA", "-c", sql);
   await psql("create table bulk(id int primary key, pad text)");
   const rows = mb * ROWS_PER_MB;
@@ -35,15 +35,20 @@ async function fill(h: GuestHarness, mb: number): Promise<void> {
   process.stderr.write(`[bench backup] database filled: ${size}\n`);
 }
 
-async function measure(h: GuestHarness, writer: PgWriter, mode: BackupMode) {
+export async function measure(
+  h: GuestHarness,
+  writer: PgWriter,
+  mode: BackupMode,
+  deps: BackupDeps = h.deps(),
+) {
   await writer.waitForAcks((await writer.acks()).length + 20);
   const start = Date.now();
-  const outcome = await runBackup(h.deps(), { backupId: newBackupId(), mode, trigger: { source: "cli" } });
+  const outcome = await runBackup(deps, { backupId: newBackupId(), mode, trigger: { source: "cli" } });
   const end = Date.now();
   if (!outcome.ok) throw new Error(`${mode} backup failed: ${outcome.failure.message}`);
   await writer.waitForAcks((await writer.acks()).length + 20);
   const gap = longestGapMs(await writer.acks(), start, end + 60_000);
-  return { downtimeMs: gap, totalMs: outcome.result.totalMs, sizeBytes: outcome.result.sizeBytes };
+  return { downtimeMs: gap, totalMs: outcome.result.totalMs, downtime: outcome.result.downtime };
 }
 
 export default async function (report: BenchReport): Promise<void> {

@@ -15,7 +15,13 @@ const upid = "UPID:pve1:0012AB34:0456CD78:66F1A2B3:vzdump:101:agent@pve!backup:"
 const snapUpid = "UPID:pve1:0012AB40:0456CD80:66F1A2C0:vzsnapshot:101:agent@pve!backup:";
 const volid = "local:backup/vzdump-lxc-101-2026_11_27-07_30_00.tar.zst";
 const downtime = [
-  { project: "shop", service: "db", strategy: "stop" as const, downtimeMs: 3100 },
+  {
+    project: "shop",
+    service: "db",
+    strategy: "stop" as const,
+    downtimeMs: 3100,
+    breakdown: { quiesceMs: 700, pveMs: 1650, noticeMs: 250, resumeMs: 500 },
+  },
   { project: "shop", service: "web", strategy: "pause" as const, downtimeMs: 900 },
 ];
 

@@ -197,6 +197,46 @@ describe("pve task follower bookkeeping", () => {
     expect(Math.max(...waits.slice(12))).toBe(1_000);
   });
 
+  it("bounds when the snapshot line appeared: after the previous log read was sent, by the answer that had it", async () => {
+    let clock = 0;
+    const task = stagedTask(
+      [
+        [1, "INFO: starting new backup job: vzdump 100 --storage bk"],
+        [1, "INFO: backup mode: snapshot"],
+        [3, "INFO: create storage snapshot 'vzdump'"],
+        [5, "INFO: creating vzdump archive '/x.tar'"],
+        [8, "TASK OK"],
+      ],
+      8,
+    );
+    // Each log read takes 10 ms to answer; the follower sleeps 100 ms between polls.
+    const slowLog: typeof task = {
+      ...task,
+      async taskLog(...args: Parameters<typeof task.taskLog>) {
+        clock += 10;
+        return task.taskLog(...args);
+      },
+    };
+    const events: FollowEvent[] = [];
+    await followTaskToEnd(
+      slowLog,
+      "pve1",
+      UPID,
+      {
+        now: () => clock,
+        sleep: async (ms) => {
+          clock += ms;
+        },
+        minIntervalMs: 100,
+      },
+      (e) => events.push(e),
+    );
+    const created = events.find((e) => e.type === "phase" && e.phase.phase === "snapshot-created");
+    // Poll n's log read is sent at 110·(n-1) and answered 10 ms later; the line completing the snapshot
+    // arrives with poll 5, so poll 4's read (sent at 330) did not have it.
+    expect(created).toMatchObject({ seen: { after: 330, by: 450 } });
+  });
+
   it("backs off while a vzdump job waits for another guest's backup to release the node lock", async () => {
     const waits = await waitsOf(
       stagedTask(

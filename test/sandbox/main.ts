@@ -14,7 +14,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { printBackupEvent, printJson } from "../../agent/cli/output.ts";
+import { describeDowntime, printBackupEvent, printJson } from "../../agent/cli/output.ts";
 import type { OperationEvent } from "../../agent/operation/operation-deps.ts";
 import { startTestHub, type TestHub } from "../hub/test-hub.ts";
 import { exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
@@ -127,9 +127,9 @@ async function main(): Promise<number> {
 
 function printEnd(e: { kind: string } & Record<string, unknown>) {
   if (e.kind === "backup.completed") {
-    const downtime = (e.downtime as { project: string; service: string; downtimeMs: number }[])
-      .map((d) => `${d.service} ${(d.downtimeMs / 1000).toFixed(1)} s`)
-      .join(", ");
+    const downtime = (e.downtime as Parameters<typeof describeDowntime>[0][])
+      .map(describeDowntime)
+      .join("\n           ");
     process.stdout.write(
       `backup ${e.backupId} completed (${e.consistency}-consistent)\n  archive  ${e.volid} (${((e.sizeBytes as number) / 1048576).toFixed(1)} MiB)\n  total    ${((e.totalMs as number) / 1000).toFixed(1)} s\n  downtime ${downtime}\n`,
     );
