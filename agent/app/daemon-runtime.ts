@@ -79,6 +79,9 @@ export async function buildRuntime(config: AgentConfig, p: RuntimeParts): Promis
               "scheduled backup skipped: another operation holds the guest",
             );
           await ticket.done;
+          // The slot lasts until its busy retries end (the service's stop() ends them at once): a next
+          // slot must not start a second chain beside a pending retry, nor learn over its result.
+          await ticket.settled;
         },
       })
     : undefined;
