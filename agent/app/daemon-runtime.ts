@@ -14,6 +14,7 @@ import { type AgentContext, createContext } from "./context.ts";
 import type { DaemonEvents } from "./daemon-events.ts";
 import { hubHandlers, statusProvider } from "./hub-handlers.ts";
 import { type OutcomeHandler, outcomeRecorder } from "./outcome-recorder.ts";
+import { runScheduledBackup } from "./scheduled-backup.ts";
 
 /** What one identity (config + token) runs: rebuilt when the guest is enrolled with a new token. */
 export interface Runtime {
@@ -61,28 +62,8 @@ export async function buildRuntime(config: AgentConfig, p: RuntimeParts): Promis
         config: config.schedule,
         statePath: join(config.state_dir, "schedule.json"),
         log,
-        onRun: async (_reason, learn) => {
-          const ticket = await service.request({
-            mode: config.backup.mode,
-            trigger: { source: "schedule" },
-            retryWhenBusy: true,
-            signal: p.signal,
-            // Where the node was free for this guest: the next slot comes back there (run-delay.ts).
-            onSettled: (outcome, startedAt) => {
-              if (outcome.ok) learn(startedAt);
-              else if (outcome.failure.code === "vzdump_lock_busy") learn(undefined);
-            },
-          });
-          if (!ticket.started)
-            log.info(
-              { running: ticket.holder },
-              "scheduled backup skipped: another operation holds the guest",
-            );
-          await ticket.done;
-          // The slot lasts until its busy retries end (the service's stop() ends them at once): a next
-          // slot must not start a second chain beside a pending retry, nor learn over its result.
-          await ticket.settled;
-        },
+        onRun: (_reason, learn) =>
+          runScheduledBackup(service, { mode: config.backup.mode, signal: p.signal, log }, learn),
       })
     : undefined;
   const status = statusProvider(ctx, service, () => scheduler?.nextRun() ?? null, p.gate);
