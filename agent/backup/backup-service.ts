@@ -155,6 +155,12 @@ export class BackupService {
       (outcome) => {
         const busy =
           !outcome.ok && outcome.failure.code === "vzdump_lock_busy" && opts.retryWhenBusy === true;
+        if (busy && this.#stopped && attempt < this.#deps.backup.busy_retry.attempts) {
+          // Refused after stop(): its message promises a retry that will not come; say so, once.
+          chain.last = { outcome, startedAt };
+          this.#endWithoutAttempt(chain, "the agent stopped before retrying");
+          return;
+        }
         const delayMs = busy ? this.#retryDelayMs(attempt) : undefined;
         if (!isDeferred(outcome)) {
           const retry: BusyRetry | undefined =
@@ -181,20 +187,21 @@ export class BackupService {
     return { started: true, backupId, mode: opts.mode, done };
   }
 
-  /** The wait before the attempt after `attempt`, with jitter; undefined when the attempts are used up or the service stopped. */
+  /** The wait before the attempt after `attempt`, with jitter; undefined when the attempts are used up. */
   #retryDelayMs(attempt: number): number | undefined {
     const { attempts, delay_seconds } = this.#deps.backup.busy_retry;
-    return attempt < attempts && !this.#stopped ? busyRetryDelayMs(delay_seconds, attempt) : undefined;
+    return attempt < attempts ? busyRetryDelayMs(delay_seconds, attempt) : undefined;
   }
 
   /** Within backup.busy_retry's attempts, after `delay` (drawn now when not given); else the chain ends. */
   #retryLater(chain: Chain, attempt: number, why: string, delay = this.#retryDelayMs(attempt)): void {
+    if (this.#stopped) {
+      this.#endWithoutAttempt(chain, "the agent stopped before retrying");
+      return;
+    }
     if (delay === undefined) {
       this.#deps.log.warn({ attempt, why }, "busy; no retry left for this backup");
-      this.#endWithoutAttempt(
-        chain,
-        this.#stopped ? "the agent stopped before retrying" : `${why} at the last attempt`,
-      );
+      this.#endWithoutAttempt(chain, `${why} at the last attempt`);
       return;
     }
     this.#deps.log.info({ attempt, delayMs: delay, why }, "busy; retrying the backup later");

@@ -340,6 +340,43 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     expect(await g.running()).toEqual(before);
   });
 
+  it("reports a refusal met after the service stopped as final, without promising a retry", async () => {
+    const g = await harness();
+    const lock = g.sim.holdGlobalVzdumpLock();
+    const reported: Array<{ outcome: BackupOutcome; retry: BusyRetry | undefined }> = [];
+    const service = new BackupService({
+      ...g.deps(),
+      backup: { ...g.backupConfig, busy_retry: { attempts: 3, delay_seconds: 2 } },
+      onOutcome: (outcome, _trigger, info) => reported.push({ outcome, retry: info.retry }),
+    });
+    try {
+      const first = await service.request({
+        mode: "snapshot",
+        trigger: { source: "schedule" },
+        retryWhenBusy: true,
+      });
+      expect(first.started).toBe(true);
+      // The daemon stops (or reloads) while the attempt runs; PVE then refuses it.
+      service.stop();
+      await first.done;
+      await first.settled;
+    } finally {
+      lock.release();
+    }
+    expect(reported).toEqual([
+      {
+        outcome: expect.objectContaining({
+          ok: false,
+          failure: expect.objectContaining({
+            code: "vzdump_lock_busy",
+            message: expect.stringMatching(/no retry came: the agent stopped before retrying$/),
+          }),
+        }),
+        retry: undefined,
+      },
+    ]);
+  });
+
   it("reports the slot failed when its last retry finds another operation holding the guest", async () => {
     const g = await harness();
     const lock = g.sim.holdGlobalVzdumpLock();
