@@ -86,8 +86,11 @@ export async function buildRuntime(config: AgentConfig, p: RuntimeParts): Promis
 
 /** Stops the runtime's schedule and retries and waits for what it runs, then closes its adapters. */
 export async function settleRuntime(r: Runtime, background: BackgroundOperations): Promise<void> {
+  // The schedule first (synchronously): the slot a stop cuts short reports its failure but teaches the
+  // schedule nothing, so the learned start delay survives a reload during a pending busy retry.
+  const scheduleStopped = r.scheduler?.stop();
   r.service.stop();
-  await r.scheduler?.stop();
+  await scheduleStopped;
   await r.service.settled();
   await background.settled();
   await r.ctx.close();
