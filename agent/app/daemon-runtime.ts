@@ -14,6 +14,7 @@ import { type AgentContext, createContext } from "./context.ts";
 import type { DaemonEvents } from "./daemon-events.ts";
 import { hubHandlers, statusProvider } from "./hub-handlers.ts";
 import { type OutcomeHandler, outcomeRecorder } from "./outcome-recorder.ts";
+import { runScheduledBackup } from "./scheduled-backup.ts";
 
 /** What one identity (config + token) runs: rebuilt when the guest is enrolled with a new token. */
 export interface Runtime {
@@ -61,25 +62,8 @@ export async function buildRuntime(config: AgentConfig, p: RuntimeParts): Promis
         config: config.schedule,
         statePath: join(config.state_dir, "schedule.json"),
         log,
-        onRun: async (_reason, learn) => {
-          const ticket = await service.request({
-            mode: config.backup.mode,
-            trigger: { source: "schedule" },
-            retryWhenBusy: true,
-            signal: p.signal,
-            // Where the node was free for this guest: the next slot comes back there (run-delay.ts).
-            onSettled: (outcome, startedAt) => {
-              if (outcome.ok) learn(startedAt);
-              else if (outcome.failure.code === "vzdump_lock_busy") learn(undefined);
-            },
-          });
-          if (!ticket.started)
-            log.info(
-              { running: ticket.holder },
-              "scheduled backup skipped: another operation holds the guest",
-            );
-          await ticket.done;
-        },
+        onRun: (_reason, learn) =>
+          runScheduledBackup(service, { mode: config.backup.mode, signal: p.signal, log }, learn),
       })
     : undefined;
   const status = statusProvider(ctx, service, () => scheduler?.nextRun() ?? null, p.gate);
@@ -102,8 +86,11 @@ export async function buildRuntime(config: AgentConfig, p: RuntimeParts): Promis
 
 /** Stops the runtime's schedule and retries and waits for what it runs, then closes its adapters. */
 export async function settleRuntime(r: Runtime, background: BackgroundOperations): Promise<void> {
+  // The schedule first (synchronously): the slot a stop cuts short reports its failure but teaches the
+  // schedule nothing, so the learned start delay survives a reload during a pending busy retry.
+  const scheduleStopped = r.scheduler?.stop();
   r.service.stop();
-  await r.scheduler?.stop();
+  await scheduleStopped;
   await r.service.settled();
   await background.settled();
   await r.ctx.close();

@@ -29,15 +29,45 @@ export interface BackupServiceDeps extends BackupDeps {
   onOutcome?: (outcome: BackupOutcome, trigger: Trigger, info: { retry: BusyRetry | undefined }) => void;
 }
 
+export interface BackupRequestOptions {
+  mode: BackupMode;
+  trigger: Trigger;
+  retryWhenBusy?: boolean;
+  signal?: AbortSignal;
+  /** The backup's id, before its first event: a caller can follow exactly its events from the start. */
+  onStarted?: (backupId: string) => void;
+  /**
+   * The outcome that ends this request (no busy retry follows it), with the time (ms epoch) its
+   * attempt started: a retried request's last attempt, not its first.
+   */
+  onSettled?: (outcome: BackupOutcome, startedAtMs: number) => void;
+}
+
+/** A request and its busy retries, from the first attempt until one ends it. */
+interface Chain {
+  readonly opts: BackupRequestOptions;
+  /** The last refused attempt, reported with a promised retry: what the chain reports if no retry comes. */
+  last: { outcome: BackupOutcome; startedAt: number } | undefined;
+  timer: NodeJS.Timeout | undefined;
+  readonly end: () => void;
+}
+
 /**
  * The one door to backups for the CLI, the schedule and the hub: one at a time (a second request gets the
  * running backup's id), and when the node's vzdump lock is busy, a bounded number of later attempts with
  * jitter (only for requests that asked for it: the daemon's, not an operator waiting at a terminal).
+ *
+ * A refusal reported with a promised retry is not the slot's result, so every chain ends in one final
+ * outcome: the attempt that ends it, or, when no further attempt runs (the service stops: config.reload,
+ * enroll, the daemon's shutdown; the last retry meets another operation; a retry meets another backup),
+ * the last refusal again, without `retry` and saying why none came. A pending retry does not outlive the
+ * daemon (decision: a restart reports it failed rather than persisting it; the next slot is the next try).
  */
 export class BackupService {
   readonly #deps: BackupServiceDeps;
   #running: { backupId: string; mode: BackupMode; done: Promise<BackupOutcome> } | undefined;
-  readonly #retries = new Set<NodeJS.Timeout>();
+  readonly #chains = new Set<Chain>();
+  #stopped = false;
 
   constructor(deps: BackupServiceDeps) {
     this.#deps = deps;
@@ -47,24 +77,38 @@ export class BackupService {
     return this.#running && { backupId: this.#running.backupId, mode: this.#running.mode };
   }
 
-  async request(
-    opts: {
-      mode: BackupMode;
-      trigger: Trigger;
-      retryWhenBusy?: boolean;
-      signal?: AbortSignal;
-      /** The backup's id, before its first event: a caller can follow exactly its events from the start. */
-      onStarted?: (backupId: string) => void;
-      /**
-       * The outcome that ends this request (no busy retry follows it), with the time (ms epoch) its
-       * attempt started: a retried request's last attempt, not its first.
-       */
-      onSettled?: (outcome: BackupOutcome, startedAtMs: number) => void;
-    },
-    attempt = 1,
-  ): Promise<BackupTicket> {
+  /**
+   * The ticket's `settled` resolves when the request and its busy retries have ended (at once when it did
+   * not start and is not retried): a schedule slot lasts until then.
+   */
+  async request(opts: BackupRequestOptions): Promise<BackupTicket & { settled: Promise<void> }> {
+    let resolve!: () => void;
+    const settled = new Promise<void>((r) => {
+      resolve = r;
+    });
+    const chain: Chain = {
+      opts,
+      last: undefined,
+      timer: undefined,
+      end: () => {
+        this.#chains.delete(chain);
+        resolve();
+      },
+    };
+    this.#chains.add(chain);
+    try {
+      return { ...(await this.#attempt(chain, 1)), settled };
+    } catch (err) {
+      chain.end();
+      throw err;
+    }
+  }
+
+  async #attempt(chain: Chain, attempt: number): Promise<BackupTicket> {
+    const { opts } = chain;
     if (this.#running) {
       const { backupId, mode, done } = this.#running;
+      this.#endWithoutAttempt(chain, "another backup of this guest was running");
       return { started: false, holder: { kind: "backup", operationId: backupId, mode }, done };
     }
     const startedAt = Date.now();
@@ -78,8 +122,9 @@ export class BackupService {
     if (!lock.acquired) {
       // A scheduled backup that meets a snapshot (or a `stacks up`) is not done by it: try again later.
       // One that meets another backup is: that one is the backup of this slot.
-      if (opts.retryWhenBusy && lock.holder.kind !== "backup")
-        this.#retryLater(opts, attempt, `${lock.holder.kind} ${lock.holder.operationId} is running`);
+      const why = `${lock.holder.kind} ${lock.holder.operationId} held the guest`;
+      if (opts.retryWhenBusy && lock.holder.kind !== "backup") this.#retryLater(chain, attempt, why);
+      else this.#endWithoutAttempt(chain, why);
       return { started: false, holder: operationOf(lock.holder), done: undefined };
     }
     try {
@@ -106,23 +151,39 @@ export class BackupService {
       }
     })();
     this.#running = { backupId, mode: opts.mode, done };
-    void done.then((outcome) => {
-      const busy = !outcome.ok && outcome.failure.code === "vzdump_lock_busy" && opts.retryWhenBusy === true;
-      const delayMs = busy ? this.#retryDelayMs(attempt) : undefined;
-      if (!isDeferred(outcome)) {
-        const retry: BusyRetry | undefined =
-          delayMs === undefined
-            ? undefined
-            : {
-                attempt,
-                retriesLeft: this.#deps.backup.busy_retry.attempts - attempt,
-                inSeconds: Math.ceil(delayMs / 1000),
-              };
-        this.#deps.onOutcome?.(outcome, opts.trigger, { retry });
-        if (!retry) opts.onSettled?.(outcome, startedAt);
-      }
-      if (busy) this.#retryLater(opts, attempt, "the node's vzdump lock was busy", delayMs);
-    });
+    done.then(
+      (outcome) => {
+        const busy =
+          !outcome.ok && outcome.failure.code === "vzdump_lock_busy" && opts.retryWhenBusy === true;
+        if (busy && this.#stopped && attempt < this.#deps.backup.busy_retry.attempts) {
+          // Refused after stop(): its message promises a retry that will not come; say so, once.
+          chain.last = { outcome, startedAt };
+          this.#endWithoutAttempt(chain, "the agent stopped before retrying");
+          return;
+        }
+        const delayMs = busy ? this.#retryDelayMs(attempt) : undefined;
+        if (!isDeferred(outcome)) {
+          const retry: BusyRetry | undefined =
+            delayMs === undefined
+              ? undefined
+              : {
+                  attempt,
+                  retriesLeft: this.#deps.backup.busy_retry.attempts - attempt,
+                  inSeconds: Math.ceil(delayMs / 1000),
+                };
+          this.#deps.onOutcome?.(outcome, opts.trigger, { retry });
+          if (!retry) opts.onSettled?.(outcome, startedAt);
+        }
+        if (delayMs === undefined) {
+          chain.end();
+          return;
+        }
+        chain.last = { outcome, startedAt };
+        this.#retryLater(chain, attempt, "the node's vzdump lock was busy", delayMs);
+      },
+      // runBackup reports its failures as outcomes; should it throw all the same, the slot still ends.
+      () => chain.end(),
+    );
     return { started: true, backupId, mode: opts.mode, done };
   }
 
@@ -132,25 +193,43 @@ export class BackupService {
     return attempt < attempts ? busyRetryDelayMs(delay_seconds, attempt) : undefined;
   }
 
-  /** Within backup.busy_retry's attempts, after `delay` (drawn now when not given); nothing when they are used up. */
-  #retryLater(
-    opts: Parameters<BackupService["request"]>[0],
-    attempt: number,
-    why: string,
-    delay = this.#retryDelayMs(attempt),
-  ): void {
+  /** Within backup.busy_retry's attempts, after `delay` (drawn now when not given); else the chain ends. */
+  #retryLater(chain: Chain, attempt: number, why: string, delay = this.#retryDelayMs(attempt)): void {
+    if (this.#stopped) {
+      this.#endWithoutAttempt(chain, "the agent stopped before retrying");
+      return;
+    }
     if (delay === undefined) {
       this.#deps.log.warn({ attempt, why }, "busy; no retry left for this backup");
+      this.#endWithoutAttempt(chain, `${why} at the last attempt`);
       return;
     }
     this.#deps.log.info({ attempt, delayMs: delay, why }, "busy; retrying the backup later");
-    const timer = setTimeout(() => {
-      this.#retries.delete(timer);
-      this.request(opts, attempt + 1).catch((err) =>
-        this.#deps.log.error({ err: describeError(err) }, "backup retry failed to start"),
-      );
+    chain.timer = setTimeout(() => {
+      chain.timer = undefined;
+      this.#attempt(chain, attempt + 1).catch((err) => {
+        this.#deps.log.error({ err: describeError(err) }, "backup retry failed to start");
+        this.#endWithoutAttempt(chain, `the retry failed to start (${describeError(err)})`);
+      });
     }, delay);
-    this.#retries.add(timer);
+  }
+
+  /**
+   * Ends a chain where no attempt of its own gives the result: a refusal already reported with a promised
+   * retry is reported again as final, saying why the retry never came, so the hub records the slot failed.
+   */
+  #endWithoutAttempt(chain: Chain, why: string): void {
+    const { last, opts } = chain;
+    if (last && !last.outcome.ok) {
+      const failure = last.outcome.failure;
+      const outcome: BackupOutcome = {
+        ok: false,
+        failure: { ...failure, message: `${failure.message}; no retry came: ${why}`.slice(0, 2_000) },
+      };
+      this.#deps.onOutcome?.(outcome, opts.trigger, { retry: undefined });
+      opts.onSettled?.(outcome, last.startedAt);
+    }
+    chain.end();
   }
 
   /** Resolves when no backup runs in this process (at once when none does). */
@@ -158,9 +237,17 @@ export class BackupService {
     await this.#running?.done;
   }
 
-  /** Cancels pending retries; a running backup finishes (its resume is already registered). */
+  /**
+   * Ends every pending retry at once, each reported as the slot's failure; a running backup finishes (its
+   * resume is already registered), and a refusal it meets is final. The service starts no retry after this.
+   */
   stop(): void {
-    for (const t of this.#retries) clearTimeout(t);
-    this.#retries.clear();
+    this.#stopped = true;
+    for (const chain of [...this.#chains]) {
+      if (chain.timer === undefined) continue;
+      clearTimeout(chain.timer);
+      chain.timer = undefined;
+      this.#endWithoutAttempt(chain, "the agent stopped before retrying");
+    }
   }
 }

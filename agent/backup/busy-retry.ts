@@ -18,13 +18,18 @@
  * buy the longer reach with more mails; growth buys it with none. The jitter keeps two guests that collided
  * once from colliding again in lockstep; never less than half the base, as a retry within seconds of a
  * refusal only adds refusals, each of which costs the guest a quiesce.
+ *
+ * No wait exceeds a day (BUSY_RETRY_MAX_DELAY_MS): the hub hears it as `backup.failed.retry.inSeconds`, which
+ * the protocol bounds at 86,400 (a later event would fail the schema and be lost), and a delay_seconds that
+ * high (the config allows up to 86,400 s, so 10 × 1.5 × that before the cap) is an admin's "about a day" anyway.
  */
 export const BUSY_RETRY_QUICK_ATTEMPTS = 4;
 export const BUSY_RETRY_MAX_FACTOR = 10;
+export const BUSY_RETRY_MAX_DELAY_MS = 86_400_000;
 
 /** The wait before the next attempt after attempt `attempt` (1 = the first) was refused. */
 export function busyRetryDelayMs(baseSeconds: number, attempt: number, random = Math.random): number {
   const growth = 2 ** Math.max(0, attempt - BUSY_RETRY_QUICK_ATTEMPTS);
   const nominalMs = baseSeconds * 1000 * Math.min(growth, BUSY_RETRY_MAX_FACTOR);
-  return Math.round(nominalMs * (0.5 + random()));
+  return Math.min(Math.round(nominalMs * (0.5 + random())), BUSY_RETRY_MAX_DELAY_MS);
 }

@@ -13,7 +13,7 @@
  * place to come back to), and only while it ends well before the following slot: under half the gap to it.
  * Decision (review of issue 15): a delay past the gap made every other slot of `*\/30 * * * *` find the run
  * still going and be skipped, for good, since the skipped slot learned nothing new. Past any of these bounds
- * the run draws afresh. A jitter of 0 is the operator asking for the exact time: no delay, nothing learned
+ * the run draws afresh, within the jitter window or half the gap, whichever is shorter. A jitter of 0 is the operator asking for the exact time: no delay, nothing learned
  * (the scheduler does not learn under it either). Pure.
  */
 export interface LearnedDelay {
@@ -39,5 +39,8 @@ export function runDelayMs(o: {
   const { learned } = o;
   if (learned && learned.jitter_seconds === o.jitterSeconds && isUsableLearnedDelay(learned.ms, o.slotGapMs))
     return learned.ms;
-  return Math.floor((o.random ?? Math.random)() * o.jitterSeconds * 1000);
+  // The fresh draw keeps the same bound as a learned delay: `*\/10` with a 900 s jitter would otherwise
+  // start past the next slot two times in three, and that slot would be skipped as still running.
+  const windowMs = Math.min(o.jitterSeconds * 1000, o.slotGapMs === undefined ? Infinity : o.slotGapMs / 2);
+  return Math.floor((o.random ?? Math.random)() * windowMs);
 }

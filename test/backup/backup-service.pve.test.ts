@@ -2,13 +2,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runScheduledBackup } from "../../agent/app/scheduled-backup.ts";
 import { BackupService } from "../../agent/backup/backup-service.ts";
 import { parseConfig } from "../../agent/config/load.ts";
 import { DockerEngine } from "../../agent/docker/docker-engine.ts";
 import { writeRestoreRecord } from "../../agent/identity/restore-record.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
 import type { OperationEvent } from "../../agent/operation/operation-deps.ts";
-import { operationHolder } from "../../agent/operation/operation-lock.ts";
+import { acquireOperationLock, operationHolder } from "../../agent/operation/operation-lock.ts";
 import type { PveClient } from "../../agent/pve/client.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
@@ -47,7 +48,7 @@ describe("the backup service, against the PVE simulator", () => {
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });
 
-  const newService = (emit: (e: OperationEvent) => void) => {
+  const newService = (emit: (e: OperationEvent) => void, busyRetry = "") => {
     const config = parseConfig(
       [
         "pve:",
@@ -58,6 +59,7 @@ describe("the backup service, against the PVE simulator", () => {
         "    insecure: true",
         "backup:",
         "  storage: bk",
+        ...(busyRetry ? ["  busy_retry:", `    ${busyRetry}`] : []),
       ].join("\n"),
     );
     return new BackupService({
@@ -107,5 +109,35 @@ describe("the backup service, against the PVE simulator", () => {
       }),
     ).rejects.toThrow("relay gone");
     expect(await operationHolder(stateDir)).toBeUndefined();
+  });
+
+  it("holds a schedule slot while its retry is pending, and lets it go at once when the service stops", async () => {
+    // A snapshot holds the guest: the scheduled backup waits for a retry 10 min away (no Docker needed).
+    const snapshot = await acquireOperationLock(stateDir, {
+      pid: process.pid,
+      kind: "snapshot",
+      operationId: "op-snap",
+    });
+    expect(snapshot.acquired).toBe(true);
+    const service = newService(() => {}, "delay_seconds: 600");
+    const learned: Array<number | undefined> = [];
+    let slotEnded = false;
+    try {
+      const slot = runScheduledBackup(
+        service,
+        { mode: "snapshot", signal: new AbortController().signal, log: silentLogger() },
+        (at) => learned.push(at),
+      ).then(() => {
+        slotEnded = true;
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(slotEnded).toBe(false);
+      service.stop();
+      await slot;
+    } finally {
+      if (snapshot.acquired) await snapshot.release();
+    }
+    // Nothing was refused by PVE, so there is nothing to report and nothing to learn.
+    expect(learned).toEqual([]);
   });
 });

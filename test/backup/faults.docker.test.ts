@@ -289,6 +289,142 @@ describeDocker("backup faults (pve sim + real docker)", () => {
     service.stop();
   });
 
+  it("reports a promised retry as the slot's failure when the agent stops before it, and only then ends the request", async () => {
+    const g = await harness();
+    const lock = g.sim.holdGlobalVzdumpLock();
+    const outcomes: BackupOutcome[] = [];
+    const retries: Array<BusyRetry | undefined> = [];
+    const service = new BackupService({
+      ...g.deps(),
+      backup: { ...g.backupConfig, busy_retry: { attempts: 3, delay_seconds: 600 } },
+      onOutcome: (o, _trigger, info) => {
+        outcomes.push(o);
+        retries.push(info.retry);
+      },
+    });
+    const settled: BackupOutcome[] = [];
+    let ended = false;
+    try {
+      const first = await service.request({
+        mode: "snapshot",
+        trigger: { source: "schedule" },
+        retryWhenBusy: true,
+        onSettled: (o) => settled.push(o),
+      });
+      void first.settled.then(() => {
+        ended = true;
+      });
+      expect(await first.done).toMatchObject({ ok: false, failure: { code: "vzdump_lock_busy" } });
+      await new Promise((r) => setImmediate(r));
+      // A retry is promised: the slot has not ended (the schedule waits on `settled`).
+      expect(retries).toEqual([{ attempt: 1, retriesLeft: 2, inSeconds: expect.any(Number) }]);
+      expect(ended).toBe(false);
+      service.stop();
+      await first.settled;
+    } finally {
+      lock.release();
+    }
+    // The hub hears the slot's end once, final (no retry), saying why no retry came.
+    expect(retries).toHaveLength(2);
+    expect(retries[1]).toBeUndefined();
+    expect(outcomes[1]).toMatchObject({
+      ok: false,
+      failure: {
+        code: "vzdump_lock_busy",
+        stacksResumed: true,
+        message: expect.stringMatching(/no retry came: the agent stopped before retrying$/),
+      },
+    });
+    expect(settled).toEqual([outcomes[1]]);
+    expect(eventBody.safeParse(outcomeEvent(outcomes[1]!, retries[1])).success).toBe(true);
+    expect(await g.running()).toEqual(before);
+  });
+
+  it("reports a refusal met after the service stopped as final, without promising a retry", async () => {
+    const g = await harness();
+    const lock = g.sim.holdGlobalVzdumpLock();
+    const reported: Array<{ outcome: BackupOutcome; retry: BusyRetry | undefined }> = [];
+    const service = new BackupService({
+      ...g.deps(),
+      backup: { ...g.backupConfig, busy_retry: { attempts: 3, delay_seconds: 2 } },
+      onOutcome: (outcome, _trigger, info) => reported.push({ outcome, retry: info.retry }),
+    });
+    try {
+      const first = await service.request({
+        mode: "snapshot",
+        trigger: { source: "schedule" },
+        retryWhenBusy: true,
+      });
+      expect(first.started).toBe(true);
+      // The daemon stops (or reloads) while the attempt runs; PVE then refuses it.
+      service.stop();
+      await first.done;
+      await first.settled;
+    } finally {
+      lock.release();
+    }
+    expect(reported).toEqual([
+      {
+        outcome: expect.objectContaining({
+          ok: false,
+          failure: expect.objectContaining({
+            code: "vzdump_lock_busy",
+            message: expect.stringMatching(/no retry came: the agent stopped before retrying$/),
+          }),
+        }),
+        retry: undefined,
+      },
+    ]);
+  });
+
+  it("reports the slot failed when its last retry finds another operation holding the guest", async () => {
+    const g = await harness();
+    const lock = g.sim.holdGlobalVzdumpLock();
+    const outcomes: BackupOutcome[] = [];
+    const retries: Array<BusyRetry | undefined> = [];
+    const service = new BackupService({
+      ...g.deps(),
+      backup: { ...g.backupConfig, busy_retry: { attempts: 2, delay_seconds: 2 } },
+      onOutcome: (o, _trigger, info) => {
+        outcomes.push(o);
+        retries.push(info.retry);
+      },
+    });
+    const settled: BackupOutcome[] = [];
+    const first = await service.request({
+      mode: "snapshot",
+      trigger: { source: "schedule" },
+      retryWhenBusy: true,
+      onSettled: (o) => settled.push(o),
+    });
+    await first.done;
+    lock.release();
+    // A snapshot takes the guest before the one retry left.
+    const snapshot = await acquireOperationLock(g.stateDir, {
+      pid: process.pid,
+      kind: "snapshot",
+      operationId: "op-snapshot",
+    });
+    expect(snapshot.acquired).toBe(true);
+    try {
+      await first.settled;
+    } finally {
+      if (snapshot.acquired) await snapshot.release();
+    }
+    expect(retries).toEqual([{ attempt: 1, retriesLeft: 1, inSeconds: expect.any(Number) }, undefined]);
+    expect(outcomes[1]).toMatchObject({
+      ok: false,
+      failure: {
+        code: "vzdump_lock_busy",
+        message: expect.stringMatching(
+          /no retry came: snapshot op-snapshot held the guest at the last attempt$/,
+        ),
+      },
+    });
+    expect(settled).toEqual([outcomes[1]]);
+    service.stop();
+  });
+
   it("never queues for a busy node lock (lockwait 0), so no stop can race PVE's grant and leave the CT locked", async () => {
     const g = await harness();
     g.sim.vzdumpConf.mailto = ["admin@example.com"];

@@ -37,6 +37,18 @@ describe("a scheduled run's delay", () => {
     expect(runDelayMs({ jitterSeconds: 900, learned: under, slotGapMs: 1_800_000, random })).toBe(899_999);
   });
 
+  it("draws within half the gap to the following slot when the jitter window is longer (*/10 with 900 s)", () => {
+    const tenMinutes = 600_000;
+    const draw = (random: number) =>
+      runDelayMs({ jitterSeconds: 900, learned: undefined, slotGapMs: tenMinutes, random: () => random });
+    expect(draw(0.5)).toBe(150_000);
+    expect(draw(0.999_999)).toBeLessThan(tenMinutes / 2);
+    // No following slot within the horizon: the whole window.
+    expect(
+      runDelayMs({ jitterSeconds: 900, learned: undefined, slotGapMs: undefined, random: () => 0.5 }),
+    ).toBe(450_000);
+  });
+
   it("is 0 under a jitter of 0, whatever was learned: the operator wants the exact time", () => {
     const learned = { ms: 340_000, jitter_seconds: 0 };
     expect(runDelayMs({ jitterSeconds: 0, learned, slotGapMs: DAY, random: () => 0.9 })).toBe(0);

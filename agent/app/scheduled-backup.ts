@@ -1,0 +1,31 @@
+import type { BackupService } from "../backup/backup-service.ts";
+import type { BackupMode } from "../backup/backup-types.ts";
+import type { Logger } from "../log/logger.ts";
+import type { LearnDelay } from "../schedule/scheduler.ts";
+
+/**
+ * One schedule slot's backup, busy retries included: resolves when the slot has its result (the service's
+ * stop() ends pending retries at once, so a shutdown is not held up). The scheduler skips a slot that comes
+ * while this runs, so a next slot cannot start a second chain beside a pending retry, nor learn over its result.
+ */
+export async function runScheduledBackup(
+  service: BackupService,
+  opts: { mode: BackupMode; signal: AbortSignal; log: Logger },
+  learn: LearnDelay,
+): Promise<void> {
+  const ticket = await service.request({
+    mode: opts.mode,
+    trigger: { source: "schedule" },
+    retryWhenBusy: true,
+    signal: opts.signal,
+    // Where the node was free for this guest: the next slot comes back there (run-delay.ts).
+    onSettled: (outcome, startedAt) => {
+      if (outcome.ok) learn(startedAt);
+      else if (outcome.failure.code === "vzdump_lock_busy") learn(undefined);
+    },
+  });
+  if (!ticket.started)
+    opts.log.info({ running: ticket.holder }, "scheduled backup: another operation holds the guest");
+  await ticket.done;
+  await ticket.settled;
+}
