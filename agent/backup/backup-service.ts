@@ -127,6 +127,17 @@ export class BackupService {
       else this.#endWithoutAttempt(chain, why);
       return { started: false, holder: operationOf(lock.holder), done: undefined };
     }
+    if (this.#stopped && attempt > 1) {
+      // The retry's timer fired just before stop(), which could not cancel it: it must not run a backup
+      // under a runtime being closed (a reload) or a process shutting down.
+      await lock.release();
+      this.#endWithoutAttempt(chain, "the agent stopped before retrying");
+      return {
+        started: false,
+        holder: { kind: "backup", operationId: backupId, mode: opts.mode },
+        done: undefined,
+      };
+    }
     try {
       opts.onStarted?.(backupId);
     } catch (err) {
@@ -181,8 +192,9 @@ export class BackupService {
         chain.last = { outcome, startedAt };
         this.#retryLater(chain, attempt, "the node's vzdump lock was busy", delayMs);
       },
-      // runBackup reports its failures as outcomes; should it throw all the same, the slot still ends.
-      () => chain.end(),
+      // runBackup reports its failures as outcomes; should it throw all the same, the slot still ends, and a
+      // retry promised by an earlier refusal is reported as never come.
+      (err) => this.#endWithoutAttempt(chain, `the retry failed (${describeError(err)})`),
     );
     return { started: true, backupId, mode: opts.mode, done };
   }

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runScheduledBackup } from "../../agent/app/scheduled-backup.ts";
 import { BackupService } from "../../agent/backup/backup-service.ts";
 import { parseConfig } from "../../agent/config/load.ts";
@@ -139,5 +139,37 @@ describe("the backup service, against the PVE simulator", () => {
     }
     // Nothing was refused by PVE, so there is nothing to report and nothing to learn.
     expect(learned).toEqual([]);
+  });
+
+  it("runs no retry whose timer fired just before stop(): the attempt gives the lock back untouched", async () => {
+    const snapshot = await acquireOperationLock(stateDir, {
+      pid: process.pid,
+      kind: "snapshot",
+      operationId: "op-snap-race",
+    });
+    expect(snapshot.acquired).toBe(true);
+    const service = newService(() => {}, "delay_seconds: 600");
+    const started: string[] = [];
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      const ticket = await service.request({
+        mode: "snapshot",
+        trigger: { source: "schedule" },
+        retryWhenBusy: true,
+        onStarted: (id) => started.push(id),
+      });
+      expect(ticket.started).toBe(false);
+      if (snapshot.acquired) await snapshot.release();
+      // The retry's timer fires and its attempt starts taking the lock; stop() comes before it has it.
+      vi.advanceTimersByTime(900_000);
+      service.stop();
+      vi.useRealTimers();
+      await ticket.settled;
+      await service.settled();
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(started).toEqual([]);
+    expect(await operationHolder(stateDir)).toBeUndefined();
   });
 });
