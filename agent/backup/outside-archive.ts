@@ -1,7 +1,7 @@
 import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import type { PveClient } from "../pve/client.ts";
-import { type CtMountPoint, ctMountPoints } from "../pve/mount-points.ts";
+import { type CtMountPoint, readCtMountPoints } from "../pve/mount-points.ts";
 import { notInArchive } from "../quiesce/archive-coverage.ts";
 import type { PreparedQuiesce } from "../quiesce/quiesce-stacks.ts";
 
@@ -11,11 +11,7 @@ export interface OutsideArchive {
   notInArchive: ReturnType<typeof notInArchive>;
 }
 
-/**
- * The CT's mount points as vzdump will judge them, from the config as it is now (`current=1`: pending
- * changes apply at the next start, vzdump reads the current values). Unreadable, the backup goes on
- * without the check: it only informs.
- */
+/** The CT's mount points (readCtMountPoints); unreadable, the backup goes on without the check: it only informs. */
 export async function readMountPoints(
   pve: Pick<PveClient, "lxcConfig">,
   node: string,
@@ -23,7 +19,7 @@ export async function readMountPoints(
   log: Logger,
 ): Promise<CtMountPoint[] | undefined> {
   try {
-    return ctMountPoints((await pve.lxcConfig(node, vmid, { current: true })).raw);
+    return await readCtMountPoints(pve, node, vmid);
   } catch (err) {
     log.warn(
       { err: describeError(err) },

@@ -3,7 +3,7 @@ import type { AgentConfig } from "../config/schema.ts";
 import type { LocalFacts } from "../identity/decide-identity.ts";
 import { resolveIdentity } from "../identity/identity-service.ts";
 import { describeError } from "../lib/errors.ts";
-import { type CtMountPoint, ctMountPoints } from "../pve/mount-points.ts";
+import { type CtMountPoint, readCtMountPoints } from "../pve/mount-points.ts";
 
 /**
  * The mount points of the CT the identity check names (its own, or for a restored copy its original's,
@@ -21,8 +21,7 @@ export async function mountPointsForReport(
       return {
         unknown: `PVE names no CT for this guest (${identity.state === "unverified" ? identity.reason : "no guest"})`,
       };
-    const raw = (await ctx.pve.lxcConfig(identity.node, identity.vmid, { current: true })).raw;
-    return { mountPoints: ctMountPoints(raw) };
+    return { mountPoints: await readCtMountPoints(ctx.pve, identity.node, identity.vmid) };
   } catch (err) {
     return { unknown: `could not read the CT config from PVE: ${describeError(err)}` };
   }

@@ -1,3 +1,4 @@
+import type { PveClient } from "./client.ts";
 import { parsePropertyString } from "./property-string.ts";
 
 /**
@@ -26,6 +27,18 @@ export interface CtMountPoint {
  * `mpN` strings, pending changes left out as vzdump leaves them out): `rootfs`, then `mp0`, `mp1`, ... in the order vzdump walks
  * them (`valid_volume_keys`). Entries without a volume or a path are skipped, as `prepare` skips them.
  */
+/**
+ * The CT's mount points as vzdump will judge them: the config as it is now (`current=1`; pending changes
+ * apply at the next start, and vzdump reads the current values).
+ */
+export async function readCtMountPoints(
+  pve: Pick<PveClient, "lxcConfig">,
+  node: string,
+  vmid: number,
+): Promise<CtMountPoint[]> {
+  return ctMountPoints((await pve.lxcConfig(node, vmid, { current: true })).raw);
+}
+
 export function ctMountPoints(config: Record<string, unknown>): CtMountPoint[] {
   const keys = Object.keys(config)
     .filter((k) => k === "rootfs" || /^mp\d+$/.test(k))

@@ -16,7 +16,7 @@ import { readRestoreRecord } from "../../identity/restore-record.ts";
 import { describeError } from "../../lib/errors.ts";
 import { readSecretFile, type Secret } from "../../lib/secret.ts";
 import type { PveClient } from "../../pve/client.ts";
-import { ctMountPoints } from "../../pve/mount-points.ts";
+import { readCtMountPoints } from "../../pve/mount-points.ts";
 import type { Permissions } from "../../pve/schemas.ts";
 import { judgedCoverage } from "../../quiesce/coverage-facts.ts";
 import { discoverStacks } from "../../quiesce/discover-stacks.ts";
@@ -132,8 +132,7 @@ export async function run({ values, loadConfig, logger, localFacts }: CommandInp
           // down, the CT config unreadable) is the error of its own check ("Docker engine", "permissions").
           await check("archive coverage", async () => {
             try {
-              const raw = (await ctx.pve.lxcConfig(identity.node!, vmid, { current: true })).raw;
-              const mountPoints = ctMountPoints(raw);
+              const mountPoints = await readCtMountPoints(ctx.pve, identity.node!, vmid);
               const stacks = await discoverStacks(ctx.engine, config.docker.projects);
               return assessArchiveCoverage(
                 vmid,
