@@ -40,6 +40,21 @@ const stalledBackup = (g: GuestHarness) =>
     { backupId: newBackupId(), mode: "snapshot", trigger: { source: "cli" } },
   );
 
+/** A backup service with busy retries that records each outcome and the retry it promised. */
+function recordingService(g: GuestHarness, busyRetry: { attempts: number; delay_seconds: number }) {
+  const outcomes: BackupOutcome[] = [];
+  const retries: Array<BusyRetry | undefined> = [];
+  const service = new BackupService({
+    ...g.deps(),
+    backup: { ...g.backupConfig, busy_retry: busyRetry },
+    onOutcome: (o, _trigger, info) => {
+      outcomes.push(o);
+      retries.push(info.retry);
+    },
+  });
+  return { service, outcomes, retries };
+}
+
 const backup = (g: GuestHarness) =>
   runBackup(g.deps(), { backupId: newBackupId(), mode: "snapshot", trigger: { source: "cli" } });
 
@@ -245,16 +260,7 @@ describeDocker("backup faults (pve sim + real docker)", () => {
   it("gives up at once when another guest holds the node's vzdump lock, resumes, and succeeds on a later retry", async () => {
     const g = await harness();
     const lock = g.sim.holdGlobalVzdumpLock();
-    const outcomes: BackupOutcome[] = [];
-    const retries: Array<BusyRetry | undefined> = [];
-    const service = new BackupService({
-      ...g.deps(),
-      backup: { ...g.backupConfig, busy_retry: { attempts: 2, delay_seconds: 2 } },
-      onOutcome: (o, _trigger, info) => {
-        outcomes.push(o);
-        retries.push(info.retry);
-      },
-    });
+    const { service, outcomes, retries } = recordingService(g, { attempts: 2, delay_seconds: 2 });
     const settled: Array<{ ok: boolean; startedAt: number }> = [];
     const first = await service.request({
       mode: "snapshot",
@@ -292,16 +298,7 @@ describeDocker("backup faults (pve sim + real docker)", () => {
   it("reports a promised retry as the slot's failure when the agent stops before it, and only then ends the request", async () => {
     const g = await harness();
     const lock = g.sim.holdGlobalVzdumpLock();
-    const outcomes: BackupOutcome[] = [];
-    const retries: Array<BusyRetry | undefined> = [];
-    const service = new BackupService({
-      ...g.deps(),
-      backup: { ...g.backupConfig, busy_retry: { attempts: 3, delay_seconds: 600 } },
-      onOutcome: (o, _trigger, info) => {
-        outcomes.push(o);
-        retries.push(info.retry);
-      },
-    });
+    const { service, outcomes, retries } = recordingService(g, { attempts: 3, delay_seconds: 600 });
     const settled: BackupOutcome[] = [];
     let ended = false;
     try {
@@ -380,16 +377,7 @@ describeDocker("backup faults (pve sim + real docker)", () => {
   it("reports the slot failed when its last retry finds another operation holding the guest", async () => {
     const g = await harness();
     const lock = g.sim.holdGlobalVzdumpLock();
-    const outcomes: BackupOutcome[] = [];
-    const retries: Array<BusyRetry | undefined> = [];
-    const service = new BackupService({
-      ...g.deps(),
-      backup: { ...g.backupConfig, busy_retry: { attempts: 2, delay_seconds: 2 } },
-      onOutcome: (o, _trigger, info) => {
-        outcomes.push(o);
-        retries.push(info.retry);
-      },
-    });
+    const { service, outcomes, retries } = recordingService(g, { attempts: 2, delay_seconds: 2 });
     const settled: BackupOutcome[] = [];
     const first = await service.request({
       mode: "snapshot",
