@@ -1,0 +1,98 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, expect, it } from "vitest";
+import { readLastBackup } from "../../agent/backup/last-backup.ts";
+import { FROZEN_AFTER_MS } from "../../agent/lib/late-timer.ts";
+import { capturedStdout, exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
+import { docker } from "../support/compose.ts";
+import { describeDocker } from "../support/docker.ts";
+import { GuestFreezer } from "../support/guest-freeze.ts";
+import { type GuestHarness, startGuestHarness } from "../support/guest-harness.ts";
+
+/**
+ * PVE freezes the whole CT, the agent included, while it takes the storage snapshot (pve-guest-common
+ * AbstractConfig.pm `snapshot_create`). Here the agent runs as a child process that the simulator stops
+ * with SIGSTOP where vzdump freezes the guest and continues with SIGCONT where it thaws it; its downtime
+ * deadline falls due inside the freeze, or passes before it.
+ */
+let h: GuestHarness | undefined;
+let dir: string | undefined;
+let freezer: GuestFreezer | undefined;
+afterEach(async () => {
+  freezer?.release();
+  await h?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+  h = dir = freezer = undefined;
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const resumes = (out: string) => out.match(/▸ resume\b/g)?.length ?? 0;
+
+/** When the db container last started (ms since the epoch; Docker gives nanoseconds). */
+async function dbStartedAt(g: GuestHarness): Promise<number> {
+  const at = (await docker("inspect", "-f", "{{.State.StartedAt}}", g.dbContainer)).trim();
+  return Date.parse(at.replace(/(\.\d{3})\d*/, "$1"));
+}
+
+describeDocker("the CT frozen around the snapshot (pve sim + real docker, the agent under SIGSTOP)", () => {
+  it("a deadline due during the freeze: the stacks resume once, after the snapshot, and the backup is app-consistent", async () => {
+    const maxDowntimeSeconds = 10;
+    let quiescedAt = 0;
+    let out = () => "";
+    let atFreeze: { sinceQuiesceMs: number; resumedBefore: number } | undefined;
+    freezer = new GuestFreezer(async () => {
+      atFreeze = { sinceQuiesceMs: Date.now() - quiescedAt, resumedBefore: resumes(out()) };
+      // Frozen until the deadline is overdue by more than a busy event loop could explain.
+      while (Date.now() < quiescedAt + maxDowntimeSeconds * 1000 + FROZEN_AFTER_MS + 2_000) await sleep(100);
+    });
+    h = await startGuestHarness({ archiveBytesPerSecond: 20e6, ...freezer.hooks() });
+    dir = await mkdtemp(join(tmpdir(), "felhom-freeze-"));
+    const before = await h.running();
+    const agent = spawnAgent(
+      await writeAgentConfig(h, dir, [`  max_downtime_seconds: ${maxDowntimeSeconds}`]),
+      ["backup"],
+    );
+    freezer.target(agent);
+    out = capturedStdout(agent);
+    // The deadline is due at most max_downtime_seconds after the agent said it quiesces.
+    await expect.poll(() => out().includes("▸ quiesce"), { timeout: 60_000, interval: 20 }).toBe(true);
+    quiescedAt = Date.now();
+    expect(await exited(agent)).toBe(0);
+
+    // The freeze began before the deadline, with the stacks still down, and lasted past it.
+    expect(atFreeze).toMatchObject({ resumedBefore: 0 });
+    expect(atFreeze!.sinceQuiesceMs).toBeLessThan(maxDowntimeSeconds * 1000);
+    expect(freezer.freezes).toHaveLength(1);
+    const last = await readLastBackup(h.stateDir);
+    expect(last?.outcome).toMatchObject({ ok: true, result: { consistency: "app", stacksResumed: true } });
+    expect(resumes(out())).toBe(1);
+    const run = h.sim.vzdumpRuns.at(-1)!;
+    expect(await dbStartedAt(h)).toBeGreaterThan(run.snapshotTakenAt!);
+    expect(await h.running()).toHaveLength(before.length);
+  });
+
+  it("the reverse, a deadline that passed before the freeze: the stacks resume once, before the snapshot, and the backup is crash-consistent", async () => {
+    freezer = new GuestFreezer(() => sleep(3_000)); // long enough for every timer of the agent to fall due
+    h = await startGuestHarness({ archiveBytesPerSecond: 20e6, ...freezer.hooks() });
+    dir = await mkdtemp(join(tmpdir(), "felhom-freeze-"));
+    const before = await h.running();
+    // The task waits before its snapshot step until the deadline has resumed the stacks.
+    const paused = h.sim.faults.pauseTask({ type: "vzdump" }, { afterLine: /including mount point/ });
+    const agent = spawnAgent(await writeAgentConfig(h, dir, ["  max_downtime_seconds: 3"]), ["backup"]);
+    freezer.target(agent);
+    const out = capturedStdout(agent);
+    await paused.reached;
+    await expect.poll(() => resumes(out()), { timeout: 60_000, interval: 50 }).toBe(1);
+    paused.resume();
+    expect(await exited(agent)).toBe(0);
+
+    expect(freezer.freezes).toHaveLength(1);
+    const last = await readLastBackup(h.stateDir);
+    expect(last?.outcome).toMatchObject({ ok: true, result: { consistency: "crash", stacksResumed: true } });
+    expect(resumes(out())).toBe(1);
+    const run = h.sim.vzdumpRuns.at(-1)!;
+    expect(await dbStartedAt(h)).toBeLessThan(run.snapshotTakenAt!);
+    expect(await h.running()).toHaveLength(before.length);
+  });
+});
