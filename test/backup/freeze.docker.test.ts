@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
@@ -35,42 +35,76 @@ async function dbStartedAt(g: GuestHarness): Promise<number> {
   return Date.parse(at.replace(/(\.\d{3})\d*/, "$1"));
 }
 
-describeDocker("the CT frozen around the snapshot (pve sim + real docker, the agent under SIGSTOP)", () => {
-  it("a deadline due during the freeze: the stacks resume once, after the snapshot, and the backup is app-consistent", async () => {
-    const maxDowntimeSeconds = 10;
-    let quiescedAt = 0;
-    let out = () => "";
-    let atFreeze: { sinceQuiesceMs: number; resumedBefore: number } | undefined;
-    freezer = new GuestFreezer(async () => {
-      atFreeze = { sinceQuiesceMs: Date.now() - quiescedAt, resumedBefore: resumes(out()) };
-      // Frozen until the deadline is overdue by more than a busy event loop could explain.
-      while (Date.now() < quiescedAt + maxDowntimeSeconds * 1000 + FROZEN_AFTER_MS + 2_000) await sleep(100);
-    });
-    h = await startGuestHarness({ archiveBytesPerSecond: 20e6, ...freezer.hooks() });
-    dir = await mkdtemp(join(tmpdir(), "felhom-freeze-"));
-    const before = await h.running();
-    const agent = spawnAgent(
-      await writeAgentConfig(h, dir, [`  max_downtime_seconds: ${maxDowntimeSeconds}`]),
-      ["backup"],
-    );
-    freezer.target(agent);
-    out = capturedStdout(agent);
-    // The deadline is due at most max_downtime_seconds after the agent said it quiesces.
-    await expect.poll(() => out().includes("▸ quiesce"), { timeout: 60_000, interval: 20 }).toBe(true);
-    quiescedAt = Date.now();
-    expect(await exited(agent)).toBe(0);
+/**
+ * The backup the agent reported, and when the stacks came back against the snapshot: resumed once, and the
+ * db container started after the snapshot existed (`after`) or before (`before`).
+ */
+async function expectReported(
+  g: GuestHarness,
+  out: string,
+  consistency: "app" | "crash",
+  resumedSnapshot: "after" | "before",
+  running: string[],
+): Promise<void> {
+  const last = await readLastBackup(g.stateDir);
+  expect(last?.outcome).toMatchObject({ ok: true, result: { consistency, stacksResumed: true } });
+  expect(resumes(out)).toBe(1);
+  const snapshotTakenAt = g.sim.vzdumpRuns.at(-1)!.snapshotTakenAt!;
+  if (resumedSnapshot === "after") expect(await dbStartedAt(g)).toBeGreaterThan(snapshotTakenAt);
+  else expect(await dbStartedAt(g)).toBeLessThan(snapshotTakenAt);
+  expect(await g.running()).toHaveLength(running.length);
+}
 
-    // The freeze began before the deadline, with the stacks still down, and lasted past it.
-    expect(atFreeze).toMatchObject({ resumedBefore: 0 });
-    expect(atFreeze!.sinceQuiesceMs).toBeLessThan(maxDowntimeSeconds * 1000);
-    expect(freezer.freezes).toHaveLength(1);
-    const last = await readLastBackup(h.stateDir);
-    expect(last?.outcome).toMatchObject({ ok: true, result: { consistency: "app", stacksResumed: true } });
-    expect(resumes(out())).toBe(1);
-    const run = h.sim.vzdumpRuns.at(-1)!;
-    expect(await dbStartedAt(h)).toBeGreaterThan(run.snapshotTakenAt!);
-    expect(await h.running()).toHaveLength(before.length);
-  });
+describeDocker("the CT frozen around the snapshot (pve sim + real docker, the agent under SIGSTOP)", () => {
+  it.each([
+    ["its root only", "after `create storage snapshot 'vzdump'`", false],
+    [
+      "a second volume",
+      "from `suspend vm to make snapshot`, before the agent saw `create storage snapshot`",
+      true,
+    ],
+  ])(
+    "a deadline due during the freeze (%s: frozen %s): the stacks resume once, after the snapshot, and the backup is app-consistent",
+    async (_volumes, _where, secondVolume) => {
+      const maxDowntimeSeconds = 10;
+      let quiescedAt = 0;
+      let out = () => "";
+      let atFreeze: { sinceQuiesceMs: number; resumedBefore: number } | undefined;
+      freezer = new GuestFreezer(async () => {
+        atFreeze = { sinceQuiesceMs: Date.now() - quiescedAt, resumedBefore: resumes(out()) };
+        // Frozen until the deadline is overdue by more than a busy event loop could explain.
+        while (Date.now() < quiescedAt + maxDowntimeSeconds * 1000 + FROZEN_AFTER_MS + 2_000)
+          await sleep(100);
+      });
+      h = await startGuestHarness({ archiveBytesPerSecond: 20e6, ...freezer.hooks() });
+      if (secondVolume) {
+        const vmid = h.self.guest.vmid;
+        Object.assign(h.self.guest.config, {
+          mp0: `local-lvm:vm-${vmid}-disk-1,mp=/mnt/data,backup=1,size=4G`,
+        });
+        await mkdir(join(h.self.guest.rootDir, "mnt/data"), { recursive: true });
+      }
+      dir = await mkdtemp(join(tmpdir(), "felhom-freeze-"));
+      const before = await h.running();
+      const agent = spawnAgent(
+        await writeAgentConfig(h, dir, [`  max_downtime_seconds: ${maxDowntimeSeconds}`]),
+        ["backup"],
+      );
+      freezer.target(agent);
+      out = capturedStdout(agent);
+      // The deadline is due at most max_downtime_seconds after the agent said it quiesces.
+      await expect.poll(() => out().includes("▸ quiesce"), { timeout: 60_000, interval: 20 }).toBe(true);
+      quiescedAt = Date.now();
+      expect(await exited(agent)).toBe(0);
+
+      // The freeze began before the deadline, with the stacks still down, and lasted past it.
+      expect(atFreeze).toMatchObject({ resumedBefore: 0 });
+      expect(atFreeze!.sinceQuiesceMs).toBeLessThan(maxDowntimeSeconds * 1000);
+      expect(freezer.freezes).toHaveLength(1);
+      if (secondVolume) expect(h.sim.vzdumpRuns.at(-1)?.freezes).toHaveLength(1);
+      await expectReported(h, out(), "app", "after", before);
+    },
+  );
 
   it("the reverse, a deadline that passed before the freeze: the stacks resume once, before the snapshot, and the backup is crash-consistent", async () => {
     freezer = new GuestFreezer(() => sleep(3_000)); // long enough for every timer of the agent to fall due
@@ -88,11 +122,6 @@ describeDocker("the CT frozen around the snapshot (pve sim + real docker, the ag
     expect(await exited(agent)).toBe(0);
 
     expect(freezer.freezes).toHaveLength(1);
-    const last = await readLastBackup(h.stateDir);
-    expect(last?.outcome).toMatchObject({ ok: true, result: { consistency: "crash", stacksResumed: true } });
-    expect(resumes(out())).toBe(1);
-    const run = h.sim.vzdumpRuns.at(-1)!;
-    expect(await dbStartedAt(h)).toBeLessThan(run.snapshotTakenAt!);
-    expect(await h.running()).toHaveLength(before.length);
+    await expectReported(h, out(), "crash", "before", before);
   });
 });
