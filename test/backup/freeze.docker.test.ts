@@ -107,8 +107,9 @@ describeDocker("the CT frozen around the snapshot (pve sim + real docker, the ag
   );
 
   it("the reverse, a deadline that passed before the freeze: the stacks resume once, before the snapshot, and the backup is crash-consistent", async () => {
-    freezer = new GuestFreezer(() => sleep(3_000)); // long enough for every timer of the agent to fall due
-    h = await startGuestHarness({ archiveBytesPerSecond: 20e6, ...freezer.hooks() });
+    freezer = new GuestFreezer();
+    // A 3 s snapshot, frozen throughout: long enough for every timer of the agent to fall due.
+    h = await startGuestHarness({ archiveBytesPerSecond: 20e6, snapshotDelayMs: 3_000, ...freezer.hooks() });
     dir = await mkdtemp(join(tmpdir(), "felhom-freeze-"));
     const before = await h.running();
     // The task waits before its snapshot step until the deadline has resumed the stacks.

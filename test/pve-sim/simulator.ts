@@ -45,8 +45,8 @@ export interface PveSimulatorOptions {
   lockwaitScaleMs?: number;
   /**
    * Time between the task logging `create storage snapshot 'vzdump'` and the snapshot existing (PVE freezes,
-   * syncs and snapshots in that window; measured 20-50 ms). Default 30. Makes an agent that resumes on that line
-   * instead of the next one observably wrong.
+   * syncs and snapshots in that window; measured 20-50 ms): the CT is frozen throughout. Default 30. Makes an
+   * agent that resumes on that line instead of the next one observably wrong.
    */
   snapshotDelayMs?: number;
   /**
