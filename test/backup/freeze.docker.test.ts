@@ -1,3 +1,4 @@
+import type { ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,11 +20,17 @@ import { type GuestHarness, startGuestHarness } from "../support/guest-harness.t
 let h: GuestHarness | undefined;
 let dir: string | undefined;
 let freezer: GuestFreezer | undefined;
+let agent: ChildProcess | undefined;
 afterEach(async () => {
   freezer?.release();
+  // A test that failed half-way leaves no agent behind (the stacks are the harness's to take down).
+  if (agent && agent.exitCode === null && agent.signalCode === null) {
+    agent.kill("SIGKILL");
+    await exited(agent);
+  }
   await h?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
-  h = dir = freezer = undefined;
+  h = dir = freezer = agent = undefined;
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -86,10 +93,9 @@ describeDocker("the CT frozen around the snapshot (pve sim + real docker, the ag
       }
       dir = await mkdtemp(join(tmpdir(), "felhom-freeze-"));
       const before = await h.running();
-      const agent = spawnAgent(
-        await writeAgentConfig(h, dir, [`  max_downtime_seconds: ${maxDowntimeSeconds}`]),
-        ["backup"],
-      );
+      agent = spawnAgent(await writeAgentConfig(h, dir, [`  max_downtime_seconds: ${maxDowntimeSeconds}`]), [
+        "backup",
+      ]);
       freezer.target(agent);
       out = capturedStdout(agent);
       // The deadline is due at most max_downtime_seconds after the agent said it quiesces.
@@ -114,11 +120,13 @@ describeDocker("the CT frozen around the snapshot (pve sim + real docker, the ag
     const before = await h.running();
     // The task waits before its snapshot step until the deadline has resumed the stacks.
     const paused = h.sim.faults.pauseTask({ type: "vzdump" }, { afterLine: /including mount point/ });
-    const agent = spawnAgent(await writeAgentConfig(h, dir, ["  max_downtime_seconds: 3"]), ["backup"]);
+    agent = spawnAgent(await writeAgentConfig(h, dir, ["  max_downtime_seconds: 3"]), ["backup"]);
     freezer.target(agent);
     const out = capturedStdout(agent);
     await paused.reached;
     await expect.poll(() => resumes(out()), { timeout: 60_000, interval: 50 }).toBe(1);
+    // Back up before PVE goes on (a freeze in the middle of the resume would hold the rest of it).
+    await expect.poll(() => h!.running(), { timeout: 60_000, interval: 100 }).toEqual(before);
     paused.resume();
     expect(await exited(agent)).toBe(0);
 
