@@ -568,7 +568,7 @@ describe("pve sim: vzdump", () => {
       expect.stringMatching(/^INFO: CT Name: /),
       "INFO: including mount point rootfs ('/') in backup",
       expect.stringMatching(/^INFO: starting first sync \/proc\/\d+\/root\/ to /),
-      expect.stringMatching(/^INFO: first sync finished - transferred \d+ bytes in \d+s$/),
+      expect.stringMatching(/^INFO: first sync finished - transferred [\d.]+[KMGTP]? bytes in \d+s$/),
       "INFO: suspending guest",
       expect.stringMatching(/^INFO: starting final sync /),
       expect.stringMatching(/^INFO: final sync finished - /),

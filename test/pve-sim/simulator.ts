@@ -26,6 +26,11 @@ import { taskRoutes } from "./routes-tasks.ts";
 import { vzdumpRoutes } from "./routes-vzdump.ts";
 import { type Task, TaskRegistry } from "./task-registry.ts";
 import { createNodeCertificates } from "./tls.ts";
+import {
+  DEFAULT_VOLUME_STORAGES,
+  type VolumeStorageType,
+  volumesWithoutSnapshot,
+} from "./volume-features.ts";
 import { type SnapshotMethod, VolumeStore } from "./volume-store.ts";
 
 export interface PveSimulatorOptions {
@@ -124,6 +129,12 @@ export class PveSimulator {
   readonly access = new AccessModel();
   readonly guests = new Map<number, Guest>();
   readonly storages = new Map<string, Storage>();
+  /**
+   * The storage type behind each storage id a guest's `rootfs`/`mpN` volid names (volume-features.ts):
+   * whether its volumes can be snapshotted. `local` (dir) and `local-lvm` (lvmthin) as a default install;
+   * `setVolumeStorage` adds more. A volid on an id not here cannot snapshot.
+   */
+  readonly volumeStorages = new Map<string, VolumeStorageType>(DEFAULT_VOLUME_STORAGES);
   readonly requests: RequestLogEntry[] = [];
   readonly taskRegistry: TaskRegistry;
   readonly faults: Faults;
@@ -423,6 +434,20 @@ export class PveSimulator {
       throw dieError(
         `hostname lookup '${node}' failed - failed to get address info for: ${node}: Name or service not known`,
       );
+  }
+
+  /** Operator action: a storage for guest volumes (`pvesm add <type> <id>`), e.g. a thick `lvm` or an `nfs`. */
+  setVolumeStorage(id: string, type: VolumeStorageType): void {
+    this.volumeStorages.set(id, type);
+  }
+
+  /**
+   * The guest's mount points whose volumes cannot be snapshotted (LXC/Config.pm `has_feature('snapshot')`):
+   * `backupOnly` as vzdump's `prepare` asks (only the mount points in the backup), else as `vm_feature` and
+   * `snapshot_create` ask (all of them). Empty: it can.
+   */
+  snapshotBlockers(g: Guest, backupOnly: boolean): string[] {
+    return volumesWithoutSnapshot(g, this.volumeStorages, backupOnly);
   }
 
   /** @internal load_config on the URL node */
