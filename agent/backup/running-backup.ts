@@ -29,6 +29,7 @@ import { downtimeOf, resumeWarnings } from "./downtime.ts";
 import type { FinishedBackup } from "./finish-backup.ts";
 import { clearMarker } from "./marker.ts";
 import type { OutsideArchive } from "./outside-archive.ts";
+import type { RunPlan } from "./snapshot-plan.ts";
 
 type Distribute<T> = T extends unknown ? Omit<T, "at"> : never;
 
@@ -51,6 +52,8 @@ export class RunningBackup {
   #blackout: "stop-mode" | "snapshot-freeze" | undefined;
   /** The last consistency the machine had journalled: durable before the run moves on. */
   #consistencyWritten: Promise<void> | undefined;
+  /** What the plan says in the result's warnings (snapshot-plan.ts). */
+  #planWarnings: string[] = [];
 
   constructor(
     readonly deps: BackupDeps,
@@ -72,6 +75,21 @@ export class RunningBackup {
     return this.#state.busy;
   }
 
+  /** The mode the agent asks PVE for: the request's, or the plan's once the preflight decided it. */
+  get mode(): BackupRunState["mode"] {
+    return this.#state.mode;
+  }
+
+  get plan(): RunPlan | undefined {
+    return this.#state.plan;
+  }
+
+  /** The preflight's decision (snapshot-plan.ts); `warnings` go into the result. */
+  planned(plan: RunPlan, warnings: string[]): void {
+    this.#planWarnings = [...warnings, ...(plan.note ? [plan.note] : [])];
+    this.dispatch({ type: "planned", plan });
+  }
+
   /** The main line enters `phase` (announced to the hub and the terminal). */
   enter(phase: BackupPhase): void {
     this.dispatch({ type: "enter", phase });
@@ -89,7 +107,7 @@ export class RunningBackup {
   }
 
   announceBlackout(expectedSeconds: number): void {
-    this.#blackout = this.req.mode === "stop" ? "stop-mode" : "snapshot-freeze";
+    this.#blackout = this.mode === "stop" ? "stop-mode" : "snapshot-freeze";
     this.deps.emit({
       kind: "blackout",
       reason: this.#blackout,
@@ -155,12 +173,15 @@ export class RunningBackup {
         this.#announce(a.phase);
         return;
       case "arm-deadline": {
-        const seconds = deps.backup.max_downtime_seconds;
+        const seconds = a.seconds ?? deps.backup.max_downtime_seconds;
+        clearTimeout(this.#deadline);
         this.#deadline = setTimeout(
           () => {
             deps.log.warn(
               { backupId: this.req.backupId, seconds },
-              "downtime deadline passed before the snapshot; resuming, the backup will be crash-consistent",
+              this.#state.fallback === "held"
+                ? "hold deadline passed before suspend mode's final sync ended; resuming, the backup will be crash-consistent"
+                : "downtime deadline passed before the snapshot; resuming, the backup will be crash-consistent",
             );
             this.dispatch({ type: "deadline-passed" });
           },
@@ -180,8 +201,24 @@ export class RunningBackup {
   }
 
   #announce(phase: BackupPhase): void {
-    const { backupId, mode, trigger } = this.req;
-    this.deps.emit({ kind: "backup.phase", backupId, mode, phase, trigger });
+    const { backupId, trigger } = this.req;
+    this.deps.emit({ kind: "backup.phase", backupId, mode: this.mode, phase, trigger });
+  }
+
+  /** The result's words on the plan and on a fallback to suspend mode nobody planned a hold for. */
+  #modeWarnings(): string[] {
+    const out = [...this.#planWarnings];
+    if (this.#state.fallback === "resumed" && this.#state.plan?.quiesce !== false)
+      out.push(
+        "PVE could not snapshot the CT and fell back to suspend mode (trying 'suspend' mode instead); no hold was planned, so the stacks were resumed at once and the backup is crash-consistent",
+      );
+    return out;
+  }
+
+  /** The mode PVE ran (`backup mode: X`), for the result; absent when the log never said. */
+  #pveMode(): { pveMode?: "snapshot" | "suspend" | "stop" } {
+    const m = this.#state.pveMode;
+    return m === "snapshot" || m === "suspend" || m === "stop" ? { pveMode: m } : {};
   }
 
   async #resume(why: string, consistency: Consistency): Promise<ResumeReport> {
@@ -211,15 +248,22 @@ export class RunningBackup {
     const report = (await this.#resumed) as ResumeReport;
     // The archive is good, but a stack is down: the hub must hear it (and the journal stays open, so the
     // next backup or start retries the resume).
-    const warnings = [...finished.warnings, ...resumeWarnings(report), ...outside.warnings];
+    const warnings = [
+      ...finished.warnings,
+      ...resumeWarnings(report),
+      ...outside.warnings,
+      ...this.#modeWarnings(),
+    ];
     await this.journalPatch({ phase: "report", reported: true });
-    const { backupId, mode } = this.req;
+    const { backupId } = this.req;
+    const mode = this.mode;
     const task = this.task as TaskResult;
     return {
       ok: true,
       result: {
         backupId,
         mode,
+        ...this.#pveMode(),
         upid: this.upid as string,
         volid: finished.volid,
         sizeBytes: finished.sizeBytes,
@@ -238,7 +282,8 @@ export class RunningBackup {
   /** Any failure, at any phase: the stacks come back (unless the guest itself goes down), then `backup.failed`. */
   async failed(err: unknown): Promise<BackupOutcome> {
     const { deps, req } = this;
-    const { backupId, mode } = req;
+    const { backupId } = req;
+    const mode = this.mode;
     const phase = this.phase;
     // A quiesce that aborted journalled this backup before it threw: mark it reported, or the next start
     // would report it a second time.
@@ -262,6 +307,7 @@ export class RunningBackup {
       failure: {
         backupId,
         mode,
+        ...this.#pveMode(),
         phase,
         code: shuttingDown ? "interrupted" : err instanceof AgentError ? err.code : "internal",
         message: describeError(err).slice(0, 2000),
