@@ -24,6 +24,7 @@ import {
   type BackupPhase,
   type BackupRequest,
   LogTail,
+  pveModeField,
 } from "./backup-types.ts";
 import { downtimeOf, resumeWarnings } from "./downtime.ts";
 import type { FinishedBackup } from "./finish-backup.ts";
@@ -216,9 +217,8 @@ export class RunningBackup {
   }
 
   /** The mode PVE ran (`backup mode: X`), for the result; absent when the log never said. */
-  #pveMode(): { pveMode?: "snapshot" | "suspend" | "stop" } {
-    const m = this.#state.pveMode;
-    return m === "snapshot" || m === "suspend" || m === "stop" ? { pveMode: m } : {};
+  #pveMode(): ReturnType<typeof pveModeField> {
+    return pveModeField(this.#state.pveMode);
   }
 
   async #resume(why: string, consistency: Consistency): Promise<ResumeReport> {

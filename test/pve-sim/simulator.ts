@@ -55,6 +55,12 @@ export interface PveSimulatorOptions {
    */
   snapshotDelayMs?: number;
   /**
+   * Suspend mode's first rsync copies the whole root (the tmpdir is emptied every run) at this rate: it lasts
+   * at least <root bytes> / rate. Default 0: as fast as the simulator's copy (a btrfs snapshot, instant).
+   * The final rsync copies only what changed and is not slowed.
+   */
+  syncBytesPerSecond?: number;
+  /**
    * Log the storage plugin's raw lvcreate/lvremove lines (unprefixed, as on LVM-thin) after the snapshot and its
    * clean-up. Default true: log parsers must cope with them.
    */
@@ -167,6 +173,7 @@ export class PveSimulator {
       errorStyle: "new",
       lockwaitScaleMs: 60_000,
       snapshotDelayMs: 30,
+      syncBytesPerSecond: 0,
       rawStorageOutput: true,
       btrfsSizeBytes: 4 * 1024 ** 3,
       forceCopySnapshots: false,

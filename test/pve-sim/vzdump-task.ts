@@ -589,10 +589,14 @@ async function suspendModeCopy(
   // rsync_vm: "starting $text sync $from to $to", $from the first disk's dir (/proc/<pid>/root/ for rootfs)
   const sync = async (text: "first" | "final") => {
     await log("INFO", `starting ${text} sync /proc/${10000 + vmid}/root/ to ${tmpdir}`);
-    const t0 = Math.floor(Date.now() / 1000);
+    const startedMs = Date.now();
+    const t0 = Math.floor(startedMs / 1000);
     await sim.volumes.remove(copy).catch(() => {});
     await sim.volumes.snapshot(g.rootDir, copy, false);
     const bytes = Number((await sh("du", ["-sb", copy])).split("\t")[0]);
+    const rate = sim.opts.syncBytesPerSecond;
+    if (text === "first" && rate > 0)
+      await sleep(Math.max(0, (bytes / rate) * 1000 - (Date.now() - startedMs)));
     // rsync --stats -h: "Total transferred file size: <n> bytes", rsync_vm keeps <n>
     await log(
       "INFO",
