@@ -51,6 +51,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
       storage: cfg.storage,
       phase: "quiesce",
       ...(outside.notInArchive.length ? { outside } : {}),
+      ...(run.planWarnings.length ? { planWarnings: run.planWarnings } : {}),
     };
     return await withQuiescedStacks(
       { engine: deps.engine, stateDir: deps.stateDir, logger: deps.log },

@@ -245,6 +245,7 @@ async function finishInFlight(
         ...finished.warnings,
         ...(resumed ? resumeWarnings(resumed) : []),
         ...(s.outside?.warnings ?? []),
+        ...(s.planWarnings ?? []),
       ].slice(0, 100),
       consistency: s.mode === "stop" ? "app" : (s.consistency ?? "crash"),
       stacksResumed,

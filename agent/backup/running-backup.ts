@@ -85,6 +85,11 @@ export class RunningBackup {
     return this.#state.plan;
   }
 
+  /** The plan's lines for the result, also journalled for a run finished after a boot. */
+  get planWarnings(): string[] {
+    return this.#planWarnings;
+  }
+
   /** The preflight's decision (snapshot-plan.ts); `warnings` go into the result. */
   planned(plan: RunPlan, warnings: string[]): void {
     this.#planWarnings = [...warnings, ...(plan.note ? [plan.note] : [])];

@@ -113,6 +113,9 @@ describeDocker("backup of a CT that cannot be snapshotted (pve sim + real docker
       ok: true,
       result: { mode: "stop", pveMode: "stop", consistency: "app", stacksResumed: true },
     });
+    // said after the boot too: the plan is journalled with the backup
+    if (outcome?.ok)
+      expect(outcome.result.warnings).toContainEqual(expect.stringMatching(/backed up in stop mode/));
     expect(hh.sim.vzdumpRuns.at(-1)!.mode).toBe("stop");
     expect(hh.events).toContainEqual(expect.objectContaining({ kind: "blackout", reason: "stop-mode" }));
     await expect.poll(() => hh.running(), { timeout: 30_000, interval: 250 }).toEqual(before);
