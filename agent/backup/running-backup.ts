@@ -185,8 +185,8 @@ export class RunningBackup {
           () => {
             deps.log.warn(
               { backupId: this.req.backupId, seconds },
-              this.#state.fallback === "held"
-                ? "hold deadline passed before suspend mode's final sync ended; resuming, the backup will be crash-consistent"
+              this.#state.plan?.onFallback === "hold" && seconds === this.#state.plan.holdSeconds
+                ? "hold deadline (backup.no_snapshot.max_hold_seconds) passed before suspend mode's final sync ended; resuming, the backup will be crash-consistent"
                 : "downtime deadline passed before the snapshot; resuming, the backup will be crash-consistent",
             );
             this.dispatch({ type: "deadline-passed" });

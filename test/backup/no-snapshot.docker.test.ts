@@ -23,11 +23,15 @@ afterEach(async () => {
 
 const NO_SNAPSHOT_ROOTFS = "local:101/vm-101-disk-0.raw,size=8G";
 
-async function harness(policy: NoSnapshotPolicy, extra: Parameters<typeof startGuestHarness>[0] = {}) {
+async function harness(
+  policy: NoSnapshotPolicy,
+  extra: Parameters<typeof startGuestHarness>[0] = {},
+  maxHoldSeconds = 1800,
+) {
   h = await startGuestHarness({
     archiveBytesPerSecond: 20e6,
     ...extra,
-    backup: { ...extra.backup, no_snapshot: { policy, max_hold_seconds: 1800 } },
+    backup: { ...extra.backup, no_snapshot: { policy, max_hold_seconds: maxHoldSeconds } },
   });
   h.sim.getGuest(101).config.rootfs = NO_SNAPSHOT_ROOTFS;
   return h;
@@ -64,6 +68,20 @@ describeDocker("backup of a CT that cannot be snapshotted (pve sim + real docker
       expect.objectContaining({ kind: "blackout", reason: "snapshot-freeze", expectedSeconds: 1800 }),
     );
     expect(await hh.running()).toEqual(before);
+  });
+
+  it("hold: a copy longer than max_hold_seconds brings the stacks back at the hold's deadline; crash-consistent", {
+    timeout: 120_000,
+  }, async () => {
+    const hh = await harness("hold", {}, 1);
+    const rootBytes = Number((await sh("du", ["-sb", hh.self.guest.rootDir])).split("\t")[0]);
+    hh.sim.opts.syncBytesPerSecond = rootBytes / 8; // a first rsync of about 8 s
+    const outcome = await backup(hh);
+    expect(outcome).toMatchObject({
+      ok: true,
+      result: { pveMode: "suspend", consistency: "crash", stacksResumed: true },
+    });
+    // crash, not app: the hold's deadline brought them back before PVE's `resuming guest`
   });
 
   it("crash: nothing is quiesced; crash-consistent, PVE ran suspend, the result says why", {
