@@ -37,7 +37,7 @@ export function describeDowntime(d: EventOf<"backup.completed">["downtime"][numb
 }
 
 /** The mode asked for, and the one PVE ran where it differs (a CT that cannot be snapshotted: suspend). */
-function modeText(mode: string, pveMode: string | undefined): string {
+export function modeText(mode: string, pveMode: string | undefined): string {
   return pveMode && pveMode !== mode ? `${mode} requested, PVE ran ${pveMode}` : mode;
 }
 
