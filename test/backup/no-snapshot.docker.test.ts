@@ -139,6 +139,20 @@ describeDocker("backup of a CT that cannot be snapshotted (pve sim + real docker
     await expect.poll(() => hh.running(), { timeout: 30_000, interval: 250 }).toEqual(before);
   });
 
+  it("PVE not answering the feature check: the backup goes on, a hold learns the fallback from the log (app), the result says how to get an answer", {
+    timeout: 120_000,
+  }, async () => {
+    const hh = await harness("hold");
+    hh.sim.faults.failNext(1, 403, "/feature");
+    const outcome = await backup(hh);
+    expect(outcome).toMatchObject({ ok: true, result: { pveMode: "suspend", consistency: "app" } });
+    if (outcome.ok)
+      expect(outcome.result.warnings).toContainEqual(
+        expect.stringMatching(/^PVE did not say whether the CT can be snapshotted .*grant VM\.Audit/),
+      );
+    expect(await startedAt(hh.dbContainer)).toBeGreaterThanOrEqual(hh.sim.vzdumpRuns.at(-1)!.guestStartedAt!);
+  });
+
   it("PVE's answer unsure (a bind mount it judges too): under hold the fallback is held; under another policy the stacks come back at once, crash, said in the result", {
     timeout: 150_000,
   }, async () => {
