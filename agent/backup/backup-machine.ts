@@ -196,8 +196,13 @@ export function backupStep(s: BackupRunState, ev: BackupRunEvent): Step {
   }
 }
 
-/** Whether the task is still urgent to follow: the stacks wait on it until they are resumed. */
-export const stacksWaiting = (s: BackupRunState): boolean => s.resume === undefined;
+/**
+ * Whether the task is still urgent to follow: the stacks wait on it until they are resumed. Not while they
+ * are held through suspend mode's first rsync: a silent copy of the whole root lasts minutes, and polling
+ * the log four times a second through it would cost PVE thousands of reads per held guest; the follower's
+ * backoff (up to its max interval) notices `first sync finished`, and polls fast again once the log moves.
+ */
+export const stacksWaiting = (s: BackupRunState): boolean => s.resume === undefined && s.fallback !== "held";
 
 function taskPhase(
   s: BackupRunState,

@@ -324,6 +324,11 @@ describe("backup machine: a CT that cannot be snapshotted (snapshot-plan.ts)", (
       { type: "announce", phase: "follow" },
     ]);
     expect(state).toMatchObject({ fallback: "held", pveMode: "suspend", consistency: "app" });
+    // held through the silent first rsync: the follower backs off instead of polling fast
+    const held = run("snapshot", [{ type: "task-phase", phase: "suspend" }], start.state).state;
+    expect(stacksWaiting(start.state)).toBe(true);
+    expect(stacksWaiting(held)).toBe(false);
+    expect(held.resume).toBeUndefined();
   });
 
   it("hold: the hold bound passing before `resuming guest` resumes crash-consistent", () => {
