@@ -4,6 +4,7 @@ import { FROZEN_AFTER_MS } from "../lib/late-timer.ts";
 import type { VzdumpPhase } from "../pve/vzdump-log.ts";
 import type { ResumeReport } from "../quiesce/executor.ts";
 import type { BackupMode, BackupPhase } from "./backup-types.ts";
+import type { RunPlan } from "./snapshot-plan.ts";
 
 /**
  * A backup's decisions, apart from its driver (backup-run.ts): which phase it is in, when the stacks
@@ -22,6 +23,11 @@ import type { BackupMode, BackupPhase } from "./backup-types.ts";
  * (it usually does: the freeze ends only after the volume snapshots). Such a deadline fires late, and after
  * the POST; it is held once for FREEZE_CONFIRM_MS so that the follower's next reads can show the snapshot.
  * A deadline that fires on time, or before the POST, resumes at once as before.
+ *
+ * A CT that cannot be snapshotted (snapshot-plan.ts) runs on a plan decided before the quiesce: hold the
+ * stacks through suspend mode's two syncs (the deadline is the hold bound), nothing quiesced (crash), or
+ * stop mode. PVE's own fallback (`trying 'suspend' mode instead`) either was planned for (`hold`: the
+ * deadline moves to the hold bound) or was not (the stacks resume at once, crash, and the result says why).
  */
 
 /**
@@ -35,8 +41,8 @@ export type Consistency = z.infer<typeof consistency>;
 
 export type TimelineStep = BackupPhase | "submitted" | "snapshot" | "resume" | "resumed";
 
-/** Why the stacks were resumed. */
-export type ResumeCause = "snapshot" | "deadline" | "task-ended" | "busy" | "error";
+/** Why the stacks were resumed. `fallback`: PVE fell back to suspend mode and no hold was planned. */
+export type ResumeCause = "snapshot" | "deadline" | "task-ended" | "busy" | "error" | "fallback";
 
 export interface BackupRunState {
   readonly mode: BackupMode;
@@ -57,6 +63,12 @@ export interface BackupRunState {
   readonly resume: { readonly cause: ResumeCause; readonly at: number } | undefined;
   /** A shutdown interrupted the run after the POST: the next start follows the task and reports it. */
   readonly deferred: boolean;
+  /** How this run goes, from the preflight (`planned`); absent before it. */
+  readonly plan: RunPlan | undefined;
+  /** The mode PVE ran, from vzdump's `backup mode: X` line. */
+  readonly pveMode: string | undefined;
+  /** PVE fell back from snapshot to suspend mode: the stacks were held through it, or resumed at once. */
+  readonly fallback: "held" | "resumed" | undefined;
   /**
    * Every transition with its instant (ms since the epoch), in order: the phase list as it was lived,
    * and beside it the POST accepted (`submitted`), the snapshot line noticed (`snapshot`), the resume
@@ -79,6 +91,10 @@ export interface TimelineEntry {
 /** What happened, as the driver saw it; `at` is when (ms since the epoch). */
 export type BackupRunEvent = { readonly at: number } & (
   | { readonly type: "enter"; readonly phase: BackupPhase }
+  /** The preflight decided how the run goes (snapshot-plan.ts): its mode may differ from the request's. */
+  | { readonly type: "planned"; readonly plan: RunPlan }
+  /** vzdump's `backup mode: X`: the mode PVE runs. */
+  | { readonly type: "pve-mode"; readonly mode: string }
   /** The quiesce finished; `consistency` is what the quiesce itself made of the copy (consistency.ts). */
   | { readonly type: "quiesced"; readonly consistency: Consistency }
   | { readonly type: "submitted" }
@@ -104,7 +120,8 @@ export type BackupRunEvent = { readonly at: number } & (
 export type BackupRunAction =
   /** Send `backup.phase` for this phase. */
   | { readonly type: "announce"; readonly phase: BackupPhase }
-  | { readonly type: "arm-deadline" }
+  /** `seconds` from the start of the quiesce; absent without a plan (the configured max_downtime_seconds). */
+  | { readonly type: "arm-deadline"; readonly seconds?: number }
   | { readonly type: "disarm-deadline" }
   /** Re-arm the deadline for `ms`: it fired `lateMs` late, after a freeze, and the snapshot may exist. */
   | { readonly type: "hold-deadline"; readonly ms: number; readonly lateMs: number }
@@ -131,6 +148,9 @@ export function initialBackupState(mode: BackupMode, at: number): BackupRunState
     deadlineHeld: false,
     resume: undefined,
     deferred: false,
+    plan: undefined,
+    pveMode: undefined,
+    fallback: undefined,
     timeline: [{ step: "lock", at }],
   };
 }
@@ -139,15 +159,22 @@ export function backupStep(s: BackupRunState, ev: BackupRunEvent): Step {
   switch (ev.type) {
     case "enter":
       return enter(s, ev.phase, ev.at, []);
+    case "planned":
+      return { state: { ...s, mode: ev.plan.mode, plan: ev.plan }, actions: [] };
+    case "pve-mode":
+      return { state: { ...s, pveMode: ev.mode }, actions: [] };
     case "quiesced": {
-      const next = { ...s, quiesced: true, consistency: ev.consistency };
+      // A plan without a quiesce (policy `crash` on a CT that cannot snapshot): nothing was made consistent.
+      const consistency = s.plan?.quiesce === false ? "crash" : ev.consistency;
+      const next = { ...s, quiesced: true, consistency };
       // Journalled at once when the quiesce already made it crash: an agent killed later must not take
       // this copy for app-consistent.
       const actions: BackupRunAction[] =
-        ev.consistency === "crash" ? [{ type: "journal-consistency", consistency: "crash" }] : [];
+        consistency === "crash" ? [{ type: "journal-consistency", consistency: "crash" }] : [];
       // Stop mode keeps the stacks down for the whole archive by design (the guest is off): no deadline.
-      if (s.mode === "snapshot")
-        return { state: { ...next, deadlineArmed: true }, actions: [...actions, { type: "arm-deadline" }] };
+      // Nothing quiesced: nothing waits on a deadline either.
+      if (s.mode === "snapshot" && s.plan?.quiesce !== false)
+        return { state: { ...next, deadlineArmed: true }, actions: [...actions, armDeadline(s.plan)] };
       return { state: next, actions };
     }
     case "submitted":
@@ -196,8 +223,13 @@ export function backupStep(s: BackupRunState, ev: BackupRunEvent): Step {
   }
 }
 
-/** Whether the task is still urgent to follow: the stacks wait on it until they are resumed. */
-export const stacksWaiting = (s: BackupRunState): boolean => s.resume === undefined;
+/**
+ * Whether the task is still urgent to follow: the stacks wait on it until they are resumed. Not while they
+ * are held through suspend mode's first rsync: a silent copy of the whole root lasts minutes, and polling
+ * the log four times a second through it would cost PVE thousands of reads per held guest; the follower's
+ * backoff (up to its max interval) notices `first sync finished`, and polls fast again once the log moves.
+ */
+export const stacksWaiting = (s: BackupRunState): boolean => s.resume === undefined && s.fallback !== "held";
 
 function taskPhase(
   s: BackupRunState,
@@ -210,6 +242,7 @@ function taskPhase(
     return resume({ ...s, busy: true }, "busy", at, []);
   }
   if (s.mode !== "snapshot") return { state: s, actions: [] };
+  if (phase === "suspend") return fallback(s, at);
   if (phase === "snapshot-failed") {
     // No snapshot will come: resume now, and nothing of this run counts as app-consistent.
     const { state, actions } = disarm(s);
@@ -223,6 +256,29 @@ function taskPhase(
     return enter(resumed.state, "follow", at, resumed.actions);
   }
   return { state: s, actions: [] };
+}
+
+/**
+ * `trying 'suspend' mode instead`: PVE will copy the running guest, freeze it, copy again, thaw. A planned
+ * hold keeps the stacks down until `resuming guest` (suspend-resumed, which resumes as the snapshot does)
+ * under the hold bound; otherwise they come back now, before the first sync, and the copy is crash.
+ */
+function fallback(s: BackupRunState, at: number): Step {
+  if (s.fallback) return { state: s, actions: [] };
+  if (s.plan?.onFallback === "hold" && s.resume === undefined) {
+    const { state, actions } = disarm({ ...s, fallback: "held" });
+    if (!s.deadlineArmed) return { state, actions };
+    return {
+      state: { ...state, deadlineArmed: true },
+      actions: [...actions, { type: "arm-deadline", seconds: s.plan.holdSeconds }],
+    };
+  }
+  const { state, actions } = disarm({ ...s, fallback: "resumed" });
+  return resume(state, "fallback", at, actions);
+}
+
+function armDeadline(plan: RunPlan | undefined): BackupRunAction {
+  return plan ? { type: "arm-deadline", seconds: plan.deadlineSeconds } : { type: "arm-deadline" };
 }
 
 function enter(s: BackupRunState, phase: BackupPhase, at: number, before: readonly BackupRunAction[]): Step {

@@ -8,7 +8,15 @@ import {
   stacksWaiting,
 } from "../../agent/backup/backup-machine.ts";
 import type { BackupMode } from "../../agent/backup/backup-types.ts";
+import {
+  type NoSnapshotPolicy,
+  planRun,
+  type RunPlan,
+  type SnapshotVerdict,
+  snapshotVerdict,
+} from "../../agent/backup/snapshot-plan.ts";
 import { FROZEN_AFTER_MS } from "../../agent/lib/late-timer.ts";
+import type { CtMountPoint } from "../../agent/pve/mount-points.ts";
 
 type EventWithoutAt = BackupRunEvent extends infer E ? (E extends unknown ? Omit<E, "at"> : never) : never;
 
@@ -341,5 +349,137 @@ describe("backup machine: failure", () => {
     ]);
     expect(actions).toEqual([{ type: "resume", cause: "error", consistency: "crash" }]);
     expect(state.deferred).toBe(false);
+  });
+});
+
+describe("backup machine: a CT that cannot be snapshotted (snapshot-plan.ts)", () => {
+  const cfg = { maxDowntimeSeconds: 300, maxHoldSeconds: 3600 };
+  const planOf = (verdict: SnapshotVerdict, policy: NoSnapshotPolicy) => {
+    const r = planRun("snapshot", verdict, { ...cfg, policy });
+    if (!r.ok) throw new Error(r.message);
+    return r.plan;
+  };
+  const no: SnapshotVerdict = { can: "no", volumes: ["rootfs (local:101/vm-101-disk-0.raw)"] };
+  const unknown: SnapshotVerdict = { can: "unknown", why: "PVE did not say" };
+  /** A planned run up to the snapshot wait. */
+  const planned = (plan: RunPlan) =>
+    run(plan.mode, [
+      { type: "planned", plan },
+      { type: "quiesced", consistency: "app" },
+      { type: "submitted" },
+      { type: "enter", phase: plan.mode === "snapshot" ? "snapshot-wait" : "follow" },
+    ]);
+
+  it("hold: the deadline is the hold bound from the start; the fallback keeps the stacks down until `resuming guest`, app-consistent", () => {
+    const start = planned(planOf(no, "hold"));
+    expect(start.actions).toContainEqual({ type: "arm-deadline", seconds: 3600 });
+    const { state, actions } = run(
+      "snapshot",
+      [
+        { type: "pve-mode", mode: "suspend" },
+        { type: "task-phase", phase: "suspend" },
+        { type: "task-phase", phase: "suspend-resumed" },
+      ],
+      start.state,
+    );
+    expect(actions).toEqual([
+      { type: "disarm-deadline" },
+      { type: "arm-deadline", seconds: 3600 },
+      { type: "disarm-deadline" },
+      { type: "resume", cause: "snapshot", consistency: "app" },
+      { type: "announce", phase: "follow" },
+    ]);
+    expect(state).toMatchObject({ fallback: "held", pveMode: "suspend", consistency: "app" });
+    // held through the silent first rsync: the follower backs off instead of polling fast
+    const held = run("snapshot", [{ type: "task-phase", phase: "suspend" }], start.state).state;
+    expect(stacksWaiting(start.state)).toBe(true);
+    expect(stacksWaiting(held)).toBe(false);
+    expect(held.resume).toBeUndefined();
+  });
+
+  it("hold: the hold bound passing before `resuming guest` resumes crash-consistent", () => {
+    const held = run(
+      "snapshot",
+      [{ type: "task-phase", phase: "suspend" }],
+      planned(planOf(no, "hold")).state,
+    );
+    const { state, actions } = run("snapshot", [{ type: "deadline-passed", lateMs: 0 }], held.state);
+    expect(actions).toEqual([{ type: "resume", cause: "deadline", consistency: "crash" }]);
+    expect(state.consistency).toBe("crash");
+  });
+
+  it("hold with an unknown answer: the usual deadline until PVE falls back, then the hold bound", () => {
+    const start = planned(planOf(unknown, "hold"));
+    expect(start.actions).toContainEqual({ type: "arm-deadline", seconds: 300 });
+    const { actions } = run("snapshot", [{ type: "task-phase", phase: "suspend" }], start.state);
+    expect(actions).toEqual([{ type: "disarm-deadline" }, { type: "arm-deadline", seconds: 3600 }]);
+  });
+
+  it("a fallback nobody planned a hold for (PVE had said yes, or another policy): the stacks come back at once, crash", () => {
+    for (const plan of [planOf({ can: "yes" }, "hold"), planOf(unknown, "stop"), planOf(unknown, "refuse")]) {
+      const { state, actions } = run(
+        "snapshot",
+        [{ type: "task-phase", phase: "suspend" }],
+        planned(plan).state,
+      );
+      expect(actions).toEqual([
+        { type: "disarm-deadline" },
+        { type: "resume", cause: "fallback", consistency: "crash" },
+      ]);
+      expect(state).toMatchObject({ fallback: "resumed", consistency: "crash" });
+    }
+  });
+
+  it("crash: nothing quiesced, crash-consistent from the start, no deadline", () => {
+    const { state, actions } = planned(planOf(no, "crash"));
+    expect(actions).toEqual([
+      { type: "journal-consistency", consistency: "crash" },
+      { type: "announce", phase: "snapshot-wait" },
+    ]);
+    expect(state).toMatchObject({ consistency: "crash", deadlineArmed: false });
+  });
+
+  it("stop: the run becomes a stop-mode run (no deadline); refuse: no plan, an error with the fix", () => {
+    const { state, actions } = planned(planOf(no, "stop"));
+    expect(state.mode).toBe("stop");
+    expect(actions).toEqual([{ type: "announce", phase: "follow" }]);
+    expect(planRun("snapshot", no, { ...cfg, policy: "refuse" })).toMatchObject({
+      ok: false,
+      hint: expect.stringMatching(/pct move-volume/),
+    });
+    // a stop-mode request is never changed
+    expect(planRun("stop", no, { ...cfg, policy: "crash" })).toMatchObject({
+      ok: true,
+      plan: { mode: "stop" },
+    });
+  });
+});
+
+describe("snapshot verdict: PVE's feature check read as vzdump's test", () => {
+  const mp = (key: string, inBackup: boolean): CtMountPoint => ({
+    key,
+    volume: key === "rootfs" ? "local:101/vm-101-disk-0.raw" : "/srv/bulk",
+    path: key === "rootfs" ? "/" : "/mnt/bulk",
+    type: key === "rootfs" ? "volume" : "bind",
+    inBackup,
+    reason: inBackup ? "rootfs" : "not a volume",
+  });
+
+  it("yes is yes; no is no only when every mount point is in the backup; no answer is unknown", () => {
+    expect(snapshotVerdict({ hasFeature: true }, undefined)).toEqual({ can: "yes" });
+    expect(snapshotVerdict({ hasFeature: false }, [mp("rootfs", true)])).toEqual({
+      can: "no",
+      volumes: ["rootfs (local:101/vm-101-disk-0.raw)"],
+    });
+    // vm_feature judges the bind mount too (volume_has_feature is undef for a path); vzdump skips it
+    expect(snapshotVerdict({ hasFeature: false }, [mp("rootfs", true), mp("mp0", false)])).toMatchObject({
+      can: "unknown",
+      why: expect.stringMatching(/also judges mp0/),
+    });
+    expect(snapshotVerdict({ hasFeature: false }, undefined)).toMatchObject({ can: "unknown" });
+    expect(snapshotVerdict({ error: "403 Permission check failed" }, [mp("rootfs", true)])).toMatchObject({
+      can: "unknown",
+      why: expect.stringMatching(/did not say/),
+    });
   });
 });

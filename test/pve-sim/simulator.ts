@@ -26,6 +26,11 @@ import { taskRoutes } from "./routes-tasks.ts";
 import { vzdumpRoutes } from "./routes-vzdump.ts";
 import { type Task, TaskRegistry } from "./task-registry.ts";
 import { createNodeCertificates } from "./tls.ts";
+import {
+  DEFAULT_VOLUME_STORAGES,
+  type VolumeStorageType,
+  volumesWithoutSnapshot,
+} from "./volume-features.ts";
 import { type SnapshotMethod, VolumeStore } from "./volume-store.ts";
 
 export interface PveSimulatorOptions {
@@ -49,6 +54,12 @@ export interface PveSimulatorOptions {
    * agent that resumes on that line instead of the next one observably wrong.
    */
   snapshotDelayMs?: number;
+  /**
+   * Suspend mode's first rsync copies the whole root (the tmpdir is emptied every run) at this rate: it lasts
+   * at least <root bytes> / rate. Default 0: as fast as the simulator's copy (a btrfs snapshot, instant).
+   * The final rsync copies only what changed and is not slowed.
+   */
+  syncBytesPerSecond?: number;
   /**
    * Log the storage plugin's raw lvcreate/lvremove lines (unprefixed, as on LVM-thin) after the snapshot and its
    * clean-up. Default true: log parsers must cope with them.
@@ -134,6 +145,12 @@ export class PveSimulator {
   readonly access = new AccessModel();
   readonly guests = new Map<number, Guest>();
   readonly storages = new Map<string, Storage>();
+  /**
+   * The storage type behind each storage id a guest's `rootfs`/`mpN` volid names (volume-features.ts):
+   * whether its volumes can be snapshotted. `local` (dir) and `local-lvm` (lvmthin) as a default install;
+   * `setVolumeStorage` adds more. A volid on an id not here cannot snapshot.
+   */
+  readonly volumeStorages = new Map<string, VolumeStorageType>(DEFAULT_VOLUME_STORAGES);
   readonly requests: RequestLogEntry[] = [];
   readonly taskRegistry: TaskRegistry;
   readonly faults: Faults;
@@ -175,6 +192,7 @@ export class PveSimulator {
       errorStyle: "new",
       lockwaitScaleMs: 60_000,
       snapshotDelayMs: 30,
+      syncBytesPerSecond: 0,
       rawStorageOutput: true,
       btrfsSizeBytes: 4 * 1024 ** 3,
       forceCopySnapshots: false,
@@ -442,6 +460,20 @@ export class PveSimulator {
       throw dieError(
         `hostname lookup '${node}' failed - failed to get address info for: ${node}: Name or service not known`,
       );
+  }
+
+  /** Operator action: a storage for guest volumes (`pvesm add <type> <id>`), e.g. a thick `lvm` or an `nfs`. */
+  setVolumeStorage(id: string, type: VolumeStorageType): void {
+    this.volumeStorages.set(id, type);
+  }
+
+  /**
+   * The guest's mount points whose volumes cannot be snapshotted (LXC/Config.pm `has_feature('snapshot')`):
+   * `backupOnly` as vzdump's `prepare` asks (only the mount points in the backup), else as `vm_feature` and
+   * `snapshot_create` ask (all of them). Empty: it can.
+   */
+  snapshotBlockers(g: Guest, backupOnly: boolean): string[] {
+    return volumesWithoutSnapshot(g, this.volumeStorages, backupOnly);
   }
 
   /** @internal load_config on the URL node */

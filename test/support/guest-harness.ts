@@ -166,6 +166,7 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
       busy_retry: { attempts: 1, delay_seconds: 1 },
       protected: false,
       max_protected_backups: 5,
+      no_snapshot: { policy: "hold", max_hold_seconds: 3600 },
       ...o.backup,
     };
     const events: OperationEvent[] = [];
