@@ -1,5 +1,6 @@
 import type { consistency } from "@felhom/protocol";
 import type { z } from "zod";
+import { FROZEN_AFTER_MS } from "../lib/late-timer.ts";
 import type { VzdumpPhase } from "../pve/vzdump-log.ts";
 import type { ResumeReport } from "../quiesce/executor.ts";
 import type { BackupMode, BackupPhase } from "./backup-types.ts";
@@ -15,7 +16,20 @@ import type { BackupMode, BackupPhase } from "./backup-types.ts";
  * snapshot, a stalled task, the task's end, or an error. Only the snapshot and the task's end leave the
  * copy app-consistent; anything before the snapshot existed makes it crash-consistent, and so does the
  * executor's own backstop resuming before the run asked.
+ *
+ * PVE freezes the whole CT, this agent included, while it takes the storage snapshot. A deadline that falls
+ * due in that freeze fires on thaw, before the agent has read the log line that says the snapshot exists
+ * (it usually does: the freeze ends only after the volume snapshots). Such a deadline fires late, and after
+ * the POST; it is held once for FREEZE_CONFIRM_MS so that the follower's next reads can show the snapshot.
+ * A deadline that fires on time, or before the POST, resumes at once as before.
  */
+
+/**
+ * How long a deadline that fired late waits for the snapshot line. After the thaw PVE mounts the snapshot
+ * and runs the hook script before it logs the next line (VZDump/LXC.pm `snapshot`, VZDump.pm
+ * `exec_backup_task`): typically well under a second.
+ */
+export const FREEZE_CONFIRM_MS = 10_000;
 
 export type Consistency = z.infer<typeof consistency>;
 
@@ -37,6 +51,8 @@ export interface BackupRunState {
   readonly busy: boolean;
   /** The downtime deadline's timer runs (snapshot mode, from the quiesce to the snapshot). */
   readonly deadlineArmed: boolean;
+  /** The deadline fired late, after a freeze, and was extended by FREEZE_CONFIRM_MS (once per run). */
+  readonly deadlineHeld: boolean;
   /** Set once, when the resume was decided. */
   readonly resume: { readonly cause: ResumeCause; readonly at: number } | undefined;
   /** A shutdown interrupted the run after the POST: the next start follows the task and reports it. */
@@ -72,7 +88,8 @@ export type BackupRunEvent = { readonly at: number } & (
       readonly phase: VzdumpPhase["phase"];
       readonly seen?: { readonly after: number; readonly by: number };
     }
-  | { readonly type: "deadline-passed" }
+  /** The deadline's timer fired, `lateMs` after it was due (monotonic: a freeze of the CT makes it late). */
+  | { readonly type: "deadline-passed"; readonly lateMs: number }
   /** The task made no progress within its bounds (stall-watch.ts) and is being stopped. */
   | { readonly type: "task-stalled" }
   /** The follower saw the task's end. */
@@ -89,6 +106,8 @@ export type BackupRunAction =
   | { readonly type: "announce"; readonly phase: BackupPhase }
   | { readonly type: "arm-deadline" }
   | { readonly type: "disarm-deadline" }
+  /** Re-arm the deadline for `ms`: it fired `lateMs` late, after a freeze, and the snapshot may exist. */
+  | { readonly type: "hold-deadline"; readonly ms: number; readonly lateMs: number }
   /** Resume the stacks now; journal `consistency` before the first container moves. */
   | { readonly type: "resume"; readonly cause: ResumeCause; readonly consistency: Consistency }
   /** Journal the copy's consistency (it changed after the journal last had it). */
@@ -109,6 +128,7 @@ export function initialBackupState(mode: BackupMode, at: number): BackupRunState
     submitted: false,
     busy: false,
     deadlineArmed: false,
+    deadlineHeld: false,
     resume: undefined,
     deferred: false,
     timeline: [{ step: "lock", at }],
@@ -138,6 +158,13 @@ export function backupStep(s: BackupRunState, ev: BackupRunEvent): Step {
     case "task-phase":
       return taskPhase(s, ev.phase, ev.at, ev.seen?.after);
     case "deadline-passed":
+      // Late after the POST: PVE froze the CT for the snapshot, which most likely exists now. Before the
+      // POST no PVE freeze explains it, and on time there was none: the deadline stands.
+      if (ev.lateMs >= FROZEN_AFTER_MS && s.submitted && !s.deadlineHeld && !s.resume)
+        return {
+          state: { ...s, deadlineHeld: true },
+          actions: [{ type: "hold-deadline", ms: FREEZE_CONFIRM_MS, lateMs: ev.lateMs }],
+        };
       return resume({ ...s, deadlineArmed: false }, "deadline", ev.at, []);
     case "task-stalled":
       return resume(s, "error", ev.at, []);

@@ -1,4 +1,5 @@
 import { AgentError, describeError } from "../lib/errors.ts";
+import { lateTimeout } from "../lib/late-timer.ts";
 import type { JournalBackupSection } from "../operation/journal-section.ts";
 import type { QuiescedStacks } from "../operation/quiesced-stacks.ts";
 import type { TaskResult } from "../pve/task-follower.ts";
@@ -154,20 +155,16 @@ export class RunningBackup {
       case "announce":
         this.#announce(a.phase);
         return;
-      case "arm-deadline": {
-        const seconds = deps.backup.max_downtime_seconds;
-        this.#deadline = setTimeout(
-          () => {
-            deps.log.warn(
-              { backupId: this.req.backupId, seconds },
-              "downtime deadline passed before the snapshot; resuming, the backup will be crash-consistent",
-            );
-            this.dispatch({ type: "deadline-passed" });
-          },
-          Math.max(0, seconds * 1000 - (Date.now() - this.#quiesceStarted)),
-        );
+      case "arm-deadline":
+        this.#armDeadline(deps.backup.max_downtime_seconds * 1000 - (Date.now() - this.#quiesceStarted));
         return;
-      }
+      case "hold-deadline":
+        deps.log.warn(
+          { backupId: this.req.backupId, lateMs: a.lateMs, waitMs: a.ms },
+          "the downtime deadline fell while the CT was frozen (PVE freezes it for the storage snapshot); waiting for the snapshot line before resuming",
+        );
+        this.#armDeadline(a.ms);
+        return;
       case "disarm-deadline":
         clearTimeout(this.#deadline);
         return;
@@ -179,6 +176,12 @@ export class RunningBackup {
     }
   }
 
+  #armDeadline(ms: number): void {
+    this.#deadline = lateTimeout(Math.max(0, ms), (lateMs) =>
+      this.dispatch({ type: "deadline-passed", lateMs }),
+    );
+  }
+
   #announce(phase: BackupPhase): void {
     const { backupId, mode, trigger } = this.req;
     this.deps.emit({ kind: "backup.phase", backupId, mode, phase, trigger });
@@ -187,6 +190,11 @@ export class RunningBackup {
   async #resume(why: string, consistency: Consistency): Promise<ResumeReport> {
     const { deps } = this;
     const handle = this.#handle as QuiesceHandle;
+    if (why === "deadline")
+      deps.log.warn(
+        { backupId: this.req.backupId, seconds: deps.backup.max_downtime_seconds },
+        "downtime deadline passed before the snapshot; resuming, the backup will be crash-consistent",
+      );
     deps.log.info({ backupId: this.req.backupId, why }, "resuming stacks");
     this.#announce("resume");
     // Journalled before the first container moves: an agent killed after the resume must still know

@@ -3,10 +3,12 @@ import {
   type BackupRunEvent,
   type BackupRunState,
   backupStep,
+  FREEZE_CONFIRM_MS,
   initialBackupState,
   stacksWaiting,
 } from "../../agent/backup/backup-machine.ts";
 import type { BackupMode } from "../../agent/backup/backup-types.ts";
+import { FROZEN_AFTER_MS } from "../../agent/lib/late-timer.ts";
 
 type EventWithoutAt = BackupRunEvent extends infer E ? (E extends unknown ? Omit<E, "at"> : never) : never;
 
@@ -115,7 +117,11 @@ describe("backup machine: what resumes the stacks", () => {
   });
 
   it("the deadline before the snapshot: resume, crash-consistent", () => {
-    const { state, actions } = run("snapshot", [{ type: "deadline-passed" }], waitingForSnapshot());
+    const { state, actions } = run(
+      "snapshot",
+      [{ type: "deadline-passed", lateMs: 0 }],
+      waitingForSnapshot(),
+    );
     expect(actions).toEqual([{ type: "resume", cause: "deadline", consistency: "crash" }]);
     expect(state).toMatchObject({ consistency: "crash", deadlineArmed: false, phase: "snapshot-wait" });
   });
@@ -170,7 +176,11 @@ describe("backup machine: what resumes the stacks", () => {
       [{ type: "task-phase", phase: "snapshot-created" }],
       waitingForSnapshot(),
     ).state;
-    const { state, actions } = run("snapshot", [{ type: "deadline-passed" }, { type: "task-ended" }], snap);
+    const { state, actions } = run(
+      "snapshot",
+      [{ type: "deadline-passed", lateMs: 0 }, { type: "task-ended" }],
+      snap,
+    );
     expect(actions).toEqual([]);
     expect(state).toMatchObject({ consistency: "app", resume: { cause: "snapshot" } });
   });
@@ -196,10 +206,66 @@ describe("backup machine: what resumes the stacks", () => {
 
   it("nothing quiesced, nothing to resume", () => {
     const { actions } = run("snapshot", [
-      { type: "deadline-passed" },
+      { type: "deadline-passed", lateMs: 0 },
       { type: "failed", shuttingDown: false },
     ]);
     expect(actions.filter((a) => a.type === "resume")).toEqual([]);
+  });
+});
+
+describe("backup machine: a deadline that fell while PVE froze the CT", () => {
+  const late = { type: "deadline-passed", lateMs: FROZEN_AFTER_MS } as const;
+  const held = () => run("snapshot", [late], waitingForSnapshot()).state;
+
+  it("fired late after the POST: held for FREEZE_CONFIRM_MS, nothing resumed yet", () => {
+    const { state, actions } = run("snapshot", [late], waitingForSnapshot());
+    expect(actions).toEqual([{ type: "hold-deadline", ms: FREEZE_CONFIRM_MS, lateMs: FROZEN_AFTER_MS }]);
+    expect(state).toMatchObject({ deadlineHeld: true, deadlineArmed: true, consistency: "app" });
+    expect(stacksWaiting(state)).toBe(true);
+  });
+
+  it("held, then the snapshot line: resume as the snapshot, app-consistent", () => {
+    const { state, actions } = run("snapshot", [{ type: "task-phase", phase: "snapshot-created" }], held());
+    expect(actions).toContainEqual({ type: "disarm-deadline" });
+    expect(actions).toContainEqual({ type: "resume", cause: "snapshot", consistency: "app" });
+    expect(state.consistency).toBe("app");
+  });
+
+  it("held, and the hold runs out on time: resume, crash-consistent", () => {
+    const { state, actions } = run("snapshot", [{ type: "deadline-passed", lateMs: 0 }], held());
+    expect(actions).toEqual([{ type: "resume", cause: "deadline", consistency: "crash" }]);
+    expect(state).toMatchObject({ consistency: "crash", deadlineArmed: false });
+  });
+
+  it("held once only: a hold that fires late too resumes, crash-consistent", () => {
+    const { actions } = run("snapshot", [late], held());
+    expect(actions).toEqual([{ type: "resume", cause: "deadline", consistency: "crash" }]);
+  });
+
+  it("held, then the snapshot failed: resume, crash-consistent", () => {
+    const { actions } = run("snapshot", [{ type: "task-phase", phase: "snapshot-failed" }], held());
+    expect(actions).toEqual([
+      { type: "disarm-deadline" },
+      { type: "resume", cause: "error", consistency: "crash" },
+    ]);
+  });
+
+  it("fired late before the POST: no PVE freeze explains it, resume at once, crash-consistent", () => {
+    const beforePost = run("snapshot", [
+      { type: "quiesced", consistency: "app" },
+      { type: "enter", phase: "submit" },
+    ]).state;
+    const { actions } = run("snapshot", [late], beforePost);
+    expect(actions).toEqual([{ type: "resume", cause: "deadline", consistency: "crash" }]);
+  });
+
+  it("fired a little late (a busy event loop, not a freeze): resume at once, crash-consistent", () => {
+    const { actions } = run(
+      "snapshot",
+      [{ type: "deadline-passed", lateMs: FROZEN_AFTER_MS - 1 }],
+      waitingForSnapshot(),
+    );
+    expect(actions).toEqual([{ type: "resume", cause: "deadline", consistency: "crash" }]);
   });
 });
 

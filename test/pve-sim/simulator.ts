@@ -45,8 +45,8 @@ export interface PveSimulatorOptions {
   lockwaitScaleMs?: number;
   /**
    * Time between the task logging `create storage snapshot 'vzdump'` and the snapshot existing (PVE freezes,
-   * syncs and snapshots in that window; measured 20-50 ms). Default 30. Makes an agent that resumes on that line
-   * instead of the next one observably wrong.
+   * syncs and snapshots in that window; measured 20-50 ms): the CT is frozen throughout. Default 30. Makes an
+   * agent that resumes on that line instead of the next one observably wrong.
    */
   snapshotDelayMs?: number;
   /**
@@ -67,6 +67,14 @@ export interface PveSimulatorOptions {
   onGuestStop?: (vmid: number, info: { kill: boolean }) => Promise<void>;
   /** Called when vzdump restarts the guest after a stop-mode backup (or rollback with start=1). */
   onGuestStart?: (vmid: number) => Promise<void>;
+  /**
+   * Called where PVE freezes the whole CT (its cgroup freezer: every process in it, the agent included)
+   * during a vzdump run, and `onGuestThaw` where it thaws it; see vzdump-task.ts `frozen`. Awaited: a test
+   * stops the guest's processes here (test/support/guest-freeze.ts). A thaw follows every freeze that
+   * returned, also when the step in between fails or the task is stopped.
+   */
+  onGuestFreeze?: (vmid: number, info: { upid: string }) => Promise<void>;
+  onGuestThaw?: (vmid: number, info: { upid: string }) => Promise<void>;
 }
 
 export interface AddGuestOptions {
@@ -95,6 +103,8 @@ export interface VzdumpRun {
   snapshotDurationMs?: number;
   guestStoppedAt?: number;
   guestStartedAt?: number;
+  /** The CT's freezes in this run (vzdump-task.ts `frozen`), ms epoch: when frozen and when thawed. */
+  freezes?: Array<{ frozenAt: number; thawedAt?: number }>;
   archiveStartedAt?: number;
   archiveFinishedAt?: number;
   archivePath?: string;
@@ -134,7 +144,16 @@ export class PveSimulator {
   readonly vzdumpConf: { mailto?: string[]; mailnotification?: "always" | "failure" } = {};
   readonly nodeLocks = new Map<string, NodeLock>();
   readonly opts: Required<
-    Omit<PveSimulatorOptions, "dataDir" | "onGuestStop" | "onGuestStart" | "extraNodes" | "clusterName">
+    Omit<
+      PveSimulatorOptions,
+      | "dataDir"
+      | "onGuestStop"
+      | "onGuestStart"
+      | "onGuestFreeze"
+      | "onGuestThaw"
+      | "extraNodes"
+      | "clusterName"
+    >
   > &
     PveSimulatorOptions;
   volumes!: VolumeStore;

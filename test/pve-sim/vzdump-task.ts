@@ -342,50 +342,74 @@ async function backupGuest(
       await log("INFO", "suspending guest");
       const frozenAt = Date.now();
       run.guestStoppedAt = frozenAt;
-      await sync("final");
-      await log("INFO", "resuming guest");
+      const freeze = guestFreeze(sim, vmid, run, ctx.upid);
+      try {
+        await freeze.freeze(); // VZDump.pm exec_backup_task: `suspend_vm` (LXC.pm: PVE::LXC::freeze) after the line
+        await sync("final");
+        await log("INFO", "resuming guest");
+      } finally {
+        await freeze.thaw(); // `resume_vm` after the line, or the clean-up's (`$cleanup->{resume}`) on a failure
+      }
       run.guestStartedAt = Date.now();
       await log("INFO", `guest is online again after ${onlineAgainAfter(frozenAt)} seconds`);
       source = tmpRoot;
     } else {
       // VZDump.pm exec_backup_task: with more than one volume to snapshot ($task->{snapshot_count}, the
-      // included volumes), the whole CT is frozen around the snapshots
+      // included volumes), the whole CT is frozen (`suspend_vm`) before the snapshot step
       const frozen = mountPoints.filter((m) => m.included).length > 1;
       let frozenAt = 0;
-      if (frozen) {
-        await log("INFO", "suspend vm to make snapshot");
-        frozenAt = Date.now();
-        run.guestStoppedAt = frozenAt;
+      const freeze = guestFreeze(sim, vmid, run, ctx.upid);
+      try {
+        if (frozen) {
+          await log("INFO", "suspend vm to make snapshot");
+          frozenAt = Date.now();
+          run.guestStoppedAt = frozenAt;
+          await freeze.freeze();
+        }
+        // VZDump/LXC.pm `snapshot` logs the line, then AbstractConfig.pm `snapshot_create` freezes a running CT
+        // (LXC/Config.pm `__snapshot_check_freeze_needed` says yes whenever it runs, one volume or several;
+        // `__snapshot_freeze`: PVE::LXC::freeze, `sync_container_namespace`, fsfreeze) for the volume
+        // snapshots: the line is the last one a guest-side reader can see before the snapshot exists
+        await log("INFO", "create storage snapshot 'vzdump'");
+        g.lock = "snapshot";
+        await freeze.freeze();
+        await sleep(sim.opts.snapshotDelayMs);
+        const snapshotFailure = sim.taskRegistry.takeFailure(ctx.task, "snapshot-fail");
+        if (snapshotFailure === undefined) {
+          const path = sim.volumes.snapshotPath(`vzdump-${vmid}-${Date.now()}`);
+          const t0 = Date.now();
+          await sim.volumes.snapshot(g.rootDir, path, true);
+          run.snapshotTakenAt = Date.now();
+          run.snapshotDurationMs = run.snapshotTakenAt - t0;
+          run.snapshotMethod = sim.volumes.method;
+          cleanup.snapshotPath = path;
+          g.snapshots.set("vzdump", {
+            name: "vzdump",
+            description: "vzdump backup snapshot",
+            snaptime: Math.floor(Date.now() / 1000),
+            ...(g.parent ? { parent: g.parent } : {}),
+            path,
+            config: { ...g.config },
+          });
+          source = path;
+          // the storage plugin's own output, unprefixed, as lvcreate prints it on LVM-thin (the default
+          // install), while the CT is still frozen
+          if (sim.opts.rawStorageOutput)
+            await ctx.log(`  Logical volume "snap_vm-${vmid}-disk-0_vzdump" created.`);
+        }
+        // `snapshot_create` thaws (`__snapshot_freeze($vmid, 1)`) whether the volume snapshots worked or not,
+        // before its own error handling; with several volumes this already thaws the CT that `suspend_vm`
+        // froze (the cgroup freezer is a switch, not a count), so `resume vm` below finds it thawed
+        await freeze.thaw();
+        if (snapshotFailure !== undefined) {
+          fileLines.push("snapshot create failed: starting cleanup");
+          await ctx.log("snapshot create failed: starting cleanup");
+          throw new Error(snapshotFailure);
+        }
+        g.lock = "backup";
+      } finally {
+        await freeze.thaw();
       }
-      await log("INFO", "create storage snapshot 'vzdump'");
-      g.lock = "snapshot";
-      await sleep(sim.opts.snapshotDelayMs);
-      const snapshotFailure = sim.taskRegistry.takeFailure(ctx.task, "snapshot-fail");
-      if (snapshotFailure !== undefined) {
-        fileLines.push("snapshot create failed: starting cleanup");
-        await ctx.log("snapshot create failed: starting cleanup");
-        throw new Error(snapshotFailure);
-      }
-      const path = sim.volumes.snapshotPath(`vzdump-${vmid}-${Date.now()}`);
-      const t0 = Date.now();
-      await sim.volumes.snapshot(g.rootDir, path, true);
-      run.snapshotTakenAt = Date.now();
-      run.snapshotDurationMs = run.snapshotTakenAt - t0;
-      run.snapshotMethod = sim.volumes.method;
-      cleanup.snapshotPath = path;
-      g.snapshots.set("vzdump", {
-        name: "vzdump",
-        description: "vzdump backup snapshot",
-        snaptime: Math.floor(Date.now() / 1000),
-        ...(g.parent ? { parent: g.parent } : {}),
-        path,
-        config: { ...g.config },
-      });
-      g.lock = "backup";
-      source = path;
-      // the storage plugin's own output, unprefixed, as lvcreate prints it on LVM-thin (the default install)
-      if (sim.opts.rawStorageOutput)
-        await ctx.log(`  Logical volume "snap_vm-${vmid}-disk-0_vzdump" created.`);
       if (frozen) {
         await log("INFO", "resume vm");
         run.guestStartedAt = Date.now();
@@ -550,6 +574,29 @@ async function backupGuest(
     );
   if (!err) return "ok";
   return ctx.signal.aborted ? "interrupted" : "error";
+}
+
+/**
+ * The CT's cgroup freezer (pve-container LXC.pm `freeze`/`thaw`: `lxc-freeze` through the monitor on cgroup
+ * v2): a switch, so a second freeze of a frozen CT changes nothing and one thaw ends both. Every run of the
+ * hooks is recorded in `run.freezes`; `thaw` is a no-op unless frozen, so a `finally` can always call it.
+ */
+function guestFreeze(sim: PveSimulator, vmid: number, run: VzdumpRun, upid: string) {
+  let current: { frozenAt: number; thawedAt?: number } | undefined;
+  return {
+    async freeze(): Promise<void> {
+      if (current) return;
+      current = { frozenAt: Date.now() };
+      run.freezes = [...(run.freezes ?? []), current];
+      await sim.opts.onGuestFreeze?.(vmid, { upid });
+    },
+    async thaw(): Promise<void> {
+      if (!current) return;
+      current.thawedAt = Date.now();
+      current = undefined;
+      await sim.opts.onGuestThaw?.(vmid, { upid });
+    },
+  };
 }
 
 /** Logging during clean-up: an interrupt delivered here must not skip the rest of the clean-up. */
