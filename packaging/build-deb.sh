@@ -79,7 +79,7 @@ find "$nm" -depth -type d -empty -delete
 # --bytecode-old-age=1 --flush-baseline-code  bytecode (and baseline code) of a function that did not run
 #                             since the last full collection is dropped at the next; the daemon runs a few full
 #                             collections once idle (agent/lib/heap-settle.ts), so what its start-up or a backup
-#                             ran does not stay resident (2.0 MiB idle); run again, it is compiled again
+#                             ran does not stay resident (0.5-2.0 MiB idle in probes); run again, it is compiled again
 # Not here: --no-icu-timezone-data (0.7 MiB less) reads the zone through the C library, but V8's code for that
 # takes every daylight-saving change for an hour: Lord Howe's half-hour change came out 30 minutes wrong.
 node_flags=$(cat packaging/node-flags)

@@ -7,7 +7,7 @@ import { runInNewContext } from "node:vm";
  * `--bytecode-old-age` full collections (1 in packaging/node-flags), but an idle daemon allocates so little
  * that V8 itself hardly ever runs one: the bytecode of everything the start-up or a backup ran (config,
  * identity, recovery, quiesce, PVE task follower…) stayed resident for the daemon's whole life. Three
- * collections ten seconds apart let it age and go (1.4 MiB of a 65 MiB idle daemon in a probe; README, "The
+ * collections ten seconds apart let it age and go (0.5 to 2.0 MiB of a 66 MiB idle daemon in probes; README, "The
  * daemon's idle resident set"); a function run again is compiled again from its source. A few milliseconds
  * each on a heap this size; an idle daemon only answers pings and ticks its schedule.
  */
