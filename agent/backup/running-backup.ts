@@ -17,6 +17,7 @@ import {
   backupStep,
   type Consistency,
   initialBackupState,
+  type ResumeCause,
   stacksWaiting,
 } from "./backup-machine.ts";
 import {
@@ -197,6 +198,10 @@ export class RunningBackup {
       case "journal-consistency":
         this.#consistencyWritten = this.journalPatch({ consistency: a.consistency });
         return;
+      case "extend-blackout":
+        // Replaces the first announcement (same operationId): the rest of the bound, counted from now.
+        this.announceBlackout(a.seconds - (Date.now() - this.#quiesceStarted) / 1000);
+        return;
       case "resume":
         this.#resumed = this.#resume(a.cause, a.consistency);
     }
@@ -216,9 +221,16 @@ export class RunningBackup {
   /** The result's words on the plan and on a fallback to suspend mode nobody planned a hold for. */
   #modeWarnings(): string[] {
     const out = [...this.#planWarnings];
-    if (this.#state.fallback === "resumed" && this.#state.plan?.quiesce !== false)
+    const { fallback, plan, resume } = this.#state;
+    const fellBack =
+      "PVE could not snapshot the CT and fell back to suspend mode (trying 'suspend' mode instead)";
+    if (fallback === "resumed" && plan?.quiesce !== false)
       out.push(
-        "PVE could not snapshot the CT and fell back to suspend mode (trying 'suspend' mode instead); no hold was planned, so the stacks were resumed at once and the backup is crash-consistent",
+        `${fellBack}; no hold was planned, so the stacks were resumed at once and the backup is crash-consistent`,
+      );
+    if (fallback === "resumed-before" && resume)
+      out.push(
+        `${fellBack}; the stacks had been resumed before the agent read it (${resumedBecause(resume.cause, plan)}) and the backup is crash-consistent`,
       );
     return out;
   }
@@ -338,6 +350,20 @@ export class RunningBackup {
         stacksResumed: resumeReport ? resumeReport.finished : !(await journalLeftOpen(deps.stateDir)),
       },
     };
+  }
+}
+
+/** Why the stacks were resumed, in the words of the result. */
+function resumedBecause(cause: ResumeCause, plan: RunPlan | undefined): string {
+  switch (cause) {
+    case "deadline":
+      return `the downtime deadline of ${plan?.deadlineSeconds ?? "max_downtime_seconds"} s passed first${plan?.onFallback === "hold" ? "; the hold applies only from that line" : ""}`;
+    case "busy":
+      return "another guest's backup held the node";
+    case "error":
+      return "the run had failed";
+    default:
+      return cause;
   }
 }
 

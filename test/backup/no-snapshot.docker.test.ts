@@ -146,6 +146,16 @@ describeDocker("backup of a CT that cannot be snapshotted (pve sim + real docker
     hh.sim.faults.failNext(1, 403, "/feature");
     const outcome = await backup(hh);
     expect(outcome).toMatchObject({ ok: true, result: { pveMode: "suspend", consistency: "app" } });
+    // announced: the downtime deadline (120 s) while it may still snapshot, then the rest of the hold's
+    // 1800 s once the log said it falls back, for the same operation (it replaces the first)
+    const blackouts = hh.events.flatMap((e) => (e.kind === "blackout" ? [e] : []));
+    expect(blackouts.map((e) => e.operationId)).toEqual([
+      blackouts[0]!.operationId,
+      blackouts[0]!.operationId,
+    ]);
+    expect(blackouts[0]!.expectedSeconds).toBe(120);
+    expect(blackouts[1]!.expectedSeconds).toBeGreaterThan(1700);
+    expect(blackouts[1]!.expectedSeconds).toBeLessThanOrEqual(1800);
     if (outcome.ok)
       expect(outcome.result.warnings).toContainEqual(
         expect.stringMatching(/^PVE did not say whether the CT can be snapshotted .*grant VM\.Audit/),
