@@ -33,7 +33,7 @@ export function assessSnapshot(
   if (verdict.can === "no")
     return {
       level: cfg.policy === "refuse" ? "error" : "warn",
-      message: `snapshot: the CT cannot be snapshotted: ${verdict.volumes.join(", ")} on a storage without snapshots; PVE would fall back to suspend mode. ${planned(cfg)}`,
+      message: `snapshot: the CT cannot be snapshotted: a volume is on a storage without snapshots (one of: ${verdict.volumes.join(", ")}); PVE would fall back to suspend mode. ${planned(cfg)}`,
       hint: NO_SNAPSHOT_HINT,
     };
   return {
