@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { readLastBackup } from "../../agent/backup/last-backup.ts";
 import { FROZEN_AFTER_MS } from "../../agent/lib/late-timer.ts";
+import { sh } from "../pve-sim/exec.ts";
 import { capturedStdout, exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { docker } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
@@ -132,5 +133,49 @@ describeDocker("the CT frozen around the snapshot (pve sim + real docker, the ag
 
     expect(freezer.freezes).toHaveLength(1);
     await expectReported(h, out(), "crash", "before", before);
+  });
+
+  it("a hold through suspend mode whose bound falls due in the final-sync freeze: the stacks resume once, after `resuming guest`, and the backup is app-consistent", async () => {
+    const holdSeconds = 8;
+    let quiescedAt = 0;
+    let out = () => "";
+    let atFreeze: { sinceQuiesceMs: number; resumedBefore: number } | undefined;
+    freezer = new GuestFreezer(async () => {
+      atFreeze = { sinceQuiesceMs: Date.now() - quiescedAt, resumedBefore: resumes(out()) };
+      // Frozen (`suspending guest`) until the hold's bound is overdue by more than a busy loop explains.
+      while (Date.now() < quiescedAt + holdSeconds * 1000 + FROZEN_AFTER_MS + 2_000) await sleep(100);
+    });
+    h = await startGuestHarness({ archiveBytesPerSecond: 20e6, ...freezer.hooks() });
+    // A root on the dir storage: PVE falls back to suspend mode, the preflight knew (hold bound from the start).
+    h.self.guest.config.rootfs = "local:101/vm-101-disk-0.raw,size=8G";
+    const rootBytes = Number((await sh("du", ["-sb", h.self.guest.rootDir])).split("\t")[0]);
+    h.sim.opts.syncBytesPerSecond = rootBytes / 3; // a first rsync of about 3 s, longer than max_downtime
+    dir = await mkdtemp(join(tmpdir(), "felhom-freeze-"));
+    const before = await h.running();
+    const config = await writeAgentConfig(h, dir, [
+      "  max_downtime_seconds: 2",
+      "  no_snapshot:",
+      "    policy: hold",
+      `    max_hold_seconds: ${holdSeconds}`,
+    ]);
+    agent = spawnAgent(config, ["backup"]);
+    freezer.target(agent);
+    out = capturedStdout(agent);
+    await expect.poll(() => out().includes("▸ quiesce"), { timeout: 60_000, interval: 20 }).toBe(true);
+    quiescedAt = Date.now();
+    expect(await exited(agent)).toBe(0);
+
+    // Frozen before the hold's bound, with the stacks still down, and thawed after it.
+    expect(atFreeze).toMatchObject({ resumedBefore: 0 });
+    expect(atFreeze!.sinceQuiesceMs).toBeLessThan(holdSeconds * 1000);
+    expect(freezer.freezes).toHaveLength(1);
+    const last = await readLastBackup(h.stateDir);
+    expect(last?.outcome).toMatchObject({
+      ok: true,
+      result: { pveMode: "suspend", consistency: "app", stacksResumed: true },
+    });
+    expect(resumes(out())).toBe(1);
+    expect(await dbStartedAt(h)).toBeGreaterThanOrEqual(h.sim.vzdumpRuns.at(-1)!.guestStartedAt!);
+    expect(await h.running()).toHaveLength(before.length);
   });
 });
