@@ -289,6 +289,30 @@ function fallback(s: BackupRunState, at: number): Step {
   return resume(state, "fallback", at, actions);
 }
 
+/** The result's words on a fallback to suspend mode that was not held through; nothing otherwise. */
+export function fallbackWarning(s: BackupRunState): string | undefined {
+  const fellBack =
+    "PVE could not snapshot the CT and fell back to suspend mode (trying 'suspend' mode instead)";
+  if (s.fallback === "resumed" && s.plan?.quiesce !== false)
+    return `${fellBack}; no hold was planned, so the stacks were resumed at once and the backup is crash-consistent`;
+  if (s.fallback === "resumed-before" && s.resume)
+    return `${fellBack}; the stacks had been resumed before the agent read it (${resumedBecause(s.resume.cause, s.plan)}) and the backup is crash-consistent`;
+  return undefined;
+}
+
+function resumedBecause(cause: ResumeCause, plan: RunPlan | undefined): string {
+  switch (cause) {
+    case "deadline":
+      return `the downtime deadline of ${plan?.deadlineSeconds ?? "max_downtime_seconds"} s passed first${plan?.onFallback === "hold" ? "; a hold applies only from that line" : ""}`;
+    case "busy":
+      return "another guest's backup held the node";
+    case "error":
+      return "the run had failed";
+    default:
+      return cause;
+  }
+}
+
 function armDeadline(plan: RunPlan | undefined): BackupRunAction {
   return plan ? { type: "arm-deadline", seconds: plan.deadlineSeconds } : { type: "arm-deadline" };
 }

@@ -16,8 +16,8 @@ import {
   type BackupRunState,
   backupStep,
   type Consistency,
+  fallbackWarning,
   initialBackupState,
-  type ResumeCause,
   stacksWaiting,
 } from "./backup-machine.ts";
 import {
@@ -223,19 +223,8 @@ export class RunningBackup {
 
   /** The result's words on the plan and on a fallback to suspend mode nobody planned a hold for. */
   #modeWarnings(): string[] {
-    const out = [...this.#planWarnings];
-    const { fallback, plan, resume } = this.#state;
-    const fellBack =
-      "PVE could not snapshot the CT and fell back to suspend mode (trying 'suspend' mode instead)";
-    if (fallback === "resumed" && plan?.quiesce !== false)
-      out.push(
-        `${fellBack}; no hold was planned, so the stacks were resumed at once and the backup is crash-consistent`,
-      );
-    if (fallback === "resumed-before" && resume)
-      out.push(
-        `${fellBack}; the stacks had been resumed before the agent read it (${resumedBecause(resume.cause, plan)}) and the backup is crash-consistent`,
-      );
-    return out;
+    const fallback = fallbackWarning(this.#state);
+    return fallback ? [...this.#planWarnings, fallback] : [...this.#planWarnings];
   }
 
   /** The mode PVE ran (`backup mode: X`), for the result; absent when the log never said. */
@@ -355,20 +344,6 @@ export class RunningBackup {
         stacksResumed: resumeReport ? resumeReport.finished : !(await journalLeftOpen(deps.stateDir)),
       },
     };
-  }
-}
-
-/** Why the stacks were resumed, in the words of the result. */
-function resumedBecause(cause: ResumeCause, plan: RunPlan | undefined): string {
-  switch (cause) {
-    case "deadline":
-      return `the downtime deadline of ${plan?.deadlineSeconds ?? "max_downtime_seconds"} s passed first${plan?.onFallback === "hold" ? "; the hold applies only from that line" : ""}`;
-    case "busy":
-      return "another guest's backup held the node";
-    case "error":
-      return "the run had failed";
-    default:
-      return cause;
   }
 }
 

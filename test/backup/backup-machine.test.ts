@@ -4,6 +4,7 @@ import {
   type BackupRunState,
   backupStep,
   FREEZE_CONFIRM_MS,
+  fallbackWarning,
   initialBackupState,
   stacksWaiting,
 } from "../../agent/backup/backup-machine.ts";
@@ -439,6 +440,10 @@ describe("backup machine: a CT that cannot be snapshotted (snapshot-plan.ts)", (
       resume: { cause: "deadline" },
       consistency: "crash",
     });
+    expect(fallbackWarning(state)).toMatch(
+      /resumed before the agent read it \(the downtime deadline of 300 s passed first; a hold applies only from that line\)/,
+    );
+    expect(fallbackWarning(state)).not.toMatch(/no hold was planned/);
   });
 
   it("hold: the hold bound falling due in suspend mode's final-sync freeze (late) is held once for the `resuming guest` line; app", () => {
@@ -476,6 +481,7 @@ describe("backup machine: a CT that cannot be snapshotted (snapshot-plan.ts)", (
         { type: "resume", cause: "fallback", consistency: "crash" },
       ]);
       expect(state).toMatchObject({ fallback: "resumed", consistency: "crash" });
+      expect(fallbackWarning(state)).toMatch(/no hold was planned, so the stacks were resumed at once/);
     }
   });
 
