@@ -86,14 +86,6 @@ module.exports = {
       to: { path: "^protocol/", dependencyTypesNot: ["aliased-workspace"] },
     },
     {
-      name: "config-without-node-cron",
-      comment:
-        "the config schema is read by every command: it checks cron expressions with lib/cron.ts, which loads node-cron on first use",
-      severity: "error",
-      from: { path: "^agent/config/" },
-      to: { path: "^node_modules/node-cron/", reachable: true },
-    },
-    {
       name: "agent-not-to-test",
       comment: "what ships must not import the tests",
       severity: "error",

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Builds felhom-guest_<version>_all.deb: the compiled agent with the production dependencies it runs, the
+# Builds felhom-guest_<version>_all.deb: the agent bundled with the production dependencies it runs, the
 # systemd unit, the example config, the documentation, a manual page, the changelog and the licences of
 # everything shipped. Runs on the guest's Debian (13, Node 20 from Debian).
 #
 #   bash packaging/build-deb.sh [OUT_DIR]  # → OUT_DIR (default dist)/felhom-guest_<version>_all.deb
 #
 # Needs node and npm (Debian: apt install nodejs npm). On a fresh clone it runs `npm ci` first: the build
-# needs tsc, a devDependency. The package depends on Debian's nodejs (>= 20.19); the agent has no native
+# needs esbuild, a devDependency. The package depends on Debian's nodejs (>= 20.19); the agent has no native
 # modules, so "all" is honest.
 #
 # Reproducible: SOURCE_DATE_EPOCH (default: the date of the newest packaging/changelog entry, as
@@ -26,50 +26,19 @@ export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(date -d "$(sed -n 's/^ -- .*>  
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 
-if [ ! -x node_modules/.bin/tsc ]; then npm ci --no-audit --no-fund >/dev/null; fi
+if [ ! -x node_modules/.bin/esbuild ]; then npm ci --no-audit --no-fund >/dev/null; fi
 lib="$stage/usr/lib/felhom-guest"
 doc="$stage/usr/share/doc/felhom-guest"
 mkdir -p "$lib" "$stage/usr/bin" "$stage/usr/lib/systemd/system" "$stage/DEBIAN" "$doc/examples" \
   "$stage/usr/share/man/man1"
-# Compiled fresh for the package, not copied from dist/: a module deleted from the source must not live on in
-# the package from an older build. tsconfig.build.json emits no source maps or declarations; it compiles the
-# agent and the protocol sources it imports (not protocol/scripts, a development tool), which ship as the
-# workspace package @felhom/protocol: its package.json and that JavaScript as its dist/ (what its exports
-# name), linked into node_modules by the `npm ci` below as in the repo. protocol/dist is left alone: tests
-# build the package there while this runs.
-build="$stage/build"
-node_modules/.bin/tsc -p tsconfig.build.json --outDir "$build"
-mv "$build/agent" "$lib/agent"
-mkdir -p "$lib/protocol"
-mv "$build/protocol" "$lib/protocol/dist"
-cp protocol/package.json "$lib/protocol/"
-rmdir "$build"
-cp package.json package-lock.json "$lib/"
-# package.json's overrides point ssh2 at this stand-in (docker-modem loads ssh2 for ssh:// hosts, never used):
-# npm ci links it from here, so it ships beside node_modules.
-mkdir -p "$lib/packaging" && cp -r packaging/no-ssh2 "$lib/packaging/"
-# Production dependencies only, without install scripts (no native addon is needed) and without optional
-# ones (none runs: the native ones were ssh2's, which the stand-in above replaces).
-(cd "$lib" && npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund >/dev/null &&
-  rm package-lock.json)
-# The licences of what ships, read from the packages before their licence files are pruned below.
-node packaging/copyright.mjs "$lib" "$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y)" >"$doc/copyright"
-# Only what runs ships: every megabyte is paid by thousands of guests. Out go the dependencies' tests,
-# benchmarks, docs and examples, their TypeScript sources and declarations (zod ships its src/), source maps,
-# the browser builds, zod's v3 API (the agent imports zod v4), their licence files (in copyright above) and
-# their development dotfiles (.npmignore, .eslintrc, .gitattributes: lintian's errors), and the C++ sources
-# of addons that are never built (--ignore-scripts). package.json files stay: Node resolves through them.
-# The ssh2 stand-in is a link to ../packaging/no-ssh2, which find does not follow: it ships whole.
-nm="$lib/node_modules"
-find "$nm" -depth -type d \( -name test -o -name tests -o -name __tests__ -o -name benchmarks -o -name bench \
-  -o -name docs -o -name example -o -name examples -o -name browser -o -name '.?*' \) \
-  -exec rm -rf {} +
-rm -rf "$nm/zod/src" "$nm/zod/v3"
-find "$nm" -type f \( -name '*.ts' -o -name '*.d.cts' -o -name '*.d.mts' -o -name '*.map' -o -name '*.md' \
-  -o -name '*.markdown' -o -name '*.html' -o -name '.*' -o -iname 'licen[cs]e*' -o -iname 'copying*' \
-  -o -name 'Makefile' -o -name '*.gyp' -o -name '*.gypi' -o -name '*.c' -o -name '*.cc' -o -name '*.h' -o -name '*.yml' -o -name '*.yaml' -o -name 'tsconfig*.json' -o -name '*.tsbuildinfo' \) \
-  -delete
-find "$nm" -depth -type d -empty -delete
+# The agent as one bundle (packaging/bundle.mjs): its code, the protocol's and the npm packages it runs,
+# minified, in main.js and one chunk per command, beside a package.json naming the version. Built fresh from
+# the sources, so nothing deleted from them lives on; no node_modules ships (docker-modem's ssh2 is
+# packaging/no-ssh2's stand-in, bundled like the rest; no package has a native addon).
+node packaging/bundle.mjs "$lib" "$stage/packages.json"
+# The licences of what the bundle holds, read from the packages it was built from.
+node packaging/copyright.mjs "$stage/packages.json" "$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y)" >"$doc/copyright"
+rm "$stage/packages.json"
 # V8 flags for a small resident set (packaging/node-flags), measured in the daemon bench (README, "The daemon's
 # idle resident set"): the agent idles in thousands of small containers and is never CPU-bound.
 # --max-semi-space-size=1     a 1 MiB young generation instead of 16 MiB
@@ -85,12 +54,13 @@ find "$nm" -depth -type d -empty -delete
 node_flags=$(cat packaging/node-flags)
 cat >"$stage/usr/bin/felhom-guest" <<SH
 #!/bin/sh
-exec /usr/bin/node $node_flags /usr/lib/felhom-guest/agent/cli/main.js "\$@"
+exec /usr/bin/node $node_flags /usr/lib/felhom-guest/main.js "\$@"
 SH
 chmod 755 "$stage/usr/bin/felhom-guest"
 # main.js is run through /usr/bin/felhom-guest, never on its own: no #! line is needed, and without the
-# executable bit lintian does not ask for one.
-sed -i '1{/^#!/d}' "$lib/agent/cli/main.js"
+# executable bit (esbuild sets it on an entry with a #! line) lintian does not ask for one.
+sed -i '1{/^#!/d}' "$lib/main.js"
+chmod 644 "$lib/main.js"
 # Debian 13 ships units under /usr/lib (the /usr merge); /lib is a symlink to it.
 cp packaging/felhom-guest.service "$stage/usr/lib/systemd/system/"
 cp packaging/agent.example.yaml "$doc/examples/agent.yaml"

@@ -1,14 +1,17 @@
-// Writes the package's debian/copyright (machine-readable format 1.0) to stdout: the agent's own notice,
-// then one paragraph per npm package shipped under /usr/lib/felhom-guest/node_modules, with its licence
-// as the package's own licence file states it. Run by build-deb.sh after `npm ci`, before the licence
-// files are pruned from node_modules (the texts live on here, once, where Debian looks for them).
+// Writes the package's debian/copyright (machine-readable format 1.0) to stdout: the agent's own notice, and
+// the npm packages bundled into its code (packaging/bundle.mjs), with their licences as each package's own
+// licence file states them. The bundle is one set of files holding code under several licences, so one Files
+// paragraph names it with every package's notice, and one stand-alone License paragraph per licence holds
+// each package's licence file verbatim (lintian: a Files pattern may appear only once).
 //
-//   node packaging/copyright.mjs LIB_DIR VERSION_YEAR
+//   node packaging/copyright.mjs PACKAGES_JSON VERSION_YEAR
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
-const [lib, year] = process.argv.slice(2);
-const modules = join(lib, "node_modules");
+const [packagesJson, year] = process.argv.slice(2);
+/** [{name, version, dir}] as bundle.mjs lists them; `dir` relative to the repository. */
+const bundled = JSON.parse(readFileSync(packagesJson, "utf8"));
+const root = join(import.meta.dirname, "..");
 
 /** Licences Debian ships in /usr/share/common-licenses: referred to, not copied (lintian asks for that). */
 const COMMON = { "Apache-2.0": "Apache-2.0" };
@@ -25,26 +28,6 @@ FOR ANY SPECIAL, DIRECT, INDIRECT, OR CONSEQUENTIAL DAMAGES OR ANY DAMAGES WHATS
 OF USE, DATA OR PROFITS, WHETHER IN AN ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING
 OUT OF OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.`,
 };
-
-function packages(dir) {
-  const out = [];
-  for (const name of readdirSync(dir).sort()) {
-    if (name.startsWith(".")) continue;
-    if (name.startsWith("@")) {
-      for (const sub of readdirSync(join(dir, name)).sort()) out.push(...packageAt(join(dir, name, sub)));
-    } else out.push(...packageAt(join(dir, name)));
-  }
-  return out;
-}
-
-function packageAt(dir) {
-  const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
-  let nested = [];
-  try {
-    nested = packages(join(dir, "node_modules"));
-  } catch {}
-  return [{ dir, pkg }, ...nested];
-}
 
 /** DEP-5 continuation lines: one leading space, an empty line as " .". */
 const indent = (text) =>
@@ -83,39 +66,47 @@ function licenceOf({ dir, pkg }) {
   return { name, copyright, body };
 }
 
+const packages = bundled
+  // The agent's own stand-ins (packaging/no-ssh2) are Felhom's code, under "Files: *".
+  .filter((p) => !p.name.startsWith("felhom-guest-") && !p.name.startsWith("@felhom/"))
+  .map((p) => {
+    const dir = join(root, p.dir);
+    const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+    const { name: licence, copyright, body } = licenceOf({ dir, pkg });
+    return { key: `${pkg.name}@${pkg.version}`, licence, copyright, body: body.replace(/\r/g, "").trim() };
+  });
+const licences = [...new Set(packages.map((p) => p.licence))].sort();
+
 const paragraphs = [
   [
     "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/",
     "Upstream-Name: felhom-guest",
     "Upstream-Contact: Felhom <ops@felhom.invalid>",
   ].join("\n"),
+  ["Files: *", `Copyright: ${year} Felhom`, "License: proprietary"].join("\n"),
   [
-    "Files: *",
+    "Files: usr/lib/felhom-guest/main.js usr/lib/felhom-guest/chunks/*",
     `Copyright: ${year} Felhom`,
-    "License: proprietary",
-    indent(
-      "All rights reserved. This package is distributed by Felhom to the operators of the guests it runs in;\nit may not be redistributed. The npm packages it ships are under their own licences, listed below.",
-    ),
+    ...[...new Set(packages.flatMap((p) => p.copyright))].map((c) => ` ${c}`),
+    `License: proprietary and ${licences.join(" and ")}`,
+    "Comment: The agent's code, bundled with these npm packages (name@version, licence):",
+    ...packages.map((p) => ` ${p.key} (${p.licence})`),
   ].join("\n"),
 ];
-const seen = new Set();
-for (const p of packages(modules)) {
-  const key = `${p.pkg.name}@${p.pkg.version}`;
-  if (seen.has(key)) continue;
-  seen.add(key);
-  // The agent's own stand-ins (packaging/no-ssh2, installed as ssh2) and its protocol package (a link to
-  // ../../protocol): Felhom's code, under "Files: *".
-  if (p.pkg.name.startsWith("felhom-guest-") || p.pkg.name.startsWith("@felhom/")) continue;
-  const l = licenceOf(p);
-  const rel = p.dir.slice(lib.length).replace(/^\/+/, "");
-  paragraphs.push(
-    [
-      `Files: usr/lib/felhom-guest/${rel}/*`,
-      `Comment: ${key}`,
-      `Copyright: ${l.copyright.join("\n ")}`,
-      `License: ${l.name}`,
-      indent(l.body),
-    ].join("\n"),
-  );
+paragraphs.push(
+  [
+    "License: proprietary",
+    indent(
+      "All rights reserved. This package is distributed by Felhom to the operators of the guests it runs in;\nit may not be redistributed. The npm packages bundled into its code are under their own licences, below.",
+    ),
+  ].join("\n"),
+);
+for (const licence of licences) {
+  // Each text once, headed by the packages whose licence file it is.
+  const byText = new Map();
+  for (const p of packages.filter((q) => q.licence === licence))
+    byText.set(p.body, [...(byText.get(p.body) ?? []), p]);
+  const texts = [...byText].map(([body, ps]) => `${ps.map((p) => p.key).join(", ")}:\n\n${body}`);
+  paragraphs.push([`License: ${licence}`, indent(texts.join("\n\n"))].join("\n"));
 }
 process.stdout.write(`${paragraphs.join("\n\n")}\n`);

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import "../lib/zod-jitless.ts";
 import { entry } from "./cli.ts";
 
 await entry();

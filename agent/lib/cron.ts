@@ -1,19 +1,4 @@
-import { createRequire } from "node:module";
-
-type NodeCron = typeof import("node-cron");
-
-let loaded: NodeCron | undefined;
-
-/**
- * node-cron, loaded on its first use rather than with the importing module: the config schema checks
- * `schedule.cron` with it, and every CLI command reads the config, most without a schedule to check (and
- * none needing the library's runner). One instance for everyone (its CommonJS build; Node 20 cannot
- * import an ES module synchronously).
- */
-export function nodeCron(): NodeCron {
-  loaded ??= createRequire(import.meta.url)("node-cron") as NodeCron;
-  return loaded;
-}
+import cron from "node-cron";
 
 /** Checks a cron expression the way the scheduler will use it; the message names the bad field. */
 export function validateCron(expression: string): string | undefined {
@@ -21,7 +6,7 @@ export function validateCron(expression: string): string | undefined {
   if (fields.length !== 5) {
     return `must have 5 fields (minute hour day-of-month month day-of-week), got ${fields.length}`;
   }
-  const detail = nodeCron().validateDetailed(expression);
+  const detail = cron.validateDetailed(expression);
   if (!detail.valid) return detail.errors.map((e) => `${e.field}: ${e.message}`).join("; ");
   return undefined;
 }

@@ -1,4 +1,4 @@
-import { nodeCron } from "../lib/cron.ts";
+import cron from "node-cron";
 import { plainCronMatcher } from "./cron-matcher.ts";
 
 /** What decides when a backup is due: a 5-field cron expression, read in `timezone` (or the guest's zone). */
@@ -116,7 +116,7 @@ function dayFilter(spec: SlotSpec): { mayHoldSlot(from: Date, to: Date): boolean
 function utcMatcher(expression: string): { match(date: Date): boolean; close(): void } {
   const plain = plainCronMatcher(expression);
   if (plain) return { match: plain, close: () => {} };
-  const task = nodeCron().createTask(expression, () => {}, { timezone: "UTC" });
+  const task = cron.createTask(expression, () => {}, { timezone: "UTC" });
   return { match: (date) => task.match(date), close: () => void task.destroy() };
 }
 

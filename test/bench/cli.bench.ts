@@ -1,5 +1,5 @@
 /**
- * The CLI's start-up as the package runs it (tsc build on plain node, with packaging/node-flags): wall time
+ * The CLI's start-up as the package runs it (its bundle on plain node, with packaging/node-flags): wall time
  * and peak RSS of `felhom-guest version`, and of `backup` up to its first I/O (its code and the config
  * loader imported, the config parsed and checked; it ends there on a missing state_dir, so no daemon, PVE
  * or engine is needed): the part of every command that talks to the daemon before it does. The baseline is
@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeOfflineConfig } from "../support/agent-cli.ts";
-import { compileAgent } from "./process-stats.ts";
+import { bundledAgent } from "./process-stats.ts";
 import { type BenchReport, median } from "./report.ts";
 
 const runs = Number(process.env.FELHOM_BENCH_CLI_RUNS ?? 15);
@@ -45,14 +45,13 @@ async function measure(commands: string[][]): Promise<Measured[]> {
 }
 
 export default async function (report: BenchReport): Promise<void> {
-  const compiled = await compileAgent();
+  const main = await bundledAgent();
   const flags = (await readFile(new URL("../../packaging/node-flags", import.meta.url), "utf8"))
     .trim()
     .split(/\s+/);
   const dir = await mkdtemp(join(tmpdir(), "felhom-cli-bench-"));
   try {
     const config = await writeOfflineConfig(dir, { stateDir: join(dir, "missing") });
-    const main = compiled("agent/cli/main.ts");
     const [bare, version, backup] = (await measure([
       [...flags, "-e", "0"],
       [...flags, main, "version"],

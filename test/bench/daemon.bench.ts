@@ -1,5 +1,5 @@
 /**
- * The whole agent at rest: `felhom-guest run` as it ships (tsc build on plain node, with the package's V8
+ * The whole agent at rest: `felhom-guest run` as it ships (the package's bundle on plain node, with its V8
  * flags) with everything it loads in production (PVE client, Docker adapter, scheduler, hub link), with the
  * example config's daily schedule in the guest's zone, connected to the test hub, with a PVE simulator guest
  * and a real compose stack. Measured once the daemon has started and its scheduler has ticked (the first
@@ -24,7 +24,7 @@ import { promisify } from "node:util";
 import { startTestHub } from "../hub/test-hub.ts";
 import { writeAgentConfig } from "../support/agent-cli.ts";
 import { startGuestHarness } from "../support/guest-harness.ts";
-import { compileAgent, cpuTicks, rssBytes, spawnBare } from "./process-stats.ts";
+import { bundledAgent, cpuTicks, rssBytes, spawnBare } from "./process-stats.ts";
 import { type BenchReport, median } from "./report.ts";
 
 const runs = Number(process.env.FELHOM_BENCH_DAEMON_RUNS ?? 3);
@@ -57,7 +57,7 @@ type Run = {
 };
 
 export default async function (report: BenchReport): Promise<void> {
-  const compiled = await compileAgent();
+  const main = await bundledAgent();
   const h = await startGuestHarness();
   const hub = await startTestHub({ credentials: ["bench-credential"] });
   const dir = await mkdtemp(join(tmpdir(), "felhom-daemon-bench-"));
@@ -72,8 +72,7 @@ export default async function (report: BenchReport): Promise<void> {
   });
   const results: Run[] = [];
   try {
-    for (let i = 0; i < runs; i++)
-      results.push(await oneRun(compiled("agent/cli/main.ts"), config, nodeFlags, hub));
+    for (let i = 0; i < runs; i++) results.push(await oneRun(main, config, nodeFlags, hub));
   } finally {
     await hub.close();
     await h.close();

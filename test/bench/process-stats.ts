@@ -1,13 +1,15 @@
 /**
- * Measuring an agent process from outside, as it ships: compiled with tsc and run on plain node (no tsx
- * loader), its RSS and CPU read from /proc, side by side with a bare node process that only holds one
- * WebSocket to the same hub (the baseline of the idle figures).
+ * Measuring an agent process from outside, as it ships (the package's bundle, packaging/bundle.mjs) or
+ * compiled with tsc where a bench needs its modules one by one, run on plain node (no tsx loader), its RSS
+ * and CPU read from /proc, side by side with a bare node process that only holds one WebSocket to the same
+ * hub (the baseline of the idle figures).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { bundleAgent } from "../../packaging/bundle.mjs";
 import type { BenchFigure } from "./report.ts";
 
 const root = resolve(import.meta.dirname, "../..");
@@ -15,6 +17,14 @@ const buildDir = join(root, "node_modules/.cache/felhom-bench-build");
 const CLK_TCK = 100;
 const MB = 1024 * 1024;
 export const idleSeconds = Number(process.env.FELHOM_BENCH_IDLE_SECONDS ?? 60);
+
+/** The agent as the package ships it (packaging/bundle.mjs), fresh; returns its main.js. */
+export async function bundledAgent(): Promise<string> {
+  const dir = join(buildDir, "bundle");
+  await rm(dir, { recursive: true, force: true });
+  await bundleAgent(dir);
+  return join(dir, "main.js");
+}
 
 /**
  * Compiles agent/, protocol/ and an extra entry (relative to the repo) to plain JS under

@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { writeJsonDurable } from "../../agent/state/durable-file.ts";
 import { statePaths } from "../../agent/state/paths.ts";
+import { bundleAgent } from "../../packaging/bundle.mjs";
 import { affected, NEVER_SHIPPED } from "./advisories.ts";
 
 const run = promisify(execFile);
@@ -24,9 +25,12 @@ describe("the Debian package", () => {
   let deb: string;
   let files: string[];
   let control: string;
+  /** The npm packages the bundle holds, from its own build (esbuild's list of inputs), not from the .deb. */
+  let bundled: { name: string; version: string }[];
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), "felhom-deb-"));
+    bundled = await bundleAgent(join(work, "bundle"));
     deb = (await run("bash", ["packaging/build-deb.sh", join(work, "out")], { cwd: root })).stdout.trim();
     files = (await run("dpkg-deb", ["-c", deb], { maxBuffer: 64 * 1024 ** 2 })).stdout
       .split("\n")
@@ -37,25 +41,19 @@ describe("the Debian package", () => {
   }, 300_000);
   afterAll(() => rm(work, { recursive: true, force: true }));
 
-  it("ships the compiled agent and only what runs: no sources, tests, declarations, maps or dotfiles", () => {
-    expect(files).toContain("/usr/lib/felhom-guest/agent/cli/main.js");
-    // The protocol as the workspace package the agent imports by name: its JavaScript and package.json,
-    // linked into node_modules as `npm ci` links a workspace.
-    expect(files).toContain("/usr/lib/felhom-guest/protocol/dist/index.js");
-    expect(files).toContain("/usr/lib/felhom-guest/protocol/package.json");
-    expect(files).toContain("/usr/lib/felhom-guest/node_modules/@felhom/protocol -> ../../protocol");
+  it("ships the bundled agent and only what runs: no node_modules, sources, maps or dotfiles", () => {
+    expect(files).toContain("/usr/lib/felhom-guest/main.js");
     expect(files).toContain("/usr/lib/felhom-guest/package.json");
     expect(files).toContain("/usr/lib/systemd/system/felhom-guest.service");
     expect(files.filter((f) => f.startsWith("/lib/"))).toEqual([]);
     const shipped = files.filter((f) => f.startsWith("/usr/lib/felhom-guest/") && !f.endsWith("/"));
-    expect(shipped.filter((f) => /\.map$|\.ts$|\.[cm]ts$/.test(f))).toEqual([]);
-    expect(shipped.filter((f) => /\/(test|tests|benchmarks|docs|example|examples)\//.test(f))).toEqual([]);
-    // Native sources (ssh2's optional cpu-features, nan) and development dotfiles.
+    // The code: main.js, its chunks and the package.json naming the version; the npm packages are in them.
     expect(
-      shipped.filter((f) => /\.(c|cc|h|gyp)$|\/\.[^/]+$|\/(nan|cpu-features|buildcheck)\//.test(f)),
+      shipped.filter(
+        (f) => !/^\/usr\/lib\/felhom-guest\/(main\.js|package\.json|chunks\/[\w-]+\.js)$/.test(f),
+      ),
     ).toEqual([]);
-    const own = files.filter((f) => /^\/usr\/lib\/felhom-guest\/(agent|protocol)\//.test(f));
-    expect(own.filter((f) => f.includes("/scripts/"))).toEqual([]);
+    expect(shipped.filter((f) => f.includes("/chunks/")).length).toBeGreaterThan(5);
   });
 
   it("ships the documentation where the agent's hints point: example config, README, docs, changelog, licences, manual page", () => {
@@ -70,7 +68,7 @@ describe("the Debian package", () => {
       expect(files).toContain(f);
   });
 
-  it("names every shipped npm package in the copyright file, with its licence", async () => {
+  it("names every bundled npm package in the copyright file, with its licence", async () => {
     const copyright = (
       await run("sh", [
         "-c",
@@ -79,52 +77,22 @@ describe("the Debian package", () => {
         deb,
       ])
     ).stdout;
-    const packages = files
-      .map(
-        (f) => /^\/usr\/lib\/felhom-guest\/node_modules\/((?:@[^/]+\/)?[^/]+)\/package\.json$/.exec(f)?.[1],
-      )
-      .filter((p): p is string => p !== undefined);
-    expect(packages.length).toBeGreaterThan(10);
-    for (const p of packages)
-      expect(copyright).toMatch(new RegExp(`^Comment: ${p.replace("/", "\\/")}@`, "m"));
+    expect(bundled.length).toBeGreaterThan(10);
+    for (const p of bundled)
+      expect(copyright).toMatch(new RegExp(`^ ${p.name.replace("/", "\\/")}@${p.version} \\(\\S+\\)$`, "m"));
     expect(copyright).not.toMatch(/^License: *$/m);
+    // Every licence the bundle's paragraph names has its text in a stand-alone paragraph.
+    const expression = /^License: (proprietary and .*)$/m.exec(copyright)?.[1] ?? "";
+    for (const licence of expression.split(" and "))
+      expect(copyright).toMatch(new RegExp(`^License: ${licence}\n `, "m"));
   });
 
-  it("ships no package in a known-vulnerable range and none that is never used, and still starts", async () => {
-    const tree = join(work, "tree");
-    await run("dpkg-deb", ["-x", deb, tree]);
-    const lib = join(tree, "usr/lib/felhom-guest");
-    const shipped: { name: string; version: string }[] = [];
-    const walk = async (dir: string): Promise<void> => {
-      for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-        if (!e.isDirectory() && !e.isSymbolicLink()) continue;
-        const path = join(dir, e.name);
-        if (e.name.startsWith(".")) continue;
-        if (e.name.startsWith("@")) {
-          await walk(path);
-          continue;
-        }
-        const pkg = JSON.parse(await readFile(join(path, "package.json"), "utf8"));
-        shipped.push({ name: pkg.name, version: pkg.version });
-        await walk(join(path, "node_modules"));
-      }
-    };
-    await walk(join(lib, "node_modules"));
-    expect(shipped.map((p) => p.name)).toContain("dockerode");
-    expect(shipped.flatMap((p) => affected(p).map((a) => `${p.name}@${p.version}: ${a.id}`))).toEqual([]);
-    // ssh2 is the stand-in from packaging/no-ssh2, and nothing of the real one or its native helpers ships.
-    expect(shipped.filter((p) => NEVER_SHIPPED.includes(p.name))).toEqual([]);
-    expect(shipped).toContainEqual({ name: "felhom-guest-no-ssh2", version: "1.0.0" });
+  it("bundles no package in a known-vulnerable range and none that is never used, and its modules load", async () => {
+    expect(bundled.map((p) => p.name)).toContain("dockerode");
+    expect(bundled.flatMap((p) => affected(p).map((a) => `${p.name}@${p.version}: ${a.id}`))).toEqual([]);
+    // ssh2 is the stand-in from packaging/no-ssh2 (Felhom's code, outside node_modules), nothing of the real one.
+    expect(bundled.filter((p) => NEVER_SHIPPED.includes(p.name))).toEqual([]);
     expect(files.filter((f) => /\.node$|binding\.gyp$/.test(f))).toEqual([]);
-    // The Docker adapter loads dockerode, and so docker-modem's ssh2 require: the stand-in must satisfy it
-    // (`version` no longer loads it: the CLI imports a command's code only when it runs).
-    await run(process.execPath, [
-      "--input-type=module",
-      "-e",
-      `await import(${JSON.stringify(join(lib, "agent/docker/docker-engine.js"))});`,
-    ]);
-    const version = await run(process.execPath, [join(lib, "agent/cli/main.js"), "version"]);
-    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
   });
 
   it("stays under 8 MiB installed, recommends a compose, and ships executable maintainer scripts that parse", async () => {
@@ -141,20 +109,19 @@ describe("the Debian package", () => {
     }
   });
 
-  it("loads every shipped module on plain node, and runs version and --help from the installed tree", async () => {
+  it("loads every shipped chunk on plain node, and runs version and --help from the installed tree", async () => {
     const tree = join(work, "tree");
     await run("dpkg-deb", ["-x", deb, tree]);
     const lib = join(tree, "usr/lib/felhom-guest");
-    const modules = files
-      .filter((f) => /^\/usr\/lib\/felhom-guest\/(agent|protocol)\/.*\.js$/.test(f))
-      .filter((f) => !f.endsWith("/agent/cli/main.js")) // runs the CLI when imported
-      .map((f) => join(tree, f));
+    // The chunks hold every module the commands import (the Docker adapter's dockerode, and so docker-modem's
+    // ssh2 require, which the stand-in must satisfy); main.js runs the CLI when imported.
+    const chunks = files.filter((f) => /\/chunks\/.*\.js$/.test(f)).map((f) => join(tree, f));
     await run(process.execPath, [
       "--input-type=module",
       "-e",
-      `for (const m of ${JSON.stringify(modules)}) await import(m);`,
+      `for (const m of ${JSON.stringify(chunks)}) await import(m);`,
     ]);
-    const cli = join(lib, "agent/cli/main.js");
+    const cli = join(lib, "main.js");
     expect((await run(process.execPath, [cli, "version"])).stdout.trim()).toBe(
       (await run("dpkg-deb", ["-f", deb, "Version"])).stdout.trim(),
     );
