@@ -43,12 +43,17 @@ rm "$stage/packages.json"
 # idle resident set"): the agent idles in thousands of small containers and is never CPU-bound.
 # --max-semi-space-size=1     a 1 MiB young generation instead of 16 MiB
 # --optimize-for-size --no-opt  size over speed; no optimising compiler for JavaScript
+# --no-sparkplug              nor the baseline compiler: the interpreter only. Baseline code and its tables
+#                             stayed for every function a backup made hot, async ones never flushed (below):
+#                             with it the daemon grew 1.4 MiB over eight backups, without it 0.4 (and 1 MiB less
+#                             idle); the agent waits on I/O, never on its own JavaScript
 # --liftoff-only              WebAssembly (undici's HTTP parser) left to its baseline compiler: tiering it up
 #                             cost 1.4 MiB idle and more after a backup
-# --bytecode-old-age=1 --flush-baseline-code  bytecode (and baseline code) of a function that did not run
-#                             since the last full collection is dropped at the next; the daemon runs a few full
-#                             collections once idle (agent/lib/heap-settle.ts), so what its start-up or a backup
-#                             ran does not stay resident (0.5-2.0 MiB idle in probes); run again, it is compiled again
+# --bytecode-old-age=1        the bytecode of a function that did not run since the last full collection is
+#                             dropped at the next; the daemon runs a few full collections once idle
+#                             (agent/lib/heap-settle.ts), so what its start-up ran does not stay resident (0.5-2.0
+#                             MiB idle in probes); run again, it is compiled again. V8 never drops an async
+#                             function's or a generator's, so most of a backup's code stays once it ran
 # Not here: --no-icu-timezone-data (0.7 MiB less) reads the zone through the C library, but V8's code for that
 # takes every daylight-saving change for an hour: Lord Howe's half-hour change came out 30 minutes wrong.
 node_flags=$(cat packaging/node-flags)

@@ -29,6 +29,15 @@ OF USE, DATA OR PROFITS, WHETHER IN AN ACTION OF CONTRACT, NEGLIGENCE OR OTHER T
 OUT OF OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.`,
 };
 
+/**
+ * A copyright notice, not licence prose that happens to start with the word: "Copyright (c) 2014 …",
+ * "Copyright 2020 …", "© …", "(c) 2018 …", "Copyright Joyent, Inc." — but not "copyright license to
+ * reproduce", Apache's "(c) You must retain" or its appendix's "Copyright [yyyy]".
+ */
+function isNotice(line) {
+  return /^(©|\(c\)\s*\d|copyright\s*(\(c\)|©|\d))/i.test(line) || /^Copyright [A-Z]/.test(line);
+}
+
 /** DEP-5 continuation lines: one leading space, an empty line as " .". */
 const indent = (text) =>
   text
@@ -46,20 +55,24 @@ function licenceOf({ dir, pkg }) {
   const file = readdirSync(dir).find((f) => /^(licen[cs]e|copying)/i.test(f));
   const text = file ? readFileSync(join(dir, file), "utf8") : undefined;
   const author = typeof pkg.author === "string" ? pkg.author : pkg.author?.name;
-  // The Apache licence's text is the licence alone ("(c) You must retain…" is its clause, not a notice).
-  const notices = (COMMON[name] ? "" : (text ?? ""))
+  const notices = (text ?? "")
     .split("\n")
-    .map((l) => l.trim())
-    // A notice, not licence prose that happens to start with the word ("copyright license to reproduce").
-    .filter((l) => /^(\(c\)|©|copyright\s*(\(c\)|©|\d))/i.test(l))
+    .map((l) => l.trim().replace(/^[*#]+\s*/, ""))
+    .filter(isNotice)
     .map((l) => l.replace(/^copyright\s*(\(c\)|©)?\s*/i, "").replace(/^\(c\)\s*/i, ""));
-  const copyright = notices.length ? notices : [author ?? `the authors of ${pkg.name}`];
+  const copyright = notices.length ? [...new Set(notices)] : [author ?? `the authors of ${pkg.name}`];
+  // Referred to, not copied; but a file that holds more than that licence (@balena/dockerignore's carries the
+  // MIT licence of the code it took from Zeit) ships verbatim around it, the Apache text replaced by the
+  // reference (lintian: copyright-file-contains-full-apache-2-license).
   if (COMMON[name]) {
-    return {
-      name,
-      copyright,
-      body: `On Debian systems, the full text of the ${name} licence is in /usr/share/common-licenses/${COMMON[name]}.`,
-    };
+    const reference = `On Debian systems, the full text of the ${name} licence is in /usr/share/common-licenses/${COMMON[name]}.`;
+    const apache = text
+      ? /^\s*Apache License\s*$[\s\S]*?^\s*END OF TERMS AND CONDITIONS\s*$(?:\s*APPENDIX:[\s\S]*?limitations under the License\.)?/m.exec(
+          text,
+        )
+      : null;
+    const around = apache && text ? text.replace(apache[0], `[${reference}]`) : undefined;
+    return { name, copyright, body: around && around.trim() !== `[${reference}]` ? around : reference };
   }
   const body = text ?? TEMPLATES[name];
   if (!body) throw new Error(`${pkg.name}: no licence file and no standard text for ${name}`);

@@ -94,6 +94,9 @@ export async function main(argv: string[], system: CliSystem = REAL_SYSTEM): Pro
     );
   }
   const configPath = global.config ?? DEFAULT_CONFIG_PATH;
+  // zod without generated parsers (lib/zod-jitless.ts), set before a command's code parses anything;
+  // `version` parses nothing and does not load zod at all.
+  if (name !== "version") await import("../lib/zod-jitless.ts");
   const run = await command.load();
   return run({
     values: parsed.values as Record<string, string | boolean | undefined>,

@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import "../lib/zod-jitless.ts";
 import { entry } from "./cli.ts";
 
 await entry();

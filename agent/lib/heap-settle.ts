@@ -8,8 +8,10 @@ import { runInNewContext } from "node:vm";
  * that V8 itself hardly ever runs one: the bytecode of everything the start-up or a backup ran (config,
  * identity, recovery, quiesce, PVE task follower…) stayed resident for the daemon's whole life. Three
  * collections ten seconds apart let it age and go (0.5 to 2.0 MiB of a 66 MiB idle daemon in probes; README, "The
- * daemon's idle resident set"); a function run again is compiled again from its source. A few milliseconds
- * each on a heap this size; an idle daemon only answers pings and ticks its schedule.
+ * daemon's idle resident set"); a function run again is compiled again from its source. V8 never drops the
+ * bytecode of an async function or a generator (SharedFunctionInfo::ShouldFlushBytecode: "resumable"), so
+ * what goes is the synchronous part. A few milliseconds each on a heap this size; an idle daemon only answers
+ * pings and ticks its schedule.
  */
 export function heapSettler(o: { collect: () => void; collections: number; apartMs: number }): () => void {
   let pending: NodeJS.Timeout | undefined;

@@ -10,10 +10,13 @@
  *   - the same with the flags, holding the npm packages the daemon loads (`daemon_idle_rss_over_floor`: what
  *     the agent's own code and state cost on top of its dependencies; the floor makes no PVE request, so
  *     llhttp's WebAssembly that the daemon's first PVE call compiles is on the daemon's side).
- * Then one backup (`felhom-guest backup`, which the daemon runs) and the same window again: the daemon's
- * resident set once it has done its work (`daemon_rss_after_backup`, against the same bare process), which a
- * flag or a lazy import that only defers a cost would show. Each figure is the median over
- * FELHOM_BENCH_DAEMON_RUNS runs (default 3, a fresh daemon each) of the median of its samples.
+ * Then one backup (`felhom-guest backup`, which the daemon runs) and, once the daemon's collections after it
+ * are over (35 s), the same window again: the daemon's resident set once it has done its work
+ * (`daemon_rss_after_backup`, against the same bare process), which a flag or a lazy import that only defers a
+ * cost would show. In the first run, FELHOM_BENCH_DAEMON_MORE_BACKUPS (default 4) more backups, each followed
+ * by the same wait, then the window again (`daemon_rss_after_5_backups`): whether the daemon grows night after
+ * night. Each other figure is the median over FELHOM_BENCH_DAEMON_RUNS runs (default 3, a fresh daemon each)
+ * of the median of its samples.
  */
 
 import { execFile, spawn } from "node:child_process";
@@ -42,6 +45,10 @@ const DEPENDENCIES = [
   "undici/lib/core/connect.js",
   "undici/lib/api/api-request.js",
 ];
+/** Backups more in the first run, each followed by the settle: does the daemon grow night after night? */
+const MORE_BACKUPS = Number(process.env.FELHOM_BENCH_DAEMON_MORE_BACKUPS ?? 4);
+/** The daemon's collections after an operation (agent/lib/heap-settle.ts: 3, 10 s apart) and a margin. */
+const SETTLE_MS = 35_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const run = promisify(execFile);
 
@@ -54,6 +61,8 @@ type Run = {
   cpu: number;
   afterBackup: number;
   bareAfterBackup: number;
+  afterBackups?: number;
+  bareAfterBackups?: number;
 };
 
 export default async function (report: BenchReport): Promise<void> {
@@ -72,7 +81,8 @@ export default async function (report: BenchReport): Promise<void> {
   });
   const results: Run[] = [];
   try {
-    for (let i = 0; i < runs; i++) results.push(await oneRun(main, config, nodeFlags, hub));
+    for (let i = 0; i < runs; i++)
+      results.push(await oneRun(main, config, nodeFlags, hub, i === 0 ? MORE_BACKUPS : 0));
   } finally {
     await hub.close();
     await h.close();
@@ -95,6 +105,14 @@ export default async function (report: BenchReport): Promise<void> {
     unit: "MiB",
     baseline: med((r) => r.bareAfterBackup),
   });
+  const first = results[0]!;
+  if (first.afterBackups !== undefined)
+    report({
+      metric: `daemon_rss_after_${MORE_BACKUPS + 1}_backups`,
+      value: first.afterBackups,
+      unit: "MiB",
+      baseline: first.bareAfterBackups!,
+    });
   report({ metric: "daemon_idle_cpu", value: med((r) => r.cpu), unit: "%" });
 }
 
@@ -103,6 +121,7 @@ async function oneRun(
   config: string,
   nodeFlags: string[],
   hub: Awaited<ReturnType<typeof startTestHub>>,
+  moreBackups: number,
 ): Promise<Run> {
   const statuses = hub.events.filter((e) => e.event.kind === "status").length;
   const daemon = spawn(process.execPath, [...nodeFlags, main, "--config", config, "run"], {
@@ -130,8 +149,17 @@ async function oneRun(
     const [d, bare, bareFlags, floor] = samples.map((x) => median(x)) as [number, number, number, number];
     // Relayed through the daemon's control socket: the daemon runs it.
     await run(process.execPath, [main, "--config", config, "backup"]);
-    await sleep(2_000);
+    // Idle again: after the collections the daemon runs once an operation is over.
+    await sleep(SETTLE_MS);
     const after = await sampleRss(pids.slice(0, 2));
+    let afterMore: number[][] | undefined;
+    if (moreBackups > 0) {
+      for (let b = 0; b < moreBackups; b++) {
+        await run(process.execPath, [main, "--config", config, "backup"]);
+        await sleep(SETTLE_MS);
+      }
+      afterMore = await sampleRss(pids.slice(0, 2));
+    }
     return {
       daemon: d,
       max: Math.max(...samples[0]!),
@@ -141,6 +169,7 @@ async function oneRun(
       cpu,
       afterBackup: median(after[0]!),
       bareAfterBackup: median(after[1]!),
+      ...(afterMore ? { afterBackups: median(afterMore[0]!), bareAfterBackups: median(afterMore[1]!) } : {}),
     };
   } finally {
     for (const b of baselines) b.kill();

@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -8,6 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { writeJsonDurable } from "../../agent/state/durable-file.ts";
 import { statePaths } from "../../agent/state/paths.ts";
 import { bundleAgent } from "../../packaging/bundle.mjs";
+import { writeOfflineConfig } from "../support/agent-cli.ts";
 import { affected, NEVER_SHIPPED } from "./advisories.ts";
 
 const run = promisify(execFile);
@@ -78,6 +79,11 @@ describe("the Debian package", () => {
       ])
     ).stdout;
     expect(bundled.length).toBeGreaterThan(10);
+    // The .deb's own list is the bundle's: what the advisory check below reads is what ships.
+    const listed = [...copyright.matchAll(/^ ((?:@[^/\s]+\/)?[^@\s]+)@(\S+) \(\S+\)$/gm)].map(
+      (m) => `${m[1]}@${m[2]}`,
+    );
+    expect(listed.sort()).toEqual(bundled.map((p) => `${p.name}@${p.version}`).sort());
     for (const p of bundled)
       expect(copyright).toMatch(new RegExp(`^ ${p.name.replace("/", "\\/")}@${p.version} \\(\\S+\\)$`, "m"));
     expect(copyright).not.toMatch(/^License: *$/m);
@@ -122,6 +128,22 @@ describe("the Debian package", () => {
       `for (const m of ${JSON.stringify(chunks)}) await import(m);`,
     ]);
     const cli = join(lib, "main.js");
+    // zod without generated parsers (agent/lib/zod-jitless.ts) in the bundle too: a command that parses its
+    // config (and stops at the missing state dir) with every `new Function` counted.
+    const config = await writeOfflineConfig(work, { stateDir: join(work, "missing") });
+    const counting =
+      'data:text/javascript,import{writeSync}from"node:fs";let n=0;globalThis.Function=new Proxy(Function,{construct(t,a){n++;return Reflect.construct(t,a)}});process.on("exit",()=>writeSync(3,String(n)))';
+    const generated = await new Promise<string>((resolve) => {
+      const child = spawn(process.execPath, ["--import", counting, cli, "--config", config, "backup"], {
+        stdio: ["ignore", "ignore", "ignore", "pipe"],
+      });
+      let out = "";
+      child.stdio[3]!.on("data", (d: Buffer) => {
+        out += d;
+      });
+      child.once("close", () => resolve(out));
+    });
+    expect(generated).toBe("0");
     expect((await run(process.execPath, [cli, "version"])).stdout.trim()).toBe(
       (await run("dpkg-deb", ["-f", deb, "Version"])).stdout.trim(),
     );
