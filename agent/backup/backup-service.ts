@@ -1,6 +1,7 @@
 import { describeError } from "../lib/errors.ts";
 import { acquireOperationLock, type Operation, operationOf } from "../operation/operation-lock.ts";
 import { newBackupId } from "./backup-id.ts";
+import { verifiedSelf } from "./backup-preflight.ts";
 import { runBackup } from "./backup-run.ts";
 import {
   type BackupDeps,
@@ -11,6 +12,7 @@ import {
   type Trigger,
 } from "./backup-types.ts";
 import { busyRetryDelayMs } from "./busy-retry.ts";
+import { type QuietStorageTiming, quietStorageTiming, waitForQuietStorage } from "./quiet-storage.ts";
 
 export type BackupTicket =
   | { started: true; backupId: string; mode: BackupMode; done: Promise<BackupOutcome> }
@@ -27,6 +29,11 @@ export interface BackupServiceDeps extends BackupDeps {
    * are left), so not yet the slot's result.
    */
   onOutcome?: (outcome: BackupOutcome, trigger: Trigger, info: { retry: BusyRetry | undefined }) => void;
+  /**
+   * How a request that retries when busy looks at the backup storage before each attempt (quiet-storage.ts);
+   * default: scaled with backup.busy_retry.delay_seconds.
+   */
+  quietStorage?: QuietStorageTiming;
 }
 
 export interface BackupRequestOptions {
@@ -49,6 +56,12 @@ interface Chain {
   /** The last refused attempt, reported with a promised retry: what the chain reports if no retry comes. */
   last: { outcome: BackupOutcome; startedAt: number } | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** Aborts the wait for a quiet storage before an attempt, while one runs. */
+  waiting: AbortController | undefined;
+  /** All such waits so far, against the timing's budget. */
+  waitedMs: number;
+  /** The guest's node, once known: where its storage's status is read. */
+  node: string | undefined;
   readonly end: () => void;
 }
 
@@ -90,6 +103,9 @@ export class BackupService {
       opts,
       last: undefined,
       timer: undefined,
+      waiting: undefined,
+      waitedMs: 0,
+      node: undefined,
       end: () => {
         this.#chains.delete(chain);
         resolve();
@@ -106,6 +122,10 @@ export class BackupService {
 
   async #attempt(chain: Chain, attempt: number): Promise<BackupTicket> {
     const { opts } = chain;
+    // Before quiescing into a likely refusal: another guest's archive growing the storage means the node's
+    // lock is probably held (quiet-storage.ts). stop() cuts the wait short, and then no attempt follows.
+    const interrupted =
+      opts.retryWhenBusy === true && !this.#stopped && (await this.#waitForQuietStorage(chain));
     if (this.#running) {
       const { backupId, mode, done } = this.#running;
       this.#endWithoutAttempt(chain, "another backup of this guest was running");
@@ -127,9 +147,10 @@ export class BackupService {
       else this.#endWithoutAttempt(chain, why);
       return { started: false, holder: operationOf(lock.holder), done: undefined };
     }
-    if (this.#stopped && attempt > 1) {
-      // The retry's timer fired just before stop(), which could not cancel it: it must not run a backup
-      // under a runtime being closed (a reload) or a process shutting down.
+    if (this.#stopped && (attempt > 1 || interrupted)) {
+      // The retry's timer fired just before stop(), which could not cancel it, or stop() ended the wait for a
+      // quiet storage: it must not run a backup under a runtime being closed (a reload) or a process shutting
+      // down.
       await lock.release();
       this.#endWithoutAttempt(chain, "the agent stopped before retrying");
       return {
@@ -199,6 +220,41 @@ export class BackupService {
     return { started: true, backupId, mode: opts.mode, done };
   }
 
+  /**
+   * Waits while the backup storage grows (within the chain's budget); true when stop() ended the wait. A
+   * guest whose identity cannot be verified skips it: its attempt fails at the preflight and says why.
+   */
+  async #waitForQuietStorage(chain: Chain): Promise<boolean> {
+    const { pve, backup, log } = this.#deps;
+    const timing = this.#deps.quietStorage ?? quietStorageTiming(backup.busy_retry.delay_seconds);
+    if (chain.waitedMs >= timing.budgetMs) return false;
+    chain.node ??= await verifiedSelf(this.#deps).then(
+      (identity) => identity.node,
+      () => undefined,
+    );
+    const node = chain.node;
+    if (node === undefined) return false;
+    const waiting = new AbortController();
+    chain.waiting = waiting;
+    const { signal } = chain.opts;
+    try {
+      chain.waitedMs += await waitForQuietStorage({
+        timing,
+        used: async () => (await pve.storageStatus(node, backup.storage)).used,
+        waitedMs: chain.waitedMs,
+        signal: signal ? AbortSignal.any([waiting.signal, signal]) : waiting.signal,
+        onBusy: (growthBytesPerS, waitMs) =>
+          log.info(
+            { storage: backup.storage, growthBytesPerS, waitMs },
+            "the backup storage is growing (another backup is probably running); waiting before quiescing",
+          ),
+      });
+    } finally {
+      chain.waiting = undefined;
+    }
+    return waiting.signal.aborted;
+  }
+
   /** The wait before the attempt after `attempt`, with jitter; undefined when the attempts are used up. */
   #retryDelayMs(attempt: number): number | undefined {
     const { attempts, delay_seconds } = this.#deps.backup.busy_retry;
@@ -256,6 +312,7 @@ export class BackupService {
   stop(): void {
     this.#stopped = true;
     for (const chain of [...this.#chains]) {
+      chain.waiting?.abort();
       if (chain.timer === undefined) continue;
       clearTimeout(chain.timer);
       chain.timer = undefined;

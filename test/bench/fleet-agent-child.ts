@@ -9,6 +9,7 @@
  *   slot T  a night: the schedule restarts with a daily cron at T's minute (ms epoch, UTC, a minute boundary
  *           the parent chose ahead for every agent) and runs that slot live at its tick, after its delay
  *           (a catch-up would neither use nor teach the learned delay, Scheduler #waitMs);
+ *           {"wants": ms} when the slot's run begins (its delay over, before any look at the storage),
  *           {"attempt": outcome, "willRetry"} per attempt and {"final": outcome} for the slot's result
  */
 import { readFile } from "node:fs/promises";
@@ -88,6 +89,8 @@ const scheduleAt = (slot: Date) =>
     log,
     // As agent/app/daemon.ts `build` wires it.
     onRun: async (_reason, learn) => {
+      // The guest wants its backup from here (its delay in the slot is over): the bench's demand begins.
+      out({ wants: Date.now() });
       const ticket = await service.request({
         mode: "snapshot",
         trigger: { source: "schedule" },

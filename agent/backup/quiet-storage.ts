@@ -1,0 +1,116 @@
+/**
+ * Before a scheduled backup quiesces (and before each busy retry), a look at whether another guest's backup is
+ * being written: the node's vzdump lock is taken inside the task, after the agent has quiesced, and a
+ * guest-scoped token cannot list the other guests' tasks (pve-manager PVE/API2/Tasks.pm `node_tasks` shows
+ * other users' tasks only with Sys.Audit on /nodes), so the first attempt of a guest would otherwise find the
+ * node busy about as often as it is busy, each refusal an outage and a failed-job mail to the PVE admin.
+ *
+ * What the token can see is its backup storage's `used` (Datastore.AllocateSpace suffices: pve-storage
+ * PVE/API2/Storage/Status.pm `read_status`). PVE computes it on every call, not from pvestatd's cache:
+ * `read_status` calls PVE::Storage `storage_info`, which asks each plugin's `status`; for the storages that
+ * take backups that is `df` of the storage's path (PVE/Storage/Plugin.pm `status` via PVE::Tools::df, used by
+ * the dir, NFS, CIFS, CephFS and btrfs plugins) or, on a Proxmox Backup Server, the datastore's own status
+ * (PVE/Storage/PBSPlugin.pm `status`, `proxmox-backup-client status`). While another guest's archive is
+ * written there, `used` grows at the archive's (compressed) rate; a PBS grows only by chunks it did not have,
+ * so there a busy node is seen less often and the retries below remain the answer.
+ *
+ * Decision (issue 15, measured by `npm run bench -- fleet`): two looks `sampleMs` apart; growth of at least
+ * BUSY_GROWTH_BYTES_PER_S means "probably busy": wait a random `recheckMs` ± 50 % (so that waiting guests
+ * spread out and one goes first when the growth stops) and look again; a chain's waits together never exceed
+ * `budgetMs`, after which it goes anyway, so that an unrelated writer to the storage delays a backup by at most
+ * that, never starves it. A storage that cannot be read is no reason to wait. This is a guess that only moves
+ * the start: the lock's refusal and the busy retries (busy-retry.ts) stay the guarantee.
+ */
+
+/** 5 MB/s: an archive writes tens to hundreds of MB/s; logs and the like on a shared file system far less. */
+export const BUSY_GROWTH_BYTES_PER_S = 5_000_000;
+
+export interface QuietStorageTiming {
+  /** Between the two looks of one check. */
+  sampleMs: number;
+  /** The nominal wait after a check that saw growth (each drawn ± 50 %). */
+  recheckMs: number;
+  /** All waits of one request's chain together, at most. */
+  budgetMs: number;
+}
+
+/**
+ * The timing for a busy_retry base of `baseSeconds`: scaled with it (an admin who sets quicker retries wants
+ * quicker looks), with the default 60 s: looks 5 s apart (a ZFS-backed directory's `df` moves at each
+ * transaction group commit, 5 s by default), re-checks every 10 s ± 50 %, at most 10 minutes of waiting per
+ * slot, the longest retry delay.
+ */
+export function quietStorageTiming(baseSeconds: number): QuietStorageTiming {
+  const baseMs = baseSeconds * 1000;
+  return { sampleMs: Math.min(5_000, baseMs / 12), recheckMs: baseMs / 6, budgetMs: 10 * baseMs };
+}
+
+/** Whether `used` grew like an archive being written between two looks `ms` apart; pure. */
+export function storageLooksBusy(before: number | undefined, after: number | undefined, ms: number): boolean {
+  if (before === undefined || after === undefined || ms <= 0) return false;
+  return ((after - before) / ms) * 1000 >= BUSY_GROWTH_BYTES_PER_S;
+}
+
+/**
+ * After a check saw growth: how long to wait before the next one, or undefined to go now because the chain's
+ * budget is spent (`waitedMs` so far). The last wait is cut to what is left of the budget. Pure.
+ */
+export function nextQuietCheckMs(
+  timing: QuietStorageTiming,
+  waitedMs: number,
+  random: () => number = Math.random,
+): number | undefined {
+  const left = timing.budgetMs - waitedMs;
+  if (left <= 0) return undefined;
+  return Math.min(left, Math.round(timing.recheckMs * (0.5 + random())));
+}
+
+/** Sleeps `ms`, or less when `signal` aborts; never rejects. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/**
+ * Waits while the storage looks busy, within what is left of the chain's budget; resolves with the time
+ * waited (what the budget lost, the looks included) as soon as a check sees no growth, the budget is
+ * spent or `signal` aborts.
+ */
+export async function waitForQuietStorage(o: {
+  timing: QuietStorageTiming;
+  /** The storage's `used` now; undefined (or a rejection) when it cannot be read. */
+  used: () => Promise<number | undefined>;
+  /** Already waited by this chain. */
+  waitedMs: number;
+  signal: AbortSignal;
+  /** Each wait after a check that saw growth, for the log. */
+  onBusy?: (growthBytesPerS: number, waitMs: number) => void;
+  now?: () => number;
+  random?: () => number;
+}): Promise<number> {
+  const now = o.now ?? Date.now;
+  const started = now();
+  const read = () => o.used().catch(() => undefined);
+  while (!o.signal.aborted) {
+    const t0 = now();
+    const before = await read();
+    if (before === undefined) break;
+    await pause(o.timing.sampleMs, o.signal);
+    const after = await read();
+    const ms = now() - t0;
+    if (o.signal.aborted || !storageLooksBusy(before, after, ms)) break;
+    const wait = nextQuietCheckMs(o.timing, o.waitedMs + now() - started, o.random);
+    if (wait === undefined) break;
+    o.onBusy?.(Math.round((((after ?? 0) - before) / ms) * 1000), wait);
+    await pause(wait, o.signal);
+  }
+  return now() - started;
+}
