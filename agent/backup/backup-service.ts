@@ -68,7 +68,9 @@ interface Chain {
 /**
  * The one door to backups for the CLI, the schedule and the hub: one at a time (a second request gets the
  * running backup's id), and when the node's vzdump lock is busy, a bounded number of later attempts with
- * jitter (only for requests that asked for it: the daemon's, not an operator waiting at a terminal).
+ * jitter (only for requests that asked for it: the daemon's, not an operator waiting at a terminal). Such a
+ * request also looks at the backup storage before each attempt and waits, within a budget, while another
+ * guest's archive grows it (quiet-storage.ts): a refusal costs an outage and a mail to the PVE admin.
  *
  * A refusal reported with a promised retry is not the slot's result, so every chain ends in one final
  * outcome: the attempt that ends it, or, when no further attempt runs (the service stops: config.reload,

@@ -7,15 +7,11 @@ import {
 } from "../../agent/backup/quiet-storage.ts";
 
 describe("a quiet backup storage before quiescing", () => {
-  it("scales its timing with the busy retry base: 5 s looks, 10 s re-checks and 10 minutes at the default", () => {
-    expect(quietStorageTiming(60)).toEqual({ sampleMs: 5_000, recheckMs: 10_000, budgetMs: 600_000 });
-    expect(quietStorageTiming(10)).toEqual({
-      sampleMs: 10_000 / 12,
-      recheckMs: 10_000 / 6,
-      budgetMs: 100_000,
-    });
-    // A long base does not make a look slower than a ZFS commit.
-    expect(quietStorageTiming(600).sampleMs).toBe(5_000);
+  it("scales its timing with the busy retry base: 2 s looks, 7.5 s re-checks and 10 minutes at the default", () => {
+    expect(quietStorageTiming(60)).toEqual({ sampleMs: 2_000, recheckMs: 7_500, budgetMs: 600_000 });
+    expect(quietStorageTiming(10)).toEqual({ sampleMs: 10_000 / 30, recheckMs: 1_250, budgetMs: 100_000 });
+    // A long base does not make one look hold a backup back longer.
+    expect(quietStorageTiming(600).sampleMs).toBe(2_000);
   });
 
   it("calls an archive's growth busy, and a log's, a shrink or an unreadable storage not", () => {

@@ -3,7 +3,10 @@
  * default "10,30"), each with its own vmid, its own privsep token (the role on its own guest and the storage
  * only), its own root of a few hundred MB (200-400 MB of real, allocated bytes; the simulator archives at the
  * measured 110 MB/s, so the archive time is that of a real host) and its own tiny compose stack (one busybox
- * service) on the one Docker engine. Each guest runs its own agent process (fleet-agent-child.ts: the real
+ * service) on the one Docker engine. The root's bytes are half random, half zeros per MiB, so that zstd halves
+ * them as it does a typical root and the archive grows the backup storage's `used` as a real one does (the
+ * agent looks at that growth before it quiesces, agent/backup/quiet-storage.ts; all zeros compressed to
+ * nothing and hid it). Each guest runs its own agent process (fleet-agent-child.ts: the real
  * BackupService + Scheduler, own state dir, quiescing only its own project) with a daily slot and the
  * default 900 s jitter and busy_retry, all three scaled by 1/FELHOM_BENCH_FLEET_SCALE (default 6), so that
  * their ratios hold while the night fits in a few minutes. The archive rate is not scaled: the bench's night is
@@ -14,8 +17,10 @@
  * every guest is backed up alone, one after the other (the same-run baseline of downtime). Per N and night:
  * - makespan (the first agent's start of the slot to the last backup's end) against the serial floor (the sum
  *   of the archive times), and the jitter window it cannot beat;
- * - the node lock's utilisation: the share of the time in which some guest wanted a backup (from its first
- *   attempt to the end of its backup) that the lock was held; and the lock held over the makespan;
+ * - the node lock's utilisation: the share of the time in which some guest wanted a backup (from its run's
+ *   start, its delay in the slot over, or its first attempt if earlier, to the end of its backup: a guest
+ *   waiting for a quiet storage wants the node as much as one waiting for a retry) that the lock was held;
+ *   and the lock held over the makespan;
  * - each guest's stack downtime from Docker's own events (die to start of its container): the longest
  *   single outage (p50, p99) and all outages of the slot summed (p99), against the guests backed up alone;
  * - vzdump tasks refused (lock busy) or stopped (each is a failed job the PVE admin is notified of), against

@@ -291,6 +291,12 @@ export function storageRoutes(sim: PveSimulator): Route[] {
   ];
 }
 
+/**
+ * df of the storage's directory, read on every call as PVE does: pve-storage PVE/API2/Storage/Status.pm
+ * `read_status` → PVE/Storage.pm `storage_info` → the plugin's `status` (PVE/Storage/Plugin.pm `status`,
+ * PVE::Tools::df of the path, for dir/NFS/CIFS/CephFS/btrfs; no pvestatd cache), so `used` grows while an
+ * archive is written. (A PBS's is the datastore's status, PBSPlugin.pm `status`; here its directory's df.)
+ */
 async function usage(s: Storage): Promise<{ total: number; used: number; avail: number }> {
   const st = await statfs(s.path);
   const total = st.blocks * st.bsize;
