@@ -1,8 +1,10 @@
 import type { consistency } from "@felhom/protocol";
 import type { z } from "zod";
+import { FROZEN_AFTER_MS } from "../lib/late-timer.ts";
 import type { VzdumpPhase } from "../pve/vzdump-log.ts";
 import type { ResumeReport } from "../quiesce/executor.ts";
 import type { BackupMode, BackupPhase } from "./backup-types.ts";
+import type { RunPlan } from "./snapshot-plan.ts";
 
 /**
  * A backup's decisions, apart from its driver (backup-run.ts): which phase it is in, when the stacks
@@ -15,14 +17,32 @@ import type { BackupMode, BackupPhase } from "./backup-types.ts";
  * snapshot, a stalled task, the task's end, or an error. Only the snapshot and the task's end leave the
  * copy app-consistent; anything before the snapshot existed makes it crash-consistent, and so does the
  * executor's own backstop resuming before the run asked.
+ *
+ * PVE freezes the whole CT, this agent included, while it takes the storage snapshot. A deadline that falls
+ * due in that freeze fires on thaw, before the agent has read the log line that says the snapshot exists
+ * (it usually does: the freeze ends only after the volume snapshots). Such a deadline fires late, and after
+ * the POST; it is held once for FREEZE_CONFIRM_MS so that the follower's next reads can show the snapshot.
+ * A deadline that fires on time, or before the POST, resumes at once as before.
+ *
+ * A CT that cannot be snapshotted (snapshot-plan.ts) runs on a plan decided before the quiesce: hold the
+ * stacks through suspend mode's two syncs (the deadline is the hold bound), nothing quiesced (crash), or
+ * stop mode. PVE's own fallback (`trying 'suspend' mode instead`) either was planned for (`hold`: the
+ * deadline moves to the hold bound) or was not (the stacks resume at once, crash, and the result says why).
  */
+
+/**
+ * How long a deadline that fired late waits for the snapshot line. After the thaw PVE mounts the snapshot
+ * and runs the hook script before it logs the next line (VZDump/LXC.pm `snapshot`, VZDump.pm
+ * `exec_backup_task`): typically well under a second.
+ */
+export const FREEZE_CONFIRM_MS = 10_000;
 
 export type Consistency = z.infer<typeof consistency>;
 
 export type TimelineStep = BackupPhase | "submitted" | "snapshot" | "resume" | "resumed";
 
-/** Why the stacks were resumed. */
-export type ResumeCause = "snapshot" | "deadline" | "task-ended" | "busy" | "error";
+/** Why the stacks were resumed. `fallback`: PVE fell back to suspend mode and no hold was planned. */
+export type ResumeCause = "snapshot" | "deadline" | "task-ended" | "busy" | "error" | "fallback";
 
 export interface BackupRunState {
   readonly mode: BackupMode;
@@ -37,10 +57,18 @@ export interface BackupRunState {
   readonly busy: boolean;
   /** The downtime deadline's timer runs (snapshot mode, from the quiesce to the snapshot). */
   readonly deadlineArmed: boolean;
+  /** The deadline fired late, after a freeze, and was extended by FREEZE_CONFIRM_MS (once per run). */
+  readonly deadlineHeld: boolean;
   /** Set once, when the resume was decided. */
   readonly resume: { readonly cause: ResumeCause; readonly at: number } | undefined;
   /** A shutdown interrupted the run after the POST: the next start follows the task and reports it. */
   readonly deferred: boolean;
+  /** How this run goes, from the preflight (`planned`); absent before it. */
+  readonly plan: RunPlan | undefined;
+  /** The mode PVE ran, from vzdump's `backup mode: X` line. */
+  readonly pveMode: string | undefined;
+  /** PVE fell back from snapshot to suspend mode: the stacks were held through it, or resumed at once. */
+  readonly fallback: "held" | "resumed" | undefined;
   /**
    * Every transition with its instant (ms since the epoch), in order: the phase list as it was lived,
    * and beside it the POST accepted (`submitted`), the snapshot line noticed (`snapshot`), the resume
@@ -63,6 +91,10 @@ export interface TimelineEntry {
 /** What happened, as the driver saw it; `at` is when (ms since the epoch). */
 export type BackupRunEvent = { readonly at: number } & (
   | { readonly type: "enter"; readonly phase: BackupPhase }
+  /** The preflight decided how the run goes (snapshot-plan.ts): its mode may differ from the request's. */
+  | { readonly type: "planned"; readonly plan: RunPlan }
+  /** vzdump's `backup mode: X`: the mode PVE runs. */
+  | { readonly type: "pve-mode"; readonly mode: string }
   /** The quiesce finished; `consistency` is what the quiesce itself made of the copy (consistency.ts). */
   | { readonly type: "quiesced"; readonly consistency: Consistency }
   | { readonly type: "submitted" }
@@ -72,7 +104,8 @@ export type BackupRunEvent = { readonly at: number } & (
       readonly phase: VzdumpPhase["phase"];
       readonly seen?: { readonly after: number; readonly by: number };
     }
-  | { readonly type: "deadline-passed" }
+  /** The deadline's timer fired, `lateMs` after it was due (monotonic: a freeze of the CT makes it late). */
+  | { readonly type: "deadline-passed"; readonly lateMs: number }
   /** The task made no progress within its bounds (stall-watch.ts) and is being stopped. */
   | { readonly type: "task-stalled" }
   /** The follower saw the task's end. */
@@ -87,8 +120,11 @@ export type BackupRunEvent = { readonly at: number } & (
 export type BackupRunAction =
   /** Send `backup.phase` for this phase. */
   | { readonly type: "announce"; readonly phase: BackupPhase }
-  | { readonly type: "arm-deadline" }
+  /** `seconds` from the start of the quiesce; absent without a plan (the configured max_downtime_seconds). */
+  | { readonly type: "arm-deadline"; readonly seconds?: number }
   | { readonly type: "disarm-deadline" }
+  /** Re-arm the deadline for `ms`: it fired `lateMs` late, after a freeze, and the snapshot may exist. */
+  | { readonly type: "hold-deadline"; readonly ms: number; readonly lateMs: number }
   /** Resume the stacks now; journal `consistency` before the first container moves. */
   | { readonly type: "resume"; readonly cause: ResumeCause; readonly consistency: Consistency }
   /** Journal the copy's consistency (it changed after the journal last had it). */
@@ -109,8 +145,12 @@ export function initialBackupState(mode: BackupMode, at: number): BackupRunState
     submitted: false,
     busy: false,
     deadlineArmed: false,
+    deadlineHeld: false,
     resume: undefined,
     deferred: false,
+    plan: undefined,
+    pveMode: undefined,
+    fallback: undefined,
     timeline: [{ step: "lock", at }],
   };
 }
@@ -119,15 +159,22 @@ export function backupStep(s: BackupRunState, ev: BackupRunEvent): Step {
   switch (ev.type) {
     case "enter":
       return enter(s, ev.phase, ev.at, []);
+    case "planned":
+      return { state: { ...s, mode: ev.plan.mode, plan: ev.plan }, actions: [] };
+    case "pve-mode":
+      return { state: { ...s, pveMode: ev.mode }, actions: [] };
     case "quiesced": {
-      const next = { ...s, quiesced: true, consistency: ev.consistency };
+      // A plan without a quiesce (policy `crash` on a CT that cannot snapshot): nothing was made consistent.
+      const consistency = s.plan?.quiesce === false ? "crash" : ev.consistency;
+      const next = { ...s, quiesced: true, consistency };
       // Journalled at once when the quiesce already made it crash: an agent killed later must not take
       // this copy for app-consistent.
       const actions: BackupRunAction[] =
-        ev.consistency === "crash" ? [{ type: "journal-consistency", consistency: "crash" }] : [];
+        consistency === "crash" ? [{ type: "journal-consistency", consistency: "crash" }] : [];
       // Stop mode keeps the stacks down for the whole archive by design (the guest is off): no deadline.
-      if (s.mode === "snapshot")
-        return { state: { ...next, deadlineArmed: true }, actions: [...actions, { type: "arm-deadline" }] };
+      // Nothing quiesced: nothing waits on a deadline either.
+      if (s.mode === "snapshot" && s.plan?.quiesce !== false)
+        return { state: { ...next, deadlineArmed: true }, actions: [...actions, armDeadline(s.plan)] };
       return { state: next, actions };
     }
     case "submitted":
@@ -138,6 +185,13 @@ export function backupStep(s: BackupRunState, ev: BackupRunEvent): Step {
     case "task-phase":
       return taskPhase(s, ev.phase, ev.at, ev.seen?.after);
     case "deadline-passed":
+      // Late after the POST: PVE froze the CT for the snapshot, which most likely exists now. Before the
+      // POST no PVE freeze explains it, and on time there was none: the deadline stands.
+      if (ev.lateMs >= FROZEN_AFTER_MS && s.submitted && !s.deadlineHeld && !s.resume)
+        return {
+          state: { ...s, deadlineHeld: true },
+          actions: [{ type: "hold-deadline", ms: FREEZE_CONFIRM_MS, lateMs: ev.lateMs }],
+        };
       return resume({ ...s, deadlineArmed: false }, "deadline", ev.at, []);
     case "task-stalled":
       return resume(s, "error", ev.at, []);
@@ -169,8 +223,13 @@ export function backupStep(s: BackupRunState, ev: BackupRunEvent): Step {
   }
 }
 
-/** Whether the task is still urgent to follow: the stacks wait on it until they are resumed. */
-export const stacksWaiting = (s: BackupRunState): boolean => s.resume === undefined;
+/**
+ * Whether the task is still urgent to follow: the stacks wait on it until they are resumed. Not while they
+ * are held through suspend mode's first rsync: a silent copy of the whole root lasts minutes, and polling
+ * the log four times a second through it would cost PVE thousands of reads per held guest; the follower's
+ * backoff (up to its max interval) notices `first sync finished`, and polls fast again once the log moves.
+ */
+export const stacksWaiting = (s: BackupRunState): boolean => s.resume === undefined && s.fallback !== "held";
 
 function taskPhase(
   s: BackupRunState,
@@ -183,6 +242,7 @@ function taskPhase(
     return resume({ ...s, busy: true }, "busy", at, []);
   }
   if (s.mode !== "snapshot") return { state: s, actions: [] };
+  if (phase === "suspend") return fallback(s, at);
   if (phase === "snapshot-failed") {
     // No snapshot will come: resume now, and nothing of this run counts as app-consistent.
     const { state, actions } = disarm(s);
@@ -196,6 +256,29 @@ function taskPhase(
     return enter(resumed.state, "follow", at, resumed.actions);
   }
   return { state: s, actions: [] };
+}
+
+/**
+ * `trying 'suspend' mode instead`: PVE will copy the running guest, freeze it, copy again, thaw. A planned
+ * hold keeps the stacks down until `resuming guest` (suspend-resumed, which resumes as the snapshot does)
+ * under the hold bound; otherwise they come back now, before the first sync, and the copy is crash.
+ */
+function fallback(s: BackupRunState, at: number): Step {
+  if (s.fallback) return { state: s, actions: [] };
+  if (s.plan?.onFallback === "hold" && s.resume === undefined) {
+    const { state, actions } = disarm({ ...s, fallback: "held" });
+    if (!s.deadlineArmed) return { state, actions };
+    return {
+      state: { ...state, deadlineArmed: true },
+      actions: [...actions, { type: "arm-deadline", seconds: s.plan.holdSeconds }],
+    };
+  }
+  const { state, actions } = disarm({ ...s, fallback: "resumed" });
+  return resume(state, "fallback", at, actions);
+}
+
+function armDeadline(plan: RunPlan | undefined): BackupRunAction {
+  return plan ? { type: "arm-deadline", seconds: plan.deadlineSeconds } : { type: "arm-deadline" };
 }
 
 function enter(s: BackupRunState, phase: BackupPhase, at: number, before: readonly BackupRunAction[]): Step {

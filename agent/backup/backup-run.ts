@@ -18,18 +18,25 @@ import { RunningBackup } from "./running-backup.ts";
  * decided by the run's state machine (backup-machine.ts); this is the phase list that drives it.
  */
 export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<BackupOutcome> {
-  const { backupId, mode } = req;
+  const { backupId } = req;
   const cfg = deps.backup;
   const run = new RunningBackup(deps, req);
   // The service took the one-operation-per-guest lock before this run: the first event names the backup.
   run.enter("lock");
   try {
     run.enter("preflight");
-    const { identity, plan, outside, storageType } = await preflight(deps, req);
+    const { identity, plan, outside, storageType, runPlan, planWarnings } = await preflight(deps, req);
+    run.planned(runPlan, planWarnings);
+    const mode = run.mode;
 
     run.enter("announce");
     run.announceBlackout(
-      mode === "stop" ? await stopModeBlackoutSeconds(deps.stateDir) : cfg.max_downtime_seconds,
+      mode === "stop"
+        ? await stopModeBlackoutSeconds(deps.stateDir)
+        : // A planned hold may keep the stacks down and freeze the CT for the whole copy.
+          runPlan.onFallback === "hold"
+          ? runPlan.holdSeconds
+          : runPlan.deadlineSeconds,
     );
     run.refuseIfStopping("nothing was quiesced");
 
@@ -44,6 +51,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
       storage: cfg.storage,
       phase: "quiesce",
       ...(outside.notInArchive.length ? { outside } : {}),
+      ...(run.planWarnings.length ? { planWarnings: run.planWarnings } : {}),
     };
     return await withQuiescedStacks(
       { engine: deps.engine, stateDir: deps.stateDir, logger: deps.log },
@@ -53,7 +61,11 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
         // The executor's backstop, should this process hang; the real downtime deadline is the machine's,
         // which also records that the backup became crash-consistent. In stop mode the stacks stay down
         // for the whole archive by design (the guest is off).
-        downtimeDeadlineMs: (mode === "stop" ? 86_400 : cfg.max_downtime_seconds + 60) * 1000,
+        downtimeDeadlineMs:
+          (mode === "stop"
+            ? 86_400
+            : Math.max(runPlan.deadlineSeconds, runPlan.onFallback === "hold" ? runPlan.holdSeconds : 0) +
+              60) * 1000,
         section,
         // Downtime begins with the journal's fsync (a slow shutdown or pre hook counts).
         journalled: () => run.journalled(),
@@ -80,7 +92,7 @@ async function whileDown(
   const takenAt = new Date().toISOString();
   await writeMarker(deps.stateDir, {
     backupId: req.backupId,
-    mode: req.mode,
+    mode: run.mode,
     takenAt,
     vmid,
     node,
@@ -92,7 +104,7 @@ async function whileDown(
   await run.journalPatch({ phase: "submit" });
   const upid = await submitBackupTask(run, identity);
 
-  run.enter(req.mode === "snapshot" ? "snapshot-wait" : "follow");
+  run.enter(run.mode === "snapshot" ? "snapshot-wait" : "follow");
   await followBackupTask(run, identity, upid, storageType);
   await run.stacksBack();
 

@@ -49,7 +49,7 @@ export async function submitBackupTask(
     {
       vmid,
       storage: cfg.storage,
-      mode: run.req.mode,
+      mode: run.mode,
       compress: "zstd",
       // Never queue: a queued task that the agent stopped could be granted the node lock between its
       // `waiting...` line and the stop's SIGTERM, and the SIGKILL 5 s later can leave `lock: backup` or a
@@ -81,7 +81,7 @@ export async function submitBackupTask(
   run.dispatch({ type: "submitted" });
   await run.journalPatch({
     upid: submitted.upid,
-    phase: run.req.mode === "snapshot" ? "snapshot-wait" : "follow",
+    phase: run.mode === "snapshot" ? "snapshot-wait" : "follow",
   });
   return submitted.upid;
 }
@@ -124,6 +124,7 @@ export async function followBackupTask(
         run.progress({ line: ev.text.slice(0, 1000) });
       } else if (ev.type === "phase") {
         if (ev.phase.phase === "bytes-written") run.progress({ bytes: ev.phase.bytes });
+        else if (ev.phase.phase === "backup-mode") run.dispatch({ type: "pve-mode", mode: ev.phase.mode });
         else
           run.dispatch({ type: "task-phase", phase: ev.phase.phase, ...(ev.seen ? { seen: ev.seen } : {}) });
       } else if (ev.type === "end") {

@@ -15,6 +15,11 @@ export type BackupOutcome =
   | { ok: true; result: Omit<EventOf<"backup.completed">, "kind"> }
   | { ok: false; failure: Omit<EventOf<"backup.failed">, "kind"> };
 
+/** backup.completed/failed's `pveMode` from vzdump's `backup mode: X` line; nothing when it never came. */
+export function pveModeField(mode: string | undefined): { pveMode?: "snapshot" | "suspend" | "stop" } {
+  return mode === "snapshot" || mode === "suspend" || mode === "stop" ? { pveMode: mode } : {};
+}
+
 /** The last lines of a task log, for a failure report. */
 export class LogTail {
   readonly #max: number;

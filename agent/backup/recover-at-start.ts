@@ -10,7 +10,7 @@ import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
 import { statePaths } from "../state/paths.ts";
 import type { Consistency } from "./backup-machine.ts";
 import type { BackupDeps } from "./backup-types.ts";
-import { type BackupOutcome, type BackupPhase, LogTail } from "./backup-types.ts";
+import { type BackupOutcome, type BackupPhase, LogTail, pveModeField } from "./backup-types.ts";
 import { downtimeOf, resumeWarnings } from "./downtime.ts";
 import { type FinishedBackup, finishBackup } from "./finish-backup.ts";
 import { clearMarker } from "./marker.ts";
@@ -152,12 +152,15 @@ async function finishInFlight(
     return outcome;
   };
   // The failure names the phase that failed: built before conclude() enters `report`.
+  /** vzdump's `backup mode: X`, once the follower read it. */
+  let pveMode: string | undefined;
   const fail = (code: string, message: string, task?: TaskResult): BackupOutcome =>
     conclude({
       ok: false,
       failure: {
         backupId,
         mode: s.mode,
+        ...pveModeField(pveMode),
         phase,
         code,
         message: message.slice(0, 2000),
@@ -204,6 +207,7 @@ async function finishInFlight(
       (ev) => {
         watch.see(ev);
         if (ev.type === "line") tail.push(ev.text);
+        else if (ev.type === "phase" && ev.phase.phase === "backup-mode") pveMode = ev.phase.mode;
       },
     );
   } catch (err) {
@@ -230,6 +234,7 @@ async function finishInFlight(
     result: {
       backupId,
       mode: s.mode,
+      ...pveModeField(pveMode),
       upid: s.upid,
       volid: finished.volid,
       sizeBytes: finished.sizeBytes,
@@ -240,6 +245,7 @@ async function finishInFlight(
         ...finished.warnings,
         ...(resumed ? resumeWarnings(resumed) : []),
         ...(s.outside?.warnings ?? []),
+        ...(s.planWarnings ?? []),
       ].slice(0, 100),
       consistency: s.mode === "stop" ? "app" : (s.consistency ?? "crash"),
       stacksResumed,

@@ -1,4 +1,5 @@
 import { AgentError, describeError } from "../lib/errors.ts";
+import { lateTimeout } from "../lib/late-timer.ts";
 import type { JournalBackupSection } from "../operation/journal-section.ts";
 import type { QuiescedStacks } from "../operation/quiesced-stacks.ts";
 import type { TaskResult } from "../pve/task-follower.ts";
@@ -24,11 +25,13 @@ import {
   type BackupPhase,
   type BackupRequest,
   LogTail,
+  pveModeField,
 } from "./backup-types.ts";
 import { downtimeOf, resumeWarnings } from "./downtime.ts";
 import type { FinishedBackup } from "./finish-backup.ts";
 import { clearMarker } from "./marker.ts";
 import type { OutsideArchive } from "./outside-archive.ts";
+import type { RunPlan } from "./snapshot-plan.ts";
 
 type Distribute<T> = T extends unknown ? Omit<T, "at"> : never;
 
@@ -51,6 +54,8 @@ export class RunningBackup {
   #blackout: "stop-mode" | "snapshot-freeze" | undefined;
   /** The last consistency the machine had journalled: durable before the run moves on. */
   #consistencyWritten: Promise<void> | undefined;
+  /** What the plan says in the result's warnings (snapshot-plan.ts). */
+  #planWarnings: string[] = [];
 
   constructor(
     readonly deps: BackupDeps,
@@ -72,6 +77,26 @@ export class RunningBackup {
     return this.#state.busy;
   }
 
+  /** The mode the agent asks PVE for: the request's, or the plan's once the preflight decided it. */
+  get mode(): BackupRunState["mode"] {
+    return this.#state.mode;
+  }
+
+  get plan(): RunPlan | undefined {
+    return this.#state.plan;
+  }
+
+  /** The plan's lines for the result, also journalled for a run finished after a boot. */
+  get planWarnings(): string[] {
+    return this.#planWarnings;
+  }
+
+  /** The preflight's decision (snapshot-plan.ts); `warnings` go into the result. */
+  planned(plan: RunPlan, warnings: string[]): void {
+    this.#planWarnings = [...warnings, ...(plan.note ? [plan.note] : [])];
+    this.dispatch({ type: "planned", plan });
+  }
+
   /** The main line enters `phase` (announced to the hub and the terminal). */
   enter(phase: BackupPhase): void {
     this.dispatch({ type: "enter", phase });
@@ -89,7 +114,7 @@ export class RunningBackup {
   }
 
   announceBlackout(expectedSeconds: number): void {
-    this.#blackout = this.req.mode === "stop" ? "stop-mode" : "snapshot-freeze";
+    this.#blackout = this.mode === "stop" ? "stop-mode" : "snapshot-freeze";
     this.deps.emit({
       kind: "blackout",
       reason: this.#blackout,
@@ -154,20 +179,18 @@ export class RunningBackup {
       case "announce":
         this.#announce(a.phase);
         return;
-      case "arm-deadline": {
-        const seconds = deps.backup.max_downtime_seconds;
-        this.#deadline = setTimeout(
-          () => {
-            deps.log.warn(
-              { backupId: this.req.backupId, seconds },
-              "downtime deadline passed before the snapshot; resuming, the backup will be crash-consistent",
-            );
-            this.dispatch({ type: "deadline-passed" });
-          },
-          Math.max(0, seconds * 1000 - (Date.now() - this.#quiesceStarted)),
+      case "arm-deadline":
+        this.#armDeadline(
+          (a.seconds ?? deps.backup.max_downtime_seconds) * 1000 - (Date.now() - this.#quiesceStarted),
         );
         return;
-      }
+      case "hold-deadline":
+        deps.log.warn(
+          { backupId: this.req.backupId, lateMs: a.lateMs, waitMs: a.ms },
+          "the downtime deadline fell while the CT was frozen (PVE freezes it for the storage snapshot); waiting for the snapshot line before resuming",
+        );
+        this.#armDeadline(a.ms);
+        return;
       case "disarm-deadline":
         clearTimeout(this.#deadline);
         return;
@@ -179,14 +202,48 @@ export class RunningBackup {
     }
   }
 
+  #armDeadline(ms: number): void {
+    this.#deadline = lateTimeout(Math.max(0, ms), (lateMs) =>
+      this.dispatch({ type: "deadline-passed", lateMs }),
+    );
+  }
+
   #announce(phase: BackupPhase): void {
-    const { backupId, mode, trigger } = this.req;
-    this.deps.emit({ kind: "backup.phase", backupId, mode, phase, trigger });
+    const { backupId, trigger } = this.req;
+    this.deps.emit({ kind: "backup.phase", backupId, mode: this.mode, phase, trigger });
+  }
+
+  /** The result's words on the plan and on a fallback to suspend mode nobody planned a hold for. */
+  #modeWarnings(): string[] {
+    const out = [...this.#planWarnings];
+    if (this.#state.fallback === "resumed" && this.#state.plan?.quiesce !== false)
+      out.push(
+        "PVE could not snapshot the CT and fell back to suspend mode (trying 'suspend' mode instead); no hold was planned, so the stacks were resumed at once and the backup is crash-consistent",
+      );
+    return out;
+  }
+
+  /** The mode PVE ran (`backup mode: X`), for the result; absent when the log never said. */
+  #pveMode(): ReturnType<typeof pveModeField> {
+    return pveModeField(this.#state.pveMode);
   }
 
   async #resume(why: string, consistency: Consistency): Promise<ResumeReport> {
     const { deps } = this;
     const handle = this.#handle as QuiesceHandle;
+    if (why === "deadline") {
+      const plan = this.#state.plan;
+      const held = plan?.onFallback === "hold" && this.#state.fallback === "held";
+      deps.log.warn(
+        {
+          backupId: this.req.backupId,
+          seconds: held ? plan.holdSeconds : (plan?.deadlineSeconds ?? deps.backup.max_downtime_seconds),
+        },
+        held
+          ? "hold deadline (backup.no_snapshot.max_hold_seconds) passed before suspend mode's final sync ended; resuming, the backup will be crash-consistent"
+          : "downtime deadline passed before the snapshot; resuming, the backup will be crash-consistent",
+      );
+    }
     deps.log.info({ backupId: this.req.backupId, why }, "resuming stacks");
     this.#announce("resume");
     // Journalled before the first container moves: an agent killed after the resume must still know
@@ -211,15 +268,22 @@ export class RunningBackup {
     const report = (await this.#resumed) as ResumeReport;
     // The archive is good, but a stack is down: the hub must hear it (and the journal stays open, so the
     // next backup or start retries the resume).
-    const warnings = [...finished.warnings, ...resumeWarnings(report), ...outside.warnings];
+    const warnings = [
+      ...finished.warnings,
+      ...resumeWarnings(report),
+      ...outside.warnings,
+      ...this.#modeWarnings(),
+    ];
     await this.journalPatch({ phase: "report", reported: true });
-    const { backupId, mode } = this.req;
+    const { backupId } = this.req;
+    const mode = this.mode;
     const task = this.task as TaskResult;
     return {
       ok: true,
       result: {
         backupId,
         mode,
+        ...this.#pveMode(),
         upid: this.upid as string,
         volid: finished.volid,
         sizeBytes: finished.sizeBytes,
@@ -238,7 +302,8 @@ export class RunningBackup {
   /** Any failure, at any phase: the stacks come back (unless the guest itself goes down), then `backup.failed`. */
   async failed(err: unknown): Promise<BackupOutcome> {
     const { deps, req } = this;
-    const { backupId, mode } = req;
+    const { backupId } = req;
+    const mode = this.mode;
     const phase = this.phase;
     // A quiesce that aborted journalled this backup before it threw: mark it reported, or the next start
     // would report it a second time.
@@ -262,6 +327,7 @@ export class RunningBackup {
       failure: {
         backupId,
         mode,
+        ...this.#pveMode(),
         phase,
         code: shuttingDown ? "interrupted" : err instanceof AgentError ? err.code : "internal",
         message: describeError(err).slice(0, 2000),

@@ -36,12 +36,18 @@ export function describeDowntime(d: EventOf<"backup.completed">["downtime"][numb
   return `${d.project}/${d.service} ${seconds(d.downtimeMs)} s${parts.length ? ` = ${parts.join(" + ")}` : ""}`;
 }
 
+/** The mode asked for, and the one PVE ran where it differs (a CT that cannot be snapshotted: suspend). */
+export function modeText(mode: string, pveMode: string | undefined): string {
+  return pveMode && pveMode !== mode ? `${mode} requested, PVE ran ${pveMode}` : mode;
+}
+
 export function describeOutcome(o: BackupOutcome): string {
   if (o.ok) {
     const r = o.result;
     const down = r.downtime.map(describeDowntime).join("\n           ");
     return [
       `backup ${r.backupId} ${r.exitStatus === "OK" ? "completed" : `completed with ${r.exitStatus}`} (${r.consistency}-consistent)`,
+      `  mode     ${modeText(r.mode, r.pveMode)}`,
       `  archive  ${r.volid} (${(r.sizeBytes / 1024 / 1024).toFixed(1)} MiB)`,
       `  total    ${(r.totalMs / 1000).toFixed(1)} s`,
       `  downtime ${down || "none"}`,

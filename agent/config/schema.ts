@@ -94,6 +94,21 @@ export const configSchema = z
          */
         max_downtime_seconds: positiveSeconds.default(300),
         /**
+         * A snapshot-mode backup of a CT with a volume that cannot be snapshotted (dir/NFS/CIFS raw images,
+         * thick LVM), where PVE falls back to suspend mode (agent/backup/snapshot-plan.ts; README "A CT that
+         * cannot be snapshotted"): `hold` keeps the stacks down through both of its copies (app-consistent,
+         * down for the whole copy, at most max_hold_seconds); `stop` backs up in stop mode; `crash` quiesces
+         * nothing (crash-consistent, no downtime); `refuse` fails the backup before any downtime.
+         */
+        no_snapshot: z
+          .object({
+            policy: z.enum(["hold", "stop", "crash", "refuse"]).default("hold"),
+            /** The downtime deadline of a hold: the stacks come back (crash-consistent) after this long. */
+            max_hold_seconds: positiveSeconds.default(3600),
+          })
+          .strict()
+          .prefault({}),
+        /**
          * No longer used: the agent always sends vzdump `lockwait=0` (a queued task it stopped could be granted
          * the node lock as the stop landed, and be killed mid-backup). Still accepted, so that a config written
          * for an older agent loads after an upgrade.

@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import {
   type AgentToHubMessage,
   CloseCode,
@@ -17,6 +18,7 @@ import {
 } from "@felhom/protocol";
 import WebSocket from "ws";
 import { describeError } from "../lib/errors.ts";
+import { FROZEN_AFTER_MS } from "../lib/late-timer.ts";
 import type { Secret } from "../lib/secret.ts";
 import type { Logger } from "../log/logger.ts";
 import { type Outbox, RebaseRefusedError } from "./outbox.ts";
@@ -90,7 +92,11 @@ export class HubSession {
   #transportError: string | undefined;
   #handshakeTimer: NodeJS.Timeout;
   #blackoutUntil: number;
+  /** When a liveness tick last found this process frozen (epoch ms): the deadlines count from there. */
+  #thawedAt = 0;
   #tick: NodeJS.Timeout | undefined;
+  #tickMs = 0;
+  #lastTickAt = 0;
   #unsubscribe: () => void;
 
   constructor(options: SessionOptions) {
@@ -293,10 +299,9 @@ export class HubSession {
     this.#heartbeat = this.#o.timing.heartbeat ?? welcome.heartbeat;
     this.#ready = true;
     const hb = this.#heartbeat;
-    this.#tick = setInterval(
-      () => this.#onTick(),
-      Math.max(10, Math.floor(Math.min(hb.intervalMs, hb.timeoutMs) / 4)),
-    );
+    this.#tickMs = Math.max(10, Math.floor(Math.min(hb.intervalMs, hb.timeoutMs) / 4));
+    this.#lastTickAt = performance.now();
+    this.#tick = setInterval(() => this.#onTick(), this.#tickMs);
     this.pump();
   }
 
@@ -311,13 +316,21 @@ export class HubSession {
    * means the peer is gone (4504). Independently, a socket with no frame at all for `watchdogFactor`
    * intervals, or with events outstanding and no ack for `ackTimeoutMs`, is torn down — the backstops for
    * the sockets that look alive to TCP and to a heartbeat timer that itself got stuck. During an
-   * announced blackout the deadlines are suspended and start counting again when it ends.
+   * announced blackout the deadlines are suspended and start counting again when it ends; after a freeze of
+   * this process they start counting again at the thaw.
    */
   #onTick(): void {
     const hb = this.#heartbeat!;
+    const tickedAt = performance.now();
+    const late = tickedAt - this.#lastTickAt - this.#tickMs;
+    this.#lastTickAt = tickedAt;
     const now = Date.now();
+    // A tick this late found the process frozen (PVE freezes the CT for the storage snapshot; timers run
+    // before sockets are read on thaw): the hub's frames wait unread in the socket, and it heard nothing
+    // from us either. Like a blackout that ended now, the deadlines count again from here.
+    if (late >= FROZEN_AFTER_MS) this.#thawedAt = now;
     if (now < this.#blackoutUntil) return;
-    const since = (t: number) => now - Math.max(t, this.#blackoutUntil);
+    const since = (t: number) => now - Math.max(t, this.#blackoutUntil, this.#thawedAt);
     if (this.#pendingPing && since(this.#pendingPing.sentAt) > hb.timeoutMs) {
       this.#stall(`no pong within ${hb.timeoutMs} ms`);
       return;

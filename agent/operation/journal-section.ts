@@ -22,6 +22,11 @@ const backupSectionSchema = z.object({
   consistency: consistency.optional(),
   /** Data the archive will not hold (preflight): reported by whichever run finishes the backup. */
   outside: z.object({ warnings: z.array(z.string()), notInArchive: z.array(notInArchive) }).optional(),
+  /**
+   * What the preflight's plan says in the result (backup/snapshot-plan.ts: e.g. a snapshot request run in stop
+   * mode because the CT cannot be snapshotted): reported by whichever run finishes the backup.
+   */
+  planWarnings: z.array(z.string()).optional(),
   reported: z.boolean().optional(),
 });
 

@@ -1,5 +1,6 @@
 import type { DockerEngine, ExecResult } from "../docker/docker-engine.ts";
 import { describeError } from "../lib/errors.ts";
+import { FROZEN_AFTER_MS, lateTimeout } from "../lib/late-timer.ts";
 import { commandForReport, outputTailForReport } from "../lib/report-text.ts";
 import { redactSecrets } from "../lib/secret.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
@@ -20,6 +21,11 @@ export interface QuiesceOptions {
   quiesceDeadlineMs?: number;
   /** Dead man's switch: resume by itself this long after quiesce began, whatever the caller does. @default 900 s */
   downtimeDeadlineMs?: number;
+  /**
+   * A switch that fires late (FROZEN_AFTER_MS) finds a process that was frozen, not hung: it waits this much
+   * longer, so that the caller, thawed at the same instant, acts first. @default 60 s
+   */
+  frozenGraceMs?: number;
   /** How long resume keeps retrying while the engine does not answer (dockerd restarting). @default 180 s */
   reconnectBudgetMs?: number;
   /** Captured hook output per run (the tail is kept). @default 64 KiB */
@@ -81,6 +87,7 @@ export interface QuiesceHandle {
 const DEFAULTS = {
   quiesceDeadlineMs: 300_000,
   downtimeDeadlineMs: 900_000,
+  frozenGraceMs: 60_000,
   reconnectBudgetMs: 180_000,
   maxHookOutputBytes: 64 * 1024,
 };
@@ -112,7 +119,18 @@ export async function quiesce(
     resuming ??= resumeJournal(journal, engine, trigger, { ...opts, logger: log });
     return resuming;
   };
-  const deadman = setTimeout(() => {
+  // PVE freezes the whole CT for the storage snapshot; on thaw this timer fires at once, before the caller
+  // has read the task log that says the snapshot exists. Resuming then would make an app-consistent copy
+  // crash-consistent for nothing: a late switch waits once more for the caller instead.
+  const onDeadman = (lateMs: number) => {
+    if (lateMs >= FROZEN_AFTER_MS) {
+      log.warn(
+        { backupId, lateMs, graceMs: opts.frozenGraceMs },
+        "the downtime deadline fell while this process was frozen; the caller gets a moment to act first",
+      );
+      deadman = lateTimeout(opts.frozenGraceMs, onDeadman);
+      return;
+    }
     log.warn({ backupId, afterMs: opts.downtimeDeadlineMs }, "downtime deadline reached; resuming stacks");
     deadlineHit = true;
     if (!quiescing) {
@@ -120,7 +138,8 @@ export async function quiesce(
         log.error({ err: describeError(err) }, "resume after the deadline failed"),
       );
     }
-  }, opts.downtimeDeadlineMs);
+  };
+  let deadman = lateTimeout(opts.downtimeDeadlineMs, onDeadman);
 
   let abort: string | undefined;
   const deadlinePassed = `the downtime deadline of ${opts.downtimeDeadlineMs} ms passed during quiesce`;

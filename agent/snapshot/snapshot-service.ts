@@ -151,9 +151,11 @@ async function refuseSnapshotAhead(
   if (!(await deps.pve.lxcHasFeature(node, vmid, "snapshot")))
     throw new AgentError(
       "snapshot_unsupported",
-      `CT ${vmid} has a volume on storage that cannot take snapshots`,
+      `CT ${vmid} cannot be snapshotted: a volume is on a storage without snapshots, or a mount point is a bind mount`,
       {
-        hint: "snapshots need every volume on a snapshot-capable storage (LVM-thin, ZFS, Ceph RBD, btrfs); back up instead",
+        // AbstractConfig.pm snapshot_prepare → LXC/Config.pm has_feature over every mount point; pve-storage
+        // volume_has_feature answers no for a bind mount's host path
+        hint: "snapshots need every mount point to be a volume on a snapshot-capable storage (LVM-thin, ZFS, Ceph RBD, btrfs), bind mounts included; back up instead",
       },
     );
   if ((await deps.pve.snapshots(node, vmid)).some((s) => s.name === name))

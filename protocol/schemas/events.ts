@@ -95,6 +95,9 @@ export const notInArchive = z.object({
 
 const blackoutReason = z.enum(["stop-mode", "snapshot-freeze"]);
 
+/** vzdump's modes (pve-manager PVE/VZDump.pm): what PVE really ran. */
+const pveMode = z.enum(["snapshot", "suspend", "stop"]);
+
 /** Why an operation failed: an agent error code (open set, informative) and a sentence. */
 const failure = { code: openCode, message };
 
@@ -113,6 +116,11 @@ export const EVENTS = {
   "backup.completed": z.object({
     backupId: id,
     mode: backupMode,
+    /**
+     * The mode PVE ran (vzdump's `backup mode: X`): `suspend` when a snapshot-mode backup met a volume that
+     * cannot be snapshotted. Absent from agents before it, and when the task log never said.
+     */
+    pveMode: pveMode.optional(),
     upid,
     volid,
     sizeBytes: z.int().min(0),
@@ -133,6 +141,8 @@ export const EVENTS = {
   "backup.failed": z.object({
     backupId: id,
     mode: backupMode,
+    /** As in backup.completed; absent when the task never got that far. */
+    pveMode: pveMode.optional(),
     phase: backupPhase,
     ...failure,
     /** vzdump's `exitstatus` when the task stopped; null when it never ran or never stopped. */

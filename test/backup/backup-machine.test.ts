@@ -3,10 +3,20 @@ import {
   type BackupRunEvent,
   type BackupRunState,
   backupStep,
+  FREEZE_CONFIRM_MS,
   initialBackupState,
   stacksWaiting,
 } from "../../agent/backup/backup-machine.ts";
 import type { BackupMode } from "../../agent/backup/backup-types.ts";
+import {
+  type NoSnapshotPolicy,
+  planRun,
+  type RunPlan,
+  type SnapshotVerdict,
+  snapshotVerdict,
+} from "../../agent/backup/snapshot-plan.ts";
+import { FROZEN_AFTER_MS } from "../../agent/lib/late-timer.ts";
+import type { CtMountPoint } from "../../agent/pve/mount-points.ts";
 
 type EventWithoutAt = BackupRunEvent extends infer E ? (E extends unknown ? Omit<E, "at"> : never) : never;
 
@@ -115,7 +125,11 @@ describe("backup machine: what resumes the stacks", () => {
   });
 
   it("the deadline before the snapshot: resume, crash-consistent", () => {
-    const { state, actions } = run("snapshot", [{ type: "deadline-passed" }], waitingForSnapshot());
+    const { state, actions } = run(
+      "snapshot",
+      [{ type: "deadline-passed", lateMs: 0 }],
+      waitingForSnapshot(),
+    );
     expect(actions).toEqual([{ type: "resume", cause: "deadline", consistency: "crash" }]);
     expect(state).toMatchObject({ consistency: "crash", deadlineArmed: false, phase: "snapshot-wait" });
   });
@@ -170,7 +184,11 @@ describe("backup machine: what resumes the stacks", () => {
       [{ type: "task-phase", phase: "snapshot-created" }],
       waitingForSnapshot(),
     ).state;
-    const { state, actions } = run("snapshot", [{ type: "deadline-passed" }, { type: "task-ended" }], snap);
+    const { state, actions } = run(
+      "snapshot",
+      [{ type: "deadline-passed", lateMs: 0 }, { type: "task-ended" }],
+      snap,
+    );
     expect(actions).toEqual([]);
     expect(state).toMatchObject({ consistency: "app", resume: { cause: "snapshot" } });
   });
@@ -196,10 +214,66 @@ describe("backup machine: what resumes the stacks", () => {
 
   it("nothing quiesced, nothing to resume", () => {
     const { actions } = run("snapshot", [
-      { type: "deadline-passed" },
+      { type: "deadline-passed", lateMs: 0 },
       { type: "failed", shuttingDown: false },
     ]);
     expect(actions.filter((a) => a.type === "resume")).toEqual([]);
+  });
+});
+
+describe("backup machine: a deadline that fell while PVE froze the CT", () => {
+  const late = { type: "deadline-passed", lateMs: FROZEN_AFTER_MS } as const;
+  const held = () => run("snapshot", [late], waitingForSnapshot()).state;
+
+  it("fired late after the POST: held for FREEZE_CONFIRM_MS, nothing resumed yet", () => {
+    const { state, actions } = run("snapshot", [late], waitingForSnapshot());
+    expect(actions).toEqual([{ type: "hold-deadline", ms: FREEZE_CONFIRM_MS, lateMs: FROZEN_AFTER_MS }]);
+    expect(state).toMatchObject({ deadlineHeld: true, deadlineArmed: true, consistency: "app" });
+    expect(stacksWaiting(state)).toBe(true);
+  });
+
+  it("held, then the snapshot line: resume as the snapshot, app-consistent", () => {
+    const { state, actions } = run("snapshot", [{ type: "task-phase", phase: "snapshot-created" }], held());
+    expect(actions).toContainEqual({ type: "disarm-deadline" });
+    expect(actions).toContainEqual({ type: "resume", cause: "snapshot", consistency: "app" });
+    expect(state.consistency).toBe("app");
+  });
+
+  it("held, and the hold runs out on time: resume, crash-consistent", () => {
+    const { state, actions } = run("snapshot", [{ type: "deadline-passed", lateMs: 0 }], held());
+    expect(actions).toEqual([{ type: "resume", cause: "deadline", consistency: "crash" }]);
+    expect(state).toMatchObject({ consistency: "crash", deadlineArmed: false });
+  });
+
+  it("held once only: a hold that fires late too resumes, crash-consistent", () => {
+    const { actions } = run("snapshot", [late], held());
+    expect(actions).toEqual([{ type: "resume", cause: "deadline", consistency: "crash" }]);
+  });
+
+  it("held, then the snapshot failed: resume, crash-consistent", () => {
+    const { actions } = run("snapshot", [{ type: "task-phase", phase: "snapshot-failed" }], held());
+    expect(actions).toEqual([
+      { type: "disarm-deadline" },
+      { type: "resume", cause: "error", consistency: "crash" },
+    ]);
+  });
+
+  it("fired late before the POST: no PVE freeze explains it, resume at once, crash-consistent", () => {
+    const beforePost = run("snapshot", [
+      { type: "quiesced", consistency: "app" },
+      { type: "enter", phase: "submit" },
+    ]).state;
+    const { actions } = run("snapshot", [late], beforePost);
+    expect(actions).toEqual([{ type: "resume", cause: "deadline", consistency: "crash" }]);
+  });
+
+  it("fired a little late (a busy event loop, not a freeze): resume at once, crash-consistent", () => {
+    const { actions } = run(
+      "snapshot",
+      [{ type: "deadline-passed", lateMs: FROZEN_AFTER_MS - 1 }],
+      waitingForSnapshot(),
+    );
+    expect(actions).toEqual([{ type: "resume", cause: "deadline", consistency: "crash" }]);
   });
 });
 
@@ -275,5 +349,137 @@ describe("backup machine: failure", () => {
     ]);
     expect(actions).toEqual([{ type: "resume", cause: "error", consistency: "crash" }]);
     expect(state.deferred).toBe(false);
+  });
+});
+
+describe("backup machine: a CT that cannot be snapshotted (snapshot-plan.ts)", () => {
+  const cfg = { maxDowntimeSeconds: 300, maxHoldSeconds: 3600 };
+  const planOf = (verdict: SnapshotVerdict, policy: NoSnapshotPolicy) => {
+    const r = planRun("snapshot", verdict, { ...cfg, policy });
+    if (!r.ok) throw new Error(r.message);
+    return r.plan;
+  };
+  const no: SnapshotVerdict = { can: "no", volumes: ["rootfs (local:101/vm-101-disk-0.raw)"] };
+  const unknown: SnapshotVerdict = { can: "unknown", why: "PVE did not say" };
+  /** A planned run up to the snapshot wait. */
+  const planned = (plan: RunPlan) =>
+    run(plan.mode, [
+      { type: "planned", plan },
+      { type: "quiesced", consistency: "app" },
+      { type: "submitted" },
+      { type: "enter", phase: plan.mode === "snapshot" ? "snapshot-wait" : "follow" },
+    ]);
+
+  it("hold: the deadline is the hold bound from the start; the fallback keeps the stacks down until `resuming guest`, app-consistent", () => {
+    const start = planned(planOf(no, "hold"));
+    expect(start.actions).toContainEqual({ type: "arm-deadline", seconds: 3600 });
+    const { state, actions } = run(
+      "snapshot",
+      [
+        { type: "pve-mode", mode: "suspend" },
+        { type: "task-phase", phase: "suspend" },
+        { type: "task-phase", phase: "suspend-resumed" },
+      ],
+      start.state,
+    );
+    expect(actions).toEqual([
+      { type: "disarm-deadline" },
+      { type: "arm-deadline", seconds: 3600 },
+      { type: "disarm-deadline" },
+      { type: "resume", cause: "snapshot", consistency: "app" },
+      { type: "announce", phase: "follow" },
+    ]);
+    expect(state).toMatchObject({ fallback: "held", pveMode: "suspend", consistency: "app" });
+    // held through the silent first rsync: the follower backs off instead of polling fast
+    const held = run("snapshot", [{ type: "task-phase", phase: "suspend" }], start.state).state;
+    expect(stacksWaiting(start.state)).toBe(true);
+    expect(stacksWaiting(held)).toBe(false);
+    expect(held.resume).toBeUndefined();
+  });
+
+  it("hold: the hold bound passing before `resuming guest` resumes crash-consistent", () => {
+    const held = run(
+      "snapshot",
+      [{ type: "task-phase", phase: "suspend" }],
+      planned(planOf(no, "hold")).state,
+    );
+    const { state, actions } = run("snapshot", [{ type: "deadline-passed", lateMs: 0 }], held.state);
+    expect(actions).toEqual([{ type: "resume", cause: "deadline", consistency: "crash" }]);
+    expect(state.consistency).toBe("crash");
+  });
+
+  it("hold with an unknown answer: the usual deadline until PVE falls back, then the hold bound", () => {
+    const start = planned(planOf(unknown, "hold"));
+    expect(start.actions).toContainEqual({ type: "arm-deadline", seconds: 300 });
+    const { actions } = run("snapshot", [{ type: "task-phase", phase: "suspend" }], start.state);
+    expect(actions).toEqual([{ type: "disarm-deadline" }, { type: "arm-deadline", seconds: 3600 }]);
+  });
+
+  it("a fallback nobody planned a hold for (PVE had said yes, or another policy): the stacks come back at once, crash", () => {
+    for (const plan of [planOf({ can: "yes" }, "hold"), planOf(unknown, "stop"), planOf(unknown, "refuse")]) {
+      const { state, actions } = run(
+        "snapshot",
+        [{ type: "task-phase", phase: "suspend" }],
+        planned(plan).state,
+      );
+      expect(actions).toEqual([
+        { type: "disarm-deadline" },
+        { type: "resume", cause: "fallback", consistency: "crash" },
+      ]);
+      expect(state).toMatchObject({ fallback: "resumed", consistency: "crash" });
+    }
+  });
+
+  it("crash: nothing quiesced, crash-consistent from the start, no deadline", () => {
+    const { state, actions } = planned(planOf(no, "crash"));
+    expect(actions).toEqual([
+      { type: "journal-consistency", consistency: "crash" },
+      { type: "announce", phase: "snapshot-wait" },
+    ]);
+    expect(state).toMatchObject({ consistency: "crash", deadlineArmed: false });
+  });
+
+  it("stop: the run becomes a stop-mode run (no deadline); refuse: no plan, an error with the fix", () => {
+    const { state, actions } = planned(planOf(no, "stop"));
+    expect(state.mode).toBe("stop");
+    expect(actions).toEqual([{ type: "announce", phase: "follow" }]);
+    expect(planRun("snapshot", no, { ...cfg, policy: "refuse" })).toMatchObject({
+      ok: false,
+      hint: expect.stringMatching(/pct move-volume/),
+    });
+    // a stop-mode request is never changed
+    expect(planRun("stop", no, { ...cfg, policy: "crash" })).toMatchObject({
+      ok: true,
+      plan: { mode: "stop" },
+    });
+  });
+});
+
+describe("snapshot verdict: PVE's feature check read as vzdump's test", () => {
+  const mp = (key: string, inBackup: boolean): CtMountPoint => ({
+    key,
+    volume: key === "rootfs" ? "local:101/vm-101-disk-0.raw" : "/srv/bulk",
+    path: key === "rootfs" ? "/" : "/mnt/bulk",
+    type: key === "rootfs" ? "volume" : "bind",
+    inBackup,
+    reason: inBackup ? "rootfs" : "not a volume",
+  });
+
+  it("yes is yes; no is no only when every mount point is in the backup; no answer is unknown", () => {
+    expect(snapshotVerdict({ hasFeature: true }, undefined)).toEqual({ can: "yes" });
+    expect(snapshotVerdict({ hasFeature: false }, [mp("rootfs", true)])).toEqual({
+      can: "no",
+      volumes: ["rootfs (local:101/vm-101-disk-0.raw)"],
+    });
+    // vm_feature judges the bind mount too (volume_has_feature is undef for a path); vzdump skips it
+    expect(snapshotVerdict({ hasFeature: false }, [mp("rootfs", true), mp("mp0", false)])).toMatchObject({
+      can: "unknown",
+      why: expect.stringMatching(/also judges mp0/),
+    });
+    expect(snapshotVerdict({ hasFeature: false }, undefined)).toMatchObject({ can: "unknown" });
+    expect(snapshotVerdict({ error: "403 Permission check failed" }, [mp("rootfs", true)])).toMatchObject({
+      can: "unknown",
+      why: expect.stringMatching(/did not say/),
+    });
   });
 });

@@ -34,7 +34,7 @@ describe("where the downtime goes", () => {
   it("has no notice part when the deadline, not a log line, resumed the stacks", () => {
     const t = timeline([
       ...quiesced,
-      { type: "deadline-passed", at: 2000 },
+      { type: "deadline-passed", lateMs: 0, at: 2000 },
       { type: "task-phase", phase: "snapshot-created", seen: { after: 2100, by: 2190 }, at: 2200 },
     ]);
     const b = breakdownOf({ down: 100, up: 2600 }, 2001, t);
@@ -46,7 +46,7 @@ describe("where the downtime goes", () => {
     const t = timeline([
       { type: "enter", phase: "quiesce", at: 50 },
       { type: "quiesced", consistency: "app", at: 250 },
-      { type: "deadline-passed", at: 260 },
+      { type: "deadline-passed", lateMs: 0, at: 260 },
       { type: "enter", phase: "submit", at: 300 },
     ]);
     const b = breakdownOf({ down: 100, up: 280 }, 261, t);

@@ -65,6 +65,7 @@ const service = new BackupService({
     busy_retry: config.busyRetry,
     protected: false,
     max_protected_backups: 5,
+    no_snapshot: { policy: "hold", max_hold_seconds: 3600 },
   },
   projects: [config.project],
   localFacts: () => ({ hostname: config.hostname, macs: [config.mac] }),

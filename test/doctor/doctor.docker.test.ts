@@ -16,9 +16,10 @@ afterEach(async () => {
 
 async function doctor(
   variant: "production" | "token-only" | "over-privileged" | "parent-paths",
-  o: { extraConfig?: string[]; protectedArchives?: number; dockerSocket?: string } = {},
+  o: { extraConfig?: string[]; protectedArchives?: number; dockerSocket?: string; rootfs?: string } = {},
 ) {
   h = await startGuestHarness({ variant });
+  if (o.rootfs) h.sim.getGuest(101).config.rootfs = o.rootfs;
   dir = await mkdtemp(join(tmpdir(), "felhom-doctor-"));
   // Older protected backups of this guest, written straight into the storage as PVE would have left them.
   const dump = join(h.sim.storages.get("bk")!.path, "dump");
@@ -106,6 +107,40 @@ describeDocker("felhom-guest doctor (pve sim + real docker)", () => {
       expect.stringMatching(
         /^protected backups: CT 101 already has 3 protected backups .* allows 3 per guest/,
       ),
+    ]);
+    expect(code).toBe(1);
+  });
+
+  it("says whether the CT can be snapshotted and what the configured policy does about it, with the cost", async () => {
+    const ok = await doctor("production");
+    expect(ok.findings).toContainEqual({
+      level: "ok",
+      message: expect.stringMatching(
+        /^snapshot: PVE can snapshot every volume of the CT \(rootfs local-lvm:vm-101-disk-0\); snapshot mode/,
+      ),
+    });
+    await h?.close();
+    h = undefined;
+    const held = await doctor("production", { rootfs: "local:101/vm-101-disk-0.raw,size=8G" });
+    expect(held.findings).toContainEqual({
+      level: "warn",
+      message: expect.stringMatching(
+        /^snapshot: the CT cannot be snapshotted: rootfs \(local:101\/vm-101-disk-0\.raw\) on a storage without snapshots; PVE would fall back to suspend mode\. Policy hold: the stacks stay down .*at most 3600 s/,
+      ),
+      hint: expect.stringMatching(/pct move-volume/),
+    });
+    expect(held.code).toBe(0);
+  });
+
+  it("fails when the CT cannot be snapshotted and backup.no_snapshot.policy is refuse", async () => {
+    const { code, findings } = await doctor("production", {
+      rootfs: "local:101/vm-101-disk-0.raw,size=8G",
+      extraConfig: ["  no_snapshot: { policy: refuse }"],
+    });
+    expect(findings.filter((f) => f.level === "error")).toEqual([
+      expect.objectContaining({
+        message: expect.stringMatching(/^snapshot: .*Policy refuse: every backup fails/),
+      }),
     ]);
     expect(code).toBe(1);
   });

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { HubClient } from "../../agent/hub/hub-client.ts";
 import type { LinkDrop } from "../../agent/hub/reconnect-decision.ts";
-import { agentDir, cleanup, clientForTest, hubForTest, phase } from "./support.ts";
+import { AGENT_ID, agentDir, cleanup, clientForTest, hubForTest, phase, spawnChildAgent } from "./support.ts";
 
 afterEach(cleanup);
 
@@ -68,6 +68,32 @@ describe("the watchdog", () => {
     expect(stalled).toMatchObject({ kind: "stalled", what: expect.stringContaining("no ack") });
     hub.setAcking(true);
     await hub.waitFor("the outbox to drain", () => client.outboxDepth === 0);
+  });
+});
+
+describe("the watchdog across a freeze of the agent (PVE freezes the CT for the storage snapshot)", () => {
+  it("keeps the link: a tick that finds the process was frozen judges nothing and counts the deadlines from the thaw", async () => {
+    const hub = await hubForTest();
+    const agent = spawnChildAgent({
+      url: hub.url,
+      ...(await agentDir()),
+      agentId: AGENT_ID,
+      heartbeat: HEARTBEAT,
+    });
+    await agent.waitForLine("the link to come up", (l) => l.state === "connected");
+    const hellos = hub.hellos.length;
+    // Stopped far past the ping timeout and the watchdog; on SIGCONT its overdue timers run before it reads
+    // the socket (epoll_wait returns EINTR after a stop), as after the cgroup freezer's thaw.
+    process.kill(agent.pid, "SIGSTOP");
+    await new Promise((r) => setTimeout(r, 1_500));
+    const stateLines = agent.lines.filter((l) => l.state !== undefined).length;
+    process.kill(agent.pid, "SIGCONT");
+    const pings = () =>
+      hub.frames.filter((f) => f.direction === "in" && f.text.includes('"type":"ping"')).length;
+    const before = pings();
+    await hub.waitFor("three pings after the thaw", () => pings() >= before + 3);
+    expect(agent.lines.filter((l) => l.state !== undefined).slice(stateLines)).toEqual([]);
+    expect(hub.hellos.length).toBe(hellos);
   });
 });
 

@@ -26,8 +26,6 @@ export interface Guest {
   snapshots: Map<string, GuestSnapshot>;
   /** The `parent` key: the snapshot the current state descends from. */
   parent?: string;
-  /** A volume on storage that cannot snapshot (LXC/Config.pm `has_feature('snapshot')` is false). */
-  noSnapshotFeature?: boolean;
 }
 
 export interface Storage {

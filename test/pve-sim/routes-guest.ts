@@ -121,7 +121,9 @@ export function guestRoutes(sim: PveSimulator): Route[] {
       },
     },
     {
-      // pve-container API2/LXC.pm `vm_feature` (VM.Audit); has_feature answers a perl boolean (1 or "").
+      // pve-container API2/LXC.pm `vm_feature` (VM.Audit); has_feature answers a perl boolean (1 or ""). It
+      // passes no $backup_only: a bind mount or a backup=0 volume on a storage without snapshots makes it
+      // "" even where vzdump (which passes 1) would snapshot. Only `hasFeature` (`nodes` is commented out).
       method: "GET",
       path: "/nodes/{node}/lxc/{vmid}/feature",
       schema: {
@@ -135,7 +137,9 @@ export function guestRoutes(sim: PveSimulator): Route[] {
         const g = sim.guestOn(String(params.node), Number(params.vmid));
         const snap = typeof params.snapname === "string" ? params.snapname : undefined;
         if (snap !== undefined && !g.snapshots.has(snap)) throw dieError(`snapshot '${snap}' does not exist`);
-        return { hasFeature: params.feature === "snapshot" && g.noSnapshotFeature ? "" : 1 };
+        const judged = snap === undefined ? g : { ...g, config: g.snapshots.get(snap)!.config };
+        const blocked = params.feature === "snapshot" && sim.snapshotBlockers(judged, false).length > 0;
+        return { hasFeature: blocked ? "" : 1 };
       },
     },
     {

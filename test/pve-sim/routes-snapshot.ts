@@ -69,8 +69,9 @@ export function snapshotRoutes(sim: PveSimulator): Route[] {
           const g = sim.guestOn(node, vmid);
           checkLock(g);
           if (g.snapshots.has(name)) throw new TaskError(`snapshot name '${name}' already used`);
-          // AbstractConfig.pm snapshot_prepare
-          if (g.noSnapshotFeature) throw new TaskError("snapshot feature is not available");
+          // AbstractConfig.pm snapshot_prepare: has_feature('snapshot') over every mount point
+          if (sim.snapshotBlockers(g, false).length > 0)
+            throw new TaskError("snapshot feature is not available");
           if (g.template) throw new TaskError("you can't take a snapshot if it's a template");
           g.lock = "snapshot";
           try {

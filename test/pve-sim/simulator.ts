@@ -26,6 +26,11 @@ import { taskRoutes } from "./routes-tasks.ts";
 import { vzdumpRoutes } from "./routes-vzdump.ts";
 import { type Task, TaskRegistry } from "./task-registry.ts";
 import { createNodeCertificates } from "./tls.ts";
+import {
+  DEFAULT_VOLUME_STORAGES,
+  type VolumeStorageType,
+  volumesWithoutSnapshot,
+} from "./volume-features.ts";
 import { type SnapshotMethod, VolumeStore } from "./volume-store.ts";
 
 export interface PveSimulatorOptions {
@@ -45,10 +50,16 @@ export interface PveSimulatorOptions {
   lockwaitScaleMs?: number;
   /**
    * Time between the task logging `create storage snapshot 'vzdump'` and the snapshot existing (PVE freezes,
-   * syncs and snapshots in that window; measured 20-50 ms). Default 30. Makes an agent that resumes on that line
-   * instead of the next one observably wrong.
+   * syncs and snapshots in that window; measured 20-50 ms): the CT is frozen throughout. Default 30. Makes an
+   * agent that resumes on that line instead of the next one observably wrong.
    */
   snapshotDelayMs?: number;
+  /**
+   * Suspend mode's first rsync copies the whole root (the tmpdir is emptied every run) at this rate: it lasts
+   * at least <root bytes> / rate. Default 0: as fast as the simulator's copy (a btrfs snapshot, instant).
+   * The final rsync copies only what changed and is not slowed.
+   */
+  syncBytesPerSecond?: number;
   /**
    * Log the storage plugin's raw lvcreate/lvremove lines (unprefixed, as on LVM-thin) after the snapshot and its
    * clean-up. Default true: log parsers must cope with them.
@@ -67,6 +78,14 @@ export interface PveSimulatorOptions {
   onGuestStop?: (vmid: number, info: { kill: boolean }) => Promise<void>;
   /** Called when vzdump restarts the guest after a stop-mode backup (or rollback with start=1). */
   onGuestStart?: (vmid: number) => Promise<void>;
+  /**
+   * Called where PVE freezes the whole CT (its cgroup freezer: every process in it, the agent included)
+   * during a vzdump run, and `onGuestThaw` where it thaws it; see vzdump-task.ts `frozen`. Awaited: a test
+   * stops the guest's processes here (test/support/guest-freeze.ts). A thaw follows every freeze that
+   * returned, also when the step in between fails or the task is stopped.
+   */
+  onGuestFreeze?: (vmid: number, info: { upid: string }) => Promise<void>;
+  onGuestThaw?: (vmid: number, info: { upid: string }) => Promise<void>;
 }
 
 export interface AddGuestOptions {
@@ -95,6 +114,8 @@ export interface VzdumpRun {
   snapshotDurationMs?: number;
   guestStoppedAt?: number;
   guestStartedAt?: number;
+  /** The CT's freezes in this run (vzdump-task.ts `frozen`), ms epoch: when frozen and when thawed. */
+  freezes?: Array<{ frozenAt: number; thawedAt?: number }>;
   archiveStartedAt?: number;
   archiveFinishedAt?: number;
   archivePath?: string;
@@ -124,6 +145,12 @@ export class PveSimulator {
   readonly access = new AccessModel();
   readonly guests = new Map<number, Guest>();
   readonly storages = new Map<string, Storage>();
+  /**
+   * The storage type behind each storage id a guest's `rootfs`/`mpN` volid names (volume-features.ts):
+   * whether its volumes can be snapshotted. `local` (dir) and `local-lvm` (lvmthin) as a default install;
+   * `setVolumeStorage` adds more. A volid on an id not here cannot snapshot.
+   */
+  readonly volumeStorages = new Map<string, VolumeStorageType>(DEFAULT_VOLUME_STORAGES);
   readonly requests: RequestLogEntry[] = [];
   readonly taskRegistry: TaskRegistry;
   readonly faults: Faults;
@@ -134,7 +161,16 @@ export class PveSimulator {
   readonly vzdumpConf: { mailto?: string[]; mailnotification?: "always" | "failure" } = {};
   readonly nodeLocks = new Map<string, NodeLock>();
   readonly opts: Required<
-    Omit<PveSimulatorOptions, "dataDir" | "onGuestStop" | "onGuestStart" | "extraNodes" | "clusterName">
+    Omit<
+      PveSimulatorOptions,
+      | "dataDir"
+      | "onGuestStop"
+      | "onGuestStart"
+      | "onGuestFreeze"
+      | "onGuestThaw"
+      | "extraNodes"
+      | "clusterName"
+    >
   > &
     PveSimulatorOptions;
   volumes!: VolumeStore;
@@ -156,6 +192,7 @@ export class PveSimulator {
       errorStyle: "new",
       lockwaitScaleMs: 60_000,
       snapshotDelayMs: 30,
+      syncBytesPerSecond: 0,
       rawStorageOutput: true,
       btrfsSizeBytes: 4 * 1024 ** 3,
       forceCopySnapshots: false,
@@ -423,6 +460,20 @@ export class PveSimulator {
       throw dieError(
         `hostname lookup '${node}' failed - failed to get address info for: ${node}: Name or service not known`,
       );
+  }
+
+  /** Operator action: a storage for guest volumes (`pvesm add <type> <id>`), e.g. a thick `lvm` or an `nfs`. */
+  setVolumeStorage(id: string, type: VolumeStorageType): void {
+    this.volumeStorages.set(id, type);
+  }
+
+  /**
+   * The guest's mount points whose volumes cannot be snapshotted (LXC/Config.pm `has_feature('snapshot')`):
+   * `backupOnly` as vzdump's `prepare` asks (only the mount points in the backup), else as `vm_feature` and
+   * `snapshot_create` ask (all of them). Empty: it can.
+   */
+  snapshotBlockers(g: Guest, backupOnly: boolean): string[] {
+    return volumesWithoutSnapshot(g, this.volumeStorages, backupOnly);
   }
 
   /** @internal load_config on the URL node */

@@ -2,7 +2,7 @@ import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { archiveSuffix, type Compression, writeArchive } from "./archive.ts";
 import { backupBaseName, listBackups, setBackupNotes, setBackupProtected } from "./backup-files.ts";
-import { hostnameOf, renderConfig, type Storage } from "./cluster-model.ts";
+import { type Guest, hostnameOf, renderConfig, type Storage } from "./cluster-model.ts";
 import { sh } from "./exec.ts";
 import { PveHttpError } from "./http-error.ts";
 import { mountPointsOf } from "./mount-points.ts";
@@ -18,6 +18,7 @@ import {
 } from "./prune.ts";
 import type { PveSimulator, VzdumpRun } from "./simulator.ts";
 import { type TaskContext, TaskError, TaskExit, type TaskWorker } from "./task-registry.ts";
+import { decodeUpid } from "./upid.ts";
 
 /** A vzdump job after the POST-time checks (pve-manager VZDump.pm). */
 export interface VzdumpJob {
@@ -288,7 +289,8 @@ async function backupGuest(
     if (g.lock) throw new Error(`CT is locked (${g.lock})`);
     g.lock = "backup";
     cleanup.unlock = true;
-    const mode = running ? job.mode : "stop";
+    // VZDump.pm exec_backup_task: `my $mode = $running ? $task->{mode} : 'stop'`
+    let mode = running ? job.mode : "stop";
     run.mode = mode;
     // VZDump/LXC.pm `prepare`: one line per mount point, in config order; excluded ones become exclude dirs
     const mountPoints = mountPointsOf(g.config);
@@ -299,13 +301,30 @@ async function backupGuest(
         else
           await log("INFO", `excluding ${m.type} mount point ${m.key} ('${m.mp}') from backup (${m.reason})`);
       }
-      if (mode === "snapshot" && g.snapshots.has("vzdump")) {
+      if (mode !== "snapshot") return;
+      // LXC.pm `prepare` asks has_feature('snapshot', …, $backup_only = 1): only the mount points in the
+      // backup count (a bind mount or a backup=0 volume does not stop a snapshot here, unlike `vm_feature`)
+      if (sim.snapshotBlockers(g, true).length > 0)
+        throw new Error("mode failure - some volumes do not support snapshots");
+      if (g.snapshots.has("vzdump")) {
         await log("INFO", "found old vzdump snapshot (force removal)");
         await sim.volumes.remove((g.snapshots.get("vzdump") as { path: string }).path);
         g.snapshots.delete("vzdump");
       }
     };
-    if (mode === "snapshot") await prepare();
+    if (mode === "snapshot") {
+      // exec_backup_task: a `mode failure` from the first prepare is logged (debugmsg chomps it) and the
+      // guest is backed up in suspend mode instead; prepare runs again in the suspend branch below
+      try {
+        await prepare();
+      } catch (e) {
+        if (!(e as Error).message.startsWith("mode failure")) throw e;
+        await log("INFO", (e as Error).message);
+        await log("INFO", "trying 'suspend' mode instead");
+        mode = "suspend";
+        run.mode = mode;
+      }
+    }
     await log("INFO", `backup mode: ${mode}`);
     if (job.bwlimit) await log("INFO", `bandwidth limit: ${job.bwlimit} KB/s`);
     await log("INFO", `ionice priority: ${job.ionice}`);
@@ -323,69 +342,67 @@ async function backupGuest(
         cleanup.restart = true;
       }
     } else if (mode === "suspend") {
-      // rsync to a temp dir, freeze, rsync again, thaw; the "rsync" here is a writable btrfs snapshot of the root
       await prepare();
-      const tmpRoot = sim.volumes.snapshotPath(`vzdumptmp-${vmid}-${Date.now()}`);
-      cleanup.suspendCopy = tmpRoot;
-      const sync = async (text: "first" | "final") => {
-        await log("INFO", `starting ${text} sync /proc/${10000 + vmid}/root/ to ${tmpRoot}`);
-        const t0 = Math.floor(Date.now() / 1000);
-        await sim.volumes.remove(tmpRoot).catch(() => {});
-        await sim.volumes.snapshot(g.rootDir, tmpRoot, false);
-        const bytes = (await sh("du", ["-sb", tmpRoot])).split("\t")[0];
-        await log(
-          "INFO",
-          `${text} sync finished - transferred ${bytes} bytes in ${Math.floor(Date.now() / 1000) - t0}s`,
-        );
-      };
-      await sync("first");
-      await log("INFO", "suspending guest");
-      const frozenAt = Date.now();
-      run.guestStoppedAt = frozenAt;
-      await sync("final");
-      await log("INFO", "resuming guest");
-      run.guestStartedAt = Date.now();
-      await log("INFO", `guest is online again after ${onlineAgainAfter(frozenAt)} seconds`);
-      source = tmpRoot;
+      const copy = sim.volumes.snapshotPath(`vzdumptmp-${vmid}-${Date.now()}`);
+      cleanup.suspendCopy = copy;
+      source = await suspendModeCopy(sim, { g, vmid, storage, basename, ctx, log, run, copy });
     } else {
       // VZDump.pm exec_backup_task: with more than one volume to snapshot ($task->{snapshot_count}, the
-      // included volumes), the whole CT is frozen around the snapshots
+      // included volumes), the whole CT is frozen (`suspend_vm`) before the snapshot step
       const frozen = mountPoints.filter((m) => m.included).length > 1;
       let frozenAt = 0;
-      if (frozen) {
-        await log("INFO", "suspend vm to make snapshot");
-        frozenAt = Date.now();
-        run.guestStoppedAt = frozenAt;
+      const freeze = guestFreeze(sim, vmid, run, ctx.upid);
+      try {
+        if (frozen) {
+          await log("INFO", "suspend vm to make snapshot");
+          frozenAt = Date.now();
+          run.guestStoppedAt = frozenAt;
+          await freeze.freeze();
+        }
+        // VZDump/LXC.pm `snapshot` logs the line, then AbstractConfig.pm `snapshot_create` freezes a running CT
+        // (LXC/Config.pm `__snapshot_check_freeze_needed` says yes whenever it runs, one volume or several;
+        // `__snapshot_freeze`: PVE::LXC::freeze, `sync_container_namespace`, fsfreeze) for the volume
+        // snapshots: the line is the last one a guest-side reader can see before the snapshot exists
+        await log("INFO", "create storage snapshot 'vzdump'");
+        g.lock = "snapshot";
+        await freeze.freeze();
+        await sleep(sim.opts.snapshotDelayMs);
+        const snapshotFailure = sim.taskRegistry.takeFailure(ctx.task, "snapshot-fail");
+        if (snapshotFailure === undefined) {
+          const path = sim.volumes.snapshotPath(`vzdump-${vmid}-${Date.now()}`);
+          const t0 = Date.now();
+          await sim.volumes.snapshot(g.rootDir, path, true);
+          run.snapshotTakenAt = Date.now();
+          run.snapshotDurationMs = run.snapshotTakenAt - t0;
+          run.snapshotMethod = sim.volumes.method;
+          cleanup.snapshotPath = path;
+          g.snapshots.set("vzdump", {
+            name: "vzdump",
+            description: "vzdump backup snapshot",
+            snaptime: Math.floor(Date.now() / 1000),
+            ...(g.parent ? { parent: g.parent } : {}),
+            path,
+            config: { ...g.config },
+          });
+          source = path;
+          // the storage plugin's own output, unprefixed, as lvcreate prints it on LVM-thin (the default
+          // install), while the CT is still frozen
+          if (sim.opts.rawStorageOutput)
+            await ctx.log(`  Logical volume "snap_vm-${vmid}-disk-0_vzdump" created.`);
+        }
+        // `snapshot_create` thaws (`__snapshot_freeze($vmid, 1)`) whether the volume snapshots worked or not,
+        // before its own error handling; with several volumes this already thaws the CT that `suspend_vm`
+        // froze (the cgroup freezer is a switch, not a count), so `resume vm` below finds it thawed
+        await freeze.thaw();
+        if (snapshotFailure !== undefined) {
+          fileLines.push("snapshot create failed: starting cleanup");
+          await ctx.log("snapshot create failed: starting cleanup");
+          throw new Error(snapshotFailure);
+        }
+        g.lock = "backup";
+      } finally {
+        await freeze.thaw();
       }
-      await log("INFO", "create storage snapshot 'vzdump'");
-      g.lock = "snapshot";
-      await sleep(sim.opts.snapshotDelayMs);
-      const snapshotFailure = sim.taskRegistry.takeFailure(ctx.task, "snapshot-fail");
-      if (snapshotFailure !== undefined) {
-        fileLines.push("snapshot create failed: starting cleanup");
-        await ctx.log("snapshot create failed: starting cleanup");
-        throw new Error(snapshotFailure);
-      }
-      const path = sim.volumes.snapshotPath(`vzdump-${vmid}-${Date.now()}`);
-      const t0 = Date.now();
-      await sim.volumes.snapshot(g.rootDir, path, true);
-      run.snapshotTakenAt = Date.now();
-      run.snapshotDurationMs = run.snapshotTakenAt - t0;
-      run.snapshotMethod = sim.volumes.method;
-      cleanup.snapshotPath = path;
-      g.snapshots.set("vzdump", {
-        name: "vzdump",
-        description: "vzdump backup snapshot",
-        snaptime: Math.floor(Date.now() / 1000),
-        ...(g.parent ? { parent: g.parent } : {}),
-        path,
-        config: { ...g.config },
-      });
-      g.lock = "backup";
-      source = path;
-      // the storage plugin's own output, unprefixed, as lvcreate prints it on LVM-thin (the default install)
-      if (sim.opts.rawStorageOutput)
-        await ctx.log(`  Logical volume "snap_vm-${vmid}-disk-0_vzdump" created.`);
       if (frozen) {
         await log("INFO", "resume vm");
         run.guestStartedAt = Date.now();
@@ -552,10 +569,109 @@ async function backupGuest(
   return ctx.signal.aborted ? "interrupted" : "error";
 }
 
+/**
+ * The CT's cgroup freezer (pve-container LXC.pm `freeze`/`thaw`: `lxc-freeze` through the monitor on cgroup
+ * v2): a switch, so a second freeze of a frozen CT changes nothing and one thaw ends both. Every run of the
+ * hooks is recorded in `run.freezes`; `thaw` is a no-op unless frozen, so a `finally` can always call it.
+ */
+function guestFreeze(sim: PveSimulator, vmid: number, run: VzdumpRun, upid: string) {
+  let current: { frozenAt: number; thawedAt?: number } | undefined;
+  return {
+    async freeze(): Promise<void> {
+      if (current) return;
+      current = { frozenAt: Date.now() };
+      run.freezes = [...(run.freezes ?? []), current];
+      await sim.opts.onGuestFreeze?.(vmid, { upid });
+    },
+    async thaw(): Promise<void> {
+      if (!current) return;
+      current.thawedAt = Date.now();
+      current = undefined;
+      await sim.opts.onGuestThaw?.(vmid, { upid });
+    },
+  };
+}
+
 /** Logging during clean-up: an interrupt delivered here must not skip the rest of the clean-up. */
 async function logQuiet(ctx: TaskContext, fileLines: string[], level: string, msg: string): Promise<void> {
   fileLines.push(level ? `${localTimestamp()} ${level}: ${msg}` : msg);
   await ctx.log(level ? `${level}: ${msg}` : msg).catch(() => {});
+}
+
+/**
+ * Suspend mode's copy (VZDump.pm exec_backup_task, `elsif ($mode eq 'suspend')`; pve-container
+ * VZDump/LXC.pm `copy_data_phase1`/`copy_data_phase2`/`rsync_vm`/`suspend_vm`): a first rsync of the
+ * running guest's root (`/proc/<pid>/root/`) into vzdump's tmpdir, which exec_backup_task empties every
+ * run (`rmtree $task->{tmpdir}`), so always a full copy; `suspending guest` and the CT frozen
+ * (`PVE::LXC::freeze`, the agent too) for the final rsync; `resuming guest`, the thaw, and
+ * `$log_vm_online_again`. The "rsync" is a writable btrfs snapshot of the root at `copy`; the log names
+ * the tmpdir vzdump would use: /var/tmp/vzdumptmp<pid>_<vmid> for a PBS target, else (a dump directory
+ * on a POSIX file system) <dumpdir>/<basename>.tmp. Returns the directory the archive is made from.
+ */
+async function suspendModeCopy(
+  sim: PveSimulator,
+  o: {
+    g: Guest;
+    vmid: number;
+    storage: Storage;
+    basename: string;
+    ctx: TaskContext;
+    log: (level: "INFO", msg: string) => Promise<void>;
+    run: VzdumpRun;
+    copy: string;
+  },
+): Promise<string> {
+  const { g, vmid, log, run, copy } = o;
+  const pid = decodeUpid(o.ctx.upid)?.pid ?? 0;
+  const tmpdir =
+    o.storage.type === "pbs"
+      ? `/var/tmp/vzdumptmp${pid}_${vmid}`
+      : join(o.storage.path, "dump", `${o.basename}.tmp`);
+  // rsync_vm: "starting $text sync $from to $to", $from the first disk's dir (/proc/<pid>/root/ for rootfs)
+  const sync = async (text: "first" | "final") => {
+    await log("INFO", `starting ${text} sync /proc/${10000 + vmid}/root/ to ${tmpdir}`);
+    const startedMs = Date.now();
+    const t0 = Math.floor(startedMs / 1000);
+    await sim.volumes.remove(copy).catch(() => {});
+    await sim.volumes.snapshot(g.rootDir, copy, false);
+    const bytes = Number((await sh("du", ["-sb", copy])).split("\t")[0]);
+    const rate = sim.opts.syncBytesPerSecond;
+    if (text === "first" && rate > 0)
+      await sleep(Math.max(0, (bytes / rate) * 1000 - (Date.now() - startedMs)));
+    // rsync --stats -h: "Total transferred file size: <n> bytes", rsync_vm keeps <n>
+    await log(
+      "INFO",
+      `${text} sync finished - transferred ${rsyncHuman(bytes)} bytes in ${Math.floor(Date.now() / 1000) - t0}s`,
+    );
+  };
+  await sync("first");
+  await log("INFO", "suspending guest");
+  const frozenAt = Date.now();
+  run.guestStoppedAt = frozenAt;
+  const freeze = guestFreeze(sim, vmid, run, o.ctx.upid);
+  try {
+    await freeze.freeze(); // VZDump.pm exec_backup_task: `suspend_vm` (LXC.pm: PVE::LXC::freeze) after the line
+    await sync("final");
+    await log("INFO", "resuming guest");
+  } finally {
+    await freeze.thaw(); // `resume_vm` after the line, or the clean-up's (`$cleanup->{resume}`) on a failure
+  }
+  run.guestStartedAt = Date.now();
+  await log("INFO", `guest is online again after ${onlineAgainAfter(frozenAt)} seconds`);
+  return copy;
+}
+
+/** rsync's `-h` (human-readable level 2): units of 1000 with two decimals, K/M/G/T/P; plain below 1000. */
+export function rsyncHuman(n: number): string {
+  const units = ["K", "M", "G", "T", "P"];
+  let v = n;
+  let unit = "";
+  for (const u of units) {
+    if (v < 1000) break;
+    v /= 1000;
+    unit = u;
+  }
+  return unit ? `${v.toFixed(2)}${unit}` : String(n);
 }
 
 /** `$log_vm_online_again`: time() - vmstoptime in whole epoch seconds, "<1" within the same second. */

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ContainerDetails } from "../../agent/docker/docker-engine.ts";
+import { FROZEN_AFTER_MS } from "../../agent/lib/late-timer.ts";
 import type { QuiesceFailedError } from "../../agent/quiesce/errors.ts";
 import { type Engine, quiesce, type ResumeReport } from "../../agent/quiesce/executor.ts";
 import { QuiesceJournal } from "../../agent/quiesce/journal.ts";
@@ -91,5 +92,40 @@ describe("downtime deadline during quiesce", () => {
     expect(engine.calls).toEqual(["stop p_app_1", "stopped p_app_1", "start p_app_1"]);
     expect(engine.states.get(containers[0]!.id)).toBe("running");
     expect(journal.finished).toBe(true);
+  });
+});
+
+/** This thread stops for `ms`, as a process under SIGSTOP or the cgroup freezer: its timers fall due meanwhile. */
+function freezeThread(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+describe("the dead man's switch after a freeze (PVE froze the CT for the snapshot)", () => {
+  async function quiescedDb(frozenGraceMs: number) {
+    const containers = [container("p", "db")];
+    const result = buildPlan(stacksOf(...containers));
+    if (!result.ok) throw new Error("plan");
+    const engine = new HeldStopEngine(containers);
+    engine.releaseStop();
+    const journal = await QuiesceJournal.create(join(dir, "j.json"), { backupId: "bf", plan: result.plan });
+    const handle = await quiesce(journal, engine, { downtimeDeadlineMs: 100, frozenGraceMs });
+    // Frozen past the switch's time: on thaw it is overdue by more than FROZEN_AFTER_MS.
+    freezeThread(100 + FROZEN_AFTER_MS + 300);
+    // Overdue timers run before this one.
+    await new Promise((r) => setTimeout(r, 0));
+    return { engine, journal, handle, db: containers[0]!.id };
+  }
+
+  it("fired late, it leaves the resume to the caller, thawed at the same instant", async () => {
+    const { engine, handle } = await quiescedDb(60_000);
+    expect(engine.calls).toEqual(["stop p_db_1", "stopped p_db_1"]);
+    expect((await handle.resume()).trigger).toBe("caller");
+  });
+
+  it("fired late and then the caller does nothing: it resumes after its grace", async () => {
+    const { engine, journal, handle, db } = await quiescedDb(50);
+    while (!journal.finished) await new Promise((r) => setTimeout(r, 10));
+    expect((await handle.resume()).trigger).toBe("deadline");
+    expect(engine.states.get(db)).toBe("running");
   });
 });

@@ -443,6 +443,7 @@ describeDocker("restore: the start-up decision, row by row (pve sim + real docke
           busy_retry: { attempts: 1, delay_seconds: 1 },
           protected: false,
           max_protected_backups: 5,
+          no_snapshot: { policy: "hold" as const, max_hold_seconds: 3600 },
         },
         projects: ["felhom-no-such-project"], // no stack: this test is about PVE, not Docker
         localFacts: guestFacts(s, 101),

@@ -70,13 +70,15 @@ describeDocker("snapshots (pve sim + real docker)", () => {
   it("refuses before any downtime a snapshot PVE would refuse in its task: no snapshot feature, a name already used", async () => {
     h = await startGuestHarness();
     const journal = () => QuiesceJournal.open(statePaths(h!.stateDir).quiesceJournal);
-    h.sim.getGuest(101)!.noSnapshotFeature = true;
+    const rootfs = h.sim.getGuest(101)!.config.rootfs!;
+    // a raw image on a dir storage: no snapshot (pve-storage Plugin.pm volume_has_feature)
+    h.sim.getGuest(101)!.config.rootfs = "local:101/vm-101-disk-0.raw,size=8G";
     expect(await createSnapshot(h.deps(), "no-feature")).toMatchObject({
       ok: false,
       failure: { code: "snapshot_unsupported", stacksResumed: true },
     });
     expect(await journal()).toBeUndefined();
-    h.sim.getGuest(101)!.noSnapshotFeature = false;
+    h.sim.getGuest(101)!.config.rootfs = rootfs;
     expect(await createSnapshot(h.deps(), "twice")).toMatchObject({ ok: true });
     const quiesces = (await journal())?.data.backupId;
     expect(await createSnapshot(h.deps(), "twice")).toMatchObject({

@@ -37,6 +37,10 @@ export interface HarnessOptions {
   /** What the simulated host does when vzdump stop mode shuts the guest down and starts it again. */
   onGuestStop?: PveSimulatorOptions["onGuestStop"];
   onGuestStart?: PveSimulatorOptions["onGuestStart"];
+  /** Where vzdump freezes the CT and thaws it (test/support/guest-freeze.ts stops the agent's process). */
+  onGuestFreeze?: PveSimulatorOptions["onGuestFreeze"];
+  onGuestThaw?: PveSimulatorOptions["onGuestThaw"];
+  snapshotDelayMs?: number;
   /** The backup storage's own `prune-backups` (storage.cfg), e.g. "keep-last=2". */
   storagePruneBackups?: string;
   /** The backup storage `bk`: a directory storage, or a Proxmox Backup Server. @default "dir" */
@@ -104,6 +108,9 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
     lockwaitScaleMs: o.lockwaitScaleMs ?? 2_000,
     ...(o.onGuestStop ? { onGuestStop: o.onGuestStop } : {}),
     ...(o.onGuestStart ? { onGuestStart: o.onGuestStart } : {}),
+    ...(o.onGuestFreeze ? { onGuestFreeze: o.onGuestFreeze } : {}),
+    ...(o.onGuestThaw ? { onGuestThaw: o.onGuestThaw } : {}),
+    ...(o.snapshotDelayMs !== undefined ? { snapshotDelayMs: o.snapshotDelayMs } : {}),
   });
   const secrets = await mkdtemp(join(tmpdir(), "felhom-secrets-"));
   const project = `felhom-e2e-${randomBytes(3).toString("hex")}`;
@@ -159,6 +166,7 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
       busy_retry: { attempts: 1, delay_seconds: 1 },
       protected: false,
       max_protected_backups: 5,
+      no_snapshot: { policy: "hold", max_hold_seconds: 3600 },
       ...o.backup,
     };
     const events: OperationEvent[] = [];

@@ -1,4 +1,5 @@
 import { runBackup } from "../../agent/backup/backup-run.ts";
+import type { BackupMode } from "../../agent/backup/backup-types.ts";
 import { recoverAtStart, type StartRecovery } from "../../agent/backup/recover-at-start.ts";
 import { docker } from "./compose.ts";
 import type { GuestHarness, HarnessOptions } from "./guest-harness.ts";
@@ -12,7 +13,8 @@ export function inProcessReboot(harness: () => GuestHarness): {
   shutdown: AbortController;
   hooks: Pick<HarnessOptions, "onGuestStop" | "onGuestStart">;
   /** A stop-mode backup the shutdown interrupts, then what the agent's start after the boot reports. */
-  stopModeBackup: (backupId: string) => Promise<StartRecovery["outcome"]>;
+  /** `requested`: the mode asked for (a snapshot request on a CT whose policy turns it into stop mode). */
+  stopModeBackup: (backupId: string, requested?: BackupMode) => Promise<StartRecovery["outcome"]>;
 } {
   const shutdown = new AbortController();
   let booted: Promise<StartRecovery> | undefined;
@@ -27,10 +29,10 @@ export function inProcessReboot(harness: () => GuestHarness): {
         booted = recoverAtStart(harness().deps()); // the agent's start after the boot
       },
     },
-    stopModeBackup: async (backupId) => {
+    stopModeBackup: async (backupId, requested = "stop") => {
       const live = await runBackup(harness().deps(), {
         backupId,
-        mode: "stop",
+        mode: requested,
         trigger: { source: "cli" },
         signal: shutdown.signal,
       });

@@ -1,4 +1,5 @@
 import { createContext } from "../../app/context.ts";
+import { checkSnapshot } from "../../backup/backup-preflight.ts";
 import { DOC_DIR } from "../../config/paths.ts";
 import type { AgentConfig } from "../../config/schema.ts";
 import { detectCompose } from "../../docker/compose-cli.ts";
@@ -9,6 +10,7 @@ import {
   type Finding,
 } from "../../doctor/assess-permissions.ts";
 import { assessProtectedBackups } from "../../doctor/assess-protected.ts";
+import { assessSnapshot } from "../../doctor/assess-snapshot.ts";
 import { probeHub } from "../../doctor/probe-hub.ts";
 import { readHubCa } from "../../hub/hub-client.ts";
 import { resolveIdentity } from "../../identity/identity-service.ts";
@@ -148,6 +150,20 @@ export async function run({ values, loadConfig, logger, localFacts }: CommandInp
                 },
               ];
             }
+          });
+        }
+        if (vmid !== undefined) {
+          await check("snapshot", async () => {
+            const mountPoints = await readCtMountPoints(ctx.pve, identity.node!, vmid).catch(() => undefined);
+            const verdict = await checkSnapshot(ctx.pve, identity.node!, vmid, mountPoints);
+            return [
+              assessSnapshot(verdict, mountPoints, {
+                mode: config.backup.mode,
+                policy: config.backup.no_snapshot.policy,
+                maxDowntimeSeconds: config.backup.max_downtime_seconds,
+                maxHoldSeconds: config.backup.no_snapshot.max_hold_seconds,
+              }),
+            ];
           });
         }
         if (config.backup.protected && vmid !== undefined) {

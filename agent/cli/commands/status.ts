@@ -11,7 +11,7 @@ import { NEXT_RUN_HORIZON_DAYS, nextScheduledSlot } from "../../schedule/schedul
 import { statePaths } from "../../state/paths.ts";
 import { AGENT_VERSION } from "../../version.ts";
 import { ExitCode } from "../exit-codes.ts";
-import { printJson } from "../output.ts";
+import { modeText, printJson } from "../output.ts";
 import type { CommandInput } from "./command.ts";
 
 /** The next run `status` shows: the scheduler's own next slot, never a second computation of it. */
@@ -57,7 +57,7 @@ export async function run({ values, loadConfig, logger, localFacts }: CommandInp
         : `NOT verified: ${identity.reason}`;
     const lb = last
       ? last.outcome.ok
-        ? `${last.finishedAt} ok ${last.outcome.result.volid}`
+        ? `${last.finishedAt} ok ${last.outcome.result.volid} (${modeText(last.outcome.result.mode, last.outcome.result.pveMode)}, ${last.outcome.result.consistency}-consistent)`
         : `${last.finishedAt} FAILED: ${last.outcome.failure.message}`
       : "none yet";
     process.stdout.write(
