@@ -1,3 +1,5 @@
+import { sleep } from "../pve/retry.ts";
+
 /**
  * Before a scheduled backup quiesces (and before each busy retry), a look at whether another guest's backup is
  * being written: the node's vzdump lock is taken inside the task, after the agent has quiesced, and a
@@ -72,18 +74,7 @@ export function nextQuietCheckMs(
 }
 
 /** Sleeps `ms`, or less when `signal` aborts; never rejects. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
+const pause = (ms: number, signal: AbortSignal) => sleep(ms, signal).catch(() => undefined);
 
 /**
  * Waits while the storage looks busy, within what is left of the chain's budget; resolves with the time
