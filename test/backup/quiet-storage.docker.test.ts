@@ -16,14 +16,16 @@ afterEach(async () => {
 });
 
 describeDocker("a scheduled backup and another guest's archive (pve sim + real docker)", () => {
-  it("waits while another guest's archive grows the backup storage, then goes without a refusal", async () => {
+  it("waits while another guest's archive grows the backup storage, and asks PVE only once it stopped", async () => {
     // The simulator's storage status is df of the storage's directory, as PVE's (routes-storage.ts): the
-    // other guest's archive, 60 MB that do not compress at 20 MB/s, grows it for about three seconds.
-    const g = await startGuestHarness({ archiveBytesPerSecond: 20e6 });
+    // other guest's archive, 150 MB that do not compress at 30 MB/s, grows it for about five seconds. That
+    // directory is on this machine's shared disk, whose other writers and deleters move its `used` by tens of
+    // MB a second: looks a second apart (30 MB of growth each) keep them from hiding the archive.
+    const g = await startGuestHarness({ archiveBytesPerSecond: 30e6 });
     h = g;
     const other = await selfScopedGuest(g.sim, { vmid: 102, hostname: "other", hwaddr: "bc:24:11:0a:0b:99" });
     await mkdir(join(other.guest.rootDir, "data"), { recursive: true });
-    await writeFile(join(other.guest.rootDir, "data/blob"), randomBytes(60 * 1024 * 1024));
+    await writeFile(join(other.guest.rootDir, "data/blob"), randomBytes(150 * 1024 * 1024));
     const otherPve = simClient(g.sim, other);
     const lock = g.sim.nodeLock(g.sim.opts.node);
     const submitted = await otherPve.vzdump(g.self.guest.node, {
@@ -40,8 +42,8 @@ describeDocker("a scheduled backup and another guest's archive (pve sim + real d
     const outcomes: BackupOutcome[] = [];
     const service = new BackupService({
       ...g.deps(),
-      backup: { ...g.backupConfig, busy_retry: { attempts: 3, delay_seconds: 600 } },
-      quietStorage: { sampleMs: 300, recheckMs: 400, budgetMs: 120_000 },
+      backup: { ...g.backupConfig, busy_retry: { attempts: 3, delay_seconds: 2 } },
+      quietStorage: { sampleMs: 1_000, recheckMs: 400, budgetMs: 120_000 },
       onOutcome: (o) => outcomes.push(o),
     });
     const ticket = await service.request({
@@ -50,13 +52,19 @@ describeDocker("a scheduled backup and another guest's archive (pve sim + real d
       retryWhenBusy: true,
     });
     expect(ticket.started).toBe(true);
-    expect(await ticket.done).toMatchObject({ ok: true, result: { exitStatus: "OK" } });
     await ticket.settled;
-    // Never refused: it quiesced only once the other archive had stopped growing the storage.
-    expect(lock.refusals).toEqual([]);
-    expect(outcomes).toHaveLength(1);
-    const mine = lock.holds.find((x) => x.owner.includes(`:${g.self.guest.vmid}:`));
-    expect(mine?.from).toBeGreaterThanOrEqual(otherRun()!.archiveFinishedAt!);
+    // Its first attempt reached PVE only after the other archive had stopped growing the storage (without the
+    // look: at once, refused, while the other guest held the lock). The other task still holds the lock for
+    // its end (snapshot removal, the log) after its archive, so a refusal in that moment is possible, and the
+    // retry then takes the backup.
+    const vmid = `:${g.self.guest.vmid}:`;
+    const firstAsk = Math.min(
+      ...lock.holds.filter((x) => x.owner.includes(vmid)).map((x) => x.from),
+      ...lock.refusals.filter((x) => x.owner.includes(vmid)).map((x) => x.at),
+    );
+    expect(firstAsk).toBeGreaterThanOrEqual(otherRun()!.archiveFinishedAt!);
+    const last = outcomes.at(-1);
+    expect(last?.ok ? "ok" : `${last?.failure.code}: ${last?.failure.message}`).toBe("ok");
     await otherPve.close();
     service.stop();
   });
