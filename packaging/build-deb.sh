@@ -70,10 +70,18 @@ find "$nm" -type f \( -name '*.ts' -o -name '*.d.cts' -o -name '*.d.mts' -o -nam
   -o -name 'Makefile' -o -name '*.gyp' -o -name '*.gypi' -o -name '*.c' -o -name '*.cc' -o -name '*.h' -o -name '*.yml' -o -name '*.yaml' -o -name 'tsconfig*.json' -o -name '*.tsbuildinfo' \) \
   -delete
 find "$nm" -depth -type d -empty -delete
-# V8 flags for a small resident set (packaging/node-flags: a 1 MiB young generation instead of 16 MiB, size
-# over speed, and WebAssembly, i.e. undici's HTTP parser, left to its baseline compiler: optimising it cost the
-# daemon 1.4 MiB idle and more after a backup): the agent idles in thousands of small containers and is never
-# CPU-bound.
+# V8 flags for a small resident set (packaging/node-flags), measured in the daemon bench (README, "The daemon's
+# idle resident set"): the agent idles in thousands of small containers and is never CPU-bound.
+# --max-semi-space-size=1     a 1 MiB young generation instead of 16 MiB
+# --optimize-for-size --no-opt  size over speed; no optimising compiler for JavaScript
+# --liftoff-only              WebAssembly (undici's HTTP parser) left to its baseline compiler: tiering it up
+#                             cost 1.4 MiB idle and more after a backup
+# --bytecode-old-age=1 --flush-baseline-code  bytecode (and baseline code) of a function that did not run
+#                             since the last full collection is dropped at the next; the daemon runs a few full
+#                             collections once idle (agent/lib/heap-settle.ts), so what its start-up or a backup
+#                             ran does not stay resident (0.5-2.0 MiB idle in probes); run again, it is compiled again
+# Not here: --no-icu-timezone-data (0.7 MiB less) reads the zone through the C library, but V8's code for that
+# takes every daylight-saving change for an hour: Lord Howe's half-hour change came out 30 minutes wrong.
 node_flags=$(cat packaging/node-flags)
 cat >"$stage/usr/bin/felhom-guest" <<SH
 #!/bin/sh

@@ -22,6 +22,9 @@ export const MAX_NESTING_DEPTH = 32;
 /** Keys refused anywhere in a frame: they serve no purpose on the wire and enable prototype pollution. */
 export const FORBIDDEN_KEYS: readonly string[] = ["__proto__", "constructor", "prototype"];
 
+/** Longest line of text in an event (a warning, a log line, a progress line), in characters. */
+export const MAX_LOG_LINE_CHARS = 1_000;
+
 /** The close-frame reason is capped at 123 bytes by RFC 6455. */
 export const MAX_CLOSE_REASON_BYTES = 123;
 

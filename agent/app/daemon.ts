@@ -2,6 +2,7 @@ import type { AgentConfig } from "../config/schema.ts";
 import { HubClient } from "../hub/hub-client.ts";
 import type { LocalFacts } from "../identity/decide-identity.ts";
 import { describeError } from "../lib/errors.ts";
+import { settleHeapSoon } from "../lib/heap-settle.ts";
 import type { Logger } from "../log/logger.ts";
 import { AGENT_VERSION } from "../version.ts";
 import { agentId } from "./agent-id.ts";
@@ -99,6 +100,7 @@ export async function runDaemon(
     },
     "felhom-guest is running",
   );
+  settleHeapSoon();
 
   if (!signal.aborted)
     await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve()));

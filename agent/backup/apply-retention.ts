@@ -1,5 +1,6 @@
 import type { AgentConfig } from "../config/schema.ts";
 import { describeError } from "../lib/errors.ts";
+import { eventLine } from "../lib/report-text.ts";
 import type { PveClient } from "../pve/client.ts";
 import { isSuccess } from "../pve/exit-status.ts";
 import { type FollowOptions, followTaskToEnd } from "../pve/task-follower.ts";
@@ -40,7 +41,7 @@ export async function applyRetention(
             policy,
           );
   } catch (err) {
-    outcome.warnings.push(`retention: could not list the backups: ${describeError(err)}`.slice(0, 1000));
+    outcome.warnings.push(eventLine(`retention: could not list the backups: ${describeError(err)}`));
     return outcome;
   }
   for (const volid of doomed) {
@@ -48,10 +49,10 @@ export async function applyRetention(
       const upid = await pve.deleteVolume(node, storage, volid);
       const task = upid ? await followTaskToEnd(pve, node, upid, follow) : undefined;
       if (task && !isSuccess(task.classified))
-        outcome.warnings.push(`retention: deleting ${volid} ended with: ${task.exitstatus}`.slice(0, 1000));
+        outcome.warnings.push(eventLine(`retention: deleting ${volid} ended with: ${task.exitstatus}`));
       else outcome.removed.push(volid);
     } catch (err) {
-      outcome.warnings.push(`retention: could not delete ${volid}: ${describeError(err)}`.slice(0, 1000));
+      outcome.warnings.push(eventLine(`retention: could not delete ${volid}: ${describeError(err)}`));
     }
   }
   return outcome;

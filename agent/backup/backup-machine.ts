@@ -67,8 +67,11 @@ export interface BackupRunState {
   readonly plan: RunPlan | undefined;
   /** The mode PVE ran, from vzdump's `backup mode: X` line. */
   readonly pveMode: string | undefined;
-  /** PVE fell back from snapshot to suspend mode: the stacks were held through it, or resumed at once. */
-  readonly fallback: "held" | "resumed" | undefined;
+  /**
+   * PVE fell back from snapshot to suspend mode: the stacks were held through it, resumed at once, or had
+   * been resumed already (`resume.cause` says why: the downtime deadline passed before the line was read).
+   */
+  readonly fallback: "held" | "resumed" | "resumed-before" | undefined;
   /**
    * Every transition with its instant (ms since the epoch), in order: the phase list as it was lived,
    * and beside it the POST accepted (`submitted`), the snapshot line noticed (`snapshot`), the resume
@@ -128,7 +131,12 @@ export type BackupRunAction =
   /** Resume the stacks now; journal `consistency` before the first container moves. */
   | { readonly type: "resume"; readonly cause: ResumeCause; readonly consistency: Consistency }
   /** Journal the copy's consistency (it changed after the journal last had it). */
-  | { readonly type: "journal-consistency"; readonly consistency: Consistency };
+  | { readonly type: "journal-consistency"; readonly consistency: Consistency }
+  /**
+   * Tell the hub (and the link) again how long the agent may be dark: until `seconds` from the start of the
+   * quiesce. A hold learned from the task log outlasts the snapshot deadline the backup announced first.
+   */
+  | { readonly type: "extend-blackout"; readonly seconds: number };
 
 export interface Step {
   readonly state: BackupRunState;
@@ -265,16 +273,44 @@ function taskPhase(
  */
 function fallback(s: BackupRunState, at: number): Step {
   if (s.fallback) return { state: s, actions: [] };
-  if (s.plan?.onFallback === "hold" && s.resume === undefined) {
+  // The stacks came back before the line was read (the downtime deadline of a hold planned on an unsure
+  // verdict, an error): nothing to decide, but the result must not say that no hold was planned.
+  if (s.resume) return { state: { ...s, fallback: "resumed-before" }, actions: [] };
+  if (s.plan?.onFallback === "hold") {
     const { state, actions } = disarm({ ...s, fallback: "held" });
     if (!s.deadlineArmed) return { state, actions };
+    const seconds = s.plan.holdSeconds;
     return {
       state: { ...state, deadlineArmed: true },
-      actions: [...actions, { type: "arm-deadline", seconds: s.plan.holdSeconds }],
+      actions: [...actions, { type: "arm-deadline", seconds }, { type: "extend-blackout", seconds }],
     };
   }
   const { state, actions } = disarm({ ...s, fallback: "resumed" });
   return resume(state, "fallback", at, actions);
+}
+
+/** The result's words on a fallback to suspend mode that was not held through; nothing otherwise. */
+export function fallbackWarning(s: BackupRunState): string | undefined {
+  const fellBack =
+    "PVE could not snapshot the CT and fell back to suspend mode (trying 'suspend' mode instead)";
+  if (s.fallback === "resumed" && s.plan?.quiesce !== false)
+    return `${fellBack}; no hold was planned, so the stacks were resumed at once and the backup is crash-consistent`;
+  if (s.fallback === "resumed-before" && s.resume)
+    return `${fellBack}; the stacks had been resumed before the agent read it (${resumedBecause(s.resume.cause, s.plan)}) and the backup is crash-consistent`;
+  return undefined;
+}
+
+function resumedBecause(cause: ResumeCause, plan: RunPlan | undefined): string {
+  switch (cause) {
+    case "deadline":
+      return `the downtime deadline of ${plan?.deadlineSeconds ?? "max_downtime_seconds"} s passed first${plan?.onFallback === "hold" ? "; a hold applies only from that line" : ""}`;
+    case "busy":
+      return "another guest's backup held the node";
+    case "error":
+      return "the run had failed";
+    default:
+      return cause;
+  }
 }
 
 function armDeadline(plan: RunPlan | undefined): BackupRunAction {

@@ -30,13 +30,12 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest): Promise<B
     const mode = run.mode;
 
     run.enter("announce");
+    // Snapshot mode: the deadline that applies until PVE's log says more (the hold bound from the start when
+    // the preflight knew the CT cannot snapshot). A hold learned from `trying 'suspend' mode instead`
+    // announces the rest of its bound then (backup-machine.ts `extend-blackout`): announcing the hold for
+    // every unsure verdict would silence "agent offline" for an hour on CTs that snapshot in seconds.
     run.announceBlackout(
-      mode === "stop"
-        ? await stopModeBlackoutSeconds(deps.stateDir)
-        : // A planned hold may keep the stacks down and freeze the CT for the whole copy.
-          runPlan.onFallback === "hold"
-          ? runPlan.holdSeconds
-          : runPlan.deadlineSeconds,
+      mode === "stop" ? await stopModeBlackoutSeconds(deps.stateDir) : runPlan.deadlineSeconds,
     );
     run.refuseIfStopping("nothing was quiesced");
 

@@ -1,5 +1,6 @@
 import type { VerifiedIdentity } from "../identity/identity-service.ts";
 import { AgentError } from "../lib/errors.ts";
+import { eventLine } from "../lib/report-text.ts";
 import { submitVzdump } from "../pve/submit.ts";
 import { followTask } from "../pve/task-follower.ts";
 import type { BackupRequest } from "./backup-types.ts";
@@ -121,7 +122,7 @@ export async function followBackupTask(
       watch.see(ev);
       if (ev.type === "line") {
         run.tail.push(ev.text);
-        run.progress({ line: ev.text.slice(0, 1000) });
+        run.progress({ line: eventLine(ev.text) });
       } else if (ev.type === "phase") {
         if (ev.phase.phase === "bytes-written") run.progress({ bytes: ev.phase.bytes });
         else if (ev.phase.phase === "backup-mode") run.dispatch({ type: "pve-mode", mode: ev.phase.mode });

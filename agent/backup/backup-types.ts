@@ -1,5 +1,6 @@
 import type { backupMode, EventOf } from "@felhom/protocol";
 import type { z } from "zod";
+import { eventLine } from "../lib/report-text.ts";
 import type { OperationDeps } from "../operation/operation-deps.ts";
 import type { StallBounds } from "./stall-watch.ts";
 
@@ -20,6 +21,15 @@ export function pveModeField(mode: string | undefined): { pveMode?: "snapshot" |
   return mode === "snapshot" || mode === "suspend" || mode === "stop" ? { pveMode: mode } : {};
 }
 
+/**
+ * A result's `warnings` as the protocol takes them: at most 100, each cut to an event line. Every list of
+ * warnings that reaches `backup.completed` passes here (a plan note naming two dozen mount points is longer
+ * than a line, and one invalid warning would drop the whole event).
+ */
+export function resultWarnings(warnings: readonly string[]): string[] {
+  return warnings.slice(0, 100).map(eventLine);
+}
+
 /** The last lines of a task log, for a failure report. */
 export class LogTail {
   readonly #max: number;
@@ -30,7 +40,7 @@ export class LogTail {
   }
 
   push(line: string): void {
-    this.#lines.push(line.slice(0, 1000));
+    this.#lines.push(eventLine(line));
     if (this.#lines.length > this.#max) this.#lines.shift();
   }
 

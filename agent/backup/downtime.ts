@@ -1,4 +1,5 @@
 import type { EventOf } from "@felhom/protocol";
+import { eventLine } from "../lib/report-text.ts";
 import type { ResumeReport } from "../quiesce/executor.ts";
 import type { QuiescePlan } from "../quiesce/plan.ts";
 import type { TimelineEntry } from "./backup-machine.ts";
@@ -8,9 +9,7 @@ export type DowntimeBreakdown = NonNullable<ServiceDowntime["breakdown"]>;
 
 /** A good archive can still leave a container down: each failed resume step, as a warning line. */
 export function resumeWarnings(report: Pick<ResumeReport, "failures">): string[] {
-  return report.failures.map((f) =>
-    `resume: ${f.action} of ${f.container} failed: ${f.message}`.slice(0, 1000),
-  );
+  return report.failures.map((f) => eventLine(`resume: ${f.action} of ${f.container} failed: ${f.message}`));
 }
 
 /**

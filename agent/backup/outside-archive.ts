@@ -1,4 +1,5 @@
 import { describeError } from "../lib/errors.ts";
+import { eventLine } from "../lib/report-text.ts";
 import type { Logger } from "../log/logger.ts";
 import type { PveClient } from "../pve/client.ts";
 import { type CtMountPoint, readCtMountPoints } from "../pve/mount-points.ts";
@@ -31,9 +32,7 @@ export async function readMountPoints(
 
 export function outsideArchive(prepared: Pick<PreparedQuiesce, "warnings" | "coverage">): OutsideArchive {
   return {
-    warnings: prepared.warnings
-      .filter((w) => w.code === "outside_archive")
-      .map((w) => w.message.slice(0, 1000)),
+    warnings: prepared.warnings.filter((w) => w.code === "outside_archive").map((w) => eventLine(w.message)),
     notInArchive: notInArchive(prepared.coverage ?? []),
   };
 }

@@ -10,7 +10,13 @@ import { resumeFromJournal } from "../quiesce/resume-from-journal.ts";
 import { statePaths } from "../state/paths.ts";
 import type { Consistency } from "./backup-machine.ts";
 import type { BackupDeps } from "./backup-types.ts";
-import { type BackupOutcome, type BackupPhase, LogTail, pveModeField } from "./backup-types.ts";
+import {
+  type BackupOutcome,
+  type BackupPhase,
+  LogTail,
+  pveModeField,
+  resultWarnings,
+} from "./backup-types.ts";
 import { downtimeOf, resumeWarnings } from "./downtime.ts";
 import { type FinishedBackup, finishBackup } from "./finish-backup.ts";
 import { clearMarker } from "./marker.ts";
@@ -241,12 +247,12 @@ async function finishInFlight(
       totalMs: Date.now() - Date.parse(s.startedAt),
       downtime: resumed ? downtimeOf(resumed, plan) : [],
       exitStatus: task.exitstatus,
-      warnings: [
+      warnings: resultWarnings([
         ...finished.warnings,
         ...(resumed ? resumeWarnings(resumed) : []),
         ...(s.outside?.warnings ?? []),
         ...(s.planWarnings ?? []),
-      ].slice(0, 100),
+      ]),
       consistency: s.mode === "stop" ? "app" : (s.consistency ?? "crash"),
       stacksResumed,
       ...(finished.pruned ? { pruned: finished.pruned } : {}),

@@ -16,6 +16,7 @@ import {
   type BackupRunState,
   backupStep,
   type Consistency,
+  fallbackWarning,
   initialBackupState,
   stacksWaiting,
 } from "./backup-machine.ts";
@@ -26,6 +27,7 @@ import {
   type BackupRequest,
   LogTail,
   pveModeField,
+  resultWarnings,
 } from "./backup-types.ts";
 import { downtimeOf, resumeWarnings } from "./downtime.ts";
 import type { FinishedBackup } from "./finish-backup.ts";
@@ -187,7 +189,9 @@ export class RunningBackup {
       case "hold-deadline":
         deps.log.warn(
           { backupId: this.req.backupId, lateMs: a.lateMs, waitMs: a.ms },
-          "the downtime deadline fell while the CT was frozen (PVE freezes it for the storage snapshot); waiting for the snapshot line before resuming",
+          this.#state.fallback === "held"
+            ? "the hold deadline fell while the CT was frozen (suspend mode's final sync); waiting for PVE's 'resuming guest' line before resuming"
+            : "the downtime deadline fell while the CT was frozen (PVE freezes it for the storage snapshot); waiting for the snapshot line before resuming",
         );
         this.#armDeadline(a.ms);
         return;
@@ -196,6 +200,10 @@ export class RunningBackup {
         return;
       case "journal-consistency":
         this.#consistencyWritten = this.journalPatch({ consistency: a.consistency });
+        return;
+      case "extend-blackout":
+        // Replaces the first announcement (same operationId): the rest of the bound, counted from now.
+        this.announceBlackout(a.seconds - (Date.now() - this.#quiesceStarted) / 1000);
         return;
       case "resume":
         this.#resumed = this.#resume(a.cause, a.consistency);
@@ -215,12 +223,8 @@ export class RunningBackup {
 
   /** The result's words on the plan and on a fallback to suspend mode nobody planned a hold for. */
   #modeWarnings(): string[] {
-    const out = [...this.#planWarnings];
-    if (this.#state.fallback === "resumed" && this.#state.plan?.quiesce !== false)
-      out.push(
-        "PVE could not snapshot the CT and fell back to suspend mode (trying 'suspend' mode instead); no hold was planned, so the stacks were resumed at once and the backup is crash-consistent",
-      );
-    return out;
+    const fallback = fallbackWarning(this.#state);
+    return fallback ? [...this.#planWarnings, fallback] : [...this.#planWarnings];
   }
 
   /** The mode PVE ran (`backup mode: X`), for the result; absent when the log never said. */
@@ -232,16 +236,18 @@ export class RunningBackup {
     const { deps } = this;
     const handle = this.#handle as QuiesceHandle;
     if (why === "deadline") {
-      const plan = this.#state.plan;
-      const held = plan?.onFallback === "hold" && this.#state.fallback === "held";
+      const { plan, fallback } = this.#state;
+      const hold = plan?.onFallback === "hold" && (fallback === "held" || plan.holdFromStart === true);
       deps.log.warn(
         {
           backupId: this.req.backupId,
-          seconds: held ? plan.holdSeconds : (plan?.deadlineSeconds ?? deps.backup.max_downtime_seconds),
+          seconds: hold ? plan.holdSeconds : (plan?.deadlineSeconds ?? deps.backup.max_downtime_seconds),
         },
-        held
-          ? "hold deadline (backup.no_snapshot.max_hold_seconds) passed before suspend mode's final sync ended; resuming, the backup will be crash-consistent"
-          : "downtime deadline passed before the snapshot; resuming, the backup will be crash-consistent",
+        !hold
+          ? "downtime deadline passed before the snapshot; resuming, the backup will be crash-consistent"
+          : fallback === "held"
+            ? "hold deadline (backup.no_snapshot.max_hold_seconds) passed before suspend mode's final sync ended; resuming, the backup will be crash-consistent"
+            : "hold deadline (backup.no_snapshot.max_hold_seconds) passed before PVE fell back to suspend mode; resuming, the backup will be crash-consistent",
       );
     }
     deps.log.info({ backupId: this.req.backupId, why }, "resuming stacks");
@@ -290,7 +296,7 @@ export class RunningBackup {
         totalMs: Date.now() - this.started,
         downtime: downtimeOf(report, plan, this.#state.timeline),
         exitStatus: task.exitstatus,
-        warnings: warnings.slice(0, 100),
+        warnings: resultWarnings(warnings),
         consistency: this.#state.consistency,
         stacksResumed: report.finished,
         ...(finished.pruned ? { pruned: finished.pruned } : {}),

@@ -59,6 +59,8 @@ export interface RunPlan {
    */
   readonly onFallback: "hold" | "resume";
   readonly holdSeconds: number;
+  /** The preflight knew PVE will fall back: the deadline is the hold bound from the start. */
+  readonly holdFromStart?: true;
   /** The CT cannot snapshot and the policy changed the run: said in the result's warnings. */
   readonly note?: string;
 }
@@ -88,12 +90,13 @@ export function planRun(requested: BackupMode, verdict: SnapshotVerdict, cfg: Pl
   if (verdict.can === "yes") return { ok: true, plan: snapshot };
   const held = cfg.policy === "hold" ? ({ onFallback: "hold" } as const) : {};
   if (verdict.can === "unknown") return { ok: true, plan: { ...snapshot, ...held } };
-  const cannot = `CT cannot be snapshotted (${verdict.volumes.join(", ")} on a storage without snapshots)`;
+  // PVE's check says no for the CT as a whole, not which volume: it names none, so neither does this.
+  const cannot = `CT cannot be snapshotted (a volume on a storage without snapshots, one of: ${verdict.volumes.join(", ")})`;
   switch (cfg.policy) {
     case "hold":
       return {
         ok: true,
-        plan: { ...snapshot, ...held, deadlineSeconds: cfg.maxHoldSeconds },
+        plan: { ...snapshot, ...held, deadlineSeconds: cfg.maxHoldSeconds, holdFromStart: true },
       };
     case "stop":
       return {

@@ -33,15 +33,18 @@ export function assessSnapshot(
   if (verdict.can === "no")
     return {
       level: cfg.policy === "refuse" ? "error" : "warn",
-      message: `snapshot: the CT cannot be snapshotted: ${verdict.volumes.join(", ")} on a storage without snapshots; PVE would fall back to suspend mode. ${planned(cfg)}`,
+      message: `snapshot: the CT cannot be snapshotted: a volume is on a storage without snapshots (one of: ${verdict.volumes.join(", ")}); PVE would fall back to suspend mode. ${planned(cfg)}`,
       hint: NO_SNAPSHOT_HINT,
     };
   return {
     level: "warn",
     message: `snapshot: not known before a backup: ${verdict.why}${volumes}. Should PVE fall back to suspend mode: ${cfg.policy === "hold" ? `the stacks are held down through it (app-consistent, at most ${cfg.maxHoldSeconds} s)` : "the stacks come back at once and the backup is crash-consistent (only policy hold holds a fallback nobody could plan for)"}`,
+    // Not "move or drop them": a bind mount never snapshots and backup=0 is how bulk data is left out of the
+    // archive (README). Nor is the storage of each volume looked up: that needs Datastore.Audit, a permission
+    // the agent does not otherwise ask for.
     hint: verdict.why.startsWith("PVE did not say")
       ? "grant VM.Audit on the CT to the token and its user"
-      : "move the mount points the backup leaves out to a snapshot-capable storage, or drop them, for a sure answer",
+      : `nothing to change for that: each backup learns from PVE's task log whether it falls back to suspend mode (trying 'suspend' mode instead), and then ${cfg.policy === "hold" ? `holds the stacks down through it (at most ${cfg.maxHoldSeconds} s)` : "resumes the stacks at once (crash-consistent)"}; set backup.no_snapshot.policy for what it should do`,
   };
 }
 

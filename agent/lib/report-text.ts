@@ -1,3 +1,4 @@
+import { MAX_LOG_LINE_CHARS } from "@felhom/protocol";
 import { redactSecrets } from "./secret.ts";
 
 /**
@@ -15,6 +16,14 @@ export const MAX_LINE_CHARS = 200;
 
 function clip(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+/**
+ * A line of text for an event (a warning, a log or progress line): cut to the protocol's limit, or the
+ * whole event fails validation and is dropped (the hub would never hear that the backup finished).
+ */
+export function eventLine(text: string): string {
+  return clip(text, MAX_LOG_LINE_CHARS);
 }
 
 /** Control characters (newlines, ESC, NUL…) become spaces. */

@@ -3,6 +3,7 @@ import { link, open, readFile, rm } from "node:fs/promises";
 import { backupMode } from "@felhom/protocol";
 import { z } from "zod";
 import { AgentError } from "../lib/errors.ts";
+import { settleHeapSoon } from "../lib/heap-settle.ts";
 import { statePaths } from "../state/paths.ts";
 
 /**
@@ -185,6 +186,8 @@ async function acquireNow(stateDir: string, me: OperationHolder): Promise<Acquir
         released = true;
         await rm(path, { force: true });
         heldHere.delete(path);
+        // The operation is over: what it built and ran is garbage or idle code from here on.
+        settleHeapSoon();
       },
     };
   }

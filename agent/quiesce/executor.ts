@@ -23,7 +23,7 @@ export interface QuiesceOptions {
   downtimeDeadlineMs?: number;
   /**
    * A switch that fires late (FROZEN_AFTER_MS) finds a process that was frozen, not hung: it waits this much
-   * longer, so that the caller, thawed at the same instant, acts first. @default 60 s
+   * longer, once, so that the caller, thawed at the same instant, acts first. @default 60 s
    */
   frozenGraceMs?: number;
   /** How long resume keeps retrying while the engine does not answer (dockerd restarting). @default 180 s */
@@ -121,9 +121,13 @@ export async function quiesce(
   };
   // PVE freezes the whole CT for the storage snapshot; on thaw this timer fires at once, before the caller
   // has read the task log that says the snapshot exists. Resuming then would make an app-consistent copy
-  // crash-consistent for nothing: a late switch waits once more for the caller instead.
+  // crash-consistent for nothing: a late switch waits once more for the caller instead. Once: a grace that
+  // fires late too (a second freeze, or a caller hung while PVE froze) resumes, or a CT frozen again and
+  // again would keep its stacks down past every bound.
+  let graceGiven = false;
   const onDeadman = (lateMs: number) => {
-    if (lateMs >= FROZEN_AFTER_MS) {
+    if (lateMs >= FROZEN_AFTER_MS && !graceGiven) {
+      graceGiven = true;
       log.warn(
         { backupId, lateMs, graceMs: opts.frozenGraceMs },
         "the downtime deadline fell while this process was frozen; the caller gets a moment to act first",

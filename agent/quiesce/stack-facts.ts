@@ -1,5 +1,6 @@
 import { isAbsolute, resolve } from "node:path";
 import type { ContainerDetails } from "../docker/docker-engine.ts";
+import { byCodeUnits } from "../lib/order.ts";
 import { parseDependsOnLabel } from "./depends-on.ts";
 
 /**
@@ -77,8 +78,8 @@ export function groupStacks(
     byProject.set(project, list);
   }
   const stacks: StackFacts[] = [];
-  for (const [project, list] of [...byProject].sort(([a], [b]) => a.localeCompare(b))) {
-    list.sort((a, b) => number(a) - number(b) || a.name.localeCompare(b.name));
+  for (const [project, list] of [...byProject].sort(([a], [b]) => byCodeUnits(a, b))) {
+    list.sort((a, b) => number(a) - number(b) || byCodeUnits(a.name, b.name));
     const first = list[0]!;
     const byService = new Map<string, ContainerDetails[]>();
     for (const c of list) {

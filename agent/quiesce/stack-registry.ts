@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { byCodeUnits } from "../lib/order.ts";
 import { readJsonFile, writeJsonDurable } from "../state/durable-file.ts";
 import type { StackFacts } from "./stack-facts.ts";
 
@@ -54,9 +55,7 @@ export class StackRegistry {
   }
 
   get stacks(): RegisteredStack[] {
-    return Object.values(structuredClone(this.data.stacks)).sort((a, b) =>
-      a.project.localeCompare(b.project),
-    );
+    return Object.values(structuredClone(this.data.stacks)).sort((a, b) => byCodeUnits(a.project, b.project));
   }
 
   stack(project: string): RegisteredStack | undefined {

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MAX_LOG_LINE_CHARS } from "../limits.ts";
 
 /** Ids chosen by the sender (command ids, ping ids, backup ids): opaque, printable, bounded. */
 export const id = z
@@ -19,7 +20,7 @@ export const timestamp = z.iso.datetime({ offset: true });
 
 export const shortText = z.string().max(256);
 export const message = z.string().max(2_000);
-export const logLine = z.string().max(1_000);
+export const logLine = z.string().max(MAX_LOG_LINE_CHARS);
 export const logTail = z.array(logLine).max(100);
 
 /** Informative codes that may grow without a protocol bump (agent error codes, identity signals). */

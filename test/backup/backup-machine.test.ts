@@ -4,6 +4,7 @@ import {
   type BackupRunState,
   backupStep,
   FREEZE_CONFIRM_MS,
+  fallbackWarning,
   initialBackupState,
   stacksWaiting,
 } from "../../agent/backup/backup-machine.ts";
@@ -385,6 +386,7 @@ describe("backup machine: a CT that cannot be snapshotted (snapshot-plan.ts)", (
     expect(actions).toEqual([
       { type: "disarm-deadline" },
       { type: "arm-deadline", seconds: 3600 },
+      { type: "extend-blackout", seconds: 3600 },
       { type: "disarm-deadline" },
       { type: "resume", cause: "snapshot", consistency: "app" },
       { type: "announce", phase: "follow" },
@@ -408,11 +410,63 @@ describe("backup machine: a CT that cannot be snapshotted (snapshot-plan.ts)", (
     expect(state.consistency).toBe("crash");
   });
 
-  it("hold with an unknown answer: the usual deadline until PVE falls back, then the hold bound", () => {
-    const start = planned(planOf(unknown, "hold"));
+  it("hold with an unknown answer: the usual deadline (and blackout) until PVE falls back, then the hold bound, announced then", () => {
+    const plan = planOf(unknown, "hold");
+    // what backup-run.ts announces first: the snapshot deadline, not the hour a hold may last
+    expect(plan).toMatchObject({ deadlineSeconds: 300, onFallback: "hold", holdSeconds: 3600 });
+    const start = planned(plan);
     expect(start.actions).toContainEqual({ type: "arm-deadline", seconds: 300 });
     const { actions } = run("snapshot", [{ type: "task-phase", phase: "suspend" }], start.state);
-    expect(actions).toEqual([{ type: "disarm-deadline" }, { type: "arm-deadline", seconds: 3600 }]);
+    expect(actions).toEqual([
+      { type: "disarm-deadline" },
+      { type: "arm-deadline", seconds: 3600 },
+      { type: "extend-blackout", seconds: 3600 },
+    ]);
+  });
+
+  it("hold with an unknown answer, the downtime deadline passing before `trying 'suspend'` is read: resumed before the fallback, not 'no hold planned'", () => {
+    const start = planned(planOf(unknown, "hold"));
+    const { state, actions } = run(
+      "snapshot",
+      [
+        { type: "deadline-passed", lateMs: 0 },
+        { type: "task-phase", phase: "suspend" },
+      ],
+      start.state,
+    );
+    expect(actions).toEqual([{ type: "resume", cause: "deadline", consistency: "crash" }]);
+    expect(state).toMatchObject({
+      fallback: "resumed-before",
+      resume: { cause: "deadline" },
+      consistency: "crash",
+    });
+    expect(fallbackWarning(state)).toMatch(
+      /resumed before the agent read it \(the downtime deadline of 300 s passed first; a hold applies only from that line\)/,
+    );
+    expect(fallbackWarning(state)).not.toMatch(/no hold was planned/);
+  });
+
+  it("hold: the hold bound falling due in suspend mode's final-sync freeze (late) is held once for the `resuming guest` line; app", () => {
+    const held = run(
+      "snapshot",
+      [{ type: "task-phase", phase: "suspend" }],
+      planned(planOf(no, "hold")).state,
+    );
+    const { state, actions } = run(
+      "snapshot",
+      [
+        { type: "deadline-passed", lateMs: FROZEN_AFTER_MS + 3000 },
+        { type: "task-phase", phase: "suspend-resumed" },
+      ],
+      held.state,
+    );
+    expect(actions).toEqual([
+      { type: "hold-deadline", ms: FREEZE_CONFIRM_MS, lateMs: FROZEN_AFTER_MS + 3000 },
+      { type: "disarm-deadline" },
+      { type: "resume", cause: "snapshot", consistency: "app" },
+      { type: "announce", phase: "follow" },
+    ]);
+    expect(state.consistency).toBe("app");
   });
 
   it("a fallback nobody planned a hold for (PVE had said yes, or another policy): the stacks come back at once, crash", () => {
@@ -427,6 +481,7 @@ describe("backup machine: a CT that cannot be snapshotted (snapshot-plan.ts)", (
         { type: "resume", cause: "fallback", consistency: "crash" },
       ]);
       expect(state).toMatchObject({ fallback: "resumed", consistency: "crash" });
+      expect(fallbackWarning(state)).toMatch(/no hold was planned, so the stacks were resumed at once/);
     }
   });
 

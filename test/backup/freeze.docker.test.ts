@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { readLastBackup } from "../../agent/backup/last-backup.ts";
 import { FROZEN_AFTER_MS } from "../../agent/lib/late-timer.ts";
+import { sh } from "../pve-sim/exec.ts";
 import { capturedStdout, exited, spawnAgent, writeAgentConfig } from "../support/agent-cli.ts";
 import { docker } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
@@ -62,6 +63,44 @@ async function expectReported(
   expect(await g.running()).toHaveLength(running.length);
 }
 
+/**
+ * A freezer whose first freeze lasts until `boundSeconds` after the agent said it quiesces, overdue by more
+ * than a busy event loop could explain; it records how far into the downtime it began and whether the agent
+ * had resumed by then. Made before the harness (which takes its hooks); `backupThroughFreeze` runs the backup.
+ */
+function freezeOverdue(boundSeconds: number) {
+  const at = {
+    quiescedAt: 0,
+    out: () => "",
+    freeze: undefined as { sinceQuiesceMs: number; resumedBefore: number } | undefined,
+  };
+  freezer = new GuestFreezer(async () => {
+    at.freeze = { sinceQuiesceMs: Date.now() - at.quiescedAt, resumedBefore: resumes(at.out()) };
+    while (Date.now() < at.quiescedAt + boundSeconds * 1000 + FROZEN_AFTER_MS + 2_000) await sleep(100);
+  });
+  return {
+    hooks: freezer.hooks(),
+    /**
+     * `felhom-guest backup` with `config` lines, to its exit; the one freeze began before the bound, with the
+     * stacks still down. Returns what the agent printed.
+     */
+    async backupThroughFreeze(g: GuestHarness, config: string[]): Promise<string> {
+      dir = await mkdtemp(join(tmpdir(), "felhom-freeze-"));
+      agent = spawnAgent(await writeAgentConfig(g, dir, config), ["backup"]);
+      freezer!.target(agent);
+      at.out = capturedStdout(agent);
+      // The bound is due at most boundSeconds after the agent said it quiesces.
+      await expect.poll(() => at.out().includes("▸ quiesce"), { timeout: 60_000, interval: 20 }).toBe(true);
+      at.quiescedAt = Date.now();
+      expect(await exited(agent)).toBe(0);
+      expect(at.freeze).toMatchObject({ resumedBefore: 0 });
+      expect(at.freeze!.sinceQuiesceMs).toBeLessThan(boundSeconds * 1000);
+      expect(freezer!.freezes).toHaveLength(1);
+      return at.out();
+    },
+  };
+}
+
 describeDocker("the CT frozen around the snapshot (pve sim + real docker, the agent under SIGSTOP)", () => {
   it.each([
     ["its root only", "after `create storage snapshot 'vzdump'`", false],
@@ -74,16 +113,8 @@ describeDocker("the CT frozen around the snapshot (pve sim + real docker, the ag
     "a deadline due during the freeze (%s: frozen %s): the stacks resume once, after the snapshot, and the backup is app-consistent",
     async (_volumes, _where, secondVolume) => {
       const maxDowntimeSeconds = 10;
-      let quiescedAt = 0;
-      let out = () => "";
-      let atFreeze: { sinceQuiesceMs: number; resumedBefore: number } | undefined;
-      freezer = new GuestFreezer(async () => {
-        atFreeze = { sinceQuiesceMs: Date.now() - quiescedAt, resumedBefore: resumes(out()) };
-        // Frozen until the deadline is overdue by more than a busy event loop could explain.
-        while (Date.now() < quiescedAt + maxDowntimeSeconds * 1000 + FROZEN_AFTER_MS + 2_000)
-          await sleep(100);
-      });
-      h = await startGuestHarness({ archiveBytesPerSecond: 20e6, ...freezer.hooks() });
+      const frozen = freezeOverdue(maxDowntimeSeconds);
+      h = await startGuestHarness({ archiveBytesPerSecond: 20e6, ...frozen.hooks });
       if (secondVolume) {
         const vmid = h.self.guest.vmid;
         Object.assign(h.self.guest.config, {
@@ -91,24 +122,10 @@ describeDocker("the CT frozen around the snapshot (pve sim + real docker, the ag
         });
         await mkdir(join(h.self.guest.rootDir, "mnt/data"), { recursive: true });
       }
-      dir = await mkdtemp(join(tmpdir(), "felhom-freeze-"));
       const before = await h.running();
-      agent = spawnAgent(await writeAgentConfig(h, dir, [`  max_downtime_seconds: ${maxDowntimeSeconds}`]), [
-        "backup",
-      ]);
-      freezer.target(agent);
-      out = capturedStdout(agent);
-      // The deadline is due at most max_downtime_seconds after the agent said it quiesces.
-      await expect.poll(() => out().includes("▸ quiesce"), { timeout: 60_000, interval: 20 }).toBe(true);
-      quiescedAt = Date.now();
-      expect(await exited(agent)).toBe(0);
-
-      // The freeze began before the deadline, with the stacks still down, and lasted past it.
-      expect(atFreeze).toMatchObject({ resumedBefore: 0 });
-      expect(atFreeze!.sinceQuiesceMs).toBeLessThan(maxDowntimeSeconds * 1000);
-      expect(freezer.freezes).toHaveLength(1);
+      const out = await frozen.backupThroughFreeze(h, [`  max_downtime_seconds: ${maxDowntimeSeconds}`]);
       if (secondVolume) expect(h.sim.vzdumpRuns.at(-1)?.freezes).toHaveLength(1);
-      await expectReported(h, out(), "app", "after", before);
+      await expectReported(h, out, "app", "after", before);
     },
   );
 
@@ -132,5 +149,31 @@ describeDocker("the CT frozen around the snapshot (pve sim + real docker, the ag
 
     expect(freezer.freezes).toHaveLength(1);
     await expectReported(h, out(), "crash", "before", before);
+  });
+
+  it("a hold through suspend mode whose bound falls due in the final-sync freeze: the stacks resume once, after `resuming guest`, and the backup is app-consistent", async () => {
+    const holdSeconds = 8;
+    const frozen = freezeOverdue(holdSeconds);
+    h = await startGuestHarness({ archiveBytesPerSecond: 20e6, ...frozen.hooks });
+    // A root on the dir storage: PVE falls back to suspend mode, the preflight knew (hold bound from the start).
+    h.self.guest.config.rootfs = "local:101/vm-101-disk-0.raw,size=8G";
+    const rootBytes = Number((await sh("du", ["-sb", h.self.guest.rootDir])).split("\t")[0]);
+    h.sim.opts.syncBytesPerSecond = rootBytes / 3; // a first rsync of about 3 s, longer than max_downtime
+    const before = await h.running();
+    // Frozen from `suspending guest` until the hold's bound is overdue.
+    const out = await frozen.backupThroughFreeze(h, [
+      "  max_downtime_seconds: 2",
+      "  no_snapshot:",
+      "    policy: hold",
+      `    max_hold_seconds: ${holdSeconds}`,
+    ]);
+    const last = await readLastBackup(h.stateDir);
+    expect(last?.outcome).toMatchObject({
+      ok: true,
+      result: { pveMode: "suspend", consistency: "app", stacksResumed: true },
+    });
+    expect(resumes(out)).toBe(1);
+    expect(await dbStartedAt(h)).toBeGreaterThanOrEqual(h.sim.vzdumpRuns.at(-1)!.guestStartedAt!);
+    expect(await h.running()).toHaveLength(before.length);
   });
 });

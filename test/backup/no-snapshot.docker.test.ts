@@ -2,6 +2,7 @@ import { afterEach, expect, it } from "vitest";
 import { newBackupId } from "../../agent/backup/backup-id.ts";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import type { NoSnapshotPolicy } from "../../agent/backup/snapshot-plan.ts";
+import { createLogger } from "../../agent/log/logger.ts";
 import { sh } from "../pve-sim/exec.ts";
 import { docker } from "../support/compose.ts";
 import { describeDocker } from "../support/docker.ts";
@@ -70,10 +71,15 @@ describeDocker("backup of a CT that cannot be snapshotted (pve sim + real docker
     expect(await hh.running()).toEqual(before);
   });
 
-  it("hold: a copy longer than max_hold_seconds brings the stacks back at the hold's deadline; crash-consistent", {
+  it("hold: a first rsync longer than max_hold_seconds brings the stacks back at the hold's deadline, during that rsync; crash-consistent", {
     timeout: 120_000,
   }, async () => {
-    const hh = await harness("hold", {}, 1);
+    const lines: string[] = [];
+    const log = createLogger({ level: "info", destination: { write: (l: string) => void lines.push(l) } });
+    const hh = await harness("hold", { log }, 1);
+    // PVE not answering the feature check: the hold is learned from `trying 'suspend' mode instead`, the
+    // deadline until then is max_downtime_seconds (120 s); the 1 s hold is overdue once the line is read.
+    hh.sim.faults.failNext(1, 403, "/feature");
     const rootBytes = Number((await sh("du", ["-sb", hh.self.guest.rootDir])).split("\t")[0]);
     hh.sim.opts.syncBytesPerSecond = rootBytes / 8; // a first rsync of about 8 s
     const outcome = await backup(hh);
@@ -81,7 +87,15 @@ describeDocker("backup of a CT that cannot be snapshotted (pve sim + real docker
       ok: true,
       result: { pveMode: "suspend", consistency: "crash", stacksResumed: true },
     });
-    // crash, not app: the hold's deadline brought them back before PVE's `resuming guest`
+    const logged = lines.map((l) => JSON.parse(l) as { msg: string; seconds?: number });
+    expect(logged).toContainEqual(
+      expect.objectContaining({
+        msg: expect.stringMatching(/^hold deadline .*final sync ended/),
+        seconds: 1,
+      }),
+    );
+    // back before PVE froze the CT for the final sync: the hold's deadline, in the first rsync
+    expect(await startedAt(hh.dbContainer)).toBeLessThan(hh.sim.vzdumpRuns.at(-1)!.guestStoppedAt!);
   });
 
   it("crash: nothing is quiesced; crash-consistent, PVE ran suspend, the result says why", {
@@ -146,6 +160,16 @@ describeDocker("backup of a CT that cannot be snapshotted (pve sim + real docker
     hh.sim.faults.failNext(1, 403, "/feature");
     const outcome = await backup(hh);
     expect(outcome).toMatchObject({ ok: true, result: { pveMode: "suspend", consistency: "app" } });
+    // announced: the downtime deadline (120 s) while it may still snapshot, then the rest of the hold's
+    // 1800 s once the log said it falls back, for the same operation (it replaces the first)
+    const blackouts = hh.events.flatMap((e) => (e.kind === "blackout" ? [e] : []));
+    expect(blackouts.map((e) => e.operationId)).toEqual([
+      blackouts[0]!.operationId,
+      blackouts[0]!.operationId,
+    ]);
+    expect(blackouts[0]!.expectedSeconds).toBe(120);
+    expect(blackouts[1]!.expectedSeconds).toBeGreaterThan(1700);
+    expect(blackouts[1]!.expectedSeconds).toBeLessThanOrEqual(1800);
     if (outcome.ok)
       expect(outcome.result.warnings).toContainEqual(
         expect.stringMatching(/^PVE did not say whether the CT can be snapshotted .*grant VM\.Audit/),

@@ -54,5 +54,14 @@ describe("doctor: can the CT be snapshotted, and what the policy does", () => {
     expect(f.level).toBe("warn");
     expect(f.message).toContain("mp0 /srv/bulk not in the backup (not a volume)");
     expect(f.message).toMatch(/come back at once and the backup is crash-consistent/);
+    // a bind mount never snapshots and backup=0 is how bulk data stays out: not advice to move or drop them
+    expect(f.hint).not.toMatch(/move|drop/);
+    expect(f.hint).toMatch(/learns from PVE's task log.*resumes the stacks at once/);
+    const held = assessSnapshot(
+      { can: "unknown", why: "PVE says a volume of the CT cannot be snapshotted, but it also judges mp0" },
+      [rootfs, bind],
+      cfg,
+    );
+    expect(held.hint).toMatch(/holds the stacks down through it \(at most 3600 s\)/);
   });
 });

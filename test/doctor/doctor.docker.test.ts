@@ -125,7 +125,7 @@ describeDocker("felhom-guest doctor (pve sim + real docker)", () => {
     expect(held.findings).toContainEqual({
       level: "warn",
       message: expect.stringMatching(
-        /^snapshot: the CT cannot be snapshotted: rootfs \(local:101\/vm-101-disk-0\.raw\) on a storage without snapshots; PVE would fall back to suspend mode\. Policy hold: the stacks stay down .*at most 3600 s/,
+        /^snapshot: the CT cannot be snapshotted: a volume is on a storage without snapshots \(one of: rootfs \(local:101\/vm-101-disk-0\.raw\)\); PVE would fall back to suspend mode\. Policy hold: the stacks stay down .*at most 3600 s/,
       ),
       hint: expect.stringMatching(/pct move-volume/),
     });

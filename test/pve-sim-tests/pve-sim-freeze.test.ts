@@ -121,4 +121,26 @@ describe("pve sim: the CT frozen around the snapshot", () => {
       await c.close();
     }
   });
+
+  it("suspend mode stopped in the final sync: the CT stays frozen through vzdump's clean-up, thawed after `resume vm`", async () => {
+    const self = await selfScopedGuest(sim, { vmid: 306 });
+    const c = rawClient(sim, self.authorization);
+    onFreeze = async (upid) => {
+      await c.del(`/nodes/pve1/tasks/${encodeURIComponent(upid)}`);
+    };
+    try {
+      const { log, hooks } = await backup(self, { mode: "suspend" }, "interrupted by signal");
+      expect(hooks).toEqual([
+        { hook: "freeze", lastLine: "INFO: suspending guest", snapshot: false },
+        { hook: "thaw", lastLine: "INFO: resume vm", snapshot: false },
+      ]);
+      expect(log).not.toContain("INFO: resuming guest");
+      expect(log.indexOf("INFO: resume vm")).toBeGreaterThan(
+        log.findIndex((l) => /starting final sync/.test(l)),
+      );
+    } finally {
+      onFreeze = undefined;
+      await c.close();
+    }
+  });
 });

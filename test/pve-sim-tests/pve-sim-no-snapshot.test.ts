@@ -43,12 +43,12 @@ describe("pve sim: a CT that cannot be snapshotted", () => {
       [123, "nfs-images:123/vm-123-disk-0.raw,size=8G"],
       [124, "thick:vm-124-disk-0,size=8G"],
     ] as const)
-      expect((await feature(vmid, { rootfs })).json.data.hasFeature).toBe("");
+      expect((await feature(vmid, { rootfs })).json.data.hasFeature).toBe(0);
     // a bind mount and a backup=0 volume on dir storage: vm_feature passes no $backup_only, so "no"
-    expect((await feature(125, { mp0: "/srv/bulk,mp=/mnt/bulk" })).json.data.hasFeature).toBe("");
+    expect((await feature(125, { mp0: "/srv/bulk,mp=/mnt/bulk" })).json.data.hasFeature).toBe(0);
     expect(
       (await feature(126, { mp0: "local:126/vm-126-disk-1.raw,mp=/srv,size=1G" })).json.data.hasFeature,
-    ).toBe("");
+    ).toBe(0);
     // without VM.Audit on the guest: 403
     const t = sim.addToken("nobody@pve", "audit");
     const nobody = rawClient(sim, `PVEAPIToken=${t.tokenId}=${t.secret}`);
@@ -129,7 +129,7 @@ describe("pve sim: a CT that cannot be snapshotted", () => {
     });
     const c = rawClient(sim, self.authorization);
     expect((await c.get("/nodes/pve1/lxc/132/feature", { feature: "snapshot" })).json.data.hasFeature).toBe(
-      "",
+      0,
     );
     const upid = (await c.post("/nodes/pve1/vzdump", { vmid: 132, storage: "bk", mode: "snapshot" })).json
       .data as string;

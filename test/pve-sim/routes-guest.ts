@@ -121,9 +121,10 @@ export function guestRoutes(sim: PveSimulator): Route[] {
       },
     },
     {
-      // pve-container API2/LXC.pm `vm_feature` (VM.Audit); has_feature answers a perl boolean (1 or ""). It
-      // passes no $backup_only: a bind mount or a backup=0 volume on a storage without snapshots makes it
-      // "" even where vzdump (which passes 1) would snapshot. Only `hasFeature` (`nodes` is commented out).
+      // pve-container API2/LXC.pm `vm_feature` (VM.Audit); LXC/Config.pm `has_feature` returns `$err ? 0 : 1`,
+      // so the JSON has 1 or 0 (the agent takes any perl false: 0, "", null). It passes no $backup_only: a bind
+      // mount or a backup=0 volume on a storage without snapshots makes it 0 even where vzdump (whose
+      // snapshot_create passes 1) would snapshot. Only `hasFeature` (`nodes` is commented out).
       method: "GET",
       path: "/nodes/{node}/lxc/{vmid}/feature",
       schema: {
@@ -139,7 +140,7 @@ export function guestRoutes(sim: PveSimulator): Route[] {
         if (snap !== undefined && !g.snapshots.has(snap)) throw dieError(`snapshot '${snap}' does not exist`);
         const judged = snap === undefined ? g : { ...g, config: g.snapshots.get(snap)!.config };
         const blocked = params.feature === "snapshot" && sim.snapshotBlockers(judged, false).length > 0;
-        return { hasFeature: blocked ? "" : 1 };
+        return { hasFeature: blocked ? 0 : 1 };
       },
     },
     {

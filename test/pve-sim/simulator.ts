@@ -469,8 +469,8 @@ export class PveSimulator {
 
   /**
    * The guest's mount points whose volumes cannot be snapshotted (LXC/Config.pm `has_feature('snapshot')`):
-   * `backupOnly` as vzdump's `prepare` asks (only the mount points in the backup), else as `vm_feature` and
-   * `snapshot_create` ask (all of them). Empty: it can.
+   * `backupOnly` as vzdump's `prepare` and its `vzdump` snapshot_create ask (only the mount points in the
+   * backup), else as `vm_feature` and a user's snapshot_create ask (all of them). Empty: it can.
    */
   snapshotBlockers(g: Guest, backupOnly: boolean): string[] {
     return volumesWithoutSnapshot(g, this.volumeStorages, backupOnly);

@@ -32,11 +32,13 @@ export const DEFAULT_VOLUME_STORAGES: ReadonlyArray<[string, VolumeStorageType]>
 /**
  * pve-container LXC/Config.pm `has_feature('snapshot', $conf, $storecfg, undef, $running, $backup_only)`:
  * every volume mount point (rootfs, mpN with a storage volume; bind and device mount points are not
- * volumes, `foreach_volume` still visits them but PVE::Storage::volume_has_feature answers for a path
- * without a storage id by `parse_volume_id` dying, so a CT with one cannot snapshot) must be on a storage
- * that snapshots. `backupOnly` (vzdump's `prepare` passes 1) skips mount points `mountpoint_backup_enabled`
- * leaves out of the backup; the API's `vm_feature` and `snapshot_create` pass nothing, so they judge every
- * mount point. Returns the mount points that cannot snapshot (empty: it can).
+ * volumes, `foreach_volume` still visits them, and pve-storage Storage.pm `volume_has_feature` calls
+ * `parse_volume_id($volid, 1)` (noerr) and returns undef for a path, so a CT with one cannot snapshot) must
+ * be on a storage that snapshots. `backupOnly` skips mount points `mountpoint_backup_enabled` leaves out of
+ * the backup: vzdump's `prepare` passes 1, and pve-guest-common AbstractConfig.pm `__snapshot_prepare`
+ * passes `$snapname eq 'vzdump'` (so vzdump's own snapshot_create judges as prepare did, a user snapshot
+ * every mount point); the API's `vm_feature` passes nothing. Returns the mount points that cannot snapshot
+ * (empty: it can).
  */
 export function volumesWithoutSnapshot(
   g: Guest,

@@ -653,8 +653,13 @@ async function suspendModeCopy(
     await freeze.freeze(); // VZDump.pm exec_backup_task: `suspend_vm` (LXC.pm: PVE::LXC::freeze) after the line
     await sync("final");
     await log("INFO", "resuming guest");
+  } catch (err) {
+    // A failed (or stopped) final sync: exec_backup_task's clean-up keeps the CT frozen through unlock_vm and
+    // the plugin's cleanup, then `$cleanup->{resume}` logs `resume vm` and resume_vm thaws it.
+    await log("INFO", "resume vm").catch(() => {});
+    throw err;
   } finally {
-    await freeze.thaw(); // `resume_vm` after the line, or the clean-up's (`$cleanup->{resume}`) on a failure
+    await freeze.thaw(); // `resume_vm` after `resuming guest`, or after the clean-up's `resume vm`
   }
   run.guestStartedAt = Date.now();
   await log("INFO", `guest is online again after ${onlineAgainAfter(frozenAt)} seconds`);

@@ -101,6 +101,9 @@ function freezeThread(ms: number): void {
 }
 
 describe("the dead man's switch after a freeze (PVE froze the CT for the snapshot)", () => {
+  // Room for the quiesce's journal fsyncs on a slow disk: the switch must not fall due before the freeze.
+  const DEADLINE_MS = 1_000;
+
   async function quiescedDb(frozenGraceMs: number) {
     const containers = [container("p", "db")];
     const result = buildPlan(stacksOf(...containers));
@@ -108,9 +111,12 @@ describe("the dead man's switch after a freeze (PVE froze the CT for the snapsho
     const engine = new HeldStopEngine(containers);
     engine.releaseStop();
     const journal = await QuiesceJournal.create(join(dir, "j.json"), { backupId: "bf", plan: result.plan });
-    const handle = await quiesce(journal, engine, { downtimeDeadlineMs: 100, frozenGraceMs });
+    const started = Date.now();
+    const handle = await quiesce(journal, engine, { downtimeDeadlineMs: DEADLINE_MS, frozenGraceMs });
+    // The quiesce ended before its switch was due (else this test proves nothing about a late one).
+    expect(engine.calls).toEqual(["stop p_db_1", "stopped p_db_1"]);
     // Frozen past the switch's time: on thaw it is overdue by more than FROZEN_AFTER_MS.
-    freezeThread(100 + FROZEN_AFTER_MS + 300);
+    freezeThread(Math.max(0, started + DEADLINE_MS - Date.now()) + FROZEN_AFTER_MS + 300);
     // Overdue timers run before this one.
     await new Promise((r) => setTimeout(r, 0));
     return { engine, journal, handle, db: containers[0]!.id };
@@ -120,6 +126,16 @@ describe("the dead man's switch after a freeze (PVE froze the CT for the snapsho
     const { engine, handle } = await quiescedDb(60_000);
     expect(engine.calls).toEqual(["stop p_db_1", "stopped p_db_1"]);
     expect((await handle.resume()).trigger).toBe("caller");
+  });
+
+  it("its grace is given once: frozen again through the grace, it resumes on thaw instead of waiting anew", async () => {
+    const graceMs = 200;
+    const { engine, handle, db } = await quiescedDb(graceMs);
+    freezeThread(graceMs + FROZEN_AFTER_MS + 300);
+    await new Promise((r) => setTimeout(r, 0));
+    // the switch began the resume when it fired: the caller's resume joins it
+    expect((await handle.resume()).trigger).toBe("deadline");
+    expect(engine.states.get(db)).toBe("running");
   });
 
   it("fired late and then the caller does nothing: it resumes after its grace", async () => {

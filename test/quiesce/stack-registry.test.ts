@@ -40,4 +40,18 @@ describe("stack registry", () => {
     await registry.recordDiscovered(stacksOf(container("shop", "db")));
     expect((await StackRegistry.load(path)).observedStopMs("shop", "db")).toBe(4200);
   });
+
+  it("lists stacks in code-unit order, not ICU's (no collator in the daemon: README, idle resident set)", async () => {
+    const registry = await StackRegistry.load(join(dir, "stacks.json"));
+    // ICU's root collation puts "_" before "-" and "a" before "B"; code units put them the other way round.
+    const names = ["web_2", "web-1", "a", "B"];
+    await registry.recordDiscovered(stacksOf(...names.map((p) => container(p, "app"))));
+    expect(registry.stacks.map((s) => s.project)).toEqual(["B", "a", "web-1", "web_2"]);
+    expect(stacksOf(...names.map((p) => container(p, "app"))).map((s) => s.project)).toEqual([
+      "B",
+      "a",
+      "web-1",
+      "web_2",
+    ]);
+  });
 });

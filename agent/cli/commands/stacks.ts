@@ -3,6 +3,7 @@ import type { AgentConfig } from "../../config/schema.ts";
 import { type ContainerDetails, DockerEngine } from "../../docker/docker-engine.ts";
 import type { LocalFacts } from "../../identity/decide-identity.ts";
 import { describeError } from "../../lib/errors.ts";
+import { byCodeUnits } from "../../lib/order.ts";
 import type { Logger } from "../../log/logger.ts";
 import { withOperationLock } from "../../operation/operation-lock.ts";
 import type { CtMountPoint } from "../../pve/mount-points.ts";
@@ -34,7 +35,7 @@ function labelSources(
     value,
     source: "image" as const,
   }));
-  return [...own, ...image].sort((a, b) => a.key.localeCompare(b.key));
+  return [...own, ...image].sort((a, b) => byCodeUnits(a.key, b.key));
 }
 
 /** How long `stacks` waits for PVE, all requests together, with no retry. */
