@@ -20,7 +20,16 @@ export type BackupTicket =
    * Another operation holds the guest (in this process or another): which, not a second backup. A backup
    * holder is the backup asked for; a snapshot or a `stacks up` is not.
    */
-  | { started: false; holder: Operation; done: Promise<BackupOutcome> | undefined };
+  | {
+      started: false;
+      holder: Operation;
+      done: Promise<BackupOutcome> | undefined;
+      /**
+       * stop() came before a request that retries when busy made its first attempt (it was waiting for a
+       * quiet storage): nothing ran and no event is owed; the schedule keeps the slot pending.
+       */
+      stopped?: true;
+    };
 
 export interface BackupServiceDeps extends BackupDeps {
   /**
@@ -58,6 +67,8 @@ interface Chain {
   timer: NodeJS.Timeout | undefined;
   /** Aborts the wait for a quiet storage before an attempt, while one runs. */
   waiting: AbortController | undefined;
+  /** A backup of this guest that started in this process during that wait: it is this request's backup. */
+  joined: { backupId: string; mode: BackupMode; done: Promise<BackupOutcome> } | undefined;
   /** All such waits so far, against the timing's budget. */
   waitedMs: number;
   /** The guest's node, once known: where its storage's status is read. */
@@ -106,6 +117,7 @@ export class BackupService {
       last: undefined,
       timer: undefined,
       waiting: undefined,
+      joined: undefined,
       waitedMs: 0,
       node: undefined,
       end: () => {
@@ -125,11 +137,15 @@ export class BackupService {
   async #attempt(chain: Chain, attempt: number): Promise<BackupTicket> {
     const { opts } = chain;
     // Before quiescing into a likely refusal: another guest's archive growing the storage means the node's
-    // lock is probably held (quiet-storage.ts). stop() cuts the wait short, and then no attempt follows.
-    const interrupted =
-      opts.retryWhenBusy === true && !this.#stopped && (await this.#waitForQuietStorage(chain));
-    if (this.#running) {
-      const { backupId, mode, done } = this.#running;
+    // lock is probably held (quiet-storage.ts). Not while a backup of this guest runs (it is this request's
+    // backup, below); one that starts during the wait (the hub's, the CLI's through the daemon) ends it, so
+    // that the slot counts it instead of waiting on its growth and running a second backup after it.
+    // stop() cuts the wait short, and then no attempt follows.
+    if (opts.retryWhenBusy === true && !this.#stopped && !this.#running)
+      await this.#waitForQuietStorage(chain);
+    const other = chain.joined ?? this.#running;
+    if (other) {
+      const { backupId, mode, done } = other;
       this.#endWithoutAttempt(chain, "another backup of this guest was running");
       return { started: false, holder: { kind: "backup", operationId: backupId, mode }, done };
     }
@@ -149,16 +165,17 @@ export class BackupService {
       else this.#endWithoutAttempt(chain, why);
       return { started: false, holder: operationOf(lock.holder), done: undefined };
     }
-    if (this.#stopped && (attempt > 1 || interrupted)) {
-      // The retry's timer fired just before stop(), which could not cancel it, or stop() ended the wait for a
-      // quiet storage: it must not run a backup under a runtime being closed (a reload) or a process shutting
-      // down.
+    if (this.#stopped && (attempt > 1 || opts.retryWhenBusy === true)) {
+      // The retry's timer fired just before stop(), which could not cancel it, or stop() came during (or just
+      // after) the wait for a quiet storage: it must not run a backup under a runtime being closed (a reload)
+      // or a process shutting down. A first attempt never made leaves the slot to the schedule (pending).
       await lock.release();
       this.#endWithoutAttempt(chain, "the agent stopped before retrying");
       return {
         started: false,
         holder: { kind: "backup", operationId: backupId, mode: opts.mode },
         done: undefined,
+        ...(attempt === 1 ? { stopped: true as const } : {}),
       };
     }
     try {
@@ -185,6 +202,11 @@ export class BackupService {
       }
     })();
     this.#running = { backupId, mode: opts.mode, done };
+    for (const waiting of this.#chains) {
+      if (waiting === chain || !waiting.waiting) continue;
+      waiting.joined = this.#running;
+      waiting.waiting.abort();
+    }
     done.then(
       (outcome) => {
         const busy =
@@ -223,26 +245,26 @@ export class BackupService {
   }
 
   /**
-   * Waits while the backup storage grows (within the chain's budget); true when stop() ended the wait. A
-   * guest whose identity cannot be verified skips it: its attempt fails at the preflight and says why.
+   * Waits while the backup storage grows (within the chain's budget). A guest whose identity cannot be
+   * verified skips it: its attempt fails at the preflight and says why.
    */
-  async #waitForQuietStorage(chain: Chain): Promise<boolean> {
+  async #waitForQuietStorage(chain: Chain): Promise<void> {
     const { pve, backup, log } = this.#deps;
     const timing = this.#deps.quietStorage ?? quietStorageTiming(backup.busy_retry.delay_seconds);
-    if (chain.waitedMs >= timing.budgetMs) return false;
+    if (chain.waitedMs >= timing.budgetMs) return;
     chain.node ??= await verifiedSelf(this.#deps).then(
       (identity) => identity.node,
       () => undefined,
     );
     const node = chain.node;
-    if (node === undefined) return false;
+    if (node === undefined) return;
     const waiting = new AbortController();
     chain.waiting = waiting;
     const { signal } = chain.opts;
     try {
       chain.waitedMs += await waitForQuietStorage({
         timing,
-        used: async () => (await pve.storageStatus(node, backup.storage)).used,
+        used: async (abort) => (await pve.storageStatus(node, backup.storage, abort)).used,
         waitedMs: chain.waitedMs,
         signal: signal ? AbortSignal.any([waiting.signal, signal]) : waiting.signal,
         onBusy: (growthBytesPerS, waitMs) =>
@@ -254,7 +276,6 @@ export class BackupService {
     } finally {
       chain.waiting = undefined;
     }
-    return waiting.signal.aborted;
   }
 
   /** The wait before the attempt after `attempt`, with jitter; undefined when the attempts are used up. */

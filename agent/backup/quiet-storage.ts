@@ -83,8 +83,8 @@ const pause = (ms: number, signal: AbortSignal) => sleep(ms, signal).catch(() =>
  */
 export async function waitForQuietStorage(o: {
   timing: QuietStorageTiming;
-  /** The storage's `used` now; undefined (or a rejection) when it cannot be read. */
-  used: () => Promise<number | undefined>;
+  /** The storage's `used` now; undefined (or a rejection) when it cannot be read; `signal` aborts the read. */
+  used: (signal: AbortSignal) => Promise<number | undefined>;
   /** Already waited by this chain. */
   waitedMs: number;
   signal: AbortSignal;
@@ -95,7 +95,7 @@ export async function waitForQuietStorage(o: {
 }): Promise<number> {
   const now = o.now ?? Date.now;
   const started = now();
-  const read = () => o.used().catch(() => undefined);
+  const read = () => o.used(o.signal).catch(() => undefined);
   while (!o.signal.aborted) {
     const t0 = now();
     const before = await read();

@@ -22,8 +22,9 @@ export type ScheduledRunReason = { kind: "slot"; slot: Date } | { kind: "missed"
 
 /**
  * `last_slot`: every slot up to here is handled (ran, was skipped, or belonged to an earlier schedule).
- * `pending`: a slot whose run was due but had not started (the jitter wait) when the agent stopped or the
- * runtime was rebuilt; a start without catch-up (reload) runs it, a daemon start treats it as missed.
+ * `pending`: a slot whose run was due but whose backup had not started (the jitter wait, or the run's own wait
+ * before its first attempt: a quiet storage) when the agent stopped or the runtime was rebuilt; a start without
+ * catch-up (reload) runs it, a daemon start treats it as missed.
  * `learned`: the delay after its slot at which the last slot's backup got the node (run-delay.ts).
  */
 const stateSchema = z.object({
@@ -37,6 +38,13 @@ const stateSchema = z.object({
  * started, when it got the node; undefined when the node's lock refused it to the end (forget the delay).
  */
 export type LearnDelay = (gotNodeAtMs: number | undefined) => void;
+
+/**
+ * What the run tells the schedule when its first attempt starts: from then on the slot is being done, no
+ * longer pending. A run that ends without calling it had the slot done otherwise (another backup of the guest
+ * ran), unless the scheduler was stopped first: then nothing ran and the slot stays pending.
+ */
+export type RunBegan = () => void;
 
 /**
  * How late a slot may still run as a slot. A timer fires late when the event loop stalls or the wall clock
@@ -81,7 +89,7 @@ export class Scheduler {
   readonly #config: ScheduleConfig;
   readonly #statePath: string;
   readonly #log: Logger;
-  readonly #onRun: (reason: ScheduledRunReason, learn: LearnDelay) => Promise<void>;
+  readonly #onRun: (reason: ScheduledRunReason, learn: LearnDelay, began: RunBegan) => Promise<void>;
   #tick: NodeJS.Timeout | undefined;
   #delayed: NodeJS.Timeout | undefined;
   /** The live clock's position: slots up to here were looked at; it never goes back (a clock stepped back). */
@@ -102,7 +110,7 @@ export class Scheduler {
     config: ScheduleConfig;
     statePath: string;
     log: Logger;
-    onRun: (reason: ScheduledRunReason, learn: LearnDelay) => Promise<void>;
+    onRun: (reason: ScheduledRunReason, learn: LearnDelay, began: RunBegan) => Promise<void>;
   }) {
     const problem = validateCron(options.config.cron);
     if (problem) {
@@ -183,7 +191,10 @@ export class Scheduler {
     this.#nextUntil = this.#next ? this.#next.getTime() : from.getTime() + 3_600_000;
   }
 
-  /** Stops the clock and a run still waiting out its jitter (that slot stays pending for the next start). */
+  /**
+   * Stops the clock and a run still waiting out its jitter; that slot, and one whose run has not begun its
+   * first attempt (RunBegan), stays pending for the next start.
+   */
   async stop(): Promise<void> {
     this.#generation++;
     clearTimeout(this.#tick);
@@ -243,8 +254,6 @@ export class Scheduler {
     const gap = this.#slotGapMs(reason);
     this.#delayed = setTimeout(
       () => {
-        this.#pending = undefined;
-        this.#save();
         void this.#fire(reason, gap).finally(() => {
           this.#busy = false;
         });
@@ -288,12 +297,20 @@ export class Scheduler {
           : undefined;
       this.#save();
     };
+    // The slot stays pending until its backup begins (or the run ends while this scheduler runs): a reload or
+    // restart before that runs it again, as one in the jitter wait, instead of losing it with no event.
+    const began: RunBegan = () => {
+      if (generation !== this.#generation || this.#pending === undefined) return;
+      this.#pending = undefined;
+      this.#save();
+    };
     try {
-      await this.#onRun(reason, learn);
+      await this.#onRun(reason, learn, began);
     } catch (err) {
       // The run reports its own failure; the schedule keeps going.
       this.#log.error({ err, reason: reason.kind }, "scheduled backup failed");
     }
+    began();
   }
 
   #handle(slot: Date): void {

@@ -2,6 +2,7 @@ import { appendFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runScheduledBackup } from "../../agent/app/scheduled-backup.ts";
 import { BackupService } from "../../agent/backup/backup-service.ts";
 import type { BackupOutcome } from "../../agent/backup/backup-types.ts";
 import { parseConfig } from "../../agent/config/load.ts";
@@ -16,9 +17,11 @@ import { simClient } from "../support/sim-client.ts";
 
 /**
  * A scheduled backup that waits for a quiet storage is not a backup yet: stop() (a reload, the daemon's
- * shutdown) ends the wait and the slot at once, with no attempt, nothing touched and the guest's lock free.
- * The storage grows because this test writes to it (the simulator's status is df of its directory, as PVE's);
- * the wait ends before any Docker call, so none is needed.
+ * shutdown) ends the wait at once, with no attempt, nothing touched, the guest's lock free and the slot left
+ * pending to the schedule (it never hears that the backup began). A backup of the guest that starts during the
+ * wait (the hub's) is the slot's backup: the wait ends and no second one follows. The storage grows because this
+ * test writes to it (the simulator's status is df of its directory, as PVE's); the scheduled request never gets
+ * to Docker, so none is needed.
  */
 describe("a scheduled backup waiting for a quiet storage, against the PVE simulator", () => {
   let sim: PveSimulator;
@@ -38,8 +41,8 @@ describe("a scheduled backup waiting for a quiet storage, against the PVE simula
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });
 
-  it("ends the slot at stop() while it waits, without an attempt", async () => {
-    const config = parseConfig(
+  const config = () =>
+    parseConfig(
       [
         "pve:",
         "  url: https://127.0.0.1:8006",
@@ -51,6 +54,25 @@ describe("a scheduled backup waiting for a quiet storage, against the PVE simula
         "  storage: bk",
       ].join("\n"),
     );
+
+  /** Another writer: 2 MB every 100 ms into the storage, until the returned stop is awaited. */
+  function otherArchive(): () => Promise<void> {
+    const file = join(sim.storages.get("bk")!.path, "dump", "other-writer.dat");
+    let writing = true;
+    const writer = (async () => {
+      while (writing) {
+        await appendFile(file, Buffer.alloc(2 * 1024 * 1024, 1));
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    return async () => {
+      writing = false;
+      await writer;
+      await rm(file, { force: true });
+    };
+  }
+
+  it("leaves the slot pending at stop() while it waits: no attempt, no event, the schedule told nothing began", async () => {
     const outcomes: BackupOutcome[] = [];
     // stop() comes the moment the service says it waits (a reload or shutdown then): no race with the writer.
     const log = silentLogger();
@@ -67,39 +89,68 @@ describe("a scheduled backup waiting for a quiet storage, against the PVE simula
       pve,
       engine: new DockerEngine({ socketPath: join(stateDir, "no-docker.sock") }),
       stateDir,
-      backup: config.backup,
+      backup: config().backup,
       localFacts: () => ({ hostname: "web1", macs: ["bc:24:11:0a:0b:0d"] }),
       emit: () => {},
       log,
       quietStorage: { sampleMs: 300, recheckMs: 60_000, budgetMs: 600_000 },
       onOutcome: (o) => outcomes.push(o),
     });
-    // Another writer: 2 MB every 100 ms into the storage, until the test ends.
-    const file = join(sim.storages.get("bk")!.path, "dump", "other-writer.dat");
-    let writing = true;
-    const writer = (async () => {
-      while (writing) {
-        await appendFile(file, Buffer.alloc(2 * 1024 * 1024, 1));
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    })();
+    const stopWriting = otherArchive();
     try {
-      // A re-check a minute away: the request returns at once only because stop() ends the wait.
-      const ticket = await service.request({
-        mode: "snapshot",
-        trigger: { source: "schedule" },
-        retryWhenBusy: true,
-      });
-      await ticket.settled;
+      // A re-check a minute away: the slot ends at once only because stop() ends the wait.
+      let began = 0;
+      await runScheduledBackup(
+        service,
+        { mode: "snapshot", signal: new AbortController().signal, log: silentLogger() },
+        () => {},
+        () => began++,
+      );
       expect(waits).toBe(1);
-      expect(ticket.started).toBe(false);
+      expect(began).toBe(0);
       expect(outcomes).toEqual([]);
       expect(sim.vzdumpRuns).toEqual([]);
       expect(await operationHolder(stateDir)).toBeUndefined();
     } finally {
-      writing = false;
-      await writer;
-      await rm(file, { force: true });
+      await stopWriting();
+    }
+  });
+
+  it("counts a hub backup that starts during the wait as the slot's backup: no second backup", async () => {
+    const outcomes: Array<{ ok: boolean; source: string }> = [];
+    const service = new BackupService({
+      pve,
+      engine: new DockerEngine({ socketPath: join(stateDir, "no-docker.sock") }),
+      stateDir,
+      backup: config().backup,
+      localFacts: () => ({ hostname: "web1", macs: ["bc:24:11:0a:0b:0d"] }),
+      emit: () => {},
+      log: silentLogger(),
+      quietStorage: { sampleMs: 300, recheckMs: 300, budgetMs: 600_000 },
+      onOutcome: (o, trigger) => outcomes.push({ ok: o.ok, source: trigger.source }),
+    });
+    const stopWriting = otherArchive();
+    try {
+      const looks = () => sim.requests.filter((r) => r.path === "/nodes/pve1/storage/bk/status").length;
+      const scheduled = service.request({
+        mode: "snapshot",
+        trigger: { source: "schedule" },
+        retryWhenBusy: true,
+      });
+      await expect.poll(looks, { timeout: 30_000, interval: 50 }).toBeGreaterThanOrEqual(4);
+      const hub = await service.request({ mode: "snapshot", trigger: { source: "hub", commandId: "c-1" } });
+      expect(hub.started).toBe(true);
+      if (!hub.started) return;
+      // The scheduled request joins the hub's backup at once, while the other archive still grows.
+      const ticket = await scheduled;
+      expect(ticket).toMatchObject({ started: false, holder: { kind: "backup", operationId: hub.backupId } });
+      await hub.done;
+      await ticket.settled;
+      // One backup in the slot, the hub's (it fails here without Docker; what matters is that it is the only one).
+      expect(outcomes).toEqual([{ ok: false, source: "hub" }]);
+      expect(await operationHolder(stateDir)).toBeUndefined();
+    } finally {
+      await stopWriting();
     }
   });
 });

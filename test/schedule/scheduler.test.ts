@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createLogger } from "../../agent/log/logger.ts";
 import {
   type LearnDelay,
+  type RunBegan,
   type ScheduleConfig,
   type ScheduledRunReason,
   Scheduler,
@@ -16,7 +17,7 @@ let runs: ScheduledRunReason[];
 let logs: { level: number; msg: string; slot?: string }[];
 /** When each run started (fake clock), and what its backup tells the schedule (nothing when unset). */
 let runAt: number[];
-let answer: ((learn: LearnDelay) => void) | undefined;
+let answer: ((learn: LearnDelay, began: RunBegan) => void | Promise<void>) | undefined;
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "felhom-sched-"));
@@ -46,10 +47,10 @@ function make(config: Partial<ScheduleConfig>, now: string) {
       level: "info",
       destination: { write: (line: string) => logs.push(JSON.parse(line)) },
     }),
-    onRun: async (r, learn) => {
+    onRun: async (r, learn, began) => {
       runs.push(r);
       runAt.push(Date.now());
-      answer?.(learn);
+      await answer?.(learn, began);
     },
   });
   return scheduler;
@@ -177,6 +178,40 @@ describe("scheduler", () => {
     await make({ jitter_seconds: 600 }, "2026-11-27T02:31:00Z").start({ catchUp: false });
     await advance(10 * 60_000);
     expect(runs).toEqual([{ kind: "missed", slot: new Date("2026-11-27T02:30:00Z") }]);
+    expect((await readState()).pending).toBeUndefined();
+  });
+
+  it("keeps a slot pending while its run has not begun its backup (a wait before the first attempt), and a reload runs it", async () => {
+    // The run waits (for a quiet storage, say) and never begins: the runtime is rebuilt under it.
+    let endRun!: () => void;
+    answer = () =>
+      new Promise<void>((r) => {
+        endRun = r;
+      });
+    await make({}, "2026-11-27T02:29:30Z").start();
+    await advance(60_000);
+    expect(runs).toHaveLength(1);
+    expect((await readState()).pending).toBe("2026-11-27T02:30:00.000Z");
+    // The old run ends after the stop (its service stopped it): the slot stays pending.
+    endRun();
+    await advance(1);
+    expect(JSON.parse(await readFile(statePath(), "utf8")).pending).toBe("2026-11-27T02:30:00.000Z");
+
+    answer = (_learn, began) => began();
+    await make({}, "2026-11-27T02:31:00Z").start({ catchUp: false });
+    await advance(60_000);
+    expect(runs.slice(1)).toEqual([{ kind: "missed", slot: new Date("2026-11-27T02:30:00Z") }]);
+    expect((await readState()).pending).toBeUndefined();
+  });
+
+  it("lets a slot go once its run began its backup, also when the runtime is rebuilt before the backup ends", async () => {
+    answer = (_learn, began) => {
+      began();
+      return new Promise<void>(() => {});
+    };
+    await make({}, "2026-11-27T02:29:30Z").start();
+    await advance(60_000);
+    expect(runs).toHaveLength(1);
     expect((await readState()).pending).toBeUndefined();
   });
 
