@@ -63,7 +63,17 @@ export async function buildRuntime(config: AgentConfig, p: RuntimeParts): Promis
         statePath: join(config.state_dir, "schedule.json"),
         log,
         onRun: (_reason, learn, began) =>
-          runScheduledBackup(service, { mode: config.backup.mode, signal: p.signal, log }, learn, began),
+          runScheduledBackup(
+            service,
+            {
+              mode: config.backup.mode,
+              signal: p.signal,
+              log,
+              exactTime: config.schedule?.jitter_seconds === 0,
+            },
+            learn,
+            began,
+          ),
       })
     : undefined;
   const status = statusProvider(ctx, service, () => scheduler?.nextRun() ?? null, p.gate);

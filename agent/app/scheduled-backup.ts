@@ -10,7 +10,7 @@ import type { LearnDelay, RunBegan } from "../schedule/scheduler.ts";
  */
 export async function runScheduledBackup(
   service: BackupService,
-  opts: { mode: BackupMode; signal: AbortSignal; log: Logger },
+  opts: { mode: BackupMode; signal: AbortSignal; log: Logger; exactTime?: boolean },
   learn: LearnDelay,
   began: RunBegan,
 ): Promise<void> {
@@ -18,6 +18,8 @@ export async function runScheduledBackup(
     mode: opts.mode,
     trigger: { source: "schedule" },
     retryWhenBusy: true,
+    // Under `jitter_seconds: 0` the operator was promised the slot's exact time: no look delays it.
+    ...(opts.exactTime ? { lookAtStorage: false } : {}),
     signal: opts.signal,
     onStarted: began,
     // Where the node was free for this guest: the next slot comes back there (run-delay.ts).

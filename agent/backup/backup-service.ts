@@ -12,7 +12,12 @@ import {
   type Trigger,
 } from "./backup-types.ts";
 import { busyRetryDelayMs } from "./busy-retry.ts";
-import { type QuietStorageTiming, quietStorageTiming, waitForQuietStorage } from "./quiet-storage.ts";
+import {
+  type QuietStorageTiming,
+  type QuietWait,
+  quietStorageTiming,
+  waitForQuietStorage,
+} from "./quiet-storage.ts";
 
 export type BackupTicket =
   | { started: true; backupId: string; mode: BackupMode; done: Promise<BackupOutcome> }
@@ -49,12 +54,20 @@ export interface BackupRequestOptions {
   mode: BackupMode;
   trigger: Trigger;
   retryWhenBusy?: boolean;
+  /**
+   * Whether a request that retries when busy looks at the storage before its attempts (default true); false
+   * for a schedule with `jitter_seconds: 0`, whose operator was promised the exact time.
+   */
+  lookAtStorage?: boolean;
   signal?: AbortSignal;
   /** The backup's id, before its first event: a caller can follow exactly its events from the start. */
   onStarted?: (backupId: string) => void;
   /**
    * The outcome that ends this request (no busy retry follows it), with the time (ms epoch) its
-   * attempt started: a retried request's last attempt, not its first.
+   * attempt started: a retried request's last attempt, not its first. When that attempt came only because
+   * the wait for a quiet storage ran out of budget, the time that wait began: the node was never seen free
+   * in it, and a schedule that learned the later time would start 10 minutes later every night on a storage
+   * that always looks busy.
    */
   onSettled?: (outcome: BackupOutcome, startedAtMs: number) => void;
 }
@@ -141,15 +154,18 @@ export class BackupService {
     // backup, below); one that starts during the wait (the hub's, the CLI's through the daemon) ends it, so
     // that the slot counts it instead of waiting on its growth and running a second backup after it.
     // stop() cuts the wait short, and then no attempt follows.
-    if (opts.retryWhenBusy === true && !this.#stopped && !this.#running)
-      await this.#waitForQuietStorage(chain);
+    const waitBegan = Date.now();
+    const waited =
+      opts.retryWhenBusy === true && opts.lookAtStorage !== false && !this.#stopped && !this.#running
+        ? await this.#waitForQuietStorage(chain)
+        : undefined;
     const other = chain.joined ?? this.#running;
     if (other) {
       const { backupId, mode, done } = other;
       this.#endWithoutAttempt(chain, "another backup of this guest was running");
       return { started: false, holder: { kind: "backup", operationId: backupId, mode }, done };
     }
-    const startedAt = Date.now();
+    const startedAt = waited === "budget" ? waitBegan : Date.now();
     const backupId = newBackupId();
     const lock = await acquireOperationLock(this.#deps.stateDir, {
       pid: process.pid,
@@ -248,21 +264,21 @@ export class BackupService {
    * Waits while the backup storage grows (within the chain's budget). A guest whose identity cannot be
    * verified skips it: its attempt fails at the preflight and says why.
    */
-  async #waitForQuietStorage(chain: Chain): Promise<void> {
+  async #waitForQuietStorage(chain: Chain): Promise<QuietWait["ended"] | undefined> {
     const { pve, backup, log } = this.#deps;
     const timing = this.#deps.quietStorage ?? quietStorageTiming(backup.busy_retry.delay_seconds);
-    if (chain.waitedMs >= timing.budgetMs) return;
+    if (chain.waitedMs >= timing.budgetMs) return undefined;
     chain.node ??= await verifiedSelf(this.#deps).then(
       (identity) => identity.node,
       () => undefined,
     );
     const node = chain.node;
-    if (node === undefined) return;
+    if (node === undefined) return undefined;
     const waiting = new AbortController();
     chain.waiting = waiting;
     const { signal } = chain.opts;
     try {
-      chain.waitedMs += await waitForQuietStorage({
+      const wait = await waitForQuietStorage({
         timing,
         used: async (abort) => (await pve.storageStatus(node, backup.storage, abort)).used,
         waitedMs: chain.waitedMs,
@@ -273,6 +289,8 @@ export class BackupService {
             "the backup storage is growing (another backup is probably running); waiting before quiescing",
           ),
       });
+      chain.waitedMs += wait.waitedMs;
+      return wait.ended;
     } finally {
       chain.waiting = undefined;
     }

@@ -18,11 +18,26 @@ import { sleep } from "../pve/retry.ts";
  *
  * Decision (issue 15, measured by `npm run bench -- fleet`): two looks `sampleMs` apart; growth of at least
  * BUSY_GROWTH_BYTES_PER_S means "probably busy": wait a random `recheckMs` ± 50 % (so that waiting guests
- * spread out and one goes first when the growth stops) and look again; a chain's waits together never exceed
+ * spread out and one goes first when the growth stops) and look again; after every BACKOFF_AFTER_BUSY busy
+ * checks in a row the nominal wait doubles, up to MAX_BACKOFF times `recheckMs` (a long archive is seen just as
+ * well less often, and each look costs PVE a `storage_info`, below). A check that sees no growth is confirmed by
+ * a second one after a random hold-off of `holdOffMs` ± 50 %: another guest that has just taken the node's lock
+ * takes seconds (its own quiesce, the snapshot, the mount) before its archive's first bytes, and a single look
+ * in that hand-over window sees "quiet" and quiesces into a refusal. A chain's waits together never exceed
  * `budgetMs`, after which it goes anyway, so that an unrelated writer to the storage delays a backup by at most
  * that, never starves it. A storage that cannot be read is no reason to wait. This is a guess that only moves
  * the start: the lock's refusal and the busy retries (busy-retry.ts) stay the guarantee.
+ *
+ * The cost on PVE: `read_status` is a protected call (pveproxy hands it to pvedaemon, whose few workers all
+ * API calls share) and computes `storage_info` over every storage enabled on the node, not only this one
+ * (pve-storage PVE/Storage.pm `storage_info`: `activate_storage` and the plugin's `status` of each, e.g. an
+ * NFS `df`, `lvs`, `zfs get`, a PBS client call), then returns this storage's entry.
  */
+
+/** Busy checks in a row after which the nominal wait between checks doubles. */
+export const BACKOFF_AFTER_BUSY = 4;
+/** The nominal wait between checks grows to at most this many times `recheckMs`. */
+export const MAX_BACKOFF = 4;
 
 /** 5 MB/s: an archive writes tens to hundreds of MB/s; logs and the like on a shared file system far less. */
 export const BUSY_GROWTH_BYTES_PER_S = 5_000_000;
@@ -30,8 +45,10 @@ export const BUSY_GROWTH_BYTES_PER_S = 5_000_000;
 export interface QuietStorageTiming {
   /** Between the two looks of one check. */
   sampleMs: number;
-  /** The nominal wait after a check that saw growth (each drawn ± 50 %). */
+  /** The nominal wait after a check that saw growth (each drawn ± 50 %), before the back-off. */
   recheckMs: number;
+  /** The nominal wait between a check that saw no growth and the one that confirms it (drawn ± 50 %). */
+  holdOffMs: number;
   /** All waits of one request's chain together, at most. */
   budgetMs: number;
 }
@@ -39,8 +56,10 @@ export interface QuietStorageTiming {
 /**
  * The timing for a busy_retry base of `baseSeconds`, scaled with it (an admin who sets quicker retries wants
  * quicker looks; the fleet bench scales both): with the default 60 s, looks 2 s apart, re-checks every
- * 7.5 s ± 50 %, at most 10 minutes of waiting per slot (the longest retry delay). About 16 GETs a minute per
- * waiting guest, each a `df` on the PVE host (on a PBS, a proxmox-backup-client call). Measured at N=30 on
+ * 7.5 s ± 50 % (15 s after 4 busy checks, 30 s after 8), a quiet check confirmed after 4 s ± 50 %, at most
+ * 10 minutes of waiting per slot (the longest retry delay). Per waiting guest two GETs a check: about 12 a
+ * minute for its first half minute, 7 for the next, then 4; per attempt on a quiet node 4 GETs and 6-10 s.
+ * Measured at N=30 on
  * the first night (bench scale: looks and re-checks ÷ 6): looks 5 s apart cost the lock the first look of
  * every guest (utilisation 0.64); re-checks every 10 s refused 6-9 tasks at 0.64-0.65, every 5 s 15 at 0.72
  * (the more often waiting guests look, the more of them go in the same moment the growth stops), every 7.5 s
@@ -50,7 +69,12 @@ export interface QuietStorageTiming {
  */
 export function quietStorageTiming(baseSeconds: number): QuietStorageTiming {
   const baseMs = baseSeconds * 1000;
-  return { sampleMs: Math.min(2_000, baseMs / 30), recheckMs: baseMs / 8, budgetMs: 10 * baseMs };
+  return {
+    sampleMs: Math.min(2_000, baseMs / 30),
+    recheckMs: baseMs / 8,
+    holdOffMs: Math.min(4_000, baseMs / 15),
+    budgetMs: 10 * baseMs,
+  };
 }
 
 /** Whether `used` grew like an archive being written between two looks `ms` apart; pure. */
@@ -60,26 +84,35 @@ export function storageLooksBusy(before: number | undefined, after: number | und
 }
 
 /**
- * After a check saw growth: how long to wait before the next one, or undefined to go now because the chain's
- * budget is spent (`waitedMs` so far). The last wait is cut to what is left of the budget. Pure.
+ * After the `busyChecks`-th check in a row that saw growth: how long to wait before the next one, or undefined
+ * to go now because the chain's budget is spent (`waitedMs` so far). The last wait is cut to what is left of
+ * the budget. Pure.
  */
 export function nextQuietCheckMs(
   timing: QuietStorageTiming,
   waitedMs: number,
   random: () => number = Math.random,
+  busyChecks = 1,
 ): number | undefined {
   const left = timing.budgetMs - waitedMs;
   if (left <= 0) return undefined;
-  return Math.min(left, Math.round(timing.recheckMs * (0.5 + random())));
+  const backoff = Math.min(MAX_BACKOFF, 2 ** Math.floor(Math.max(0, busyChecks - 1) / BACKOFF_AFTER_BUSY));
+  return Math.min(left, Math.round(timing.recheckMs * backoff * (0.5 + random())));
+}
+
+/** How a wait ended: `budget` when the chain's budget ran out while the storage still grew. */
+export interface QuietWait {
+  waitedMs: number;
+  ended: "quiet" | "budget" | "unreadable" | "aborted";
 }
 
 /** Sleeps `ms`, or less when `signal` aborts; never rejects. */
 const pause = (ms: number, signal: AbortSignal) => sleep(ms, signal).catch(() => undefined);
 
 /**
- * Waits while the storage looks busy, within what is left of the chain's budget; resolves with the time
- * waited (what the budget lost, the looks included) as soon as a check sees no growth, the budget is
- * spent or `signal` aborts.
+ * Waits while the storage looks busy, within what is left of the chain's budget; resolves as soon as a check
+ * that saw no growth is confirmed by another after the hold-off, the budget is spent, the storage cannot be
+ * read or `signal` aborts, with the time waited (what the budget lost, the looks included) and why it ended.
  */
 export async function waitForQuietStorage(o: {
   timing: QuietStorageTiming;
@@ -92,22 +125,39 @@ export async function waitForQuietStorage(o: {
   onBusy?: (growthBytesPerS: number, waitMs: number) => void;
   now?: () => number;
   random?: () => number;
-}): Promise<number> {
+}): Promise<QuietWait> {
   const now = o.now ?? Date.now;
+  const random = o.random ?? Math.random;
   const started = now();
   const read = () => o.used(o.signal).catch(() => undefined);
+  const end = (ended: QuietWait["ended"]): QuietWait => ({
+    waitedMs: now() - started,
+    ended: o.signal.aborted ? "aborted" : ended,
+  });
+  let busyChecks = 0;
+  let confirming = false;
   while (!o.signal.aborted) {
     const t0 = now();
     const before = await read();
-    if (before === undefined) break;
+    if (before === undefined) return end("unreadable");
     await pause(o.timing.sampleMs, o.signal);
     const after = await read();
     const ms = now() - t0;
-    if (o.signal.aborted || !storageLooksBusy(before, after, ms)) break;
-    const wait = nextQuietCheckMs(o.timing, o.waitedMs + now() - started, o.random);
-    if (wait === undefined) break;
-    o.onBusy?.(Math.round((((after ?? 0) - before) / ms) * 1000), wait);
+    if (o.signal.aborted) break;
+    if (after === undefined) return end("unreadable");
+    if (!storageLooksBusy(before, after, ms)) {
+      if (confirming) return end("quiet");
+      if (o.waitedMs + now() - started >= o.timing.budgetMs) return end("budget");
+      confirming = true;
+      await pause(Math.round(o.timing.holdOffMs * (0.5 + random())), o.signal);
+      continue;
+    }
+    confirming = false;
+    busyChecks++;
+    const wait = nextQuietCheckMs(o.timing, o.waitedMs + now() - started, random, busyChecks);
+    if (wait === undefined) return end("budget");
+    o.onBusy?.(Math.round(((after - before) / ms) * 1000), wait);
     await pause(wait, o.signal);
   }
-  return now() - started;
+  return end("aborted");
 }

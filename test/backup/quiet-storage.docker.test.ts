@@ -43,7 +43,7 @@ describeDocker("a scheduled backup and another guest's archive (pve sim + real d
     const service = new BackupService({
       ...g.deps(),
       backup: { ...g.backupConfig, busy_retry: { attempts: 3, delay_seconds: 2 } },
-      quietStorage: { sampleMs: 1_000, recheckMs: 400, budgetMs: 120_000 },
+      quietStorage: { sampleMs: 1_000, recheckMs: 400, holdOffMs: 1_000, budgetMs: 120_000 },
       onOutcome: (o) => outcomes.push(o),
     });
     const ticket = await service.request({

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runScheduledBackup } from "../../agent/app/scheduled-backup.ts";
-import { BackupService } from "../../agent/backup/backup-service.ts";
+import { BackupService, type BackupServiceDeps } from "../../agent/backup/backup-service.ts";
 import type { BackupOutcome } from "../../agent/backup/backup-types.ts";
 import { parseConfig } from "../../agent/config/load.ts";
 import { DockerEngine } from "../../agent/docker/docker-engine.ts";
@@ -55,6 +55,20 @@ describe("a scheduled backup waiting for a quiet storage, against the PVE simula
       ].join("\n"),
     );
 
+  /** A service against the simulator, with no Docker (the scheduled attempts here fail at the quiesce). */
+  const newService = (over: Partial<BackupServiceDeps>) =>
+    new BackupService({
+      pve,
+      engine: new DockerEngine({ socketPath: join(stateDir, "no-docker.sock") }),
+      stateDir,
+      backup: config().backup,
+      localFacts: () => ({ hostname: "web1", macs: ["bc:24:11:0a:0b:0d"] }),
+      emit: () => {},
+      log: silentLogger(),
+      ...over,
+    });
+  const looks = () => sim.requests.filter((r) => r.path === "/nodes/pve1/storage/bk/status").length;
+
   /** Another writer: 2 MB every 100 ms into the storage, until the returned stop is awaited. */
   function otherArchive(): () => Promise<void> {
     const file = join(sim.storages.get("bk")!.path, "dump", "other-writer.dat");
@@ -93,7 +107,7 @@ describe("a scheduled backup waiting for a quiet storage, against the PVE simula
       localFacts: () => ({ hostname: "web1", macs: ["bc:24:11:0a:0b:0d"] }),
       emit: () => {},
       log,
-      quietStorage: { sampleMs: 300, recheckMs: 60_000, budgetMs: 600_000 },
+      quietStorage: { sampleMs: 300, recheckMs: 60_000, holdOffMs: 300, budgetMs: 600_000 },
       onOutcome: (o) => outcomes.push(o),
     });
     const stopWriting = otherArchive();
@@ -118,20 +132,12 @@ describe("a scheduled backup waiting for a quiet storage, against the PVE simula
 
   it("counts a hub backup that starts during the wait as the slot's backup: no second backup", async () => {
     const outcomes: Array<{ ok: boolean; source: string }> = [];
-    const service = new BackupService({
-      pve,
-      engine: new DockerEngine({ socketPath: join(stateDir, "no-docker.sock") }),
-      stateDir,
-      backup: config().backup,
-      localFacts: () => ({ hostname: "web1", macs: ["bc:24:11:0a:0b:0d"] }),
-      emit: () => {},
-      log: silentLogger(),
-      quietStorage: { sampleMs: 300, recheckMs: 300, budgetMs: 600_000 },
+    const service = newService({
+      quietStorage: { sampleMs: 300, recheckMs: 300, holdOffMs: 300, budgetMs: 600_000 },
       onOutcome: (o, trigger) => outcomes.push({ ok: o.ok, source: trigger.source }),
     });
     const stopWriting = otherArchive();
     try {
-      const looks = () => sim.requests.filter((r) => r.path === "/nodes/pve1/storage/bk/status").length;
       const scheduled = service.request({
         mode: "snapshot",
         trigger: { source: "schedule" },
@@ -149,6 +155,60 @@ describe("a scheduled backup waiting for a quiet storage, against the PVE simula
       // One backup in the slot, the hub's (it fails here without Docker; what matters is that it is the only one).
       expect(outcomes).toEqual([{ ok: false, source: "hub" }]);
       expect(await operationHolder(stateDir)).toBeUndefined();
+    } finally {
+      await stopWriting();
+    }
+  });
+
+  it("teaches the schedule the time before a wait that ran out of budget, not the time after it", async () => {
+    // The storage grows through the whole (short) budget: the node was never seen free in the wait.
+    const log = silentLogger();
+    const info = log.info.bind(log);
+    let firstBusyAt: number | undefined;
+    log.info = ((obj: object, msg?: string) => {
+      if (msg?.startsWith("the backup storage is growing")) firstBusyAt ??= Date.now();
+      info(obj, msg);
+    }) as typeof log.info;
+    const service = newService({
+      log,
+      quietStorage: { sampleMs: 300, recheckMs: 300, holdOffMs: 300, budgetMs: 1_500 },
+    });
+    const stopWriting = otherArchive();
+    try {
+      const settled: number[] = [];
+      const ticket = await service.request({
+        mode: "snapshot",
+        trigger: { source: "schedule" },
+        retryWhenBusy: true,
+        onSettled: (_outcome, startedAt) => settled.push(startedAt),
+      });
+      await ticket.done;
+      await ticket.settled;
+      expect(firstBusyAt).toBeDefined();
+      expect(settled).toHaveLength(1);
+      expect(settled[0]).toBeLessThan(firstBusyAt!);
+    } finally {
+      await stopWriting();
+    }
+  });
+
+  it("does not look at the storage under jitter_seconds 0: the exact time was promised", async () => {
+    const service = newService({
+      quietStorage: { sampleMs: 300, recheckMs: 60_000, holdOffMs: 300, budgetMs: 600_000 },
+    });
+    const stopWriting = otherArchive();
+    try {
+      const before = looks();
+      const looksAtStart: number[] = [];
+      // The attempt starts at once (and fails at the quiesce, no Docker here) although the storage grows.
+      await runScheduledBackup(
+        service,
+        { mode: "snapshot", signal: new AbortController().signal, log: silentLogger(), exactTime: true },
+        () => {},
+        () => looksAtStart.push(looks()),
+      );
+      // No look before the attempt began (its preflight reads the storage once, later).
+      expect(looksAtStart).toEqual([before]);
     } finally {
       await stopWriting();
     }
