@@ -280,9 +280,11 @@ function fallback(s: BackupRunState, at: number): Step {
     const { state, actions } = disarm({ ...s, fallback: "held" });
     if (!s.deadlineArmed) return { state, actions };
     const seconds = s.plan.holdSeconds;
+    // A hold known from the start was announced as such; only an unsure verdict's blackout needs extending.
+    const extend: BackupRunAction[] = s.plan.holdFromStart ? [] : [{ type: "extend-blackout", seconds }];
     return {
       state: { ...state, deadlineArmed: true },
-      actions: [...actions, { type: "arm-deadline", seconds }, { type: "extend-blackout", seconds }],
+      actions: [...actions, { type: "arm-deadline", seconds }, ...extend],
     };
   }
   const { state, actions } = disarm({ ...s, fallback: "resumed" });
@@ -303,6 +305,8 @@ export function fallbackWarning(s: BackupRunState): string | undefined {
 function resumedBecause(cause: ResumeCause, plan: RunPlan | undefined): string {
   switch (cause) {
     case "deadline":
+      if (plan?.holdFromStart)
+        return `the hold bound (backup.no_snapshot.max_hold_seconds) of ${plan.holdSeconds} s passed first`;
       return `the downtime deadline of ${plan?.deadlineSeconds ?? "max_downtime_seconds"} s passed first${plan?.onFallback === "hold" ? "; a hold applies only from that line" : ""}`;
     case "busy":
       return "another guest's backup held the node";

@@ -115,12 +115,14 @@ export class RunningBackup {
     if (this.req.signal?.aborted) throw new AgentError("interrupted", `the agent is shutting down; ${what}`);
   }
 
-  announceBlackout(expectedSeconds: number): void {
+  announceBlackout(seconds: number): void {
     this.#blackout = this.mode === "stop" ? "stop-mode" : "snapshot-freeze";
     this.deps.emit({
       kind: "blackout",
       reason: this.#blackout,
-      expectedSeconds,
+      // The protocol's whole seconds, at least 1: the CLI prints this event as it comes over the control
+      // socket, and the rest of a hold counted from now can be fractional or already spent.
+      expectedSeconds: Math.min(86_400, Math.max(1, Math.ceil(seconds))),
       operationId: this.req.backupId,
     });
   }

@@ -383,10 +383,10 @@ describe("backup machine: a CT that cannot be snapshotted (snapshot-plan.ts)", (
       ],
       start.state,
     );
+    // announced as the hold from the start: no second blackout
     expect(actions).toEqual([
       { type: "disarm-deadline" },
       { type: "arm-deadline", seconds: 3600 },
-      { type: "extend-blackout", seconds: 3600 },
       { type: "disarm-deadline" },
       { type: "resume", cause: "snapshot", consistency: "app" },
       { type: "announce", phase: "follow" },
@@ -397,6 +397,23 @@ describe("backup machine: a CT that cannot be snapshotted (snapshot-plan.ts)", (
     expect(stacksWaiting(start.state)).toBe(true);
     expect(stacksWaiting(held)).toBe(false);
     expect(held.resume).toBeUndefined();
+  });
+
+  it("hold known from the start, its bound passing before `trying 'suspend'` is read: the result names the hold bound", () => {
+    const start = planned(planOf(no, "hold"));
+    const { state } = run(
+      "snapshot",
+      [
+        { type: "deadline-passed", lateMs: 0 },
+        { type: "task-phase", phase: "suspend" },
+      ],
+      start.state,
+    );
+    expect(state).toMatchObject({ fallback: "resumed-before", consistency: "crash" });
+    expect(fallbackWarning(state)).toMatch(
+      /the hold bound \(backup\.no_snapshot\.max_hold_seconds\) of 3600 s passed first\)/,
+    );
+    expect(fallbackWarning(state)).not.toMatch(/applies only from that line/);
   });
 
   it("hold: the hold bound passing before `resuming guest` resumes crash-consistent", () => {
