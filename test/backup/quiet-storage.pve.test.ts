@@ -213,4 +213,27 @@ describe("a scheduled backup waiting for a quiet storage, against the PVE simula
       await stopWriting();
     }
   });
+
+  it("looks at nothing for a hub or CLI request: only the schedule's retrying requests wait", async () => {
+    const service = newService({
+      quietStorage: { sampleMs: 300, recheckMs: 60_000, holdOffMs: 300, budgetMs: 600_000 },
+    });
+    const stopWriting = otherArchive();
+    try {
+      for (const trigger of [{ source: "hub", commandId: "c-2" }, { source: "cli" }] as const) {
+        const before = looks();
+        const looksAtStart: number[] = [];
+        const ticket = await service.request({
+          mode: "snapshot",
+          trigger,
+          onStarted: () => looksAtStart.push(looks()),
+        });
+        if (ticket.started) await ticket.done;
+        await ticket.settled;
+        expect(looksAtStart).toEqual([before]);
+      }
+    } finally {
+      await stopWriting();
+    }
+  });
 });
