@@ -22,7 +22,7 @@ import { sleep } from "../pve/retry.ts";
  * checks in a row the nominal wait doubles, up to MAX_BACKOFF times `recheckMs` (a long archive is seen just as
  * well less often, and each look costs PVE a `storage_info`, below). A check that sees no growth is confirmed by
  * a second one after a random hold-off of `holdOffMs` ± 50 %: another guest that has just taken the node's lock
- * takes seconds (its own quiesce, the snapshot, the mount) before its archive's first bytes, and a single look
+ * takes seconds (the snapshot, its mount, the archiver's start) before its archive's first bytes, and a single look
  * in that hand-over window sees "quiet" and quiesces into a refusal. A chain's waits together never exceed
  * `budgetMs`, after which it goes anyway, so that an unrelated writer to the storage delays a backup by at most
  * that, never starves it. A storage that cannot be read is no reason to wait. This is a guess that only moves
@@ -147,6 +147,7 @@ export async function waitForQuietStorage(o: {
     if (after === undefined) return end("unreadable");
     if (!storageLooksBusy(before, after, ms)) {
       if (confirming) return end("quiet");
+      busyChecks = 0;
       if (o.waitedMs + now() - started >= o.timing.budgetMs) return end("budget");
       confirming = true;
       await pause(Math.round(o.timing.holdOffMs * (0.5 + random())), o.signal);
