@@ -1,4 +1,4 @@
-import { appendFile, mkdtemp, rm } from "node:fs/promises";
+import { appendFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,6 +10,7 @@ import { DockerEngine } from "../../agent/docker/docker-engine.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
 import { operationHolder } from "../../agent/operation/operation-lock.ts";
 import type { PveClient } from "../../agent/pve/client.ts";
+import { Scheduler } from "../../agent/schedule/scheduler.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
 import type { PveSimulator } from "../pve-sim/simulator.ts";
@@ -234,6 +235,59 @@ describe("a scheduled backup waiting for a quiet storage, against the PVE simula
       }
     } finally {
       await stopWriting();
+    }
+  });
+
+  it("keeps the slot pending in the schedule's state when the runtime stops during the wait, as a reload does", async () => {
+    const statePath = join(stateDir, "schedule.json");
+    const slot = "2026-12-05T02:30:00.000Z";
+    await writeFile(statePath, JSON.stringify({ last_slot: slot, pending: slot }));
+    let waiting!: () => void;
+    const waits = new Promise<void>((r) => {
+      waiting = r;
+    });
+    const log = silentLogger();
+    const info = log.info.bind(log);
+    log.info = ((obj: object, msg?: string) => {
+      if (msg?.startsWith("the backup storage is growing")) waiting();
+      info(obj, msg);
+    }) as typeof log.info;
+    const service = newService({
+      log,
+      quietStorage: { sampleMs: 300, recheckMs: 60_000, holdOffMs: 300, budgetMs: 600_000 },
+    });
+    let runEnded!: Promise<void>;
+    const scheduler = new Scheduler({
+      config: { cron: "30 2 * * *", timezone: "UTC", jitter_seconds: 0, missed: "run" },
+      statePath,
+      log: silentLogger(),
+      onRun: (_reason, learn, began) => {
+        runEnded = runScheduledBackup(
+          service,
+          { mode: "snapshot", signal: new AbortController().signal, log: silentLogger() },
+          learn,
+          began,
+        );
+        return runEnded;
+      },
+    });
+    const stopWriting = otherArchive();
+    try {
+      // A reload's start runs the pending slot at once (jitter 0); it waits on the other archive.
+      await scheduler.start({ catchUp: false });
+      await waits;
+      // settleRuntime's order: the schedule, then the service.
+      const stopped = scheduler.stop();
+      service.stop();
+      await stopped;
+      await runEnded;
+      const state = JSON.parse(await readFile(statePath, "utf8"));
+      expect(state.pending).toBe(slot);
+      expect(sim.vzdumpRuns).toEqual([]);
+    } finally {
+      await scheduler.stop();
+      await stopWriting();
+      await rm(statePath, { force: true });
     }
   });
 });
