@@ -63,7 +63,8 @@ export interface QuietStorageTiming {
  * the first night (bench scale: looks and re-checks ÷ 6): looks 5 s apart cost the lock the first look of
  * every guest (utilisation 0.64); re-checks every 10 s refused 6-9 tasks at 0.64-0.65, every 5 s 15 at 0.72
  * (the more often waiting guests look, the more of them go in the same moment the growth stops), every 7.5 s
- * 5 at 0.67 (two full runs; without any look, 35 at 0.45). A slower
+ * 5 at 0.67 (two full runs; without any look, 35 at 0.45). Those runs predate the hold-off and the back-off;
+ * one run since (N=30, night 1) refused 12 at 0.53, not yet measured against them in one run. A slower
  * look also misses less on a ZFS-backed directory, whose `df` moves at each transaction group commit (5 s by
  * default): there a 2 s look sees some growths and lets the others go, as without looking.
  */
