@@ -13,8 +13,12 @@
  * a node whose guests are SCALE times larger (1-2 GB), the harder, contended case.
  *
  * Every agent's schedule runs the slot FELHOM_BENCH_FLEET_NIGHTS times (default 2: the first night, with
- * nothing learned, and the second, where each schedule comes back to where the node was free for it); then
- * every guest is backed up alone, one after the other (the same-run baseline of downtime). Per N and night:
+ * nothing learned, and the second, where each schedule comes back to where the node was free for it), once
+ * per FELHOM_BENCH_FLEET_LOOK (default "off,on": without and with the look at the storage before quiescing,
+ * quiet-storage.ts), interleaved night by night on the same guests, each kind with its own learned delays and
+ * the same seeded draws (the delays in the slot of a first night are the same for both), so that both meet
+ * the same sizes and the same machine load; then every guest is backed up alone, one after the other (the
+ * same-run baseline of downtime, shared by both). Per N, kind and night:
  * - makespan (the first agent's start of the slot to the last backup's end) against the serial floor (the sum
  *   of the archive times), and the jitter window it cannot beat;
  * - the node lock's utilisation: the share of the time in which some guest wanted a backup (from its run's
@@ -52,6 +56,10 @@ const JITTER_S = 900 / SCALE;
 const DEFAULT_RETRY = configSchema.shape.backup.shape.busy_retry.parse(undefined);
 const RETRY = { attempts: DEFAULT_RETRY.attempts, delay_seconds: DEFAULT_RETRY.delay_seconds / SCALE };
 const NIGHTS = Number(process.env.FELHOM_BENCH_FLEET_NIGHTS ?? 2);
+const LOOKS = (process.env.FELHOM_BENCH_FLEET_LOOK ?? "off,on").split(",").map((l) => {
+  if (l !== "off" && l !== "on") throw new Error(`FELHOM_BENCH_FLEET_LOOK: "${l}" is neither off nor on`);
+  return l;
+});
 const ARCHIVE_RATE = 110e6;
 const MB = 1024 * 1024;
 const first = 200;
@@ -164,6 +172,7 @@ async function setUpGuest(sim: PveSimulator, entry: string, i: number, blob: str
     mac,
     jitterSeconds: JITTER_S,
     busyRetry: RETRY,
+    seed: i + 1,
   };
   return { vmid, project, stackDir, child: spawnChildAgent({ ...config }, entry) };
 }
@@ -179,6 +188,7 @@ async function runNight(
   sim: PveSimulator,
   guests: Guest[],
   watch: OutageWatch,
+  slot: { look: "off" | "on"; night: number },
 ): Promise<(report: BenchReport, alone: Alone) => void> {
   const n = guests.length;
   const lock = sim.nodeLock(sim.opts.node);
@@ -191,7 +201,8 @@ async function runNight(
   // (the learned delay counts from a slot's time; a catch-up neither uses nor teaches it).
   const slotAt = Math.ceil((Date.now() + 10_000) / 60_000) * 60_000;
   const from = new Map(guests.map((g) => [g.vmid, g.child.lines.length]));
-  for (const g of guests) g.child.send(`slot ${slotAt}`);
+  for (const g of guests)
+    g.child.send(`slot ${slotAt} ${slot.look === "on" ? "look" : "nolook"} ${slot.night}`);
   // Until the slot, the jitter, every retry at its longest (busy-retry.ts), and a backup's time per guest.
   let retriesMs = 0;
   for (let attempt = 1; attempt < RETRY.attempts; attempt++)
@@ -246,6 +257,14 @@ async function runNight(
     if (to! > lo) demandMs += to! - lo;
     cursor = Math.max(cursor, to!);
   }
+  // The hand-overs: the lock idle from one tenure's end to the next one's start while some guest wanted it
+  // (what looking, quiescing and submitting cost between two backups, and what the utilisation loses).
+  const tenures = [...holds].sort((a, b) => a.from - b.from);
+  const handOvers = tenures
+    .slice(1)
+    .map((h, i) => ({ idle: h.from - tenures[i]!.to, at: tenures[i]!.to }))
+    .filter(({ idle, at }) => idle >= 0 && demand.some(([from, to]) => from! <= at && to! > at))
+    .map(({ idle }) => idle);
   const longest: number[] = [];
   const summed: number[] = [];
   // The diagnosis of long outages: a refused attempt's (a refusal of this guest inside it) or a backup's,
@@ -285,6 +304,18 @@ async function runNight(
       unit: "ratio",
     });
     report({ metric: `${p}lock held over the makespan`, value: heldMs / (end - start), unit: "ratio" });
+    if (handOvers.length > 0) {
+      report({
+        metric: `${p}diagnosis: hand-over p50, the lock idle between two backups while a guest wanted it`,
+        value: percentile(handOvers, 50),
+        unit: "ms",
+      });
+      report({
+        metric: `${p}diagnosis: hand-over p90`,
+        value: percentile(handOvers, 90),
+        unit: "ms",
+      });
+    }
     report({
       metric: `${p}downtime p50, longest outage (baseline: alone p50)`,
       value: percentile(longest, 50),
@@ -360,7 +391,10 @@ async function measure(n: number, entry: string, report: BenchReport): Promise<v
 
     const nights: Array<(report: BenchReport, alone: Alone) => void> = [];
     for (let night = 1; night <= NIGHTS; night++)
-      nights.push(await runNight(`N=${n}, night ${night}: `, sim, guests, watch));
+      for (const look of LOOKS)
+        nights.push(
+          await runNight(`N=${n}, look ${look}, night ${night}: `, sim, guests, watch, { look, night }),
+        );
     const aloneLongest: number[] = [];
     const aloneSum: number[] = [];
     // The baseline: a sample of the guests, each backed up alone, after the nights (every agent warm).
