@@ -62,7 +62,7 @@ export async function buildRuntime(config: AgentConfig, p: RuntimeParts): Promis
         config: config.schedule,
         statePath: join(config.state_dir, "schedule.json"),
         log,
-        onRun: (_reason, learn, began) =>
+        onRun: (_reason, learn, began, place) =>
           runScheduledBackup(
             service,
             {
@@ -70,6 +70,7 @@ export async function buildRuntime(config: AgentConfig, p: RuntimeParts): Promis
               signal: p.signal,
               log,
               exactTime: config.schedule?.jitter_seconds === 0,
+              atLearnedPlace: place.learned,
             },
             learn,
             began,

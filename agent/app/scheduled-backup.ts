@@ -10,7 +10,14 @@ import type { LearnDelay, RunBegan } from "../schedule/scheduler.ts";
  */
 export async function runScheduledBackup(
   service: BackupService,
-  opts: { mode: BackupMode; signal: AbortSignal; log: Logger; exactTime?: boolean },
+  opts: {
+    mode: BackupMode;
+    signal: AbortSignal;
+    log: Logger;
+    exactTime?: boolean;
+    /** The run starts at its learned delay (the scheduler's RunPlace). */
+    atLearnedPlace?: boolean;
+  },
   learn: LearnDelay,
   began: RunBegan,
 ): Promise<void> {
@@ -18,8 +25,11 @@ export async function runScheduledBackup(
     mode: opts.mode,
     trigger: { source: "schedule" },
     retryWhenBusy: true,
-    // Under `jitter_seconds: 0` the operator was promised the slot's exact time: no look delays it.
-    ...(opts.exactTime ? { lookAtStorage: false } : {}),
+    // Under `jitter_seconds: 0` the operator was promised the slot's exact time: no look delays it. At its
+    // learned place the node was free for this guest last time and the others come back to theirs: the first
+    // attempt goes at once (a look there cost each guest its seconds of lock idle and moved every place later
+    // each night: fleet bench), and only its retries look.
+    ...(opts.exactTime ? { lookAtStorage: false } : opts.atLearnedPlace ? { lookAtStorage: "retries" } : {}),
     signal: opts.signal,
     onStarted: began,
     // Where the node was free for this guest: the next slot comes back there (run-delay.ts).

@@ -56,9 +56,10 @@ export interface BackupRequestOptions {
   retryWhenBusy?: boolean;
   /**
    * Whether a request that retries when busy looks at the storage before its attempts (default true); false
-   * for a schedule with `jitter_seconds: 0`, whose operator was promised the exact time.
+   * for a schedule with `jitter_seconds: 0`, whose operator was promised the exact time; "retries" before its
+   * retries only (a run at its learned place: the node was free there last time).
    */
-  lookAtStorage?: boolean;
+  lookAtStorage?: boolean | "retries";
   signal?: AbortSignal;
   /** The backup's id, before its first event: a caller can follow exactly its events from the start. */
   onStarted?: (backupId: string) => void;
@@ -155,8 +156,9 @@ export class BackupService {
     // that the slot counts it instead of waiting on its growth and running a second backup after it.
     // stop() cuts the wait short, and then no attempt follows.
     const waitBegan = Date.now();
+    const look = opts.lookAtStorage === "retries" ? attempt > 1 : opts.lookAtStorage !== false;
     const waited =
-      opts.retryWhenBusy === true && opts.lookAtStorage !== false && !this.#stopped && !this.#running
+      opts.retryWhenBusy === true && look && !this.#stopped && !this.#running
         ? await this.#waitForQuietStorage(chain)
         : undefined;
     const other = chain.joined ?? this.#running;

@@ -4,7 +4,7 @@ import { AgentError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { readJsonFile, writeJsonDurable } from "../state/durable-file.ts";
 import { findMissedSlot } from "./missed-slot.ts";
-import { isUsableLearnedDelay, type LearnedDelay, runDelayMs } from "./run-delay.ts";
+import { isUsableLearnedDelay, type LearnedDelay, runDelayMs, startsAtLearnedDelay } from "./run-delay.ts";
 import { nextSlot, type SlotSpec } from "./slots.ts";
 
 export interface ScheduleConfig {
@@ -45,6 +45,14 @@ export type LearnDelay = (gotNodeAtMs: number | undefined) => void;
  * ran), unless the scheduler was stopped first: then nothing ran and the slot stays pending.
  */
 export type RunBegan = () => void;
+
+/**
+ * Where in its slot the run starts: at the learned delay (the node was free for this guest there last time,
+ * and every guest comes back to its own place) or at a fresh draw (the first night, after a forget, a catch-up).
+ */
+export interface RunPlace {
+  learned: boolean;
+}
 
 /**
  * How late a slot may still run as a slot. A timer fires late when the event loop stalls or the wall clock
@@ -89,7 +97,12 @@ export class Scheduler {
   readonly #config: ScheduleConfig;
   readonly #statePath: string;
   readonly #log: Logger;
-  readonly #onRun: (reason: ScheduledRunReason, learn: LearnDelay, began: RunBegan) => Promise<void>;
+  readonly #onRun: (
+    reason: ScheduledRunReason,
+    learn: LearnDelay,
+    began: RunBegan,
+    place: RunPlace,
+  ) => Promise<void>;
   #tick: NodeJS.Timeout | undefined;
   #delayed: NodeJS.Timeout | undefined;
   /** The live clock's position: slots up to here were looked at; it never goes back (a clock stepped back). */
@@ -110,7 +123,7 @@ export class Scheduler {
     config: ScheduleConfig;
     statePath: string;
     log: Logger;
-    onRun: (reason: ScheduledRunReason, learn: LearnDelay, began: RunBegan) => Promise<void>;
+    onRun: (reason: ScheduledRunReason, learn: LearnDelay, began: RunBegan, place: RunPlace) => Promise<void>;
   }) {
     const problem = validateCron(options.config.cron);
     if (problem) {
@@ -252,9 +265,18 @@ export class Scheduler {
     this.#pending = reason.slot;
     this.#save();
     const gap = this.#slotGapMs(reason);
+    const place: RunPlace = {
+      learned:
+        reason.kind === "slot" &&
+        startsAtLearnedDelay({
+          jitterSeconds: this.#config.jitter_seconds,
+          learned: this.#learned,
+          slotGapMs: gap,
+        }),
+    };
     this.#delayed = setTimeout(
       () => {
-        void this.#fire(reason, gap).finally(() => {
+        void this.#fire(reason, gap, place).finally(() => {
           this.#busy = false;
         });
       },
@@ -281,7 +303,7 @@ export class Scheduler {
     return Math.max(0, reason.slot.getTime() + delay - Date.now());
   }
 
-  async #fire(reason: ScheduledRunReason, slotGapMs: number | undefined): Promise<void> {
+  async #fire(reason: ScheduledRunReason, slotGapMs: number | undefined, place: RunPlace): Promise<void> {
     const generation = this.#generation;
     const learn: LearnDelay = (gotNodeAt) => {
       if (generation !== this.#generation) return;
@@ -305,7 +327,7 @@ export class Scheduler {
       this.#save();
     };
     try {
-      await this.#onRun(reason, learn, began);
+      await this.#onRun(reason, learn, began, place);
     } catch (err) {
       // The run reports its own failure; the schedule keeps going.
       this.#log.error({ err, reason: reason.kind }, "scheduled backup failed");

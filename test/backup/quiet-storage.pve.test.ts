@@ -193,23 +193,25 @@ describe("a scheduled backup waiting for a quiet storage, against the PVE simula
     }
   });
 
-  it("does not look at the storage under jitter_seconds 0: the exact time was promised", async () => {
+  it("does not look before the first attempt under jitter_seconds 0 (the exact time) nor at the learned place", async () => {
     const service = newService({
       quietStorage: { sampleMs: 300, recheckMs: 60_000, holdOffMs: 300, budgetMs: 600_000 },
     });
     const stopWriting = otherArchive();
     try {
-      const before = looks();
-      const looksAtStart: number[] = [];
-      // The attempt starts at once (and fails at the quiesce, no Docker here) although the storage grows.
-      await runScheduledBackup(
-        service,
-        { mode: "snapshot", signal: new AbortController().signal, log: silentLogger(), exactTime: true },
-        () => {},
-        () => looksAtStart.push(looks()),
-      );
-      // No look before the attempt began (its preflight reads the storage once, later).
-      expect(looksAtStart).toEqual([before]);
+      for (const run of [{ exactTime: true }, { atLearnedPlace: true }]) {
+        const before = looks();
+        const looksAtStart: number[] = [];
+        // The attempt starts at once (and fails at the quiesce, no Docker here) although the storage grows.
+        await runScheduledBackup(
+          service,
+          { mode: "snapshot", signal: new AbortController().signal, log: silentLogger(), ...run },
+          () => {},
+          () => looksAtStart.push(looks()),
+        );
+        // No look before the attempt began (its preflight reads the storage once, later).
+        expect(looksAtStart).toEqual([before]);
+      }
     } finally {
       await stopWriting();
     }

@@ -109,14 +109,15 @@ const scheduleAt = (slot: Date, look: boolean) =>
     statePath: statePath(look),
     log,
     // As agent/app/daemon.ts `build` wires it.
-    onRun: async (_reason, learn) => {
+    onRun: async (_reason, learn, _began, place) => {
       // The guest wants its backup from here (its delay in the slot is over): the bench's demand begins.
       out({ wants: Date.now() });
       const ticket = await service.request({
         mode: "snapshot",
         trigger: { source: "schedule" },
         retryWhenBusy: true,
-        lookAtStorage: look,
+        // As agent/app/scheduled-backup.ts: at its learned place, only the retries look.
+        lookAtStorage: look && (place.learned ? "retries" : true),
         onSettled: (outcome, startedAt) => {
           if (outcome.ok) learn(startedAt);
           else if (outcome.failure.code === "vzdump_lock_busy") learn(undefined);

@@ -6,6 +6,7 @@ import { createLogger } from "../../agent/log/logger.ts";
 import {
   type LearnDelay,
   type RunBegan,
+  type RunPlace,
   type ScheduleConfig,
   type ScheduledRunReason,
   Scheduler,
@@ -17,6 +18,8 @@ let runs: ScheduledRunReason[];
 let logs: { level: number; msg: string; slot?: string }[];
 /** When each run started (fake clock), and what its backup tells the schedule (nothing when unset). */
 let runAt: number[];
+/** Where each run started in its slot (the scheduler's RunPlace). */
+let places: RunPlace[];
 let answer: ((learn: LearnDelay, began: RunBegan) => void | Promise<void>) | undefined;
 
 beforeEach(async () => {
@@ -24,6 +27,7 @@ beforeEach(async () => {
   runs = [];
   logs = [];
   runAt = [];
+  places = [];
   answer = undefined;
 });
 afterEach(async () => {
@@ -47,8 +51,9 @@ function make(config: Partial<ScheduleConfig>, now: string) {
       level: "info",
       destination: { write: (line: string) => logs.push(JSON.parse(line)) },
     }),
-    onRun: async (r, learn, began) => {
+    onRun: async (r, learn, began, place) => {
       runs.push(r);
+      places.push(place);
       runAt.push(Date.now());
       await answer?.(learn, began);
     },
@@ -228,6 +233,8 @@ describe("scheduler", () => {
     await make({ jitter_seconds: 600 }, "2026-11-28T02:29:30Z").start();
     await advance(10 * 60_000);
     expect(runAt.slice(1)).toEqual([Date.parse("2026-11-28T02:35:40Z")]);
+    // The run is told where it starts: a draw the first night, the learned place the next.
+    expect(places).toEqual([{ learned: false }, { learned: true }]);
   });
 
   it("draws afresh after a run the busy node refused to the end, and under a changed jitter window", async () => {
@@ -301,6 +308,7 @@ describe("scheduler", () => {
     await make({ jitter_seconds: 600 }, "2026-11-28T09:00:00Z").start();
     await advance(10 * 60_000);
     expect(runAt.slice(1)).toEqual([Date.parse("2026-11-28T09:05:00Z")]);
+    expect(places.slice(1)).toEqual([{ learned: false }]);
     expect((await readState()).learned).toEqual({ ms: 340_001, jitter_seconds: 600 });
   });
 
