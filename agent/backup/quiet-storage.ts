@@ -1,8 +1,8 @@
 import { sleep } from "../pve/retry.ts";
 
 /**
- * Before a scheduled backup quiesces (and before each busy retry), a look at whether another guest's backup is
- * being written: the node's vzdump lock is taken inside the task, after the agent has quiesced, and a
+ * Before a scheduled backup quiesces (and before each busy retry; not before the first attempt of a run at its
+ * learned place, agent/app/scheduled-backup.ts), a look at whether another guest's backup is being written: the node's vzdump lock is taken inside the task, after the agent has quiesced, and a
  * guest-scoped token cannot list the other guests' tasks (pve-manager PVE/API2/Tasks.pm `node_tasks` shows
  * other users' tasks only with Sys.Audit on /nodes), so the first attempt of a guest would otherwise find the
  * node busy about as often as it is busy, each refusal an outage and a failed-job mail to the PVE admin.
@@ -63,8 +63,9 @@ export interface QuietStorageTiming {
  * the first night (bench scale: looks and re-checks ÷ 6): looks 5 s apart cost the lock the first look of
  * every guest (utilisation 0.64); re-checks every 10 s refused 6-9 tasks at 0.64-0.65, every 5 s 15 at 0.72
  * (the more often waiting guests look, the more of them go in the same moment the growth stops), every 7.5 s
- * 5 at 0.67 (two full runs; without any look, 35 at 0.45). Those runs predate the hold-off and the back-off;
- * one run since (N=30, night 1) refused 12 at 0.53, not yet measured against them in one run. A slower
+ * 5 at 0.67 (two full runs; without any look, 35 at 0.45; before the hold-off and the back-off). With them,
+ * the look off and on in the same run, twice: 6 and 14 refused at 0.54 and 0.52, against 38 and 22 at 0.51 and
+ * 0.65 without the look (README "A node full of agents"). A slower
  * look also misses less on a ZFS-backed directory, whose `df` moves at each transaction group commit (5 s by
  * default): there a 2 s look sees some growths and lets the others go, as without looking.
  */
