@@ -25,6 +25,7 @@ import { Secret } from "../../agent/lib/secret.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
 import { PveClient } from "../../agent/pve/client.ts";
 import { Scheduler } from "../../agent/schedule/scheduler.ts";
+import { prng } from "../support/prng.ts";
 
 export interface FleetAgentConfig {
   pveUrl: string;
@@ -39,18 +40,6 @@ export interface FleetAgentConfig {
   busyRetry: AgentConfig["backup"]["busy_retry"];
   /** This guest's seed for Math.random (with the night's number). */
   seed: number;
-}
-
-/** mulberry32: a small seeded generator, so that a night with the look and one without draw alike. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const config = JSON.parse(process.env.FELHOM_TEST_AGENT ?? "{}") as FleetAgentConfig;
@@ -139,7 +128,7 @@ for await (const line of createInterface({ input: process.stdin })) {
     const [at, kind, night] = word.slice("slot ".length).split(" ");
     const slot = new Date(Number(at));
     const look = kind === "look";
-    Math.random = seeded(config.seed * 1000 + Number(night));
+    Math.random = prng(config.seed * 1000 + Number(night));
     scheduler = scheduleAt(slot, look);
     // Not a daemon start: nothing counts as missed, and the slot ahead runs at its tick.
     await scheduler.start({ catchUp: false });
