@@ -62,8 +62,19 @@ export async function buildRuntime(config: AgentConfig, p: RuntimeParts): Promis
         config: config.schedule,
         statePath: join(config.state_dir, "schedule.json"),
         log,
-        onRun: (_reason, learn) =>
-          runScheduledBackup(service, { mode: config.backup.mode, signal: p.signal, log }, learn),
+        onRun: (_reason, learn, began, place) =>
+          runScheduledBackup(
+            service,
+            {
+              mode: config.backup.mode,
+              signal: p.signal,
+              log,
+              exactTime: config.schedule?.jitter_seconds === 0,
+              atLearnedPlace: place.learned,
+            },
+            learn,
+            began,
+          ),
       })
     : undefined;
   const status = statusProvider(ctx, service, () => scheduler?.nextRun() ?? null, p.gate);

@@ -1,6 +1,7 @@
 import { describeError } from "../lib/errors.ts";
 import { acquireOperationLock, type Operation, operationOf } from "../operation/operation-lock.ts";
 import { newBackupId } from "./backup-id.ts";
+import { verifiedSelf } from "./backup-preflight.ts";
 import { runBackup } from "./backup-run.ts";
 import {
   type BackupDeps,
@@ -11,6 +12,12 @@ import {
   type Trigger,
 } from "./backup-types.ts";
 import { busyRetryDelayMs } from "./busy-retry.ts";
+import {
+  type QuietStorageTiming,
+  type QuietWait,
+  quietStorageTiming,
+  waitForQuietStorage,
+} from "./quiet-storage.ts";
 
 export type BackupTicket =
   | { started: true; backupId: string; mode: BackupMode; done: Promise<BackupOutcome> }
@@ -18,7 +25,16 @@ export type BackupTicket =
    * Another operation holds the guest (in this process or another): which, not a second backup. A backup
    * holder is the backup asked for; a snapshot or a `stacks up` is not.
    */
-  | { started: false; holder: Operation; done: Promise<BackupOutcome> | undefined };
+  | {
+      started: false;
+      holder: Operation;
+      done: Promise<BackupOutcome> | undefined;
+      /**
+       * stop() came before a request that retries when busy made its first attempt (it was waiting for a
+       * quiet storage): nothing ran and no event is owed; the schedule keeps the slot pending.
+       */
+      stopped?: true;
+    };
 
 export interface BackupServiceDeps extends BackupDeps {
   /**
@@ -27,18 +43,32 @@ export interface BackupServiceDeps extends BackupDeps {
    * are left), so not yet the slot's result.
    */
   onOutcome?: (outcome: BackupOutcome, trigger: Trigger, info: { retry: BusyRetry | undefined }) => void;
+  /**
+   * How a request that retries when busy looks at the backup storage before each attempt (quiet-storage.ts);
+   * default: scaled with backup.busy_retry.delay_seconds.
+   */
+  quietStorage?: QuietStorageTiming;
 }
 
 export interface BackupRequestOptions {
   mode: BackupMode;
   trigger: Trigger;
   retryWhenBusy?: boolean;
+  /**
+   * Whether a request that retries when busy looks at the storage before its attempts (default true); false
+   * for a schedule with `jitter_seconds: 0`, whose operator was promised the exact time; "retries" before its
+   * retries only (a run at its learned place: the node was free there last time).
+   */
+  lookAtStorage?: boolean | "retries";
   signal?: AbortSignal;
   /** The backup's id, before its first event: a caller can follow exactly its events from the start. */
   onStarted?: (backupId: string) => void;
   /**
    * The outcome that ends this request (no busy retry follows it), with the time (ms epoch) its
-   * attempt started: a retried request's last attempt, not its first.
+   * attempt started: a retried request's last attempt, not its first. When that attempt came only because
+   * the wait for a quiet storage ran out of budget, the time that wait began: the node was never seen free
+   * in it, and a schedule that learned the later time would start 10 minutes later every night on a storage
+   * that always looks busy.
    */
   onSettled?: (outcome: BackupOutcome, startedAtMs: number) => void;
 }
@@ -49,13 +79,23 @@ interface Chain {
   /** The last refused attempt, reported with a promised retry: what the chain reports if no retry comes. */
   last: { outcome: BackupOutcome; startedAt: number } | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** Aborts the wait for a quiet storage before an attempt, while one runs. */
+  waiting: AbortController | undefined;
+  /** A backup of this guest that started in this process during that wait: it is this request's backup. */
+  joined: { backupId: string; mode: BackupMode; done: Promise<BackupOutcome> } | undefined;
+  /** All such waits so far, against the timing's budget. */
+  waitedMs: number;
+  /** The guest's node, once known: where its storage's status is read. */
+  node: string | undefined;
   readonly end: () => void;
 }
 
 /**
  * The one door to backups for the CLI, the schedule and the hub: one at a time (a second request gets the
  * running backup's id), and when the node's vzdump lock is busy, a bounded number of later attempts with
- * jitter (only for requests that asked for it: the daemon's, not an operator waiting at a terminal).
+ * jitter (only for requests that asked for it: the daemon's, not an operator waiting at a terminal). Such a
+ * request also looks at the backup storage before each attempt and waits, within a budget, while another
+ * guest's archive grows it (quiet-storage.ts): a refusal costs an outage and a mail to the PVE admin.
  *
  * A refusal reported with a promised retry is not the slot's result, so every chain ends in one final
  * outcome: the attempt that ends it, or, when no further attempt runs (the service stops: config.reload,
@@ -90,6 +130,10 @@ export class BackupService {
       opts,
       last: undefined,
       timer: undefined,
+      waiting: undefined,
+      joined: undefined,
+      waitedMs: 0,
+      node: undefined,
       end: () => {
         this.#chains.delete(chain);
         resolve();
@@ -106,12 +150,24 @@ export class BackupService {
 
   async #attempt(chain: Chain, attempt: number): Promise<BackupTicket> {
     const { opts } = chain;
-    if (this.#running) {
-      const { backupId, mode, done } = this.#running;
+    // Before quiescing into a likely refusal: another guest's archive growing the storage means the node's
+    // lock is probably held (quiet-storage.ts). Not while a backup of this guest runs (it is this request's
+    // backup, below); one that starts during the wait (the hub's, the CLI's through the daemon) ends it, so
+    // that the slot counts it instead of waiting on its growth and running a second backup after it.
+    // stop() cuts the wait short, and then no attempt follows.
+    const waitBegan = Date.now();
+    const look = opts.lookAtStorage === "retries" ? attempt > 1 : opts.lookAtStorage !== false;
+    const waited =
+      opts.retryWhenBusy === true && look && !this.#stopped && !this.#running
+        ? await this.#waitForQuietStorage(chain)
+        : undefined;
+    const other = chain.joined ?? this.#running;
+    if (other) {
+      const { backupId, mode, done } = other;
       this.#endWithoutAttempt(chain, "another backup of this guest was running");
       return { started: false, holder: { kind: "backup", operationId: backupId, mode }, done };
     }
-    const startedAt = Date.now();
+    const startedAt = waited === "budget" ? waitBegan : Date.now();
     const backupId = newBackupId();
     const lock = await acquireOperationLock(this.#deps.stateDir, {
       pid: process.pid,
@@ -127,15 +183,17 @@ export class BackupService {
       else this.#endWithoutAttempt(chain, why);
       return { started: false, holder: operationOf(lock.holder), done: undefined };
     }
-    if (this.#stopped && attempt > 1) {
-      // The retry's timer fired just before stop(), which could not cancel it: it must not run a backup
-      // under a runtime being closed (a reload) or a process shutting down.
+    if (this.#stopped && (attempt > 1 || opts.retryWhenBusy === true)) {
+      // The retry's timer fired just before stop(), which could not cancel it, or stop() came during (or just
+      // after) the wait for a quiet storage: it must not run a backup under a runtime being closed (a reload)
+      // or a process shutting down. A first attempt never made leaves the slot to the schedule (pending).
       await lock.release();
       this.#endWithoutAttempt(chain, "the agent stopped before retrying");
       return {
         started: false,
         holder: { kind: "backup", operationId: backupId, mode: opts.mode },
         done: undefined,
+        ...(attempt === 1 ? { stopped: true as const } : {}),
       };
     }
     try {
@@ -162,6 +220,11 @@ export class BackupService {
       }
     })();
     this.#running = { backupId, mode: opts.mode, done };
+    for (const waiting of this.#chains) {
+      if (waiting === chain || !waiting.waiting) continue;
+      waiting.joined = this.#running;
+      waiting.waiting.abort();
+    }
     done.then(
       (outcome) => {
         const busy =
@@ -197,6 +260,42 @@ export class BackupService {
       (err) => this.#endWithoutAttempt(chain, `the retry failed (${describeError(err)})`),
     );
     return { started: true, backupId, mode: opts.mode, done };
+  }
+
+  /**
+   * Waits while the backup storage grows (within the chain's budget). A guest whose identity cannot be
+   * verified skips it: its attempt fails at the preflight and says why.
+   */
+  async #waitForQuietStorage(chain: Chain): Promise<QuietWait["ended"] | undefined> {
+    const { pve, backup, log } = this.#deps;
+    const timing = this.#deps.quietStorage ?? quietStorageTiming(backup.busy_retry.delay_seconds);
+    if (chain.waitedMs >= timing.budgetMs) return undefined;
+    chain.node ??= await verifiedSelf(this.#deps).then(
+      (identity) => identity.node,
+      () => undefined,
+    );
+    const node = chain.node;
+    if (node === undefined) return undefined;
+    const waiting = new AbortController();
+    chain.waiting = waiting;
+    const { signal } = chain.opts;
+    try {
+      const wait = await waitForQuietStorage({
+        timing,
+        used: async (abort) => (await pve.storageStatus(node, backup.storage, abort)).used,
+        waitedMs: chain.waitedMs,
+        signal: signal ? AbortSignal.any([waiting.signal, signal]) : waiting.signal,
+        onBusy: (growthBytesPerS, waitMs) =>
+          log.info(
+            { storage: backup.storage, growthBytesPerS, waitMs },
+            "the backup storage is growing (another backup is probably running); waiting before quiescing",
+          ),
+      });
+      chain.waitedMs += wait.waitedMs;
+      return wait.ended;
+    } finally {
+      chain.waiting = undefined;
+    }
   }
 
   /** The wait before the attempt after `attempt`, with jitter; undefined when the attempts are used up. */
@@ -256,6 +355,7 @@ export class BackupService {
   stop(): void {
     this.#stopped = true;
     for (const chain of [...this.#chains]) {
+      chain.waiting?.abort();
       if (chain.timer === undefined) continue;
       clearTimeout(chain.timer);
       chain.timer = undefined;

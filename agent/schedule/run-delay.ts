@@ -28,17 +28,28 @@ export function isUsableLearnedDelay(ms: number, slotGapMs: number | undefined):
   return ms <= MAX_LEARNED_DELAY_MS && (slotGapMs === undefined || ms < slotGapMs / 2);
 }
 
-export function runDelayMs(o: {
+interface RunDelayInput {
   jitterSeconds: number;
   learned: LearnedDelay | undefined;
   /** From this slot to the following one; undefined when none follows within the scheduler's horizon. */
   slotGapMs: number | undefined;
   random?: () => number;
-}): number {
-  if (o.jitterSeconds === 0) return 0;
+}
+
+/** Whether the run starts at its learned delay (the place where the node was free last time), not a draw. */
+export function startsAtLearnedDelay(o: RunDelayInput): boolean {
   const { learned } = o;
-  if (learned && learned.jitter_seconds === o.jitterSeconds && isUsableLearnedDelay(learned.ms, o.slotGapMs))
-    return learned.ms;
+  return (
+    o.jitterSeconds !== 0 &&
+    learned !== undefined &&
+    learned.jitter_seconds === o.jitterSeconds &&
+    isUsableLearnedDelay(learned.ms, o.slotGapMs)
+  );
+}
+
+export function runDelayMs(o: RunDelayInput): number {
+  if (o.jitterSeconds === 0) return 0;
+  if (startsAtLearnedDelay(o)) return o.learned!.ms;
   // The fresh draw keeps the same bound as a learned delay: `*\/10` with a 900 s jitter would otherwise
   // start past the next slot two times in three, and that slot would be skipped as still running.
   const windowMs = Math.min(o.jitterSeconds * 1000, o.slotGapMs === undefined ? Infinity : o.slotGapMs / 2);

@@ -4,7 +4,7 @@ import { AgentError } from "../lib/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { readJsonFile, writeJsonDurable } from "../state/durable-file.ts";
 import { findMissedSlot } from "./missed-slot.ts";
-import { isUsableLearnedDelay, type LearnedDelay, runDelayMs } from "./run-delay.ts";
+import { isUsableLearnedDelay, type LearnedDelay, runDelayMs, startsAtLearnedDelay } from "./run-delay.ts";
 import { nextSlot, type SlotSpec } from "./slots.ts";
 
 export interface ScheduleConfig {
@@ -22,8 +22,9 @@ export type ScheduledRunReason = { kind: "slot"; slot: Date } | { kind: "missed"
 
 /**
  * `last_slot`: every slot up to here is handled (ran, was skipped, or belonged to an earlier schedule).
- * `pending`: a slot whose run was due but had not started (the jitter wait) when the agent stopped or the
- * runtime was rebuilt; a start without catch-up (reload) runs it, a daemon start treats it as missed.
+ * `pending`: a slot whose run was due but whose backup had not started (the jitter wait, or the run's own wait
+ * before its first attempt: a quiet storage) when the agent stopped or the runtime was rebuilt; a start without
+ * catch-up (reload) runs it, a daemon start treats it as missed.
  * `learned`: the delay after its slot at which the last slot's backup got the node (run-delay.ts).
  */
 const stateSchema = z.object({
@@ -37,6 +38,21 @@ const stateSchema = z.object({
  * started, when it got the node; undefined when the node's lock refused it to the end (forget the delay).
  */
 export type LearnDelay = (gotNodeAtMs: number | undefined) => void;
+
+/**
+ * What the run tells the schedule when its first attempt starts: from then on the slot is being done, no
+ * longer pending. A run that ends without calling it had the slot done otherwise (another backup of the guest
+ * ran), unless the scheduler was stopped first: then nothing ran and the slot stays pending.
+ */
+export type RunBegan = () => void;
+
+/**
+ * Where in its slot the run starts: at the learned delay (the node was free for this guest there last time,
+ * and every guest comes back to its own place) or at a fresh draw (the first night, after a forget, a catch-up).
+ */
+export interface RunPlace {
+  learned: boolean;
+}
 
 /**
  * How late a slot may still run as a slot. A timer fires late when the event loop stalls or the wall clock
@@ -81,7 +97,12 @@ export class Scheduler {
   readonly #config: ScheduleConfig;
   readonly #statePath: string;
   readonly #log: Logger;
-  readonly #onRun: (reason: ScheduledRunReason, learn: LearnDelay) => Promise<void>;
+  readonly #onRun: (
+    reason: ScheduledRunReason,
+    learn: LearnDelay,
+    began: RunBegan,
+    place: RunPlace,
+  ) => Promise<void>;
   #tick: NodeJS.Timeout | undefined;
   #delayed: NodeJS.Timeout | undefined;
   /** The live clock's position: slots up to here were looked at; it never goes back (a clock stepped back). */
@@ -102,7 +123,7 @@ export class Scheduler {
     config: ScheduleConfig;
     statePath: string;
     log: Logger;
-    onRun: (reason: ScheduledRunReason, learn: LearnDelay) => Promise<void>;
+    onRun: (reason: ScheduledRunReason, learn: LearnDelay, began: RunBegan, place: RunPlace) => Promise<void>;
   }) {
     const problem = validateCron(options.config.cron);
     if (problem) {
@@ -183,7 +204,10 @@ export class Scheduler {
     this.#nextUntil = this.#next ? this.#next.getTime() : from.getTime() + 3_600_000;
   }
 
-  /** Stops the clock and a run still waiting out its jitter (that slot stays pending for the next start). */
+  /**
+   * Stops the clock and a run still waiting out its jitter; that slot, and one whose run has not begun its
+   * first attempt (RunBegan), stays pending for the next start.
+   */
   async stop(): Promise<void> {
     this.#generation++;
     clearTimeout(this.#tick);
@@ -241,11 +265,18 @@ export class Scheduler {
     this.#pending = reason.slot;
     this.#save();
     const gap = this.#slotGapMs(reason);
+    const place: RunPlace = {
+      learned:
+        reason.kind === "slot" &&
+        startsAtLearnedDelay({
+          jitterSeconds: this.#config.jitter_seconds,
+          learned: this.#learned,
+          slotGapMs: gap,
+        }),
+    };
     this.#delayed = setTimeout(
       () => {
-        this.#pending = undefined;
-        this.#save();
-        void this.#fire(reason, gap).finally(() => {
+        void this.#fire(reason, gap, place).finally(() => {
           this.#busy = false;
         });
       },
@@ -272,7 +303,7 @@ export class Scheduler {
     return Math.max(0, reason.slot.getTime() + delay - Date.now());
   }
 
-  async #fire(reason: ScheduledRunReason, slotGapMs: number | undefined): Promise<void> {
+  async #fire(reason: ScheduledRunReason, slotGapMs: number | undefined, place: RunPlace): Promise<void> {
     const generation = this.#generation;
     const learn: LearnDelay = (gotNodeAt) => {
       if (generation !== this.#generation) return;
@@ -288,12 +319,20 @@ export class Scheduler {
           : undefined;
       this.#save();
     };
+    // The slot stays pending until its backup begins (or the run ends while this scheduler runs): a reload or
+    // restart before that runs it again, as one in the jitter wait, instead of losing it with no event.
+    const began: RunBegan = () => {
+      if (generation !== this.#generation || this.#pending === undefined) return;
+      this.#pending = undefined;
+      this.#save();
+    };
     try {
-      await this.#onRun(reason, learn);
+      await this.#onRun(reason, learn, began, place);
     } catch (err) {
       // The run reports its own failure; the schedule keeps going.
       this.#log.error({ err, reason: reason.kind }, "scheduled backup failed");
     }
+    began();
   }
 
   #handle(slot: Date): void {

@@ -121,12 +121,14 @@ describe("the backup service, against the PVE simulator", () => {
     expect(snapshot.acquired).toBe(true);
     const service = newService(() => {}, "delay_seconds: 600");
     const learned: Array<number | undefined> = [];
+    let began = 0;
     let slotEnded = false;
     try {
       const slot = runScheduledBackup(
         service,
         { mode: "snapshot", signal: new AbortController().signal, log: silentLogger() },
         (at) => learned.push(at),
+        () => began++,
       ).then(() => {
         slotEnded = true;
       });
@@ -137,8 +139,10 @@ describe("the backup service, against the PVE simulator", () => {
     } finally {
       if (snapshot.acquired) await snapshot.release();
     }
-    // Nothing was refused by PVE, so there is nothing to report and nothing to learn.
+    // Nothing was refused by PVE, so there is nothing to report and nothing to learn; no attempt began, so
+    // the schedule keeps the slot pending for the next start.
     expect(learned).toEqual([]);
+    expect(began).toBe(0);
   });
 
   it("runs no retry whose timer fired just before stop(): the attempt gives the lock back untouched", async () => {

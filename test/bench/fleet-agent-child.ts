@@ -6,9 +6,13 @@
  * (the test-only seam, as test/support/cli-with-local-facts.ts). Configured by the JSON in FELHOM_TEST_AGENT,
  * driven by one word per stdin line, answers JSON lines on stdout:
  *   alone   an operator's backup now (no retry); {"alone": outcome}
- *   slot T  a night: the schedule restarts with a daily cron at T's minute (ms epoch, UTC, a minute boundary
+ *   slot T L K  a night: the schedule restarts with a daily cron at T's minute (ms epoch, UTC, a minute boundary
  *           the parent chose ahead for every agent) and runs that slot live at its tick, after its delay
- *           (a catch-up would neither use nor teach the learned delay, Scheduler #waitMs);
+ *           (a catch-up would neither use nor teach the learned delay, Scheduler #waitMs); L is `look` or
+ *           `nolook` (whether the slot's requests look at the storage first), each with its own schedule state
+ *           (what it learned), so that one run compares both on the same guests; K is the night's number:
+ *           Math.random is seeded from the guest's seed and K, so that both draw the same delays in the slot;
+ *           {"wants": ms} when the slot's run begins (its delay over, before any look at the storage),
  *           {"attempt": outcome, "willRetry"} per attempt and {"final": outcome} for the slot's result
  */
 import { readFile } from "node:fs/promises";
@@ -21,6 +25,7 @@ import { Secret } from "../../agent/lib/secret.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
 import { PveClient } from "../../agent/pve/client.ts";
 import { Scheduler } from "../../agent/schedule/scheduler.ts";
+import { prng } from "../support/prng.ts";
 
 export interface FleetAgentConfig {
   pveUrl: string;
@@ -33,6 +38,8 @@ export interface FleetAgentConfig {
   mac: string;
   jitterSeconds: number;
   busyRetry: AgentConfig["backup"]["busy_retry"];
+  /** This guest's seed for Math.random (with the night's number). */
+  seed: number;
 }
 
 const config = JSON.parse(process.env.FELHOM_TEST_AGENT ?? "{}") as FleetAgentConfig;
@@ -76,8 +83,11 @@ const service = new BackupService({
     if (!retry) out({ final: summary(outcome) });
   },
 });
-/** A schedule whose daily slot is `slot`'s minute; the state file (what was learned) carries over. */
-const scheduleAt = (slot: Date) =>
+/**
+ * A schedule whose daily slot is `slot`'s minute, looking at the storage or not; the state file (what was
+ * learned) carries over from the last night of the same kind.
+ */
+const scheduleAt = (slot: Date, look: boolean) =>
   new Scheduler({
     config: {
       cron: `${slot.getUTCMinutes()} ${slot.getUTCHours()} * * *`,
@@ -85,14 +95,18 @@ const scheduleAt = (slot: Date) =>
       jitter_seconds: config.jitterSeconds,
       missed: "run",
     },
-    statePath: `${config.stateDir}/schedule.json`,
+    statePath: statePath(look),
     log,
     // As agent/app/daemon.ts `build` wires it.
-    onRun: async (_reason, learn) => {
+    onRun: async (_reason, learn, _began, place) => {
+      // The guest wants its backup from here (its delay in the slot is over): the bench's demand begins.
+      out({ wants: Date.now() });
       const ticket = await service.request({
         mode: "snapshot",
         trigger: { source: "schedule" },
         retryWhenBusy: true,
+        // As agent/app/scheduled-backup.ts: at its learned place, only the retries look.
+        lookAtStorage: look && (place.learned ? "retries" : true),
         onSettled: (outcome, startedAt) => {
           if (outcome.ok) learn(startedAt);
           else if (outcome.failure.code === "vzdump_lock_busy") learn(undefined);
@@ -101,6 +115,7 @@ const scheduleAt = (slot: Date) =>
       await ticket.done;
     },
   });
+const statePath = (look: boolean) => `${config.stateDir}/schedule-${look ? "look" : "nolook"}.json`;
 let scheduler: Scheduler | undefined;
 
 for await (const line of createInterface({ input: process.stdin })) {
@@ -110,11 +125,14 @@ for await (const line of createInterface({ input: process.stdin })) {
     out({ alone: ticket.done ? summary(await ticket.done) : { ok: false, code: "not_started" } });
   } else if (word.startsWith("slot ")) {
     await scheduler?.stop();
-    const slot = new Date(Number(word.slice("slot ".length)));
-    scheduler = scheduleAt(slot);
+    const [at, kind, night] = word.slice("slot ".length).split(" ");
+    const slot = new Date(Number(at));
+    const look = kind === "look";
+    Math.random = prng(config.seed * 1000 + Number(night));
+    scheduler = scheduleAt(slot, look);
     // Not a daemon start: nothing counts as missed, and the slot ahead runs at its tick.
     await scheduler.start({ catchUp: false });
-    const state = JSON.parse(await readFile(`${config.stateDir}/schedule.json`, "utf8").catch(() => "{}"));
+    const state = JSON.parse(await readFile(statePath(look), "utf8").catch(() => "{}"));
     out({ slotStarted: slot.toISOString(), learned: state.learned ?? null });
   }
 }

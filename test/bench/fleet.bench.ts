@@ -3,25 +3,35 @@
  * default "10,30"), each with its own vmid, its own privsep token (the role on its own guest and the storage
  * only), its own root of a few hundred MB (200-400 MB of real, allocated bytes; the simulator archives at the
  * measured 110 MB/s, so the archive time is that of a real host) and its own tiny compose stack (one busybox
- * service) on the one Docker engine. Each guest runs its own agent process (fleet-agent-child.ts: the real
+ * service) on the one Docker engine. The root's bytes are half random, half zeros per MiB, so that zstd halves
+ * them as it does a typical root and the archive grows the backup storage's `used` as a real one does (the
+ * agent looks at that growth before it quiesces, agent/backup/quiet-storage.ts; all zeros compressed to
+ * nothing and hid it). Each guest runs its own agent process (fleet-agent-child.ts: the real
  * BackupService + Scheduler, own state dir, quiescing only its own project) with a daily slot and the
  * default 900 s jitter and busy_retry, all three scaled by 1/FELHOM_BENCH_FLEET_SCALE (default 6), so that
  * their ratios hold while the night fits in a few minutes. The archive rate is not scaled: the bench's night is
  * a node whose guests are SCALE times larger (1-2 GB), the harder, contended case.
  *
  * Every agent's schedule runs the slot FELHOM_BENCH_FLEET_NIGHTS times (default 2: the first night, with
- * nothing learned, and the second, where each schedule comes back to where the node was free for it); then
- * every guest is backed up alone, one after the other (the same-run baseline of downtime). Per N and night:
+ * nothing learned, and the second, where each schedule comes back to where the node was free for it), once
+ * per FELHOM_BENCH_FLEET_LOOK (default "off,on": without and with the look at the storage before quiescing,
+ * quiet-storage.ts), interleaved night by night on the same guests, each kind with its own learned delays and
+ * the same seeded draws (the delays in the slot of a first night are the same for both), so that both meet
+ * the same sizes and the same machine load; then every guest is backed up alone, one after the other (the
+ * same-run baseline of downtime, shared by both). Per N, kind and night:
  * - makespan (the first agent's start of the slot to the last backup's end) against the serial floor (the sum
  *   of the archive times), and the jitter window it cannot beat;
- * - the node lock's utilisation: the share of the time in which some guest wanted a backup (from its first
- *   attempt to the end of its backup) that the lock was held; and the lock held over the makespan;
+ * - the node lock's utilisation: the share of the time in which some guest wanted a backup (from its run's
+ *   start, its delay in the slot over, or its first attempt if earlier, to the end of its backup: a guest
+ *   waiting for a quiet storage wants the node as much as one waiting for a retry) that the lock was held;
+ *   and the lock held over the makespan;
  * - each guest's stack downtime from Docker's own events (die to start of its container): the longest
  *   single outage (p50, p99) and all outages of the slot summed (p99), against the guests backed up alone;
  * - vzdump tasks refused (lock busy) or stopped (each is a failed job the PVE admin is notified of), against
  *   the goal's N/2; backups missed (no completed backup of the slot).
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -46,6 +56,10 @@ const JITTER_S = 900 / SCALE;
 const DEFAULT_RETRY = configSchema.shape.backup.shape.busy_retry.parse(undefined);
 const RETRY = { attempts: DEFAULT_RETRY.attempts, delay_seconds: DEFAULT_RETRY.delay_seconds / SCALE };
 const NIGHTS = Number(process.env.FELHOM_BENCH_FLEET_NIGHTS ?? 2);
+const LOOKS = (process.env.FELHOM_BENCH_FLEET_LOOK ?? "off,on").split(",").map((l) => {
+  if (l !== "off" && l !== "on") throw new Error(`FELHOM_BENCH_FLEET_LOOK: "${l}" is neither off nor on`);
+  return l;
+});
 const ARCHIVE_RATE = 110e6;
 const MB = 1024 * 1024;
 const first = 200;
@@ -158,6 +172,7 @@ async function setUpGuest(sim: PveSimulator, entry: string, i: number, blob: str
     mac,
     jitterSeconds: JITTER_S,
     busyRetry: RETRY,
+    seed: i + 1,
   };
   return { vmid, project, stackDir, child: spawnChildAgent({ ...config }, entry) };
 }
@@ -173,6 +188,7 @@ async function runNight(
   sim: PveSimulator,
   guests: Guest[],
   watch: OutageWatch,
+  slot: { look: "off" | "on"; night: number },
 ): Promise<(report: BenchReport, alone: Alone) => void> {
   const n = guests.length;
   const lock = sim.nodeLock(sim.opts.node);
@@ -185,7 +201,8 @@ async function runNight(
   // (the learned delay counts from a slot's time; a catch-up neither uses nor teaches it).
   const slotAt = Math.ceil((Date.now() + 10_000) / 60_000) * 60_000;
   const from = new Map(guests.map((g) => [g.vmid, g.child.lines.length]));
-  for (const g of guests) g.child.send(`slot ${slotAt}`);
+  for (const g of guests)
+    g.child.send(`slot ${slotAt} ${slot.look === "on" ? "look" : "nolook"} ${slot.night}`);
   // Until the slot, the jitter, every retry at its longest (busy-retry.ts), and a backup's time per guest.
   let retriesMs = 0;
   for (let attempt = 1; attempt < RETRY.attempts; attempt++)
@@ -219,10 +236,15 @@ async function runNight(
   const start = Math.min(...attempts.map((a) => a.at));
   const end = Math.max(...holds.map((h) => h.to));
   const heldMs = holds.reduce((a, h) => a + (h.to - h.from), 0);
-  // Demand: per guest from its first attempt to the end of its last tenure; their union.
+  // Demand: per guest from when its run began (its delay over; before any wait for a quiet storage) or its
+  // first attempt, whichever came first, to the end of its last tenure; their union.
   const demand = guests
     .map((g) => {
       const mine = attempts.filter((a) => a.vmid === g.vmid).map((a) => a.at);
+      const wants = g.child.lines.slice(from.get(g.vmid)!).find((l) => typeof l.wants === "number")?.wants as
+        | number
+        | undefined;
+      if (wants !== undefined) mine.push(wants);
       const tenures = holds.filter((h) => vmidOf(h.owner) === g.vmid).map((h) => h.to);
       return mine.length && tenures.length ? [Math.min(...mine), Math.max(...tenures)] : undefined;
     })
@@ -235,6 +257,14 @@ async function runNight(
     if (to! > lo) demandMs += to! - lo;
     cursor = Math.max(cursor, to!);
   }
+  // The hand-overs: the lock idle from one tenure's end to the next one's start while some guest wanted it
+  // (what looking, quiescing and submitting cost between two backups, and what the utilisation loses).
+  const tenures = [...holds].sort((a, b) => a.from - b.from);
+  const handOvers = tenures
+    .slice(1)
+    .map((h, i) => ({ idle: h.from - tenures[i]!.to, at: tenures[i]!.to }))
+    .filter(({ idle, at }) => idle >= 0 && demand.some(([from, to]) => from! <= at && to! > at))
+    .map(({ idle }) => idle);
   const longest: number[] = [];
   const summed: number[] = [];
   // The diagnosis of long outages: a refused attempt's (a refusal of this guest inside it) or a backup's,
@@ -274,6 +304,18 @@ async function runNight(
       unit: "ratio",
     });
     report({ metric: `${p}lock held over the makespan`, value: heldMs / (end - start), unit: "ratio" });
+    if (handOvers.length > 0) {
+      report({
+        metric: `${p}diagnosis: hand-over p50, the lock idle between two backups while a guest wanted it`,
+        value: percentile(handOvers, 50),
+        unit: "ms",
+      });
+      report({
+        metric: `${p}diagnosis: hand-over p90`,
+        value: percentile(handOvers, 90),
+        unit: "ms",
+      });
+    }
     report({
       metric: `${p}downtime p50, longest outage (baseline: alone p50)`,
       value: percentile(longest, 50),
@@ -333,7 +375,15 @@ async function measure(n: number, entry: string, report: BenchReport): Promise<v
     if (sim.volumes.method !== "btrfs")
       throw new Error("the simulator has no btrfs: snapshots would be copies");
     const blob = join(sim.volumes.rootPath("fleet-blob"));
-    await run("dd", ["if=/dev/zero", `of=${blob}`, "bs=1M", "count=400", "status=none"]);
+    // Half random, half zeros per MiB: zstd halves it, as it does a typical root, so the archive lands on the
+    // storage at about half the read rate and grows its `used` as a real one does (all zeros would not).
+    const half = Buffer.alloc(512 * 1024);
+    await writeFile(
+      blob,
+      (function* () {
+        for (let i = 0; i < 400; i++) yield Buffer.concat([randomBytes(512 * 1024), half]);
+      })(),
+    );
     for (let i = 0; i < n; i++) guests.push(await setUpGuest(sim, entry, i, blob));
     await pool(guests, 3, async (g) => {
       await compose(g.project, g.stackDir, "up", "-d", "--quiet-pull");
@@ -341,7 +391,10 @@ async function measure(n: number, entry: string, report: BenchReport): Promise<v
 
     const nights: Array<(report: BenchReport, alone: Alone) => void> = [];
     for (let night = 1; night <= NIGHTS; night++)
-      nights.push(await runNight(`N=${n}, night ${night}: `, sim, guests, watch));
+      for (const look of LOOKS)
+        nights.push(
+          await runNight(`N=${n}, look ${look}, night ${night}: `, sim, guests, watch, { look, night }),
+        );
     const aloneLongest: number[] = [];
     const aloneSum: number[] = [];
     // The baseline: a sample of the guests, each backed up alone, after the nights (every agent warm).

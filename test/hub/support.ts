@@ -6,6 +6,8 @@ import type { Event } from "@felhom/protocol";
 import { HubClient, type HubClientOptions, type StatusPayload } from "../../agent/hub/hub-client.ts";
 import { startTestHub, type TestHub, type TestHubOptions } from "./test-hub.ts";
 
+export { prng } from "../support/prng.ts";
+
 /** Disposers run in reverse order by `cleanup()` (call it from afterEach). */
 const leftovers: Array<() => Promise<unknown>> = [];
 
@@ -32,18 +34,6 @@ export async function agentDir(
 }
 
 export const AGENT_ID = "agent-under-test";
-
-/** mulberry32: a tiny seeded PRNG, so a failure can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function statusPayload(): StatusPayload {
   return {

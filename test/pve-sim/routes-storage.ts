@@ -1,4 +1,5 @@
-import { statfs } from "node:fs/promises";
+import { readdir, stat, statfs } from "node:fs/promises";
+import { join } from "node:path";
 import type { Route } from "./api-server.ts";
 import {
   backupNotes,
@@ -76,7 +77,7 @@ export function storageRoutes(sim: PveSimulator): Route[] {
           out.push({
             storage: s.id,
             type: s.type,
-            ...(await usage(s)),
+            ...(await usage(s, sim.opts.storageUsedFrom)),
             content: s.content.join(","),
             active: 1,
             enabled: 1,
@@ -96,7 +97,7 @@ export function storageRoutes(sim: PveSimulator): Route[] {
         return {
           type: s.type,
           content: s.content.join(","),
-          ...(await usage(s)),
+          ...(await usage(s, sim.opts.storageUsedFrom)),
           active: 1,
           enabled: 1,
           shared: s.nodes ? 0 : 1,
@@ -291,9 +292,31 @@ export function storageRoutes(sim: PveSimulator): Route[] {
   ];
 }
 
-async function usage(s: Storage): Promise<{ total: number; used: number; avail: number }> {
+/**
+ * df of the storage's directory, read on every call as PVE does: pve-storage PVE/API2/Storage/Status.pm
+ * `read_status` → PVE/Storage.pm `storage_info` → the plugin's `status` (PVE/Storage/Plugin.pm `status`,
+ * PVE::Tools::df of the path, for dir/NFS/CIFS/CephFS/btrfs; no pvestatd cache), so `used` grows while an
+ * archive is written. (A PBS's is the datastore's status, PBSPlugin.pm `status`; here its directory's df.)
+ */
+async function usage(
+  s: Storage,
+  from: "df" | "files",
+): Promise<{ total: number; used: number; avail: number }> {
   const st = await statfs(s.path);
   const total = st.blocks * st.bsize;
   const avail = st.bavail * st.bsize;
-  return { total, used: total - st.bfree * st.bsize, avail };
+  return { total, used: from === "files" ? await bytesIn(s.path) : total - st.bfree * st.bsize, avail };
+}
+
+/** The sizes of the files under `dir` (a file removed while counted counts 0). */
+async function bytesIn(dir: string): Promise<number> {
+  let sum = 0;
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile()) continue;
+    sum += await stat(join(e.parentPath, e.name)).then(
+      (x) => x.size,
+      () => 0,
+    );
+  }
+  return sum;
 }

@@ -65,6 +65,12 @@ export interface PveSimulatorOptions {
    * clean-up. Default true: log parsers must cope with them.
    */
   rawStorageOutput?: boolean;
+  /**
+   * Where a storage's status takes `used` from: "df" (default) of its directory, as PVE's dir plugin; "files",
+   * the sizes of the files in it, so that a test's growth is this simulator's archive writes alone and not the
+   * other work on the machine's shared disk, whose writes and deletions move a df by tens of MB a second.
+   */
+  storageUsedFrom?: "df" | "files";
   /** Size of the sparse btrfs image; default 4 GiB. */
   btrfsSizeBytes?: number;
   /** Skip btrfs and use plain copies (to test the fallback). */
@@ -196,6 +202,7 @@ export class PveSimulator {
       rawStorageOutput: true,
       btrfsSizeBytes: 4 * 1024 ** 3,
       forceCopySnapshots: false,
+      storageUsedFrom: "df",
       ninePstartDigits: false,
       version: DEFAULT_VERSION,
       ...opts,

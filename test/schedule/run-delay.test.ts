@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MAX_LEARNED_DELAY_MS, runDelayMs } from "../../agent/schedule/run-delay.ts";
+import { MAX_LEARNED_DELAY_MS, runDelayMs, startsAtLearnedDelay } from "../../agent/schedule/run-delay.ts";
 
 const DAY = 86_400_000;
 
@@ -53,5 +53,16 @@ describe("a scheduled run's delay", () => {
     const learned = { ms: 340_000, jitter_seconds: 0 };
     expect(runDelayMs({ jitterSeconds: 0, learned, slotGapMs: DAY, random: () => 0.9 })).toBe(0);
     expect(runDelayMs({ jitterSeconds: 0, learned: undefined, slotGapMs: DAY, random: () => 0.9 })).toBe(0);
+  });
+
+  it("says whether the run starts at its learned place: the same window, within the bounds, a jitter", () => {
+    const learned = { ms: 340_000, jitter_seconds: 900 };
+    const at = (o: Partial<Parameters<typeof startsAtLearnedDelay>[0]>) =>
+      startsAtLearnedDelay({ jitterSeconds: 900, learned, slotGapMs: DAY, ...o });
+    expect(at({})).toBe(true);
+    expect(at({ learned: undefined })).toBe(false);
+    expect(at({ jitterSeconds: 60 })).toBe(false);
+    expect(at({ slotGapMs: 600_000 })).toBe(false);
+    expect(at({ learned: { ms: 340_000, jitter_seconds: 0 }, jitterSeconds: 0 })).toBe(false);
   });
 });

@@ -5,6 +5,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createLogger } from "../../agent/log/logger.ts";
 import {
   type LearnDelay,
+  type RunBegan,
+  type RunPlace,
   type ScheduleConfig,
   type ScheduledRunReason,
   Scheduler,
@@ -16,13 +18,16 @@ let runs: ScheduledRunReason[];
 let logs: { level: number; msg: string; slot?: string }[];
 /** When each run started (fake clock), and what its backup tells the schedule (nothing when unset). */
 let runAt: number[];
-let answer: ((learn: LearnDelay) => void) | undefined;
+/** Where each run started in its slot (the scheduler's RunPlace). */
+let places: RunPlace[];
+let answer: ((learn: LearnDelay, began: RunBegan) => void | Promise<void>) | undefined;
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "felhom-sched-"));
   runs = [];
   logs = [];
   runAt = [];
+  places = [];
   answer = undefined;
 });
 afterEach(async () => {
@@ -46,10 +51,11 @@ function make(config: Partial<ScheduleConfig>, now: string) {
       level: "info",
       destination: { write: (line: string) => logs.push(JSON.parse(line)) },
     }),
-    onRun: async (r, learn) => {
+    onRun: async (r, learn, began, place) => {
       runs.push(r);
+      places.push(place);
       runAt.push(Date.now());
-      answer?.(learn);
+      await answer?.(learn, began);
     },
   });
   return scheduler;
@@ -180,6 +186,40 @@ describe("scheduler", () => {
     expect((await readState()).pending).toBeUndefined();
   });
 
+  it("keeps a slot pending while its run has not begun its backup (a wait before the first attempt), and a reload runs it", async () => {
+    // The run waits (for a quiet storage, say) and never begins: the runtime is rebuilt under it.
+    let endRun!: () => void;
+    answer = () =>
+      new Promise<void>((r) => {
+        endRun = r;
+      });
+    await make({}, "2026-11-27T02:29:30Z").start();
+    await advance(60_000);
+    expect(runs).toHaveLength(1);
+    expect((await readState()).pending).toBe("2026-11-27T02:30:00.000Z");
+    // The old run ends after the stop (its service stopped it): the slot stays pending.
+    endRun();
+    await advance(1);
+    expect(JSON.parse(await readFile(statePath(), "utf8")).pending).toBe("2026-11-27T02:30:00.000Z");
+
+    answer = (_learn, began) => began();
+    await make({}, "2026-11-27T02:31:00Z").start({ catchUp: false });
+    await advance(60_000);
+    expect(runs.slice(1)).toEqual([{ kind: "missed", slot: new Date("2026-11-27T02:30:00Z") }]);
+    expect((await readState()).pending).toBeUndefined();
+  });
+
+  it("lets a slot go once its run began its backup, also when the runtime is rebuilt before the backup ends", async () => {
+    answer = (_learn, began) => {
+      began();
+      return new Promise<void>(() => {});
+    };
+    await make({}, "2026-11-27T02:29:30Z").start();
+    await advance(60_000);
+    expect(runs).toHaveLength(1);
+    expect((await readState()).pending).toBeUndefined();
+  });
+
   it("comes back the next night to the delay at which the last run's backup got the node, not a new random one", async () => {
     vi.spyOn(Math, "random").mockReturnValue(0.5);
     // The backup got the node 40 s after the run started (a busy retry, say).
@@ -193,6 +233,8 @@ describe("scheduler", () => {
     await make({ jitter_seconds: 600 }, "2026-11-28T02:29:30Z").start();
     await advance(10 * 60_000);
     expect(runAt.slice(1)).toEqual([Date.parse("2026-11-28T02:35:40Z")]);
+    // The run is told where it starts: a draw the first night, the learned place the next.
+    expect(places).toEqual([{ learned: false }, { learned: true }]);
   });
 
   it("draws afresh after a run the busy node refused to the end, and under a changed jitter window", async () => {
@@ -266,6 +308,7 @@ describe("scheduler", () => {
     await make({ jitter_seconds: 600 }, "2026-11-28T09:00:00Z").start();
     await advance(10 * 60_000);
     expect(runAt.slice(1)).toEqual([Date.parse("2026-11-28T09:05:00Z")]);
+    expect(places.slice(1)).toEqual([{ learned: false }]);
     expect((await readState()).learned).toEqual({ ms: 340_001, jitter_seconds: 600 });
   });
 

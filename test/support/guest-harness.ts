@@ -32,6 +32,7 @@ export interface HarnessOptions {
   /** More services (and a top-level `volumes:` section if they need one) appended to the compose file. */
   extraCompose?: string;
   archiveBytesPerSecond?: number;
+  storageUsedFrom?: PveSimulatorOptions["storageUsedFrom"];
   lockwaitScaleMs?: number;
   backup?: Partial<AgentConfig["backup"]>;
   /** What the simulated host does when vzdump stop mode shuts the guest down and starts it again. */
@@ -105,6 +106,7 @@ export async function startGuestHarness(o: HarnessOptions = {}): Promise<GuestHa
   const sim = await startPveSimulator({
     authFailureDelayMs: 50,
     ...(o.archiveBytesPerSecond ? { archiveBytesPerSecond: o.archiveBytesPerSecond } : {}),
+    ...(o.storageUsedFrom ? { storageUsedFrom: o.storageUsedFrom } : {}),
     lockwaitScaleMs: o.lockwaitScaleMs ?? 2_000,
     ...(o.onGuestStop ? { onGuestStop: o.onGuestStop } : {}),
     ...(o.onGuestStart ? { onGuestStart: o.onGuestStart } : {}),
