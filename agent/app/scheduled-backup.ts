@@ -40,8 +40,12 @@ export async function runScheduledBackup(
   });
   if (!ticket.started && ticket.stopped)
     opts.log.info("scheduled backup: the agent stopped before its first attempt; the slot stays pending");
-  else if (!ticket.started)
+  else if (!ticket.started) {
     opts.log.info({ running: ticket.holder }, "scheduled backup: another operation holds the guest");
+    // Another backup of this guest (the hub's, the CLI's) is this slot's backup: the slot has begun, and a
+    // stop before that backup ends must not leave it pending for a restart to run a second one.
+    if (ticket.holder.kind === "backup") began();
+  }
   await ticket.done;
   await ticket.settled;
 }

@@ -164,7 +164,7 @@ export class BackupService {
     const other = chain.joined ?? this.#running;
     if (other) {
       const { backupId, mode, done } = other;
-      this.#endWithoutAttempt(chain, "another backup of this guest was running");
+      this.#endWithoutAttempt(chain, `another backup of this guest (${backupId}) was running`);
       return { started: false, holder: { kind: "backup", operationId: backupId, mode }, done };
     }
     const startedAt = waited === "budget" ? waitBegan : Date.now();
@@ -270,19 +270,26 @@ export class BackupService {
     const { pve, backup, log } = this.#deps;
     const timing = this.#deps.quietStorage ?? quietStorageTiming(backup.busy_retry.delay_seconds);
     if (chain.waitedMs >= timing.budgetMs) return undefined;
-    chain.node ??= await verifiedSelf(this.#deps).then(
-      (identity) => identity.node,
-      () => undefined,
-    );
-    const node = chain.node;
-    if (node === undefined) return undefined;
+    // Registered before the first await: a backup of this guest that starts from here on (the hub's, the
+    // CLI's) joins this chain, also while the guest's node is still being looked up.
     const waiting = new AbortController();
     chain.waiting = waiting;
     const { signal } = chain.opts;
     try {
+      chain.node ??= await verifiedSelf(this.#deps).then(
+        (identity) => identity.node,
+        () => undefined,
+      );
+      const node = chain.node;
+      if (node === undefined || waiting.signal.aborted || this.#stopped) return undefined;
       const wait = await waitForQuietStorage({
         timing,
-        used: async (abort) => (await pve.storageStatus(node, backup.storage, abort)).used,
+        // A storage PVE could not activate or read is reported with used 0 and active 0 (pve-storage
+        // PVE/Storage.pm storage_info): unreadable, not a storage that shrank or grew by terabytes.
+        used: async (abort) => {
+          const status = await pve.storageStatus(node, backup.storage, abort);
+          return status.active === false ? undefined : status.used;
+        },
         waitedMs: chain.waitedMs,
         signal: signal ? AbortSignal.any([waiting.signal, signal]) : waiting.signal,
         onBusy: (growthBytesPerS, waitMs) =>

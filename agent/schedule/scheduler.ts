@@ -266,13 +266,16 @@ export class Scheduler {
     this.#save();
     const gap = this.#slotGapMs(reason);
     const place: RunPlace = {
+      // At its learned place only if the run starts there: a tick late by more than the learned delay starts
+      // at once, somewhere the node was not known to be free.
       learned:
         reason.kind === "slot" &&
         startsAtLearnedDelay({
           jitterSeconds: this.#config.jitter_seconds,
           learned: this.#learned,
           slotGapMs: gap,
-        }),
+        }) &&
+        reason.slot.getTime() + this.#learned!.ms >= Date.now(),
     };
     this.#delayed = setTimeout(
       () => {

@@ -217,6 +217,30 @@ describe("a scheduled backup waiting for a quiet storage, against the PVE simula
     }
   });
 
+  it("takes a storage PVE reports as not active (used 0) as unreadable, not as an archive growing it", async () => {
+    const service = newService({
+      quietStorage: { sampleMs: 300, recheckMs: 5_000, holdOffMs: 300, budgetMs: 600_000 },
+    });
+    // A flapping storage (an NFS server that answers every other time), and nothing writing to it: read as
+    // 0 then as its real size, it looked like gigabytes a second.
+    let reads = 0;
+    sim.storages.get("bk")!.unreadable = () => reads++ % 2 === 0;
+    try {
+      const before = looks();
+      const looksAtStart: number[] = [];
+      await runScheduledBackup(
+        service,
+        { mode: "snapshot", signal: new AbortController().signal, log: silentLogger() },
+        () => {},
+        () => looksAtStart.push(looks()),
+      );
+      // One look, unreadable: the attempt goes at once (and fails at the quiesce, no Docker here).
+      expect(looksAtStart).toEqual([before + 1]);
+    } finally {
+      delete sim.storages.get("bk")!.unreadable;
+    }
+  });
+
   it("looks at nothing for a hub or CLI request: only the schedule's retrying requests wait", async () => {
     const service = newService({
       quietStorage: { sampleMs: 300, recheckMs: 60_000, holdOffMs: 300, budgetMs: 600_000 },
@@ -289,6 +313,90 @@ describe("a scheduled backup waiting for a quiet storage, against the PVE simula
     } finally {
       await scheduler.stop();
       await stopWriting();
+      await rm(statePath, { force: true });
+    }
+  });
+
+  /** The simulator's client with every call `ms` slower while `slow()` (pvedaemon busy at backup time). */
+  const slowClient = (ms: number, slow: () => boolean = () => true): PveClient =>
+    new Proxy(pve, {
+      get(target, prop, recv) {
+        const v = Reflect.get(target, prop, recv);
+        if (typeof v !== "function") return v;
+        return async (...args: unknown[]) => {
+          if (slow()) await new Promise((r) => setTimeout(r, ms));
+          return v.apply(target, args);
+        };
+      },
+    });
+
+  it("joins a hub backup that starts while it still looks up its node (a slow PVE): no second backup", async () => {
+    const outcomes: { ok: boolean; source: string }[] = [];
+    let slow = true;
+    const service = newService({
+      pve: slowClient(300, () => slow),
+      quietStorage: { sampleMs: 300, recheckMs: 300, holdOffMs: 300, budgetMs: 3_000 },
+      onOutcome: (o, trigger) => outcomes.push({ ok: o.ok, source: trigger.source }),
+    });
+    const stopWriting = otherArchive();
+    try {
+      const scheduled = service.request({
+        mode: "snapshot",
+        trigger: { source: "schedule" },
+        retryWhenBusy: true,
+      });
+      // The hub's request comes while the scheduled one waits for its node (verifiedSelf, several calls).
+      const hub = await service.request({ mode: "snapshot", trigger: { source: "hub", commandId: "c-1" } });
+      expect(hub.started).toBe(true);
+      slow = false;
+      if (hub.started) await hub.done;
+      const ticket = await scheduled;
+      if (ticket.started) await ticket.done;
+      await ticket.settled;
+      expect(ticket.started).toBe(false);
+      // The hub's backup fails at the quiesce (no Docker here); the point is that it is the only one.
+      expect(outcomes).toEqual([{ ok: false, source: "hub" }]);
+    } finally {
+      await stopWriting();
+    }
+  });
+
+  it("a slot that met another backup of the guest has begun: a stop before that backup ends leaves nothing pending", async () => {
+    const statePath = join(stateDir, "schedule-join.json");
+    const slot = "2026-12-05T02:30:00.000Z";
+    await writeFile(statePath, JSON.stringify({ last_slot: slot, pending: slot }));
+    // Slow enough that the hub's backup still runs when the slot's run meets it and the agent stops.
+    const service = newService({ pve: slowClient(300) });
+    const hub = await service.request({ mode: "snapshot", trigger: { source: "hub", commandId: "c-9" } });
+    expect(hub.started).toBe(true);
+    let runEnded: Promise<void> | undefined;
+    const scheduler = new Scheduler({
+      config: { cron: "30 2 * * *", timezone: "UTC", jitter_seconds: 0, missed: "run" },
+      statePath,
+      log: silentLogger(),
+      onRun: (_reason, learn, began) => {
+        runEnded = runScheduledBackup(
+          service,
+          { mode: "snapshot", signal: new AbortController().signal, log: silentLogger(), exactTime: true },
+          learn,
+          began,
+        );
+        return runEnded;
+      },
+    });
+    try {
+      // The pending slot runs at start (missed: run) and meets the hub's backup.
+      await scheduler.start({ catchUp: true });
+      await expect.poll(() => runEnded !== undefined, { timeout: 10_000, interval: 10 }).toBe(true);
+      // SIGTERM while the hub's backup (the slot's backup) still runs: settleRuntime's order.
+      const stopped = scheduler.stop();
+      service.stop();
+      await stopped;
+      if (hub.started) await hub.done;
+      await runEnded;
+      const state = JSON.parse(await readFile(statePath, "utf8"));
+      expect(state.pending).toBeUndefined();
+    } finally {
       await rm(statePath, { force: true });
     }
   });

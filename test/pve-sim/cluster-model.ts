@@ -45,6 +45,11 @@ export interface Storage {
   maxProtectedBackups?: number;
   /** Nodes the storage is available on; all when unset (a shared storage). */
   nodes?: string[];
+  /**
+   * Asked at each status read: true when PVE cannot activate or read the storage (an NFS server away, a PBS
+   * not answering), which its status then reports as total, avail and used 0 and active 0.
+   */
+  unreadable?: () => boolean;
 }
 
 export function hostnameOf(g: Guest): string {

@@ -94,11 +94,14 @@ export function storageRoutes(sim: PveSimulator): Route[] {
       permission: auditOrSpace,
       handler: async ({ params }) => {
         const s = sim.storageOn(String(params.node), String(params.storage));
+        // pve-storage PVE/Storage.pm storage_info: every storage starts as total, avail and used 0 and
+        // active 0, and keeps that when activate_storage or the plugin's status fails (it only warns).
+        const unreadable = s.unreadable?.() === true;
         return {
           type: s.type,
           content: s.content.join(","),
-          ...(await usage(s, sim.opts.storageUsedFrom)),
-          active: 1,
+          ...(unreadable ? { total: 0, avail: 0, used: 0 } : await usage(s, sim.opts.storageUsedFrom)),
+          active: unreadable ? 0 : 1,
           enabled: 1,
           shared: s.nodes ? 0 : 1,
         };

@@ -237,6 +237,19 @@ describe("scheduler", () => {
     expect(places).toEqual([{ learned: false }, { learned: true }]);
   });
 
+  it("does not call a slot whose tick came after its learned place a run at that place (it starts at once)", async () => {
+    await writeState({
+      last_slot: "2026-11-27T02:30:00.000Z",
+      learned: { ms: 340_000, jitter_seconds: 600 },
+    });
+    await make({ jitter_seconds: 600 }, "2026-11-28T02:29:30Z").start();
+    // The clock steps 7 minutes (a resumed guest) before the tick: the slot is late but within the tolerance.
+    vi.setSystemTime(new Date("2026-11-28T02:36:40Z"));
+    await advance(60_000);
+    expect(runs).toEqual([{ kind: "slot", slot: new Date("2026-11-28T02:30:00Z") }]);
+    expect(places).toEqual([{ learned: false }]);
+  });
+
   it("draws afresh after a run the busy node refused to the end, and under a changed jitter window", async () => {
     vi.spyOn(Math, "random").mockReturnValue(0.1);
     await writeState({
