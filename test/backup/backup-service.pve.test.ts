@@ -4,7 +4,6 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runScheduledBackup } from "../../agent/app/scheduled-backup.ts";
 import { BackupService } from "../../agent/backup/backup-service.ts";
-import { parseConfig } from "../../agent/config/load.ts";
 import { DockerEngine } from "../../agent/docker/docker-engine.ts";
 import { writeRestoreRecord } from "../../agent/identity/restore-record.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
@@ -14,7 +13,7 @@ import type { PveClient } from "../../agent/pve/client.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
 import type { PveSimulator } from "../pve-sim/simulator.ts";
-import { simClient } from "../support/sim-client.ts";
+import { simBackupConfig, simClient } from "../support/sim-client.ts";
 
 /**
  * The service names a backup before its first event: whoever relays one backup's events (the daemon's
@@ -49,24 +48,11 @@ describe("the backup service, against the PVE simulator", () => {
   });
 
   const newService = (emit: (e: OperationEvent) => void, busyRetry = "") => {
-    const config = parseConfig(
-      [
-        "pve:",
-        "  url: https://127.0.0.1:8006",
-        "  token_id: agent-101@pve!backup",
-        "  token_secret_file: /x",
-        "  tls:",
-        "    insecure: true",
-        "backup:",
-        "  storage: bk",
-        ...(busyRetry ? ["  busy_retry:", `    ${busyRetry}`] : []),
-      ].join("\n"),
-    );
     return new BackupService({
       pve,
       engine: new DockerEngine({ socketPath: join(stateDir, "no-docker.sock") }),
       stateDir,
-      backup: config.backup,
+      backup: simBackupConfig(...(busyRetry ? ["busy_retry:", `  ${busyRetry}`] : [])),
       localFacts: () => ({ hostname: "web1", macs: [] }),
       emit,
       log: silentLogger(),

@@ -4,14 +4,13 @@ import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { BackupService } from "../../agent/backup/backup-service.ts";
 import type { BackupOutcome } from "../../agent/backup/backup-types.ts";
-import { parseConfig } from "../../agent/config/load.ts";
 import { DockerEngine } from "../../agent/docker/docker-engine.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
 import type { PveSimulator } from "../pve-sim/simulator.ts";
 import { describeDocker } from "../support/docker.ts";
-import { simClient } from "../support/sim-client.ts";
+import { simBackupConfig, simClient } from "../support/sim-client.ts";
 
 /**
  * The wait for a quiet storage has one budget per request, across its busy retries (quiet-storage.ts, README
@@ -43,19 +42,7 @@ async function refusedThroughout(
   const self = await selfScopedGuest(sim, { vmid: 101, hostname: "web1", hwaddr: "bc:24:11:0a:0b:0d" });
   const pve = simClient(sim, self);
   stateDir = await mkdtemp(join(tmpdir(), "felhom-quiet-budget-"));
-  const backup = parseConfig(
-    [
-      "pve:",
-      "  url: https://127.0.0.1:8006",
-      "  token_id: agent-101@pve!backup",
-      "  token_secret_file: /x",
-      "  tls:",
-      "    insecure: true",
-      "backup:",
-      "  storage: bk",
-      `  busy_retry: { attempts: ${attempts}, delay_seconds: 1 }`,
-    ].join("\n"),
-  ).backup;
+  const backup = simBackupConfig(`busy_retry: { attempts: ${attempts}, delay_seconds: 1 }`);
   const started: number[] = [];
   const ended: number[] = [];
   const outcomes: BackupOutcome[] = [];

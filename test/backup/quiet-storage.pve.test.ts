@@ -5,7 +5,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runScheduledBackup } from "../../agent/app/scheduled-backup.ts";
 import { BackupService, type BackupServiceDeps } from "../../agent/backup/backup-service.ts";
 import type { BackupOutcome } from "../../agent/backup/backup-types.ts";
-import { parseConfig } from "../../agent/config/load.ts";
 import { DockerEngine } from "../../agent/docker/docker-engine.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
 import { operationHolder } from "../../agent/operation/operation-lock.ts";
@@ -14,7 +13,7 @@ import { Scheduler } from "../../agent/schedule/scheduler.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
 import type { PveSimulator } from "../pve-sim/simulator.ts";
-import { simClient } from "../support/sim-client.ts";
+import { simBackupConfig, simClient } from "../support/sim-client.ts";
 
 /**
  * A scheduled backup that waits for a quiet storage is not a backup yet: stop() (a reload, the daemon's
@@ -42,27 +41,13 @@ describe("a scheduled backup waiting for a quiet storage, against the PVE simula
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });
 
-  const config = () =>
-    parseConfig(
-      [
-        "pve:",
-        "  url: https://127.0.0.1:8006",
-        "  token_id: agent-101@pve!backup",
-        "  token_secret_file: /x",
-        "  tls:",
-        "    insecure: true",
-        "backup:",
-        "  storage: bk",
-      ].join("\n"),
-    );
-
   /** A service against the simulator, with no Docker (the scheduled attempts here fail at the quiesce). */
   const newService = (over: Partial<BackupServiceDeps>) =>
     new BackupService({
       pve,
       engine: new DockerEngine({ socketPath: join(stateDir, "no-docker.sock") }),
       stateDir,
-      backup: config().backup,
+      backup: simBackupConfig(),
       localFacts: () => ({ hostname: "web1", macs: ["bc:24:11:0a:0b:0d"] }),
       emit: () => {},
       log: silentLogger(),
@@ -104,7 +89,7 @@ describe("a scheduled backup waiting for a quiet storage, against the PVE simula
       pve,
       engine: new DockerEngine({ socketPath: join(stateDir, "no-docker.sock") }),
       stateDir,
-      backup: config().backup,
+      backup: simBackupConfig(),
       localFacts: () => ({ hostname: "web1", macs: ["bc:24:11:0a:0b:0d"] }),
       emit: () => {},
       log,

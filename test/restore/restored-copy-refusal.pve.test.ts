@@ -4,7 +4,6 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runBackup } from "../../agent/backup/backup-run.ts";
 import type { BackupDeps } from "../../agent/backup/backup-types.ts";
-import { parseConfig } from "../../agent/config/load.ts";
 import { DockerEngine } from "../../agent/docker/docker-engine.ts";
 import { writeRestoreRecord } from "../../agent/identity/restore-record.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
@@ -13,7 +12,7 @@ import { createSnapshot, deleteSnapshot, rollbackSnapshot } from "../../agent/sn
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
 import type { PveSimulator } from "../pve-sim/simulator.ts";
-import { simClient } from "../support/sim-client.ts";
+import { simBackupConfig, simClient } from "../support/sim-client.ts";
 
 /**
  * A restored copy whose live check verifies it as its original (same MAC and hostname: rows 5 and 11 of
@@ -40,24 +39,12 @@ describe("a restored copy with the original's token, against the PVE simulator",
       signals: ["marker", "task-ended-before-boot"],
       originalUpid: null,
     });
-    const config = parseConfig(
-      [
-        "pve:",
-        "  url: https://127.0.0.1:8006",
-        "  token_id: agent-101@pve!backup",
-        "  token_secret_file: /x",
-        "  tls:",
-        "    insecure: true",
-        "backup:",
-        "  storage: bk",
-      ].join("\n"),
-    );
     deps = {
       pve,
       // Never reached: the refusal comes first.
       engine: new DockerEngine({ socketPath: join(stateDir, "no-docker.sock") }),
       stateDir,
-      backup: config.backup,
+      backup: simBackupConfig(),
       localFacts: () => ({ hostname: "web1", macs: [hwaddr] }),
       emit: () => {},
       log: silentLogger(),

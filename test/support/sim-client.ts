@@ -1,3 +1,5 @@
+import { parseConfig } from "../../agent/config/load.ts";
+import type { AgentConfig } from "../../agent/config/schema.ts";
 import { Secret } from "../../agent/lib/secret.ts";
 import { silentLogger } from "../../agent/log/logger.ts";
 import { PveClient } from "../../agent/pve/client.ts";
@@ -20,4 +22,24 @@ export function simClient(
     },
     silentLogger(),
   );
+}
+
+/**
+ * The `backup` section of a valid config for a guest of the simulator, backing up to its storage `bk`;
+ * `lines` are more keys of that section (YAML, unindented).
+ */
+export function simBackupConfig(...lines: string[]): AgentConfig["backup"] {
+  return parseConfig(
+    [
+      "pve:",
+      "  url: https://127.0.0.1:8006",
+      "  token_id: agent-101@pve!backup",
+      "  token_secret_file: /x",
+      "  tls:",
+      "    insecure: true",
+      "backup:",
+      "  storage: bk",
+      ...lines.map((l) => `  ${l}`),
+    ].join("\n"),
+  ).backup;
 }
