@@ -633,3 +633,27 @@ describe("pve sim: vzdump", () => {
     await c.close();
   });
 });
+
+describe("pve sim: the node's lock around the archive", () => {
+  it("holds the lock while the snapshot is mounted before the archive and removed after it (LXC.pm snapshot, cleanup)", async () => {
+    const sim = await startPveSimulator({
+      authFailureDelayMs: 0,
+      snapshotMountDelayMs: 300,
+      snapshotRemoveDelayMs: 300,
+    });
+    try {
+      const self = await selfScopedGuest(sim, { vmid: 100, hostname: "web1" });
+      const c = rawClient(sim, self.authorization);
+      const post = await c.post("/nodes/pve1/vzdump", { vmid: 100, storage: "bk", mode: "snapshot" });
+      expect((await c.waitTask("pve1", post.json.data)).exitstatus).toBe("OK");
+      const [hold] = sim.nodeLock("pve1").holds;
+      const [run] = sim.vzdumpRuns;
+      // Nothing reaches the storage for the mount's time after the lock was taken, and the lock stays held
+      // for the removal's time after the last byte: what a look at the storage cannot see.
+      expect(run!.archiveStartedAt! - hold!.from).toBeGreaterThanOrEqual(300);
+      expect(hold!.to! - run!.archiveFinishedAt!).toBeGreaterThanOrEqual(300);
+    } finally {
+      await sim.close();
+    }
+  });
+});

@@ -55,6 +55,19 @@ export interface PveSimulatorOptions {
    */
   snapshotDelayMs?: number;
   /**
+   * After the snapshot exists and the CT is thawed, before the archiver starts: the snapshot's volumes
+   * activated and mounted (pve-container src/PVE/VZDump/LXC.pm `snapshot`: PVE::Storage::activate_volumes,
+   * PVE::LXC::mountpoint_mount; on LVM-thin an `lvchange -ay -K` and a mount). With snapshotDelayMs, what a
+   * node's lock is held before the archive's first bytes reach the storage. Default 0.
+   */
+  snapshotMountDelayMs?: number;
+  /**
+   * After the archive, before the task ends and frees the node's lock: the snapshot unmounted and deleted
+   * (LXC.pm `cleanup`: `umount -l -d`, PVE::LXC::Config->snapshot_delete; on LVM-thin an `lvremove`).
+   * Default 0.
+   */
+  snapshotRemoveDelayMs?: number;
+  /**
    * Suspend mode's first rsync copies the whole root (the tmpdir is emptied every run) at this rate: it lasts
    * at least <root bytes> / rate. Default 0: as fast as the simulator's copy (a btrfs snapshot, instant).
    * The final rsync copies only what changed and is not slowed.
@@ -198,6 +211,8 @@ export class PveSimulator {
       errorStyle: "new",
       lockwaitScaleMs: 60_000,
       snapshotDelayMs: 30,
+      snapshotMountDelayMs: 0,
+      snapshotRemoveDelayMs: 0,
       syncBytesPerSecond: 0,
       rawStorageOutput: true,
       btrfsSizeBytes: 4 * 1024 ** 3,

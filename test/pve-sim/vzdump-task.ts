@@ -403,6 +403,7 @@ async function backupGuest(
       } finally {
         await freeze.thaw();
       }
+      await sleep(sim.opts.snapshotMountDelayMs);
       if (frozen) {
         await log("INFO", "resume vm");
         run.guestStartedAt = Date.now();
@@ -512,6 +513,7 @@ async function backupGuest(
   if (g && cleanup.unlock) delete g.lock;
   if (g && cleanup.snapshotPath) {
     await logQuiet(ctx, fileLines, "INFO", "cleanup temporary 'vzdump' snapshot");
+    await sleep(sim.opts.snapshotRemoveDelayMs);
     await sim.volumes.remove(cleanup.snapshotPath).catch(() => {});
     g.snapshots.delete("vzdump");
     if (sim.opts.rawStorageOutput)
