@@ -14,7 +14,7 @@ import { type AgentContext, createContext } from "./context.ts";
 import type { DaemonEvents } from "./daemon-events.ts";
 import { hubHandlers, statusProvider } from "./hub-handlers.ts";
 import { type OutcomeHandler, outcomeRecorder } from "./outcome-recorder.ts";
-import { runScheduledBackup } from "./scheduled-backup.ts";
+import { runScheduledBackup, scheduledLook } from "./scheduled-backup.ts";
 
 /** What one identity (config + token) runs: rebuilt when the guest is enrolled with a new token. */
 export interface Runtime {
@@ -62,6 +62,13 @@ export async function buildRuntime(config: AgentConfig, p: RuntimeParts): Promis
         config: config.schedule,
         statePath: join(config.state_dir, "schedule.json"),
         log,
+        leadMs: (place) =>
+          scheduledLook({
+            exactTime: config.schedule?.jitter_seconds === 0,
+            atLearnedPlace: place.learned,
+          }) === true
+            ? service.lookAheadMs()
+            : 0,
         onRun: (_reason, learn, began, place) =>
           runScheduledBackup(
             service,
@@ -71,6 +78,7 @@ export async function buildRuntime(config: AgentConfig, p: RuntimeParts): Promis
               log,
               exactTime: config.schedule?.jitter_seconds === 0,
               atLearnedPlace: place.learned,
+              dueAt: place.at,
             },
             learn,
             began,

@@ -8,6 +8,19 @@ import type { LearnDelay, RunBegan } from "../schedule/scheduler.ts";
  * stop() ends pending retries at once, so a shutdown is not held up). The scheduler skips a slot that comes
  * while this runs, so a next slot cannot start a second chain beside a pending retry, nor learn over its result.
  */
+/**
+ * Whether a scheduled run's attempts look at the backup storage first (BackupRequestOptions.lookAtStorage).
+ * Under `jitter_seconds: 0` the operator was promised the slot's exact time: no look delays it. At its learned
+ * place the node was free for this guest last time and the others come back to theirs: the first attempt goes
+ * at once (a look there cost each guest its seconds of lock idle and moved every place later each night: fleet
+ * bench), and only its retries look. Pure; the daemon's scheduler starts a run that looks ahead of its time by
+ * the look's length (Scheduler `leadMs`, BackupService.lookAheadMs).
+ */
+export function scheduledLook(o: { exactTime: boolean; atLearnedPlace: boolean }): boolean | "retries" {
+  if (o.exactTime) return false;
+  return o.atLearnedPlace ? "retries" : true;
+}
+
 export async function runScheduledBackup(
   service: BackupService,
   opts: {
@@ -17,6 +30,8 @@ export async function runScheduledBackup(
     exactTime?: boolean;
     /** The run starts at its learned delay (the scheduler's RunPlace). */
     atLearnedPlace?: boolean;
+    /** When its first attempt is due (the scheduler's RunPlace.at); a run that looks begins ahead of it. */
+    dueAt?: number;
   },
   learn: LearnDelay,
   began: RunBegan,
@@ -25,11 +40,11 @@ export async function runScheduledBackup(
     mode: opts.mode,
     trigger: { source: "schedule" },
     retryWhenBusy: true,
-    // Under `jitter_seconds: 0` the operator was promised the slot's exact time: no look delays it. At its
-    // learned place the node was free for this guest last time and the others come back to theirs: the first
-    // attempt goes at once (a look there cost each guest its seconds of lock idle and moved every place later
-    // each night: fleet bench), and only its retries look.
-    ...(opts.exactTime ? { lookAtStorage: false } : opts.atLearnedPlace ? { lookAtStorage: "retries" } : {}),
+    lookAtStorage: scheduledLook({
+      exactTime: opts.exactTime === true,
+      atLearnedPlace: opts.atLearnedPlace === true,
+    }),
+    ...(opts.dueAt !== undefined ? { dueAt: opts.dueAt } : {}),
     signal: opts.signal,
     onStarted: began,
     // Where the node was free for this guest: the next slot comes back there (run-delay.ts).

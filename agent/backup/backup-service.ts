@@ -1,5 +1,6 @@
 import { describeError } from "../lib/errors.ts";
 import { acquireOperationLock, type Operation, operationOf } from "../operation/operation-lock.ts";
+import { sleep } from "../pve/retry.ts";
 import { newBackupId } from "./backup-id.ts";
 import { verifiedSelf } from "./backup-preflight.ts";
 import { runBackup } from "./backup-run.ts";
@@ -15,6 +16,7 @@ import { busyRetryDelayMs } from "./busy-retry.ts";
 import {
   type QuietStorageTiming,
   type QuietWait,
+  quietLookAheadMs,
   quietStorageTiming,
   waitForQuietStorage,
 } from "./quiet-storage.ts";
@@ -60,6 +62,11 @@ export interface BackupRequestOptions {
    * retries only (a run at its learned place: the node was free there last time).
    */
   lookAtStorage?: boolean | "retries";
+  /**
+   * When the first attempt is due (ms epoch), for a request made ahead of it by lookAheadMs() so that its look
+   * at the storage ends then: the attempt goes no earlier, and a quiet storage lets it go at that time.
+   */
+  dueAt?: number;
   signal?: AbortSignal;
   /** The backup's id, before its first event: a caller can follow exactly its events from the start. */
   onStarted?: (backupId: string) => void;
@@ -141,25 +148,25 @@ export class BackupService {
     };
     this.#chains.add(chain);
     try {
-      return { ...(await this.#attempt(chain, 1)), settled };
+      return { ...(await this.#attempt(chain, 1, opts.dueAt)), settled };
     } catch (err) {
       chain.end();
       throw err;
     }
   }
 
-  async #attempt(chain: Chain, attempt: number): Promise<BackupTicket> {
+  /** `dueAt`: when this attempt is due, its look at the storage having begun ahead of it. */
+  async #attempt(chain: Chain, attempt: number, dueAt?: number): Promise<BackupTicket> {
     const { opts } = chain;
     // Before quiescing into a likely refusal: another guest's archive growing the storage means the node's
     // lock is probably held (quiet-storage.ts). Not while a backup of this guest runs (it is this request's
     // backup, below); one that starts during the wait (the hub's, the CLI's through the daemon) ends it, so
     // that the slot counts it instead of waiting on its growth and running a second backup after it.
     // stop() cuts the wait short, and then no attempt follows.
-    const waitBegan = Date.now();
-    const look = opts.lookAtStorage === "retries" ? attempt > 1 : opts.lookAtStorage !== false;
+    const waitBegan = Math.max(Date.now(), dueAt ?? 0);
     const waited =
-      opts.retryWhenBusy === true && look && !this.#stopped && !this.#running
-        ? await this.#waitForQuietStorage(chain)
+      this.#looks(chain, attempt) && !this.#stopped && !this.#running
+        ? await this.#waitForQuietStorage(chain, dueAt)
         : undefined;
     const other = chain.joined ?? this.#running;
     if (other) {
@@ -262,47 +269,81 @@ export class BackupService {
     return { started: true, backupId, mode: opts.mode, done };
   }
 
+  #timing(): QuietStorageTiming {
+    return this.#deps.quietStorage ?? quietStorageTiming(this.#deps.backup.busy_retry.delay_seconds);
+  }
+
+  /** How long before its time a request's first attempt should be asked for when it looks (`dueAt`). */
+  lookAheadMs(): number {
+    return quietLookAheadMs(this.#timing());
+  }
+
+  /** Whether the chain looks at the storage before `attempt` (its budget not yet spent). */
+  #looks(chain: Chain, attempt: number): boolean {
+    const { retryWhenBusy, lookAtStorage } = chain.opts;
+    const look = lookAtStorage === "retries" ? attempt > 1 : lookAtStorage !== false;
+    return retryWhenBusy === true && look && chain.waitedMs < this.#timing().budgetMs;
+  }
+
   /**
-   * Waits while the backup storage grows (within the chain's budget). A guest whose identity cannot be
-   * verified skips it: its attempt fails at the preflight and says why.
+   * Waits while the backup storage grows (within the chain's budget), and then, for a look that began ahead of
+   * the attempt's time, until that time. A guest whose identity cannot be verified skips the look: its attempt
+   * fails at the preflight and says why.
    */
-  async #waitForQuietStorage(chain: Chain): Promise<QuietWait["ended"] | undefined> {
-    const { pve, backup, log } = this.#deps;
-    const timing = this.#deps.quietStorage ?? quietStorageTiming(backup.busy_retry.delay_seconds);
-    if (chain.waitedMs >= timing.budgetMs) return undefined;
+  async #waitForQuietStorage(
+    chain: Chain,
+    dueAt: number | undefined,
+  ): Promise<QuietWait["ended"] | undefined> {
+    const timing = this.#timing();
     // Registered before the first await: a backup of this guest that starts from here on (the hub's, the
     // CLI's) joins this chain, also while the guest's node is still being looked up.
     const waiting = new AbortController();
     chain.waiting = waiting;
     const { signal } = chain.opts;
+    const aborts = signal ? AbortSignal.any([waiting.signal, signal]) : waiting.signal;
     try {
-      chain.node ??= await verifiedSelf(this.#deps).then(
-        (identity) => identity.node,
-        () => undefined,
-      );
-      const node = chain.node;
-      if (node === undefined || waiting.signal.aborted || this.#stopped) return undefined;
-      const wait = await waitForQuietStorage({
-        timing,
-        // A storage PVE could not activate or read is reported with used 0 and active 0 (pve-storage
-        // PVE/Storage.pm storage_info): unreadable, not a storage that shrank or grew by terabytes.
-        used: async (abort) => {
-          const status = await pve.storageStatus(node, backup.storage, abort);
-          return status.active === false ? undefined : status.used;
-        },
-        waitedMs: chain.waitedMs,
-        signal: signal ? AbortSignal.any([waiting.signal, signal]) : waiting.signal,
-        onBusy: (growthBytesPerS, waitMs) =>
-          log.info(
-            { storage: backup.storage, growthBytesPerS, waitMs },
-            "the backup storage is growing (another backup is probably running); waiting before quiescing",
-          ),
-      });
-      chain.waitedMs += wait.waitedMs;
-      return wait.ended;
+      const ended = await this.#lookAtStorage(chain, timing, dueAt, aborts);
+      // Not before its time, also when the look ended early (a storage it could not read).
+      if (dueAt !== undefined && !aborts.aborted && !this.#stopped)
+        await sleep(dueAt - Date.now(), aborts).catch(() => undefined);
+      return ended;
     } finally {
       chain.waiting = undefined;
     }
+  }
+
+  async #lookAtStorage(
+    chain: Chain,
+    timing: QuietStorageTiming,
+    dueAt: number | undefined,
+    aborts: AbortSignal,
+  ): Promise<QuietWait["ended"] | undefined> {
+    const { pve, backup, log } = this.#deps;
+    chain.node ??= await verifiedSelf(this.#deps).then(
+      (identity) => identity.node,
+      () => undefined,
+    );
+    const node = chain.node;
+    if (node === undefined || aborts.aborted || this.#stopped) return undefined;
+    const wait = await waitForQuietStorage({
+      timing,
+      // A storage PVE could not activate or read is reported with used 0 and active 0 (pve-storage
+      // PVE/Storage.pm storage_info): unreadable, not a storage that shrank or grew by terabytes.
+      used: async (abort) => {
+        const status = await pve.storageStatus(node, backup.storage, abort);
+        return status.active === false ? undefined : status.used;
+      },
+      waitedMs: chain.waitedMs,
+      ...(dueAt !== undefined ? { until: dueAt } : {}),
+      signal: aborts,
+      onBusy: (growthBytesPerS, waitMs) =>
+        log.info(
+          { storage: backup.storage, growthBytesPerS, waitMs },
+          "the backup storage is growing (another backup is probably running); waiting before quiescing",
+        ),
+    });
+    chain.waitedMs += wait.waitedMs;
+    return wait.ended;
   }
 
   /** The wait before the attempt after `attempt`, with jitter; undefined when the attempts are used up. */
@@ -323,13 +364,19 @@ export class BackupService {
       return;
     }
     this.#deps.log.info({ attempt, delayMs: delay, why }, "busy; retrying the backup later");
-    chain.timer = setTimeout(() => {
-      chain.timer = undefined;
-      this.#attempt(chain, attempt + 1).catch((err) => {
-        this.#deps.log.error({ err: describeError(err) }, "backup retry failed to start");
-        this.#endWithoutAttempt(chain, `the retry failed to start (${describeError(err)})`);
-      });
-    }, delay);
+    // A retry that looks begins its look ahead of its time, as a scheduled run does (Scheduler `leadMs`).
+    const dueAt = Date.now() + delay;
+    const lead = this.#looks(chain, attempt + 1) ? this.lookAheadMs() : 0;
+    chain.timer = setTimeout(
+      () => {
+        chain.timer = undefined;
+        this.#attempt(chain, attempt + 1, lead > 0 ? dueAt : undefined).catch((err) => {
+          this.#deps.log.error({ err: describeError(err) }, "backup retry failed to start");
+          this.#endWithoutAttempt(chain, `the retry failed to start (${describeError(err)})`);
+        });
+      },
+      Math.max(0, delay - lead),
+    );
   }
 
   /**

@@ -21,9 +21,15 @@ import { sleep } from "../pve/retry.ts";
  * spread out and one goes first when the growth stops) and look again; after every BACKOFF_AFTER_BUSY busy
  * checks in a row the nominal wait doubles, up to MAX_BACKOFF times `recheckMs` (a long archive is seen just as
  * well less often, and each look costs PVE a `storage_info`, below). A check that sees no growth is confirmed by
- * a second one after a random hold-off of `holdOffMs` ± 50 %: another guest that has just taken the node's lock
- * takes seconds (the snapshot, its mount, the archiver's start) before its archive's first bytes, and a single look
- * in that hand-over window sees "quiet" and quiesces into a refusal. A chain's waits together never exceed
+ * a second one after a hold-off: another guest that has just taken the node's lock takes seconds (the snapshot,
+ * its mount, the archiver's start) before its archive's first bytes, and a single look in that hand-over window
+ * sees "quiet" and quiesces into a refusal; the two checks span at least two samples, which covers that window.
+ * After a check that saw growth the hold-off is drawn from 0 to 1.5 × `holdOffMs`: it is what orders the guests
+ * that all saw the same archive end, and the one that drew the shortest goes while the others' confirmations
+ * still see its archive start. A floor of half the nominal (the first shipped draw, ± 50 %) made every hand-over
+ * that much longer and ordered the waiters no better: a wider draw spreads them more (the fleet bench's model,
+ * below QuietStorageTiming). A look ahead of an attempt's time (`until`, below) does not draw: its confirmation ends
+ * at the attempt's time, which is itself a random draw (the slot's jitter, a retry's delay). A chain's waits together never exceed
  * `budgetMs`, after which it goes anyway, so that an unrelated writer to the storage delays a backup by at most
  * that, never starves it. A storage that cannot be read is no reason to wait. This is a guess that only moves
  * the start: the lock's refusal and the busy retries (busy-retry.ts) stay the guarantee.
@@ -47,7 +53,10 @@ export interface QuietStorageTiming {
   sampleMs: number;
   /** The nominal wait after a check that saw growth (each drawn ± 50 %), before the back-off. */
   recheckMs: number;
-  /** The nominal wait between a check that saw no growth and the one that confirms it (drawn ± 50 %). */
+  /**
+   * The nominal wait between a check that saw no growth and the one that confirms it: drawn from 0 to 1.5 times
+   * this after a check that saw growth, exactly this in a look ahead of an attempt's time.
+   */
   holdOffMs: number;
   /** All waits of one request's chain together, at most. */
   budgetMs: number;
@@ -56,9 +65,10 @@ export interface QuietStorageTiming {
 /**
  * The timing for a busy_retry base of `baseSeconds`, scaled with it (an admin who sets quicker retries wants
  * quicker looks; the fleet bench scales both): with the default 60 s, looks 2 s apart, re-checks every
- * 7.5 s ± 50 % (15 s after 4 busy checks, 30 s after 8), a quiet check confirmed after 4 s ± 50 %, at most
+ * 7.5 s ± 50 % (15 s after 4 busy checks, 30 s after 8), a quiet check confirmed after 4 s when the look began
+ * ahead of the attempt (8 s ahead: no delay on a quiet node) and after 0-6 s once growth was seen, at most
  * 10 minutes of waiting per slot (the longest retry delay). Per waiting guest two GETs a check: about 12 a
- * minute for its first half minute, 7 for the next, then 4; per attempt on a quiet node 4 GETs and 6-10 s.
+ * minute for its first half minute, 7 for the next, then 4; per attempt on a quiet node 4 GETs.
  * Measured at N=30 on
  * the first night (bench scale: looks and re-checks ÷ 6): looks 5 s apart cost the lock the first look of
  * every guest (utilisation 0.64); re-checks every 10 s refused 6-9 tasks at 0.64-0.65, every 5 s 15 at 0.72
@@ -77,6 +87,21 @@ export function quietStorageTiming(baseSeconds: number): QuietStorageTiming {
     holdOffMs: Math.min(4_000, baseMs / 15),
     budgetMs: 10 * baseMs,
   };
+}
+
+/**
+ * How long before an attempt's time its look starts, so that on a quiet storage it ends at that time (two
+ * samples around the hold-off, waitForQuietStorage's `until`) and the attempt quiesces when it would have without
+ * a look: a look that began at the attempt's time left the node's lock idle for its length each time the node
+ * was free (the fleet bench's first night: 1.1-1.5 s a backup at bench scale, 8 s at the default timing).
+ */
+export function quietLookAheadMs(timing: QuietStorageTiming): number {
+  return 2 * timing.sampleMs + timing.holdOffMs;
+}
+
+/** The hold-off before a confirming check, drawn from 0 to 1.5 × the nominal (the decision above); pure. */
+export function holdOffDrawMs(timing: QuietStorageTiming, random: () => number): number {
+  return Math.round(timing.holdOffMs * 1.5 * random());
 }
 
 /** Whether `used` grew like an archive being written between two looks `ms` apart; pure. */
@@ -122,6 +147,12 @@ export async function waitForQuietStorage(o: {
   used: (signal: AbortSignal) => Promise<number | undefined>;
   /** Already waited by this chain. */
   waitedMs: number;
+  /**
+   * When the attempt is due (ms epoch), for a look that starts ahead of it (quietLookAheadMs): the first
+   * confirmation's hold-off lasts until one sample before it, so that on a quiet storage the wait ends at the
+   * attempt's time with a fresh verdict; the wait counts against the budget only from then.
+   */
+  until?: number;
   signal: AbortSignal;
   /** Each wait after a check that saw growth, for the log. */
   onBusy?: (growthBytesPerS: number, waitMs: number) => void;
@@ -130,13 +161,14 @@ export async function waitForQuietStorage(o: {
 }): Promise<QuietWait> {
   const now = o.now ?? Date.now;
   const random = o.random ?? Math.random;
-  const started = now();
+  const started = Math.max(now(), o.until ?? 0);
   const read = () => o.used(o.signal).catch(() => undefined);
   const end = (ended: QuietWait["ended"]): QuietWait => ({
-    waitedMs: now() - started,
+    waitedMs: Math.max(0, now() - started),
     ended: o.signal.aborted ? "aborted" : ended,
   });
   let busyChecks = 0;
+  let sawGrowth = false;
   let confirming = false;
   while (!o.signal.aborted) {
     const t0 = now();
@@ -152,11 +184,18 @@ export async function waitForQuietStorage(o: {
       busyChecks = 0;
       if (o.waitedMs + now() - started >= o.timing.budgetMs) return end("budget");
       confirming = true;
-      await pause(Math.round(o.timing.holdOffMs * (0.5 + random())), o.signal);
+      // Ahead of the attempt's time, the confirmation ends at that time (or at once when the look began late:
+      // two checks still span the hand-over window); once growth was seen, the draw orders the waiting guests.
+      const holdOff =
+        o.until !== undefined && !sawGrowth
+          ? Math.max(0, o.until - now() - o.timing.sampleMs)
+          : holdOffDrawMs(o.timing, random);
+      await pause(holdOff, o.signal);
       continue;
     }
     confirming = false;
     busyChecks++;
+    sawGrowth = true;
     const wait = nextQuietCheckMs(o.timing, o.waitedMs + now() - started, random, busyChecks);
     if (wait === undefined) return end("budget");
     o.onBusy?.(Math.round(((after - before) / ms) * 1000), wait);

@@ -52,6 +52,11 @@ export type RunBegan = () => void;
  */
 export interface RunPlace {
   learned: boolean;
+  /**
+   * When the run is due (ms epoch): its delay after the slot over. A run given a lead (the scheduler's `leadMs`)
+   * begins that much earlier and quiesces no earlier than this.
+   */
+  at: number;
 }
 
 /**
@@ -103,6 +108,7 @@ export class Scheduler {
     began: RunBegan,
     place: RunPlace,
   ) => Promise<void>;
+  readonly #leadMs: (place: { learned: boolean }) => number;
   #tick: NodeJS.Timeout | undefined;
   #delayed: NodeJS.Timeout | undefined;
   /** The live clock's position: slots up to here were looked at; it never goes back (a clock stepped back). */
@@ -124,6 +130,11 @@ export class Scheduler {
     statePath: string;
     log: Logger;
     onRun: (reason: ScheduledRunReason, learn: LearnDelay, began: RunBegan, place: RunPlace) => Promise<void>;
+    /**
+     * How long before its time a run begins: a run that looks at the backup storage before quiescing starts its
+     * look then, so that on a quiet node it quiesces at its time (agent/app/scheduled-backup.ts); default 0.
+     */
+    leadMs?: (place: { learned: boolean }) => number;
   }) {
     const problem = validateCron(options.config.cron);
     if (problem) {
@@ -137,6 +148,7 @@ export class Scheduler {
     this.#statePath = options.statePath;
     this.#log = options.log;
     this.#onRun = options.onRun;
+    this.#leadMs = options.leadMs ?? (() => 0);
   }
 
   /**
@@ -265,25 +277,25 @@ export class Scheduler {
     this.#pending = reason.slot;
     this.#save();
     const gap = this.#slotGapMs(reason);
-    const place: RunPlace = {
-      // At its learned place only if the run starts there: a tick late by more than the learned delay starts
-      // at once, somewhere the node was not known to be free.
-      learned:
-        reason.kind === "slot" &&
-        startsAtLearnedDelay({
-          jitterSeconds: this.#config.jitter_seconds,
-          learned: this.#learned,
-          slotGapMs: gap,
-        }) &&
-        reason.slot.getTime() + this.#learned!.ms >= Date.now(),
-    };
+    // At its learned place only if the run starts there: a tick late by more than the learned delay starts
+    // at once, somewhere the node was not known to be free.
+    const learned =
+      reason.kind === "slot" &&
+      startsAtLearnedDelay({
+        jitterSeconds: this.#config.jitter_seconds,
+        learned: this.#learned,
+        slotGapMs: gap,
+      }) &&
+      reason.slot.getTime() + this.#learned!.ms >= Date.now();
+    const waitMs = this.#waitMs(reason, gap);
+    const place: RunPlace = { learned, at: Date.now() + waitMs };
     this.#delayed = setTimeout(
       () => {
         void this.#fire(reason, gap, place).finally(() => {
           this.#busy = false;
         });
       },
-      this.#waitMs(reason, gap),
+      Math.max(0, waitMs - this.#leadMs({ learned })),
     );
   }
 

@@ -5,7 +5,7 @@ import { afterEach, expect, it } from "vitest";
 import { BackupService } from "../../agent/backup/backup-service.ts";
 import type { BackupOutcome } from "../../agent/backup/backup-types.ts";
 import { DockerEngine } from "../../agent/docker/docker-engine.ts";
-import { silentLogger } from "../../agent/log/logger.ts";
+import { type Logger, silentLogger } from "../../agent/log/logger.ts";
 import { selfScopedGuest } from "../pve-sim/fixtures.ts";
 import { startPveSimulator } from "../pve-sim/index.ts";
 import type { PveSimulator } from "../pve-sim/simulator.ts";
@@ -37,6 +37,7 @@ async function refusedThroughout(
   timing: { sampleMs: number; recheckMs: number; holdOffMs: number; budgetMs: number },
   attempts: number,
   lookAtStorage: boolean | "retries",
+  o: { writer?: boolean; log?: Logger } = {},
 ): Promise<{ codes: string[]; looks: Array<Array<{ at: number }>>; started: number[] }> {
   sim = await startPveSimulator({ authFailureDelayMs: 50, storageUsedFrom: "files" });
   const self = await selfScopedGuest(sim, { vmid: 101, hostname: "web1", hwaddr: "bc:24:11:0a:0b:0d" });
@@ -54,7 +55,7 @@ async function refusedThroughout(
     projects: [`felhom-quiet-budget-${process.pid}`],
     localFacts: () => ({ hostname: "web1", macs: ["bc:24:11:0a:0b:0d"] }),
     emit: () => {},
-    log: silentLogger(),
+    log: o.log ?? silentLogger(),
     quietStorage: timing,
     onOutcome: (o) => {
       ended.push(Date.now());
@@ -65,7 +66,7 @@ async function refusedThroughout(
   sim.nodeLock(sim.opts.node).tryAcquire("UPID:pve1:00000001:00000001:00000001:vzdump:102:root@pam:");
   const dump = join(sim.storages.get("bk")!.path, "dump");
   await mkdir(dump, { recursive: true });
-  let writing = true;
+  let writing = o.writer !== false;
   const writer = (async () => {
     while (writing) {
       await appendFile(join(dump, "other-writer.dat"), Buffer.alloc(2 * 1024 * 1024, 1));
@@ -121,5 +122,28 @@ describeDocker("the wait for a quiet storage across busy retries (pve sim + real
     // storage grew (busy checks, two reads each).
     expect(looks[0]).toEqual([]);
     expect(looks[1]!.length).toBeGreaterThanOrEqual(4);
+  });
+
+  it("looks ahead of a retry's time: on a quiet storage the retry quiesces at its time, not a look later", async () => {
+    // Nothing writes: the look sees a quiet storage (two checks, four reads), and the node's lock stays held.
+    const timing = { sampleMs: 200, recheckMs: 300, holdOffMs: 300, budgetMs: 60_000 };
+    const lookMs = 2 * timing.sampleMs + timing.holdOffMs;
+    const log = silentLogger();
+    const info = log.info.bind(log);
+    let dueAt: number | undefined;
+    log.info = ((obj: { delayMs?: number }, msg?: string) => {
+      if (msg === "busy; retrying the backup later") dueAt = Date.now() + obj.delayMs!;
+      info(obj, msg);
+    }) as typeof log.info;
+    const { codes, looks, started } = await refusedThroughout(timing, 2, true, { writer: false, log });
+    expect(codes).toEqual(["vzdump_lock_busy", "vzdump_lock_busy"]);
+    expect(dueAt).toBeDefined();
+    // The retry's look: its two checks, begun about one look's length before the retry's time ...
+    expect(looks[1]).toHaveLength(4);
+    expect(looks[1]![0]!.at).toBeLessThan(dueAt! - lookMs / 2);
+    // ... and its confirming check ending at it: the retry went at its time, neither before nor a look after.
+    expect(looks[1]![3]!.at).toBeGreaterThanOrEqual(dueAt! - 50);
+    expect(started[1]).toBeGreaterThanOrEqual(dueAt! - 5);
+    expect(started[1]).toBeLessThan(dueAt! + lookMs / 2);
   });
 });

@@ -202,6 +202,29 @@ describe("a scheduled backup waiting for a quiet storage, against the PVE simula
     }
   });
 
+  it("begins a run's look ahead of its time and quiesces at that time: a quiet storage's confirmation ends there", async () => {
+    const service = newService({
+      quietStorage: { sampleMs: 200, recheckMs: 5_000, holdOffMs: 300, budgetMs: 600_000 },
+    });
+    // Called a second earlier than the scheduler would (its timer fired early): still not before its time.
+    const dueAt = Date.now() + service.lookAheadMs() + 1_000;
+    const before = looks();
+    const began: number[] = [];
+    await runScheduledBackup(
+      service,
+      { mode: "snapshot", signal: new AbortController().signal, log: silentLogger(), dueAt },
+      () => {},
+      () => began.push(Date.now()),
+    );
+    const reads = sim.requests.filter((r) => r.path === "/nodes/pve1/storage/bk/status").slice(before);
+    // The attempt (which fails at the quiesce, no Docker here) began at its time, after a quiet check and the
+    // one confirming it, which ended at that time rather than a hold-off after the first.
+    expect(began).toHaveLength(1);
+    expect(began[0]).toBeGreaterThanOrEqual(dueAt);
+    expect(reads.filter((r) => r.at <= began[0]!)).toHaveLength(4);
+    expect(reads[3]!.at).toBeGreaterThanOrEqual(dueAt - 50);
+  });
+
   it("takes a storage PVE reports as not active (used 0) as unreadable, not as an archive growing it", async () => {
     const service = newService({
       quietStorage: { sampleMs: 300, recheckMs: 5_000, holdOffMs: 300, budgetMs: 600_000 },

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import {
+  holdOffDrawMs,
   nextQuietCheckMs,
+  quietLookAheadMs,
   quietStorageTiming,
   storageLooksBusy,
   waitForQuietStorage,
@@ -22,6 +24,14 @@ describe("a quiet backup storage before quiescing", () => {
     });
     // A long base does not make one look hold a backup back longer.
     expect(quietStorageTiming(600).sampleMs).toBe(2_000);
+  });
+
+  it("draws the hold-off from 0 to 1.5 times the nominal, and looks ahead of an attempt by two samples and the nominal", () => {
+    const t = quietStorageTiming(60);
+    expect(holdOffDrawMs(t, () => 0)).toBe(0);
+    expect(holdOffDrawMs(t, () => 0.5)).toBe(3_000);
+    expect(holdOffDrawMs(t, () => 0.999_999)).toBe(6_000);
+    expect(quietLookAheadMs(t)).toBe(8_000);
   });
 
   it("calls an archive's growth busy, and a log's, a shrink or an unreadable storage not", () => {
@@ -71,6 +81,28 @@ describe("a quiet backup storage before quiescing", () => {
     expect(wait.ended).toBe("quiet");
     expect(busy).toHaveLength(3);
     for (const g of busy) expect(g).toBeGreaterThan(1e6);
+  });
+
+  it("ahead of an attempt's time, confirms a quiet storage with a check that ends at that time, not before", async () => {
+    const lookAt: number[] = [];
+    const until = Date.now() + 150;
+    const wait = await waitForQuietStorage({
+      timing,
+      used: async () => {
+        lookAt.push(Date.now());
+        return 250e6;
+      },
+      waitedMs: 0,
+      until,
+      signal: never,
+      // A drawn hold-off would be 0 to 3 ms: the confirmation would end some 140 ms before the attempt's time.
+      random: () => 0.5,
+    });
+    expect(wait.ended).toBe("quiet");
+    expect(lookAt).toHaveLength(4);
+    expect(lookAt[3]).toBeGreaterThanOrEqual(until - 1);
+    // The look ahead of the attempt's time is not a wait of the chain's budget.
+    expect(wait.waitedMs).toBeLessThan(100);
   });
 
   it("does not go on one quiet check: the other guest's archive that starts in the hold-off is waited for", async () => {

@@ -12,11 +12,12 @@
  *           `nolook` (whether the slot's requests look at the storage first), each with its own schedule state
  *           (what it learned), so that one run compares both on the same guests; K is the night's number:
  *           Math.random is seeded from the guest's seed and K, so that both draw the same delays in the slot;
- *           {"wants": ms} when the slot's run begins (its delay over, before any look at the storage),
- *           {"attempt": outcome, "willRetry"} per attempt and {"final": outcome} for the slot's result
+ *           {"wants": ms} when the slot's run is due (its delay over; a run that looks began its look ahead of it),
+ *           {"started": ms} when an attempt goes (any look over), {"attempt": outcome, "willRetry"} per attempt and {"final": outcome} for the slot's result
  */
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
+import { scheduledLook } from "../../agent/app/scheduled-backup.ts";
 import { BackupService } from "../../agent/backup/backup-service.ts";
 import type { BackupOutcome } from "../../agent/backup/backup-types.ts";
 import type { AgentConfig } from "../../agent/config/schema.ts";
@@ -97,16 +98,19 @@ const scheduleAt = (slot: Date, look: boolean) =>
     },
     statePath: statePath(look),
     log,
-    // As agent/app/daemon.ts `build` wires it.
+    // As agent/app/daemon-runtime.ts `buildRuntime` wires it: a run that looks begins its look ahead of its time.
+    leadMs: (place) => (lookOf(look, place) === true ? service.lookAheadMs() : 0),
     onRun: async (_reason, learn, _began, place) => {
-      // The guest wants its backup from here (its delay in the slot is over): the bench's demand begins.
-      out({ wants: Date.now() });
+      // The guest wants its backup from its time on (its delay in the slot over): the bench's demand begins
+      // there, also for a run that began its look at the storage ahead of it.
+      out({ wants: place.at });
       const ticket = await service.request({
         mode: "snapshot",
         trigger: { source: "schedule" },
         retryWhenBusy: true,
-        // As agent/app/scheduled-backup.ts: at its learned place, only the retries look.
-        lookAtStorage: look && (place.learned ? "retries" : true),
+        lookAtStorage: lookOf(look, place),
+        dueAt: place.at,
+        onStarted: () => out({ started: Date.now() }),
         onSettled: (outcome, startedAt) => {
           if (outcome.ok) learn(startedAt);
           else if (outcome.failure.code === "vzdump_lock_busy") learn(undefined);
@@ -115,6 +119,9 @@ const scheduleAt = (slot: Date, look: boolean) =>
       await ticket.done;
     },
   });
+/** As agent/app/scheduled-backup.ts decides it, or no look at all. */
+const lookOf = (look: boolean, place: { learned: boolean }) =>
+  look && scheduledLook({ exactTime: false, atLearnedPlace: place.learned });
 const statePath = (look: boolean) => `${config.stateDir}/schedule-${look ? "look" : "nolook"}.json`;
 let scheduler: Scheduler | undefined;
 

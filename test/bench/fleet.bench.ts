@@ -2,7 +2,8 @@
  * A node full of agents (issue 15, section 2). One PVE simulator node hosts N guests (FELHOM_BENCH_FLEET_SIZES,
  * default "10,30"), each with its own vmid, its own privsep token (the role on its own guest and the storage
  * only), its own root of a few hundred MB (200-400 MB of real, allocated bytes; the simulator archives at the
- * measured 110 MB/s, so the archive time is that of a real host) and its own tiny compose stack (one busybox
+ * measured 110 MB/s, so the archive time is that of a real host; the lock is held a scaled 1.5 s before the
+ * archive's first bytes and after its last, HAND_OVER_WINDOW_MS) and its own tiny compose stack (one busybox
  * service) on the one Docker engine. The root's bytes are half random, half zeros per MiB, so that zstd halves
  * them as it does a typical root and the archive grows the backup storage's `used` as a real one does (the
  * agent looks at that growth before it quiesces, agent/backup/quiet-storage.ts; all zeros compressed to
@@ -61,6 +62,17 @@ const LOOKS = (process.env.FELHOM_BENCH_FLEET_LOOK ?? "off,on").split(",").map((
   return l;
 });
 const ARCHIVE_RATE = 110e6;
+/**
+ * A real node's lock is held for seconds around the archive: before its first bytes, the snapshot's volumes are
+ * activated and mounted, and after it, unmounted and the snapshot deleted (pve-container src/PVE/VZDump/LXC.pm
+ * `snapshot`, `cleanup`; on LVM-thin, the default install, an `lvchange -ay -K` and an `lvremove`). Assumed
+ * 1.5 s each on a real node (not measured there), scaled like the looks that must see across them: a guest
+ * that has just taken the lock writes nothing yet, and one whose archive has ended still holds it. The
+ * simulator's own 30 ms snapshot (its default) made that window invisible to the bench.
+ */
+const HAND_OVER_WINDOW_MS = 1_500 / SCALE;
+/** A path prefix: each night's raw timeline (lock tenures, refusals, archives, the agents' lines) is written there. */
+const TRACE = process.env.FELHOM_BENCH_FLEET_TRACE;
 const MB = 1024 * 1024;
 const first = 200;
 
@@ -288,6 +300,17 @@ async function runNight(
     }
   }
   const refused = lock.refusals.length - refusalsBefore;
+  if (TRACE)
+    await writeFile(
+      `${TRACE}-${p.replace(/[^a-z0-9]+/gi, "_")}json`,
+      JSON.stringify({
+        slotAt,
+        holds,
+        refusals,
+        runs: runs.map((r) => ({ vmid: r.vmid, a0: r.archiveStartedAt, a1: r.archiveFinishedAt })),
+        lines: Object.fromEntries(guests.map((g) => [g.vmid, g.child.lines.slice(from.get(g.vmid)!)])),
+      }),
+    );
   const stopped = sim.taskRegistry.stopped.length - stoppedBefore;
   const missed = guests.filter((g) => !finals.get(g.vmid)?.ok).length;
   return (report, alone) => {
@@ -367,6 +390,8 @@ async function measure(n: number, entry: string, report: BenchReport): Promise<v
   const sim = await startPveSimulator({
     authFailureDelayMs: 50,
     archiveBytesPerSecond: ARCHIVE_RATE,
+    snapshotMountDelayMs: HAND_OVER_WINDOW_MS,
+    snapshotRemoveDelayMs: HAND_OVER_WINDOW_MS,
     btrfsSizeBytes: 8 * 1024 ** 3,
   });
   const watch = new OutageWatch("felhom.fleet");

@@ -41,7 +41,11 @@ afterEach(async () => {
 const statePath = () => join(dir, "schedule.json");
 
 /** A scheduler on vitest's fake clock, starting at `now`. */
-function make(config: Partial<ScheduleConfig>, now: string) {
+function make(
+  config: Partial<ScheduleConfig>,
+  now: string,
+  leadMs?: (place: { learned: boolean }) => number,
+) {
   // Only the clock and timers: setImmediate stays real so file I/O can settle between steps.
   vi.useFakeTimers({ now: new Date(now), toFake: ["setTimeout", "clearTimeout", "Date"] });
   scheduler = new Scheduler({
@@ -57,6 +61,7 @@ function make(config: Partial<ScheduleConfig>, now: string) {
       runAt.push(Date.now());
       await answer?.(learn, began);
     },
+    ...(leadMs ? { leadMs } : {}),
   });
   return scheduler;
 }
@@ -234,7 +239,27 @@ describe("scheduler", () => {
     await advance(10 * 60_000);
     expect(runAt.slice(1)).toEqual([Date.parse("2026-11-28T02:35:40Z")]);
     // The run is told where it starts: a draw the first night, the learned place the next.
-    expect(places).toEqual([{ learned: false }, { learned: true }]);
+    expect(places).toEqual([
+      { learned: false, at: Date.parse("2026-11-27T02:35:00Z") },
+      { learned: true, at: Date.parse("2026-11-28T02:35:40Z") },
+    ]);
+  });
+
+  it("begins a run that looks at the storage its lead ahead of its time, and tells it that time", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(0.5);
+    answer = (learn) => learn(Date.now() + 8_000);
+    // As the daemon wires it: a run at a fresh draw looks (8 s ahead), one at its learned place does not.
+    const lead = (place: { learned: boolean }) => (place.learned ? 0 : 8_000);
+    await make({ jitter_seconds: 600 }, "2026-11-27T02:29:30Z", lead).start();
+    await advance(10 * 60_000);
+    expect(runAt).toEqual([Date.parse("2026-11-27T02:34:52Z")]);
+    expect(places).toEqual([{ learned: false, at: Date.parse("2026-11-27T02:35:00Z") }]);
+    // It learns where its backup got the node (its time, the look ahead of it), and comes back there, at once.
+    expect((await readState()).learned).toEqual({ ms: 300_000, jitter_seconds: 600 });
+    await make({ jitter_seconds: 600 }, "2026-11-28T02:29:30Z", lead).start();
+    await advance(10 * 60_000);
+    expect(runAt.slice(1)).toEqual([Date.parse("2026-11-28T02:35:00Z")]);
+    expect(places.slice(1)).toEqual([{ learned: true, at: Date.parse("2026-11-28T02:35:00Z") }]);
   });
 
   it("does not call a slot whose tick came after its learned place a run at that place (it starts at once)", async () => {
@@ -247,7 +272,9 @@ describe("scheduler", () => {
     vi.setSystemTime(new Date("2026-11-28T02:36:40Z"));
     await advance(60_000);
     expect(runs).toEqual([{ kind: "slot", slot: new Date("2026-11-28T02:30:00Z") }]);
-    expect(places).toEqual([{ learned: false }]);
+    // Due at once (at the tick).
+    expect(places).toEqual([{ learned: false, at: expect.any(Number) }]);
+    expect(runAt[0]! - places[0]!.at).toBeLessThan(1_000);
   });
 
   it("draws afresh after a run the busy node refused to the end, and under a changed jitter window", async () => {
@@ -321,7 +348,7 @@ describe("scheduler", () => {
     await make({ jitter_seconds: 600 }, "2026-11-28T09:00:00Z").start();
     await advance(10 * 60_000);
     expect(runAt.slice(1)).toEqual([Date.parse("2026-11-28T09:05:00Z")]);
-    expect(places.slice(1)).toEqual([{ learned: false }]);
+    expect(places.slice(1)).toEqual([{ learned: false, at: Date.parse("2026-11-28T09:05:00Z") }]);
     expect((await readState()).learned).toEqual({ ms: 340_001, jitter_seconds: 600 });
   });
 
