@@ -364,19 +364,17 @@ export class BackupService {
       return;
     }
     this.#deps.log.info({ attempt, delayMs: delay, why }, "busy; retrying the backup later");
-    // A retry that looks begins its look ahead of its time, as a scheduled run does (Scheduler `leadMs`).
-    const dueAt = Date.now() + delay;
-    const lead = this.#looks(chain, attempt + 1) ? this.lookAheadMs() : 0;
-    chain.timer = setTimeout(
-      () => {
-        chain.timer = undefined;
-        this.#attempt(chain, attempt + 1, lead > 0 ? dueAt : undefined).catch((err) => {
-          this.#deps.log.error({ err: describeError(err) }, "backup retry failed to start");
-          this.#endWithoutAttempt(chain, `the retry failed to start (${describeError(err)})`);
-        });
-      },
-      Math.max(0, delay - lead),
-    );
+    // A retry that looks begins its look ahead of its time, as a scheduled run does (Scheduler `leadMs`). Its
+    // time is counted from the timer, not from the wall clock now: a clock stepped back meanwhile must not hold
+    // the retry that much longer.
+    const lead = this.#looks(chain, attempt + 1) ? Math.min(delay, this.lookAheadMs()) : 0;
+    chain.timer = setTimeout(() => {
+      chain.timer = undefined;
+      this.#attempt(chain, attempt + 1, lead > 0 ? Date.now() + lead : undefined).catch((err) => {
+        this.#deps.log.error({ err: describeError(err) }, "backup retry failed to start");
+        this.#endWithoutAttempt(chain, `the retry failed to start (${describeError(err)})`);
+      });
+    }, delay - lead);
   }
 
   /**

@@ -288,15 +288,15 @@ export class Scheduler {
       }) &&
       reason.slot.getTime() + this.#learned!.ms >= Date.now();
     const waitMs = this.#waitMs(reason, gap);
-    const place: RunPlace = { learned, at: Date.now() + waitMs };
-    this.#delayed = setTimeout(
-      () => {
-        void this.#fire(reason, gap, place).finally(() => {
-          this.#busy = false;
-        });
-      },
-      Math.max(0, waitMs - this.#leadMs({ learned })),
-    );
+    const lead = Math.min(waitMs, this.#leadMs({ learned }));
+    this.#delayed = setTimeout(() => {
+      // Its time counted from the timer, not from the wall clock when it was armed: a clock stepped back
+      // during the delay would otherwise hold the run's look (and its attempt) that much past its time.
+      const place: RunPlace = { learned, at: Date.now() + lead };
+      void this.#fire(reason, gap, place).finally(() => {
+        this.#busy = false;
+      });
+    }, waitMs - lead);
   }
 
   /** From a slot to the following one, by the slots the scheduler runs; none for a catch-up (no place learned). */

@@ -97,16 +97,33 @@ async function refusedThroughout(
   };
 }
 
+/** A logger that records when each promised retry is due (its delay, logged as it is promised). */
+function retryTimes(): { log: Logger; dueAts: number[] } {
+  const log = silentLogger();
+  const info = log.info.bind(log);
+  const dueAts: number[] = [];
+  log.info = ((obj: { delayMs?: number }, msg?: string) => {
+    if (msg === "busy; retrying the backup later") dueAts.push(Date.now() + obj.delayMs!);
+    info(obj, msg);
+  }) as typeof log.info;
+  return { log, dueAts };
+}
+
 describeDocker("the wait for a quiet storage across busy retries (pve sim + real docker)", () => {
   it("spends one budget over all attempts of a slot: once it is spent, the later attempts do not look", async () => {
     const timing = { sampleMs: 100, recheckMs: 300, holdOffMs: 100, budgetMs: 3_000 };
-    const { codes, looks, started } = await refusedThroughout(timing, 4, true);
+    const { log, dueAts } = retryTimes();
+    const { codes, looks, started } = await refusedThroughout(timing, 4, true, { log });
     // Every attempt ran and was refused: four attempts, the last one final.
     expect(codes).toEqual(Array(4).fill("vzdump_lock_busy"));
     // The first attempt waited while the storage grew, until the budget was spent: a chain of busy checks.
     expect(looks[0]!.length).toBeGreaterThanOrEqual(6);
     // The budget was spent there: no later attempt looks again (each would wait a budget anew otherwise).
     expect(looks.slice(1).map((l) => l.length)).toEqual([0, 0, 0]);
+    // Nor does their timer fire a look's length early (0.3 s here): with no look to end at their time, each
+    // retry goes when its delay is over.
+    expect(dueAts).toHaveLength(3);
+    for (const [k, dueAt] of dueAts.entries()) expect(started[k + 1]).toBeGreaterThanOrEqual(dueAt - 5);
     // The wait lasted the budget, and at most one check (two reads sampleMs apart) longer; a second budget
     // would be 3 s more, far above the reads' latency on a loaded machine.
     const waitedMs = started[0]! - looks[0]![0]!.at;
@@ -128,15 +145,10 @@ describeDocker("the wait for a quiet storage across busy retries (pve sim + real
     // Nothing writes: the look sees a quiet storage (two checks, four reads), and the node's lock stays held.
     const timing = { sampleMs: 200, recheckMs: 300, holdOffMs: 300, budgetMs: 60_000 };
     const lookMs = 2 * timing.sampleMs + timing.holdOffMs;
-    const log = silentLogger();
-    const info = log.info.bind(log);
-    let dueAt: number | undefined;
-    log.info = ((obj: { delayMs?: number }, msg?: string) => {
-      if (msg === "busy; retrying the backup later") dueAt = Date.now() + obj.delayMs!;
-      info(obj, msg);
-    }) as typeof log.info;
+    const { log, dueAts } = retryTimes();
     const { codes, looks, started } = await refusedThroughout(timing, 2, true, { writer: false, log });
     expect(codes).toEqual(["vzdump_lock_busy", "vzdump_lock_busy"]);
+    const [dueAt] = dueAts;
     expect(dueAt).toBeDefined();
     // The retry's look: its two checks, begun about one look's length before the retry's time ...
     expect(looks[1]).toHaveLength(4);

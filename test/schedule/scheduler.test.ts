@@ -262,6 +262,19 @@ describe("scheduler", () => {
     expect(places.slice(1)).toEqual([{ learned: true, at: Date.parse("2026-11-28T02:35:00Z") }]);
   });
 
+  it("tells a run that looks ahead its time from its timer: a clock stepped back in the delay does not hold it", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(0.5);
+    await make({ jitter_seconds: 600 }, "2026-11-27T02:29:30Z", () => 8_000).start();
+    await advance(60_000);
+    // In the run's delay (300 s), the wall clock is stepped back an hour (NTP correcting a bad RTC).
+    vi.setSystemTime(new Date(Date.now() - 3_600_000));
+    await advance(5 * 60_000);
+    expect(runAt).toHaveLength(1);
+    // Its look ends a lead after it began, not an hour and a lead later: the attempt does not wait for the
+    // wall clock to catch up with the time computed before the step.
+    expect(places[0]!.at - runAt[0]!).toBe(8_000);
+  });
+
   it("does not call a slot whose tick came after its learned place a run at that place (it starts at once)", async () => {
     await writeState({
       last_slot: "2026-11-27T02:30:00.000Z",
