@@ -27,8 +27,8 @@ import { sleep } from "../pve/retry.ts";
  * After a check that saw growth the hold-off is drawn from 0 to 1.5 × `holdOffMs`: it is what orders the guests
  * that all saw the same archive end, and the one that drew the shortest goes while the others' confirmations
  * still see its archive start. A floor of half the nominal (the first shipped draw, ± 50 %) made every hand-over
- * that much longer and ordered the waiters no better: a wider draw spreads them more (the fleet bench's model,
- * below QuietStorageTiming). A look ahead of an attempt's time (`until`, below) does not draw: its confirmation ends
+ * that much longer and ordered the waiters no better: what orders them is the difference of their draws, and a
+ * wider draw spreads them more (reasoned, not yet measured: the fleet figures in README predate it). A look ahead of an attempt's time (`until`, below) does not draw: its confirmation ends
  * at the attempt's time, which is itself a random draw (the slot's jitter, a retry's delay). A chain's waits together never exceed
  * `budgetMs`, after which it goes anyway, so that an unrelated writer to the storage delays a backup by at most
  * that, never starves it. A storage that cannot be read is no reason to wait. This is a guess that only moves

@@ -23,7 +23,7 @@
  * - makespan (the first agent's start of the slot to the last backup's end) against the serial floor (the sum
  *   of the archive times), and the jitter window it cannot beat;
  * - the node lock's utilisation: the share of the time in which some guest wanted a backup (from its run's
- *   start, its delay in the slot over, or its first attempt if earlier, to the end of its backup: a guest
+ *   time, its delay in the slot over, or its first attempt if earlier, to the end of its backup: a guest
  *   waiting for a quiet storage wants the node as much as one waiting for a retry) that the lock was held;
  *   and the lock held over the makespan;
  * - each guest's stack downtime from Docker's own events (die to start of its container): the longest
@@ -248,8 +248,9 @@ async function runNight(
   const start = Math.min(...attempts.map((a) => a.at));
   const end = Math.max(...holds.map((h) => h.to));
   const heldMs = holds.reduce((a, h) => a + (h.to - h.from), 0);
-  // Demand: per guest from when its run began (its delay over; before any wait for a quiet storage) or its
-  // first attempt, whichever came first, to the end of its last tenure; their union.
+  // Demand: per guest from when its run was due (its delay over; a look at the storage begun ahead of that is
+  // not demand, a wait after it is) or its first attempt, whichever came first, to the end of its last tenure;
+  // their union.
   const demand = guests
     .map((g) => {
       const mine = attempts.filter((a) => a.vmid === g.vmid).map((a) => a.at);
