@@ -28,8 +28,9 @@ import { sleep } from "../pve/retry.ts";
  * that all saw the same archive end, and the one that drew the shortest goes while the others' confirmations
  * still see its archive start. A floor of half the nominal (the first shipped draw, ± 50 %) made every hand-over
  * that much longer and ordered the waiters no better: what orders them is the difference of their draws, and a
- * wider draw spreads them more (reasoned, not yet measured: the fleet figures in README predate it). A look ahead of an attempt's time (`until`, below) does not draw: its confirmation ends
- * at the attempt's time, which is itself a random draw (the slot's jitter, a retry's delay). A chain's waits together never exceed
+ * wider draw spreads them more (README "A node full of agents" has the fleet bench's figures before and after).
+ * A look ahead of an attempt's time (`until`, below) does not draw: its confirmation ends at the attempt's time,
+ * which is itself a random draw (the slot's jitter, a retry's delay). A chain's waits together never exceed
  * `budgetMs`, after which it goes anyway, so that an unrelated writer to the storage delays a backup by at most
  * that, never starves it. A storage that cannot be read is no reason to wait. This is a guess that only moves
  * the start: the lock's refusal and the busy retries (busy-retry.ts) stay the guarantee.
@@ -184,11 +185,13 @@ export async function waitForQuietStorage(o: {
       busyChecks = 0;
       if (o.waitedMs + now() - started >= o.timing.budgetMs) return end("budget");
       confirming = true;
-      // Ahead of the attempt's time, the confirmation ends at that time (or at once when the look began late:
-      // two checks still span the hand-over window); once growth was seen, the draw orders the waiting guests.
+      // Ahead of the attempt's time, the confirmation ends at that time, or, when the look began late (a tick
+      // late, a delay shorter than the look), half the nominal hold-off later, as the shortest hold-off before
+      // the look began ahead: a look of two bare checks spans only twice the sample of a hand-over window. Once
+      // growth was seen, the draw orders the waiting guests.
       const holdOff =
         o.until !== undefined && !sawGrowth
-          ? Math.max(0, o.until - now() - o.timing.sampleMs)
+          ? Math.max(o.timing.holdOffMs / 2, o.until - now() - o.timing.sampleMs)
           : holdOffDrawMs(o.timing, random);
       await pause(holdOff, o.signal);
       continue;

@@ -105,6 +105,24 @@ describe("a quiet backup storage before quiescing", () => {
     expect(wait.waitedMs).toBeLessThan(100);
   });
 
+  it("ahead of an attempt whose time has come (the look began late), still holds off half the nominal", async () => {
+    const lookAt: number[] = [];
+    const wait = await waitForQuietStorage({
+      timing: { sampleMs: 5, recheckMs: 2, holdOffMs: 80, budgetMs: 10_000 },
+      used: async () => {
+        lookAt.push(Date.now());
+        return 250e6;
+      },
+      waitedMs: 0,
+      until: Date.now(),
+      signal: never,
+    });
+    expect(wait.ended).toBe("quiet");
+    expect(lookAt).toHaveLength(4);
+    // Two bare checks would span only two samples of another guest's hand-over window.
+    expect(lookAt[2]! - lookAt[1]!).toBeGreaterThanOrEqual(39);
+  });
+
   it("does not go on one quiet check: the other guest's archive that starts in the hold-off is waited for", async () => {
     // A quiet check (the hand-over window: the other guest holds the lock, its archive has no bytes yet), then
     // growth at the confirming check, then quiet twice.
