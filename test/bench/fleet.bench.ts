@@ -71,7 +71,10 @@ const ARCHIVE_RATE = 110e6;
  * simulator's own 30 ms snapshot (its default) made that window invisible to the bench.
  */
 const HAND_OVER_WINDOW_MS = 1_500 / SCALE;
-/** A path prefix: each night's raw timeline (lock tenures, refusals, archives, the agents' lines) is written there. */
+/**
+ * A path prefix (FELHOM_BENCH_FLEET_TRACE): each night's raw timeline (lock tenures, refusals, archives, the
+ * agents' lines) is written to `<prefix>-<night>json`, to see where a night's utilisation went.
+ */
 const TRACE = process.env.FELHOM_BENCH_FLEET_TRACE;
 const MB = 1024 * 1024;
 const first = 200;
@@ -310,6 +313,7 @@ async function runNight(
         refusals,
         runs: runs.map((r) => ({ vmid: r.vmid, a0: r.archiveStartedAt, a1: r.archiveFinishedAt })),
         lines: Object.fromEntries(guests.map((g) => [g.vmid, g.child.lines.slice(from.get(g.vmid)!)])),
+        outages: Object.fromEntries(guests.map((g) => [g.vmid, watch.spans(g.vmid, slotAt, Date.now())])),
       }),
     );
   const stopped = sim.taskRegistry.stopped.length - stoppedBefore;
