@@ -23,7 +23,9 @@ import { sleep } from "../pve/retry.ts";
  * well less often, and each look costs PVE a `storage_info`, below). A check that sees no growth is confirmed by
  * a second one after a hold-off: another guest that has just taken the node's lock takes seconds (the snapshot,
  * its mount, the archiver's start) before its archive's first bytes, and a single look in that hand-over window
- * sees "quiet" and quiesces into a refusal; the two checks span at least two samples, which covers that window.
+ * sees "quiet" and quiesces into a refusal; the two checks and the hold-off between them span that window (two
+ * bare samples, 4 s at the default, cover a quick snapshot's; a look ahead of an attempt holds off at least half
+ * the nominal, and a waiting guest's draw may be shorter, the price of a quicker hand-over).
  * After a check that saw growth the hold-off is drawn from 0 to 1.5 × `holdOffMs`: it is what orders the guests
  * that all saw the same archive end, and the one that drew the shortest goes while the others' confirmations
  * still see its archive start. A floor of half the nominal (the first shipped draw, ± 50 %) made every hand-over
@@ -56,7 +58,8 @@ export interface QuietStorageTiming {
   recheckMs: number;
   /**
    * The nominal wait between a check that saw no growth and the one that confirms it: drawn from 0 to 1.5 times
-   * this after a check that saw growth, exactly this in a look ahead of an attempt's time.
+   * this after a check that saw growth; in a look ahead of an attempt's time, until one sample before that time
+   * (this much when the look began on time), at least half of this.
    */
   holdOffMs: number;
   /** All waits of one request's chain together, at most. */
@@ -78,7 +81,8 @@ export interface QuietStorageTiming {
  * the look off and on in the same run, twice: 6 and 14 refused at 0.54 and 0.52, against 38 and 22 at 0.51 and
  * 0.65 without the look. With the look ahead of the attempt and the hold-off after growth drawn from 0, in a
  * bench that holds the lock a scaled 1.5 s around each archive (a real node's snapshot mount and removal): 13
- * refused at 0.68 against 17 at 0.60 with the code before, the same night (README "A node full of agents"). A slower
+ * refused at 0.68 against 17 at 0.60 with the code before, the first night of two runs one after the other
+ * (README "A node full of agents"). A slower
  * look also misses less on a ZFS-backed directory, whose `df` moves at each transaction group commit (5 s by
  * default): there a 2 s look sees some growths and lets the others go, as without looking.
  */
@@ -96,7 +100,7 @@ export function quietStorageTiming(baseSeconds: number): QuietStorageTiming {
  * How long before an attempt's time its look starts, so that on a quiet storage it ends at that time (two
  * samples around the hold-off, waitForQuietStorage's `until`) and the attempt quiesces when it would have without
  * a look: a look that began at the attempt's time left the node's lock idle for its length each time the node
- * was free (the fleet bench's first night: 1.1-1.5 s a backup at bench scale, 8 s at the default timing).
+ * was free (the fleet bench's first night: 1.0-1.5 s a backup at bench scale, 8 s at the default timing).
  */
 export function quietLookAheadMs(timing: QuietStorageTiming): number {
   return 2 * timing.sampleMs + timing.holdOffMs;
