@@ -14,7 +14,7 @@ import { type AgentContext, createContext } from "./context.ts";
 import type { DaemonEvents } from "./daemon-events.ts";
 import { hubHandlers, statusProvider } from "./hub-handlers.ts";
 import { type OutcomeHandler, outcomeRecorder } from "./outcome-recorder.ts";
-import { runScheduledBackup, scheduledLook } from "./scheduled-backup.ts";
+import { runScheduledBackup, scheduledLeadMs } from "./scheduled-backup.ts";
 
 /** What one identity (config + token) runs: rebuilt when the guest is enrolled with a new token. */
 export interface Runtime {
@@ -57,18 +57,14 @@ export async function buildRuntime(config: AgentConfig, p: RuntimeParts): Promis
   const deps = ctx.operationDeps(events.emit);
   const recordOutcome = outcomeRecorder(config, log, events);
   const service = new BackupService({ ...deps, onOutcome: recordOutcome });
+  // Under `jitter_seconds: 0` the operator was promised the slot's exact time (scheduled-backup.ts).
+  const exactTime = config.schedule?.jitter_seconds === 0;
   const scheduler = config.schedule
     ? new Scheduler({
         config: config.schedule,
         statePath: join(config.state_dir, "schedule.json"),
         log,
-        leadMs: (place) =>
-          scheduledLook({
-            exactTime: config.schedule?.jitter_seconds === 0,
-            atLearnedPlace: place.learned,
-          }) === true
-            ? service.lookAheadMs()
-            : 0,
+        leadMs: (place) => scheduledLeadMs(service, { exactTime, atLearnedPlace: place.learned }),
         onRun: (_reason, learn, began, place) =>
           runScheduledBackup(
             service,
@@ -76,7 +72,7 @@ export async function buildRuntime(config: AgentConfig, p: RuntimeParts): Promis
               mode: config.backup.mode,
               signal: p.signal,
               log,
-              exactTime: config.schedule?.jitter_seconds === 0,
+              exactTime,
               atLearnedPlace: place.learned,
               dueAt: place.at,
             },

@@ -4,11 +4,6 @@ import type { Logger } from "../log/logger.ts";
 import type { LearnDelay, RunBegan } from "../schedule/scheduler.ts";
 
 /**
- * One schedule slot's backup, busy retries included: resolves when the slot has its result (the service's
- * stop() ends pending retries at once, so a shutdown is not held up). The scheduler skips a slot that comes
- * while this runs, so a next slot cannot start a second chain beside a pending retry, nor learn over its result.
- */
-/**
  * Whether a scheduled run's attempts look at the backup storage first (BackupRequestOptions.lookAtStorage).
  * Under `jitter_seconds: 0` the operator was promised the slot's exact time: no look delays it. At its learned
  * place the node was free for this guest last time and the others come back to theirs: the first attempt goes
@@ -21,6 +16,22 @@ export function scheduledLook(o: { exactTime: boolean; atLearnedPlace: boolean }
   return o.atLearnedPlace ? "retries" : true;
 }
 
+/**
+ * How long before its time the scheduler starts a run (Scheduler `leadMs`): a look's length when its first
+ * attempt looks, else nothing. The daemon's wiring and the fleet bench's agent both take it from here.
+ */
+export function scheduledLeadMs(
+  service: BackupService,
+  o: { exactTime: boolean; atLearnedPlace: boolean },
+): number {
+  return scheduledLook(o) === true ? service.lookAheadMs() : 0;
+}
+
+/**
+ * One schedule slot's backup, busy retries included: resolves when the slot has its result (the service's
+ * stop() ends pending retries at once, so a shutdown is not held up). The scheduler skips a slot that comes
+ * while this runs, so a next slot cannot start a second chain beside a pending retry, nor learn over its result.
+ */
 export async function runScheduledBackup(
   service: BackupService,
   opts: {

@@ -17,7 +17,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
-import { scheduledLook } from "../../agent/app/scheduled-backup.ts";
+import { scheduledLeadMs, scheduledLook } from "../../agent/app/scheduled-backup.ts";
 import { BackupService } from "../../agent/backup/backup-service.ts";
 import type { BackupOutcome } from "../../agent/backup/backup-types.ts";
 import type { AgentConfig } from "../../agent/config/schema.ts";
@@ -99,7 +99,8 @@ const scheduleAt = (slot: Date, look: boolean) =>
     statePath: statePath(look),
     log,
     // As agent/app/daemon-runtime.ts `buildRuntime` wires it: a run that looks begins its look ahead of its time.
-    leadMs: (place) => (lookOf(look, place) === true ? service.lookAheadMs() : 0),
+    leadMs: (place) =>
+      look ? scheduledLeadMs(service, { exactTime: false, atLearnedPlace: place.learned }) : 0,
     onRun: async (_reason, learn, _began, place) => {
       // The guest wants its backup from its time on (its delay in the slot over): the bench's demand begins
       // there, also for a run that began its look at the storage ahead of it.
